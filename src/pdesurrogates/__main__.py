@@ -1,0 +1,5 @@
+import sys
+
+from pdesurrogates.cli import main
+
+sys.exit(main())

@@ -1,0 +1,33 @@
+"""The Typer application objects that command modules attach to."""
+
+from __future__ import annotations
+
+import typer
+
+__all__ = ["app", "generate_app", "import_app", "mf_app", "train_app", "uq_app"]
+
+_SETTINGS = {"help_option_names": ["-h", "--help"]}
+
+app = typer.Typer(
+    name="pdesurrogates",
+    help="Learned surrogates for operators and PDEs: generate data, train, solve, run UQ.",
+    no_args_is_help=True,
+    add_completion=False,
+    context_settings=_SETTINGS,
+    pretty_exceptions_enable=False,
+)
+generate_app = typer.Typer(
+    help="Generate a dataset with a reference simulator.", no_args_is_help=True
+)
+train_app = typer.Typer(help="Train a surrogate.", no_args_is_help=True)
+import_app = typer.Typer(
+    help="Convert a community dataset into the pdesurrogates-h5 schema.", no_args_is_help=True
+)
+uq_app = typer.Typer(help="Uncertainty quantification: evaluate, propagate.", no_args_is_help=True)
+mf_app = typer.Typer(help="Multi-fidelity surrogates: fit, adapt, study.", no_args_is_help=True)
+
+app.add_typer(generate_app, name="generate")
+app.add_typer(train_app, name="train")
+app.add_typer(import_app, name="import")
+app.add_typer(uq_app, name="uq")
+app.add_typer(mf_app, name="mf")

@@ -1,0 +1,46 @@
+"""Exceptions raised by pdesurrogates.
+
+Every error the package raises on purpose derives from :class:`PdeSurrogatesError`, so
+callers can catch the package's errors in one place. Messages say what happened, name the
+file, object or argument involved, and say what to do about it.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "CheckpointError",
+    "ConfigError",
+    "DatasetError",
+    "PdeSurrogatesError",
+    "SchemaError",
+    "SolverError",
+    "TrainingError",
+]
+
+
+class PdeSurrogatesError(Exception):
+    """Base class of every error raised by pdesurrogates."""
+
+
+class DatasetError(PdeSurrogatesError):
+    """A dataset file is missing, unreadable, truncated or holds bad values."""
+
+
+class SchemaError(DatasetError):
+    """A file does not follow the ``pdesurrogates-h5`` schema (or the layout it claims)."""
+
+
+class CheckpointError(PdeSurrogatesError):
+    """A saved model or checkpoint directory is missing, corrupt or of another kind."""
+
+
+class SolverError(PdeSurrogatesError):
+    """A solver was given a problem it cannot solve (bad matrix, bad sizes, ...)."""
+
+
+class TrainingError(PdeSurrogatesError):
+    """Training cannot go on (non-finite loss or batch, missing split, ...)."""
+
+
+class ConfigError(PdeSurrogatesError, ValueError):
+    """A configuration file or value is invalid."""

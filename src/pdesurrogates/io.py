@@ -1,0 +1,309 @@
+"""Saving and loading models: ``config.json`` + ``weights.safetensors``, never pickle.
+
+A saved model is a directory::
+
+    model/
+      config.json          # format, package version, class name, init config, dtype, metadata
+      weights.safetensors  # the state dict
+
+A model class takes part by being registered (:func:`register_model`) and by offering
+``get_config() -> dict`` (JSON-serialisable keyword arguments of ``__init__``) and, when
+``cls(**config)`` is not enough, a ``from_config`` classmethod. Models that hold other
+models (ensembles, normalising wrappers) store them with :func:`model_spec` and rebuild
+them with :func:`build_model`.
+
+Writes are atomic: the directory is assembled under a temporary name next to the target
+and renamed into place, so a crash never leaves a half-written model at ``directory``.
+
+Examples
+--------
+>>> import tempfile, torch
+>>> from pdesurrogates.io import register_model, save, load
+>>> @register_model
+... class Scale(torch.nn.Module):
+...     def __init__(self, *, factor=2.0):
+...         super().__init__()
+...         self.factor = factor
+...         self.w = torch.nn.Parameter(torch.tensor(factor))
+...     def get_config(self):
+...         return {"factor": self.factor}
+...     def forward(self, x):
+...         return self.w * x
+>>> d = tempfile.mkdtemp()
+>>> save(Scale(factor=3.0), d + "/m")
+>>> load(d + "/m")(torch.ones(1)).item()
+3.0
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from pdesurrogates.errors import CheckpointError
+
+__all__ = [
+    "FORMAT_NAME",
+    "FORMAT_VERSION",
+    "atomic_write_bytes",
+    "atomic_write_text",
+    "build_model",
+    "load",
+    "model_spec",
+    "read_config",
+    "register_model",
+    "registered_models",
+    "save",
+]
+
+FORMAT_NAME = "pdesurrogates-model"
+FORMAT_VERSION = 1
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "weights.safetensors"
+
+_REGISTRY: dict[str, type[torch.nn.Module]] = {}
+
+
+def register_model(cls: type[torch.nn.Module]) -> type[torch.nn.Module]:
+    """Class decorator: make ``cls`` loadable by :func:`load` under its class name."""
+    name = cls.__name__
+    if name in _REGISTRY and _REGISTRY[name] is not cls:
+        raise ValueError(
+            f"a model class named {name!r} is already registered "
+            f"({_REGISTRY[name].__module__}); give the new class another name"
+        )
+    _REGISTRY[name] = cls
+    return cls
+
+
+def registered_models() -> dict[str, type[torch.nn.Module]]:
+    """A copy of the registry: class name -> class."""
+    return dict(_REGISTRY)
+
+
+def _package_version() -> str:
+    from pdesurrogates import __version__
+
+    return __version__
+
+
+def model_spec(model: torch.nn.Module) -> dict[str, Any]:
+    """JSON-serialisable ``{"class": name, "config": {...}}`` describing ``model``."""
+    cls = type(model)
+    if _REGISTRY.get(cls.__name__) is not cls:
+        raise CheckpointError(
+            f"cannot save a {cls.__module__}.{cls.__name__}: the class is not registered; "
+            "decorate it with pdesurrogates.io.register_model"
+        )
+    get_config = getattr(model, "get_config", None)
+    if get_config is None:
+        raise CheckpointError(f"cannot save a {cls.__name__}: it has no get_config() method")
+    config = get_config()
+    try:
+        json.dumps(config)
+    except TypeError as exc:
+        raise CheckpointError(
+            f"{cls.__name__}.get_config() returned a value that is not JSON-serialisable: {exc}"
+        ) from exc
+    return {"class": cls.__name__, "config": config}
+
+
+def build_model(spec: dict[str, Any]) -> torch.nn.Module:
+    """Instantiate a model from a :func:`model_spec` dictionary (weights untouched)."""
+    if not isinstance(spec, dict) or "class" not in spec or "config" not in spec:
+        raise CheckpointError(
+            "a model spec must be a dict with keys 'class' and 'config'; got " + repr(spec)[:200]
+        )
+    name = spec["class"]
+    cls = _REGISTRY.get(name)
+    if cls is None:
+        known = ", ".join(sorted(_REGISTRY)) or "none"
+        raise CheckpointError(
+            f"unknown model class {name!r}; registered classes: {known}. "
+            "Was it saved by a newer pdesurrogates, or by code that registers its own class? "
+            "Import that code before loading."
+        )
+    from_config = getattr(cls, "from_config", None)
+    try:
+        return from_config(spec["config"]) if from_config else cls(**spec["config"])
+    except (TypeError, ValueError) as exc:
+        raise CheckpointError(f"cannot rebuild {name} from its saved config: {exc}") from exc
+
+
+def _model_dtype(model: torch.nn.Module) -> str | None:
+    for t in list(model.parameters()) + list(model.buffers()):
+        if t.is_floating_point():
+            return str(t.dtype).removeprefix("torch.")
+    return None
+
+
+def save(
+    model: torch.nn.Module, directory: str | os.PathLike, *, metadata: dict | None = None
+) -> Path:
+    """Save ``model`` to ``directory`` (created or atomically replaced).
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        A registered model with ``get_config()``.
+    directory : path
+        Target directory. An existing directory is replaced only once the new one is
+        complete.
+    metadata : dict, optional
+        Extra JSON-serialisable information stored in ``config.json`` (training summary,
+        data provenance, ...). Read it back with :func:`read_config`.
+
+    Returns
+    -------
+    pathlib.Path
+        The directory written.
+    """
+    from safetensors.torch import save_file
+
+    directory = Path(directory)
+    spec = model_spec(model)
+    config = {
+        "format": FORMAT_NAME,
+        "format_version": FORMAT_VERSION,
+        "pdesurrogates_version": _package_version(),
+        **spec,
+        "dtype": _model_dtype(model),
+        "metadata": metadata or {},
+    }
+    try:
+        text = json.dumps(config, indent=2, sort_keys=True)
+    except TypeError as exc:
+        raise CheckpointError(f"metadata for {directory} is not JSON-serialisable: {exc}") from exc
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", suffix=".partial", dir=directory.parent))
+    try:
+        # copies: tied weights would otherwise share storage, which safetensors refuses
+        state = {
+            k: v.detach().to("cpu", copy=True).contiguous() for k, v in model.state_dict().items()
+        }
+        save_file(state, str(tmp / WEIGHTS_FILE), metadata={"format": FORMAT_NAME})
+        (tmp / CONFIG_FILE).write_text(text)
+        for f in tmp.iterdir():
+            _fsync_file(f)
+        _replace_dir(tmp, directory)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return directory
+
+
+def _fsync_file(path: Path) -> None:
+    with open(path, "rb") as fh:
+        os.fsync(fh.fileno())
+
+
+def _replace_dir(src: Path, dst: Path) -> None:
+    """Move directory ``src`` to ``dst``, replacing ``dst`` only after ``src`` is complete."""
+    if dst.exists():
+        old = dst.with_name(f".{dst.name}.old-{os.getpid()}")
+        os.replace(dst, old)
+        os.replace(src, dst)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(src, dst)
+
+
+def read_config(directory: str | os.PathLike) -> dict[str, Any]:
+    """Read and check ``config.json`` of a saved model directory."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise CheckpointError(
+            f"{directory}: no such model directory; pass a directory written by "
+            "pdesurrogates.save (it holds config.json and weights.safetensors)"
+        )
+    cfg_path = directory / CONFIG_FILE
+    if not cfg_path.is_file():
+        raise CheckpointError(
+            f"{directory}: missing {CONFIG_FILE}; this is not a saved pdesurrogates model"
+        )
+    try:
+        config = json.loads(cfg_path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise CheckpointError(f"{cfg_path}: corrupt JSON ({exc}); re-save the model") from exc
+    if not isinstance(config, dict) or config.get("format") != FORMAT_NAME:
+        raise CheckpointError(
+            f"{cfg_path}: not a pdesurrogates model (format is "
+            f"{config.get('format') if isinstance(config, dict) else None!r}, expected {FORMAT_NAME!r})"
+        )
+    if config.get("format_version") != FORMAT_VERSION:
+        raise CheckpointError(
+            f"{cfg_path}: model format version {config.get('format_version')!r} is not supported "
+            f"(this pdesurrogates reads version {FORMAT_VERSION}); upgrade pdesurrogates"
+        )
+    return config
+
+
+def load(
+    directory: str | os.PathLike, *, map_location: str | torch.device = "cpu"
+) -> torch.nn.Module:
+    """Rebuild a model saved with :func:`save`. Never unpickles.
+
+    Raises
+    ------
+    CheckpointError
+        If the directory is missing, corrupt, truncated, of another format, or names an
+        unknown class.
+    """
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    directory = Path(directory)
+    config = read_config(directory)
+    weights = directory / WEIGHTS_FILE
+    if not weights.is_file():
+        raise CheckpointError(f"{directory}: missing {WEIGHTS_FILE}; the save did not complete")
+    model = build_model({"class": config.get("class"), "config": config.get("config")})
+    if config.get("dtype"):
+        model = model.to(getattr(torch, config["dtype"]))
+    try:
+        state = load_file(str(weights))
+    except (SafetensorError, OSError, RuntimeError, ValueError) as exc:
+        raise CheckpointError(
+            f"{weights}: cannot read the weights ({exc}); the file is corrupt or truncated, "
+            "re-save the model"
+        ) from exc
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    wrong = sorted(k for k in set(state) & set(expected) if state[k].shape != expected[k].shape)
+    if missing or unexpected or wrong:
+        raise CheckpointError(
+            f"{weights}: weights do not match a {config['class']} built from config.json "
+            f"(missing: {missing[:5]}, unexpected: {unexpected[:5]}, wrong shape: {wrong[:5]})"
+        )
+    model.load_state_dict(state, strict=True)
+    model.eval()
+    return model.to(map_location)
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    """Write ``data`` to ``path`` via a temporary file in the same directory and a rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    """Text version of :func:`atomic_write_bytes` (UTF-8)."""
+    atomic_write_bytes(path, text.encode("utf-8"))

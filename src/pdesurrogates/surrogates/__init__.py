@@ -1,0 +1,10 @@
+"""Learned surrogate models: pure ``torch.nn.Module`` s with config round trips.
+
+Every model takes keyword-only hyper-parameters, validates them eagerly, and offers
+``get_config()`` / ``from_config()`` so :func:`pdesurrogates.save` and
+:func:`pdesurrogates.load` can store it as JSON + safetensors.
+"""
+
+from __future__ import annotations
+
+__all__: list[str] = []

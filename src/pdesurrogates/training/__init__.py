@@ -1,0 +1,5 @@
+"""Training loops, losses and checkpoints."""
+
+from __future__ import annotations
+
+__all__: list[str] = []
