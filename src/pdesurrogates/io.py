@@ -30,7 +30,7 @@ Examples
 ...     def forward(self, x):
 ...         return self.w * x
 >>> d = tempfile.mkdtemp()
->>> save(Scale(factor=3.0), d + "/m")
+>>> _ = save(Scale(factor=3.0), d + "/m")
 >>> load(d + "/m")(torch.ones(1)).item()
 3.0
 """

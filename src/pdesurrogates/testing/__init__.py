@@ -2,4 +2,6 @@
 
 from __future__ import annotations
 
-__all__: list[str] = []
+from pdesurrogates.testing._contracts import SurrogateContract
+
+__all__ = ["SurrogateContract"]
