@@ -181,7 +181,9 @@ def save(
     except TypeError as exc:
         raise CheckpointError(f"metadata for {directory} is not JSON-serialisable: {exc}") from exc
     directory.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", suffix=".partial", dir=directory.parent))
+    tmp = Path(
+        tempfile.mkdtemp(prefix=f".{directory.name}.", suffix=".partial", dir=directory.parent)
+    )
     try:
         # copies: tied weights would otherwise share storage, which safetensors refuses
         state = {
@@ -231,10 +233,10 @@ def read_config(directory: str | os.PathLike) -> dict[str, Any]:
         config = json.loads(cfg_path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise CheckpointError(f"{cfg_path}: corrupt JSON ({exc}); re-save the model") from exc
-    if not isinstance(config, dict) or config.get("format") != FORMAT_NAME:
+    found = config.get("format") if isinstance(config, dict) else None
+    if found != FORMAT_NAME:
         raise CheckpointError(
-            f"{cfg_path}: not a pdesurrogates model (format is "
-            f"{config.get('format') if isinstance(config, dict) else None!r}, expected {FORMAT_NAME!r})"
+            f"{cfg_path}: not a pdesurrogates model (format is {found!r}, expected {FORMAT_NAME!r})"
         )
     if config.get("format_version") != FORMAT_VERSION:
         raise CheckpointError(
