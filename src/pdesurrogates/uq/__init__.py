@@ -2,4 +2,6 @@
 
 from __future__ import annotations
 
-__all__: list[str] = []
+from pdesurrogates.uq._prediction import Prediction
+
+__all__: list[str] = ["Prediction"]

@@ -1,0 +1,111 @@
+"""Array plumbing shared by the UQ modules: numpy in, numpy out; torch in, torch out.
+
+All computation happens in torch (numpy arrays are wrapped without copying), and results
+are handed back in the caller's array type.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+__all__ = [
+    "as_tensor",
+    "check_finite",
+    "check_levels",
+    "is_torch",
+    "ndtri",
+    "sorted_quantile",
+    "to_output",
+]
+
+
+def is_torch(*arrays: Any) -> bool:
+    """True if any of ``arrays`` is a torch tensor (results are then returned as tensors)."""
+    return any(isinstance(a, torch.Tensor) for a in arrays)
+
+
+def as_tensor(x: Any, name: str, *, like: torch.Tensor | None = None) -> torch.Tensor:
+    """Return ``x`` as a floating-point tensor, sharing memory with numpy input when possible.
+
+    Integer and boolean input becomes float64 (or ``like``'s dtype); floating input keeps its
+    dtype. ``like`` also fixes the device.
+    """
+    if isinstance(x, torch.Tensor):
+        t = x
+    else:
+        try:
+            arr = np.asarray(x)
+        except Exception as exc:  # pragma: no cover - exotic objects
+            raise ValueError(f"{name} must be an array or tensor, got {type(x).__name__}") from exc
+        if arr.dtype == object:
+            raise ValueError(f"{name} must be a numeric array or tensor, got dtype=object")
+        if not arr.flags.writeable or any(st < 0 for st in arr.strides):
+            arr = np.array(arr)
+        if arr.dtype.byteorder not in ("=", "|", "<" if np.little_endian else ">"):
+            arr = arr.astype(arr.dtype.newbyteorder("="))
+        t = torch.from_numpy(arr) if arr.dtype.kind in "fiub" else None
+        if t is None:
+            raise ValueError(f"{name} must hold real numbers, got dtype={arr.dtype}")
+    if t.is_complex():
+        raise ValueError(f"{name} must hold real numbers, got a complex {t.dtype} array")
+    if not t.is_floating_point():
+        t = t.to(like.dtype if like is not None else torch.float64)
+    if like is not None and t.device != like.device:
+        t = t.to(like.device)
+    return t
+
+
+def to_output(t: torch.Tensor, as_numpy: bool) -> Any:
+    """Hand ``t`` back as numpy (detached, on the CPU) if ``as_numpy`` else as is."""
+    if as_numpy:
+        return t.detach().cpu().numpy()
+    return t
+
+
+def check_finite(t: torch.Tensor, name: str) -> None:
+    """Raise ``ValueError`` naming ``name`` if ``t`` holds NaN or infinity."""
+    if t.numel() and not bool(torch.isfinite(t).all()):
+        n_bad = int((~torch.isfinite(t)).sum())
+        raise ValueError(
+            f"{name} holds {n_bad} non-finite value(s) (NaN or inf); remove or mask them first"
+        )
+
+
+def check_levels(levels: Any, name: str = "levels") -> np.ndarray:
+    """Validate a level or sequence of levels in the open interval (0, 1); return a 1-D array."""
+    arr = np.atleast_1d(np.asarray(levels, dtype=np.float64))
+    if arr.ndim != 1 or arr.size == 0:
+        raise ValueError(f"{name} must be a number or a 1-D sequence of numbers in (0, 1)")
+    if not np.all(np.isfinite(arr)) or np.any(arr <= 0.0) or np.any(arr >= 1.0):
+        raise ValueError(f"{name} must lie strictly between 0 and 1, got {arr.tolist()}")
+    return arr
+
+
+def ndtri(p: torch.Tensor | float) -> torch.Tensor:
+    """Inverse of the standard normal CDF, in float64."""
+    return torch.special.ndtri(torch.as_tensor(p, dtype=torch.float64))
+
+
+def sorted_quantile(sorted_x: torch.Tensor, q: Sequence[float] | np.ndarray) -> torch.Tensor:
+    """Empirical quantiles of data already sorted along axis 0 (linear interpolation).
+
+    Uses the same definition as ``numpy.quantile(method="linear")``: position ``q (n - 1)``.
+    Returns shape ``(len(q), *sorted_x.shape[1:])``. Avoids ``torch.quantile``'s size limit.
+    """
+    n = sorted_x.shape[0]
+    out = []
+    for qi in np.asarray(q, dtype=np.float64).ravel():
+        pos = float(qi) * (n - 1)
+        lo = min(max(math.floor(pos), 0), n - 1)
+        hi = min(lo + 1, n - 1)
+        frac = pos - lo
+        if frac == 0.0 or hi == lo:
+            out.append(sorted_x[lo])
+        else:
+            out.append(sorted_x[lo] + frac * (sorted_x[hi] - sorted_x[lo]))
+    return torch.stack(out, 0)
