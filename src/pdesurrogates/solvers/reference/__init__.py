@@ -2,4 +2,31 @@
 
 from __future__ import annotations
 
+from pdesurrogates.solvers.reference._mf_functions import (  # multi-fidelity benchmarks
+    MF_PROBLEMS,
+    MultiFidelityProblem,
+    borehole,
+    branin,
+    currin,
+    forrester,
+    get_mf_problem,
+    hartmann3,
+    highdim,
+    nonlinear_sin,
+    park,
+)
+
 __all__: list[str] = []
+__all__ += [  # multi-fidelity benchmarks
+    "MF_PROBLEMS",
+    "MultiFidelityProblem",
+    "borehole",
+    "branin",
+    "currin",
+    "forrester",
+    "get_mf_problem",
+    "hartmann3",
+    "highdim",
+    "nonlinear_sin",
+    "park",
+]
