@@ -2,4 +2,14 @@
 
 from __future__ import annotations
 
+import sys as _sys
+
+from pdesurrogates.solvers import _gallery as gallery
+from pdesurrogates.solvers import _krylov as krylov
+from pdesurrogates.solvers._krylov import SolveResult, cg, fcg
+
+_sys.modules[__name__ + ".gallery"] = gallery
+_sys.modules[__name__ + ".krylov"] = krylov
+
 __all__: list[str] = []
+__all__ += ["SolveResult", "cg", "fcg", "gallery", "krylov"]
