@@ -300,7 +300,7 @@ def smoke_domain(
 def _check_connected_to_top(A, fluid, axis) -> None:
     from scipy.sparse.csgraph import connected_components
 
-    n_comp, labels = connected_components(A, directed=False)
+    _, labels = connected_components(A, directed=False)
     labels = labels.reshape(fluid.shape)
     sl = [slice(None)] * fluid.ndim
     sl[axis] = -1

@@ -375,7 +375,6 @@ def _flexible_cg(
         p = _orthogonalise(z, dirs) if z is not None else None
         if z is not None:
             if p is None or not np.all(np.isfinite(p)) or not float(np.dot(p, r)) > 0:
-                fallback = True
                 info["fallbacks"] += 1
                 info["fallback_iters"].append(it + 1)
                 p = None
