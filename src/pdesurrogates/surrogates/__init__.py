@@ -7,4 +7,7 @@ Every model takes keyword-only hyper-parameters, validates them eagerly, and off
 
 from __future__ import annotations
 
-__all__: list[str] = []
+from pdesurrogates.surrogates._mgno import MgNO
+from pdesurrogates.surrogates._normalized import NormalizedModel
+
+__all__: list[str] = ["MgNO", "NormalizedModel"]
