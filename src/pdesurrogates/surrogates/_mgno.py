@@ -384,7 +384,6 @@ class MgNO(nn.Module):
             )
         k = kx
         base = self.base_resolution
-        size = tuple(a.shape[-2:])
 
         u = self.lifting(a)
         for cycle, w in zip(self.cycles, self.pointwise, strict=True):

@@ -594,7 +594,8 @@ class Trainer:
                                 "pdesurrogates.datasets.validate and regenerate them"
                             )
                         raise TrainingError(
-                            f"the loss became non-finite (NaN/Inf) at batch {b} of epoch {epoch} (dataset indices {idx[:8]}); the "
+                            f"the loss became non-finite (NaN/Inf) at batch {b} of epoch {epoch} "
+                            f"(dataset indices {idx[:8]}); the "
                             f"inputs were finite, so the likely cause is a too-high learning "
                             f"rate (lr={self.lr:g}) or unnormalised data; lower lr, set "
                             "grad_clip, or wrap the model in NormalizedModel"
