@@ -20,6 +20,7 @@ __all__ = ["app", "main"]
 
 # Modules that register commands on import (one per command group).
 _COMMAND_MODULES: list[str] = [
+    "pdesurrogates.cli._data",
 ]
 
 

@@ -1,5 +1,38 @@
-"""The ``pdesurrogates-h5`` dataset layer: schema, writer, reader, xarray view, normalisers."""
+"""The ``pdesurrogates-h5`` dataset layer: schema, writer, reader, xarray view, normalisers.
+
+Write with :class:`DatasetWriter` (or :func:`generate_dataset` for a per-sample simulator),
+read with :func:`open_dataset` (a torch ``Dataset``) or :func:`open_xarray`, and check a
+file with :func:`validate`.
+"""
 
 from __future__ import annotations
 
-__all__: list[str] = []
+from pdesurrogates.datasets._generate import generate_dataset
+from pdesurrogates.datasets._normalize import Normalizer
+from pdesurrogates.datasets._reader import FieldDataset, open_dataset
+from pdesurrogates.datasets._schema import (
+    SCHEMA_NAME,
+    SCHEMA_VERSION,
+    FieldSpec,
+    ParamSpec,
+    ValidationReport,
+    validate,
+)
+from pdesurrogates.datasets._writer import DatasetWriter, contiguous_splits
+from pdesurrogates.datasets._xarray import open_xarray
+
+__all__ = [
+    "SCHEMA_NAME",
+    "SCHEMA_VERSION",
+    "DatasetWriter",
+    "FieldDataset",
+    "FieldSpec",
+    "Normalizer",
+    "ParamSpec",
+    "ValidationReport",
+    "contiguous_splits",
+    "generate_dataset",
+    "open_dataset",
+    "open_xarray",
+    "validate",
+]

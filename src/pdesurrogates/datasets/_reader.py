@@ -1,0 +1,301 @@
+"""Reading ``pdesurrogates-h5`` files as a torch ``Dataset``.
+
+The h5py handle is opened lazily, once per process, and never pickled, so a
+:class:`FieldDataset` works with ``DataLoader(num_workers=K)`` under fork, spawn and
+forkserver alike. Batched fetches (``__getitems__``) read whole index runs with one
+HDF5 call.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+import torch
+
+from pdesurrogates.datasets._schema import FieldSpec, ParamSpec, open_h5, read_structure
+from pdesurrogates.errors import DatasetError
+
+__all__ = ["FieldDataset", "open_dataset"]
+
+
+class FieldDataset(torch.utils.data.Dataset):
+    """A ``pdesurrogates-h5`` file as a map-style torch dataset of dict samples.
+
+    ``ds[i]`` is ``{"<field>": Tensor, ..., "params": {"<name>": Tensor(())}}`` with the
+    sample axis removed from every field (float32, dims as in the file, e.g. ``(x, y)``).
+    Fields without a sample axis are returned unchanged with every sample.
+
+    Use :func:`open_dataset` to create one.
+
+    Parameters
+    ----------
+    path : path-like
+        The file.
+    fields : sequence of str, optional
+        Only read these fields (default: all).
+    indices : array of int, optional
+        Restrict to these samples (used by :meth:`split`).
+    check_finite : bool
+        Raise :class:`DatasetError` when a sample read holds NaN/Inf (cheap; default on).
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        *,
+        fields: Sequence[str] | None = None,
+        indices: Sequence[int] | None = None,
+        check_finite: bool = True,
+        _meta: dict[str, Any] | None = None,
+    ) -> None:
+        self.path = Path(path)
+        if _meta is None:
+            with open_h5(self.path) as f:
+                _meta = read_structure(f, self.path)
+        self._meta = _meta
+        all_fields: dict[str, FieldSpec] = _meta["fields"]
+        if fields is None:
+            fields = list(all_fields)
+        unknown = [k for k in fields if k not in all_fields]
+        if unknown:
+            raise DatasetError(
+                f"{self.path}: no field(s) {unknown}; available fields: {sorted(all_fields)}"
+            )
+        self.field_names: list[str] = list(fields)
+        self.fields: dict[str, FieldSpec] = {k: all_fields[k] for k in self.field_names}
+        n = _meta["n_samples"]
+        self.indices = (
+            np.arange(n, dtype=np.int64) if indices is None else np.asarray(indices, np.int64)
+        )
+        self.check_finite = check_finite
+        self._h5: h5py.File | None = None
+        self._pid: int | None = None
+
+    # --- metadata ---------------------------------------------------------------------
+    @property
+    def attrs(self) -> dict[str, Any]:
+        """Root attributes of the file."""
+        return dict(self._meta["attrs"])
+
+    @property
+    def coords(self) -> dict[str, np.ndarray]:
+        """Coordinate arrays by dim name (``sample`` restricted to this dataset's samples)."""
+        coords = dict(self._meta["coords"])
+        coords["sample"] = coords["sample"][self.indices]
+        return coords
+
+    @property
+    def spatial_dims(self) -> list[str]:
+        return list(self._meta["spatial_dims"])
+
+    @property
+    def params(self) -> dict[str, ParamSpec]:
+        """Parameter specs (distribution, bounds, units) by name."""
+        return dict(self._meta["params"])
+
+    def param_values(self, name: str) -> np.ndarray:
+        """All values of parameter ``name`` for this dataset's samples (float64)."""
+        if name not in self._meta["param_values"]:
+            raise DatasetError(
+                f"{self.path}: no parameter {name!r}; available: {sorted(self._meta['params'])}"
+            )
+        return self._meta["param_values"][name][self.indices]
+
+    @property
+    def splits(self) -> dict[str, np.ndarray]:
+        return dict(self._meta["splits"])
+
+    def shape(self, name: str) -> tuple[int, ...]:
+        """Shape of field ``name`` for one sample (the sample axis removed)."""
+        spec, full = self.fields[name], self._meta["shapes"][name]
+        return tuple(full[1:]) if spec.dims[0] == "sample" else tuple(full)
+
+    def stats(self, name: str) -> tuple[np.ndarray, np.ndarray]:
+        """``(mean, std)`` of field ``name`` over the train split, as stored in the file."""
+        if name not in self._meta["stats"]:
+            raise DatasetError(
+                f"{self.path}: no statistics for field {name!r} in /stats; the file was "
+                "written without a train split. Regenerate it or fit a Normalizer yourself"
+            )
+        mean, std = self._meta["stats"][name]
+        return np.asarray(mean), np.asarray(std)
+
+    def split(self, name: str) -> FieldDataset:
+        """The samples of split ``name`` (``train`` / ``valid`` / ``test``)."""
+        splits = self._meta["splits"]
+        if name not in splits:
+            raise DatasetError(
+                f"{self.path}: has no split {name!r}; available splits: "
+                f"{sorted(splits) or 'none'}. Add one when writing (DatasetWriter.finalize)"
+            )
+        members = (
+            np.intersect1d(self.indices, splits[name])
+            if len(self) < len(self._meta["coords"]["sample"])
+            else splits[name]
+        )
+        return FieldDataset(
+            self.path,
+            fields=self.field_names,
+            indices=members,
+            check_finite=self.check_finite,
+            _meta=self._meta,
+        )
+
+    def subset(self, indices: Sequence[int]) -> FieldDataset:
+        """A dataset of the given positions of this one."""
+        return FieldDataset(
+            self.path,
+            fields=self.field_names,
+            indices=self.indices[np.asarray(indices, dtype=np.int64)],
+            check_finite=self.check_finite,
+            _meta=self._meta,
+        )
+
+    def select(self, fields: Sequence[str]) -> FieldDataset:
+        """The same samples with only the given fields."""
+        return FieldDataset(
+            self.path,
+            fields=fields,
+            indices=self.indices,
+            check_finite=self.check_finite,
+            _meta=self._meta,
+        )
+
+    # --- reading ----------------------------------------------------------------------
+    def _file(self) -> h5py.File:
+        pid = os.getpid()
+        if self._h5 is None or self._pid != pid:
+            try:
+                self._h5 = h5py.File(self.path, "r", rdcc_nbytes=16 * 2**20)
+            except OSError as exc:
+                raise DatasetError(f"{self.path}: cannot reopen for reading ({exc})") from exc
+            self._pid = pid
+        return self._h5
+
+    def close(self) -> None:
+        """Close this process's file handle (reopened on the next read)."""
+        if self._h5 is not None and self._pid == os.getpid():
+            self._h5.close()
+        self._h5 = None
+
+    def __del__(self) -> None:
+        try:
+            self.close()
+        except Exception:  # pragma: no cover - interpreter shutdown
+            pass
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state["_h5"] = None  # an h5py handle must never cross a process boundary
+        state["_pid"] = None
+        return state
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def _check(self, name: str, arr: np.ndarray, rows: np.ndarray) -> None:
+        if self.check_finite and not np.isfinite(arr).all():
+            bad = np.argwhere(~np.isfinite(arr))[0]
+            sample = int(rows[bad[0]]) if len(rows) else -1
+            raise DatasetError(
+                f"{self.path}: /fields/{name} holds NaN or Inf in sample {sample}; the "
+                "simulation that produced it diverged or the file is damaged. Run "
+                "`pdesurrogates info --check` on the file, then regenerate or drop the sample"
+            )
+
+    def _read(self, rows: np.ndarray) -> dict[str, np.ndarray]:
+        """Read the given (file) sample rows of every selected field: arrays (len(rows), ...)."""
+        f = self._file()
+        order = np.argsort(rows, kind="stable")
+        srt = rows[order]
+        contiguous = len(srt) > 0 and srt[-1] - srt[0] + 1 == len(srt)
+        out = {}
+        for name in self.field_names:
+            ds = f["fields"][name]
+            if self.fields[name].dims[0] != "sample":
+                arr = ds[()]
+                out[name] = np.broadcast_to(arr, (len(rows), *arr.shape))
+                continue
+            if contiguous:
+                arr = ds[int(srt[0]) : int(srt[-1]) + 1]
+            else:
+                uniq, inverse = np.unique(srt, return_inverse=True)
+                arr = ds[uniq][inverse] if len(uniq) < len(srt) else ds[srt]
+            if not np.array_equal(order, np.arange(len(order))):
+                inv = np.empty_like(order)
+                inv[order] = np.arange(len(order))
+                arr = arr[inv]
+            self._check(name, arr, rows)
+            out[name] = arr
+        return out
+
+    def _params(self, rows: np.ndarray) -> dict[str, np.ndarray]:
+        return {k: v[rows] for k, v in self._meta["param_values"].items()}
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        n = len(self)
+        if not -n <= int(i) < n:
+            raise IndexError(f"index {i} out of range for a dataset of {n} samples")
+        rows = self.indices[[int(i)]]
+        arrays = self._read(rows)
+        sample: dict[str, Any] = {k: torch.from_numpy(np.array(v[0])) for k, v in arrays.items()}
+        sample["params"] = {k: torch.tensor(v[0]) for k, v in self._params(rows).items()}
+        return sample
+
+    def __getitems__(self, positions: Sequence[int]) -> list[dict[str, Any]]:
+        """Batched fetch used by ``DataLoader``: one HDF5 read per field per batch."""
+        rows = self.indices[np.asarray(positions, dtype=np.int64)]
+        arrays = {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in self._read(rows).items()}
+        params = {k: torch.from_numpy(v) for k, v in self._params(rows).items()}
+        return [
+            {
+                **{k: v[j] for k, v in arrays.items()},
+                "params": {k: v[j] for k, v in params.items()},
+            }
+            for j in range(len(rows))
+        ]
+
+    def load(self, name: str) -> np.ndarray:
+        """Read field ``name`` for all of this dataset's samples into memory."""
+        if name not in self.fields:
+            raise DatasetError(
+                f"{self.path}: no field {name!r}; available fields: {sorted(self.fields)}"
+            )
+        return self.select([name])._read(self.indices)[name]
+
+    def __repr__(self) -> str:
+        shapes = ", ".join(f"{k}{self.shape(k)}" for k in self.field_names)
+        return f"FieldDataset({str(self.path)!r}, n={len(self)}, fields: {shapes})"
+
+
+def open_dataset(
+    path: str | os.PathLike,
+    *,
+    fields: Sequence[str] | None = None,
+    split: str | None = None,
+    check_finite: bool = True,
+) -> FieldDataset:
+    """Open a ``pdesurrogates-h5`` file as a :class:`FieldDataset`.
+
+    The structure is validated on opening (a bad file raises :class:`SchemaError` or
+    :class:`DatasetError` naming the object); values are checked for NaN/Inf as they are
+    read. Use :func:`pdesurrogates.datasets.validate` for a full scan up front.
+
+    Parameters
+    ----------
+    path : path-like
+        The file.
+    fields : sequence of str, optional
+        Only read these fields.
+    split : str, optional
+        Only the samples of this split (``train`` / ``valid`` / ``test``).
+    check_finite : bool
+        Check each batch read for NaN/Inf.
+    """
+    ds = FieldDataset(path, fields=fields, check_finite=check_finite)
+    return ds.split(split) if split else ds

@@ -1,0 +1,464 @@
+"""Writing ``pdesurrogates-h5`` files: atomic, resumable, one sample per chunk.
+
+The writer works on ``<path>.partial`` and renames it to ``<path>`` only in
+:meth:`DatasetWriter.finalize`, after the splits and statistics are written and the root
+attribute ``complete`` is set. A killed writer therefore never leaves a file at ``path``;
+``resume=True`` reopens the partial file and writes only the samples still missing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+from pdesurrogates._version import __version__
+from pdesurrogates.datasets._schema import (
+    DIM_ORDER,
+    SCHEMA_NAME,
+    SCHEMA_VERSION,
+    SPATIAL_DIMS,
+    FieldSpec,
+    ParamSpec,
+    source_text,
+)
+from pdesurrogates.errors import DatasetError
+
+__all__ = ["DatasetWriter", "compute_stats", "contiguous_splits"]
+
+_PROGRESS = "_written"  # per-sample completion flags, removed by finalize()
+_SIGNATURE = "_writer_signature"
+
+
+def contiguous_splits(
+    n: int, fractions: Sequence[float] = (0.8, 0.1, 0.1)
+) -> dict[str, np.ndarray]:
+    """Train/valid/test index blocks in sample order (fractions must sum to 1)."""
+    if len(fractions) != 3 or any(f < 0 for f in fractions) or abs(sum(fractions) - 1) > 1e-9:
+        raise ValueError(f"split fractions {tuple(fractions)} must be 3 values >= 0 summing to 1")
+    n_train = round(fractions[0] * n)
+    n_valid = round(fractions[1] * n)
+    n_train = min(n_train, n)
+    n_valid = min(n_valid, n - n_train)
+    idx = np.arange(n, dtype=np.int64)
+    return {
+        "train": idx[:n_train],
+        "valid": idx[n_train : n_train + n_valid],
+        "test": idx[n_train + n_valid :],
+    }
+
+
+def compute_stats(
+    ds: h5py.Dataset, dims: tuple[str, ...], indices: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and std of a field over the given samples (per component if it has one).
+
+    Streams blocks of samples and accumulates in float64 (Chan's parallel update), so the
+    memory use is bounded whatever the file size.
+    """
+    if "sample" not in dims:
+        data = ds[()].astype(np.float64)
+        axes = tuple(i for i, d in enumerate(dims) if d != "component")
+        return data.mean(axis=axes), data.std(axis=axes)
+    has_comp = dims[-1] == "component"
+    n_comp = ds.shape[-1] if has_comp else 1
+    count = 0
+    mean = np.zeros(n_comp)
+    m2 = np.zeros(n_comp)
+    per_sample = int(np.prod(ds.shape[1:]))
+    step = max(1, (16 * 2**20) // (4 * max(per_sample, 1)))
+    indices = np.sort(np.asarray(indices, dtype=np.int64))
+    for start in range(0, len(indices), step):
+        block_idx = indices[start : start + step]
+        block = _read_rows(ds, block_idx).astype(np.float64).reshape(-1, n_comp)
+        k = block.shape[0]
+        if k == 0:
+            continue
+        b_mean = block.mean(axis=0)
+        b_m2 = ((block - b_mean) ** 2).sum(axis=0)
+        delta = b_mean - mean
+        total = count + k
+        mean = mean + delta * k / total
+        m2 = m2 + b_m2 + delta**2 * count * k / total
+        count = total
+    if count == 0:
+        raise DatasetError(f"cannot compute statistics of {ds.name}: the train split is empty")
+    std = np.sqrt(m2 / count)
+    if not has_comp:
+        return mean[0], std[0]
+    return mean, std
+
+
+def _read_rows(ds: h5py.Dataset, idx: np.ndarray) -> np.ndarray:
+    """Read sorted rows ``idx`` of ``ds``; contiguous runs are read as one slice."""
+    if len(idx) == 0:
+        return np.empty((0, *ds.shape[1:]), dtype=ds.dtype)
+    if idx[-1] - idx[0] + 1 == len(idx):
+        return ds[int(idx[0]) : int(idx[-1]) + 1]
+    return ds[idx]
+
+
+class DatasetWriter:
+    """Write N samples of fields (and per-sample parameters) into a new dataset file.
+
+    Parameters
+    ----------
+    path : path-like
+        Destination. The data go to ``<path>.partial`` until :meth:`finalize`.
+    n_samples : int
+        Number of samples N.
+    coords : mapping
+        1-D coordinate arrays by dim name: ``x``, ``y``, ``z`` (spatial, in that order),
+        optionally ``time`` and ``component``.
+    fields : mapping of str to FieldSpec
+        The fields to store; each one's dims must have coordinates (``sample`` is implicit).
+    params : mapping of str to ParamSpec, optional
+        Per-sample scalar parameters and their distributions.
+    dataset_name, pde : str
+        Descriptive root attributes.
+    source : str or dict
+        Generator name and parameters, or the imported file (stored as JSON text).
+    units, periodic : mapping, optional
+        Per-coordinate ``units`` and ``periodic`` attributes.
+    compression : {None, "lzf", "gzip"}
+        Optional filter (with byte shuffle). Chunks are always one sample.
+    resume : bool
+        Continue an interrupted ``<path>.partial`` written with the same arguments.
+    overwrite : bool
+        Replace an existing complete file at ``path`` (only once the new one is complete).
+
+    Examples
+    --------
+    >>> import numpy as np, tempfile, os
+    >>> from pdesurrogates.datasets import DatasetWriter, FieldSpec, open_dataset
+    >>> path = os.path.join(tempfile.mkdtemp(), "toy.h5")
+    >>> x = np.linspace(0, 1, 8)
+    >>> with DatasetWriter(path, n_samples=4, coords={"x": x},
+    ...                    fields={"u": FieldSpec(dims=("sample", "x"))}) as w:
+    ...     for i in range(4):
+    ...         w.write(i, {"u": np.sin((i + 1) * x)})
+    ...     w.finalize(split=(0.5, 0.25, 0.25))
+    >>> ds = open_dataset(path)
+    >>> len(ds), tuple(ds[1]["u"].shape)
+    (4, (8,))
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        *,
+        n_samples: int,
+        coords: Mapping[str, Any],
+        fields: Mapping[str, FieldSpec],
+        params: Mapping[str, ParamSpec] | None = None,
+        dataset_name: str = "",
+        pde: str = "",
+        source: str | dict = "",
+        units: Mapping[str, str] | None = None,
+        periodic: Mapping[str, bool] | None = None,
+        compression: str | None = None,
+        resume: bool = False,
+        overwrite: bool = False,
+    ) -> None:
+        self.path = Path(path)
+        self.partial = Path(str(self.path) + ".partial")
+        if not isinstance(n_samples, int | np.integer) or n_samples < 1:
+            raise ValueError(f"n_samples must be a positive integer, got {n_samples!r}")
+        if compression not in (None, "lzf", "gzip"):
+            raise ValueError(f"compression must be None, 'lzf' or 'gzip', got {compression!r}")
+        if not fields:
+            raise ValueError("fields must name at least one field")
+        self.n_samples = int(n_samples)
+        self.fields = {
+            k: v if isinstance(v, FieldSpec) else FieldSpec(**v) for k, v in fields.items()
+        }
+        self.params = {
+            k: v if isinstance(v, ParamSpec) else ParamSpec(**v) for k, v in (params or {}).items()
+        }
+        self.coords = {k: np.asarray(v) for k, v in coords.items()}
+        for k, v in self.coords.items():
+            if k == "sample" or k not in DIM_ORDER:
+                raise ValueError(
+                    f"coords: unknown coordinate {k!r}; give any of {DIM_ORDER[1:]} "
+                    "(sample is implicit)"
+                )
+            if v.ndim != 1 or len(v) < 1:
+                raise ValueError(f"coords[{k!r}] must be a non-empty 1-D array, got {v.shape}")
+        spatial = [d for d in SPATIAL_DIMS if d in self.coords]
+        if spatial != list(SPATIAL_DIMS[: len(spatial)]):
+            raise ValueError(f"spatial coords must be x, (x, y) or (x, y, z); got {spatial}")
+        self.spatial_dims = spatial
+        for name, spec in self.fields.items():
+            for d in spec.dims:
+                if d != "sample" and d not in self.coords:
+                    raise ValueError(f"field {name!r} uses dim {d!r}, which is not in coords")
+        self.shapes = {
+            name: tuple(self.n_samples if d == "sample" else len(self.coords[d]) for d in spec.dims)
+            for name, spec in self.fields.items()
+        }
+        self.meta = {
+            "dataset_name": dataset_name,
+            "pde": pde,
+            "source": source_text(source),
+        }
+        self.units = dict(units or {})
+        self.periodic = dict(periodic or {})
+        self.compression = compression
+        self._signature = json.dumps(
+            {
+                "n_samples": self.n_samples,
+                "fields": {k: [list(v.dims), v.role] for k, v in self.fields.items()},
+                "params": sorted(self.params),
+                "coords": {
+                    k: [len(v), float(v[0]), float(v[-1])]
+                    for k, v in self.coords.items()
+                    if v.dtype.kind in "fiu"
+                },
+                **self.meta,
+            },
+            sort_keys=True,
+        )
+        if self.path.exists() and not overwrite:
+            raise DatasetError(
+                f"{self.path}: already exists; choose another output path or pass "
+                "overwrite=True (--overwrite)"
+            )
+        self._last_flush = 0.0
+        self._f: h5py.File | None = None
+        if resume and self.partial.exists():
+            self._open_existing()
+        else:
+            if resume:
+                pass  # nothing to resume: start from scratch
+            self._create()
+
+    # --- creation ---------------------------------------------------------------------
+    def _create(self) -> None:
+        self.partial.parent.mkdir(parents=True, exist_ok=True)
+        if self.partial.exists():
+            self.partial.unlink()
+        f = h5py.File(self.partial, "w")
+        self._f = f
+        f.attrs["schema"] = SCHEMA_NAME
+        f.attrs["schema_version"] = SCHEMA_VERSION
+        f.attrs["dataset_name"] = self.meta["dataset_name"]
+        f.attrs["n_samples"] = self.n_samples
+        f.attrs["n_spatial_dims"] = len(self.spatial_dims)
+        f.attrs["spatial_dims"] = np.array(self.spatial_dims, dtype=h5py.string_dtype())
+        f.attrs["pde"] = self.meta["pde"]
+        f.attrs["source"] = self.meta["source"]
+        f.attrs["created_by"] = f"pdesurrogates {__version__}"
+        f.attrs["complete"] = False
+        f.attrs[_SIGNATURE] = self._signature
+        scales = {"sample": f.create_dataset("sample", data=np.arange(self.n_samples))}
+        for name in DIM_ORDER[1:]:
+            if name not in self.coords:
+                continue
+            values = self.coords[name]
+            if values.dtype.kind == "f":
+                values = values.astype(np.float64)
+            ds = f.create_dataset(name, data=values)
+            if name in self.units:
+                ds.attrs["units"] = self.units[name]
+            if name in SPATIAL_DIMS:
+                ds.attrs["periodic"] = bool(self.periodic.get(name, False))
+            scales[name] = ds
+        for ds_name, ds in scales.items():
+            ds.make_scale(ds_name)
+        grp = f.create_group("fields")
+        for name, spec in self.fields.items():
+            shape = self.shapes[name]
+            chunks = (1, *shape[1:]) if spec.dims[0] == "sample" else None
+            kwargs: dict[str, Any] = {}
+            if self.compression:
+                kwargs = {"compression": self.compression, "shuffle": True}
+                if chunks is None:
+                    chunks = shape
+            ds = grp.create_dataset(
+                name, shape=shape, dtype=np.float32, chunks=chunks, fillvalue=np.nan, **kwargs
+            )
+            ds.attrs["dims"] = np.array(spec.dims, dtype=h5py.string_dtype())
+            ds.attrs["role"] = spec.role
+            ds.attrs["units"] = spec.units
+            ds.attrs["long_name"] = spec.long_name or name
+            for axis, d in enumerate(spec.dims):
+                ds.dims[axis].attach_scale(scales[d])
+        pgrp = f.create_group("params")
+        for name, spec in self.params.items():
+            ds = pgrp.create_dataset(name, shape=(self.n_samples,), dtype=np.float64)
+            for k, v in spec.to_attrs().items():
+                ds.attrs[k] = v
+            ds.dims[0].attach_scale(scales["sample"])
+        f.create_dataset(_PROGRESS, shape=(self.n_samples,), dtype=np.uint8, fillvalue=0)
+        f.flush()
+
+    def _open_existing(self) -> None:
+        try:
+            f = h5py.File(self.partial, "r+")
+        except OSError as exc:
+            raise DatasetError(
+                f"{self.partial}: the unfinished file cannot be reopened ({exc}); it was "
+                "damaged when the writer stopped. Delete it and run again without --resume"
+            ) from exc
+        self._f = f
+        sig = f.attrs.get(_SIGNATURE)
+        if sig is None or _PROGRESS not in f:
+            f.close()
+            raise DatasetError(
+                f"{self.partial}: not an unfinished pdesurrogates file; delete it or run "
+                "without --resume"
+            )
+        if json.loads(sig) != json.loads(self._signature):
+            f.close()
+            raise DatasetError(
+                f"{self.partial}: was started with different arguments (number of samples, "
+                "fields, grid or source); rerun with the original arguments, or delete it "
+                "and run without --resume"
+            )
+
+    # --- writing ----------------------------------------------------------------------
+    @property
+    def file(self) -> h5py.File:
+        if self._f is None:
+            raise DatasetError(f"{self.path}: the writer is closed")
+        return self._f
+
+    def missing(self) -> np.ndarray:
+        """Indices of the samples not written yet (all of them for a new file)."""
+        return np.flatnonzero(self.file[_PROGRESS][()] == 0)
+
+    def write(
+        self,
+        index: int,
+        fields: Mapping[str, Any],
+        params: Mapping[str, float] | None = None,
+    ) -> None:
+        """Write sample ``index``: every field with a sample dim, and every parameter."""
+        f = self.file
+        if not 0 <= int(index) < self.n_samples:
+            raise IndexError(f"sample index {index} outside [0, {self.n_samples})")
+        expected = {k for k, s in self.fields.items() if s.dims[0] == "sample"}
+        if set(fields) != expected:
+            raise ValueError(
+                f"sample {index}: got fields {sorted(fields)}, expected {sorted(expected)}"
+            )
+        arrays = {}
+        for name, value in fields.items():
+            arr = np.asarray(value, dtype=np.float32)
+            want = self.shapes[name][1:]
+            if arr.shape != want:
+                raise ValueError(
+                    f"sample {index}: field {name!r} has shape {arr.shape}, expected {want} "
+                    f"(dims {self.fields[name].dims[1:]})"
+                )
+            if not np.isfinite(arr).all():
+                raise DatasetError(
+                    f"sample {index}: field {name!r} holds NaN or Inf; the simulation diverged. "
+                    "Fix the generator (or its parameters) before writing"
+                )
+            arrays[name] = arr
+        params = dict(params or {})
+        if set(params) != set(self.params):
+            raise ValueError(
+                f"sample {index}: got params {sorted(params)}, expected {sorted(self.params)}"
+            )
+        for name, arr in arrays.items():
+            f["fields"][name][index] = arr
+        for name, value in params.items():
+            f["params"][name][index] = float(value)
+        f[_PROGRESS][index] = 1
+        now = time.monotonic()
+        if now - self._last_flush > 0.5:
+            f.flush()
+            self._last_flush = now
+
+    def write_static(self, name: str, value: Any) -> None:
+        """Write a field without a sample dim (a grid, a mask, a forcing shared by all)."""
+        spec = self.fields[name]
+        if spec.dims[0] == "sample":
+            raise ValueError(f"field {name!r} has a sample dim; use write()")
+        arr = np.asarray(value, dtype=np.float32)
+        if arr.shape != self.shapes[name]:
+            raise ValueError(f"field {name!r}: shape {arr.shape}, expected {self.shapes[name]}")
+        self.file["fields"][name][...] = arr
+
+    # --- finishing --------------------------------------------------------------------
+    def finalize(
+        self,
+        *,
+        splits: Mapping[str, Sequence[int]] | None = None,
+        split: Sequence[float] = (0.8, 0.1, 0.1),
+        extra_attrs: Mapping[str, Any] | None = None,
+    ) -> Path:
+        """Write splits and train statistics, mark the file complete and move it in place.
+
+        Parameters
+        ----------
+        splits : mapping, optional
+            Explicit index arrays for ``train`` / ``valid`` / ``test`` (any subset).
+        split : 3 floats
+            Otherwise, fractions of contiguous sample blocks for train / valid / test.
+        extra_attrs : mapping, optional
+            More root attributes (e.g. a generator's settings).
+        """
+        f = self.file
+        missing = self.missing()
+        if len(missing):
+            raise DatasetError(
+                f"{self.partial}: {len(missing)} of {self.n_samples} samples are not written "
+                f"yet (first: {missing[:5].tolist()}); write them before finalize()"
+            )
+        if splits is None:
+            splits = contiguous_splits(self.n_samples, split)
+        unknown = set(splits) - {"train", "valid", "test"}
+        if unknown:
+            raise ValueError(f"splits: unknown names {sorted(unknown)}; use train/valid/test")
+        if "splits" in f:
+            del f["splits"]
+        sgrp = f.create_group("splits")
+        for name, idx in splits.items():
+            idx = np.asarray(idx, dtype=np.int64)
+            if idx.size and (idx.min() < 0 or idx.max() >= self.n_samples):
+                raise ValueError(f"splits[{name!r}] holds indices outside [0, {self.n_samples})")
+            sgrp.create_dataset(name, data=idx)
+        if "stats" in f:
+            del f["stats"]
+        stgrp = f.create_group("stats")
+        train = np.asarray(splits.get("train", np.arange(self.n_samples)), dtype=np.int64)
+        if len(train):
+            for name, spec in self.fields.items():
+                mean, std = compute_stats(f["fields"][name], spec.dims, train)
+                g = stgrp.create_group(name)
+                g.create_dataset("mean", data=np.asarray(mean, dtype=np.float64))
+                g.create_dataset("std", data=np.asarray(std, dtype=np.float64))
+        for k, v in (extra_attrs or {}).items():
+            f.attrs[k] = v
+        del f[_PROGRESS]
+        del f.attrs[_SIGNATURE]
+        f.attrs["complete"] = True
+        f.flush()
+        f.close()
+        self._f = None
+        with open(self.partial, "rb") as fh:
+            os.fsync(fh.fileno())
+        os.replace(self.partial, self.path)
+        return self.path
+
+    def close(self) -> None:
+        """Close the partial file without finalising (it stays resumable)."""
+        if self._f is not None:
+            self._f.flush()
+            self._f.close()
+            self._f = None
+
+    def __enter__(self) -> DatasetWriter:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

@@ -1,0 +1,56 @@
+"""The xarray view of a ``pdesurrogates-h5`` file (named dims through dimension scales)."""
+
+from __future__ import annotations
+
+import os
+
+import xarray as xr
+
+from pdesurrogates.datasets._schema import open_h5, read_structure
+
+__all__ = ["open_xarray"]
+
+
+def open_xarray(path: str | os.PathLike, *, load: bool = False) -> xr.Dataset:
+    """Open a file as one :class:`xarray.Dataset`: fields and params with named dims.
+
+    Every coordinate in the file is an HDF5 dimension scale, so
+    ``xr.open_dataset(path, engine="h5netcdf", group="fields")`` already gives named
+    dims; this function validates the file first and merges the root coordinates, the
+    fields, the parameters (prefixed ``param_``) and the root attributes.
+
+    Parameters
+    ----------
+    path : path-like
+        The file.
+    load : bool
+        Read everything into memory and close the file (default: lazy).
+
+    Examples
+    --------
+    >>> ds = open_xarray(path)  # doctest: +SKIP
+    >>> ds["u"].dims
+    ('sample', 'x', 'y')
+    """
+    with open_h5(path) as f:
+        meta = read_structure(f, path)
+        has_params = "params" in f and len(f["params"]) > 0
+    root = xr.open_dataset(path, engine="h5netcdf")
+    fields = xr.open_dataset(path, engine="h5netcdf", group="fields")
+    parts = [fields.assign_coords(root.coords)]
+    if has_params:
+        params = xr.open_dataset(path, engine="h5netcdf", group="params")
+        parts.append(
+            params.rename({k: f"param_{k}" for k in params.data_vars}).assign_coords(
+                sample=root.coords["sample"]
+            )
+        )
+    merged = xr.merge(parts, compat="override", join="exact", combine_attrs="drop")
+    merged.attrs = {k: v for k, v in meta["attrs"].items() if not k.startswith("_")}
+    if load:
+        merged = merged.load()
+        for p in (root, *parts):
+            p.close()
+    else:
+        merged.set_close(lambda: [p.close() for p in (root, *parts)])
+    return merged
