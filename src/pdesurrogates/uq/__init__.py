@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pdesurrogates.uq import metrics
 from pdesurrogates.uq._prediction import Prediction
 
-__all__: list[str] = ["Prediction"]
+__all__: list[str] = ["Prediction", "metrics"]
