@@ -8,6 +8,12 @@ file with :func:`validate`.
 from __future__ import annotations
 
 from pdesurrogates.datasets._generate import generate_dataset
+from pdesurrogates.datasets._import_api import (
+    import_fno_mat,
+    import_neuralop_pt,
+    import_pdebench,
+    import_the_well,
+)
 from pdesurrogates.datasets._normalize import Normalizer
 from pdesurrogates.datasets._reader import FieldDataset, open_dataset
 from pdesurrogates.datasets._schema import (
@@ -32,6 +38,10 @@ __all__ = [
     "ValidationReport",
     "contiguous_splits",
     "generate_dataset",
+    "import_fno_mat",
+    "import_neuralop_pt",
+    "import_pdebench",
+    "import_the_well",
     "open_dataset",
     "open_xarray",
     "validate",

@@ -297,5 +297,10 @@ def open_dataset(
     check_finite : bool
         Check each batch read for NaN/Inf.
     """
+    from pdesurrogates.datasets._import_open import open_foreign
+
+    foreign = open_foreign(path, fields=fields, split=split, check_finite=check_finite)
+    if foreign is not None:  # a PDEBench / Well / FNO / neuraloperator file, read in place
+        return foreign
     ds = FieldDataset(path, fields=fields, check_finite=check_finite)
     return ds.split(split) if split else ds

@@ -378,6 +378,71 @@ class DatasetWriter:
             f.flush()
             self._last_flush = now
 
+    def write_batch(
+        self,
+        start: int,
+        fields: Mapping[str, Any],
+        params: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Write the contiguous samples ``start, ..., start + k - 1`` in one call per field.
+
+        The same checks as :meth:`write` (field and parameter names, shapes, finite
+        values); ``fields[name]`` has shape ``(k, ...)`` and ``params[name]`` shape ``(k,)``.
+        """
+        f = self.file
+        start = int(start)
+        expected = {k for k, s in self.fields.items() if s.dims[0] == "sample"}
+        if set(fields) != expected:
+            raise ValueError(
+                f"samples from {start}: got fields {sorted(fields)}, expected {sorted(expected)}"
+            )
+        arrays = {name: np.asarray(value, dtype=np.float32) for name, value in fields.items()}
+        params = {k: np.asarray(v, dtype=np.float64) for k, v in (params or {}).items()}
+        if set(params) != set(self.params):
+            raise ValueError(
+                f"samples from {start}: got params {sorted(params)}, expected "
+                f"{sorted(self.params)}"
+            )
+        lengths = {a.shape[0] if a.ndim else -1 for a in (*arrays.values(), *params.values())}
+        if len(lengths) != 1 or -1 in lengths:
+            raise ValueError(
+                f"samples from {start}: fields and params must share one leading sample axis; "
+                f"got lengths {sorted(lengths)}"
+            )
+        k = lengths.pop()
+        if not (0 <= start and start + k <= self.n_samples):
+            raise IndexError(f"samples {start}..{start + k - 1} outside [0, {self.n_samples})")
+        for name, arr in arrays.items():
+            want = (k, *self.shapes[name][1:])
+            if arr.shape != want:
+                raise ValueError(
+                    f"samples from {start}: field {name!r} has shape {arr.shape}, expected "
+                    f"{want} (dims {self.fields[name].dims})"
+                )
+            finite = np.isfinite(arr).reshape(k, -1).all(axis=1)
+            if not finite.all():
+                raise DatasetError(
+                    f"sample {start + int(np.argmin(finite))}: field {name!r} holds NaN or "
+                    "Inf; the simulation diverged. Fix the generator (or its parameters) "
+                    "before writing"
+                )
+        for name, value in params.items():
+            if value.shape != (k,):
+                raise ValueError(
+                    f"samples from {start}: param {name!r} has shape {value.shape}, expected ({k},)"
+                )
+        if k == 0:
+            return
+        for name, arr in arrays.items():
+            f["fields"][name][start : start + k] = arr
+        for name, value in params.items():
+            f["params"][name][start : start + k] = value
+        f[_PROGRESS][start : start + k] = 1
+        now = time.monotonic()
+        if now - self._last_flush > 0.5:
+            f.flush()
+            self._last_flush = now
+
     def write_static(self, name: str, value: Any) -> None:
         """Write a field without a sample dim (a grid, a mask, a forcing shared by all)."""
         spec = self.fields[name]
