@@ -15,6 +15,15 @@ from pdesurrogates.solvers.reference._mf_functions import (  # multi-fidelity be
     nonlinear_sin,
     park,
 )
+from pdesurrogates.solvers.reference._wave import (  # acoustics (FDTD + modal)
+    C_AIR,
+    WaveSolution,
+    gaussian_pulse,
+    modal_wave,
+    pulse_width,
+    solve_wave,
+    wave_grid,
+)
 
 __all__: list[str] = []
 __all__ += [  # multi-fidelity benchmarks
@@ -29,4 +38,13 @@ __all__ += [  # multi-fidelity benchmarks
     "highdim",
     "nonlinear_sin",
     "park",
+]
+__all__ += [  # acoustics (FDTD + modal)
+    "C_AIR",
+    "WaveSolution",
+    "gaussian_pulse",
+    "modal_wave",
+    "pulse_width",
+    "solve_wave",
+    "wave_grid",
 ]
