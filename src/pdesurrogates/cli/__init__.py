@@ -21,6 +21,7 @@ __all__ = ["app", "main"]
 # Modules that register commands on import (one per command group).
 _COMMAND_MODULES: list[str] = [
     "pdesurrogates.cli._data",
+    "pdesurrogates.cli._import",
 ]
 
 

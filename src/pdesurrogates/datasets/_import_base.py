@@ -263,9 +263,7 @@ def convert(
     if n < 1:
         raise DatasetError(f"{source.path}: holds no samples")
     used = {d for name in names for d in source.fields[name].dims}
-    coords = {
-        d: v for d, v in source.coords.items() if d in used or d in SPATIAL_DIMS and d != "sample"
-    }
+    coords = {d: v for d, v in source.coords.items() if d in used or d in SPATIAL_DIMS}
     specs = {name: source.fields[name] for name in names}
     sample_names = [k for k in names if specs[k].dims[0] == "sample"]
     writer = DatasetWriter(
