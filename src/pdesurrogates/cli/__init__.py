@@ -65,13 +65,13 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, FileNotFoundError, IsADirectoryError, PermissionError) as exc:
         err.print(f"[bold red]error:[/bold red] {exc}", highlight=False, soft_wrap=True)
         return 1
-    except Exception as exc:  # click usage errors
-        import click
-
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            return exc.exit_code
-        raise
+    except typer.TyperException as exc:  # usage errors: bad option values, unknown options
+        show = getattr(exc, "show", None)
+        if show is not None:
+            show()
+        else:
+            err.print(f"[bold red]error:[/bold red] {exc}", highlight=False)
+        return int(getattr(exc, "exit_code", 2))
     return 0
 
 

@@ -208,7 +208,8 @@ def read_structure(f: h5py.File, path) -> dict[str, Any]:
     if version is None or int(np.asarray(version)) != SCHEMA_VERSION:
         raise _fail(
             path,
-            f"schema_version is {version!r}; this pdesurrogates reads version {SCHEMA_VERSION}",
+            f"schema_version is {_attr_value(version)!r}; this pdesurrogates reads version "
+            f"{SCHEMA_VERSION}",
             "upgrade pdesurrogates or regenerate the file",
         )
     missing = [a for a in REQUIRED_ROOT_ATTRS if a not in attrs]

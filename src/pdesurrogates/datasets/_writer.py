@@ -143,7 +143,7 @@ class DatasetWriter:
     ...                    fields={"u": FieldSpec(dims=("sample", "x"))}) as w:
     ...     for i in range(4):
     ...         w.write(i, {"u": np.sin((i + 1) * x)})
-    ...     w.finalize(split=(0.5, 0.25, 0.25))
+    ...     _ = w.finalize(split=(0.5, 0.25, 0.25))
     >>> ds = open_dataset(path)
     >>> len(ds), tuple(ds[1]["u"].shape)
     (4, (8,))
@@ -233,9 +233,7 @@ class DatasetWriter:
         self._f: h5py.File | None = None
         if resume and self.partial.exists():
             self._open_existing()
-        else:
-            if resume:
-                pass  # nothing to resume: start from scratch
+        else:  # a new file (also when resume=True finds nothing to resume)
             self._create()
 
     # --- creation ---------------------------------------------------------------------
@@ -271,7 +269,7 @@ class DatasetWriter:
             scales[name] = ds
         for ds_name, ds in scales.items():
             ds.make_scale(ds_name)
-        grp = f.create_group("fields")
+        grp = f.create_group("fields", track_order=True)
         for name, spec in self.fields.items():
             shape = self.shapes[name]
             chunks = (1, *shape[1:]) if spec.dims[0] == "sample" else None
@@ -289,7 +287,7 @@ class DatasetWriter:
             ds.attrs["long_name"] = spec.long_name or name
             for axis, d in enumerate(spec.dims):
                 ds.dims[axis].attach_scale(scales[d])
-        pgrp = f.create_group("params")
+        pgrp = f.create_group("params", track_order=True)
         for name, spec in self.params.items():
             ds = pgrp.create_dataset(name, shape=(self.n_samples,), dtype=np.float64)
             for k, v in spec.to_attrs().items():
@@ -321,6 +319,7 @@ class DatasetWriter:
                 "fields, grid or source); rerun with the original arguments, or delete it "
                 "and run without --resume"
             )
+        self._verify_written()
 
     # --- writing ----------------------------------------------------------------------
     @property
@@ -332,6 +331,28 @@ class DatasetWriter:
     def missing(self) -> np.ndarray:
         """Indices of the samples not written yet (all of them for a new file)."""
         return np.flatnonzero(self.file[_PROGRESS][()] == 0)
+
+    def _verify_written(self) -> None:
+        """After an interruption, unmark samples whose data did not reach the disk.
+
+        A killed process can leave a sample's flag on disk without its data (HDF5 caches
+        metadata). Unwritten chunks read as the NaN fill value, so any sample with a
+        non-finite value is written again.
+        """
+        f = self.file
+        flags = f[_PROGRESS][()]
+        for name, spec in self.fields.items():
+            if spec.dims[0] != "sample":
+                continue
+            ds = f["fields"][name]
+            per_sample = max(1, int(np.prod(ds.shape[1:])))
+            step = max(1, (16 * 2**20) // (4 * per_sample))
+            for start in range(0, self.n_samples, step):
+                block = ds[start : start + step].reshape(-1, per_sample)
+                bad = ~np.isfinite(block).all(axis=1)
+                flags[start : start + step][bad] = 0
+        f[_PROGRESS][...] = flags
+        f.flush()
 
     def write(
         self,
@@ -374,7 +395,7 @@ class DatasetWriter:
             f["params"][name][index] = float(value)
         f[_PROGRESS][index] = 1
         now = time.monotonic()
-        if now - self._last_flush > 0.5:
+        if now - self._last_flush > 0.5:  # bound the work an interruption can lose
             f.flush()
             self._last_flush = now
 
@@ -400,8 +421,7 @@ class DatasetWriter:
         params = {k: np.asarray(v, dtype=np.float64) for k, v in (params or {}).items()}
         if set(params) != set(self.params):
             raise ValueError(
-                f"samples from {start}: got params {sorted(params)}, expected "
-                f"{sorted(self.params)}"
+                f"samples from {start}: got params {sorted(params)}, expected {sorted(self.params)}"
             )
         lengths = {a.shape[0] if a.ndim else -1 for a in (*arrays.values(), *params.values())}
         if len(lengths) != 1 or -1 in lengths:

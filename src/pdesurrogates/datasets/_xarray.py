@@ -29,7 +29,7 @@ def open_xarray(path: str | os.PathLike, *, load: bool = False) -> xr.Dataset:
     Examples
     --------
     >>> ds = open_xarray(path)  # doctest: +SKIP
-    >>> ds["u"].dims
+    >>> ds["u"].dims  # doctest: +SKIP
     ('sample', 'x', 'y')
     """
     with open_h5(path) as f:

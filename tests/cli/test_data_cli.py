@@ -1,0 +1,114 @@
+"""The data commands: generate darcy, info, validate, --version and --help."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import h5py
+import numpy as np
+import pytest
+
+from pdesurrogates import __version__
+from pdesurrogates.cli import main
+from pdesurrogates.datasets import open_dataset
+
+
+def test_version(capsys):
+    assert main(["--version"]) == 0
+    assert capsys.readouterr().out.strip() == f"pdesurrogates {__version__}"
+
+
+@pytest.mark.parametrize("args", [[], ["generate"], ["generate", "darcy"], ["info"], ["validate"]])
+def test_help_on_every_data_command(args, capsys):
+    assert main([*args, "--help"]) == 0
+    out = capsys.readouterr().out
+    assert "Usage:" in out
+
+
+def test_console_script_runs():
+    out = subprocess.run(
+        [sys.executable, "-m", "pdesurrogates", "--help"], capture_output=True, text=True
+    )
+    assert out.returncode == 0 and "generate" in out.stdout
+
+
+def test_generate_then_info(tmp_path, capsys):
+    out = tmp_path / "d.h5"
+    code = main(["generate", "darcy", "-n", "6", "-r", "16", "--seed", "3", "-q", "-o", str(out)])
+    assert code == 0
+    ds = open_dataset(out)
+    assert len(ds) == 6 and ds.shape("a") == (16, 16)
+    assert {k: len(v) for k, v in ds.splits.items()} == {"train": 5, "valid": 1, "test": 0}
+    capsys.readouterr()
+    assert main(["info", str(out), "--check"]) == 0
+    text = capsys.readouterr().out
+    for expected in (
+        "float32 a(sample, x, y)  shape (6, 16, 16)  role=input",
+        "float32 u(sample, x, y)",
+        "sample = 6",
+        "complete: True",
+        "yes, all finite",
+        "train: 5",
+        '"variant": "smooth"',
+    ):
+        assert expected in text
+    assert main(["validate", str(out)]) == 0
+    assert "valid (6 samples" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["-r", "2"], "resolution 2 is not supported"),
+        (["-r", "4096"], "resolution 4096 is not supported"),
+        (["--variant", "bumpy"], "--variant must be one of"),
+        (["--workers", "0"], "--workers must be >= 1"),
+        (["--split", "0.5,0.5"], "--split must be three fractions"),
+        (["-n", "0"], "-n"),
+    ],
+)
+def test_generate_bad_arguments(tmp_path, capsys, args, message):
+    code = main(["generate", "darcy", "-q", "-o", str(tmp_path / "x.h5"), *args])
+    assert code != 0
+    captured = capsys.readouterr()
+    assert message in captured.err + captured.out
+    assert "Traceback" not in captured.err
+    assert not (tmp_path / "x.h5").exists()
+
+
+def test_generate_refuses_to_overwrite(tmp_path, capsys):
+    out = tmp_path / "d.h5"
+    base = ["generate", "darcy", "-n", "2", "-r", "8", "-q", "-o", str(out)]
+    assert main(base) == 0
+    assert main(base) == 1
+    assert "already exists" in capsys.readouterr().err
+    assert main([*base, "--overwrite", "--seed", "9"]) == 0
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (None, "no such file"),
+        (b"garbage", "cannot open as HDF5"),
+        ("foreign", "not a pdesurrogates-h5 file"),
+        ("nan", "holds NaN"),
+    ],
+)
+def test_bad_files_exit_nonzero_with_a_message(tmp_path, capsys, content, message):
+    path = tmp_path / "bad.h5"
+    if content == "foreign":
+        with h5py.File(path, "w") as f:
+            f["tensor"] = np.zeros((2, 3))
+    elif content == "nan":
+        assert main(["generate", "darcy", "-n", "2", "-r", "8", "-q", "-o", str(path)]) == 0
+        with h5py.File(path, "r+") as f:
+            f["fields/u"][1, 2, 3] = np.nan
+        capsys.readouterr()
+    elif content is not None:
+        path.write_bytes(content)
+    for cmd in (["info", "--check", str(path)], ["validate", str(path)]):
+        assert main(cmd) == 1
+        err = capsys.readouterr().err
+        assert message in err and str(path.name) in err
+        assert "Traceback" not in err
