@@ -1,0 +1,135 @@
+"""``pdesurrogates import ...``: every format through the command line, and its errors."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import h5py
+import numpy as np
+import pytest
+import scipy.io
+import torch
+
+from pdesurrogates.cli import main
+from pdesurrogates.datasets import open_dataset, validate
+
+RNG = np.random.default_rng(3)
+
+
+def _darcy(path, n=10, nx=8):
+    nu = RNG.choice([3.0, 12.0], size=(n, nx, nx)).astype(np.float32)
+    u = RNG.normal(size=(n, 1, nx, nx)).astype(np.float32)
+    with h5py.File(path, "w") as f:
+        f["nu"], f["tensor"] = nu, u
+        f["x-coordinate"] = f["y-coordinate"] = ((np.arange(nx) + 0.5) / nx).astype(np.float32)
+        f.attrs["beta"] = 0.1
+    return nu, u
+
+
+def _well(path, b=3, t=4, w=5):
+    s = h5py.string_dtype()
+    u = RNG.normal(size=(b, t, w)).astype(np.float32)
+    with h5py.File(path, "w") as f:
+        f.attrs.update({"dataset_name": "toy", "grid_type": "cartesian", "n_spatial_dims": 1})
+        f.attrs["n_trajectories"] = b
+        d = f.create_group("dimensions")
+        d.attrs["spatial_dims"] = np.array(["x"], dtype=s)
+        for name, v, tv in (
+            ("time", np.arange(t, dtype=float), True),
+            ("x", np.arange(w, dtype=float), False),
+        ):
+            ds = d.create_dataset(name, data=v)
+            ds.attrs["sample_varying"], ds.attrs["time_varying"] = False, tv
+        g = f.create_group("t0_fields")
+        g.attrs["field_names"] = np.array(["u"], dtype=s)
+        ds = g.create_dataset("u", data=u)
+        ds.attrs["sample_varying"], ds.attrs["time_varying"] = True, True
+        ds.attrs["dim_varying"] = np.array([True])
+    return u
+
+
+def _run(argv, capsys):
+    code = main([str(a) for a in argv])
+    captured = capsys.readouterr()
+    return code, captured.out + captured.err
+
+
+def test_import_pdebench_command(tmp_path, capsys):
+    src = tmp_path / "2D_DarcyFlow_beta0.1_Train.hdf5"
+    nu, u = _darcy(src)
+    out = tmp_path / "darcy.h5"
+    code, text = _run(["import", "pdebench", src, "-o", out, "-q"], capsys)
+    assert code == 0, text
+    assert f"wrote {out} (10 samples; a(10, 8, 8), u(10, 8, 8); splits test: 1, train: 9)" in text
+    ds = open_dataset(out)
+    np.testing.assert_array_equal(ds.load("a"), nu)
+    np.testing.assert_array_equal(ds.load("u"), u[:, 0])
+    out2 = tmp_path / "u_only.h5"
+    code, text = _run(
+        ["import", "pdebench", src, "-o", out2, "--fields", "u", "--limit", "4", "-q"], capsys
+    )
+    assert code == 0, text
+    assert validate(out2).shapes == {"u": (4, 8, 8)}
+
+
+def test_import_other_formats_command(tmp_path, capsys):
+    well = tmp_path / "toy.hdf5"
+    u = _well(well)
+    code, text = _run(["import", "the-well", well, "-o", tmp_path / "w.h5", "-q"], capsys)
+    assert code == 0, text
+    np.testing.assert_array_equal(open_dataset(tmp_path / "w.h5").load("u"), u)
+
+    mat = tmp_path / "darcy.mat"
+    coeff, sol = RNG.normal(size=(5, 6, 4)), RNG.normal(size=(5, 6, 4))
+    scipy.io.savemat(mat, {"coeff": coeff, "sol": sol})
+    code, text = _run(["import", "fno-mat", mat, "-o", tmp_path / "m.h5", "-q"], capsys)
+    assert code == 0, text
+    np.testing.assert_array_equal(open_dataset(tmp_path / "m.h5").load("u"), sol.astype("f4"))
+
+    pt = tmp_path / "darcy_train_4.pt"
+    x, y = torch.rand(5, 4, 4) > 0.5, torch.randn(5, 4, 4)
+    torch.save({"x": x, "y": y}, pt)
+    code, text = _run(
+        ["import", "neuralop-pt", pt, "-o", tmp_path / "p.h5", "-f", "a,u", "-q"], capsys
+    )
+    assert code == 0, text
+    ds = open_dataset(tmp_path / "p.h5")
+    np.testing.assert_array_equal(ds.load("a"), x.numpy().astype("f4"))
+    np.testing.assert_array_equal(ds.load("u"), y.numpy())
+
+
+def test_import_errors_are_one_line(tmp_path, capsys):
+    src = tmp_path / "darcy.hdf5"
+    _darcy(src)
+    code, text = _run(["import", "pdebench", src, "-o", tmp_path / "o.h5", "-f", "nu"], capsys)
+    assert code == 1
+    assert "available fields: ['a', 'u']" in text and "Traceback" not in text
+    code, text = _run(["import", "the-well", src, "-o", tmp_path / "o.h5"], capsys)
+    assert code == 1 and "unknown layout" in text and "the-well" in text
+    junk = tmp_path / "junk.hdf5"
+    junk.write_bytes(b"\x89HDF\r\n\x1a\n" + b"\0" * 100)
+    code, text = _run(["import", "pdebench", junk, "-o", tmp_path / "o.h5"], capsys)
+    assert code == 1 and "truncated" in text
+    code, text = _run(["import", "pdebench", tmp_path / "nope.h5", "-o", tmp_path / "o.h5"], capsys)
+    assert code == 1 and "no such file" in text
+    assert not list(tmp_path.glob("o.h5*"))
+
+
+@pytest.mark.parametrize("fmt", ["pdebench", "the-well", "fno-mat", "neuralop-pt"])
+def test_help_of_each_import_command(fmt, capsys):
+    code, text = _run(["import", fmt, "--help"], capsys)
+    assert code == 0
+    assert "--output" in text and "--limit" in text and "--fields" in text
+
+
+def test_console_script_lists_the_import_commands():
+    res = subprocess.run(
+        [sys.executable, "-m", "pdesurrogates", "import", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert res.returncode == 0, res.stderr
+    for fmt in ("pdebench", "the-well", "fno-mat", "neuralop-pt"):
+        assert fmt in res.stdout
