@@ -28,11 +28,11 @@ from pathlib import Path
 
 import h5py
 import numpy as np
-import torch
 
-from _common import PeakMemory, markdown_table, write_results
 from pdesurrogates.datasets import DatasetWriter, FieldSpec, generate_dataset, open_dataset
 from pdesurrogates.solvers.reference import darcy_dataset_layout, darcy_sample
+
+from _common import PeakMemory, markdown_table, write_results
 
 BATCH = 32
 
@@ -157,7 +157,7 @@ def main() -> None:
         tmp = Path(d)
         reads = bench_reads(tmp, n, resolutions, repeats)
         gen = bench_generation(tmp, 40 if args.quick else 400, 64)
-    md = "## Read throughput, batch 32, one epoch (best of {} runs)\n\n".format(repeats)
+    md = f"## Read throughput, batch 32, one epoch (best of {repeats} runs)\n\n"
     md += markdown_table(reads)
     md += "\n## Darcy generation throughput\n\n" + markdown_table(gen)
     worst = min(r["ratio (ours/raw)"] for r in reads)
