@@ -5,5 +5,29 @@ from __future__ import annotations
 from pdesurrogates.uq import metrics
 from pdesurrogates.uq._evaluate import UQReport, compare, evaluate
 from pdesurrogates.uq._prediction import Prediction
+from pdesurrogates.uq._propagate import (
+    PropagationResult,
+    SobolResult,
+    ishigami,
+    ishigami_indices,
+    make_distribution,
+    propagate,
+    sample_inputs,
+    sobol_indices,
+)
 
-__all__: list[str] = ["Prediction", "UQReport", "compare", "evaluate", "metrics"]
+__all__: list[str] = [
+    "Prediction",
+    "PropagationResult",
+    "SobolResult",
+    "UQReport",
+    "compare",
+    "evaluate",
+    "ishigami",
+    "ishigami_indices",
+    "make_distribution",
+    "metrics",
+    "propagate",
+    "sample_inputs",
+    "sobol_indices",
+]
