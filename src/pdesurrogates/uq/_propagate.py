@@ -140,7 +140,7 @@ def _unit_samples(n: int, d: int, method: str, rng: np.random.Generator) -> np.n
     if method == "lhs":
         return qmc.LatinHypercube(d=d, seed=rng).random(n)
     if method == "sobol":
-        m = int(round(math.log2(n)))
+        m = round(math.log2(n))
         if 2**m != n:
             raise ValueError(
                 f"n_samples={n}: method='sobol' needs a power of 2 (e.g. {2 ** max(m, 1)}) "
@@ -598,7 +598,7 @@ def propagate(
     >>> abs(float(r.mean) - 1.0) < 0.05, abs(float(r.std) - (1 + 4 / 12) ** 0.5) < 0.05
     (True, True)
     """
-    names, dists = _check_inputs(inputs)
+    names, _ = _check_inputs(inputs)
     n = _check_n(n_samples, "n_samples", 4)
     bs = _check_n(batch_size, "batch_size", 1)
     if call not in ("array", "kwargs"):
@@ -755,7 +755,7 @@ def sobol_indices(
     """
     names, dists = _check_inputs(inputs)
     n = _check_n(n_base, "n_base", 16)
-    m = int(round(math.log2(n)))
+    m = round(math.log2(n))
     if 2**m != n:
         raise ValueError(f"n_base={n} must be a power of 2 (e.g. {2**m})")
     nb = _check_n(n_bootstrap, "n_bootstrap", 0)
