@@ -29,8 +29,10 @@ __all__ = ["SurrogateContract"]
 class SurrogateContract:
     """pytest mix-in: the behaviour every pdesurrogates model guarantees.
 
-    Hooks to override
-    -----------------
+    Notes
+    -----
+    Hooks to override:
+
     make_model() -> torch.nn.Module
         A small instance of the model (seconds to run on a CPU).
     make_inputs(batch_size, *, generator, dtype) -> tuple
