@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from pdesurrogates.uq import metrics
+from pdesurrogates.uq import conformal, metrics
+from pdesurrogates.uq._conformal import ConformalCalibrator, conformalize
 from pdesurrogates.uq._evaluate import UQReport, compare, evaluate
 from pdesurrogates.uq._prediction import Prediction
 from pdesurrogates.uq._propagate import (
@@ -17,11 +18,14 @@ from pdesurrogates.uq._propagate import (
 )
 
 __all__: list[str] = [
+    "ConformalCalibrator",
     "Prediction",
     "PropagationResult",
     "SobolResult",
     "UQReport",
     "compare",
+    "conformal",
+    "conformalize",
     "evaluate",
     "ishigami",
     "ishigami_indices",
