@@ -33,11 +33,12 @@ class SurrogateContract:
     -----
     Hooks to override:
 
-    make_model() -> torch.nn.Module
-        A small instance of the model (seconds to run on a CPU).
-    make_inputs(batch_size, *, generator, dtype) -> tuple
-        Positional arguments of ``forward`` for a batch of ``batch_size``; tensors must
-        use ``dtype`` for floating point data and ``generator`` for randomness.
+    - ``make_model() -> torch.nn.Module``: a small instance of the model (seconds to run
+      on a CPU).
+    - ``make_inputs(batch_size, *, generator, dtype) -> tuple``: positional arguments of
+      ``forward`` for a batch of ``batch_size``; tensors must use ``dtype`` for floating
+      point data and ``generator`` for randomness.
+    - ``forward(model, inputs)``: optional, when the output is not a single tensor.
 
     Optional attributes: ``batch_size`` (default 3), ``batch_axis`` of the inputs and
     outputs (default 0), ``atol32`` / ``atol64`` tolerances for the batched-vs-looped check.
