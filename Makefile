@@ -12,7 +12,6 @@ $(PY):
 # torch first: `torch==2.13.0` is the CPU wheel on these machines; a bare `torch`
 # requirement would pull a multi-GB CUDA build. Re-installs only when pyproject changes.
 $(STAMP): pyproject.toml | $(PY)
-	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet torch==2.13.0
 	$(PY) -m pip install --quiet -e ".[dev]"
 	touch $(STAMP)
