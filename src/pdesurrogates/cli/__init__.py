@@ -22,6 +22,7 @@ __all__ = ["app", "main"]
 _COMMAND_MODULES: list[str] = [
     "pdesurrogates.cli._data",
     "pdesurrogates.cli._import",
+    "pdesurrogates.cli._acoustics",
 ]
 
 

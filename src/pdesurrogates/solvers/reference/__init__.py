@@ -17,7 +17,12 @@ from pdesurrogates.solvers.reference._mf_functions import (  # multi-fidelity be
 )
 from pdesurrogates.solvers.reference._wave import (  # acoustics (FDTD + modal)
     C_AIR,
+    AcousticsSetup,
     WaveSolution,
+    acoustics_dataset_layout,
+    acoustics_sample,
+    acoustics_setup,
+    default_receivers,
     gaussian_pulse,
     modal_wave,
     pulse_width,
@@ -47,4 +52,11 @@ __all__ += [  # acoustics (FDTD + modal)
     "pulse_width",
     "solve_wave",
     "wave_grid",
+]
+__all__ += [  # acoustics datasets
+    "AcousticsSetup",
+    "acoustics_dataset_layout",
+    "acoustics_sample",
+    "acoustics_setup",
+    "default_receivers",
 ]
