@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pdesurrogates.uq import conformal, metrics
+from pdesurrogates.uq import conformal, metrics, plots
 from pdesurrogates.uq._conformal import ConformalCalibrator, conformalize
 from pdesurrogates.uq._evaluate import UQReport, compare, evaluate
 from pdesurrogates.uq._prediction import Prediction
@@ -31,6 +31,7 @@ __all__: list[str] = [
     "ishigami_indices",
     "make_distribution",
     "metrics",
+    "plots",
     "propagate",
     "sample_inputs",
     "sobol_indices",
