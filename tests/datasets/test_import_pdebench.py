@@ -425,3 +425,19 @@ def test_imported_darcy_feeds_a_dataloader_and_mgno_learns(tmp_path):
     for _ in range(15):
         epoch_loss(True)
     assert epoch_loss(False) < 0.5 * first
+
+
+def test_in_place_view_pickles_and_works_with_worker_processes(tmp_path):
+    import pickle
+
+    src = tmp_path / "2D_DarcyFlow_beta1.0_Train.hdf5"
+    data = write_darcy(src, n=12, nx=8, ny=8)
+    ds = open_dataset(src, split="train")
+    assert ds[0]["u"].shape == (8, 8)  # opens the source in this process
+    clone = pickle.loads(pickle.dumps(ds))
+    np.testing.assert_array_equal(clone[3]["a"].numpy(), data["nu"][ds.indices[3]])
+    loader = torch.utils.data.DataLoader(ds, batch_size=4, num_workers=2)
+    got = torch.cat([b["u"] for b in loader]).numpy()
+    np.testing.assert_array_equal(got, data["tensor"][ds.indices, 0])
+    with pytest.raises(DatasetError, match="no statistics"):
+        ds.stats("u")

@@ -186,5 +186,8 @@ def test_missing_field_and_non_well_file(tmp_path):
         f["tensor"] = np.zeros((2, 3, 4), np.float32)
     with pytest.raises(SchemaError, match=r"found top-level objects \['tensor'\].*the-well"):
         import_the_well(other, tmp_path / "o.h5", progress=False)
+    with pytest.raises(DatasetError, match="no such file or directory"):
+        import_the_well(tmp_path / "does_not_exist", tmp_path / "o.h5")
+    (tmp_path / "empty").mkdir()
     with pytest.raises(DatasetError, match=r"no \.hdf5/\.h5 files found"):
-        import_the_well(tmp_path / "empty_dir_does_not_exist", tmp_path / "o.h5")
+        import_the_well(tmp_path / "empty", tmp_path / "o.h5")

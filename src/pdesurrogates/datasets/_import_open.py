@@ -77,10 +77,9 @@ class SourceDataset(FieldDataset):
     ) -> None:
         self.layout = layout
         self._src: Source | None = None
-        if _meta is None:
-            src = open_source(path, layout)
-            self._src, self._src_pid = src, os.getpid()
-            _meta = _build_meta(src)
+        if _meta is None:  # metadata only; the source is reopened lazily in each process
+            with open_source(path, layout) as src:
+                _meta = _build_meta(src)
         super().__init__(
             path, fields=fields, indices=indices, check_finite=check_finite, _meta=_meta
         )

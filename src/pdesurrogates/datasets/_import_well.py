@@ -52,6 +52,8 @@ def is_well_file(f: h5py.File) -> bool:
 
 def _files_of(path: Path) -> tuple[list[Path], list[str]]:
     """The data files under ``path`` and the split each belongs to ("" = none)."""
+    if not path.exists():
+        raise DatasetError(f"{path}: no such file or directory")
     if path.is_file():
         split = path.parent.name if path.parent.name in _SPLITS else ""
         return [path], [split]
