@@ -50,7 +50,9 @@ def _build_meta(source: Source) -> dict[str, Any]:
         "splits": {k: np.asarray(v, np.int64) for k, v in splits.items()},
         "stats": {},
         "attrs": {
-            "schema": f"{source.layout} (read directly; not {SCHEMA_NAME})",
+            "schema": f"{source.layout} layout read in place, not {SCHEMA_NAME}",
+            "schema_version": "n/a",
+            "created_by": "",
             "dataset_name": source.dataset_name,
             "pde": source.pde,
             "source": str(source.path),
