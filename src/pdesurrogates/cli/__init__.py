@@ -23,6 +23,7 @@ _COMMAND_MODULES: list[str] = [
     "pdesurrogates.cli._data",
     "pdesurrogates.cli._import",
     "pdesurrogates.cli._acoustics",
+    "pdesurrogates.cli._uq",
 ]
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pdesurrogates.uq import conformal, metrics, plots
 from pdesurrogates.uq._conformal import ConformalCalibrator, conformalize
 from pdesurrogates.uq._evaluate import UQReport, compare, evaluate
+from pdesurrogates.uq._io import load_prediction, save_prediction
 from pdesurrogates.uq._prediction import Prediction
 from pdesurrogates.uq._propagate import (
     PropagationResult,
@@ -29,10 +30,12 @@ __all__: list[str] = [
     "evaluate",
     "ishigami",
     "ishigami_indices",
+    "load_prediction",
     "make_distribution",
     "metrics",
     "plots",
     "propagate",
     "sample_inputs",
+    "save_prediction",
     "sobol_indices",
 ]

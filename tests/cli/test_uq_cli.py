@@ -1,0 +1,243 @@
+"""The ``pdesurrogates uq evaluate`` and ``uq propagate`` commands."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from pdesurrogates import save
+from pdesurrogates.cli import main
+from pdesurrogates.datasets import DatasetWriter, FieldSpec
+from pdesurrogates.io import register_model
+from pdesurrogates.uq import Prediction, evaluate, ishigami_indices, save_prediction
+
+
+@pytest.fixture
+def truth(tmp_path):
+    rng = np.random.default_rng(0)
+    x, y = np.linspace(0, 1, 8), np.linspace(0, 1, 6)
+    path = tmp_path / "truth.h5"
+    with DatasetWriter(
+        path,
+        n_samples=10,
+        coords={"x": x, "y": y},
+        fields={
+            "a": FieldSpec(dims=("sample", "x", "y"), role="input"),
+            "u": FieldSpec(dims=("sample", "x", "y"), units="m"),
+        },
+    ) as w:
+        u = rng.normal(size=(10, 8, 6)).astype(np.float32)
+        for i in range(10):
+            w.write(i, {"a": u[i] * 0, "u": u[i]})
+        w.finalize(split=(0.6, 0.2, 0.2))
+    return path, u
+
+
+def test_uq_evaluate_samples_file(truth, tmp_path):
+    path, u = truth
+    rng = np.random.default_rng(1)
+    s = (u[None] + rng.normal(size=(6, *u.shape))).astype(np.float32)
+    pred = Prediction(None, samples=s)
+    save_prediction(tmp_path / "pred.h5", pred, field="u", like=path)
+    out = tmp_path / "rep"
+    assert main(["uq", "evaluate", str(tmp_path / "pred.h5"), str(path), "-o", str(out)]) == 0
+    doc = json.loads((out / "uq_report.json").read_text())
+    ref = evaluate(pred, u)
+    assert doc["kind"] == "samples" and doc["n_members"] == 6
+    assert doc["scalars"]["crps"] == pytest.approx(ref.scalars["crps"], rel=1e-6)
+    assert doc["by_level"]["coverage"] == pytest.approx(ref.by_level["coverage"].tolist())
+    for name in ("calibration", "pit", "coverage", "error_map", "pred_vs_true"):
+        assert (out / f"{name}.png").stat().st_size > 1000
+
+
+def test_uq_evaluate_gaussian_on_a_split(truth, tmp_path, capsys):
+    path, u = truth
+    test = u[8:]
+    pred = Prediction(test + 0.1, std=np.full(test.shape, 0.5, dtype=np.float32))
+    save_prediction(tmp_path / "pg.h5", pred, field="u", like=path)
+    code = main(
+        [
+            "uq",
+            "evaluate",
+            str(tmp_path / "pg.h5"),
+            str(path),
+            "--split",
+            "test",
+            "--levels",
+            "0.5,0.9",
+            "--no-figures",
+        ]
+    )
+    assert code == 0
+    text = capsys.readouterr().out
+    assert "nll" in text and "gaussian" in text
+    # without --split the sample counts differ: a clear one-line error, exit 1
+    assert main(["uq", "evaluate", str(tmp_path / "pg.h5"), str(path)]) == 1
+    err = capsys.readouterr().err
+    assert "--split" in err and "Traceback" not in err
+
+
+def test_uq_evaluate_bad_arguments(truth, tmp_path, capsys):
+    path, _ = truth
+    assert main(["uq", "evaluate", str(tmp_path / "missing.h5"), str(path)]) == 1
+    assert "does not exist" in capsys.readouterr().err
+    assert main(["uq", "evaluate", str(path), str(path), "--levels", "0.5,1.5"]) == 1
+    assert "--levels" in capsys.readouterr().err
+
+
+def _write_toml(path, text):
+    path.write_text(text)
+    return path
+
+
+def test_uq_propagate_function_with_sobol(tmp_path):
+    toml = _write_toml(
+        tmp_path / "d.toml",
+        "".join(
+            f'[inputs.x{i}]\ndist = "uniform"\nlow = {-math.pi}\nhigh = {math.pi}\n'
+            for i in (1, 2, 3)
+        ),
+    )
+    out = tmp_path / "out"
+    code = main(
+        [
+            "uq",
+            "propagate",
+            "--model",
+            "pdesurrogates.uq:ishigami",
+            "--inputs",
+            str(toml),
+            "-n",
+            "4096",
+            "-o",
+            str(out),
+            "--sobol",
+            "4096",
+            "-q",
+        ]
+    )
+    assert code == 0
+    doc = json.loads((out / "propagation.json").read_text())
+    exact = ishigami_indices()
+    assert doc["moments"]["mean"] == pytest.approx(3.5, abs=0.15)  # E = a/2
+    assert doc["moments"]["std"] == pytest.approx(math.sqrt(exact["variance"]), rel=0.05)
+    sob = json.loads((out / "sobol.json").read_text())
+    np.testing.assert_allclose(sob["S1"], exact["S1"], atol=0.05)
+    for f in ("propagation.png", "sobol.png", "outputs.npz"):
+        assert (out / f).is_file()
+    with np.load(out / "outputs.npz") as z:
+        assert z["inputs"].shape == (4096, 3) and z["outputs"].shape == (4096,)
+
+
+@register_model
+class UQCliAffine(torch.nn.Module):
+    def __init__(self, *, n_in: int = 2):
+        super().__init__()
+        self.n_in = n_in
+        self.lin = torch.nn.Linear(n_in, 1)
+        with torch.no_grad():
+            self.lin.weight.copy_(torch.tensor([[1.0, 2.0]]))
+            self.lin.bias.fill_(0.5)
+
+    def get_config(self):
+        return {"n_in": self.n_in}
+
+    def forward(self, x):
+        return self.lin(x)[:, 0]
+
+
+def test_uq_propagate_saved_model(tmp_path):
+    save(UQCliAffine(), tmp_path / "runs" / "lin" / "model")
+    toml = _write_toml(
+        tmp_path / "d.toml",
+        """
+[inputs.a]
+dist = "normal"
+mean = 1.0
+std = 0.5
+[inputs.b]
+dist = "uniform"
+low = 0.0
+high = 1.0
+""",
+    )
+    out = tmp_path / "o"
+    code = main(
+        [
+            "uq",
+            "propagate",
+            "-m",
+            str(tmp_path / "runs" / "lin"),
+            "-i",
+            str(toml),
+            "-n",
+            "8192",
+            "-o",
+            str(out),
+            "--method",
+            "sobol",
+            "-q",
+        ]
+    )
+    assert code == 0
+    doc = json.loads((out / "propagation.json").read_text())
+    # y = a + 2 b + 0.5: mean 2.5, std sqrt(0.25 + 4/12)
+    assert doc["moments"]["mean"] == pytest.approx(2.5, abs=2e-3)
+    assert doc["moments"]["std"] == pytest.approx(math.sqrt(0.25 + 4 / 12), rel=2e-3)
+
+
+def test_uq_propagate_bad_inputs(tmp_path, capsys):
+    bad = _write_toml(tmp_path / "bad.toml", '[inputs.x]\ndist = "weibullish"\n')
+    code = main(
+        [
+            "uq",
+            "propagate",
+            "-m",
+            "pdesurrogates.uq:ishigami",
+            "-i",
+            str(bad),
+            "-n",
+            "100",
+            "-o",
+            str(tmp_path / "o"),
+        ]
+    )
+    assert code == 1
+    assert "unknown distribution" in capsys.readouterr().err
+    code = main(
+        [
+            "uq",
+            "propagate",
+            "-m",
+            str(tmp_path / "nope"),
+            "-i",
+            str(bad),
+            "-n",
+            "100",
+            "-o",
+            str(tmp_path / "o"),
+        ]
+    )
+    assert code == 1
+    assert "nope" in capsys.readouterr().err
+    broken = _write_toml(tmp_path / "broken.toml", "[inputs.x\n")
+    code = main(
+        [
+            "uq",
+            "propagate",
+            "-m",
+            "pdesurrogates.uq:ishigami",
+            "-i",
+            str(broken),
+            "-n",
+            "100",
+            "-o",
+            str(tmp_path / "o"),
+        ]
+    )
+    assert code == 1
+    assert "TOML" in capsys.readouterr().err
