@@ -132,6 +132,13 @@ def test_impulse_response_matches_forward_and_checks_inputs():
     batch = model.impulse_response(np.array([[1.0, 0.8], [0.7, 1.2]]), rec, times)
     assert batch.shape == (2, 3, 21)
     np.testing.assert_allclose(batch[0], ir, atol=1e-6)
+    basis = model.response_basis(rec, times)  # trunk once, reused for every source
+    np.testing.assert_allclose(model.impulse_response([1.0, 0.8], basis=basis), ir, atol=1e-6)
+    np.testing.assert_allclose(
+        model.impulse_response(np.array([[1.0, 0.8], [0.7, 1.2]]), basis=basis), batch, atol=1e-6
+    )
+    with pytest.raises(ValueError, match="not both"):
+        model.impulse_response([1.0, 0.8], rec, times, basis=basis)
 
     with pytest.raises(ValueError, match=r"source .* outside the room"):
         model.impulse_response([2.5, 1.0], rec, times)

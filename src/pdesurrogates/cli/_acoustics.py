@@ -449,7 +449,8 @@ def evaluate_deeponet(model, data, *, split: str = "test", out_dir=None, n_plots
     sources = ds.sources.numpy().astype(np.float64)
     truth = ds.fields_data.reshape(len(ds), -1)
     samples = _predict_fields(model, sources, grid)
-    pred = Prediction(samples.mean(0)) if samples.shape[0] == 1 else Prediction(samples=samples)
+    mean = samples.mean(0)
+    pred = Prediction(mean) if samples.shape[0] == 1 else Prediction(mean, samples=samples)
     report = evaluate(pred, truth, meta={"model": "DeepONet", "dataset": str(data), "split": split})
 
     rec = np.asarray(setup["receivers"])

@@ -20,6 +20,7 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -27,7 +28,7 @@ from torch import nn
 
 from pdesurrogates.io import register_model
 
-__all__ = ["DeepONet"]
+__all__ = ["DeepONet", "ResponseBasis"]
 
 _ACTIVATIONS = ("sin", "tanh", "gelu", "silu", "relu")
 _ENCODINGS = ("periodic", "fourier", "random", "none")
@@ -91,6 +92,25 @@ class _Net(nn.Module):
             for lin in self.hidden:
                 h = self.act(lin(h))
         return self.last(h)
+
+
+@dataclass(frozen=True)
+class ResponseBasis:
+    """Trunk outputs of a :class:`DeepONet` at fixed receivers and times.
+
+    Attributes
+    ----------
+    values : Tensor, shape (R*T, p)
+        Trunk outputs, receiver-major.
+    receivers : ndarray, shape (R, D)
+        Receiver positions (m).
+    times : ndarray, shape (T,)
+        Times (s).
+    """
+
+    values: torch.Tensor
+    receivers: np.ndarray
+    times: np.ndarray
 
 
 def _positive(name, value):
@@ -190,6 +210,12 @@ class DeepONet(nn.Module):
     ...                             times=torch.linspace(0, 0.01, 11))
     >>> ir.shape
     (2, 11)
+
+    For many sources at the same receivers, evaluate the trunk once:
+
+    >>> basis = model.response_basis([[0.2], [1.8]], torch.linspace(0, 0.01, 11))
+    >>> model.impulse_response([[0.7], [0.9], [1.1]], basis=basis).shape
+    (3, 2, 11)
     """
 
     def __init__(
@@ -513,7 +539,32 @@ class DeepONet(nn.Module):
         ).reshape(n_p * n_t, self.dim + 1)
 
     @torch.no_grad()
-    def impulse_response(self, source, receivers, times) -> np.ndarray:
+    def response_basis(self, receivers, times) -> ResponseBasis:
+        """Evaluate the trunk once at fixed receivers and times.
+
+        The trunk does not depend on the source, so for a fixed set of receivers and
+        times its outputs can be kept and every further impulse response costs only the
+        branch net and a small matrix product (``impulse_response(src, basis=basis)``).
+        Recompute the basis after changing the weights.
+
+        Parameters
+        ----------
+        receivers : (R, D) array_like
+            Receiver positions (m).
+        times : (T,) array_like
+            Times (s).
+
+        Returns
+        -------
+        ResponseBasis
+        """
+        rec = self._as_points("receivers", receivers)
+        t = self._check_times(times)
+        values = self.trunk(self.encode_coords(self.query_points(rec, t)))
+        return ResponseBasis(values=values, receivers=rec, times=t)
+
+    @torch.no_grad()
+    def impulse_response(self, source, receivers=None, times=None, *, basis=None) -> np.ndarray:
         """Impulse responses (Pa) at receivers for one or several sources.
 
         Parameters
@@ -521,9 +572,12 @@ class DeepONet(nn.Module):
         source : (D,) or (S, D) array_like
             Source position(s) (m).
         receivers : (R, D) array_like
-            Receiver positions (m).
+            Receiver positions (m). Not needed with ``basis``.
         times : (T,) array_like
-            Times (s), within the trained horizon ``[0, duration]``.
+            Times (s), within the trained horizon ``[0, duration]``. Not needed with
+            ``basis``.
+        basis : ResponseBasis, optional
+            Trunk outputs from :meth:`response_basis` for fixed receivers and times.
 
         Returns
         -------
@@ -539,13 +593,18 @@ class DeepONet(nn.Module):
         UserWarning
             Times beyond the trained horizon, or a source outside the training region.
         """
-        single = np.ndim(source) == 1 or (torch.is_tensor(source) and source.dim() == 1)
+        single = np.ndim(source) == 1
         src = self._as_points("source", source)
-        rec = self._as_points("receivers", receivers)
-        t = self._check_times(times)
         self._check_bounds(src)
-        out = self(self.encode_source(src), self.query_points(rec, t))
-        out = out.reshape(len(src), len(rec), len(t)).cpu().numpy()
+        if basis is None:
+            if receivers is None or times is None:
+                raise ValueError("give receivers and times, or a basis from response_basis()")
+            basis = self.response_basis(receivers, times)
+        elif receivers is not None or times is not None:
+            raise ValueError("give either receivers and times, or basis, not both")
+        b = self.branch(self.encode_source(src))
+        out = (b @ basis.values.transpose(0, 1) + self.bias).cpu().numpy()
+        out = out.reshape(len(src), len(basis.receivers), len(basis.times))
         return out[0] if single else out
 
     @torch.no_grad()

@@ -705,6 +705,11 @@ def acoustics_setup(
     lengths = _check_lengths(lengths)
     dim = len(lengths)
     sigma = pulse_width(fmax, c)
+    if not ppw >= 2.0:
+        raise ValueError(
+            f"ppw={ppw!r} points per wavelength cannot represent fmax={fmax:g} Hz; use at "
+            "least 10 (20 or more for 50 ms responses)"
+        )
     if not (math.isfinite(duration) and duration > 0):
         raise ValueError(f"duration must be positive (s); got {duration!r}")
     if margin is None:
@@ -729,8 +734,13 @@ def acoustics_setup(
     stride = max(1, math.ceil(ppw * fmax * h_out / c - 1e-9))
     h = max(L / (n * stride) for L, n in zip(lengths, resolution, strict=True))
     solver_ppw = c / (fmax * h)
-    if solver_ppw < 2.0:
-        raise ValueError(f"ppw={ppw!r} gives {solver_ppw:.2f} points per wavelength; use >= 10")
+    if solver_ppw < 10.0:
+        warnings.warn(
+            f"the solver grid has only {solver_ppw:.1f} points per wavelength at fmax={fmax:g} "
+            "Hz; its dispersion error will dominate the data. Use ppw >= 20",
+            UserWarning,
+            stacklevel=2,
+        )
     if n_times is None:
         n_times = round(4.0 * fmax * duration) + 1
     return AcousticsSetup(

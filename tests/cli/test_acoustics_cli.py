@@ -1,0 +1,204 @@
+"""``generate acoustics1d|acoustics2d`` and ``train deeponet`` end to end."""
+
+from __future__ import annotations
+
+import json
+
+import h5py
+import numpy as np
+import pytest
+
+import pdesurrogates
+from pdesurrogates.cli import main
+from pdesurrogates.datasets import open_dataset, validate
+from pdesurrogates.solvers.reference import modal_wave, pulse_width
+from pdesurrogates.surrogates import DeepONet, Ensemble
+
+
+@pytest.fixture(scope="module")
+def tube(tmp_path_factory):
+    path = tmp_path_factory.mktemp("acoustics") / "tube.h5"
+    code = main(
+        [
+            "generate",
+            "acoustics1d",
+            "-o",
+            str(path),
+            "--n-sources",
+            "10",
+            "--duration",
+            "0.01",
+            "--resolution",
+            "32",
+            "--receivers",
+            "0.5;1.25",
+            "--split",
+            "0.6,0.2,0.2",
+            "-q",
+        ]
+    )
+    assert code == 0
+    return path
+
+
+def test_generated_tube_matches_the_exact_solution(tube):
+    validate(tube)
+    ds = open_dataset(tube)
+    assert ds.params["xs"].dist == "uniform" and ds.params["xs"].bounds == (0.6, 1.4)
+    assert ds.params["xs"].units == "m"
+    with h5py.File(tube, "r") as f:
+        p = f["fields/p"][...]
+        ir = f["fields/ir"][...]
+        xs = f["params/xs"][...]
+        t = f["time"][...]
+        x = f["x"][...]
+    assert p.shape == (10, 21, 33) and ir.shape == (10, 21, 2)
+    assert np.all((xs >= 0.6) & (xs <= 1.4))
+    # receivers sit on stored nodes (x = 0.5 and 1.25 m): responses are the field there
+    np.testing.assert_allclose(ir[:, :, 0], p[:, :, 8], atol=1e-6)
+    np.testing.assert_allclose(ir[:, :, 1], p[:, :, 20], atol=1e-6)
+    sigma = pulse_width(500.0)
+    for i in range(3):
+        exact = modal_wave([2.0], [xs[i]], sigma=sigma, times=t, coords=[x])
+        assert np.linalg.norm(p[i] - exact) / np.linalg.norm(exact) < 5e-3
+
+
+def test_generate_room_2d_and_bad_input(tmp_path, capsys):
+    out = tmp_path / "room.h5"
+    code = main(
+        [
+            "generate",
+            "acoustics2d",
+            "-o",
+            str(out),
+            "-n",
+            "3",
+            "--duration",
+            "0.005",
+            "--size",
+            "1.5,1.0",
+            "--fmax",
+            "400",
+            "--resolution",
+            "16",
+            "--split",
+            "0.34,0.33,0.33",
+            "-q",
+        ]
+    )
+    assert code == 0
+    ds = open_dataset(out)
+    assert ds.fields["p"].dims == ("sample", "time", "x", "y")
+    assert set(ds.params) == {"xs", "ys"}
+    setup = json.loads(ds.attrs["source"])
+    assert setup["lengths"] == [1.5, 1.0] and setup["solver_ppw"] >= 20
+
+    bad = [
+        (["--receivers", "0.5,0.5;2.0,0.5"], "outside the domain"),
+        (["--margin", "0.8"], "margin"),
+        (["--receivers", "0.5"], "--receivers"),
+        (["--ppw", "1"], "points per wavelength"),
+    ]
+    for extra, message in bad:
+        code = main(
+            [
+                "generate",
+                "acoustics2d",
+                "-o",
+                str(tmp_path / "bad.h5"),
+                "-n",
+                "2",
+                "--size",
+                "1.5,1.0",
+                "--duration",
+                "0.005",
+                "-q",
+                *extra,
+            ]
+        )
+        assert code != 0
+        assert message in capsys.readouterr().err
+        assert not (tmp_path / "bad.h5").exists()
+
+
+def test_train_deeponet_writes_model_report_and_plots(tube, tmp_path):
+    run = tmp_path / "run"
+    code = main(
+        [
+            "train",
+            "deeponet",
+            "--data",
+            str(tube),
+            "-o",
+            str(run),
+            "--epochs",
+            "30",
+            "--width",
+            "16",
+            "--depth",
+            "2",
+            "--latent",
+            "8",
+            "--points",
+            "256",
+            "-q",
+        ]
+    )
+    assert code == 0
+    model = pdesurrogates.load(run / "model")
+    assert isinstance(model, DeepONet) and model.lengths == [2.0]
+    assert model.source_bounds == [[0.6, 1.4]] and model.duration == pytest.approx(0.01)
+    history = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert len(history) == 30
+    assert history[-1]["train_loss"] < 0.5 * history[0]["train_loss"]
+    report = json.loads((run / "report.json").read_text())
+    summary = report["summary"]
+    assert summary["n_sources"] == 2
+    assert 0 < summary["rel_l2"] < 2 and summary["peak_normalised_rmse"] > 0
+    for name in ("impulse_responses.png", "field_snapshots.png"):
+        assert (run / name).stat().st_size > 1000
+
+
+def test_train_deeponet_ensemble_gives_spread(tube, tmp_path):
+    run = tmp_path / "ens"
+    code = main(
+        [
+            "train",
+            "deeponet",
+            "--data",
+            str(tube),
+            "-o",
+            str(run),
+            "--epochs",
+            "3",
+            "--ensemble",
+            "2",
+            "--width",
+            "8",
+            "--depth",
+            "1",
+            "--latent",
+            "4",
+            "--points",
+            "64",
+            "-q",
+        ]
+    )
+    assert code == 0
+    ens = pdesurrogates.load(run / "model")
+    assert isinstance(ens, Ensemble) and len(ens) == 2
+    report = json.loads((run / "report.json").read_text())
+    assert report["report"]["kind"] == "samples"
+    assert report["summary"]["uq"]["crps"] > 0
+
+
+def test_train_deeponet_rejects_other_datasets(tmp_path, capsys):
+    assert (
+        main(["train", "deeponet", "--data", str(tmp_path / "nope.h5"), "-o", str(tmp_path / "r")])
+        == 1
+    )
+    assert "no such dataset" in capsys.readouterr().err
+    other = tmp_path / "darcy.h5"
+    assert main(["generate", "darcy", "-o", str(other), "-n", "4", "-r", "8", "-q"]) == 0
+    assert main(["train", "deeponet", "--data", str(other), "-o", str(tmp_path / "r")]) == 1
+    assert "not an acoustics dataset" in capsys.readouterr().err
