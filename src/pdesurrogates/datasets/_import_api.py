@@ -72,7 +72,7 @@ def open_source(path: str | os.PathLike, layout: str | None = None, **kwargs) ->
             raise DatasetError(f"{p}: no such file or directory")
         raise unknown_layout(p, "no recognised structure", list(LAYOUTS))
     if layout.startswith("pdebench"):
-        return open_pdebench(p, None if layout == "pdebench" else layout)
+        return open_pdebench(p, None if layout == "pdebench" else layout, **kwargs)
     if layout == "the-well":
         return WellSource(p, **kwargs)
     if layout == "fno-mat":

@@ -247,7 +247,7 @@ class GroupsFile(Source):
 
     layout = "pdebench-groups"
 
-    def __init__(self, path, f: h5py.File) -> None:
+    def __init__(self, path, f: h5py.File, *, verify: bool = True) -> None:
         super().__init__(path)
         self.f = f
         self.keys = sorted(k for k in f.keys() if k.isdigit())
@@ -276,7 +276,7 @@ class GroupsFile(Source):
         else:
             self.coords["time"] = np.arange(nt, dtype=np.float64)
         self.n_samples = len(self.keys)
-        for i, key in enumerate(self.keys[1:], start=1):
+        for i, key in enumerate(self.keys[1:] if verify else [], start=1):
             g = f[key]
             if "data" not in g or g["data"].shape != self.shape:
                 got = g["data"].shape if "data" in g else "no 'data'"
@@ -412,8 +412,14 @@ _CLASSES = {
 }
 
 
-def open_pdebench(path: str | os.PathLike, layout: str | None = None) -> Source:
-    """Open a PDEBench file as a :class:`Source` (its layout is detected)."""
+def open_pdebench(
+    path: str | os.PathLike, layout: str | None = None, *, verify: bool = True
+) -> Source:
+    """Open a PDEBench file as a :class:`Source` (its layout is detected).
+
+    ``verify=False`` skips the per-sample grid comparison of per-sample-group files (used
+    when a file already checked is reopened in a worker process).
+    """
     path = Path(path)
     f = open_source_h5(path)
     try:
@@ -421,6 +427,8 @@ def open_pdebench(path: str | os.PathLike, layout: str | None = None) -> Source:
         if found is None or (layout is not None and found != layout):
             expected: Sequence[str] = PDEBENCH_LAYOUTS if layout is None else [layout]
             raise unknown_layout(path, _describe(f), expected)
+        if found == "pdebench-groups":
+            return GroupsFile(path, f, verify=verify)
         return _CLASSES[found](path, f)
     except BaseException:
         f.close()
