@@ -298,6 +298,20 @@ def test_truncated_file_gives_a_clear_error(tmp_path):
     assert not (tmp_path / "o.h5.partial").exists()
 
 
+def test_data_extending_past_the_end_of_the_file_is_called_truncated(tmp_path):
+    """The contiguous-storage check compares a dataset's byte range with the file size."""
+    from pdesurrogates.datasets._import_base import check_storage
+
+    src = tmp_path / "adv.hdf5"
+    write_tensor_1d(src, n=50, nt=20, nx=64)
+    short = tmp_path / "short.bin"
+    short.write_bytes(b"x" * 1000)
+    with h5py.File(src) as f:
+        check_storage(src, f["tensor"])  # the real file holds the whole dataset
+        with pytest.raises(DatasetError, match=r"/tensor ends at byte \d+ but the file has 1000"):
+            check_storage(short, f["tensor"])
+
+
 def test_grids_differing_across_samples_name_the_first_offender(tmp_path):
     src = tmp_path / "2D_diff-react_NA_NA.h5"
     write_groups(src, n=6, bad_grid_at=3)
