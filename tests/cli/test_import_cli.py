@@ -107,6 +107,7 @@ def test_import_errors_are_one_line(tmp_path, capsys):
     assert "available fields: ['a', 'u']" in text and "Traceback" not in text
     code, text = _run(["import", "the-well", src, "-o", tmp_path / "o.h5"], capsys)
     assert code == 1 and "unknown layout" in text and "the-well" in text
+    assert "use `pdesurrogates import pdebench`" in text
     junk = tmp_path / "junk.hdf5"
     junk.write_bytes(b"\x89HDF\r\n\x1a\n" + b"\0" * 100)
     code, text = _run(["import", "pdebench", junk, "-o", tmp_path / "o.h5"], capsys)

@@ -184,8 +184,13 @@ def test_missing_field_and_non_well_file(tmp_path):
     other = tmp_path / "other.hdf5"
     with h5py.File(other, "w") as f:
         f["tensor"] = np.zeros((2, 3, 4), np.float32)
-    with pytest.raises(SchemaError, match=r"found top-level objects \['tensor'\].*the-well"):
+    with pytest.raises(SchemaError, match=r"found top-level objects \['tensor'\].*the-well") as e:
         import_the_well(other, tmp_path / "o.h5", progress=False)
+    assert "looks like a pdebench-tensor file: use `pdesurrogates import pdebench`" in str(e.value)
+    from pdesurrogates.datasets import import_pdebench
+
+    with pytest.raises(SchemaError, match="use `pdesurrogates import the-well`"):
+        import_pdebench(src, tmp_path / "o.h5", progress=False)
     with pytest.raises(DatasetError, match="no such file or directory"):
         import_the_well(tmp_path / "does_not_exist", tmp_path / "o.h5")
     (tmp_path / "empty").mkdir()

@@ -52,13 +52,26 @@ LAYOUTS: dict[str, str] = {
 _BLOCK_BYTES = 32 * 2**20  # source bytes read per block while converting
 
 
-def unknown_layout(path: str | os.PathLike, found: str, expected: Sequence[str] | None = None):
-    """The error for a file whose layout is not recognised."""
+def unknown_layout(
+    path: str | os.PathLike,
+    found: str,
+    expected: Sequence[str] | None = None,
+    *,
+    other: str | None = None,
+):
+    """The error for a file whose layout is not recognised.
+
+    ``other``: a layout the file does match, for a hint at the right importer.
+    """
     names = list(expected or LAYOUTS)
     lines = "; ".join(f"{k} ({LAYOUTS[k]})" for k in names)
+    if other:
+        command = "pdebench" if other.startswith("pdebench") else other
+        todo = f"This looks like a {other} file: use `pdesurrogates import {command}`"
+    else:
+        todo = "Check the file, or write your own converter with DatasetWriter"
     return SchemaError(
-        f"{path}: unknown layout: found {found}. Recognised layouts: {lines}. "
-        "Check the file, or write your own converter with DatasetWriter"
+        f"{path}: unknown layout: found {found}. Recognised layouts: {lines}. {todo}"
     )
 
 

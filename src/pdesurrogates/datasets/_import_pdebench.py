@@ -426,7 +426,10 @@ def open_pdebench(
         found = detect_pdebench(f)
         if found is None or (layout is not None and found != layout):
             expected: Sequence[str] = PDEBENCH_LAYOUTS if layout is None else [layout]
-            raise unknown_layout(path, _describe(f), expected)
+            from pdesurrogates.datasets._import_well import is_well_file
+
+            other = "the-well" if is_well_file(f) else found
+            raise unknown_layout(path, _describe(f), expected, other=other)
         if found == "pdebench-groups":
             return GroupsFile(path, f, verify=verify)
         return _CLASSES[found](path, f)

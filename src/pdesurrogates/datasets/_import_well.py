@@ -100,11 +100,14 @@ class WellSource(Source):
             f = open_source_h5(p)
             self.files.append(f)
             if not is_well_file(f):
+                from pdesurrogates.datasets._import_pdebench import detect_pdebench
+
                 raise unknown_layout(
                     p,
                     f"top-level objects {sorted(f.keys())[:12]} (no 'dimensions' and "
                     "t0/t1/t2_fields groups)",
                     ["the-well"],
+                    other=detect_pdebench(f),
                 )
             b = int(np.asarray(f.attrs.get("n_trajectories", 0)))
             if b < 1:
