@@ -6,10 +6,30 @@ import sys as _sys
 
 from pdesurrogates.solvers import _gallery as gallery
 from pdesurrogates.solvers import _krylov as krylov
+from pdesurrogates.solvers._dcdm import dcdm
 from pdesurrogates.solvers._krylov import SolveResult, cg, fcg
+from pdesurrogates.solvers._preconditioners import (
+    IncompleteCholesky,
+    LearnedPreconditioner,
+    MultigridHierarchy,
+    amg,
+    jacobi,
+)
 
 _sys.modules[__name__ + ".gallery"] = gallery
 _sys.modules[__name__ + ".krylov"] = krylov
 
 __all__: list[str] = []
-__all__ += ["SolveResult", "cg", "fcg", "gallery", "krylov"]
+__all__ += [
+    "IncompleteCholesky",
+    "LearnedPreconditioner",
+    "MultigridHierarchy",
+    "SolveResult",
+    "amg",
+    "cg",
+    "dcdm",
+    "fcg",
+    "gallery",
+    "jacobi",
+    "krylov",
+]

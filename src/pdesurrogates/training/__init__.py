@@ -2,6 +2,15 @@
 
 from __future__ import annotations
 
+from pdesurrogates.training._dcdm import (
+    dcdm_loss,
+    lanczos,
+    ritz_training_vectors,
+    ritz_vectors,
+    sparse_to_torch,
+    train_dcdm,
+    write_ritz_dataset,
+)
 from pdesurrogates.training._losses import (
     RelH1Loss,
     RelL2Loss,
@@ -22,4 +31,13 @@ __all__: list[str] = [
     "grid_gradient",
     "rel_h1",
     "rel_l2",
+]
+__all__ += [  # deep conjugate-direction method
+    "dcdm_loss",
+    "lanczos",
+    "ritz_training_vectors",
+    "ritz_vectors",
+    "sparse_to_torch",
+    "train_dcdm",
+    "write_ritz_dataset",
 ]

@@ -1,0 +1,157 @@
+"""The deep conjugate-direction method (Kaneda et al., ICML 2023), with a safe fallback.
+
+:func:`dcdm` is truncated flexible CG whose preconditioner is a trained network: every
+iteration feeds the unit residual ``r / ||r||`` (as a grid image) to the network, makes
+the returned direction A-orthogonal to the last ``n_orth`` directions and takes the exact
+line-search step ``alpha = d^T r / d^T A d``. The residual is recomputed as ``b - A x``
+every iteration, so the stopping test is on the *true* residual.
+
+If the network returns NaN/Inf, or a direction that is not a descent direction
+(``d^T r <= 0`` after orthogonalisation), that iteration uses the residual instead; the
+result's ``info["fallbacks"]`` counts such iterations and the message says so.
+
+This module does not import :mod:`pdesurrogates.surrogates`: it only calls the model.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import numpy as np
+
+from pdesurrogates.errors import SolverError
+from pdesurrogates.solvers._krylov import SolveResult, _flexible_cg, _maxiter, _prepare
+
+__all__ = ["dcdm", "grid_shape_for", "network_apply"]
+
+
+def grid_shape_for(n: int, dim: int, shape: Sequence[int] | None = None) -> tuple[int, ...]:
+    """The grid shape of an ``n``-vector: ``shape`` if given (checked), else a square/cube."""
+    if shape is not None:
+        shape = tuple(int(s) for s in shape)
+        if len(shape) != dim:
+            raise SolverError(
+                f"the model is {dim}D but the problem grid {shape} is {len(shape)}D; "
+                f"use a {len(shape)}D model"
+            )
+        if int(np.prod(shape)) != n:
+            raise ValueError(f"shape {shape} holds {int(np.prod(shape))} cells, but A is {n}x{n}")
+        return shape
+    side = round(n ** (1.0 / dim))
+    for s in (side - 1, side, side + 1):
+        if s > 0 and s**dim == n:
+            return (s,) * dim
+    raise ValueError(
+        f"cannot infer a {dim}D grid for {n} unknowns (not a perfect "
+        f"{'square' if dim == 2 else 'cube'}); pass shape=(nx, ny{', nz' if dim == 3 else ''})"
+    )
+
+
+def network_apply(
+    model, shape: Sequence[int], *, mask: np.ndarray | None = None
+) -> Callable[[np.ndarray], np.ndarray]:
+    """Wrap a torch model ``(1, 1, *shape) -> (1, 1, *shape)`` as ``r -> d`` on vectors.
+
+    The model runs in its own dtype and device under ``torch.inference_mode``; the
+    returned direction is float64, zeroed outside ``mask`` (solid cells) when given.
+    """
+    import torch
+
+    param = next(iter(model.parameters()), None)
+    dtype = param.dtype if param is not None else torch.float32
+    device = param.device if param is not None else torch.device("cpu")
+    shape = tuple(int(s) for s in shape)
+    keep = None if mask is None else np.asarray(mask, bool).reshape(-1)
+
+    def apply(r: np.ndarray) -> np.ndarray:
+        with torch.inference_mode():
+            t = torch.as_tensor(np.ascontiguousarray(r), dtype=dtype, device=device)
+            out = model(t.view(1, 1, *shape))
+            d = out.reshape(-1).to("cpu", torch.float64).numpy().copy()
+        if keep is not None:
+            d[~keep] = 0.0
+        return d
+
+    return apply
+
+
+def dcdm(
+    A,
+    b,
+    model,
+    *,
+    x0=None,
+    rtol: float = 1e-6,
+    atol: float = 0.0,
+    maxiter: int | None = None,
+    n_orth: int = 2,
+    callback: Callable[[np.ndarray], None] | None = None,
+    shape: Sequence[int] | None = None,
+    mask: np.ndarray | None = None,
+) -> SolveResult:
+    """Solve ``A x = b`` with the deep conjugate-direction method.
+
+    Parameters
+    ----------
+    A : sparse matrix, ndarray or LinearOperator, shape (n, n)
+        Symmetric positive definite; unknowns in C order of the grid.
+    b : ndarray, shape (n,)
+    model : torch.nn.Module
+        Maps ``(1, 1, *grid)`` residual images to directions, e.g. a trained
+        :class:`pdesurrogates.surrogates.ConjugateDirectionNet`. Its ``dim`` attribute
+        (when present) must match the grid dimension.
+    x0 : ndarray, optional
+        Initial guess (zeros).
+    rtol, atol : float
+        Stop when ``||b - A x|| <= max(rtol ||b||, atol)`` (true residual).
+    maxiter : int, optional
+        Iteration cap (default ``min(n, 1000)``); reaching it returns ``converged=False``.
+    n_orth : int
+        Number of previous directions to A-orthogonalise against (2 in the paper).
+    callback : callable, optional
+        ``callback(xk)`` after every iteration.
+    shape : tuple of int, optional
+        Grid shape; inferred for square/cubic grids from ``n`` and ``model.dim``.
+    mask : ndarray of bool, optional
+        Cells that are unknowns of the PDE (a :class:`~pdesurrogates.solvers.gallery.Problem`
+        mask); the direction is zeroed elsewhere.
+
+    Returns
+    -------
+    SolveResult
+        ``info["fallbacks"]`` counts iterations that used the residual direction.
+    """
+    if int(n_orth) < 1:
+        raise ValueError(f"n_orth must be >= 1; got {n_orth}")
+    if not callable(model):
+        raise ValueError(f"model must be a callable torch module; got {type(model).__name__}")
+    if hasattr(A, "A") and hasattr(A, "shape") and hasattr(A, "mask") and not hasattr(A, "nnz"):
+        # a gallery Problem
+        shape = A.shape if shape is None else shape
+        mask = A.mask if mask is None else mask
+        A = A.A
+    op, b, x, n = _prepare(A, b, x0, check_symmetric=True)
+    dim = getattr(model, "dim", None)
+    if dim is None:
+        if shape is None:
+            raise ValueError("the model has no 'dim' attribute; pass shape=(nx, ny[, nz])")
+        dim = len(tuple(shape))
+    grid = grid_shape_for(n, int(dim), shape)
+    if mask is not None and np.asarray(mask).size != n:
+        raise ValueError(f"mask has {np.asarray(mask).size} cells, expected {n}")
+    apply = network_apply(model, grid, mask=mask)
+    maxiter = min(n, 1000) if maxiter is None else _maxiter(maxiter, n)
+    return _flexible_cg(
+        op,
+        b,
+        x,
+        apply,
+        rtol=rtol,
+        atol=atol,
+        maxiter=maxiter,
+        m=int(n_orth),
+        callback=callback,
+        true_residual=True,
+        method="dcdm",
+        normalize_input=True,
+    )

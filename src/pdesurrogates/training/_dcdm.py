@@ -1,0 +1,386 @@
+"""Training data and training loop of the deep conjugate-direction method (DCDM).
+
+Training vectors are random combinations of Ritz vectors of the training matrix ``A``
+(Lanczos with full re-orthogonalisation, started in ``range(A)``), weighted toward the
+low end of the spectrum: the lowest ``low_fraction`` of the Ritz vectors get coefficients
+``low_weight`` times larger, as in Kaneda et al. (2023). They are stored once in a
+``pdesurrogates-h5`` file (field ``"r"``) and streamed from there.
+
+The loss needs no labels: for a unit training vector ``r`` and direction ``d = f(r)``,
+
+    L = || r - A d (d^T r) / (d^T A d) ||^2,
+
+the residual left after the exact A-norm line search along ``d``; it is invariant to the
+scale of ``d``, so the network only has to learn ``A^{-1}`` up to a constant.
+
+Examples
+--------
+>>> import numpy as np
+>>> from pdesurrogates.solvers import gallery
+>>> from pdesurrogates.training import ritz_vectors
+>>> vals, vecs = ritz_vectors(gallery.poisson2d(8), 20, seed=0)
+>>> bool(np.all(np.diff(vals) > 0)), vecs.shape
+(True, (64, 20))
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+
+from pdesurrogates.errors import TrainingError
+
+__all__ = [
+    "dcdm_loss",
+    "lanczos",
+    "ritz_training_vectors",
+    "ritz_vectors",
+    "sparse_to_torch",
+    "train_dcdm",
+    "write_ritz_dataset",
+]
+
+
+def lanczos(A, m: int, *, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``m`` steps of Lanczos with full re-orthogonalisation, started from ``A xi``.
+
+    Returns
+    -------
+    Q : ndarray, shape (n, k)
+        Orthonormal Lanczos basis (``k <= m``; fewer on an invariant subspace).
+    alpha, beta : ndarray, shapes (k,), (k - 1,)
+        Diagonal and off-diagonal of the tridiagonal ``T = Q^T A Q``.
+    """
+    n = A.shape[0]
+    m = int(min(m, n))
+    if m < 1:
+        raise ValueError(f"m must be >= 1; got {m}")
+    rng = np.random.default_rng(seed)
+    v = A @ rng.standard_normal(n)  # start in range(A): avoids a Neumann null space
+    v /= np.linalg.norm(v)
+    Q = np.zeros((n, m))
+    alpha = np.zeros(m)
+    beta = np.zeros(max(m - 1, 0))
+    k = m
+    for j in range(m):
+        Q[:, j] = v
+        w = A @ v
+        alpha[j] = float(v @ w)
+        # full re-orthogonalisation (twice is enough)
+        for _ in range(2):
+            w -= Q[:, : j + 1] @ (Q[:, : j + 1].T @ w)
+        if j == m - 1:
+            break
+        bj = float(np.linalg.norm(w))
+        if bj < 1e-10 * max(abs(alpha[j]), 1.0):
+            k = j + 1
+            break
+        beta[j] = bj
+        v = w / bj
+    return Q[:, :k], alpha[:k], beta[: k - 1]
+
+
+def ritz_vectors(A, m: int, *, seed: int = 0, drop_below: float = 1e-8):
+    """Ritz values (ascending) and Ritz vectors of ``A`` from ``m`` Lanczos steps.
+
+    Ritz values below ``drop_below`` (a null space) are dropped.
+
+    Returns
+    -------
+    values : ndarray, shape (k,)
+    vectors : ndarray, shape (n, k)
+        Orthonormal columns.
+    """
+    from scipy.linalg import eigh_tridiagonal
+
+    Q, a, b = lanczos(A, m, seed=seed)
+    if len(a) == 1:
+        vals, S = a.copy(), np.ones((1, 1))
+    else:
+        vals, S = eigh_tridiagonal(a, b)
+    keep = vals > drop_below
+    return vals[keep], Q @ S[:, keep]
+
+
+def ritz_training_vectors(
+    A,
+    n_samples: int,
+    *,
+    m: int = 500,
+    low_fraction: float = 0.55,
+    low_weight: float = 9.0,
+    seed: int = 0,
+    ritz: tuple[np.ndarray, np.ndarray] | None = None,
+) -> np.ndarray:
+    """Unit training vectors: random Ritz-vector combinations weighted to the low spectrum.
+
+    Parameters
+    ----------
+    A : sparse matrix, shape (n, n)
+        The training matrix.
+    n_samples : int
+        Number of vectors.
+    m : int
+        Lanczos steps (Ritz vectors), capped at ``n``.
+    low_fraction, low_weight : float
+        Coefficients of the lowest ``low_fraction`` of the Ritz vectors are drawn from
+        ``N(0, low_weight^2)``, the others from ``N(0, 1)``.
+    seed : int
+    ritz : (values, vectors), optional
+        Precomputed :func:`ritz_vectors` output.
+
+    Returns
+    -------
+    ndarray, shape (n_samples, n), float32
+        Unit-norm rows.
+    """
+    if n_samples < 1:
+        raise ValueError(f"n_samples must be >= 1; got {n_samples}")
+    if not 0 <= low_fraction <= 1:
+        raise ValueError(f"low_fraction must be in [0, 1]; got {low_fraction}")
+    _, Y = ritz if ritz is not None else ritz_vectors(A, m, seed=seed)
+    k = Y.shape[1]
+    rng = np.random.default_rng(seed + 1)
+    scale = np.ones(k)
+    scale[: math.ceil(low_fraction * k)] = low_weight
+    C = rng.standard_normal((k, n_samples)) * scale[:, None]
+    X = (Y @ C).T
+    X /= np.linalg.norm(X, axis=1, keepdims=True)
+    return X.astype(np.float32)
+
+
+def write_ritz_dataset(
+    path: str | os.PathLike,
+    problem,
+    n_samples: int,
+    *,
+    m: int = 500,
+    low_fraction: float = 0.55,
+    low_weight: float = 9.0,
+    seed: int = 0,
+    valid_fraction: float = 0.1,
+) -> Path:
+    """Generate DCDM training vectors for ``problem`` and store them as a pdesurrogates-h5 file.
+
+    The file holds one field ``"r"`` with dims ``(sample, x, y[, z])`` and the splits
+    ``train`` / ``valid``; ``source`` records the matrix and the Lanczos settings.
+
+    Parameters
+    ----------
+    path : path
+        Output ``.h5`` file (written atomically).
+    problem : pdesurrogates.solvers.gallery.Problem
+        The training system (its ``A`` and grid ``shape``).
+    n_samples, m, low_fraction, low_weight, seed
+        As in :func:`ritz_training_vectors`.
+    valid_fraction : float
+        Share of the samples held out for validation.
+    """
+    from pdesurrogates.datasets import DatasetWriter, FieldSpec
+
+    shape = tuple(problem.shape)
+    X = ritz_training_vectors(
+        problem.A, n_samples, m=m, low_fraction=low_fraction, low_weight=low_weight, seed=seed
+    )
+    names = ("x", "y", "z")[: len(shape)]
+    coords = {nm: (np.arange(s) + 0.5) / s for nm, s in zip(names, shape, strict=True)}
+    fields = {
+        "r": FieldSpec(
+            dims=("sample", *names),
+            role="input",
+            units="1",
+            long_name="unit training residual (Ritz-vector combination)",
+        )
+    }
+    n_valid = max(1, round(valid_fraction * n_samples)) if n_samples > 1 else 0
+    idx = np.arange(n_samples)
+    splits = {"train": idx[: n_samples - n_valid], "valid": idx[n_samples - n_valid :]}
+    if n_valid == 0:
+        splits = {"train": idx}
+    source = {
+        "generator": "pdesurrogates.training.write_ritz_dataset",
+        "problem": getattr(problem, "name", "problem"),
+        "shape": list(shape),
+        "lanczos_steps": int(m),
+        "low_fraction": float(low_fraction),
+        "low_weight": float(low_weight),
+        "seed": int(seed),
+    }
+    with DatasetWriter(
+        path,
+        n_samples=n_samples,
+        coords=coords,
+        fields=fields,
+        dataset_name="dcdm_ritz",
+        pde="A r = b training residuals for the deep conjugate-direction method",
+        source=source,
+    ) as w:
+        for i in range(n_samples):
+            w.write(i, {"r": X[i].reshape(shape)})
+        w.finalize(splits=splits)
+    return Path(path)
+
+
+def sparse_to_torch(A, *, dtype=torch.float32, device=None) -> torch.Tensor:
+    """A scipy sparse matrix as a coalesced torch COO tensor (for the loss)."""
+    A = sp.coo_matrix(A)
+    idx = torch.from_numpy(np.vstack([A.row, A.col]).astype(np.int64))
+    vals = torch.from_numpy(A.data).to(dtype)
+    t = torch.sparse_coo_tensor(idx, vals, size=A.shape, check_invariants=True)
+    return t.coalesce().to(device) if device is not None else t.coalesce()
+
+
+def dcdm_loss(r: torch.Tensor, d: torch.Tensor, A_t: torch.Tensor) -> torch.Tensor:
+    """Mean of ``||r - A d (d^T r)/(d^T A d)||^2`` over a batch.
+
+    Parameters
+    ----------
+    r, d : Tensor, shape (batch, n)
+        Training vectors and network directions (flattened grids).
+    A_t : Tensor, shape (n, n)
+        Sparse training matrix (:func:`sparse_to_torch`).
+    """
+    Ad = torch.sparse.mm(A_t, d.T).T
+    num = (d * r).sum(dim=1, keepdim=True)
+    den = (d * Ad).sum(dim=1, keepdim=True)
+    den = torch.where(den.abs() > 1e-30, den, torch.full_like(den, 1e-30))
+    return ((r - Ad * (num / den)) ** 2).sum(dim=1).mean()
+
+
+def _load_vectors(data, shape) -> tuple[np.ndarray, np.ndarray | None]:
+    """Accept an array (n_samples, n), an .h5 path or a FieldDataset."""
+    if isinstance(data, np.ndarray):
+        return data.reshape(data.shape[0], -1).astype(np.float32), None
+    from pdesurrogates.datasets import open_dataset
+
+    ds = open_dataset(data) if isinstance(data, str | os.PathLike) else data
+
+    def stack(d):
+        return np.stack([np.asarray(d[i]["r"]).reshape(-1) for i in range(len(d))])
+
+    try:
+        train, valid = ds.split("train"), ds.split("valid")
+        return stack(train).astype(np.float32), stack(valid).astype(np.float32)
+    except Exception:  # no splits stored
+        return stack(ds).astype(np.float32), None
+
+
+def train_dcdm(
+    model: torch.nn.Module,
+    A,
+    data,
+    *,
+    shape: Sequence[int],
+    epochs: int = 10,
+    batch_size: int = 16,
+    lr: float = 1e-3,
+    seed: int = 0,
+    progress: bool = True,
+    max_seconds: float | None = None,
+    device: str | None = None,
+) -> list[dict]:
+    """Train a direction network with the DCDM loss (Adam, cosine learning rate).
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        ``(batch, 1, *shape) -> (batch, 1, *shape)``, e.g. ``ConjugateDirectionNet``.
+    A : sparse matrix, shape (n, n)
+        The training matrix.
+    data : ndarray (n_samples, n), path to a pdesurrogates-h5 file, or FieldDataset
+        Training vectors (field ``"r"`` in a file; its ``valid`` split is used for
+        validation).
+    shape : tuple of int
+        Grid shape of the training matrix.
+    epochs, batch_size, lr, seed
+        Optimiser settings; ``seed`` fixes the shuffling.
+    progress : bool
+        Show a progress bar.
+    max_seconds : float, optional
+        Stop after this much wall time (at the end of a batch).
+
+    Returns
+    -------
+    list of dict
+        One entry per epoch: ``epoch``, ``loss`` (train), ``valid_loss``, ``seconds``.
+    """
+    shape = tuple(int(s) for s in shape)
+    n = int(np.prod(shape))
+    if A.shape != (n, n):
+        raise ValueError(f"A has shape {A.shape}; the grid {shape} needs ({n}, {n})")
+    train, valid = _load_vectors(data, shape)
+    if train.shape[1] != n:
+        raise TrainingError(f"training vectors have {train.shape[1]} entries; expected {n}")
+    if not np.all(np.isfinite(train)):
+        raise TrainingError("training vectors contain NaN/Inf")
+    dev = torch.device(device) if device else next(model.parameters()).device
+    dtype = next(model.parameters()).dtype
+    A_t = sparse_to_torch(A, dtype=dtype, device=dev)
+    X = torch.from_numpy(train).to(dev, dtype)
+    V = torch.from_numpy(valid).to(dev, dtype) if valid is not None and len(valid) else None
+    gen = torch.Generator().manual_seed(seed)
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    steps_per_epoch = max(1, math.ceil(len(X) / batch_size))
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs * steps_per_epoch)
+    history: list[dict] = []
+    t0 = time.perf_counter()
+
+    def evaluate(Z):
+        model.eval()
+        with torch.no_grad():
+            tot = 0.0
+            for i in range(0, len(Z), 64):
+                zb = Z[i : i + 64]
+                d = model(zb.view(-1, 1, *shape)).reshape(len(zb), -1)
+                tot += float(dcdm_loss(zb, d, A_t)) * len(zb)
+        model.train()
+        return tot / len(Z)
+
+    from rich.progress import Progress
+
+    stop = False
+    with Progress(disable=not progress, transient=True) as bar:
+        task = bar.add_task("train dcdm", total=epochs * steps_per_epoch)
+        initial_valid = evaluate(V) if V is not None else None
+        for epoch in range(epochs):
+            model.train()
+            perm = torch.randperm(len(X), generator=gen)
+            tot, cnt = 0.0, 0
+            for i in range(0, len(X), batch_size):
+                rb = X[perm[i : i + batch_size]]
+                d = model(rb.view(-1, 1, *shape)).reshape(len(rb), -1)
+                loss = dcdm_loss(rb, d, A_t)
+                if not torch.isfinite(loss):
+                    raise TrainingError(
+                        f"non-finite DCDM loss at epoch {epoch + 1}; lower lr (now {lr})"
+                    )
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                sched.step()
+                tot += float(loss.detach()) * len(rb)
+                cnt += len(rb)
+                bar.advance(task)
+                if max_seconds is not None and time.perf_counter() - t0 > max_seconds:
+                    stop = True
+                    break
+            rec = {
+                "epoch": epoch + 1,
+                "loss": tot / max(cnt, 1),
+                "valid_loss": evaluate(V) if V is not None else None,
+                "seconds": time.perf_counter() - t0,
+            }
+            if epoch == 0:
+                rec["initial_valid_loss"] = initial_valid
+            history.append(rec)
+            if stop:
+                break
+    model.eval()
+    return history
