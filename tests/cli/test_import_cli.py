@@ -102,7 +102,7 @@ def test_import_other_formats_command(tmp_path, capsys):
 def test_import_errors_are_one_line(tmp_path, capsys):
     src = tmp_path / "darcy.hdf5"
     _darcy(src)
-    code, text = _run(["import", "pdebench", src, "-o", tmp_path / "o.h5", "-f", "nu"], capsys)
+    code, text = _run(["import", "pdebench", src, "-o", tmp_path / "o.h5", "-f", "p"], capsys)
     assert code == 1
     assert "available fields: ['a', 'u']" in text and "Traceback" not in text
     code, text = _run(["import", "the-well", src, "-o", tmp_path / "o.h5"], capsys)

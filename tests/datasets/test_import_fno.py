@@ -120,7 +120,9 @@ def test_mat_errors(tmp_path):
     ok = tmp_path / "ok.mat"
     scipy.io.savemat(ok, _darcy_arrays())
     with pytest.raises(DatasetError, match=r"available fields: \['a', 'u'\]"):
-        import_fno_mat(ok, tmp_path / "o.h5", fields=["coeff"], progress=False)
+        import_fno_mat(ok, tmp_path / "o.h5", fields=["Kcoeff"], progress=False)
+    only = open_dataset(import_fno_mat(ok, tmp_path / "o.h5", fields=["sol"], progress=False))
+    assert only.field_names == ["u"]
 
 
 def test_neuralop_darcy_pt_round_trips(tmp_path):

@@ -332,11 +332,17 @@ def test_ns_time_differing_across_samples_is_named(tmp_path):
 
 def test_missing_requested_field_lists_available_fields(tmp_path):
     src = tmp_path / "darcy.hdf5"
-    write_darcy(src, n=4)
+    data = write_darcy(src, n=4)
     with pytest.raises(
-        DatasetError, match=r"no field\(s\) \['nu'\].*available fields: \['a', 'u'\]"
+        DatasetError,
+        match=r"no field\(s\) \['pressure'\].*available fields: \['a', 'u'\] "
+        r"\(source names accepted: nu -> a, tensor -> u\)",
     ):
-        import_pdebench(src, tmp_path / "o.h5", fields=["nu"], progress=False)
+        import_pdebench(src, tmp_path / "o.h5", fields=["pressure"], progress=False)
+    # the source's own name selects the mapped field
+    ds = open_dataset(import_pdebench(src, tmp_path / "o.h5", fields=["nu"], progress=False))
+    assert ds.field_names == ["a"]
+    np.testing.assert_array_equal(ds.load("a"), data["nu"])
 
 
 def test_existing_output_is_not_overwritten(tmp_path):

@@ -181,6 +181,8 @@ def test_missing_field_and_non_well_file(tmp_path):
     write_well(src)
     with pytest.raises(DatasetError, match=r"available fields: \['density', 'obstacle'"):
         import_the_well(src, tmp_path / "o.h5", fields=["pressure"], progress=False)
+    rows = import_the_well(src, tmp_path / "rows.h5", fields=["stress"], progress=False)
+    assert open_dataset(rows).field_names == ["stress_x", "stress_y"]
     other = tmp_path / "other.hdf5"
     with h5py.File(other, "w") as f:
         f["tensor"] = np.zeros((2, 3, 4), np.float32)

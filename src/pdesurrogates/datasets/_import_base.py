@@ -177,6 +177,7 @@ class Source:
         self.info: dict[str, Any] = {}
         self.split_note = ""
         self.root_attrs: dict[str, Any] = {}
+        self.aliases: dict[str, list[str]] = {}  # source name -> our field names
 
     # --- to implement -----------------------------------------------------------------
     def read(self, start: int, stop: int, names: Sequence[str]) -> dict[str, np.ndarray]:
@@ -211,19 +212,36 @@ class Source:
         return tuple(self.n_samples if d == "sample" else len(self.coords[d]) for d in spec.dims)
 
     def select(self, fields: Sequence[str] | None) -> list[str]:
-        """Validate a requested field list (None: all) against the available fields."""
+        """Validate a requested field list (None: all) against the available fields.
+
+        Names as in our file, or as in the source (see ``aliases``: e.g. ``nu`` for the
+        Darcy field ``a``, ``Vx`` for ``velocity``, a rank-2 Well field's name for its rows).
+        """
         if fields is None:
             return list(self.fields)
         fields = list(fields)
-        missing = [f for f in fields if f not in self.fields]
-        if missing:
-            raise DatasetError(
-                f"{self.path}: no field(s) {missing} in this {self.layout} file; available "
-                f"fields: {list(self.fields)}"
-            )
         if not fields:
             raise ValueError("fields: give at least one field name")
-        return fields
+        chosen: list[str] = []
+        missing = []
+        for name in fields:
+            targets = [name] if name in self.fields else self.aliases.get(name, [])
+            if not targets:
+                missing.append(name)
+            chosen += [t for t in targets if t not in chosen]
+        if missing:
+            alias = (
+                " (source names accepted: "
+                + ", ".join(f"{k} -> {'/'.join(v)}" for k, v in self.aliases.items())
+                + ")"
+                if self.aliases
+                else ""
+            )
+            raise DatasetError(
+                f"{self.path}: no field(s) {missing} in this {self.layout} file; available "
+                f"fields: {list(self.fields)}{alias}"
+            )
+        return chosen
 
     def read_rows(self, rows: np.ndarray, names: Sequence[str]) -> dict[str, np.ndarray]:
         """Arbitrary sample rows (any order, duplicates allowed), reading contiguous runs."""

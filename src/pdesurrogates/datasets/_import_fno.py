@@ -127,6 +127,7 @@ class MatSource(Source):
             if len(t) == len(self.coords["time"]):
                 self.coords["time"] = t
         self.info["variables"] = self.keys
+        self.aliases = {v: [k] for k, v in self.keys.items() if v != k}
 
     def _whos(self) -> dict[str, tuple[int, ...]]:
         import scipy.io
@@ -227,6 +228,7 @@ class PtSource(Source):
             self, tuple(self.x.shape), tuple(self.y.shape), time_last=False, where="'x'/'y'"
         )
         self.info["dtypes"] = {"x": str(self.x.dtype), "y": str(self.y.dtype)}
+        self.aliases = {"x": ["a"], "y": ["u"]}
         for k, v in obj.items():
             if k in ("x", "y") or not isinstance(v, torch.Tensor) or v.numel() != 1:
                 continue

@@ -141,6 +141,7 @@ class TensorFile(_PDEBenchFile):
         self.fields["u"] = FieldSpec(
             dims=("sample", "time", *dims), role="state", long_name="solution u (PDEBench tensor)"
         )
+        self.aliases = {"tensor": ["u"]}
         self._set_params()
         self.pde = "PDEBench " + self.path.stem
 
@@ -174,6 +175,7 @@ class DarcyFile(_PDEBenchFile):
         self.fields["u"] = FieldSpec(
             dims=("sample", "x", "y"), role="output", long_name="solution u (PDEBench 'tensor')"
         )
+        self.aliases = {"nu": ["a"], "tensor": ["u"]}
         self._set_params()
         self.pde = "-div(a grad u) = beta on (0,1)^2, u = 0 on the boundary (PDEBench Darcy)"
 
@@ -230,6 +232,7 @@ class CFDFile(_PDEBenchFile):
             )
         for k in self.fields:
             self.field_attrs[k] = {"tensor_order": 1 if k == "velocity" else 0}
+        self.aliases = {k: ["velocity"] for k in self.vkeys}
         self._set_params()
         self.pde = "compressible Navier-Stokes (PDEBench CFD)"
 

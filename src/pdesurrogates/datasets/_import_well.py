@@ -243,6 +243,8 @@ class WellSource(Source):
                 long_name=name if row is None else f"{name}[{self.orig_dims[row]}, :]",
             )
             self.sources[out] = (gname, name, row)
+            if row is not None:
+                self.aliases.setdefault(name, []).append(out)
             self.flags[out] = (sv, tv)
             attrs = {"tensor_order": order, "source_field": f"{gname}/{name}"}
             if row is not None:
