@@ -202,3 +202,21 @@ def test_train_deeponet_rejects_other_datasets(tmp_path, capsys):
     assert main(["generate", "darcy", "-o", str(other), "-n", "4", "-r", "8", "-q"]) == 0
     assert main(["train", "deeponet", "--data", str(other), "-o", str(tmp_path / "r")]) == 1
     assert "not an acoustics dataset" in capsys.readouterr().err
+
+
+def test_example_runs_in_smoke_mode(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[2] / "examples" / "deeponet_room_acoustics.py"
+    run = subprocess.run(
+        [sys.executable, str(script), "--smoke", "--out", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert results["moving_source"]["deeponet_ms_per_source"] > 0
+    assert (tmp_path / "moving_source.png").stat().st_size > 1000
