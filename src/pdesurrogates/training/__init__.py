@@ -11,6 +11,7 @@ from pdesurrogates.training._dcdm import (
     train_dcdm,
     write_ritz_dataset,
 )
+from pdesurrogates.training._ensemble import fit_ensemble
 from pdesurrogates.training._losses import (
     RelH1Loss,
     RelL2Loss,
@@ -27,6 +28,7 @@ __all__: list[str] = [
     "Trainer",
     "default_step",
     "fields_to_channels",
+    "fit_ensemble",
     "get_loss",
     "grid_gradient",
     "rel_h1",

@@ -220,7 +220,11 @@ class Trainer:
     spatial_dims : int
         Number of trailing spatial axes for the relative losses.
     max_time : float or None
-        Wall-clock budget in seconds: no new epoch starts once it is spent.
+        Wall-clock training budget in seconds. Training stops (mid-epoch if need be) once
+        it is spent, and the learning-rate schedule follows the *elapsed fraction of the
+        budget* instead of the step count, so the schedule completes within the budget
+        whatever the machine's speed (``epochs`` is then only an upper bound). Runs with
+        a budget are not bit-reproducible.
     num_workers : int
         DataLoader worker processes.
     pct_start : float
@@ -386,6 +390,19 @@ class Trainer:
             sched = None
         return opt, sched
 
+    def _time_lr(self, fraction: float) -> float:
+        """Learning rate at ``fraction`` of the time budget (same shapes as the schedulers)."""
+        f = min(max(fraction, 0.0), 1.0)
+        if self.scheduler_name == "onecycle":
+            lo, end = self.lr / 10.0, self.lr / 1000.0
+            if f < self.pct_start:
+                return lo + (self.lr - lo) * 0.5 * (1 - math.cos(math.pi * f / self.pct_start))
+            g = (f - self.pct_start) / (1 - self.pct_start)
+            return end + (self.lr - end) * 0.5 * (1 + math.cos(math.pi * g))
+        if self.scheduler_name == "cosine":
+            return self.lr * 0.5 * (1 + math.cos(math.pi * f))
+        return self.lr
+
     def _batch_indices(self, sampler_indices: list[int], b: int) -> list[int]:
         return sampler_indices[b * self.batch_size : (b + 1) * self.batch_size]
 
@@ -518,6 +535,9 @@ class Trainer:
         )
         steps_per_epoch = len(loader)
         opt, sched = self._make_optimizer(steps_per_epoch)
+        timed = self.max_time is not None
+        if timed:
+            sched = None  # the learning rate follows the elapsed fraction of max_time
         start_epoch = 0
         best_loss = math.inf
         best_state = None
@@ -573,6 +593,15 @@ class Trainer:
                 bar.start_epoch(epoch, steps_per_epoch)
                 total, count = 0.0, 0
                 for b, batch in enumerate(loader):
+                    if timed:
+                        spent = elapsed + time.perf_counter() - t0
+                        up = torch.tensor([float(spent >= self.max_time)], dtype=torch.float64)
+                        _distributed.all_reduce_sum(up, ctx)  # every process stops together
+                        if up.item() > 0:
+                            stop_reason = "max_time"
+                            break
+                        for group in opt.param_groups:
+                            group["lr"] = self._time_lr(spent / self.max_time)
                     batch = _to_device(batch, self.device)
                     bad_field = _first_nonfinite(batch)
                     pred, target = (None, None) if bad_field else self._step(train_model, batch)
@@ -612,7 +641,7 @@ class Trainer:
                     total += lv * n
                     count += n
                     bar.batch(lv)
-                sums = torch.tensor([total, float(count)], dtype=torch.float64)
+                sums = torch.tensor([total, float(max(count, 1))], dtype=torch.float64)
                 _distributed.all_reduce_sum(sums, ctx)
                 record: dict[str, Any] = {
                     "epoch": epoch + 1,
@@ -662,6 +691,8 @@ class Trainer:
                     ctx.barrier()
                 if self.patience is not None and bad_epochs >= self.patience:
                     stop_reason = "early_stopping"
+                    break
+                if stop_reason == "max_time":
                     break
         finally:
             bar.close()

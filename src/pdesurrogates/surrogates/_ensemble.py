@@ -1,0 +1,84 @@
+"""Deep ensembles: K independently trained members, one predictive distribution."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from torch import nn
+
+from pdesurrogates.io import build_model, model_spec, register_model
+
+__all__ = ["Ensemble"]
+
+
+@register_model
+class Ensemble(nn.Module):
+    """A deep ensemble: the members' mean is the prediction, their spread the uncertainty.
+
+    Parameters
+    ----------
+    members : sequence of nn.Module
+        At least two registered models with the same input/output convention (typically
+        the same architecture trained from different seeds, see
+        :func:`pdesurrogates.training.fit_ensemble`).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from pdesurrogates.surrogates import Ensemble, MgNO
+    >>> members = []
+    >>> for seed in range(3):
+    ...     _ = torch.manual_seed(seed)
+    ...     members.append(MgNO(channels=4, levels=2, layers=1, base_resolution=8))
+    >>> ens = Ensemble(members)
+    >>> x = torch.rand(2, 1, 8, 8)
+    >>> pred = ens.predict(x)
+    >>> pred.samples.shape, pred.mean.shape
+    (torch.Size([3, 2, 1, 8, 8]), torch.Size([2, 1, 8, 8]))
+    >>> torch.allclose(ens(x), pred.mean)
+    True
+    """
+
+    def __init__(self, members: Sequence[nn.Module]):
+        super().__init__()
+        members = list(members) if not isinstance(members, nn.Module) else [members]
+        if len(members) < 2:
+            raise ValueError(
+                f"Ensemble: needs at least 2 members, got {len(members)}; "
+                "train K >= 2 models with different seeds"
+            )
+        for i, m in enumerate(members):
+            if not isinstance(m, nn.Module):
+                raise ValueError(f"Ensemble: member {i} is a {type(m).__name__}, not an nn.Module")
+        self.members = nn.ModuleList(members)
+
+    def get_config(self) -> dict[str, Any]:
+        return {"members": [model_spec(m) for m in self.members]}
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> Ensemble:
+        specs = config.get("members")
+        if not isinstance(specs, list):
+            raise ValueError("Ensemble config needs a list 'members' of model specs")
+        return cls([build_model(s) for s in specs])
+
+    def __len__(self) -> int:
+        return len(self.members)
+
+    def member_outputs(self, *args, **kwargs) -> torch.Tensor:
+        """Stacked member outputs, shape ``(K, *output_shape)`` (member axis first)."""
+        return torch.stack([m(*args, **kwargs) for m in self.members])
+
+    def forward(self, *args, **kwargs) -> torch.Tensor:
+        """The ensemble mean."""
+        return self.member_outputs(*args, **kwargs).mean(dim=0)
+
+    def predict(self, *args, **kwargs):
+        """Predictive distribution: :class:`pdesurrogates.uq.Prediction` with the member
+        outputs as ``samples`` (``(K, ...)``), their mean and (unbiased) std."""
+        from pdesurrogates.uq import Prediction
+
+        samples = self.member_outputs(*args, **kwargs)
+        return Prediction(samples.mean(dim=0), samples=samples)

@@ -1,0 +1,287 @@
+"""Trainer: learning, early stopping, logs, checkpoints, bit-exact resume, errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from _pairs import SmoothingPairs
+from torch.utils.data import Dataset
+
+import pdesurrogates
+from pdesurrogates.errors import CheckpointError, TrainingError
+from pdesurrogates.surrogates import MgNO, NormalizedModel
+from pdesurrogates.training import Trainer, rel_l2
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _mgno(seed=0):
+    torch.manual_seed(seed)
+    return MgNO(channels=6, levels=2, layers=1, base_resolution=16, projection_channels=8)
+
+
+def test_loss_falls_and_history_is_logged(tmp_path):
+    train, valid = SmoothingPairs(32, seed=0), SmoothingPairs(16, seed=1)
+    model = _mgno()
+    before = rel_l2(model(valid.a[:, None])[:, 0], valid.u).item()
+    trainer = Trainer(
+        model,
+        loss="rel_l2",
+        lr=2e-2,
+        epochs=8,
+        batch_size=8,
+        out_dir=tmp_path,
+        progress=False,
+        metrics=("rel_l2", "rel_h1"),
+    )
+    history = trainer.fit(train, valid)
+    assert len(history) == 8
+    assert history[-1]["valid_rel_l2"] < before / 4
+    assert history[-1]["train_loss"] < history[0]["train_loss"] / 2
+    lines = (tmp_path / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(x)["epoch"] for x in lines] == list(range(1, 9))
+    assert {"train_loss", "valid_loss", "valid_rel_l2", "valid_rel_h1", "lr", "time"} <= set(
+        json.loads(lines[-1])
+    )
+    # the saved model is the best-validation one and reloads bit-exactly
+    loaded = pdesurrogates.load(tmp_path / "model")
+    best = min(history, key=lambda r: r["valid_loss"])
+    assert trainer.best_epoch == best["epoch"]
+    x = valid.a[:4, None]
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(x), model.eval()(x), atol=0, rtol=0)
+    assert (
+        pdesurrogates.io.read_config(tmp_path / "model")["metadata"]["best_epoch"] == best["epoch"]
+    )
+    # evaluate() agrees with the logged validation metric of the restored best weights
+    ev = trainer.evaluate(valid)
+    assert ev["rel_l2"] == pytest.approx(best["valid_rel_l2"], rel=1e-6)
+
+
+def test_normalisers_are_saved_with_the_model(tmp_path):
+    from pdesurrogates.datasets import Normalizer
+
+    train = SmoothingPairs(16)
+    model = NormalizedModel(
+        _mgno(),
+        input_normalizer=Normalizer(mean=0.0, std=1.0),
+        output_normalizer=Normalizer(mean=1.0, std=0.3),
+    )
+    Trainer(model, epochs=1, batch_size=8, out_dir=tmp_path, progress=False).fit(train)
+    loaded = pdesurrogates.load(tmp_path / "model")
+    assert isinstance(loaded, NormalizedModel)
+    assert float(loaded.output_normalizer.mean) == 1.0
+    assert float(loaded.output_normalizer.std) == pytest.approx(0.3)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(train.a[:2, None]), model.eval()(train.a[:2, None]))
+
+
+def test_early_stopping_restores_best_weights():
+    train, valid = SmoothingPairs(16, seed=0), SmoothingPairs(8, seed=1)
+    # a constant learning rate far too small to improve: validation stalls at once
+    calls = []
+
+    def loss(p, t):
+        calls.append(1)
+        return rel_l2(p, t) * 0 + rel_l2(p.detach(), t) + (p * 0).sum()
+
+    trainer = Trainer(
+        _mgno(),
+        loss=loss,
+        lr=1e-3,
+        epochs=50,
+        batch_size=8,
+        patience=2,
+        scheduler=None,
+        progress=False,
+    )
+    history = trainer.fit(train, valid)
+    assert len(history) == 3  # best at epoch 1, then 2 epochs without improvement
+    assert trainer.stop_reason == "early_stopping"
+    assert trainer.best_epoch == 1
+
+
+def test_step_fn_for_point_models():
+    """A custom step (here: a pointwise MLP on (x, a(x)) pairs) reuses the loop."""
+
+    class Points(Dataset):
+        def __len__(self):
+            return 64
+
+        def __getitem__(self, i):
+            x = torch.rand(20, 1, generator=torch.Generator().manual_seed(i))
+            return {"x": x, "y": torch.sin(3 * x)}
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(1, 32), torch.nn.Tanh(), torch.nn.Linear(32, 1))
+
+    def step(model, batch):
+        return model(batch["x"]), batch["y"]
+
+    history = Trainer(
+        net,
+        loss="mse",
+        lr=2e-2,
+        epochs=80,
+        batch_size=16,
+        step_fn=step,
+        progress=False,
+        scheduler="cosine",
+    ).fit(Points())
+    assert history[-1]["train_loss"] < history[0]["train_loss"] / 10
+
+
+def test_nan_in_batch_names_batch_and_indices():
+    ds = SmoothingPairs(16)
+    ds.a[5, 3, 3] = float("nan")
+    trainer = Trainer(_mgno(), epochs=1, batch_size=4, scheduler=None, progress=False, seed=0)
+    with pytest.raises(TrainingError, match=r"NaN/Inf\) in a of batch \d+ .*indices \[.*5"):
+        trainer.fit(ds)
+
+
+def test_nan_loss_names_batch_and_cause():
+    def loss(p, t):
+        return (p - t).abs().mean() / 0.0 * 0.0
+
+    trainer = Trainer(_mgno(), loss=loss, epochs=1, batch_size=4, progress=False)
+    with pytest.raises(TrainingError, match=r"loss became non-finite .* batch 0 .*learning rate"):
+        trainer.fit(SmoothingPairs(8))
+
+
+def test_bad_arguments_and_empty_dataset(tmp_path):
+    with pytest.raises(ValueError, match="lr"):
+        Trainer(_mgno(), lr=0)
+    with pytest.raises(ValueError, match="scheduler"):
+        Trainer(_mgno(), scheduler="step")
+    with pytest.raises(ValueError, match="patience"):
+        Trainer(_mgno(), patience=3, progress=False).fit(SmoothingPairs(8))
+    with pytest.raises(TrainingError, match="empty"):
+        Trainer(_mgno(), progress=False).fit(torch.utils.data.Subset(SmoothingPairs(4), []))
+    with pytest.raises(TrainingError, match="no field 'coef'"):
+        Trainer(_mgno(), input_key="coef", progress=False).fit(SmoothingPairs(4))
+    with pytest.raises(CheckpointError, match="no checkpoint"):
+        Trainer(_mgno(), out_dir=tmp_path, progress=False).fit(SmoothingPairs(4), resume=True)
+
+
+def test_checkpoint_of_another_model_class_is_refused(tmp_path):
+    Trainer(_mgno(), epochs=1, batch_size=8, out_dir=tmp_path, progress=False).fit(
+        SmoothingPairs(8)
+    )
+    from pdesurrogates.surrogates import FNO
+
+    other = FNO(n_modes=3, hidden_channels=4, n_layers=1)
+    with pytest.raises(CheckpointError, match=r"checkpoint is of a MgNO model .* holds a FNO"):
+        Trainer(other, epochs=2, out_dir=tmp_path, progress=False).fit(
+            SmoothingPairs(8), resume=True
+        )
+    # a corrupt checkpoint is reported, not unpickled
+    (tmp_path / "checkpoint.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(CheckpointError, match="cannot read the checkpoint"):
+        Trainer(_mgno(), epochs=2, out_dir=tmp_path, progress=False).fit(
+            SmoothingPairs(8), resume=True
+        )
+
+
+_RUN = textwrap.dedent(
+    """
+    import sys, time, torch
+    sys.path.insert(0, {tests!r})
+    from _pairs import SmoothingPairs
+    from pdesurrogates.surrogates import MgNO
+    from pdesurrogates.training import Trainer
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    model = MgNO(channels=6, levels=2, layers=1, base_resolution=16, projection_channels=8)
+    slow = sys.argv[2] == "slow"
+    def loss(p, t):
+        if slow:
+            time.sleep(0.2)
+        return ((p - t).flatten(1).norm(dim=1) / t.flatten(1).norm(dim=1)).mean()
+    Trainer(model, loss=loss, lr=3e-3, epochs=4, batch_size=8, out_dir=sys.argv[1],
+            progress=False, seed=3).fit(SmoothingPairs(32), SmoothingPairs(8, seed=1),
+                                        resume=sys.argv[3] == "resume")
+    """
+)
+
+
+def _script(tmp_path):
+    path = tmp_path / "run.py"
+    path.write_text(_RUN.format(tests=str(Path(__file__).parent)))
+    return path
+
+
+def _run(script, out, mode, resume):
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    return subprocess.run(
+        [sys.executable, str(script), str(out), mode, resume],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    )
+
+
+def test_killed_run_resumes_to_identical_weights(tmp_path):
+    """SIGKILL a run after its 2nd checkpoint, resume it: the final weights equal those of
+    an uninterrupted run bit for bit."""
+    script = _script(tmp_path)
+    _run(script, tmp_path / "full", "fast", "fresh")
+
+    out = tmp_path / "killed"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen(
+        [sys.executable, str(script), str(out), "slow", "fresh"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    deadline = time.monotonic() + 240
+    try:
+        while time.monotonic() < deadline:
+            log = out / "metrics.jsonl"
+            if log.is_file() and len(log.read_text().splitlines()) >= 2:
+                break
+            assert proc.poll() is None, proc.stderr.read().decode()
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGKILL)
+    finally:
+        proc.wait()
+        proc.stderr.close()
+    done = len((out / "metrics.jsonl").read_text().splitlines())
+    assert 2 <= done < 4, "the run was not killed part-way"
+    assert not (out / "model").exists()
+    _run(script, out, "fast", "resume")
+
+    full = pdesurrogates.load(tmp_path / "full" / "model").state_dict()
+    resumed = pdesurrogates.load(out / "model").state_dict()
+    assert full.keys() == resumed.keys()
+    for k in full:
+        assert torch.equal(full[k], resumed[k]), k
+    h_full = [json.loads(x) for x in (tmp_path / "full" / "metrics.jsonl").read_text().splitlines()]
+    h_res = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [h["valid_loss"] for h in h_full] == [h["valid_loss"] for h in h_res]
+
+
+def test_time_budget_stops_and_completes_the_schedule():
+    trainer = Trainer(_mgno(), lr=1e-2, epochs=10_000, batch_size=8, max_time=2.0, progress=False)
+    t0 = time.perf_counter()
+    history = trainer.fit(SmoothingPairs(16))
+    took = time.perf_counter() - t0
+    assert trainer.stop_reason == "max_time"
+    assert 2.0 <= history[-1]["time"] < 4.0 and took < 10
+    assert len(history) < 10_000
+    # the one-cycle schedule ran to its end within the budget
+    assert history[-1]["lr"] < 1e-2 / 20
+    assert trainer._time_lr(0.2) == pytest.approx(1e-2)
+    assert trainer._time_lr(0.0) == pytest.approx(1e-3)
+    assert trainer._time_lr(1.0) == pytest.approx(1e-5)
