@@ -173,3 +173,26 @@ def test_evaluate_speed_smoke():
     rep = evaluate(p, y)
     assert time.perf_counter() - t0 < 2.0
     assert abs(rep.scalars["spread_skill_ratio"] - 1.0) < 0.05
+
+
+def test_degenerate_members_equal_to_truth_count_as_covered():
+    # Dirichlet boundary points: every member equals the truth exactly (ties)
+    rng = np.random.default_rng(2)
+    y = rng.normal(size=(4, 10))
+    s = y[None] + rng.normal(size=(5, 4, 10))
+    y[:, 0] = 0.0
+    s[:, :, 0] = 0.0
+    p = Prediction(None, samples=s)
+    hits = metrics.coverage(p, y, [0.1, 0.9], reduce="none")
+    assert np.all(hits[:, :, 0] == 1.0)
+    u = metrics.pit(p, y)
+    np.testing.assert_allclose(u[:, 0], 0.5)
+    rep = evaluate(p, y)
+    # d = 0 at the tied points: they count inside the interval at every level p > 0
+    cal = rep.calibration_observed_per_sample
+    assert np.all(cal[:, 1] >= 0.1 - 1e-12)
+    np.testing.assert_allclose(rep.by_level["coverage"], metrics.coverage(p, y, LEVELS))
+    # tied on one member only (y equal to the smallest member) behaves like a boundary case
+    s2 = rng.normal(size=(5, 1, 3))
+    y2 = s2.min(0)
+    assert np.isfinite(evaluate(Prediction(None, samples=s2), y2).scalars["miscalibration_area"])

@@ -352,7 +352,7 @@ def evaluate(
         raise ValueError(f"n_bins must be an integer >= 2, got {n_bins!r}")
     if not isinstance(pred, Prediction):
         pred = Prediction(pred)
-    t = pred.tensors()
+    t = {k: (v.detach() if isinstance(v, torch.Tensor) else v) for k, v in pred.tensors().items()}
     mean = t["mean"]
     yt = as_tensor(y, "y", like=mean)
     check_finite(yt, "y")

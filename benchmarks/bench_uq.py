@@ -1,0 +1,304 @@
+"""UQ benchmark: the evaluator, propagation through a trained surrogate, Sobol' indices.
+
+1. ``uq.evaluate`` on N fields of 64² from a 10-member ensemble (float32; N = 1,000 in
+   the full run), against looping uncertainty-toolbox field by field over the same metric
+   set (RMSE, MAE, Gaussian NLL and CRPS, miscalibration area, RMSCE, MACE, sharpness,
+   coverage at 4 levels; the ensemble CRPS from properscoring, which the toolbox lacks).
+   The toolbox only knows Gaussians, so it gets the ensemble mean and std. ``evaluate``
+   additionally computes the fair ensemble CRPS, empirical-quantile intervals, interval
+   scores, whole-field coverage, per-field calibration curves and the rank histogram.
+   Also reported: scoringrules' vectorised ``crps_ensemble(estimator="fair")`` over all
+   points (one metric only) for scale.
+2. ``uq.propagate``: 10⁵ input samples through a small MLP surrogate of the Ishigami
+   function (trained here for a few seconds), batch 4,096, against calling the same model
+   one sample at a time; plus surrogate-vs-truth statistics on the same samples.
+3. ``uq.sobol_indices`` for Ishigami (a = 7, b = 0.1) at 2¹⁰..2¹⁶ base samples: error
+   against the exact indices and wall time.
+
+Run: ``python benchmarks/bench_uq.py`` (``--quick`` for a seconds-long sanity run).
+All timings single-threaded (``torch.set_num_threads(1)``), best of ``--repeats``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import time
+
+import numpy as np
+import properscoring as ps
+import scoringrules as sr
+import torch
+from scipy import stats
+from uncertainty_toolbox import metrics_calibration as mc
+from uncertainty_toolbox import metrics_scoring_rule as msr
+
+from pdesurrogates.uq import (
+    Prediction,
+    evaluate,
+    ishigami,
+    ishigami_indices,
+    propagate,
+    sobol_indices,
+)
+
+from _common import PeakMemory, markdown_table, write_results
+
+LEVELS = (0.5, 0.8, 0.9, 0.95)
+
+
+def toolbox_field(m, s, y, members):
+    """The competitor: uncertainty-toolbox (+ properscoring) metrics of one field."""
+    return {
+        "rmse": float(np.sqrt(np.mean((m - y) ** 2))),
+        "mae": float(np.mean(np.abs(m - y))),
+        "nll": msr.nll_gaussian(m, s, y),
+        "crps_gaussian": msr.crps_gaussian(m, s, y),
+        "crps_ensemble": float(ps.crps_ensemble(y, members, axis=0).mean()),
+        "miscal_area": mc.miscalibration_area(m, s, y, vectorized=True),
+        "rmsce": mc.root_mean_squared_calibration_error(m, s, y, vectorized=True),
+        "mace": mc.mean_absolute_calibration_error(m, s, y, vectorized=True),
+        "sharpness": mc.sharpness(s),
+        **{f"coverage_{lv}": mc.get_proportion_in_interval(m, s, y, lv) for lv in LEVELS},
+    }
+
+
+def bench_evaluate(n_fields: int, res: int, members: int, repeats: int) -> dict:
+    g = torch.Generator().manual_seed(0)
+    centre = torch.randn(n_fields, res, res, generator=g)
+    y = centre + torch.randn(n_fields, res, res, generator=g)
+    s = centre + torch.randn(members, n_fields, res, res, generator=g)
+    pred = Prediction(None, samples=s)
+    times = []
+    with PeakMemory() as mem:  # peak over all repeats (the first one allocates)
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            rep = evaluate(pred, y)
+            times.append(time.perf_counter() - t0)
+    ours = min(times)
+
+    yn, sn = y.numpy().astype(np.float64), s.numpy().astype(np.float64)
+    mean, std = sn.mean(0), sn.std(0, ddof=1)
+    t0 = time.perf_counter()
+    per_field = [
+        toolbox_field(mean[i].ravel(), std[i].ravel(), yn[i].ravel(), sn[:, i].reshape(members, -1))
+        for i in range(n_fields)
+    ]
+    theirs = time.perf_counter() - t0
+
+    # scoringrules' numpy backend builds (points, M, M) temporaries: time it on at most
+    # 100 fields to bound its memory, and compare with ours on the same fields
+    n_sr = min(n_fields, 100)
+    t0 = time.perf_counter()
+    crps_sr = sr.crps_ensemble(yn[:n_sr], np.moveaxis(sn[:, :n_sr], 0, -1), estimator="fair")
+    t_sr = time.perf_counter() - t0
+    crps_ours_sub = rep.per_sample["crps"][:n_sr].mean()
+
+    # the two agree where the definitions coincide
+    crps_pooled_tb = np.mean([r["crps_ensemble"] for r in per_field])
+    rmse_tb = math.sqrt(np.mean([r["rmse"] ** 2 for r in per_field]))
+    return {
+        "n_fields": n_fields,
+        "resolution": res,
+        "members": members,
+        "ours_seconds": ours,
+        "ours_all_repeats": times,
+        "ours_peak_mb": mem.peak_mb,
+        "toolbox_loop_seconds": theirs,
+        "speedup": theirs / ours,
+        "scoringrules_fields": n_sr,
+        "scoringrules_fair_crps_only_seconds": t_sr,
+        "check_fair_crps_ours_same_fields": float(crps_ours_sub),
+        "check_fair_crps_scoringrules": float(crps_sr.mean()),
+        "check_nrg_crps_properscoring_loop": float(crps_pooled_tb),
+        "check_rmse_ours": rep.scalars["rmse"],
+        "check_rmse_toolbox_loop": rmse_tb,
+        "spread_skill_ratio": rep.scalars["spread_skill_ratio"],
+    }
+
+
+class _MLP(torch.nn.Module):
+    def __init__(self, width: int = 64):
+        super().__init__()
+        self.net = torch.nn.Sequential(
+            torch.nn.Linear(3, width),
+            torch.nn.SiLU(),
+            torch.nn.Linear(width, width),
+            torch.nn.SiLU(),
+            torch.nn.Linear(width, 1),
+        )
+
+    def forward(self, x):
+        return self.net(x / math.pi)[:, 0]
+
+
+def train_surrogate(steps: int, seed: int = 0) -> tuple[_MLP, float]:
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    x = rng.uniform(-math.pi, math.pi, size=(4000, 3))
+    y = ishigami(x)
+    xt, yt = torch.tensor(x, dtype=torch.float32), torch.tensor(y, dtype=torch.float32)
+    model = _MLP()
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        idx = torch.randint(0, 4000, (256,))
+        loss = torch.mean((model(xt[idx]) - yt[idx]) ** 2)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        sched.step()
+    model.eval()
+    return model, time.perf_counter() - t0
+
+
+def bench_propagate(n_samples: int, steps: int, n_single: int) -> dict:
+    model, train_s = train_surrogate(steps)
+    ins = {f"x{i}": stats.uniform(-math.pi, 2 * math.pi) for i in (1, 2, 3)}
+    with PeakMemory() as mem:
+        t0 = time.perf_counter()
+        r_full = propagate(model, ins, n_samples, seed=1, batch_size=4096)
+        rate_end_to_end = n_samples / (time.perf_counter() - t0)
+    r = propagate(model, ins, n_samples, seed=1, batch_size=4096, reference=ishigami)
+    # the same model one sample per call (what a naive loop does)
+    x = torch.tensor(r.inputs[:n_single], dtype=torch.float32)
+    t0 = time.perf_counter()
+    with torch.no_grad():
+        for i in range(n_single):
+            model(x[i : i + 1])
+    single_rate = n_single / (time.perf_counter() - t0)
+    exact = ishigami_indices()
+    return {
+        "n_samples": n_samples,
+        "train_steps": steps,
+        "train_seconds": train_s,
+        "samples_per_second_sampling_model_moments": r_full.samples_per_second,
+        "samples_per_second_end_to_end": rate_end_to_end,
+        "single_sample_loop_per_second": single_rate,
+        "speedup_vs_single_loop": r_full.samples_per_second / single_rate,
+        "peak_mb": mem.peak_mb,
+        "surrogate_mean": float(r.mean),
+        "surrogate_std": float(r.std),
+        "se_mean": float(r.se_mean),
+        "exact_mean": 3.5,
+        "exact_std": float(np.sqrt(exact["variance"])),
+        "truth_same_samples_mean": float(r.reference["mean"]),
+        "mean_error_vs_truth_same_samples": float(r.reference["mean_error"]),
+        "std_rel_error_vs_truth_same_samples": float(r.reference["std_rel_error"]),
+        "wasserstein1": float(r.reference["wasserstein1"]),
+        "ks": float(r.reference["ks"]),
+        "rmse_same_samples": float(r.reference["rmse_same_samples"]),
+    }
+
+
+def bench_sobol(exponents: list[int]) -> list[dict]:
+    ins = {f"x{i}": stats.uniform(-math.pi, 2 * math.pi) for i in (1, 2, 3)}
+    exact = ishigami_indices()
+    rows = []
+    for m in exponents:
+        t0 = time.perf_counter()
+        r = sobol_indices(ishigami, ins, 2**m, seed=0, n_bootstrap=100)
+        sec = time.perf_counter() - t0
+        rows.append(
+            {
+                "n_base": 2**m,
+                "evaluations": r.n_evaluations,
+                "seconds": sec,
+                "S1": [float(v) for v in r.S1],
+                "ST": [float(v) for v in r.ST],
+                "S1_conf": [float(v) for v in r.S1_conf],
+                "max_abs_err_S1": float(np.max(np.abs(r.S1 - exact["S1"]))),
+                "max_abs_err_ST": float(np.max(np.abs(r.ST - exact["ST"]))),
+            }
+        )
+    return rows
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="seconds-long sanity run")
+    ap.add_argument("--repeats", type=int, default=3)
+    args = ap.parse_args()
+    torch.set_num_threads(1)
+    if args.quick:
+        ev = bench_evaluate(50, 32, 10, 1)
+        pr = bench_propagate(10_000, 200, 200)
+        sob = bench_sobol([10, 12])
+    else:
+        ev = bench_evaluate(1000, 64, 10, args.repeats)
+        pr = bench_propagate(100_000, 3000, 2000)
+        sob = bench_sobol([10, 12, 14, 16])
+
+    md = "## evaluate (10-member ensemble, float32 fields)\n\n"
+    md += markdown_table(
+        [
+            {
+                "fields": f"{ev['n_fields']} x {ev['resolution']}²",
+                "ours evaluate [s]": ev["ours_seconds"],
+                "toolbox loop [s]": ev["toolbox_loop_seconds"],
+                "ours/theirs time": ev["ours_seconds"] / ev["toolbox_loop_seconds"],
+                "speed-up": ev["speedup"],
+                "ours peak MB": ev["ours_peak_mb"],
+                "scoringrules fair CRPS only [s]": (
+                    f"{ev['scoringrules_fair_crps_only_seconds']:.3g} "
+                    f"({ev['scoringrules_fields']} fields)"
+                ),
+            }
+        ]
+    )
+    md += (
+        "\nFair CRPS on the scoringrules fields: ours "
+        f"{ev['check_fair_crps_ours_same_fields']:.8f}, scoringrules "
+        f"{ev['check_fair_crps_scoringrules']:.8f}; RMSE ours {ev['check_rmse_ours']:.6f}, "
+        f"toolbox loop {ev['check_rmse_toolbox_loop']:.6f}.\n\n"
+    )
+    md += "## propagate (MLP surrogate of Ishigami, batch 4096)\n\n"
+    md += markdown_table(
+        [
+            {
+                "samples": pr["n_samples"],
+                "samples/s (sampling+model+moments)": pr[
+                    "samples_per_second_sampling_model_moments"
+                ],
+                "samples/s end-to-end (+quantiles, KDE)": pr["samples_per_second_end_to_end"],
+                "one-at-a-time samples/s": pr["single_sample_loop_per_second"],
+                "speed-up": pr["speedup_vs_single_loop"],
+                "peak MB": pr["peak_mb"],
+            }
+        ]
+    )
+    md += "\n" + markdown_table(
+        [
+            {
+                "surrogate mean": pr["surrogate_mean"],
+                "truth mean (same samples)": pr["truth_same_samples_mean"],
+                "± MC SE": pr["se_mean"],
+                "std rel. error": pr["std_rel_error_vs_truth_same_samples"],
+                "W1": pr["wasserstein1"],
+                "KS": pr["ks"],
+                "RMSE same samples": pr["rmse_same_samples"],
+            }
+        ]
+    )
+    md += "\n## Sobol' indices, Ishigami (exact S1 = 0.3139, 0.4424, 0; ST3 = 0.2437)\n\n"
+    md += markdown_table(
+        [
+            {
+                "N base": r["n_base"],
+                "runs": r["evaluations"],
+                "S1": ", ".join(f"{v:.4f}" for v in r["S1"]),
+                "ST": ", ".join(f"{v:.4f}" for v in r["ST"]),
+                "max |S1 err|": r["max_abs_err_S1"],
+                "max |ST err|": r["max_abs_err_ST"],
+                "seconds": r["seconds"],
+            }
+            for r in sob
+        ]
+    )
+    write_results("uq", {"quick": args.quick, "evaluate": ev, "propagate": pr, "sobol": sob}, md)
+    print(md)
+
+
+if __name__ == "__main__":
+    main()
