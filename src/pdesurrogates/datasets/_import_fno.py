@@ -5,7 +5,8 @@
 * ``.mat`` v5 is read with :func:`scipy.io.loadmat`, one variable at a time (the format
   has no partial reads, and caps a variable at 2 GiB).
 * ``.pt`` is read with ``torch.load(weights_only=True)`` (never a full unpickle), memory
-  mapped when the file uses the zip format, so only the blocks being copied are resident.
+  mapped when the file uses the zip format: tensors are paged in as they are copied, not
+  loaded whole.
 
 Mapping: Darcy ``coeff`` -> ``a`` (input), ``sol`` -> ``u`` (output); ``a`` / ``u`` (and
 neuraloperator ``x`` / ``y``) -> ``a`` / ``u``; a ``u`` with one more axis than ``a`` is a
