@@ -24,6 +24,7 @@ _COMMAND_MODULES: list[str] = [
     "pdesurrogates.cli._import",
     "pdesurrogates.cli._acoustics",
     "pdesurrogates.cli._uq",
+    "pdesurrogates.cli._solve",
 ]
 
 

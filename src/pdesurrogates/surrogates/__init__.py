@@ -7,6 +7,7 @@ Every model takes keyword-only hyper-parameters, validates them eagerly, and off
 
 from __future__ import annotations
 
+from pdesurrogates.surrogates._dcdm_net import ConjugateDirectionNet, LearnedVCycle
 from pdesurrogates.surrogates._deeponet import DeepONet
 from pdesurrogates.surrogates._ensemble import Ensemble
 from pdesurrogates.surrogates._fno import FNO
@@ -14,4 +15,5 @@ from pdesurrogates.surrogates._mgno import MgNO
 from pdesurrogates.surrogates._normalized import NormalizedModel
 
 __all__: list[str] = ["Ensemble", "FNO", "MgNO", "NormalizedModel"]
+__all__ += ["ConjugateDirectionNet", "LearnedVCycle"]
 __all__ += ["DeepONet"]

@@ -9,6 +9,7 @@ from pdesurrogates.training._dcdm import (
     ritz_vectors,
     sparse_to_torch,
     train_dcdm,
+    train_vcycle,
     write_ritz_dataset,
 )
 from pdesurrogates.training._ensemble import fit_ensemble
@@ -41,5 +42,6 @@ __all__ += [  # deep conjugate-direction method
     "ritz_vectors",
     "sparse_to_torch",
     "train_dcdm",
+    "train_vcycle",
     "write_ritz_dataset",
 ]

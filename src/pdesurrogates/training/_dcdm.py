@@ -44,6 +44,7 @@ __all__ = [
     "ritz_vectors",
     "sparse_to_torch",
     "train_dcdm",
+    "train_vcycle",
     "write_ritz_dataset",
 ]
 
@@ -382,5 +383,64 @@ def train_dcdm(
             history.append(rec)
             if stop:
                 break
+    model.eval()
+    return history
+
+
+def train_vcycle(
+    model: torch.nn.Module,
+    shape: Sequence[int],
+    *,
+    steps: int = 200,
+    batch_size: int = 16,
+    power: int = 3,
+    lr: float = 1e-2,
+    seed: int = 0,
+    progress: bool = True,
+) -> list[dict]:
+    """Train a :class:`~pdesurrogates.surrogates.LearnedVCycle` on the Dirichlet Laplacian.
+
+    Minimises the mean of ``log(||E^k e||_A^2 / ||e||_A^2)`` over random vectors ``e``,
+    where ``E = I - B A`` is the V-cycle's error propagation and ``k = power``: a smooth
+    estimate of the spectral radius of ``E``, which sets the PCG condition number
+    ``1 / (1 - rho(E))``. The training grid should be small (dense algebra), e.g. 32x32.
+
+    Returns
+    -------
+    list of dict
+        ``step`` and ``loss`` every 10 steps (and the last), with ``rho`` the estimated
+        contraction factor per V-cycle ``exp(loss / (2 k))``.
+    """
+    from pdesurrogates.surrogates._dcdm_net import _laplacian_dense
+
+    shape = tuple(int(s) for s in shape)
+    n = int(np.prod(shape))
+    if n > 40_000:
+        raise ValueError(f"train_vcycle uses dense algebra; grid {shape} is too large (<= 200^2)")
+    dtype = torch.float64
+    model.to(dtype)
+    A = _laplacian_dense(shape, dtype, "cpu")
+    gen = torch.Generator().manual_seed(seed)
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    history: list[dict] = []
+    from rich.progress import Progress
+
+    with Progress(disable=not progress, transient=True) as bar:
+        task = bar.add_task("train vcycle", total=steps)
+        for step in range(steps):
+            e = torch.randn(batch_size, n, generator=gen, dtype=dtype)
+            levels = model.hierarchy(A, shape)
+            e0 = ((e @ A) * e).sum(1)
+            x = e
+            for _ in range(power):
+                x = x - model.apply(levels, x @ A)
+            loss = torch.log(((x @ A) * x).sum(1) / e0).mean()
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            bar.advance(task)
+            if step % 10 == 0 or step == steps - 1:
+                val = float(loss.detach())
+                history.append({"step": step + 1, "loss": val, "rho": math.exp(val / (2 * power))})
     model.eval()
     return history

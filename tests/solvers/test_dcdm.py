@@ -1,0 +1,152 @@
+"""DCDM: Ritz-vector data, the loss, training, the solver loop and its fallback."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from pdesurrogates.errors import SolverError
+from pdesurrogates.solvers import dcdm, gallery
+from pdesurrogates.surrogates import ConjugateDirectionNet
+from pdesurrogates.training import (
+    dcdm_loss,
+    ritz_training_vectors,
+    ritz_vectors,
+    sparse_to_torch,
+    train_dcdm,
+    write_ritz_dataset,
+)
+
+
+def test_ritz_vectors_are_orthonormal_and_extreme_values_converge():
+    n = 12
+    A = gallery.poisson2d(n)
+    vals, Y = ritz_vectors(A, 60, seed=0)
+    np.testing.assert_allclose(Y.T @ Y, np.eye(Y.shape[1]), atol=1e-10)
+    lam1 = 2 - 2 * np.cos(np.pi * np.arange(1, n + 1) / (n + 1))
+    exact = np.sort((lam1[:, None] + lam1[None, :]).ravel())
+    # extreme Ritz values converge first (Lanczos); distinct eigenvalues only
+    assert vals[0] == pytest.approx(exact[0], rel=1e-8)
+    assert vals[-1] == pytest.approx(exact[-1], rel=1e-8)
+    # Ritz pairs: residual ||A y - theta y|| small for the lowest
+    r = A @ Y[:, 0] - vals[0] * Y[:, 0]
+    assert np.linalg.norm(r) < 1e-6
+
+
+def test_training_vectors_are_unit_and_weighted_to_low_spectrum():
+    A = gallery.poisson2d(10)
+    X = ritz_training_vectors(A, 200, m=60, seed=0)
+    assert X.shape == (200, 100) and X.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(X, axis=1), 1, atol=1e-5)
+    # mean Rayleigh quotient ~ sum(w_j^2 theta_j) / sum(w_j^2), w = 9 on the low 55 %
+    rq = np.einsum("ij,ij->i", X, (A @ X.T).T)
+    vals, _ = ritz_vectors(A, 60, seed=0)
+    nl = int(np.ceil(0.55 * len(vals)))
+    expected = (81 * vals[:nl].sum() + vals[nl:].sum()) / (81 * nl + len(vals) - nl)
+    assert rq.mean() == pytest.approx(expected, rel=0.1)
+    X0 = ritz_training_vectors(A, 200, m=60, seed=0, low_weight=1.0)
+    rq0 = np.einsum("ij,ij->i", X0, (A @ X0.T).T)
+    assert rq0.mean() == pytest.approx(vals.mean(), rel=0.1)
+
+
+def test_dcdm_loss_closed_forms():
+    p = gallery.dirichlet_box((6, 6))
+    A = p.A.toarray()
+    A_t = sparse_to_torch(p.A, dtype=torch.float64)
+    rng = np.random.default_rng(0)
+    r = rng.standard_normal((3, 36))
+    d_exact = np.linalg.solve(A, r.T).T * np.array([[2.0], [-1.0], [0.5]])  # any scale
+    loss = dcdm_loss(torch.from_numpy(r), torch.from_numpy(d_exact), A_t)
+    assert float(loss) < 1e-20
+    d = rng.standard_normal((3, 36))
+    Ad = d @ A
+    alpha = (d * r).sum(1) / (d * Ad).sum(1)
+    expected = np.mean(((r - alpha[:, None] * Ad) ** 2).sum(1))
+    got = dcdm_loss(torch.from_numpy(r), torch.from_numpy(d), A_t)
+    assert float(got) == pytest.approx(expected, rel=1e-12)
+
+
+def test_ritz_dataset_round_trip_and_training_reduces_loss(tmp_path):
+    from pdesurrogates.datasets import open_dataset
+
+    p = gallery.dirichlet_box((16, 16))
+    path = write_ritz_dataset(tmp_path / "ritz.h5", p, 60, m=40, seed=0)
+    ds = open_dataset(path)
+    assert len(ds) == 60
+    r0 = np.asarray(ds[0]["r"])
+    assert r0.shape == (16, 16)
+    assert np.linalg.norm(r0) == pytest.approx(1.0, abs=1e-5)
+    assert ds.attrs["dataset_name"] == "dcdm_ritz"
+    torch.manual_seed(0)
+    net = ConjugateDirectionNet(dim=2, width=4)
+    with torch.no_grad():  # start away from the multigrid initialisation
+        net.smoother.mul_(0.3)
+    hist = train_dcdm(net, p.A, str(path), shape=(16, 16), epochs=3, lr=3e-3, progress=False)
+    assert hist[0]["initial_valid_loss"] is not None
+    assert hist[-1]["valid_loss"] < 0.7 * hist[0]["initial_valid_loss"]
+
+
+def test_dcdm_converges_on_true_residual():
+    net = ConjugateDirectionNet(dim=2, width=2)
+    p = gallery.dirichlet_box((32, 32))
+    b = gallery.random_rhs(p, seed=2)
+    seen = []
+    res = dcdm(p.A, b, net, rtol=1e-8, callback=lambda xk: seen.append(1))
+    assert res.converged and res.n_iter == len(seen) and res.n_iter < 20
+    true = np.linalg.norm(b - p.A @ res.x) / np.linalg.norm(b)
+    assert true <= 1e-8
+    assert res.residuals[-1] == pytest.approx(np.linalg.norm(b - p.A @ res.x), rel=1e-10)
+    assert res.info["fallbacks"] == 0
+
+
+def test_dcdm_on_smoke_problem_with_mask():
+    net = ConjugateDirectionNet(dim=2, width=0)
+    p = gallery.smoke_domain((24, 24), obstacles=[((0.5, 0.4), 0.15)])
+    b = gallery.smooth_rhs(p, seed=0)
+    res = dcdm(p, b, net, rtol=1e-6)
+    assert res.converged
+    assert np.all(res.x[~p.mask.reshape(-1)] == 0)
+    assert np.linalg.norm(b - p.A @ res.x) <= 1e-6 * np.linalg.norm(b)
+
+
+class _Bad(torch.nn.Module):
+    dim = 2
+
+    def __init__(self, mode):
+        super().__init__()
+        self.mode = mode
+        self.w = torch.nn.Parameter(torch.ones(()))
+
+    def forward(self, r):
+        if self.mode == "nan":
+            return r * float("nan")
+        return -self.w * r  # an ascent direction
+
+
+@pytest.mark.parametrize("mode", ["nan", "ascent"])
+def test_dcdm_falls_back_and_says_so(mode):
+    p = gallery.dirichlet_box((12, 12))
+    b = np.ones(p.n)
+    res = dcdm(p.A, b, _Bad(mode), rtol=1e-8)
+    assert res.converged
+    assert res.info["fallbacks"] == res.n_iter > 0
+    assert "fell back to the residual direction" in res.message
+
+
+def test_dcdm_bad_input():
+    net2 = ConjugateDirectionNet(dim=2, width=0)
+    net3 = ConjugateDirectionNet(dim=3, width=0)
+    A = gallery.poisson2d(8)
+    with pytest.raises(SolverError, match="3D"):
+        dcdm(A, np.ones(64), net3, shape=(8, 8))
+    with pytest.raises(ValueError, match="cannot infer"):
+        dcdm(gallery.laplacian((8, 6)), np.ones(48), net2)
+    b = np.ones(64)
+    b[0] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        dcdm(A, b, net2)
+    with pytest.raises(ValueError, match="shape"):
+        dcdm(A, np.ones(10), net2)
+    res = dcdm(gallery.laplacian((8, 6)), np.ones(48), net2, shape=(8, 6), maxiter=1, rtol=1e-12)
+    assert not res.converged and res.n_iter == 1 and "maxiter" in res.message

@@ -1,0 +1,138 @@
+"""Preconditioners: IC(0), Jacobi, the SPD learned V-cycle, LearnedPreconditioner."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+import scipy.sparse.linalg as sla
+import torch
+
+from pdesurrogates.errors import SolverError
+from pdesurrogates.solvers import (
+    IncompleteCholesky,
+    LearnedPreconditioner,
+    gallery,
+    jacobi,
+)
+from pdesurrogates.solvers._preconditioners import _ic0_rowloop
+from pdesurrogates.surrogates import ConjugateDirectionNet, LearnedVCycle
+from pdesurrogates.training import train_vcycle
+
+
+def _cg_iters(A, b, M=None, rtol=1e-8):
+    it = []
+    _, info = sla.cg(A, b, rtol=rtol, M=M, callback=lambda xk: it.append(1))
+    assert info == 0
+    return len(it)
+
+
+def _dense(op, n):
+    return np.column_stack([op.matvec(e) for e in np.eye(n)])
+
+
+PROBLEMS = {
+    "dirichlet": lambda: gallery.dirichlet_box((12, 10)),
+    "smoke": lambda: gallery.smoke_domain((12, 12), obstacles=[((0.5, 0.4), 0.2)]),
+    "varcoef": lambda: gallery.variable_coefficient(
+        np.exp(2 * np.random.default_rng(0).standard_normal((10, 12)))
+    ),
+    "smoke3d": lambda: gallery.smoke_domain((6, 6, 6)),
+}
+
+
+@pytest.mark.parametrize("name", list(PROBLEMS))
+def test_ic0_matches_reference_factorisation(name):
+    A = PROBLEMS[name]().A
+    ic = IncompleteCholesky(A)
+    ref = _ic0_rowloop(sp.csr_matrix(A), 0.0)
+    assert abs(ic.L - ref).max() < 1e-12
+    # IC(0) reproduces A exactly on the sparsity pattern of A
+    LLt = (ic.L @ ic.L.T).tocsr()
+    assert abs((LLt - A).multiply(A != 0)).max() < 1e-12
+    M = _dense(ic.aslinearoperator(), A.shape[0])
+    np.testing.assert_allclose(M, np.linalg.inv((ic.L @ ic.L.T).toarray()), atol=1e-10)
+
+
+def test_ic0_and_jacobi_reduce_cg_iterations():
+    p = gallery.variable_coefficient(np.exp(np.random.default_rng(1).standard_normal((40, 40))))
+    b = gallery.random_rhs(p)
+    plain = _cg_iters(p.A, b)
+    jac = _cg_iters(p.A, b, jacobi(p.A))
+    ic = _cg_iters(p.A, b, IncompleteCholesky(p.A).aslinearoperator())
+    assert ic < 0.5 * plain and jac < plain
+
+
+@pytest.mark.parametrize("name", list(PROBLEMS))
+@pytest.mark.parametrize("seed", [0, 1])
+def test_learned_vcycle_is_spd_for_any_parameters(name, seed):
+    p = PROBLEMS[name]()
+    m = LearnedVCycle(dim=p.dim, coarse_cells=8, smoothing_steps=1 + seed)
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():  # arbitrary parameters, including weights near the limit
+        m.stencil.copy_(torch.tensor([0.5, 0.5]) + torch.randn(2, generator=g))
+        m.omega_logit.copy_(4 * torch.randn(m.omega_logit.shape, generator=g))
+    pre = LearnedPreconditioner(m, p)
+    assert pre.is_linear and pre.is_symmetric
+    B = _dense(pre.aslinearoperator(), p.n)
+    np.testing.assert_allclose(B, B.T, atol=1e-12 * np.abs(B).max())
+    assert np.linalg.eigvalsh((B + B.T) / 2).min() > 0
+
+
+def test_sparse_hierarchy_equals_torch_vcycle():
+    m = LearnedVCycle(dim=2, coarse_cells=16)
+    with torch.no_grad():
+        m.stencil.copy_(torch.tensor([0.7, 0.3]))
+    m = m.double()
+    r = np.random.default_rng(0).standard_normal(16 * 16)
+    pre = LearnedPreconditioner(m, gallery.dirichlet_box((16, 16)))
+    with torch.no_grad():
+        t = m(torch.from_numpy(r).view(1, 1, 16, 16)).reshape(-1).numpy()
+    np.testing.assert_allclose(pre.matvec(r), t, atol=1e-12)
+
+
+def test_learned_preconditioner_reduces_scipy_cg_iterations():
+    p = gallery.dirichlet_box((64, 64))
+    b = gallery.random_rhs(p, seed=0)
+    plain = _cg_iters(p.A, b, rtol=1e-6)
+    m = LearnedVCycle(dim=2)
+    M = LearnedPreconditioner(m, p).aslinearoperator()
+    learned = _cg_iters(p.A, b, M, rtol=1e-6)
+    assert learned <= 10 and learned < plain / 10  # plain CG: ~165 iterations
+    x, info = sla.gmres(p.A, b, rtol=1e-6, M=M)
+    assert info == 0 and np.linalg.norm(b - p.A @ x) <= 1e-6 * np.linalg.norm(b) * 1.01
+
+
+def test_train_vcycle_reduces_contraction():
+    m = LearnedVCycle(dim=2, coarse_cells=16)
+    with torch.no_grad():
+        m.stencil.copy_(torch.tensor([0.5, 0.1]))
+    hist = train_vcycle(m, (16, 16), steps=40, lr=3e-2, progress=False)
+    assert hist[-1]["rho"] < 0.8 * hist[0]["rho"]
+
+
+def test_nonlinear_network_is_refused_by_aslinearoperator():
+    net = ConjugateDirectionNet(dim=2, width=2)
+    p = gallery.dirichlet_box((16, 16))
+    pre = LearnedPreconditioner(net, p)
+    assert not pre.is_linear
+    with pytest.raises(SolverError, match="nonlinear"):
+        pre.aslinearoperator()
+    op = pre.aslinearoperator(allow_nonlinear=True)
+    assert op.shape == (256, 256) and op.dtype == np.float64
+    b = gallery.random_rhs(p)
+    res = pre.solve(b, rtol=1e-8)
+    assert res.converged and res.info["method"] == "dcdm"
+    assert np.linalg.norm(b - p.A @ res.x) <= 1e-8 * np.linalg.norm(b)
+
+
+def test_bad_input():
+    with pytest.raises(SolverError, match="square"):
+        jacobi(sp.random(3, 4, density=1.0, random_state=0))
+    with pytest.raises(SolverError, match="diagonal"):
+        jacobi(-gallery.poisson2d(3))
+    with pytest.raises(SolverError, match="3D"):
+        LearnedPreconditioner(ConjugateDirectionNet(dim=3), gallery.poisson2d(8), shape=(8, 8))
+    pre = LearnedPreconditioner(LearnedVCycle(dim=2), gallery.dirichlet_box((8, 8)))
+    with pytest.raises(ValueError, match="entries"):
+        pre.matvec(np.ones(5))
