@@ -103,6 +103,7 @@ def solve_command(
     plot: Path | None = typer.Option(
         None, help="Residual plot file (default: solve_<problem>_<method>.png)."
     ),
+    threads: int = typer.Option(1, help="Torch threads for the network (dcdm)."),
 ) -> None:
     """Solve a gallery system and print iterations, setup time and solve time.
 
@@ -116,8 +117,13 @@ def solve_command(
         raise ValueError(f"unknown --method {method!r}; choose one of {', '.join(_METHODS)}")
     if rhs not in ("random", "smooth"):
         raise ValueError(f"--rhs must be 'random' or 'smooth'; got {rhs!r}")
+    import torch
+
     from pdesurrogates.solvers import gallery
 
+    if threads < 1:
+        raise ValueError(f"--threads must be >= 1; got {threads}")
+    torch.set_num_threads(threads)
     prob = build_problem(problem, n, obstacle=obstacle, seed=seed)
     b = (
         gallery.random_rhs(prob, seed=seed)
@@ -159,7 +165,9 @@ def solve_command(
     plt.close(fig)
     typer.echo(f"residual plot: {path}")
     if not res.converged:
-        raise typer.Exit(2)
+        from pdesurrogates.errors import SolverError
+
+        raise SolverError(f"{method} did not converge: {res.message}")
 
 
 @train_app.command("dcdm")
