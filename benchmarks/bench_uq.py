@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import time
 
 import numpy as np
@@ -221,6 +222,7 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     args = ap.parse_args()
     torch.set_num_threads(1)
+    load_before = os.getloadavg()[0]
     if args.quick:
         ev = bench_evaluate(50, 32, 10, 1)
         pr = bench_propagate(10_000, 200, 200)
@@ -230,7 +232,12 @@ def main() -> None:
         pr = bench_propagate(100_000, 3000, 2000)
         sob = bench_sobol([10, 12, 14, 16])
 
-    md = "## evaluate (10-member ensemble, float32 fields)\n\n"
+    load_after = os.getloadavg()[0]
+    md = (
+        f"Machine load average (1 min) at start / end: {load_before:.2f} / {load_after:.2f} "
+        f"on {os.cpu_count()} cores; all timings single-threaded, wall clock.\n\n"
+    )
+    md += "## evaluate (10-member ensemble, float32 fields)\n\n"
     md += markdown_table(
         [
             {
@@ -296,7 +303,9 @@ def main() -> None:
             for r in sob
         ]
     )
-    write_results("uq", {"quick": args.quick, "evaluate": ev, "propagate": pr, "sobol": sob}, md)
+    data = {"quick": args.quick, "load_average": [load_before, load_after]}
+    data.update(evaluate=ev, propagate=pr, sobol=sob)
+    write_results("uq", data, md)
     print(md)
 
 

@@ -479,9 +479,9 @@ def evaluate(
             for j, a in enumerate(lv):
                 lo, hi = bounds[j]
                 hit = ((yy >= lo) & (yy <= hi)).reshape(b, -1)
-                frac = hit.sum(1, dtype=torch.float64) / p_pts
-                cov.append(frac)
-                fcov.append(hit.all(1).to(torch.float64))
+                n_hit = hit.sum(1, dtype=torch.float64)
+                cov.append(n_hit / p_pts)
+                fcov.append((n_hit == p_pts).to(torch.float64))
                 isc.append(
                     _interval_score_kernel(lo, hi, yy, float(a))
                     .reshape(b, -1)
