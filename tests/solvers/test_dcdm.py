@@ -150,3 +150,18 @@ def test_dcdm_bad_input():
         dcdm(A, np.ones(10), net2)
     res = dcdm(gallery.laplacian((8, 6)), np.ones(48), net2, shape=(8, 6), maxiter=1, rtol=1e-12)
     assert not res.converged and res.n_iter == 1 and "maxiter" in res.message
+
+
+def test_example_dcdm_poisson_smoke(tmp_path):
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "examples" / "dcdm_poisson.py"
+    spec = importlib.util.spec_from_file_location("dcdm_poisson_example", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    results = mod.main(["--smoke", "--out", str(tmp_path / "model")])
+    assert (tmp_path / "model" / "config.json").is_file()
+    for name, r in results.items():
+        assert r["dcdm_converged"] and r["vcycle_converged"], name
+        assert r["dcdm"] < r["cg"] / 2 and r["vcycle_pcg"] < r["cg"] / 4, (name, r)
