@@ -196,7 +196,7 @@ def conformalize(
         level=a,
         mode=mode,
         score=score,
-        quantile=q.numpy(),
+        quantile=q.cpu().numpy(),
         n_calibration=int(n),
         field_fraction=float(field_fraction),
         scale=scale,

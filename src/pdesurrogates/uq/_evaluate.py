@@ -454,7 +454,7 @@ def evaluate(
                 if energy:
                     sf, yf = s.reshape(mm, b, -1), yy.reshape(b, -1)
                     first = sum(torch.linalg.vector_norm(sf[a] - yf, dim=-1) for a in range(mm))
-                    pair = torch.zeros(b, dtype=s.dtype)
+                    pair = torch.zeros(b, dtype=s.dtype, device=s.device)
                     for a in range(mm):
                         for c in range(a + 1, mm):
                             pair += torch.linalg.vector_norm(sf[a] - sf[c], dim=-1)
@@ -492,10 +492,10 @@ def evaluate(
             put("field_coverage", i0, torch.stack(fcov, 1))
             put("interval_score", i0, torch.stack(isc, 1))
             put("width", i0, torch.stack(wid, 1))
-            cal_per[sl] = _calibration_counts(d, n_bins, True).numpy()
+            cal_per[sl] = _calibration_counts(d, n_bins, True).cpu().numpy()
             uf = u.reshape(-1).to(torch.float64).clamp(0, 1)
             idx = (uf * pit_bins).floor().clamp(max=pit_bins - 1).to(torch.int64)
-            pit_counts += torch.bincount(idx, minlength=pit_bins).to(torch.float64)
+            pit_counts += torch.bincount(idx, minlength=pit_bins).to(torch.float64).cpu()
 
     total = n * p_pts
     scalars: dict[str, float] = {

@@ -768,7 +768,7 @@ def calibration_curve(pred: Prediction, y: Any, *, n_bins: int = 100, reduce: st
     yt = _target(y, p.shape, p.tensors()["mean"])
     d = _central_distance(p, yt)
     obs = _calibration_counts(d, int(n_bins), reduce == "sample")
-    exp = torch.linspace(0, 1, int(n_bins), dtype=torch.float64)
+    exp = torch.linspace(0, 1, int(n_bins), dtype=torch.float64, device=obs.device)
     return to_output(exp, p.is_numpy), to_output(obs, p.is_numpy)
 
 
