@@ -461,3 +461,10 @@ def test_in_place_view_pickles_and_works_with_worker_processes(tmp_path):
     np.testing.assert_array_equal(got, data["tensor"][ds.indices, 0])
     with pytest.raises(DatasetError, match="no statistics"):
         ds.stats("u")
+
+
+def test_write_batch_of_zero_samples_is_a_no_op(tmp_path):
+    w = _writer(tmp_path / "w.h5")
+    w.write_batch(6, {"u": _f4(0, 3, 4), "a": _f4(0, 4)}, {"nu": np.zeros(0)})
+    assert len(w.missing()) == 6
+    w.close()

@@ -439,7 +439,7 @@ class DatasetWriter:
                     f"samples from {start}: field {name!r} has shape {arr.shape}, expected "
                     f"{want} (dims {self.fields[name].dims})"
                 )
-            finite = np.isfinite(arr).reshape(k, -1).all(axis=1)
+            finite = np.isfinite(arr).reshape(k, -1).all(axis=1) if k else np.ones(0, bool)
             if not finite.all():
                 raise DatasetError(
                     f"sample {start + int(np.argmin(finite))}: field {name!r} holds NaN or "
