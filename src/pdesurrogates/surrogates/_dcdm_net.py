@@ -87,6 +87,21 @@ def _shift_conv_transpose(
     return out[(..., *crop)]
 
 
+def _boundary_sides(boundary, dim: int) -> tuple[str, ...]:
+    """Per-side boundary kinds ``(axis0_lo, axis0_hi, axis1_lo, ...)``."""
+    if boundary == "dirichlet":
+        return ("dirichlet",) * (2 * dim)
+    if boundary == "smoke":  # Neumann walls, open (Dirichlet) top = high end of last axis
+        return ("neumann",) * (2 * dim - 1) + ("dirichlet",)
+    sides = tuple(boundary) if isinstance(boundary, list | tuple) else ()
+    if len(sides) != 2 * dim or any(b not in ("dirichlet", "neumann") for b in sides):
+        raise ValueError(
+            "boundary must be 'dirichlet', 'smoke' or a list of "
+            f"{2 * dim} entries 'dirichlet'/'neumann' (low, high side per axis); got {boundary!r}"
+        )
+    return sides
+
+
 @register_model
 class ConjugateDirectionNet(nn.Module):
     """Learned multigrid V-cycle network for DCDM search directions (2D or 3D).
@@ -106,6 +121,11 @@ class ConjugateDirectionNet(nn.Module):
         Stop coarsening when the smallest grid side is at most this (>= 2).
     coarse_steps : int
         Smoothing iterations on the coarsest grid.
+    boundary : str or list of str
+        How the V-cycle pads the grid: ``"dirichlet"`` (zeros on every side, the
+        Dirichlet box), ``"smoke"`` (copies on the walls = zero normal flux, zeros on the
+        high end of the last axis = the open top), or one of ``"dirichlet"`` /
+        ``"neumann"`` per side ``[axis0_low, axis0_high, axis1_low, ...]``.
 
     Notes
     -----
@@ -123,10 +143,12 @@ class ConjugateDirectionNet(nn.Module):
         smoothing_steps: int = 2,
         coarse_size: int = 2,
         coarse_steps: int = 8,
+        boundary: str | list[str] = "dirichlet",
     ):
         super().__init__()
         if dim not in (2, 3):
             raise ValueError(f"dim must be 2 or 3; got {dim!r}")
+        self.boundary = _boundary_sides(boundary, dim)
         for name, val, lo in (
             ("width", width, 0),
             ("n_blocks", n_blocks, 0),
@@ -180,19 +202,42 @@ class ConjugateDirectionNet(nn.Module):
             "smoothing_steps": self.smoothing_steps,
             "coarse_size": self.coarse_size,
             "coarse_steps": self.coarse_steps,
+            "boundary": list(self.boundary),
         }
 
     # -- building blocks -------------------------------------------------------------
-    def _conv(self, x, w, stride=1, padding=1):
-        if torch.is_grad_enabled():
-            return _shift_conv(x, w, stride, padding)
-        return (F.conv2d if self.dim == 2 else F.conv3d)(x, w, stride=stride, padding=padding)
+    def _pad(self, x, width: int = 1):
+        """Pad every side by ``width`` cells: zeros (Dirichlet) or copies (Neumann)."""
+        for ax in range(self.dim):
+            d = 2 + ax
+            n = x.shape[d]
+            parts = []
+            for side in (0, 1):
+                if self.boundary[2 * ax + side] == "neumann":
+                    edge = x.narrow(d, 0 if side == 0 else n - 1, 1)
+                    parts.append(edge.expand(*x.shape[:d], width, *x.shape[d + 1 :]))
+                else:
+                    shape = list(x.shape)
+                    shape[d] = width
+                    parts.append(x.new_zeros(shape))
+            x = torch.cat([parts[0], x, parts[1]], dim=d)
+        return x
 
-    def _convT(self, x, w, stride=2, padding=1):
+    def _conv(self, x, w, stride=1):
+        xp = self._pad(x, 1)
         if torch.is_grad_enabled():
-            return _shift_conv_transpose(x, w, stride, padding)
-        fn = F.conv_transpose2d if self.dim == 2 else F.conv_transpose3d
-        return fn(x, w, stride=stride, padding=padding)
+            return _shift_conv(xp, w, stride, 0)
+        return (F.conv2d if self.dim == 2 else F.conv3d)(xp, w, stride=stride)
+
+    def _prolong(self, ec, spatial):
+        """Transposed-convolution prolongation with boundary-aware ghost cells."""
+        ep = self._pad(ec, 1)
+        if torch.is_grad_enabled():
+            full = _shift_conv_transpose(ep, self.prolong, 2, 0)
+        else:
+            fn = F.conv_transpose2d if self.dim == 2 else F.conv_transpose3d
+            full = fn(ep, self.prolong, stride=2)
+        return full[(..., *(slice(3, 3 + s) for s in spatial))]
 
     def _nonlinear(self, r):
         h = self.lift(r)
@@ -202,8 +247,8 @@ class ConjugateDirectionNet(nn.Module):
 
     def _smooth(self, r, e, kernel):
         """One step ``e += S (r - K e)`` (``e`` may be None = zero)."""
-        res = r if e is None else r - self._conv(e, self.stencil, padding=1)
-        de = self._conv(res, kernel, padding=1)
+        res = r if e is None else r - self._conv(e, self.stencil)
+        de = self._conv(res, kernel)
         return de if e is None else e + de
 
     def _vcycle(self, r: torch.Tensor, depth: int) -> torch.Tensor:
@@ -218,16 +263,15 @@ class ConjugateDirectionNet(nn.Module):
             e = self._smooth(r, e, self.smoother)
         if self.width > 0:
             e = e + self._nonlinear(r)
-        res = r - self._conv(e, self.stencil, padding=1)
+        res = r - self._conv(e, self.stencil)
         pad = []
         for s in reversed(spatial):
             pad += [0, s % 2]
         if any(pad):
             res = F.pad(res, pad)
-        rc = self._conv(res, self.restrict, stride=2, padding=1)
+        rc = self._conv(res, self.restrict, stride=2)
         ec = self._vcycle(rc, depth + 1)
-        corr = self._convT(ec, self.prolong, stride=2, padding=1)
-        corr = corr[(..., *(slice(0, s) for s in spatial))]
+        corr = self._prolong(ec, spatial)
         e = e + self.level_scale * corr
         for _ in range(self.smoothing_steps):
             e = self._smooth(r, e, self.smoother)
