@@ -25,6 +25,7 @@ _COMMAND_MODULES: list[str] = [
     "pdesurrogates.cli._acoustics",
     "pdesurrogates.cli._uq",
     "pdesurrogates.cli._solve",
+    "pdesurrogates.cli._train",
 ]
 
 
