@@ -28,13 +28,15 @@ def test_train_dcdm_then_solve_smoke(tmp_path, capsys):
     code = main(
         [
             "train", "dcdm", "--dim", "2", "--grid", "16", "--out", str(run), "--samples", "24",
-            "--lanczos", "20", "--epochs", "1", "--width", "2", "--no-progress",
+            "--lanczos", "20", "--epochs", "1", "--width", "2", "--boundary", "smoke",
+            "--no-progress",
         ]
     )  # fmt: skip
     assert code == 0, capsys.readouterr()
     cfg = json.loads((run / "config.json").read_text())
     assert cfg["class"] == "ConjugateDirectionNet"
-    assert cfg["metadata"]["trained_on"]["shape"] == [16, 16]
+    assert cfg["metadata"]["trained_on"] == {"problem": "smoke_domain", "shape": [16, 16]}
+    assert cfg["config"]["boundary"] == ["neumann", "neumann", "neumann", "dirichlet"]
     assert (tmp_path / "runs" / "d2-ritz.h5").is_file()
     capsys.readouterr()
     plot = tmp_path / "p.png"

@@ -181,6 +181,11 @@ def train_dcdm_command(
     batch_size: int = typer.Option(16, help="Batch size."),
     lr: float = typer.Option(1e-3, help="Adam learning rate (cosine schedule)."),
     width: int = typer.Option(8, help="Channels of the nonlinear correction (0 = linear)."),
+    boundary: str = typer.Option(
+        "dirichlet",
+        help="Training domain and network padding: 'dirichlet' (Dirichlet box) or 'smoke' "
+        "(Neumann walls, open top).",
+    ),
     seed: int = typer.Option(0, help="Seed of the data and the initialisation."),
     max_minutes: float | None = typer.Option(None, help="Stop training after this long."),
     data: Path | None = typer.Option(
@@ -188,7 +193,7 @@ def train_dcdm_command(
     ),
     progress: bool = typer.Option(True, help="Show a progress bar."),
 ) -> None:
-    """Train a DCDM direction network on Ritz vectors of the Dirichlet-box Laplacian.
+    """Train a DCDM direction network on Ritz vectors of a Poisson matrix.
 
     Generates the training vectors once (Lanczos Ritz vectors weighted to the low
     spectrum, stored next to OUT as OUT-ritz.h5), trains with the DCDM loss
@@ -206,8 +211,10 @@ def train_dcdm_command(
         raise ValueError(f"--dim must be 2 or 3; got {dim}")
     if grid < 8:
         raise ValueError(f"--grid must be >= 8; got {grid}")
+    if boundary not in ("dirichlet", "smoke"):
+        raise ValueError(f"--boundary must be 'dirichlet' or 'smoke'; got {boundary!r}")
     shape = (grid,) * dim
-    prob = gallery.dirichlet_box(shape)
+    prob = gallery.dirichlet_box(shape) if boundary == "dirichlet" else gallery.smoke_domain(shape)
     out.parent.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     if data is None:
@@ -217,7 +224,7 @@ def train_dcdm_command(
             write_ritz_dataset(data, prob, samples, m=lanczos_steps, seed=seed)
     t_data = time.perf_counter() - t0
     torch.manual_seed(seed)
-    net = ConjugateDirectionNet(dim=dim, width=width)
+    net = ConjugateDirectionNet(dim=dim, width=width, boundary=boundary)
     hist = train_dcdm(
         net,
         prob.A,
@@ -231,7 +238,7 @@ def train_dcdm_command(
         max_seconds=None if max_minutes is None else 60 * max_minutes,
     )
     meta = {
-        "trained_on": {"problem": "dirichlet_box", "shape": list(shape)},
+        "trained_on": {"problem": prob.name, "shape": list(shape)},
         "data": str(data),
         "data_seconds": t_data,
         "history": hist,
