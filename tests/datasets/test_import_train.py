@@ -44,3 +44,29 @@ def test_trainer_fits_mgno_on_pdebench_darcy(tmp_path, converted):
     # default keys "a" (PDEBench 'nu') and "u" (PDEBench 'tensor') need no configuration
     assert history[-1]["train_loss"] < 0.5 * history[0]["train_loss"]
     assert history[-1]["valid_loss"] < history[0]["valid_loss"]
+
+
+def test_train_mgno_command_on_an_imported_pdebench_darcy_file(tmp_path, capsys):
+    """`pdesurrogates import pdebench` then `pdesurrogates train mgno --data` unchanged."""
+    import json
+
+    from pdesurrogates.cli import main
+
+    src = tmp_path / "2D_DarcyFlow_beta1.0_Train.hdf5"
+    write_pdebench_darcy(src, n=40)
+    data = tmp_path / "darcy.h5"
+    assert main(["import", "pdebench", str(src), "-o", str(data), "-q"]) == 0
+    config = tmp_path / "small.toml"
+    config.write_text(
+        "[model]\nchannels = 8\nlevels = 2\nlayers = 2\n\n"
+        '[training]\nepochs = 8\nlr = 3e-3\nscheduler = "cosine"\n'
+    )
+    run = tmp_path / "run"
+    code = main(["train", "mgno", "--data", str(data), "-o", str(run), "-c", str(config), "-q"])
+    text = capsys.readouterr()
+    assert code == 0, text.err
+    assert "trained MGNO on 36 samples" in text.out
+    assert (run / "model").is_dir()
+    lines = (run / "metrics.jsonl").read_text().splitlines()
+    losses = [json.loads(line)["train_loss"] for line in lines]
+    assert len(losses) == 8 and losses[-1] < 0.7 * losses[0]
