@@ -96,14 +96,14 @@ def load_config(path: str | os.PathLike | None) -> dict[str, dict[str, Any]]:
     unknown = set(cfg) - {"model", "training", "data"}
     if unknown:
         raise ConfigError(
-            f"{path}: unknown table(s) {sorted(unknown)}; use [model], [training] and [data]"
+            f"{path}: unknown table(s) {sorted(unknown)}; use the tables model, training and data"
         )
     out = {k: dict(cfg.get(k, {})) for k in ("model", "training", "data")}
     for section, allowed in (("training", _TRAINING_KEYS), ("data", _RUN_KEYS)):
         for key, value in out[section].items():
             if key not in allowed:
                 raise ConfigError(
-                    f"{path}: unknown key {key!r} in [{section}]; allowed: {sorted(allowed)}"
+                    f"{path}: unknown key {key!r} in table {section!r}; allowed: {sorted(allowed)}"
                 )
             types = allowed[key] if isinstance(allowed[key], tuple) else (allowed[key],)
             if float in types and isinstance(value, int) and not isinstance(value, bool):
@@ -111,7 +111,7 @@ def load_config(path: str | os.PathLike | None) -> dict[str, dict[str, Any]]:
                 out[section][key] = value
             if not isinstance(value, types) or isinstance(value, bool):
                 raise ConfigError(
-                    f"{path}: [{section}] {key} = {value!r} has the wrong type; expected "
+                    f"{path}: {section}.{key} = {value!r} has the wrong type; expected "
                     + " or ".join(t.__name__ for t in types)
                 )
     return out
@@ -142,7 +142,7 @@ def resolve_fields(ds, inputs=None, target=None) -> tuple[list[str], str]:
         if not inputs:
             raise DatasetError(
                 f"{ds.path}: no field has role 'input'; name the input field(s) with "
-                "[data] input = ... in the config"
+                "input = ... in the data table of the config"
             )
     elif isinstance(inputs, str):
         inputs = [inputs]
@@ -151,7 +151,7 @@ def resolve_fields(ds, inputs=None, target=None) -> tuple[list[str], str]:
         if len(outs) != 1:
             raise DatasetError(
                 f"{ds.path}: cannot choose the target field (output fields: {outs}); set "
-                "[data] target = ... in the config"
+                "target = ... in the data table of the config"
             )
         target = outs[0]
     for name in [*inputs, target]:
@@ -210,7 +210,7 @@ def build_surrogate(
     try:
         net = cls(**cfg)
     except TypeError as exc:
-        raise ConfigError(f"[model] for {kind}: {exc}") from exc
+        raise ConfigError(f"model table for {kind}: {exc}") from exc
 
     def norm(stats):
         if stats is None:

@@ -1,0 +1,208 @@
+"""`pdesurrogates train / evaluate / predict` end to end on a tiny Darcy file."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pytest
+import torch
+
+import pdesurrogates
+from pdesurrogates.cli import main
+from pdesurrogates.datasets import open_dataset
+
+CONFIG = """
+[model]
+channels = 6
+layers = 1
+projection_channels = 8
+
+[training]
+epochs = 2
+batch_size = 8
+lr = 3e-3
+"""
+
+
+@pytest.fixture(scope="module")
+def darcy(tmp_path_factory):
+    d = tmp_path_factory.mktemp("darcy")
+    assert (
+        main(["generate", "darcy", "-o", str(d / "d.h5"), "-n", "30", "-r", "16", "--quiet"]) == 0
+    )
+    (d / "cfg.toml").write_text(CONFIG)
+    return d
+
+
+@pytest.fixture(scope="module")
+def run(darcy):
+    out = darcy / "runs" / "mgno"
+    assert (
+        main(
+            [
+                "train",
+                "mgno",
+                "--data",
+                str(darcy / "d.h5"),
+                "-c",
+                str(darcy / "cfg.toml"),
+                "-o",
+                str(out),
+                "-q",
+            ]
+        )
+        == 0
+    )
+    return out
+
+
+def test_train_writes_a_complete_run(run):
+    record = json.loads((run / "run.json").read_text())
+    assert record["input"] == ["a"] and record["target"] == "u"
+    assert record["model"]["config"]["base_resolution"] == 16
+    assert len((run / "metrics.jsonl").read_text().splitlines()) == 2
+    model = pdesurrogates.load(run / "model")
+    assert type(model).__name__ == "NormalizedModel"
+    assert float(model.input_normalizer.std) > 0  # the file's train statistics
+
+
+def test_evaluate_report(run, darcy, tmp_path):
+    assert main(["evaluate", str(run), "--data", str(darcy / "d.h5"), "-o", str(tmp_path)]) == 0
+    m = json.loads((tmp_path / "metrics.json").read_text())
+    ds = open_dataset(darcy / "d.h5").split("test")
+    assert m["n_samples"] == len(ds) == 3
+    with (tmp_path / "per_sample.csv").open() as fh:
+        rows = list(csv.DictReader(fh))
+    l2 = [float(r["rel_l2"]) for r in rows]
+    assert m["rel_l2"]["mean"] == pytest.approx(np.mean(l2), rel=1e-5)
+    assert m["rel_l2"]["max"] == pytest.approx(max(l2), rel=1e-5)
+    # recompute one sample's error by hand from the saved model
+    model = pdesurrogates.load(run / "model")
+    s = ds[0]
+    with torch.no_grad():
+        p = model(s["a"][None, None])[0, 0]
+    expected = float((p - s["u"]).norm() / s["u"].norm())
+    assert l2[0] == pytest.approx(expected, rel=1e-4)
+    for name in ("best", "median", "worst"):
+        assert (tmp_path / f"sample_{name}.png").stat().st_size > 1000
+    assert "relative L2" in (tmp_path / "report.md").read_text()
+
+
+def test_predict_writes_our_schema(run, darcy, tmp_path):
+    out = tmp_path / "pred.h5"
+    assert (
+        main(
+            ["predict", str(run), "--data", str(darcy / "d.h5"), "-o", str(out), "--split", "test"]
+        )
+        == 0
+    )
+    pred = open_dataset(out)
+    src = open_dataset(darcy / "d.h5").split("test")
+    assert len(pred) == len(src) and set(pred.field_names) == {"a", "u"}
+    model = pdesurrogates.load(run / "model")
+    with torch.no_grad():
+        expected = model(src[1]["a"][None, None])[0, 0]
+    torch.testing.assert_close(pred[1]["u"], expected, atol=1e-6, rtol=1e-5)
+    torch.testing.assert_close(pred[1]["a"], src[1]["a"])
+
+
+def test_ensemble_train_evaluate_predict(darcy, tmp_path):
+    run = tmp_path / "ens"
+    assert (
+        main(
+            [
+                "train",
+                "mgno",
+                "--data",
+                str(darcy / "d.h5"),
+                "-c",
+                str(darcy / "cfg.toml"),
+                "-o",
+                str(run),
+                "--ensemble",
+                "2",
+                "-q",
+            ]
+        )
+        == 0
+    )
+    ens = pdesurrogates.load(run / "model")
+    assert type(ens).__name__ == "Ensemble" and len(ens) == 2
+    assert (
+        main(["evaluate", str(run), "--data", str(darcy / "d.h5"), "-o", str(tmp_path / "rep")])
+        == 0
+    )
+    m = json.loads((tmp_path / "rep" / "metrics.json").read_text())
+    assert m["uq"]["crps"] > 0 and 0 <= m["uq"]["miscalibration_area"] <= 1
+    assert (tmp_path / "rep" / "calibration.png").is_file()
+    assert (
+        main(["predict", str(run), "--data", str(darcy / "d.h5"), "-o", str(tmp_path / "p.h5")])
+        == 0
+    )
+    pred = open_dataset(tmp_path / "p.h5")
+    src = open_dataset(darcy / "d.h5")
+    with torch.no_grad():
+        members = torch.stack([mem(src[4]["a"][None, None]) for mem in ens.members])[:, 0, 0]
+    torch.testing.assert_close(pred[4]["u_std"], members.std(0), atol=1e-6, rtol=1e-4)
+
+
+def test_fno_and_resume(darcy, tmp_path):
+    run = tmp_path / "fno"
+    cfg = tmp_path / "fno.toml"
+    cfg.write_text(
+        "[model]\nn_modes = 4\nhidden_channels = 6\nn_layers = 1\n"
+        "[training]\nepochs = 1\nbatch_size = 8\n"
+    )
+    args = ["train", "fno", "--data", str(darcy / "d.h5"), "-c", str(cfg), "-o", str(run), "-q"]
+    assert main(args) == 0
+    assert main(args) == 1  # the run exists: refuse to overwrite
+    assert main([*args, "--resume"]) == 0  # finished run: resuming is a no-op
+    assert len((run / "metrics.jsonl").read_text().splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    ("toml", "message"),
+    [
+        ("[training]\nlearning_rate = 1\n", "unknown key 'learning_rate' in table 'training'"),
+        ("[training]\nepochs = 'ten'\n", "training.epochs = 'ten' has the wrong type"),
+        ("[optim]\n", "unknown table"),
+        ("[model]\nwidth = 3\n", "unexpected keyword argument 'width'"),
+        ("[data]\ninput = 'k'\n", "no field 'k'"),
+        ("[model]\nlevels = 9\n", "not divisible"),
+    ],
+)
+def test_bad_config_is_one_clear_error(darcy, tmp_path, capsys, toml, message):
+    cfg = tmp_path / "bad.toml"
+    cfg.write_text(toml)
+    code = main(
+        ["train", "mgno", "--data", str(darcy / "d.h5"), "-c", str(cfg), "-o", str(tmp_path / "r")]
+    )
+    assert code == 1
+    assert message in capsys.readouterr().err.replace("\n", "")
+
+
+def test_missing_split_and_wrong_resolution(run, darcy, tmp_path, capsys):
+    assert (
+        main(
+            [
+                "evaluate",
+                str(run),
+                "--data",
+                str(darcy / "d.h5"),
+                "-o",
+                str(tmp_path),
+                "--split",
+                "holdout",
+            ]
+        )
+        == 1
+    )
+    assert "has no split 'holdout'" in capsys.readouterr().err
+    other = tmp_path / "d24.h5"
+    assert main(["generate", "darcy", "-o", str(other), "-n", "4", "-r", "24", "--quiet"]) == 0
+    assert main(["predict", str(run), "--data", str(other), "-o", str(tmp_path / "p.h5")]) == 1
+    assert "sizes that" in capsys.readouterr().err.replace("\n", " ")
+    assert main(["evaluate", str(tmp_path), "--data", str(other), "-o", str(tmp_path)]) == 1
+    assert "not a training run" in capsys.readouterr().err
