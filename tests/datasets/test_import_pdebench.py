@@ -459,8 +459,11 @@ def test_in_place_view_pickles_and_works_with_worker_processes(tmp_path):
     loader = torch.utils.data.DataLoader(ds, batch_size=4, num_workers=2)
     got = torch.cat([b["u"] for b in loader]).numpy()
     np.testing.assert_array_equal(got, data["tensor"][ds.indices, 0])
-    with pytest.raises(DatasetError, match="no statistics"):
-        ds.stats("u")
+    # statistics are computed on first use, over the train split, as in a converted file
+    converted = open_dataset(import_pdebench(src, tmp_path / "c.h5", progress=False))
+    for name in ("a", "u"):
+        for got, want in zip(ds.stats(name), converted.stats(name), strict=True):
+            np.testing.assert_allclose(got, want, rtol=1e-12)
 
 
 def test_write_batch_of_zero_samples_is_a_no_op(tmp_path):

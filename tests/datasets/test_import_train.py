@@ -70,3 +70,8 @@ def test_train_mgno_command_on_an_imported_pdebench_darcy_file(tmp_path, capsys)
     lines = (run / "metrics.jsonl").read_text().splitlines()
     losses = [json.loads(line)["train_loss"] for line in lines]
     assert len(losses) == 8 and losses[-1] < 0.7 * losses[0]
+    # the PDEBench file itself also trains, read in place
+    code = main(
+        ["train", "mgno", "--data", str(src), "-o", str(tmp_path / "r2"), "-c", str(config), "-q"]
+    )
+    assert code == 0, capsys.readouterr().err

@@ -5,7 +5,7 @@ samples come from a PDEBench / Well / FNO / neuraloperator file through the impo
 mapping, so ``open_dataset("2D_DarcyFlow_beta1.0_Train.hdf5")["a"]`` is exactly what
 ``import_pdebench`` would have written. The source is opened lazily once per process and
 never pickled (DataLoader workers are fine). Train statistics are not stored in these
-files, so ``stats()`` raises; import the file to get them.
+files: ``stats()`` computes them on first use with one streamed pass over the train split.
 """
 
 from __future__ import annotations
@@ -110,6 +110,53 @@ class SourceDataset(FieldDataset):
 
     def select(self, fields: Sequence[str]) -> SourceDataset:
         return self._new(fields=fields)
+
+    def stats(self, name: str) -> tuple[np.ndarray, np.ndarray]:
+        """``(mean, std)`` of field ``name`` over the file's train split.
+
+        These files store no statistics: they are computed on first use by one streamed
+        pass over the train split (float64 accumulation, per component), then kept for
+        every view of the same file opened by this :func:`open_dataset` call.
+        """
+        if name not in self._meta["fields"]:
+            raise DatasetError(
+                f"{self.path}: no field {name!r}; available fields: {sorted(self._meta['fields'])}"
+            )
+        if name not in self._meta["stats"]:
+            self._meta["stats"][name] = self._compute_stats(name)
+        mean, std = self._meta["stats"][name]
+        return np.asarray(mean), np.asarray(std)
+
+    def _compute_stats(self, name: str) -> tuple[np.ndarray, np.ndarray]:
+        src = self._source()
+        spec = self._meta["fields"][name]
+        has_comp = spec.dims[-1] == "component"
+        n_comp = len(self._meta["coords"]["component"]) if has_comp else 1
+        if spec.dims[0] != "sample":
+            blocks = [np.asarray(src.static(name))]
+        else:
+            rows = self._meta["splits"].get("train", np.arange(self._meta["n_samples"]))
+            if not len(rows):
+                raise DatasetError(f"{self.path}: the train split is empty; no statistics")
+            per = 4 * max(1, int(np.prod(self._meta["shapes"][name][1:])))
+            step = max(1, (16 * 2**20) // per)
+            rows = np.sort(np.asarray(rows, dtype=np.int64))
+            blocks = (
+                src.read_rows(rows[i : i + step], [name])[name] for i in range(0, len(rows), step)
+            )
+        count, mean, m2 = 0, np.zeros(n_comp), np.zeros(n_comp)
+        for block in blocks:
+            b = np.asarray(block, dtype=np.float64).reshape(-1, n_comp)
+            k = b.shape[0]
+            b_mean = b.mean(axis=0)
+            b_m2 = ((b - b_mean) ** 2).sum(axis=0)
+            delta = b_mean - mean
+            total = count + k
+            mean = mean + delta * k / total
+            m2 = m2 + b_m2 + delta**2 * count * k / total
+            count = total
+        std = np.sqrt(m2 / count)
+        return (mean, std) if has_comp else (mean[0], std[0])
 
     def _source(self) -> Source:
         if self._src is None or getattr(self, "_src_pid", None) != os.getpid():
