@@ -7,13 +7,20 @@ Every model takes keyword-only hyper-parameters, validates them eagerly, and off
 
 from __future__ import annotations
 
+from pdesurrogates.surrogates._cokriging import CoKrigingGP
 from pdesurrogates.surrogates._dcdm_net import ConjugateDirectionNet, LearnedVCycle
 from pdesurrogates.surrogates._deeponet import DeepONet
 from pdesurrogates.surrogates._ensemble import Ensemble
 from pdesurrogates.surrogates._fno import FNO
+from pdesurrogates.surrogates._mfnet import (
+    MultiFidelityFit,
+    MultiFidelityNet,
+    fit_multifidelity_net,
+)
 from pdesurrogates.surrogates._mgno import MgNO
 from pdesurrogates.surrogates._normalized import NormalizedModel
 
 __all__: list[str] = ["Ensemble", "FNO", "MgNO", "NormalizedModel"]
 __all__ += ["ConjugateDirectionNet", "LearnedVCycle"]
 __all__ += ["DeepONet"]
+__all__ += ["CoKrigingGP", "MultiFidelityFit", "MultiFidelityNet", "fit_multifidelity_net"]
