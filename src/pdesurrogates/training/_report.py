@@ -138,6 +138,10 @@ def evaluate_run(
         report = evaluate(pred, truth, spacing=1.0 / n_pts, meta={"run": metrics["run"]})
         atomic_write_text(out / "uq_report.json", report.to_json())
         metrics["uq"] = {k: float(v) for k, v in report.scalars.items()}
+        cov = report.by_level.get("coverage")
+        if cov is not None:
+            for level, c in zip(report.levels, cov, strict=True):
+                metrics["uq"][f"coverage_{round(100 * float(level))}"] = float(c)
         fig = plots.plot_calibration(report)
         _save_fig(getattr(fig, "figure", fig), out / "calibration.png")
         std = samples.std(dim=0, correction=1)
