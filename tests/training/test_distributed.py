@@ -1,0 +1,84 @@
+"""Data-parallel training with ``torchrun --nproc-per-node 2`` (DDP, gloo on CPU)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import torch
+
+import pdesurrogates
+
+SCRIPT = textwrap.dedent(
+    """
+    import os, sys, torch
+    sys.path.insert(0, {tests!r})
+    from _pairs import SmoothingPairs
+    from pdesurrogates.surrogates import MgNO
+    from pdesurrogates.training import Trainer
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    model = MgNO(channels=6, levels=2, layers=1, base_resolution=16, projection_channels=8)
+    batch = int(sys.argv[2])
+    trainer = Trainer(model, lr=3e-3, epochs=2, batch_size=batch, out_dir=sys.argv[1],
+                      progress=False, seed=5)
+    trainer.fit(SmoothingPairs(32), SmoothingPairs(8, seed=1))
+    print("rank", os.environ.get("RANK", "-"), "done", flush=True)
+    """
+)
+
+
+def test_two_process_ddp_matches_single_process_with_the_global_batch(tmp_path):
+    """Two processes with batch 4 each see exactly the samples of one process with batch
+    8 (DistributedSampler splits the same permutation), so the weights agree."""
+    script = tmp_path / "train.py"
+    script.write_text(SCRIPT.format(tests=str(Path(__file__).parent)))
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    ddp = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc-per-node",
+            "2",
+            str(script),
+            str(tmp_path / "ddp"),
+            "4",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert ddp.returncode == 0, ddp.stderr[-3000:]
+    assert "rank 0 done" in ddp.stdout and "rank 1 done" in ddp.stdout
+    single = subprocess.run(
+        [sys.executable, str(script), str(tmp_path / "single"), "8"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert single.returncode == 0, single.stderr[-3000:]
+
+    a = pdesurrogates.load(tmp_path / "ddp" / "model").state_dict()
+    b = pdesurrogates.load(tmp_path / "single" / "model").state_dict()
+    assert a.keys() == b.keys()
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], atol=1e-4, rtol=1e-3, msg=k)
+    h_ddp = [json.loads(x) for x in (tmp_path / "ddp" / "metrics.jsonl").read_text().splitlines()]
+    h_one = [
+        json.loads(x) for x in (tmp_path / "single" / "metrics.jsonl").read_text().splitlines()
+    ]
+    assert len(h_ddp) == len(h_one) == 2
+    for r1, r2 in zip(h_ddp, h_one, strict=True):
+        assert abs(r1["valid_loss"] - r2["valid_loss"]) < 1e-4 * r2["valid_loss"] + 1e-6
+        assert abs(r1["train_loss"] - r2["train_loss"]) < 1e-4 * r2["train_loss"] + 1e-6
+    # the checkpoint remembers the process count
+    ckpt = torch.load(tmp_path / "ddp" / "checkpoint.pt", weights_only=True)
+    assert ckpt["world_size"] == 2
