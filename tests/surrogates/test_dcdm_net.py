@@ -168,3 +168,25 @@ def test_bad_boundary():
         ConjugateDirectionNet(dim=2, boundary=["neumann"] * 3)
     net = ConjugateDirectionNet(dim=3, boundary=["neumann", "dirichlet"] * 3)
     assert net.get_config()["boundary"] == ["neumann", "dirichlet"] * 3
+
+
+def test_mask_input():
+    net = _perturb(ConjugateDirectionNet(dim=2, width=2, boundary="smoke")).double()
+    r = torch.randn(2, 1, 16, 12, dtype=torch.float64)
+    ones = torch.ones(1, 1, 16, 12, dtype=torch.float64)
+    with torch.no_grad():
+        torch.testing.assert_close(net(r, ones), net(r))
+        p = gallery.smoke_domain((16, 12), obstacles=[((0.5, 0.5), 0.25)])
+        m = torch.from_numpy(p.mask.astype(float)).view(1, 1, 16, 12)
+        out = net(r, m)
+    assert torch.all(out[..., ~torch.from_numpy(p.mask)] == 0)
+    with pytest.raises(ValueError, match="mask"):
+        net(r, ones[..., :5])
+
+
+def test_masked_network_preconditions_obstacle_domain():
+    p = gallery.smoke_domain((64, 64), obstacles=[((0.3, 0.35), 0.1), ((0.7, 0.6), 0.08)])
+    b = gallery.random_rhs(p, seed=0)
+    net = ConjugateDirectionNet(dim=2, width=0, boundary="smoke")
+    res = fcg(p.A, b, rtol=1e-6, M=network_apply(net, p.shape, mask=p.mask), m=2)
+    assert res.converged and res.n_iter <= 16

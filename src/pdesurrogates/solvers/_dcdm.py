@@ -54,6 +54,7 @@ def network_apply(
 
     The model runs in its own dtype and device under ``torch.inference_mode``; the
     returned direction is float64, zeroed outside ``mask`` (solid cells) when given.
+    Models with ``accepts_mask = True`` also receive the mask as a second argument.
     """
     import torch
 
@@ -62,11 +63,17 @@ def network_apply(
     device = param.device if param is not None else torch.device("cpu")
     shape = tuple(int(s) for s in shape)
     keep = None if mask is None else np.asarray(mask, bool).reshape(-1)
+    mask_t = None
+    if keep is not None and getattr(model, "accepts_mask", False) and not keep.all():
+        mask_t = torch.as_tensor(keep, dtype=dtype, device=device).view(1, 1, *shape)
 
     def apply(r: np.ndarray) -> np.ndarray:
         with torch.inference_mode():
             t = torch.as_tensor(np.ascontiguousarray(r), dtype=dtype, device=device)
-            out = model(t.view(1, 1, *shape))
+            if mask_t is None:
+                out = model(t.view(1, 1, *shape))
+            else:
+                out = model(t.view(1, 1, *shape), mask_t)
             d = out.reshape(-1).to("cpu", torch.float64).numpy().copy()
         if keep is not None:
             d[~keep] = 0.0

@@ -129,10 +129,13 @@ class ConjugateDirectionNet(nn.Module):
 
     Notes
     -----
-    Input and output have shape ``(batch, 1, *grid)``; the grid may have any size. The
+    Input and output have shape ``(batch, 1, *grid)``; the grid may have any size.
+    ``forward(r, mask)`` takes an optional fluid mask (solid cells act as walls). The
     map is positively homogeneous only when ``width == 0``; DCDM therefore feeds it unit
     residuals.
     """
+
+    accepts_mask = True
 
     def __init__(
         self,
@@ -245,46 +248,73 @@ class ConjugateDirectionNet(nn.Module):
             h = h + c2(F.relu(c1(h)))
         return self.project(F.relu(h))
 
-    def _smooth(self, r, e, kernel):
+    def _K(self, e, mask, c):
+        """The internal stencil; with a fluid mask, solid neighbours act as Neumann walls."""
+        if mask is None:
+            return self._conv(e, self.stencil)
+        return mask * (self._conv(mask * e, self.stencil) + c * e)
+
+    def _smooth(self, r, e, kernel, mask, c):
         """One step ``e += S (r - K e)`` (``e`` may be None = zero)."""
-        res = r if e is None else r - self._conv(e, self.stencil)
+        res = r if e is None else r - self._K(e, mask, c)
         de = self._conv(res, kernel)
+        if mask is not None:
+            de = mask * de
         return de if e is None else e + de
 
-    def _vcycle(self, r: torch.Tensor, depth: int) -> torch.Tensor:
+    def _vcycle(self, r: torch.Tensor, depth: int, mask=None) -> torch.Tensor:
         spatial = r.shape[2:]
+        c = None
+        if mask is not None:
+            off = self.stencil.clone()
+            off[(0, 0, *(1,) * self.dim)] = 0.0  # off-centre taps
+            c = self._conv(1 - mask, off)
         if min(spatial) <= self.coarse_size:
             e = None
             for _ in range(self.coarse_steps):
-                e = self._smooth(r, e, self.coarse_smoother)
+                e = self._smooth(r, e, self.coarse_smoother, mask, c)
             return e
         e = None
         for _ in range(self.smoothing_steps):
-            e = self._smooth(r, e, self.smoother)
+            e = self._smooth(r, e, self.smoother, mask, c)
         if self.width > 0:
-            e = e + self._nonlinear(r)
-        res = r - self._conv(e, self.stencil)
+            nl = self._nonlinear(r)
+            e = e + (nl if mask is None else mask * nl)
+        res = r - self._K(e, mask, c)
         pad = []
         for s in reversed(spatial):
             pad += [0, s % 2]
         if any(pad):
             res = F.pad(res, pad)
         rc = self._conv(res, self.restrict, stride=2)
+        # coarse levels see the obstacle as fluid: masking them too was measured to be worse
         ec = self._vcycle(rc, depth + 1)
         corr = self._prolong(ec, spatial)
+        if mask is not None:
+            corr = mask * corr
         e = e + self.level_scale * corr
         for _ in range(self.smoothing_steps):
-            e = self._smooth(r, e, self.smoother)
+            e = self._smooth(r, e, self.smoother, mask, c)
         return e
 
-    def forward(self, r: torch.Tensor) -> torch.Tensor:
-        """Search direction for residual(s) ``r`` of shape ``(batch, 1, *grid)``."""
+    def forward(self, r: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """Search direction for residual(s) ``r`` of shape ``(batch, 1, *grid)``.
+
+        ``mask`` (optional, same shape or batch 1; 1 on fluid cells, 0 on solid ones)
+        makes the finest level of the V-cycle treat solid cells as walls (zero normal
+        flux); the output is zero on solid cells.
+        """
         if r.dim() != self.dim + 2 or r.shape[1] != 1:
             raise ValueError(
                 f"expected input of shape (batch, 1, {', '.join('n' * self.dim)}); "
                 f"got {tuple(r.shape)}"
             )
-        return self._vcycle(r, 0)
+        if mask is not None:
+            mask = mask.to(r.dtype)
+            if mask.dim() != r.dim() or mask.shape[2:] != r.shape[2:]:
+                raise ValueError(f"mask has shape {tuple(mask.shape)}, r {tuple(r.shape)}")
+            r = r * mask
+        return self._vcycle(r, 0, mask)
 
 
 def _prolongation_1d_torch(n_fine: int, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -354,6 +384,7 @@ class LearnedVCycle(nn.Module):
     """
 
     is_linear = True
+    accepts_mask = False
 
     def __init__(
         self,
