@@ -283,7 +283,7 @@ class FieldPointStep:
     evenly spread subset of ``n_eval`` entries is used.
     """
 
-    def __init__(self, grid: torch.Tensor, dim: int, *, n_points: int = 2048, n_eval: int = 16384):
+    def __init__(self, grid: torch.Tensor, dim: int, *, n_points: int = 2048, n_eval: int = 4096):
         self.grid = grid
         self.dim = dim
         self.n_points = int(n_points)
@@ -308,7 +308,6 @@ class FieldPointStep:
 def _build_model(setup: dict, model_kwargs: dict, seed: int):
     from pdesurrogates.surrogates import DeepONet
 
-    torch.manual_seed(seed)
     kwargs = {
         "lengths": setup["lengths"],
         "duration": setup["duration"],
@@ -318,7 +317,29 @@ def _build_model(setup: dict, model_kwargs: dict, seed: int):
         "source_bounds": setup["source_bounds"],
     }
     kwargs.update(model_kwargs)
-    return DeepONet(**kwargs)
+    with torch.random.fork_rng(devices=[]):  # seeded initialisation, global state untouched
+        torch.manual_seed(seed)
+        return DeepONet(**kwargs)
+
+
+def _fit(setup, model_kwargs, ensemble, train, valid, seed, out_dir, resume, trainer_kwargs):
+    from pdesurrogates.training import Trainer, fit_ensemble
+
+    if ensemble > 1:
+        return fit_ensemble(
+            lambda s: _build_model(setup, model_kwargs, s),
+            ensemble,
+            train,
+            valid,
+            seed=seed,
+            out_dir=out_dir,
+            resume=resume,
+            **trainer_kwargs,
+        )
+    model = _build_model(setup, model_kwargs, seed)
+    trainer = Trainer(model, seed=seed, out_dir=out_dir, **trainer_kwargs)
+    history = trainer.fit(train, valid, resume=resume)
+    return trainer.model, [history]
 
 
 def train_deeponet(
@@ -351,7 +372,6 @@ def train_deeponet(
         Training time (s), the histories and, if evaluated, the test metrics.
     """
     from pdesurrogates.io import save
-    from pdesurrogates.training import Trainer, fit_ensemble
 
     out_dir = Path(out_dir)
     train, info = load_source_fields(data, "train")
@@ -377,22 +397,13 @@ def train_deeponet(
         "pct_start": 0.1,
     }
     t0 = time.perf_counter()
-    if ensemble > 1:
-        model, histories = fit_ensemble(
-            lambda s: _build_model(setup, model_kwargs, s),
-            ensemble,
-            train,
-            valid,
-            seed=seed,
-            out_dir=out_dir,
-            resume=resume,
-            **trainer_kwargs,
+    # the random (x, t) points come from torch's global generator, which the Trainer saves
+    # in its checkpoints (exact resume); seed it for this run only and restore it after
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model, histories = _fit(
+            setup, model_kwargs, ensemble, train, valid, seed, out_dir, resume, trainer_kwargs
         )
-    else:
-        model = _build_model(setup, model_kwargs, seed)
-        trainer = Trainer(model, seed=seed, out_dir=out_dir, **trainer_kwargs)
-        histories = [trainer.fit(train, valid, resume=resume)]
-        model = trainer.model
     train_seconds = time.perf_counter() - t0
     model.eval()
     summary: dict[str, Any] = {
