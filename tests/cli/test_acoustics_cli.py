@@ -220,3 +220,13 @@ def test_example_runs_in_smoke_mode(tmp_path):
     results = json.loads((tmp_path / "results.json").read_text())
     assert results["moving_source"]["deeponet_ms_per_source"] > 0
     assert (tmp_path / "moving_source.png").stat().st_size > 1000
+
+
+@pytest.mark.slow
+def test_dask_workers_give_the_same_file(tmp_path):
+    args = ["-n", "6", "--duration", "0.01", "--resolution", "16", "-q"]
+    assert main(["generate", "acoustics2d", "-o", str(tmp_path / "one.h5"), *args]) == 0
+    assert main(["generate", "acoustics2d", "-o", str(tmp_path / "two.h5"), "-w", "2", *args]) == 0
+    with h5py.File(tmp_path / "one.h5", "r") as a, h5py.File(tmp_path / "two.h5", "r") as b:
+        for name in ("fields/p", "fields/ir", "params/xs", "params/ys"):
+            np.testing.assert_array_equal(a[name][...], b[name][...])
