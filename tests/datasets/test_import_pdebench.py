@@ -126,7 +126,7 @@ def test_single_tensor_file_round_trips(tmp_path):
     np.testing.assert_array_equal(ds.splits["test"], [0, 1])
     np.testing.assert_array_equal(ds.splits["train"], np.arange(2, 20))
     mean, std = ds.stats("u")
-    np.testing.assert_allclose(mean, data["tensor"][2:].astype(np.float64).mean(), rtol=1e-12)
+    np.testing.assert_allclose(mean, data["tensor"][2:].astype(np.float64).mean(), rtol=1e-7)
     np.testing.assert_allclose(std, data["tensor"][2:].astype(np.float64).std(), rtol=1e-10)
     xa = open_xarray(out)
     assert xa["u"].dims == ("sample", "time", "x")
@@ -463,7 +463,7 @@ def test_in_place_view_pickles_and_works_with_worker_processes(tmp_path):
     converted = open_dataset(import_pdebench(src, tmp_path / "c.h5", progress=False))
     for name in ("a", "u"):
         for got, want in zip(ds.stats(name), converted.stats(name), strict=True):
-            np.testing.assert_allclose(got, want, rtol=1e-12)
+            np.testing.assert_allclose(got, want, rtol=1e-7)
 
 
 def test_write_batch_of_zero_samples_is_a_no_op(tmp_path):
