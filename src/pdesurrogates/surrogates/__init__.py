@@ -7,6 +7,13 @@ Every model takes keyword-only hyper-parameters, validates them eagerly, and off
 
 from __future__ import annotations
 
+from pdesurrogates.surrogates._adaptive import (
+    AdaptiveResult,
+    MFStudyResult,
+    adaptive_cokriging,
+    mf_uq_study,
+    plot_uq_study,
+)
 from pdesurrogates.surrogates._cokriging import CoKrigingGP
 from pdesurrogates.surrogates._dcdm_net import ConjugateDirectionNet, LearnedVCycle
 from pdesurrogates.surrogates._deeponet import DeepONet
@@ -24,3 +31,5 @@ __all__: list[str] = ["Ensemble", "FNO", "MgNO", "NormalizedModel"]
 __all__ += ["ConjugateDirectionNet", "LearnedVCycle"]
 __all__ += ["DeepONet"]
 __all__ += ["CoKrigingGP", "MultiFidelityFit", "MultiFidelityNet", "fit_multifidelity_net"]
+__all__ += ["AdaptiveResult", "MFStudyResult", "adaptive_cokriging", "mf_uq_study"]
+__all__ += ["plot_uq_study"]

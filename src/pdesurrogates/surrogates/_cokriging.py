@@ -561,6 +561,48 @@ class CoKrigingGP(nn.Module):
         std = var.sqrt() * self.y_std[k]
         return Prediction(mean.numpy(), std=std.numpy())
 
+    def variance_contributions(self, X) -> np.ndarray:
+        """Share of each level in the predictive variance of the highest level (AR(1)).
+
+        ``var_top(x) = Σ_l (Π_{j>l} ρ_j²) · v_l(x)`` where ``v_0`` is the lowest level's
+        posterior variance and ``v_l`` that of the discrepancy δ_l.
+
+        Returns
+        -------
+        ndarray, shape (n_levels, n)
+            Contributions in squared output units; they sum to ``predict(X).std ** 2``.
+        """
+        if self.kind != "ar1":
+            raise ValueError("variance_contributions is defined for kind='ar1' only")
+        xs = self._scale_x(self._check_x(X))
+        with torch.no_grad():
+            mean, var = self._level_posterior(0, xs)
+            parts = [var]
+            for k in range(1, self.n_levels):
+                dm, dv = self._level_posterior(k, torch.cat([xs, mean[:, None]], 1))
+                rho2 = self.levels[k].mean_module.rho.square()
+                parts = [c * rho2 for c in parts] + [dv]
+                mean = dm
+        return (torch.stack(parts) * self.y_std[-1] ** 2).numpy()
+
+    def posterior_covariance(self, X) -> np.ndarray:
+        """Joint posterior covariance ``(n, n)`` of the highest level at ``X`` (AR(1))."""
+        if self.kind != "ar1":
+            raise ValueError("posterior_covariance is defined for kind='ar1' only")
+        xs = self._scale_x(self._check_x(X))
+        with torch.no_grad(), _gp_settings():
+            gp = self.levels[0]
+            self._level_posterior(0, xs[:1])  # make sure the training data are attached
+            f = gp(xs)
+            mean, cov = f.mean, f.covariance_matrix
+            for k in range(1, self.n_levels):
+                gp = self.levels[k]
+                self._level_posterior(k, torch.cat([xs[:1], mean[:1, None]], 1))
+                f = gp(torch.cat([xs, mean[:, None]], 1))
+                rho2 = gp.mean_module.rho.square()
+                mean, cov = f.mean, rho2 * cov + f.covariance_matrix
+        return (cov * self.y_std[-1] ** 2).numpy()
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Posterior mean of the highest level at ``x`` ``(n, d)``, shape ``(n,)``."""
         if not self.is_fitted:
