@@ -20,7 +20,7 @@ def _rel(a, b):
     return float(np.linalg.norm(a - b) / np.linalg.norm(b))
 
 
-@pytest.mark.parametrize("criterion", ["variance", "ivr"])
+@pytest.mark.parametrize("criterion", ["variance", pytest.param("ivr", marks=pytest.mark.slow)])
 def test_adaptive_loop_spends_budget_and_improves(criterion):
     p = forrester()
     calls = {0: 0, 1: 0}

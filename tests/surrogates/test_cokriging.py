@@ -91,13 +91,13 @@ def test_three_levels_recursive():
 
 def test_sparse_low_fidelity_level_matches_exact():
     p = highdim(4)
-    x = p.nested_design([600, 40], seed=0)
+    x = p.nested_design([400, 40], seed=0)
     xt = p.sample(500, seed=9)
     kw = {"n_restarts": 1}
     exact = CoKrigingGP(in_dim=4, lf_method="exact", **kw).fit(
         x[0], p.low(x[0]), x[1], p.high(x[1])
     )
-    sparse = CoKrigingGP(in_dim=4, lf_method="sgpr", n_inducing=200, **kw).fit(
+    sparse = CoKrigingGP(in_dim=4, lf_method="sgpr", n_inducing=150, **kw).fit(
         x[0], p.low(x[0]), x[1], p.high(x[1])
     )
     e_exact = _rel(exact.predict(xt).mean, p.high(xt))
@@ -105,7 +105,7 @@ def test_sparse_low_fidelity_level_matches_exact():
     const = _rel(np.full(len(xt), p.high(x[1]).mean()), p.high(xt))
     assert e_exact < 1e-3
     assert e_sparse < 0.05 and e_sparse < 0.2 * const
-    assert sparse.levels[0].covar_module.inducing_points.shape == (200, 4)
+    assert sparse.levels[0].covar_module.inducing_points.shape == (150, 4)
 
 
 def test_bad_input_errors():

@@ -26,6 +26,7 @@ _COMMAND_MODULES: list[str] = [
     "pdesurrogates.cli._uq",
     "pdesurrogates.cli._solve",
     "pdesurrogates.cli._train",
+    "pdesurrogates.cli._mf",
 ]
 
 
