@@ -54,14 +54,28 @@ def _prolong(conv: nn.ConvTranspose2d, u: torch.Tensor, padding_mode: str) -> to
     return out[..., 3 : 3 + 2 * n1, 3 : 3 + 2 * n2]
 
 
-def _conservative_upsample(v: torch.Tensor, factor: int) -> torch.Tensor:
+def _bilinear(v: torch.Tensor, factor: int, periodic: bool) -> torch.Tensor:
+    """Bilinear refinement of cell-centred data by ``factor`` (periodic: wraps around,
+    otherwise the boundary cells are extended as constants)."""
+    n1, n2 = v.shape[-2:]
+    if not periodic:
+        return F.interpolate(
+            v, size=(n1 * factor, n2 * factor), mode="bilinear", align_corners=False
+        )
+    vp = F.pad(v, (1, 1, 1, 1), mode="circular")
+    up = F.interpolate(
+        vp, size=((n1 + 2) * factor, (n2 + 2) * factor), mode="bilinear", align_corners=False
+    )
+    return up[..., factor : factor * (n1 + 1), factor : factor * (n2 + 1)]
+
+
+def _conservative_upsample(v: torch.Tensor, factor: int, periodic: bool = False) -> torch.Tensor:
     """Bilinear interpolation corrected so that each coarse cell keeps its mean.
 
     ``avg_pool2d(_conservative_upsample(v, r), r) == v`` exactly, so restriction after
     prolongation is the identity and linear terms commute with the change of grid.
     """
-    n1, n2 = v.shape[-2:]
-    up = F.interpolate(v, size=(n1 * factor, n2 * factor), mode="bilinear", align_corners=False)
+    up = _bilinear(v, factor, periodic)
     defect = v - F.avg_pool2d(up, factor)
     return up + F.interpolate(defect, scale_factor=factor, mode="nearest")
 
@@ -383,15 +397,15 @@ class MgNO(nn.Module):
                 f"relative to base_resolution={self.base_resolution}"
             )
         k = kx
-        base = self.base_resolution
+        periodic = self._config["padding_mode"] == "circular"
 
         u = self.lifting(a)
         for cycle, w in zip(self.cycles, self.pointwise, strict=True):
             if k > 0:  # fixed restriction levels: cell averages onto the base grid
                 f = F.avg_pool2d(u, 2**k)
-                v = _conservative_upsample(cycle(f), 2**k)
+                v = _conservative_upsample(cycle(f), 2**k, periodic)
             elif k < 0:  # coarser than the base grid: interpolate up, average back
-                f = F.interpolate(u, size=(base, base), mode="bilinear", align_corners=False)
+                f = _bilinear(u, 2 ** (-k), periodic)
                 v = F.avg_pool2d(cycle(f), 2 ** (-k))
             else:
                 v = cycle(u)

@@ -239,6 +239,7 @@ class Trainer:
     ...     def __getitem__(self, i):
     ...         a = torch.rand(8, 8, generator=torch.Generator().manual_seed(i))
     ...         return {"a": a, "u": 2 * a}
+    >>> _ = torch.manual_seed(0)
     >>> model = torch.nn.Conv2d(1, 1, 1)
     >>> trainer = Trainer(model, loss="rel_l2", lr=0.05, epochs=30, batch_size=8,
     ...                   progress=False)
