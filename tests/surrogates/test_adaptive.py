@@ -121,3 +121,20 @@ def test_uq_study_forrester_moments():
     assert qmc["std"] == pytest.approx(exact["std"], rel=1e-3)
     fig = plot_uq_study(study)
     assert len(fig.axes) == 2
+
+
+def test_example_smoke(tmp_path):
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "examples" / "multifidelity_uq.py"
+    spec = importlib.util.spec_from_file_location("multifidelity_uq_example", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    out = module.main(["--smoke", "--out", str(tmp_path)])
+    assert out["errors"]["cokriging"] < 0.05
+    assert out["rho"][0] == pytest.approx(2.0, rel=1e-2)
+    normal = {r["distribution"]: r for r in out["uq"]}["N(0.5,0.1)"]
+    assert normal["true_mean"] == pytest.approx(0.080807, abs=0.08)
+    assert normal["wasserstein1"] < 0.05
+    assert (tmp_path / "multifidelity_uq.png").exists()
