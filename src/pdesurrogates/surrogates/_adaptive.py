@@ -23,6 +23,7 @@ moments, densities and the Wasserstein-1 distance; :func:`plot_uq_study` draws t
 
 from __future__ import annotations
 
+import itertools
 import math
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -157,7 +158,7 @@ def adaptive_cokriging(
         ys = [np.asarray(y, dtype=np.float64).reshape(-1) for y in initial[1]]
     else:
         counts = [int(c) for c in initial]
-        if len(counts) != n_levels or any(a < b for a, b in zip(counts, counts[1:], strict=False)):
+        if len(counts) != n_levels or any(a < b for a, b in itertools.pairwise(counts)):
             raise ValueError(
                 f"initial must give {n_levels} non-increasing sizes (lowest fidelity first); "
                 f"got {counts}"
