@@ -611,7 +611,12 @@ def train_deeponet_cmd(
         "pulse", "--source-input", help="Branch input: pulse (sampled) or coordinates."
     ),
     seed: int = typer.Option(0, "--seed", help="Seed of initialisation and data order."),
-    max_time: float = typer.Option(None, "--max-time", help="Wall-clock budget (s) per member."),
+    max_time: float = typer.Option(
+        None,
+        "--max-time",
+        help="Wall-clock budget (s) per member; the learning-rate schedule follows it and "
+        "--epochs becomes an upper bound.",
+    ),
     resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run."),
     no_eval: bool = typer.Option(False, "--no-eval", help="Skip the test-split evaluation."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
