@@ -20,7 +20,7 @@ Examples
 [0.0, -1.0, 0.0, -1.0, 4.0, -1.0, 0.0, -1.0, 0.0]
 >>> p = gallery.smoke_domain((8, 8), obstacles=[((0.5, 0.5), 0.2)])
 >>> p.shape, int(p.mask.sum())
-((8, 8), 56)
+((8, 8), 52)
 """
 
 from __future__ import annotations
