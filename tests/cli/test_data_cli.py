@@ -112,3 +112,9 @@ def test_bad_files_exit_nonzero_with_a_message(tmp_path, capsys, content, messag
         err = capsys.readouterr().err
         assert message in err and str(path.name) in err
         assert "Traceback" not in err
+
+
+def test_error_text_in_square_brackets_is_printed_verbatim(tmp_path, capsys):
+    path = tmp_path / "[run 1].h5"
+    assert main(["info", str(path)]) == 1
+    assert "[run 1].h5: no such file" in capsys.readouterr().err

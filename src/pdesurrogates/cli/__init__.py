@@ -52,6 +52,7 @@ for _name in _COMMAND_MODULES:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``pdesurrogates`` console script."""
     from rich.console import Console
+    from rich.markup import escape
 
     err = Console(stderr=True)
     try:
@@ -65,17 +66,17 @@ def main(argv: list[str] | None = None) -> int:
         err.print("[red]Interrupted.[/red]")
         return 130
     except PdeSurrogatesError as exc:
-        err.print(f"[bold red]error:[/bold red] {exc}", highlight=False, soft_wrap=True)
+        err.print("[bold red]error:[/bold red]", escape(str(exc)), highlight=False, soft_wrap=True)
         return 1
     except (ValueError, FileNotFoundError, IsADirectoryError, PermissionError) as exc:
-        err.print(f"[bold red]error:[/bold red] {exc}", highlight=False, soft_wrap=True)
+        err.print("[bold red]error:[/bold red]", escape(str(exc)), highlight=False, soft_wrap=True)
         return 1
     except typer.TyperException as exc:  # usage errors: bad option values, unknown options
         show = getattr(exc, "show", None)
         if show is not None:
             show()
         else:
-            err.print(f"[bold red]error:[/bold red] {exc}", highlight=False)
+            err.print("[bold red]error:[/bold red]", escape(str(exc)), highlight=False)
         return int(getattr(exc, "exit_code", 2))
     return 0
 
