@@ -7,6 +7,8 @@ import typer
 __all__ = ["app", "generate_app", "import_app", "mf_app", "train_app", "uq_app"]
 
 _SETTINGS = {"help_option_names": ["-h", "--help"]}
+# Help text is shown as written: square brackets (TOML tables, grids) are not markup.
+_MARKUP = None
 
 app = typer.Typer(
     name="pdesurrogates",
@@ -15,16 +17,29 @@ app = typer.Typer(
     add_completion=False,
     context_settings=_SETTINGS,
     pretty_exceptions_enable=False,
+    rich_markup_mode=_MARKUP,
 )
 generate_app = typer.Typer(
-    help="Generate a dataset with a reference simulator.", no_args_is_help=True
+    help="Generate a dataset with a reference simulator.",
+    no_args_is_help=True,
+    rich_markup_mode=_MARKUP,
 )
-train_app = typer.Typer(help="Train a surrogate.", no_args_is_help=True)
+train_app = typer.Typer(help="Train a surrogate.", no_args_is_help=True, rich_markup_mode=_MARKUP)
 import_app = typer.Typer(
-    help="Convert a community dataset into the pdesurrogates-h5 schema.", no_args_is_help=True
+    help="Convert a community dataset into the pdesurrogates-h5 schema.",
+    no_args_is_help=True,
+    rich_markup_mode=_MARKUP,
 )
-uq_app = typer.Typer(help="Uncertainty quantification: evaluate, propagate.", no_args_is_help=True)
-mf_app = typer.Typer(help="Multi-fidelity surrogates: fit, adapt, study.", no_args_is_help=True)
+uq_app = typer.Typer(
+    help="Uncertainty quantification: evaluate, propagate.",
+    no_args_is_help=True,
+    rich_markup_mode=_MARKUP,
+)
+mf_app = typer.Typer(
+    help="Multi-fidelity surrogates: fit, adapt, study.",
+    no_args_is_help=True,
+    rich_markup_mode=_MARKUP,
+)
 
 app.add_typer(generate_app, name="generate")
 app.add_typer(train_app, name="train")
