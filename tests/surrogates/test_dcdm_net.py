@@ -79,6 +79,30 @@ def test_training_path_equals_inference_path():
     torch.testing.assert_close(slow.detach(), fast)
 
 
+@pytest.mark.parametrize(
+    ("dim", "shape", "boundary"),
+    [
+        (2, (21, 30), "smoke"),
+        (2, (16, 16), ["neumann", "dirichlet", "dirichlet", "neumann"]),
+        (3, (9, 12, 10), "smoke"),
+    ],
+)
+def test_inference_fast_path_equals_training_path_with_mask(dim, shape, boundary):
+    # inference pads in one call, restricts by stride-1 convolution + subsampling and
+    # runs the single-channel convolutions outside oneDNN: same map as the training path
+    net = _perturb(ConjugateDirectionNet(dim=dim, width=3, boundary=boundary))
+    g = torch.Generator().manual_seed(3)
+    x = torch.randn(2, 1, *shape, generator=g)
+    mask = (torch.rand(1, 1, *shape, generator=g) > 0.15).float()
+    before = torch.backends.mkldnn.enabled
+    with torch.inference_mode():
+        fast = net(x, mask)
+    assert torch.backends.mkldnn.enabled == before  # global switch restored
+    assert not net._native_convs
+    slow = net(x, mask)  # grad enabled: shift-based convolutions
+    torch.testing.assert_close(slow.detach(), fast, rtol=1e-5, atol=1e-5 * float(fast.abs().max()))
+
+
 def test_width_zero_network_is_linear():
     net = _perturb(ConjugateDirectionNet(dim=2, width=0)).double()
     g = torch.Generator().manual_seed(1)
