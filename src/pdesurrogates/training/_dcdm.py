@@ -273,12 +273,18 @@ def _load_vectors(data, shape) -> tuple[np.ndarray, np.ndarray | None]:
         return stack(ds).astype(np.float32), None
 
 
+def _is_shape(obj) -> bool:
+    return isinstance(obj, Sequence) and all(
+        isinstance(v, int | np.integer) and not isinstance(v, bool) for v in obj
+    )
+
+
 def train_dcdm(
     model: torch.nn.Module,
     A,
     data,
     *,
-    shape: Sequence[int],
+    shape: Sequence[int] | Sequence[Sequence[int]],
     epochs: int = 10,
     batch_size: int = 16,
     lr: float = 1e-3,
@@ -289,17 +295,24 @@ def train_dcdm(
 ) -> list[dict]:
     """Train a direction network with the DCDM loss (Adam, cosine learning rate).
 
+    One network can be trained on several grid sizes at once: pass lists of matrices,
+    training sets and shapes (``A=[A64, A128]``, ``data=[X64, X128]``,
+    ``shape=[(64, 64), (128, 128)]``). Every batch holds vectors of one size; the batches
+    of all sizes are shuffled together, and every training vector counts equally in the
+    loss. Training on several sizes keeps a network with level-shared weights from
+    fitting the level count of one grid.
+
     Parameters
     ----------
     model : torch.nn.Module
         ``(batch, 1, *shape) -> (batch, 1, *shape)``, e.g. ``ConjugateDirectionNet``.
-    A : sparse matrix, shape (n, n)
-        The training matrix.
+    A : sparse matrix, shape (n, n), or a list of them
+        The training matrix (one per training size).
     data : ndarray (n_samples, n), path to a pdesurrogates-h5 file, or FieldDataset
         Training vectors (field ``"r"`` in a file; its ``valid`` split is used for
-        validation).
-    shape : tuple of int
-        Grid shape of the training matrix.
+        validation); a list of them with one entry per training size.
+    shape : tuple of int, or a list of tuples
+        Grid shape of the training matrix (one per training size).
     epochs, batch_size, lr, seed
         Optimiser settings; ``seed`` fixes the shuffling.
     progress : bool
@@ -312,51 +325,78 @@ def train_dcdm(
     list of dict
         One entry per epoch: ``epoch``, ``loss`` (train), ``valid_loss``, ``seconds``.
     """
-    shape = tuple(int(s) for s in shape)
-    n = int(np.prod(shape))
-    if A.shape != (n, n):
-        raise ValueError(f"A has shape {A.shape}; the grid {shape} needs ({n}, {n})")
-    train, valid = _load_vectors(data, shape)
-    if train.shape[1] != n:
-        raise TrainingError(f"training vectors have {train.shape[1]} entries; expected {n}")
-    if not np.all(np.isfinite(train)):
-        raise TrainingError("training vectors contain NaN/Inf")
+    multi = not _is_shape(shape)
+    if multi:
+        shapes = [tuple(int(v) for v in s) for s in shape]
+        if not isinstance(A, Sequence) or not isinstance(data, Sequence) or isinstance(data, str):
+            raise ValueError(
+                "with several training shapes, A and data must be lists with one entry per shape"
+            )
+        if not (len(A) == len(data) == len(shapes)) or not shapes:
+            raise ValueError(
+                f"A ({len(A)}), data ({len(data)}) and shape ({len(shapes)}) need the same "
+                "non-zero number of entries"
+            )
+        mats, datas = list(A), list(data)
+    else:
+        shapes, mats, datas = [tuple(int(s) for s in shape)], [A], [data]
     dev = torch.device(device) if device else next(model.parameters()).device
     dtype = next(model.parameters()).dtype
-    A_t = sparse_to_torch(A, dtype=dtype, device=dev)
-    X = torch.from_numpy(train).to(dev, dtype)
-    V = torch.from_numpy(valid).to(dev, dtype) if valid is not None and len(valid) else None
+    sets = []  # (A_t, X, V, shape)
+    for Ak, Dk, sk in zip(mats, datas, shapes, strict=True):
+        n = int(np.prod(sk))
+        if Ak.shape != (n, n):
+            raise ValueError(f"A has shape {Ak.shape}; the grid {sk} needs ({n}, {n})")
+        train, valid = _load_vectors(Dk, sk)
+        if train.shape[1] != n:
+            raise TrainingError(f"training vectors have {train.shape[1]} entries; expected {n}")
+        if not np.all(np.isfinite(train)):
+            raise TrainingError("training vectors contain NaN/Inf")
+        A_t = sparse_to_torch(Ak, dtype=dtype, device=dev)
+        X = torch.from_numpy(train).to(dev, dtype)
+        V = torch.from_numpy(valid).to(dev, dtype) if valid is not None and len(valid) else None
+        sets.append((A_t, X, V, sk))
     gen = torch.Generator().manual_seed(seed)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
-    steps_per_epoch = max(1, math.ceil(len(X) / batch_size))
+    steps_per_epoch = sum(max(1, math.ceil(len(X) / batch_size)) for _, X, _, _ in sets)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs * steps_per_epoch)
     history: list[dict] = []
     t0 = time.perf_counter()
+    has_valid = all(V is not None for _, _, V, _ in sets)
 
-    def evaluate(Z):
+    def evaluate():
         model.eval()
+        tot, cnt = 0.0, 0
         with torch.no_grad():
-            tot = 0.0
-            for i in range(0, len(Z), 64):
-                zb = Z[i : i + 64]
-                d = model(zb.view(-1, 1, *shape)).reshape(len(zb), -1)
-                tot += float(dcdm_loss(zb, d, A_t)) * len(zb)
+            for A_t, _, Z, sk in sets:
+                for i in range(0, len(Z), 64):
+                    zb = Z[i : i + 64]
+                    d = model(zb.view(-1, 1, *sk)).reshape(len(zb), -1)
+                    tot += float(dcdm_loss(zb, d, A_t)) * len(zb)
+                cnt += len(Z)
         model.train()
-        return tot / len(Z)
+        return tot / cnt
 
     from rich.progress import Progress
 
     stop = False
     with Progress(disable=not progress, transient=True) as bar:
         task = bar.add_task("train dcdm", total=epochs * steps_per_epoch)
-        initial_valid = evaluate(V) if V is not None else None
+        initial_valid = evaluate() if has_valid else None
         for epoch in range(epochs):
             model.train()
-            perm = torch.randperm(len(X), generator=gen)
+            batches = []
+            for k, (_, X, _, _) in enumerate(sets):
+                perm = torch.randperm(len(X), generator=gen)
+                batches += [(k, perm[i : i + batch_size]) for i in range(0, len(X), batch_size)]
+            if len(sets) > 1:
+                order = torch.randperm(len(batches), generator=gen).tolist()
+                batches = [batches[j] for j in order]
             tot, cnt = 0.0, 0
-            for i in range(0, len(X), batch_size):
-                rb = X[perm[i : i + batch_size]]
-                d = model(rb.view(-1, 1, *shape)).reshape(len(rb), -1)
+            for k, idx in batches:
+                A_t, X, _, sk = sets[k]
+                rb = X[idx]
+                d = model(rb.view(-1, 1, *sk)).reshape(len(rb), -1)
                 loss = dcdm_loss(rb, d, A_t)
                 if not torch.isfinite(loss):
                     raise TrainingError(
@@ -375,7 +415,7 @@ def train_dcdm(
             rec = {
                 "epoch": epoch + 1,
                 "loss": tot / max(cnt, 1),
-                "valid_loss": evaluate(V) if V is not None else None,
+                "valid_loss": evaluate() if has_valid else None,
                 "seconds": time.perf_counter() - t0,
             }
             if epoch == 0:
