@@ -125,44 +125,68 @@ def make_problem(kind, n, dim):
     raise ValueError(kind)
 
 
-def train_models(args, log):
+def _ints(text):
+    return [int(v) for v in str(text).split(",")]
+
+
+def train_models(args, log, *, only_2d=False):
+    """Train the DCDM networks once; 2D ones on the multi-size Ritz set (one run)."""
     info = {}
     nets = {}
-    for key, dim, grid, samples, m, epochs in (
-        ("dcdm2d", 2, args.train_grid, args.samples, args.lanczos, args.epochs),
-        ("dcdm2d_smoke", 2, args.train_grid, args.samples, args.lanczos, args.epochs),
-        ("dcdm3d", 3, args.train_grid3d, args.samples3d, args.lanczos3d, args.epochs3d),
-    ):
-        shape = (grid,) * dim
+    jobs = [
+        ("dcdm2d", 2, _ints(args.train_grids), _ints(args.samples), args.epochs, args.width),
+        ("dcdm2d_smoke", 2, _ints(args.train_grids), _ints(args.samples), args.epochs, args.width),
+    ]
+    if not only_2d:
+        jobs.append(
+            ("dcdm3d", 3, [args.train_grid3d], [args.samples3d], args.epochs3d, args.width3d)
+        )
+    for key, dim, grids, samples, epochs, width in jobs:
+        if len(samples) != len(grids):
+            raise SystemExit(f"--samples needs one count per training grid {grids}")
+        m = args.lanczos if dim == 2 else args.lanczos3d
         smoke = key.endswith("smoke")
-        p = gallery.smoke_domain(shape) if smoke else gallery.dirichlet_box(shape)
+        shapes, mats, data = [], [], []
         t0 = time.perf_counter()
-        X = ritz_training_vectors(p.A, samples, m=m, seed=0)
+        for grid, ns in zip(grids, samples, strict=True):
+            shape = (grid,) * dim
+            p = gallery.smoke_domain(shape) if smoke else gallery.dirichlet_box(shape)
+            shapes.append(shape)
+            mats.append(p.A)
+            data.append(ritz_training_vectors(p.A, ns, m=m, seed=0))
         t_data = time.perf_counter() - t0
         torch.manual_seed(0)
         net = ConjugateDirectionNet(
-            dim=dim, width=args.width, boundary="smoke" if smoke else "dirichlet"
+            dim=dim, width=width, boundary="smoke" if smoke else "dirichlet"
         )
         t0 = time.perf_counter()
         hist = train_dcdm(
-            net, p.A, X, shape=shape, epochs=epochs, batch_size=16, lr=1e-3, progress=False
+            net,
+            mats if len(shapes) > 1 else mats[0],
+            data if len(shapes) > 1 else data[0],
+            shape=shapes if len(shapes) > 1 else shapes[0],
+            epochs=epochs,
+            batch_size=16,
+            lr=1e-3,
+            progress=False,
         )
         t_train = time.perf_counter() - t0
         nets[key] = net
         info[key] = {
             "train_problem": "empty smoke box" if smoke else "Dirichlet box",
-            "train_shape": list(shape),
-            "samples": samples,
+            "train_shape": [list(s) for s in shapes] if len(shapes) > 1 else list(shapes[0]),
+            "samples": samples if len(samples) > 1 else samples[0],
             "lanczos_steps": m,
             "epochs": epochs,
+            "width": width,
             "data_s": t_data,
             "train_s": t_train,
             "loss_first_epoch": hist[0]["loss"],
             "loss_last_epoch": hist[-1]["loss"],
             "parameters": sum(p.numel() for p in net.parameters()),
         }
-        log(f"trained {key} on {shape}: data {t_data:.0f}s, train {t_train:.0f}s")
-        if smoke:
+        log(f"trained {key} on {shapes}: data {t_data:.0f}s, train {t_train:.0f}s")
+        if smoke or only_2d:
             continue
         vc = LearnedVCycle(dim=dim)
         vshape = (32, 32) if dim == 2 else (12, 12, 12)
@@ -180,43 +204,96 @@ def train_models(args, log):
     return nets, info
 
 
+NET_V1 = "width 8, trained at 64² only (earlier full run)"
+
+
+def _key(r):
+    return (r["problem"], r["dim"], r["n"], r["rhs"], r["rtol"], r["solver"])
+
+
+def merge_previous(rows, seq, train_info, only_solvers_seq, log):
+    """Merge a subset run into the stored results: new rows replace rows with the same key."""
+    import json
+
+    from _common import RESULTS
+
+    path = RESULTS / "dcdm.json"
+    if not path.exists():
+        log("no stored dcdm.json to merge into; writing the subset only")
+        return rows, seq, train_info, None
+    old = json.loads(path.read_text())
+    new_keys = {_key(r) for r in rows}
+    kept = [r for r in old["runs"] if _key(r) not in new_keys]
+    for r in kept:
+        if r["solver"].startswith("dcdm") and "network" not in r:
+            r["network"] = NET_V1
+    order = {_key(r): i for i, r in enumerate(old["runs"])}
+    merged = sorted(kept + rows, key=lambda r: order.get(_key(r), len(order)))
+    old_seq = [r for r in old["sequence"]["runs"] if r["solver"] not in only_solvers_seq]
+    for r in old_seq:
+        if r["solver"].startswith("dcdm") and "network" not in r:
+            r["network"] = NET_V1
+    info = dict(old["training"])
+    for k in list(info):
+        if k in train_info and "width" not in info[k]:  # v1 entries keep their record
+            info[k + " (v1, earlier full run)"] = info.pop(k)
+    info.update(train_info)
+    return merged, old_seq + seq, info, old.get("full_run_command", old.get("command"))
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="seconds-long sanity run")
+    ap.add_argument(
+        "--only",
+        choices=("all", "growth-sequence"),
+        default="all",
+        help="'growth-sequence': retrain the 2D DCDM networks and re-measure only the DCDM "
+        "rows of the 2D problems and the sequence (SA-PCG and DCDM), merging them into the "
+        "stored results/dcdm.json and .md (other rows are kept)",
+    )
     ap.add_argument("--sizes2d", default="64,128,256,512")
     ap.add_argument("--sizes3d", default="32,64")
-    ap.add_argument("--train-grid", type=int, default=64)
+    ap.add_argument(
+        "--train-grids", default="64,128,256", help="2D training grid sides (one training run)"
+    )
     ap.add_argument("--train-grid3d", type=int, default=16)
-    ap.add_argument("--samples", type=int, default=800)
+    ap.add_argument("--samples", default="400,200,64", help="training vectors per 2D grid")
     ap.add_argument("--samples3d", type=int, default=400)
     ap.add_argument("--lanczos", type=int, default=400)
     ap.add_argument("--lanczos3d", type=int, default=300)
-    ap.add_argument("--epochs", type=int, default=5)
+    ap.add_argument("--epochs", type=int, default=4)
     ap.add_argument("--epochs3d", type=int, default=4)
-    ap.add_argument("--width", type=int, default=8)
+    ap.add_argument("--width", type=int, default=0, help="2D DCDM nonlinear-branch width")
+    ap.add_argument("--width3d", type=int, default=8, help="3D DCDM nonlinear-branch width")
     ap.add_argument("--vcycle-steps", type=int, default=60)
     ap.add_argument("--seq-n", type=int, default=256)
     ap.add_argument("--seq-steps", type=int, default=10)
     args = ap.parse_args()
     if args.quick:
         args.sizes2d, args.sizes3d = "32,64", "16"
-        args.train_grid, args.train_grid3d = 32, 8
-        args.samples = args.samples3d = 64
+        args.train_grids, args.train_grid3d = "16,32", 8
+        args.samples, args.samples3d = "48,32", 64
         args.lanczos = args.lanczos3d = 40
         args.epochs = args.epochs3d = 1
         args.vcycle_steps = 5
         args.seq_n, args.seq_steps = 64, 3
+    subset = args.only == "growth-sequence"
     torch.set_num_threads(1)
     t_start = time.perf_counter()
 
     def log(msg):
         print(f"[{time.perf_counter() - t_start:7.1f}s] {msg}", flush=True)
 
-    nets, train_info = train_models(args, log)
+    nets, train_info = train_models(args, log, only_2d=subset)
+    net_v2 = (
+        f"width {args.width}, trained once on {args.train_grids.replace(',', '²+')}² "
+        f"({args.samples} vectors)"
+    )
     # ablation: the same architectures at their multigrid initialisation (no training)
     init_nets = {
         2: ConjugateDirectionNet(dim=2, width=args.width),
-        3: ConjugateDirectionNet(dim=3, width=args.width),
+        3: ConjugateDirectionNet(dim=3, width=args.width3d),
         "smoke": ConjugateDirectionNet(dim=2, width=args.width, boundary="smoke"),
     }
     rows = []
@@ -232,9 +309,11 @@ def main():
         "dcdm_smoke_init": lambda p, b, rt: run_dcdm(p, b, rt, init_nets["smoke"], 1000),
         "learned_vcycle": lambda p, b, rt: run_vcycle(p, b, rt, nets[f"vc{p.dim}"], maxiter),
     }
-    cases = [(k, n, 2) for k in ("dirichlet", "smoke") for n in map(int, args.sizes2d.split(","))]
-    cases += [("dirichlet", n, 3) for n in map(int, args.sizes3d.split(","))]
-    cases += [("varcoef", n, 2) for n in list(map(int, args.sizes2d.split(",")))[:3]]
+    sizes2d = _ints(args.sizes2d)
+    cases = [(k, n, 2) for k in ("dirichlet", "smoke") for n in sizes2d]
+    if not subset:
+        cases += [("dirichlet", n, 3) for n in _ints(args.sizes3d)]
+        cases += [("varcoef", n, 2) for n in sizes2d[:3]]
     for kind, n, dim in cases:
         p = make_problem(kind, n, dim)
         for rhs in ("random", "smooth"):
@@ -244,6 +323,11 @@ def main():
                     if kind == "varcoef" and name in ("jacobi",):
                         continue
                     if name in ("dcdm_smoke", "dcdm_smoke_init") and kind != "smoke":
+                        continue
+                    if subset and not (
+                        (kind == "dirichlet" and name in ("dcdm", "dcdm_init"))
+                        or (kind == "smoke" and name in ("dcdm_smoke", "dcdm_smoke_init"))
+                    ):
                         continue
                     out = measure(lambda fn=fn, p=p, b=b, rtol=rtol: fn(p, b, rtol))
                     row = {
@@ -257,6 +341,8 @@ def main():
                         **out,
                         "total_s": out["setup_s"] + out["solve_s"],
                     }
+                    if name in ("dcdm", "dcdm_smoke") and dim == 2:
+                        row["network"] = net_v2
                     rows.append(row)
                     log(
                         f"{kind}{dim}d n={n} {rhs} rtol={rtol:g} {name}: it={out['iterations']} "
@@ -264,41 +350,49 @@ def main():
                     )
 
     # sequence benchmark: a moving obstacle, the matrix changes every step
+    seq_solvers = ("sa_amg", "dcdm_smoke", "dcdm_smoke_init") if subset else SEQ_SOLVERS
     seq = []
     N = args.seq_n
     for step in range(args.seq_steps):
         cx = 0.25 + 0.5 * step / max(args.seq_steps - 1, 1)
         p = gallery.smoke_domain((N, N), obstacles=[((cx, 0.35), 0.1)])
         b = gallery.smooth_rhs(p, seed=step)
-        for name in SEQ_SOLVERS:
+        for name in seq_solvers:
             out = measure(lambda name=name, p=p, b=b: solvers[name](p, b, 1e-6))
-            seq.append(
-                {"step": step, "solver": name, **out, "total_s": out["setup_s"] + out["solve_s"]}
-            )
+            rec = {"step": step, "solver": name, **out, "total_s": out["setup_s"] + out["solve_s"]}
+            if name == "dcdm_smoke":
+                rec["network"] = net_v2
+            seq.append(rec)
         log(f"sequence step {step}")
+    previous_command = None
+    if subset:
+        rows, seq, train_info, previous_command = merge_previous(
+            rows, seq, train_info, seq_solvers, log
+        )
     seq_tot = {}
     for name in SEQ_SOLVERS:
         rs = [r for r in seq if r["solver"] == name]
+        if not rs:
+            continue
         seq_tot[name] = {
             "total_s": sum(r["total_s"] for r in rs),
             "setup_s": sum(r["setup_s"] for r in rs),
             "iterations": sum(r["iterations"] for r in rs),
             "all_converged": all(r["converged"] for r in rs),
+            "network": rs[0].get("network", ""),
+            "measured": "this run" if name in seq_solvers else "earlier full run",
         }
+    if subset:  # the summary covers every stored problem
+        cases = list(dict.fromkeys((r["problem"], r["n"], r["dim"]) for r in rows))
 
     # summaries: ratios at rtol 1e-6
+    index = {_key(r): r for r in rows}
+
     def get(kind, dim, n, rhs, rtol, solver):
-        for r in rows:
-            if (r["problem"], r["dim"], r["n"], r["rhs"], r["rtol"], r["solver"]) == (
-                kind,
-                dim,
-                n,
-                rhs,
-                rtol,
-                solver,
-            ):
-                return r
-        return None
+        return index.get((kind, dim, n, rhs, rtol, solver))
+
+    def val(r, field):
+        return r[field] if r else None
 
     summary = []
     for kind, n, dim in cases:
@@ -318,48 +412,76 @@ def main():
                         "n": n,
                         "rhs": rhs,
                         "rtol": rtol,
-                        "it CG": c["iterations"],
-                        "it IC0": ic["iterations"],
-                        "it SA": sa["iterations"],
-                        "it DCDM": d["iterations"],
-                        "it DCDMs": ds["iterations"] if ds else None,
-                        "it DCDM0": d0["iterations"],
-                        "it DCDMs0": ds0["iterations"] if ds0 else None,
-                        "it VC": vc["iterations"],
-                        "DCDM/CG it": d["iterations"] / c["iterations"],
-                        "DCDM/IC0 it": d["iterations"] / ic["iterations"],
-                        "t CG": c["total_s"],
-                        "t IC0": ic["total_s"],
-                        "t SA": sa["total_s"],
-                        "t DCDM": d["total_s"],
-                        "t DCDMs": ds["total_s"] if ds else None,
-                        "t VC": vc["total_s"],
-                        "DCDM/SA t": d["total_s"] / sa["total_s"],
-                        "mem DCDM MiB": d["peak_mb"],
-                        "mem SA MiB": sa["peak_mb"],
+                        "it CG": val(c, "iterations"),
+                        "it IC0": val(ic, "iterations"),
+                        "it SA": val(sa, "iterations"),
+                        "it DCDM": val(d, "iterations"),
+                        "it DCDMs": val(ds, "iterations"),
+                        "it DCDM0": val(d0, "iterations"),
+                        "it DCDMs0": val(ds0, "iterations"),
+                        "it VC": val(vc, "iterations"),
+                        "DCDM/CG it": d["iterations"] / c["iterations"] if d and c else None,
+                        "DCDM/IC0 it": d["iterations"] / ic["iterations"] if d and ic else None,
+                        "t CG": val(c, "total_s"),
+                        "t IC0": val(ic, "total_s"),
+                        "t SA": val(sa, "total_s"),
+                        "t DCDM": val(d, "total_s"),
+                        "t DCDMs": val(ds, "total_s"),
+                        "t VC": val(vc, "total_s"),
+                        "DCDM/SA t": d["total_s"] / sa["total_s"] if d and sa else None,
+                        "mem DCDM MiB": val(d, "peak_mb"),
+                        "mem SA MiB": val(sa, "peak_mb"),
+                        "DCDM net": "v2"
+                        if d and d.get("network") == net_v2
+                        else ("v1" if dim == 2 else "3D"),
                     }
                 )
-    sizes = list(map(int, args.sizes2d.split(",")))
     growth = {}
-    if 128 in sizes and 512 in sizes:
-        for rhs in ("random", "smooth"):
-            a = get("dirichlet", 2, 128, rhs, 1e-6, "dcdm")["iterations"]
-            z = get("dirichlet", 2, 512, rhs, 1e-6, "dcdm")["iterations"]
-            growth[rhs] = z / a
+    for rhs in ("random", "smooth"):
+        a = get("dirichlet", 2, 128, rhs, 1e-6, "dcdm")
+        z = get("dirichlet", 2, 512, rhs, 1e-6, "dcdm")
+        if a and z:
+            growth[rhs] = z["iterations"] / a["iterations"]
+    growth0 = {}
+    for rhs in ("random", "smooth"):
+        a = get("dirichlet", 2, 128, rhs, 1e-6, "dcdm_init")
+        z = get("dirichlet", 2, 512, rhs, 1e-6, "dcdm_init")
+        if a and z:
+            growth0[rhs] = z["iterations"] / a["iterations"]
     data = {
         "training": train_info,
         "runs": rows,
         "summary": summary,
         "dcdm_growth_128_to_512_rtol1e-6": growth,
+        "dcdm_init_growth_128_to_512_rtol1e-6": growth0,
         "sequence": {"n": N, "steps": args.seq_steps, "runs": seq, "totals": seq_tot},
         "wall_s": time.perf_counter() - t_start,
     }
+    data["full_run_command"] = previous_command if subset else "python bench_dcdm.py"
+    if subset:
+        data["note"] = (
+            "rows of DCDM (2D Dirichlet: dcdm, dcdm_init; 2D smoke: dcdm_smoke, "
+            "dcdm_smoke_init) and the sequence rows sa_amg, dcdm_smoke, dcdm_smoke_init "
+            f"re-measured by `{' '.join(['python', 'bench_dcdm.py', *__import__('sys').argv[1:]])}`"
+            f"; all other rows from `{previous_command}`"
+        )
     md = ["## Iterations and total time (setup + solve, s); DCDM and VC trained once\n"]
+    if subset:
+        md.append(
+            "**Merged results.** This run re-measured only the 2D DCDM rows (Dirichlet: "
+            "DCDM, DCDM0; smoke: DCDMs, DCDMs0) and the sequence rows SA, DCDMs, DCDMs0, with "
+            f"the DCDM networks v2 ({net_v2}). Every other number comes from the earlier full "
+            f"run (`{previous_command}`); there the 2D DCDM networks were v1 ({NET_V1}): that "
+            "applies to the DCDM column of the smoke and varcoef rows (column 'DCDM net'), "
+            "and to the sequence rows marked 'earlier full run'. Iteration counts of CG, IC0, "
+            "SA and VC do not depend on the network.\n\n"
+        )
     md.append(
         "Solvers: CG = scipy cg; IC0 = scipy cg + our IC(0) (no fill, SuperLU triangular "
         "solves); SA = scipy cg + pyamg smoothed aggregation V-cycle; DCDM = "
         "pdesurrogates.solvers.dcdm with ConjugateDirectionNet trained on the Dirichlet box "
-        f"({train_info['dcdm2d']['train_shape']} in 2D, {train_info['dcdm3d']['train_shape']} "
+        f"({train_info['dcdm2d']['train_shape']} in 2D, "
+        f"{train_info.get('dcdm3d', {}).get('train_shape')} "
         "in 3D); DCDMs = the same network with boundary='smoke' trained once on the empty "
         "smoke box (obstacles unseen); DCDM0 / DCDMs0 = the same networks untrained (their "
         "multigrid initialisation), as an ablation; VC = scipy cg + LearnedVCycle (SPD "
@@ -368,16 +490,23 @@ def main():
     )
     md.append(markdown_table(summary))
     md.append("\n## DCDM iteration growth 128² → 512² (Dirichlet, rtol 1e-6)\n\n")
-    md.append("".join(f"- {k} b: {v:.2f}×\n" for k, v in growth.items()))
+    md.append("".join(f"- {k} b: {v:.2f}× (trained)\n" for k, v in growth.items()))
+    md.append("".join(f"- {k} b: {v:.2f}× (untrained ablation)\n" for k, v in growth0.items()))
     md.append(f"\n## Sequence: {args.seq_steps} smoke systems {N}², moving obstacle, rtol 1e-6\n\n")
     md.append(
         markdown_table(
             [{"solver": k, **v} for k, v in seq_tot.items()],
-            ["solver", "iterations", "setup_s", "total_s", "all_converged"],
+            ["solver", "iterations", "setup_s", "total_s", "all_converged", "measured", "network"],
         )
     )
+    if "sa_amg" in seq_tot and "dcdm_smoke" in seq_tot:
+        ratio = seq_tot["dcdm_smoke"]["total_s"] / seq_tot["sa_amg"]["total_s"]
+        md.append(f"\nDCDMs / SA total time on the sequence: {ratio:.2f}\n")
+        data["sequence"]["dcdm_smoke_over_sa_total"] = ratio
     md.append("\n## Training\n\n")
-    md.append(markdown_table([{"model": k, **v} for k, v in train_info.items()]))
+    train_rows = [{"model": k, **v} for k, v in train_info.items()]
+    train_cols = list(dict.fromkeys(c for r in train_rows for c in r))
+    md.append(markdown_table(train_rows, train_cols))
     write_results("dcdm", data, "".join(md))
     log("done")
 
