@@ -10,7 +10,8 @@ One process, every solver side by side on the same systems:
   IC(0) factor, ``pdesurrogates.solvers.IncompleteCholesky``: no fill, natural order,
   SuperLU triangular solves), pyamg smoothed-aggregation PCG (scipy cg with one SA
   V-cycle per application), DCDM (``pdesurrogates.solvers.dcdm``: truncated flexible CG
-  with ``ConjugateDirectionNet``, trained ONCE on the 2D (3D) Dirichlet box at one size),
+  with ``ConjugateDirectionNet``, trained ONCE: in 2D one training run on the Ritz vectors
+  of the Dirichlet box at 64², 128² and 256² together (``width=0``), in 3D at 16³),
   and the learned SPD V-cycle (``LearnedVCycle``, trained once) as ``M=`` in scipy cg.
 * Generalisation: the Dirichlet-trained DCDM network on the smoke domain and on a
   variable-coefficient problem (log-normal coefficient exp(1.7 g), g a smoothed unit
@@ -23,7 +24,9 @@ The scipy solvers stop on their recursive residual; the true relative residual i
 recomputed and stored. All timings single-threaded (``torch.set_num_threads(1)``) on a
 shared 2-core machine: iteration counts are exact, times are indicative.
 
-Run: ``python benchmarks/bench_dcdm.py`` (``--quick`` for a short sanity run).
+Run: ``python benchmarks/bench_dcdm.py`` (``--quick`` for a short sanity run;
+``--only growth-sequence`` retrains the 2D networks and re-measures only their rows and
+the sequence, merged into the stored results).
 """
 
 from __future__ import annotations
