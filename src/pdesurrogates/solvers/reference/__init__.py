@@ -2,6 +2,16 @@
 
 from __future__ import annotations
 
+from pdesurrogates.solvers.reference._darcy import (
+    DARCY_VARIANTS,
+    cell_centres,
+    darcy_dataset_layout,
+    darcy_matrix,
+    darcy_sample,
+    gaussian_random_field,
+    solve_darcy,
+    threshold_coefficient,
+)
 from pdesurrogates.solvers.reference._mf_functions import (  # multi-fidelity benchmarks
     MF_PROBLEMS,
     MultiFidelityProblem,
@@ -30,7 +40,16 @@ from pdesurrogates.solvers.reference._wave import (  # acoustics (FDTD + modal)
     wave_grid,
 )
 
-__all__: list[str] = []
+__all__ = [  # Darcy flow
+    "DARCY_VARIANTS",
+    "cell_centres",
+    "darcy_dataset_layout",
+    "darcy_matrix",
+    "darcy_sample",
+    "gaussian_random_field",
+    "solve_darcy",
+    "threshold_coefficient",
+]
 __all__ += [  # multi-fidelity benchmarks
     "MF_PROBLEMS",
     "MultiFidelityProblem",
