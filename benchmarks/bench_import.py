@@ -248,8 +248,8 @@ def main() -> None:
         f"the h5py block copy (measured {ratio_tensor:.2f}x on the 1D file, "
         f"{ratio_darcy:.2f}x on the Darcy file).\n"
         "\nThe column 'of which train statistics' is the time of the train-split mean/std "
-        "pass that `DatasetWriter.finalize` makes over the written file (float64 "
-        "accumulation); the rest is reading, checking and writing the samples. Timings vary "
+        "pass that `DatasetWriter.finalize` makes over the written file (float32 deviations, "
+        "row sums in float64); the rest is reading, checking and writing the samples. Timings vary "
         "with the load of the shared 2-core machine: the ratio is taken between runs "
         "interleaved in one process.\n"
     )
