@@ -27,7 +27,9 @@ SCRIPT = textwrap.dedent(
     trainer = Trainer(model, lr=3e-3, epochs=2, batch_size=batch, out_dir=sys.argv[1],
                       progress=False, seed=5)
     trainer.fit(SmoothingPairs(32), SmoothingPairs(8, seed=1))
-    print("rank", os.environ.get("RANK", "-"), "done", flush=True)
+    # one short write per rank: atomic on the shared pipe, so the lines cannot interleave
+    sys.stdout.write("rank " + os.environ.get("RANK", "-") + " done\n")
+    sys.stdout.flush()
     """
 )
 
