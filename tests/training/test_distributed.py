@@ -28,7 +28,7 @@ SCRIPT = textwrap.dedent(
                       progress=False, seed=5)
     trainer.fit(SmoothingPairs(32), SmoothingPairs(8, seed=1))
     # one short write per rank: atomic on the shared pipe, so the lines cannot interleave
-    sys.stdout.write("rank " + os.environ.get("RANK", "-") + " done\n")
+    sys.stdout.write("rank " + os.environ.get("RANK", "-") + " done\\n")
     sys.stdout.flush()
     """
 )
