@@ -156,7 +156,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
         reads = bench_reads(tmp, n, resolutions, repeats)
-        gen = bench_generation(tmp, 40 if args.quick else 400, 64)
+        gen = bench_generation(tmp, 40 if args.quick else 2000, 64)
     md = f"## Read throughput, batch 32, one epoch (best of {repeats} runs)\n\n"
     md += markdown_table(reads)
     md += "\n## Darcy generation throughput\n\n" + markdown_table(gen)
