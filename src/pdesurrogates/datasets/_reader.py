@@ -66,7 +66,8 @@ class FieldDataset(torch.utils.data.Dataset):
     indices : array of int, optional
         Restrict to these samples (used by :meth:`split`).
     check_finite : bool
-        Raise :class:`DatasetError` when a sample read holds NaN/Inf (cheap; default on).
+        Raise :class:`DatasetError` when a sample holds NaN/Inf (each sample is checked the
+        first time a process reads it; default on).
     """
 
     def __init__(
@@ -101,6 +102,7 @@ class FieldDataset(torch.utils.data.Dataset):
         self._h5: h5py.File | None = None
         self._pid: int | None = None
         self._dsets: dict[str, h5py.Dataset] = {}
+        self._verified: np.ndarray | None = None
 
     # --- metadata ---------------------------------------------------------------------
     @property
@@ -251,6 +253,10 @@ class FieldDataset(torch.utils.data.Dataset):
         self._file()
         rows = np.asarray(rows, dtype=np.int64)
         contiguous = len(rows) > 0 and bool(np.all(np.diff(rows) == 1))
+        # each sample is checked for NaN/Inf the first time this process reads it
+        if self._verified is None:
+            self._verified = np.zeros(self._meta["n_samples"], dtype=bool)
+        checked = not self.check_finite or bool(self._verified[rows].all())
         out = {}
         for name in self.field_names:
             ds = self._dsets[name]
@@ -264,8 +270,11 @@ class FieldDataset(torch.utils.data.Dataset):
                 arr = np.empty((len(rows), *ds.shape[1:]), dtype=ds.dtype)
                 for k, r in enumerate(rows.tolist()):
                     arr[k] = ds[r]
-            self._check(name, arr, rows)
+            if not checked:
+                self._check(name, arr, rows)
             out[name] = arr
+        if not checked:
+            self._verified[rows] = True
         return out
 
     def _params(self, rows: np.ndarray) -> dict[str, np.ndarray]:
@@ -352,7 +361,7 @@ def open_dataset(
     split : str, optional
         Only the samples of this split (``train`` / ``valid`` / ``test``).
     check_finite : bool
-        Check each batch read for NaN/Inf.
+        Check each sample for NaN/Inf the first time it is read.
     """
     from pdesurrogates.datasets._import_open import open_foreign
 
