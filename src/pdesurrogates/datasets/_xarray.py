@@ -28,9 +28,20 @@ def open_xarray(path: str | os.PathLike, *, load: bool = False) -> xr.Dataset:
 
     Examples
     --------
-    >>> ds = open_xarray(path)  # doctest: +SKIP
-    >>> ds["u"].dims  # doctest: +SKIP
-    ('sample', 'x', 'y')
+    >>> import os, tempfile
+    >>> import numpy as np
+    >>> from pdesurrogates.datasets import DatasetWriter, FieldSpec
+    >>> path = os.path.join(tempfile.mkdtemp(), "toy.h5")
+    >>> x = np.linspace(0, 1, 4)
+    >>> with DatasetWriter(path, n_samples=2, coords={"x": x, "y": x},
+    ...                    fields={"u": FieldSpec(dims=("sample", "x", "y"))}) as w:
+    ...     for i in range(2):
+    ...         w.write(i, {"u": np.full((4, 4), float(i))})
+    ...     _ = w.finalize(split=(0.5, 0.5, 0.0))
+    >>> ds = open_xarray(path)
+    >>> ds["u"].dims, float(ds["u"].sel(sample=1).mean())
+    (('sample', 'x', 'y'), 1.0)
+    >>> ds.close()
     """
     with open_h5(path) as f:
         meta = read_structure(f, path)
