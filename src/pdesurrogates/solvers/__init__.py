@@ -19,8 +19,7 @@ from pdesurrogates.solvers._preconditioners import (
 _sys.modules[__name__ + ".gallery"] = gallery
 _sys.modules[__name__ + ".krylov"] = krylov
 
-__all__: list[str] = []
-__all__ += [
+__all__ = [
     "IncompleteCholesky",
     "LearnedPreconditioner",
     "MultigridHierarchy",

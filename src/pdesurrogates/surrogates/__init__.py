@@ -27,9 +27,21 @@ from pdesurrogates.surrogates._mfnet import (
 from pdesurrogates.surrogates._mgno import MgNO
 from pdesurrogates.surrogates._normalized import NormalizedModel
 
-__all__: list[str] = ["Ensemble", "FNO", "MgNO", "NormalizedModel"]
-__all__ += ["ConjugateDirectionNet", "LearnedVCycle"]
-__all__ += ["DeepONet"]
-__all__ += ["CoKrigingGP", "MultiFidelityFit", "MultiFidelityNet", "fit_multifidelity_net"]
-__all__ += ["AdaptiveResult", "MFStudyResult", "adaptive_cokriging", "mf_uq_study"]
-__all__ += ["plot_uq_study"]
+__all__ = [
+    "FNO",
+    "AdaptiveResult",
+    "CoKrigingGP",
+    "ConjugateDirectionNet",
+    "DeepONet",
+    "Ensemble",
+    "LearnedVCycle",
+    "MFStudyResult",
+    "MgNO",
+    "MultiFidelityFit",
+    "MultiFidelityNet",
+    "NormalizedModel",
+    "adaptive_cokriging",
+    "fit_multifidelity_net",
+    "mf_uq_study",
+    "plot_uq_study",
+]

@@ -96,10 +96,7 @@ class SurrogateContract:
             with torch.no_grad():
                 batched = self.forward(model, inputs)
                 looped = torch.cat(
-                    [
-                        self.forward(model, self._slice(inputs, i))
-                        for i in range(self.batch_size)
-                    ],
+                    [self.forward(model, self._slice(inputs, i)) for i in range(self.batch_size)],
                     dim=self.batch_axis,
                 )
             torch.testing.assert_close(batched, looped, atol=atol, rtol=atol)

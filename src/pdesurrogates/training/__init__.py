@@ -23,21 +23,19 @@ from pdesurrogates.training._losses import (
 )
 from pdesurrogates.training._trainer import Trainer, default_step, fields_to_channels
 
-__all__: list[str] = [
+__all__ = [
     "RelH1Loss",
     "RelL2Loss",
     "Trainer",
+    "dcdm_loss",
     "default_step",
     "fields_to_channels",
     "fit_ensemble",
     "get_loss",
     "grid_gradient",
+    "lanczos",
     "rel_h1",
     "rel_l2",
-]
-__all__ += [  # deep conjugate-direction method
-    "dcdm_loss",
-    "lanczos",
     "ritz_training_vectors",
     "ritz_vectors",
     "sparse_to_torch",

@@ -18,7 +18,7 @@ from pdesurrogates.uq._propagate import (
     sobol_indices,
 )
 
-__all__: list[str] = [
+__all__ = [
     "ConformalCalibrator",
     "Prediction",
     "PropagationResult",
