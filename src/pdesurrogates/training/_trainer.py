@@ -118,8 +118,11 @@ def _state_copy(model: nn.Module) -> dict[str, torch.Tensor]:
 class _Progress:
     """A rich progress bar (epochs and batches) that can be switched off."""
 
-    def __init__(self, enabled: bool, total_epochs: int, start_epoch: int):
+    def __init__(
+        self, enabled: bool, total_epochs: int, start_epoch: int, budget: float | None = None
+    ):
         self.enabled = enabled
+        self.budget = budget  # with a wall-clock budget the bar counts seconds, not epochs
         if not enabled:
             return
         from rich.console import Console
@@ -143,9 +146,12 @@ class _Progress:
             transient=False,
         )
         self.p.start()
-        self.epoch_task = self.p.add_task(
-            "epochs", total=total_epochs, completed=start_epoch, info=""
-        )
+        if budget is None:
+            self.epoch_task = self.p.add_task(
+                "epochs", total=total_epochs, completed=start_epoch, info=""
+            )
+        else:
+            self.epoch_task = self.p.add_task("seconds", total=round(budget), info="")
         self.batch_task = None
 
     def start_epoch(self, epoch: int, n_batches: int) -> None:
@@ -159,9 +165,14 @@ class _Progress:
         if self.enabled:
             self.p.update(self.batch_task, advance=1, info=f"loss {loss:.3e}")
 
-    def end_epoch(self, info: str) -> None:
-        if self.enabled:
+    def end_epoch(self, info: str, *, epoch: int = 0, elapsed: float = 0.0) -> None:
+        if not self.enabled:
+            return
+        if self.budget is None:
             self.p.update(self.epoch_task, advance=1, info=info)
+        else:
+            done = round(min(elapsed, self.budget))
+            self.p.update(self.epoch_task, completed=done, info=f"epoch {epoch + 1}  {info}")
 
     def close(self) -> None:
         if self.enabled:
@@ -579,7 +590,9 @@ class Trainer:
         finished = start_epoch >= self.epochs or (
             self.patience is not None and bad_epochs >= self.patience
         )
-        bar = _Progress(self.progress and ctx.is_main and not finished, self.epochs, start_epoch)
+        bar = _Progress(
+            self.progress and ctx.is_main and not finished, self.epochs, start_epoch, self.max_time
+        )
         try:
             for epoch in range(start_epoch, self.epochs):
                 if finished:
@@ -667,7 +680,7 @@ class Trainer:
                 info = f"train {record['train_loss']:.3e}"
                 if "valid_loss" in record:
                     info += f"  valid {record['valid_loss']:.3e}"
-                bar.end_epoch(info)
+                bar.end_epoch(info, epoch=epoch, elapsed=elapsed)
                 if self.out_dir is not None:
                     if ctx.is_main:
                         self._write_checkpoint(
