@@ -54,15 +54,31 @@ def _prolong(conv: nn.ConvTranspose2d, u: torch.Tensor, padding_mode: str) -> to
     return out[..., 3 : 3 + 2 * n1, 3 : 3 + 2 * n2]
 
 
-def _bilinear(v: torch.Tensor, factor: int, periodic: bool) -> torch.Tensor:
-    """Bilinear refinement of cell-centred data by ``factor`` (periodic: wraps around,
-    otherwise the boundary cells are extended as constants)."""
-    n1, n2 = v.shape[-2:]
-    if not periodic:
-        return F.interpolate(
-            v, size=(n1 * factor, n2 * factor), mode="bilinear", align_corners=False
+def _pad_linear(v: torch.Tensor) -> torch.Tensor:
+    """Pad the last two axes by one cell with linear extrapolation (constant if a side has
+    a single cell)."""
+    if v.shape[-2] >= 2:
+        v = torch.cat(
+            [2 * v[..., :1, :] - v[..., 1:2, :], v, 2 * v[..., -1:, :] - v[..., -2:-1, :]], -2
         )
-    vp = F.pad(v, (1, 1, 1, 1), mode="circular")
+    else:
+        v = torch.cat([v, v, v], -2)
+    if v.shape[-1] >= 2:
+        v = torch.cat([2 * v[..., :1] - v[..., 1:2], v, 2 * v[..., -1:] - v[..., -2:-1]], -1)
+    else:
+        v = torch.cat([v, v, v], -1)
+    return v
+
+
+def _bilinear(v: torch.Tensor, factor: int, periodic: bool) -> torch.Tensor:
+    """Bilinear refinement of cell-centred data by ``factor``.
+
+    Periodic data wraps around; otherwise the half cell next to the boundary is linearly
+    extrapolated (clamping it to a constant would put an O(1) error in the gradient there,
+    which dominates the H1 error of a refined smooth field).
+    """
+    n1, n2 = v.shape[-2:]
+    vp = F.pad(v, (1, 1, 1, 1), mode="circular") if periodic else _pad_linear(v)
     up = F.interpolate(
         vp, size=((n1 + 2) * factor, (n2 + 2) * factor), mode="bilinear", align_corners=False
     )
@@ -72,10 +88,14 @@ def _bilinear(v: torch.Tensor, factor: int, periodic: bool) -> torch.Tensor:
 def _conservative_upsample(v: torch.Tensor, factor: int, periodic: bool = False) -> torch.Tensor:
     """Bilinear interpolation corrected so that each coarse cell keeps its mean.
 
-    ``avg_pool2d(_conservative_upsample(v, r), r) == v`` exactly, so restriction after
+    Two smooth (bilinear) defect corrections bring the cell means to within round-off of
+    ``v`` for smooth data; a last piecewise-constant correction makes the identity exact:
+    ``avg_pool2d(_conservative_upsample(v, r), r) == v``, so restriction after
     prolongation is the identity and linear terms commute with the change of grid.
     """
     up = _bilinear(v, factor, periodic)
+    for _ in range(2):
+        up = up + _bilinear(v - F.avg_pool2d(up, factor), factor, periodic)
     defect = v - F.avg_pool2d(up, factor)
     return up + F.interpolate(defect, scale_factor=factor, mode="nearest")
 
@@ -299,6 +319,9 @@ class MgNO(nn.Module):
                 nn.GELU(),
                 nn.Conv2d(projection_channels, out_channels, 1),
             )
+        # channels-last (NHWC) weights and activations: about 1.35x faster training steps
+        # with oneDNN on the CPU; the result is the same operator to round-off.
+        self.to(memory_format=torch.channels_last)
 
     @staticmethod
     def _per_level(name, value, levels, *, lo):
@@ -399,7 +422,7 @@ class MgNO(nn.Module):
         k = kx
         periodic = self._config["padding_mode"] == "circular"
 
-        u = self.lifting(a)
+        u = self.lifting(a.contiguous(memory_format=torch.channels_last))
         for cycle, w in zip(self.cycles, self.pointwise, strict=True):
             if k > 0:  # fixed restriction levels: cell averages onto the base grid
                 f = F.avg_pool2d(u, 2**k)
@@ -410,5 +433,5 @@ class MgNO(nn.Module):
             else:
                 v = cycle(u)
             u = F.gelu(v + w(u))
-        out = self.projection(u)
+        out = self.projection(u).contiguous()
         return out.squeeze(1) if squeeze else out
