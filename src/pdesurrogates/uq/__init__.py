@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pdesurrogates.uq import conformal, metrics, plots
-from pdesurrogates.uq._conformal import ConformalCalibrator, conformalize
 from pdesurrogates.uq._evaluate import UQReport, compare, evaluate
 from pdesurrogates.uq._io import load_prediction, save_prediction
 from pdesurrogates.uq._prediction import Prediction
@@ -17,6 +16,7 @@ from pdesurrogates.uq._propagate import (
     sample_inputs,
     sobol_indices,
 )
+from pdesurrogates.uq.conformal import ConformalCalibrator, conformalize
 
 __all__ = [
     "ConformalCalibrator",

@@ -14,7 +14,8 @@ import numpy as np
 import torch
 
 from pdesurrogates.uq._backend import as_tensor, check_finite, check_levels, sorted_quantile
-from pdesurrogates.uq._metrics import (
+from pdesurrogates.uq._prediction import Prediction
+from pdesurrogates.uq.metrics import (
     _abs_dev_mean,
     _calibration_counts,
     _central_distance_sorted,
@@ -30,7 +31,6 @@ from pdesurrogates.uq._metrics import (
     _rank_counts,
     _sort0,
 )
-from pdesurrogates.uq._prediction import Prediction
 
 __all__ = ["UQReport", "compare", "evaluate"]
 
