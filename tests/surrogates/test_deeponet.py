@@ -179,9 +179,11 @@ def test_save_load_keeps_physical_setup(tmp_path):
     loaded = pdesurrogates.load(tmp_path / "m")
     assert loaded.get_config() == model.get_config()
     times = np.linspace(0, 0.03, 5)
-    np.testing.assert_array_equal(
+    np.testing.assert_allclose(
         loaded.impulse_response([1.5], [[0.5]], times),
         model.impulse_response([1.5], [[0.5]], times),
+        rtol=1e-6,
+        atol=1e-8,
     )
 
 
@@ -223,3 +225,183 @@ def test_learns_the_rigid_tube_operator():
     after = test_error()
     assert before > 0.5
     assert after < 0.15
+
+
+class TestDeepONetJointTrunkContract(SurrogateContract):
+    def make_model(self):
+        return DeepONet(
+            lengths=[2.0, 1.5], duration=0.01, trunk="joint", width=16, depth=2, latent=8
+        )
+
+    def make_inputs(self, batch_size, *, generator, dtype=torch.float32):
+        return _paired_inputs(self.make_model().to(dtype), batch_size, generator, dtype)
+
+
+class TestDeepONetSeparableRank2Contract(SurrogateContract):
+    def make_model(self):
+        return DeepONet(
+            lengths=[1.0, 1.0],
+            duration=0.005,
+            fmax=800.0,
+            encoding="random",
+            n_random=6,
+            rank=2,
+            width=12,
+            depth=2,
+            latent=5,
+        )
+
+    def make_inputs(self, batch_size, *, generator, dtype=torch.float32):
+        return _paired_inputs(self.make_model().to(dtype), batch_size, generator, dtype)
+
+
+def _room_model(**kwargs):
+    torch.manual_seed(3)
+    config = dict(lengths=[2.0, 1.5], duration=0.02, fmax=500.0, width=24, depth=3, latent=12)
+    config.update(kwargs)
+    return DeepONet(**config).eval()
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {},
+        {"rank": 3},
+        {"encoding": "fourier", "activation": "sin", "architecture": "mlp"},
+        {"encoding": "none", "source_input": "coordinates", "activation": "gelu"},
+        {"trunk": "joint"},
+    ],
+)
+def test_cold_impulse_response_equals_the_generic_operator(kwargs):
+    """The lean path (fused weights, cached time basis) is the operator ``forward``."""
+    model = _room_model(**kwargs)
+    rec = np.array([[0.1, 0.2], [1.9, 1.4], [1.0, 0.75], [0.0, 1.5]])
+    times = model.native_times()[:-3]  # on the native grid: cached time basis
+    off = np.linspace(0.0013, 0.0191, 17)  # off the grid: the time net runs
+    srcs = np.array([[0.8, 0.6], [1.3, 0.9]])
+    b = model.encode_source(srcs)
+    for t in (times, off, times[::-2]):
+        with torch.no_grad():
+            ref = model(b, model.query_points(rec, t)).reshape(2, len(rec), len(t)).numpy()
+            grid = model.forward_grid(
+                b,
+                torch.tensor(rec, dtype=torch.float32),
+                torch.tensor(t.copy(), dtype=torch.float32),
+            ).numpy()
+        scale = np.abs(ref).max()
+        assert scale > 1e-3
+        np.testing.assert_allclose(model.impulse_response(srcs, rec, t), ref, atol=2e-6 * scale)
+        np.testing.assert_allclose(
+            model.impulse_response(srcs[1], rec, t), ref[1], atol=2e-6 * scale
+        )
+        np.testing.assert_allclose(grid, ref, atol=2e-6 * scale)
+        basis = model.response_basis(rec, t)
+        np.testing.assert_allclose(
+            model.impulse_response(srcs, basis=basis), ref, atol=2e-6 * scale
+        )
+
+
+def test_separable_trunk_is_space_times_time():
+    """tau_k(x, t) = sum_r phi_kr(x) psi_kr(t): rank 1 gives rank-1 latent fields."""
+    model = _room_model(rank=1)
+    x = torch.rand(7, 2) * torch.tensor([2.0, 1.5])
+    t = torch.rand(9) * 0.02
+    coords = torch.cat([x[:, None].expand(7, 9, 2), t[None, :, None].expand(7, 9, 1)], dim=-1)
+    with torch.no_grad():
+        tau = model.trunk_features(coords)  # (7, 9, p)
+    for k in range(model.latent):
+        s = torch.linalg.svdvals(tau[:, :, k].double())
+        assert s[1] <= 1e-6 * s[0]
+    model3 = _room_model(rank=3)
+    with torch.no_grad():
+        s = torch.linalg.svdvals(model3.trunk_features(coords)[:, :, 0].double())
+    assert s[2] > 1e-4 * s[0] and s[3] <= 1e-6 * s[0]
+
+
+def test_time_basis_is_cached_and_invalidated_by_weight_changes():
+    model = _room_model()
+    calls = []
+    model.time_net.register_forward_hook(lambda *a: calls.append(1))
+    rec = np.array([[0.3, 0.4], [1.5, 1.1]])
+    times = model.native_times()[:40]
+    src = np.array([1.0, 0.7])
+    first = model.impulse_response(src, rec, times)
+    assert len(calls) == 1  # the native-grid basis, once
+    for i in range(5):  # new sources and receivers: no further time-net pass
+        model.impulse_response(src + 0.05 * i, rec[::-1] * (1 - 0.02 * i), times)
+    assert len(calls) == 1
+
+    # an optimizer step changes the weights in place: the basis is rebuilt
+    model.train()
+    opt = torch.optim.SGD(model.parameters(), lr=0.05)
+    b = model.encode_source(src)
+    loss = model(b, model.query_points(rec, times)).square().mean()
+    loss.backward()
+    opt.step()
+    model.eval()
+    calls.clear()
+    after = model.impulse_response(src, rec, times)
+    assert len(calls) == 1
+    assert np.abs(after - first).max() > 1e-3 * np.abs(first).max()
+    with torch.no_grad():
+        ref = model(b, model.query_points(rec, times)).reshape(2, 40).numpy()
+    np.testing.assert_allclose(after, ref, atol=2e-6 * np.abs(ref).max())
+
+    # in-place edits under no_grad, load_state_dict and a dtype change also invalidate it
+    with torch.no_grad():
+        model.time_net.last.bias.add_(0.25)
+    with torch.no_grad():
+        edited = model(b, model.query_points(rec, times)).reshape(2, 40).numpy()
+    assert np.abs(edited - ref).max() > 1e-3 * np.abs(ref).max()
+    np.testing.assert_allclose(
+        model.impulse_response(src, rec, times), edited, atol=2e-6 * np.abs(edited).max()
+    )
+    other = _room_model()
+    model.load_state_dict(other.state_dict())
+    np.testing.assert_allclose(
+        model.impulse_response(src, rec, times), first, atol=2e-6 * np.abs(first).max()
+    )
+    model.double()
+    with torch.no_grad():
+        ref64 = model(model.encode_source(src), model.query_points(rec, times)).reshape(2, 40)
+    np.testing.assert_allclose(model.impulse_response(src, rec, times), ref64.numpy(), atol=1e-12)
+
+
+def test_cold_path_checks_inputs_like_the_generic_path():
+    model = _room_model(source_bounds=[[0.5, 1.5], [0.5, 1.0]])
+    rec = np.array([[0.3, 0.4]])
+    times = model.native_times()
+    with pytest.raises(ValueError, match=r"receivers .* outside the room"):
+        model.impulse_response([1.0, 0.7], [[2.1, 0.4]], times)
+    with pytest.raises(ValueError, match="receivers contains NaN"):
+        model.impulse_response([1.0, 0.7], [[np.nan, 0.4]], times)
+    with pytest.raises(ValueError, match=r"receivers must have shape \(n, 2\)"):
+        model.impulse_response([1.0, 0.7], [[0.3, 0.4, 0.1]], times)
+    with pytest.raises(ValueError, match=r"source must have shape \(n, 2\)"):
+        model.impulse_response([1.0, 0.7, 0.2], rec, times)
+    with pytest.raises(ValueError, match="finite times"):
+        model.impulse_response([1.0, 0.7], rec, [0.0, np.inf])
+    with pytest.raises(ValueError, match="give receivers and times"):
+        model.impulse_response([1.0, 0.7], rec)
+    with pytest.warns(UserWarning, match="outside the training source region"):
+        model.impulse_response([0.2, 0.7], rec, times)
+    with pytest.warns(UserWarning, match="beyond the trained horizon"):
+        out = model.impulse_response([1.0, 0.7], rec, [0.0, 0.03])
+    assert out.shape == (1, 2) and np.all(np.isfinite(out))
+
+
+def test_separable_options_are_checked_and_old_configs_load_as_joint():
+    with pytest.raises(ValueError, match="trunk"):
+        DeepONet(trunk="tensor")
+    with pytest.raises(ValueError, match="rank"):
+        DeepONet(rank=0)
+    with pytest.raises(ValueError, match="time_samples"):
+        DeepONet(time_samples=1)
+    model = DeepONet(lengths=[2.0], duration=0.01, width=8, depth=2, latent=4)
+    assert model.get_config()["trunk"] == "separable"
+    assert model.get_config()["time_samples"] == round(4 * 500.0 * 0.01) + 1
+    old = {
+        k: v for k, v in model.get_config().items() if k not in ("trunk", "rank", "time_samples")
+    }
+    legacy = DeepONet.from_config(old)
+    assert legacy.trunk_kind == "joint" and hasattr(legacy, "trunk")
