@@ -147,6 +147,7 @@ def test_train_deeponet_writes_model_report_and_plots(tube, tmp_path):
     assert code == 0
     model = pdesurrogates.load(run / "model")
     assert isinstance(model, DeepONet) and model.lengths == [2.0]
+    assert model.trunk_kind == "separable"  # the default: fast cold impulse responses
     assert model.source_bounds == [[0.6, 1.4]] and model.duration == pytest.approx(0.01)
     history = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert len(history) == 30
@@ -181,15 +182,58 @@ def test_train_deeponet_ensemble_gives_spread(tube, tmp_path):
             "4",
             "--points",
             "64",
+            "--trunk",
+            "joint",
             "-q",
         ]
     )
     assert code == 0
     ens = pdesurrogates.load(run / "model")
     assert isinstance(ens, Ensemble) and len(ens) == 2
+    assert all(m.trunk_kind == "joint" for m in ens.members)
     report = json.loads((run / "report.json").read_text())
     assert report["report"]["kind"] == "samples"
     assert report["summary"]["uq"]["crps"] > 0
+
+
+def test_separable_training_step_draws_a_space_time_subgrid(tube):
+    """The random sub-grid step pairs predictions and field values entry by entry."""
+    import torch
+
+    from pdesurrogates.training import FieldPointStep, load_source_fields
+    from pdesurrogates.training._deeponet import _query_grid
+
+    ds, info = load_source_fields(tube, "train")
+    grid = _query_grid(info["coords"], 1)
+    step = FieldPointStep(grid, 1, n_points=60, n_times=6)
+    n_t, n_x = len(info["coords"]["time"]), len(info["coords"]["x"])
+    assert (step.n_t, step.n_x) == (n_t, n_x)
+    torch.manual_seed(0)
+    model = DeepONet(lengths=[2.0], duration=0.01, width=8, depth=2, latent=4)
+    fields = ds.fields_data[:3]
+    batch = {"p": fields, "params": {"xs": ds.sources[:3, 0]}}
+    torch.manual_seed(5)
+    pred, target = step(model, batch)
+    assert pred.shape == target.shape == (3, 60)
+    # replay the draw: the target is the field at (x_j, t_i), the prediction the operator there
+    torch.manual_seed(5)
+    tt = torch.randperm(n_t)[:6]
+    xx = torch.randint(0, n_x, (10,))
+    x = torch.as_tensor(info["coords"]["x"], dtype=torch.float32)[xx]
+    t = torch.as_tensor(info["coords"]["time"], dtype=torch.float32)[tt]
+    expect = fields[:, tt][:, :, xx].transpose(1, 2).reshape(3, -1)
+    torch.testing.assert_close(target, expect, rtol=0, atol=0)
+    coords = torch.stack([x[:, None].expand(10, 6), t[None, :].expand(10, 6)], -1)
+    with torch.no_grad():
+        ref = model(model.encode_source(ds.sources[:3]), coords.reshape(-1, 2))
+    torch.testing.assert_close(pred.detach(), ref, rtol=1e-5, atol=1e-6)
+    # evaluation mode: the fixed, evenly spread entries
+    model.eval()
+    pred_eval, target_eval = step(model, batch)
+    torch.testing.assert_close(target_eval, fields.reshape(3, -1)[:, step.eval_idx])
+    with torch.no_grad():
+        ref = model(model.encode_source(ds.sources[:3]), grid[step.eval_idx])
+    torch.testing.assert_close(pred_eval.detach(), ref)
 
 
 def test_train_deeponet_rejects_other_datasets(tmp_path, capsys):

@@ -7,6 +7,7 @@ file with :func:`validate`.
 
 from __future__ import annotations
 
+from pdesurrogates.datasets._acoustics import generate_acoustics
 from pdesurrogates.datasets._generate import generate_dataset
 from pdesurrogates.datasets._import_api import (
     import_fno_mat,
@@ -37,6 +38,7 @@ __all__ = [
     "ParamSpec",
     "ValidationReport",
     "contiguous_splits",
+    "generate_acoustics",
     "generate_dataset",
     "import_fno_mat",
     "import_neuralop_pt",

@@ -12,6 +12,15 @@ from pdesurrogates.training._dcdm import (
     train_vcycle,
     write_ritz_dataset,
 )
+from pdesurrogates.training._deeponet import (
+    FieldPointStep,
+    SourceFields,
+    evaluate_deeponet,
+    load_source_fields,
+    plot_field_snapshots,
+    plot_impulse_responses,
+    train_deeponet,
+)
 from pdesurrogates.training._ensemble import fit_ensemble
 from pdesurrogates.training._losses import (
     RelH1Loss,
@@ -24,22 +33,29 @@ from pdesurrogates.training._losses import (
 from pdesurrogates.training._trainer import Trainer, default_step, fields_to_channels
 
 __all__ = [
+    "FieldPointStep",
     "RelH1Loss",
     "RelL2Loss",
+    "SourceFields",
     "Trainer",
     "dcdm_loss",
     "default_step",
+    "evaluate_deeponet",
     "fields_to_channels",
     "fit_ensemble",
     "get_loss",
     "grid_gradient",
     "lanczos",
+    "load_source_fields",
+    "plot_field_snapshots",
+    "plot_impulse_responses",
     "rel_h1",
     "rel_l2",
     "ritz_training_vectors",
     "ritz_vectors",
     "sparse_to_torch",
     "train_dcdm",
+    "train_deeponet",
     "train_vcycle",
     "write_ritz_dataset",
 ]

@@ -1,0 +1,455 @@
+"""DeepONet training on acoustics data: in-memory source fields, random-point steps,
+training, evaluation and plots.
+
+:func:`train_deeponet` is the function behind ``pdesurrogates train deeponet``; the data
+come from :func:`pdesurrogates.datasets.generate_acoustics`.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from pdesurrogates.errors import DatasetError
+
+__all__ = [
+    "FieldPointStep",
+    "SourceFields",
+    "evaluate_deeponet",
+    "load_source_fields",
+    "plot_field_snapshots",
+    "plot_impulse_responses",
+    "train_deeponet",
+]
+
+_AXES = ("x", "y", "z")
+
+
+# --------------------------------------------------------------------------- training data
+class SourceFields(torch.utils.data.Dataset):
+    """In-memory dataset of pressure fields and source positions (for DeepONet training).
+
+    Items are ``{"p": Tensor (T, n_1, ..., n_D), "params": {"xs": Tensor(()), ...}}``,
+    the :class:`~pdesurrogates.datasets.FieldDataset` format, held in memory because
+    DeepONet training draws a few thousand random points from each field every step.
+    """
+
+    def __init__(self, fields: torch.Tensor, sources: torch.Tensor):
+        if fields.shape[0] != sources.shape[0]:
+            raise ValueError("fields and sources need the same number of samples")
+        self.fields_data = fields
+        self.sources = sources
+
+    def __len__(self) -> int:
+        return self.fields_data.shape[0]
+
+    def __getitem__(self, i):
+        params = {f"{a}s": self.sources[i, d] for d, a in enumerate(_AXES[: self.sources.shape[1]])}
+        return {"p": self.fields_data[i], "params": params}
+
+
+def load_source_fields(path, split: str) -> tuple[SourceFields, dict[str, Any]]:
+    """Read split ``split`` of an acoustics dataset into memory, with its set-up.
+
+    Returns
+    -------
+    dataset : SourceFields
+    info : dict
+        ``coords`` (time, x, ...), ``setup`` (the generator's parameters), ``ir``
+        (impulse responses, (N, T, R)), ``indices``.
+    """
+    from pdesurrogates.datasets import open_dataset
+
+    ds = open_dataset(path)
+    try:
+        setup = json.loads(ds.attrs.get("source", "") or "{}")
+    except ValueError:
+        setup = {}
+    if not str(setup.get("generator", "")).startswith("acoustics") or "p" not in ds.fields:
+        raise DatasetError(
+            f"{path}: not an acoustics dataset (needs field 'p' and a source written by "
+            "'pdesurrogates generate acoustics1d|acoustics2d')"
+        )
+    splits = ds.splits
+    if split not in splits or len(splits[split]) == 0:
+        raise DatasetError(
+            f"{path}: split {split!r} is missing or empty (splits: {sorted(splits)}); "
+            "regenerate with --split giving it a non-zero fraction"
+        )
+    idx = np.sort(np.asarray(splits[split]))
+    dim = len(setup["lengths"])
+    import h5py
+
+    with h5py.File(ds.path, "r") as f:
+        p = np.asarray(f["fields/p"][idx])
+        ir = np.asarray(f["fields/ir"][idx]) if "ir" in f["fields"] else None
+        src = np.stack([np.asarray(f[f"params/{a}s"][idx]) for a in _AXES[:dim]], axis=-1)
+    coords = {k: np.asarray(v) for k, v in ds.coords.items()}
+    info = {"coords": coords, "setup": setup, "ir": ir, "indices": idx, "sources": src}
+    return SourceFields(torch.from_numpy(p), torch.from_numpy(src.astype(np.float32))), info
+
+
+def _query_grid(coords: dict, dim: int) -> torch.Tensor:
+    """Physical (x..., t) of every field entry, in the field's (time, x, ...) order."""
+    axes = [coords["time"]] + [coords[a] for a in _AXES[:dim]]
+    mesh = np.meshgrid(*axes, indexing="ij")
+    pts = np.stack([m.reshape(-1) for m in mesh[1:]] + [mesh[0].reshape(-1)], axis=-1)
+    return torch.from_numpy(pts.astype(np.float32))
+
+
+class FieldPointStep:
+    """``step_fn`` for :class:`~pdesurrogates.training.Trainer`: random (x, t) points.
+
+    In training mode every step draws about ``n_points`` entries of the field, shared by
+    the sources of the batch so the trunk runs once per step. For a separable trunk the
+    entries are a random sub-grid (``n_points // n_times`` positions x ``n_times``
+    times), so the space net runs on the positions and the time net on the times only;
+    otherwise they are ``n_points`` independent entries. In evaluation mode a fixed,
+    evenly spread subset of ``n_eval`` entries is used.
+
+    Parameters
+    ----------
+    grid : Tensor, shape (T * N, D+1)
+        ``(x..., t)`` of every field entry in the field's (time, x, ...) order.
+    dim : int
+    n_points, n_eval, n_times : int
+    """
+
+    def __init__(
+        self,
+        grid: torch.Tensor,
+        dim: int,
+        *,
+        n_points: int = 2048,
+        n_eval: int = 4096,
+        n_times: int = 32,
+    ):
+        self.grid = grid
+        self.dim = dim
+        self.n_points = int(n_points)
+        n = grid.shape[0]
+        self.eval_idx = torch.linspace(0, n - 1, min(n, int(n_eval))).round().long()
+        times = torch.unique(grid[:, dim])
+        self.n_t = len(times)
+        self.n_x = n // self.n_t
+        self.times = grid[:: self.n_x, dim]
+        self.points = grid[: self.n_x, :dim]
+        self.n_times = max(1, min(int(n_times), self.n_t, self.n_points))
+
+    def __call__(self, model, batch):
+        field = batch["p"]
+        s = field.shape[0]
+        flat = field.reshape(s, -1)
+        src = torch.stack([batch["params"][f"{a}s"] for a in _AXES[: self.dim]], dim=-1)
+        branch = model.encode_source(src.to(flat.dtype))
+        if model.training and getattr(model, "trunk_kind", "joint") == "separable":
+            tt = torch.randperm(self.n_t)[: self.n_times]
+            xx = torch.randint(0, self.n_x, (max(1, self.n_points // self.n_times),))
+            pred = model.forward_grid(branch, self.points[xx].to(flat), self.times[tt].to(flat))
+            target = flat.reshape(s, self.n_t, self.n_x)[:, tt][:, :, xx].transpose(1, 2)
+            return pred.reshape(s, -1), target.reshape(s, -1)
+        if model.training:
+            idx = torch.randint(0, flat.shape[1], (self.n_points,))
+        else:
+            idx = self.eval_idx
+        grid = self.grid.to(flat.device)
+        pred = model(branch, grid[idx])
+        return pred, flat[:, idx]
+
+
+# --------------------------------------------------------------------------- training
+def _build_model(setup: dict, model_kwargs: dict, seed: int):
+    from pdesurrogates.surrogates import DeepONet
+
+    kwargs = {
+        "lengths": setup["lengths"],
+        "duration": setup["duration"],
+        "c": setup["c"],
+        "fmax": setup["fmax"],
+        "sigma": setup["sigma"],
+        "source_bounds": setup["source_bounds"],
+    }
+    kwargs.update(model_kwargs)
+    with torch.random.fork_rng(devices=[]):  # seeded initialisation, global state untouched
+        torch.manual_seed(seed)
+        return DeepONet(**kwargs)
+
+
+def _fit(setup, model_kwargs, ensemble, train, valid, seed, out_dir, resume, trainer_kwargs):
+    from pdesurrogates.training import Trainer, fit_ensemble
+
+    if ensemble > 1:
+        return fit_ensemble(
+            lambda s: _build_model(setup, model_kwargs, s),
+            ensemble,
+            train,
+            valid,
+            seed=seed,
+            out_dir=out_dir,
+            resume=resume,
+            **trainer_kwargs,
+        )
+    model = _build_model(setup, model_kwargs, seed)
+    trainer = Trainer(model, seed=seed, out_dir=out_dir, **trainer_kwargs)
+    history = trainer.fit(train, valid, resume=resume)
+    return trainer.model, [history]
+
+
+def train_deeponet(
+    data,
+    out_dir,
+    *,
+    ensemble: int = 1,
+    epochs: int = 300,
+    batch_size: int = 16,
+    n_points: int = 2048,
+    lr: float = 2e-3,
+    seed: int = 0,
+    max_time: float | None = None,
+    progress: bool = True,
+    evaluate: bool = True,
+    resume: bool = False,
+    **model_kwargs,
+):
+    """Train a DeepONet (or a deep ensemble of ``ensemble`` members) on an acoustics file.
+
+    Uses :class:`pdesurrogates.training.Trainer` with :class:`FieldPointStep`, MSE loss,
+    one-cycle schedule and gradient clipping; the model is saved to ``out_dir/model``.
+    With ``evaluate=True`` the test split is scored by :func:`evaluate_deeponet` (report
+    and plots in ``out_dir``).
+
+    Returns
+    -------
+    model : DeepONet or Ensemble
+    summary : dict
+        Training time (s), the histories and, if evaluated, the test metrics.
+    """
+    from pdesurrogates.io import save
+
+    out_dir = Path(out_dir)
+    train, info = load_source_fields(data, "train")
+    try:
+        valid, _ = load_source_fields(data, "valid")
+    except DatasetError:
+        valid = None
+    setup = info["setup"]
+    dim = len(setup["lengths"])
+    step = FieldPointStep(_query_grid(info["coords"], dim), dim, n_points=n_points)
+    trainer_kwargs = {
+        "loss": "mse",
+        "lr": lr,
+        "epochs": epochs,
+        "batch_size": min(batch_size, len(train)),
+        "scheduler": "onecycle",
+        "step_fn": step,
+        "progress": progress,
+        "grad_clip": 1.0,
+        "metrics": ("rel_l2",),
+        "spatial_dims": 1,
+        "max_time": max_time,
+        "pct_start": 0.1,
+    }
+    t0 = time.perf_counter()
+    # the random (x, t) points come from torch's global generator, which the Trainer saves
+    # in its checkpoints (exact resume); seed it for this run only and restore it after
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model, histories = _fit(
+            setup, model_kwargs, ensemble, train, valid, seed, out_dir, resume, trainer_kwargs
+        )
+    train_seconds = time.perf_counter() - t0
+    model.eval()
+    summary: dict[str, Any] = {
+        "train_seconds": train_seconds,
+        "n_train": len(train),
+        "epochs_run": [len(h) for h in histories],
+        "final_train_loss": [h[-1]["train_loss"] if h else None for h in histories],
+    }
+    save(model, out_dir / "model", metadata={"data": str(data), "training": summary})
+    if evaluate:
+        summary["test"] = evaluate_deeponet(model, data, out_dir=out_dir)
+    from pdesurrogates.io import atomic_write_text
+
+    atomic_write_text(out_dir / "summary.json", json.dumps(summary, indent=2, default=float))
+    return model, summary
+
+
+# --------------------------------------------------------------------------- evaluation
+def _members(model):
+    return list(model.members) if hasattr(model, "members") else [model]
+
+
+def _predict_fields(model, sources: np.ndarray, grid: torch.Tensor, chunk: int = 65536):
+    """Per-member predictions (K, N, Q) on the whole grid, trunk evaluated in chunks."""
+    outs = []
+    with torch.no_grad():
+        for m in _members(model):
+            b = m.encode_source(torch.as_tensor(sources, dtype=torch.float32))
+            if getattr(m, "trunk_kind", "joint") == "separable":
+                # the grid is (time, x...) in time-major order: space x time product
+                dim = grid.shape[1] - 1
+                n_t = len(torch.unique(grid[:, dim]))
+                n_x = grid.shape[0] // n_t
+                pred = m.forward_grid(b, grid[:n_x, :dim], grid[::n_x, dim])
+                outs.append(pred.transpose(1, 2).reshape(len(b), -1))
+                continue
+            parts = [m(b, grid[i : i + chunk]) for i in range(0, grid.shape[0], chunk)]
+            outs.append(torch.cat(parts, dim=1))
+    return torch.stack(outs)
+
+
+def evaluate_deeponet(model, data, *, split: str = "test", out_dir=None, n_plots: int = 2):
+    """Score a trained DeepONet (or ensemble) on a split with :func:`pdesurrogates.uq.evaluate`.
+
+    Fields are compared on the whole stored grid; impulse responses at the dataset's
+    receivers are compared paper-style: RMSE of the responses normalised by the
+    reference peak at each receiver. With ``out_dir``, writes ``report.json`` and plots
+    (``impulse_responses.png``, ``field_snapshots.png``).
+
+    Returns
+    -------
+    dict
+        ``rel_l2`` (mean over sources, whole field), ``peak_normalised_rmse``,
+        ``ir_rel_l2``, ``rmse_pa`` and the evaluator's pooled scalars.
+    """
+    from pdesurrogates.uq import Prediction, evaluate
+
+    ds, info = load_source_fields(data, split)
+    setup = info["setup"]
+    dim = len(setup["lengths"])
+    grid = _query_grid(info["coords"], dim)
+    sources = ds.sources.numpy().astype(np.float64)
+    truth = ds.fields_data.reshape(len(ds), -1)
+    samples = _predict_fields(model, sources, grid)
+    mean = samples.mean(0)
+    pred = Prediction(mean) if samples.shape[0] == 1 else Prediction(mean, samples=samples)
+    report = evaluate(pred, truth, meta={"model": "DeepONet", "dataset": str(data), "split": split})
+
+    rec = np.asarray(setup["receivers"])
+    times = info["coords"]["time"]
+    ir_ref = np.transpose(info["ir"], (0, 2, 1))  # (N, R, T)
+    ir_pred = np.mean(
+        [m.impulse_response(sources, rec, times) for m in _members(model)], axis=0
+    )  # (N, R, T)
+    peak = np.abs(ir_ref).max(axis=-1, keepdims=True)
+    pn_rmse = np.sqrt(np.mean(((ir_pred - ir_ref) / peak) ** 2, axis=-1))  # (N, R)
+    ir_rel = np.linalg.norm(ir_pred - ir_ref, axis=-1) / np.linalg.norm(ir_ref, axis=-1)
+    result = {
+        "n_sources": len(ds),
+        "rel_l2": float(np.mean(report.per_sample["rel_l2"])),
+        "peak_normalised_rmse": float(pn_rmse.mean()),
+        "peak_normalised_rmse_max": float(pn_rmse.max()),
+        "ir_rel_l2": float(ir_rel.mean()),
+        "rmse_pa": float(report.scalars.get("rmse", float("nan"))),
+        "uq": {k: float(v) for k, v in report.scalars.items() if isinstance(v, (int, float))},
+    }
+    if out_dir is not None:
+        from pdesurrogates.io import atomic_write_text
+
+        out_dir = Path(out_dir)
+        full = {"summary": result, "report": report.to_dict()}
+        atomic_write_text(out_dir / "report.json", json.dumps(full, indent=2, default=float))
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        fig = plot_impulse_responses(times, ir_ref[0], ir_pred[0], rec, source=sources[0])
+        fig.savefig(out_dir / "impulse_responses.png", dpi=110)
+        plt.close(fig)
+        shape = (len(times), *[len(info["coords"][a]) for a in _AXES[:dim]])
+        k = len(times)
+        chosen = [k // 8, k // 3, k - 1][: max(1, n_plots + 1)]
+        fig = plot_field_snapshots(
+            info["coords"],
+            ds.fields_data[0].numpy(),
+            samples.mean(0)[0].reshape(shape).numpy(),
+            chosen,
+        )
+        fig.savefig(out_dir / "field_snapshots.png", dpi=110)
+        plt.close(fig)
+    return result
+
+
+def plot_impulse_responses(times, reference, predicted, receivers, *, source=None):
+    """Predicted vs reference impulse responses, one panel per receiver.
+
+    Parameters
+    ----------
+    times : (T,) array, s
+    reference, predicted : (R, T) arrays, Pa
+    receivers : (R, D) array, m
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    import matplotlib.pyplot as plt
+
+    r = len(receivers)
+    fig, axes = plt.subplots(r, 1, figsize=(7, 1.6 * r + 0.6), sharex=True, squeeze=False)
+    for i, ax in enumerate(axes[:, 0]):
+        ax.plot(1e3 * np.asarray(times), reference[i], "k-", lw=1.2, label="reference (FDTD)")
+        ax.plot(1e3 * np.asarray(times), predicted[i], "C1--", lw=1.2, label="DeepONet")
+        ax.set_ylabel("p (Pa)")
+        pos = ", ".join(f"{v:.2f}" for v in np.atleast_1d(receivers[i]))
+        ax.set_title(f"receiver ({pos}) m", fontsize=9)
+    axes[-1, 0].set_xlabel("time (ms)")
+    axes[0, 0].legend(fontsize=8, loc="upper right")
+    if source is not None:
+        src = ", ".join(f"{v:.2f}" for v in np.atleast_1d(source))
+        fig.suptitle(f"impulse responses, source at ({src}) m", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def plot_field_snapshots(coords, reference, predicted, time_indices):
+    """Reference, predicted and error fields at chosen times (1D: curves; 2D: images).
+
+    Parameters
+    ----------
+    coords : dict with "time", "x"[, "y"]
+    reference, predicted : arrays of shape (T, n_x[, n_y]), Pa
+    time_indices : sequence of int
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    import matplotlib.pyplot as plt
+
+    times = np.asarray(coords["time"])
+    n = len(time_indices)
+    if reference.ndim == 2:
+        fig, axes = plt.subplots(1, n, figsize=(4 * n, 3), squeeze=False)
+        for ax, k in zip(axes[0], time_indices, strict=True):
+            ax.plot(coords["x"], reference[k], "k-", label="reference")
+            ax.plot(coords["x"], predicted[k], "C1--", label="DeepONet")
+            ax.set_title(f"t = {1e3 * times[k]:.1f} ms", fontsize=9)
+            ax.set_xlabel("x (m)")
+        axes[0, 0].set_ylabel("p (Pa)")
+        axes[0, 0].legend(fontsize=8)
+        fig.tight_layout()
+        return fig
+    fig, axes = plt.subplots(3, n, figsize=(3.3 * n, 9), squeeze=False)
+    ext = [coords["x"][0], coords["x"][-1], coords["y"][0], coords["y"][-1]]
+    for j, k in enumerate(time_indices):
+        vmax = float(np.abs(reference[k]).max()) or 1.0
+        panels = (
+            (reference[k], "reference"),
+            (predicted[k], "DeepONet"),
+            (predicted[k] - reference[k], "error"),
+        )
+        for i, (img, name) in enumerate(panels):
+            im = axes[i, j].imshow(
+                img.T, origin="lower", extent=ext, cmap="RdBu_r", vmin=-vmax, vmax=vmax
+            )
+            axes[i, j].set_title(f"{name}, t = {1e3 * times[k]:.1f} ms", fontsize=9)
+            fig.colorbar(im, ax=axes[i, j], shrink=0.8)
+    fig.tight_layout()
+    return fig
