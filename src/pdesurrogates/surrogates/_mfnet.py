@@ -762,8 +762,9 @@ def fit_multifidelity_net(
         NN_L form (see :class:`MultiFidelityNet`). ``"auto"``: ``"mlp"`` in one dimension;
         otherwise the first member is trained with each form, holding out a tenth of the
         low-fidelity points (``fit_kwargs["low_holdout"]`` if set), and the form with the
-        lowest NN_L error on them is used for every member (the trial nets of that form
-        becomes member 0). Overridden by ``net_kwargs["low_arch"]``.
+        lowest NN_L error on them is used for every member (when ``fit_kwargs`` sets
+        ``low_holdout`` the winning trial net is member 0; otherwise members retrain on
+        every point). Overridden by ``net_kwargs["low_arch"]``.
     l2_grid : sequence of float, optional
         Candidate weights λ of the top correction's L2 penalty. With ``"holdout"`` or
         ``"kfold"``, each member's top correction is refitted with the λ of lowest
