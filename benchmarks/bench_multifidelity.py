@@ -4,7 +4,9 @@ Methods (each (method, problem) pair runs in its own worker process, so peak mem
 measured from a clean start, time limits can be enforced and an out-of-memory failure is
 recorded instead of killing the run; workers share a 10 GiB address-space limit):
 
-* ``mfdnn``     — :func:`pdesurrogates.surrogates.fit_multifidelity_net` (validated ensemble);
+* ``mfdnn``     — :func:`pdesurrogates.surrogates.fit_multifidelity_net` (validated ensemble;
+  in 20–100 D with the NN_L form chosen on held-out low-fidelity points, NN_L early-stopped
+  on them, and the correction's L2 weight chosen on held-out high-fidelity points);
 * ``cokriging`` — :class:`pdesurrogates.surrogates.CoKrigingGP` (AR(1); SGPR low level above
   2,000 points);
 * ``smt_mfk``   — SMT's ``MFK`` (external baseline; recursive AR(1) co-kriging);
@@ -19,6 +21,8 @@ in 1-D, 2,000 uniform points otherwise); NRMSE = RMSE / std(y_test) is also give
 relative L2 is flattered by the large mean of the quartic pairs.
 
 Run: ``python benchmarks/bench_multifidelity.py`` (``--quick`` for a seconds-long check).
+``--methods`` and ``--cases`` run a subset; with ``--merge`` the other (case, method) results
+of the existing JSON are kept, and the table says which run each row comes from.
 """
 
 from __future__ import annotations
@@ -89,20 +93,23 @@ def run_method(method: str, case: str, quick: bool) -> dict:
                     fit_kwargs={"adam_steps": 200} if quick else {},
                 )
             else:
+                # NN_L form chosen by held-out low-fidelity error (low_arch="auto"); NN_L
+                # early-stopped on a held-out tenth of the low-fidelity points; the
+                # correction's L2 weight chosen on a held-out fifth of the high-fidelity ones
                 fit = fit_multifidelity_net(
                     [x_lo, x_hi],
                     [y_lo, y_hi],
                     bounds=p.bounds,
                     n_members=2,
                     keep=2,
-                    criterion="consensus",
                     net_kwargs={"low_width": 32, "activation": "silu"},
                     fit_kwargs={
-                        "adam_steps": 100 if quick else 3000,
-                        "lbfgs_steps": 20 if quick else 300,
+                        "adam_steps": 100 if quick else 1500,
+                        "lbfgs_steps": 20 if quick else 100,
                         "lm_steps": 0,
                         "joint": False,
-                        "lr": 3e-3,
+                        "lr": 1e-2,
+                        "low_holdout": 0.1,
                     },
                 )
             pred = fit.predict(xt).mean
@@ -229,31 +236,53 @@ def main() -> None:
     ap.add_argument("--worker", nargs=2, metavar=("METHOD", "CASE"), help=argparse.SUPPRESS)
     ap.add_argument("--jobs", type=int, default=2, help="worker processes at once")
     ap.add_argument("--cases", default=None, help="comma-separated subset of cases")
+    ap.add_argument("--methods", default=None, help="comma-separated subset of methods")
+    ap.add_argument(
+        "--merge",
+        action="store_true",
+        help="keep the (case, method) results of the existing JSON that this run does not redo",
+    )
     args = ap.parse_args()
     if args.worker:
         worker_main(*args.worker, args.quick)
         return
-    if args.quick:
-        cases = ["forrester_11", "highdim20_200_20"]
-    else:
-        cases = ["forrester_11", "forrester_21", "nonlinear_50_13"]
-        for d in (20, 32, 100):
-            cases += [f"highdim{d}_500_50", f"highdim{d}_5000_500"]
+    full = ["forrester_11", "forrester_21", "nonlinear_50_13"]
+    for d in (20, 32, 100):
+        full += [f"highdim{d}_500_50", f"highdim{d}_5000_500"]
+    cases = ["forrester_11", "highdim20_200_20"] if args.quick else list(full)
     if args.cases:
         cases = args.cases.split(",")
+    methods = args.methods.split(",") if args.methods else METHODS
+    unknown = sorted(set(methods) - set(METHODS))
+    if unknown:
+        ap.error(f"unknown methods {unknown}; choose from {METHODS}")
     jobs = []
     for case in cases:
         big = "5000" in case
-        for m in METHODS:
+        for m in methods:
             if m == "smt_mfk":
                 timeout = 30 if args.quick else (180 if big else 360)
             else:
-                timeout = 60 if args.quick else 1500
+                timeout = 60 if args.quick else (2400 if big else 1500)
             jobs.append((m, case, timeout))
     # the slowest jobs first, so that two workers finish together
     jobs.sort(key=lambda j: -j[2])
+    command = " ".join(["python", *sys.argv])
+    stamp = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     with ThreadPoolExecutor(args.jobs) as pool:
         results = list(pool.map(lambda j: launch(j[0], j[1], args.quick, j[2]), jobs))
+    for r in results:
+        r["run"] = f"{command} ({stamp})"
+    if args.merge:
+        old_path = Path(__file__).resolve().parent / "results" / "multifidelity.json"
+        old = json.loads(old_path.read_text())
+        old_run = f"{old['command']} ({old['environment']['date']})"
+        done = {(r["case"], r["method"]) for r in results}
+        kept = [dict(r, run=r.get("run", old_run)) for r in old["results"]]
+        results = [r for r in kept if (r["case"], r["method"]) not in done] + results
+        present = {r["case"] for r in results}
+        cases = [c for c in full if c in present] + sorted(present - set(full))
+    runs = sorted({r["run"] for r in results})
     rows = []
     by = {(r["case"], r["method"]): r for r in results}
     for case in cases:
@@ -263,6 +292,8 @@ def main() -> None:
             if r is None:
                 continue
             row = {"case": case, "method": m, "status": r["status"]}
+            if len(runs) > 1:
+                row["run"] = runs.index(r["run"]) + 1
             if r["status"] == "ok":
                 row.update(
                     rel_l2=r["rel_l2"], nrmse=r["nrmse"], fit_s=r["seconds"], peak_mb=r["peak_mb"]
@@ -275,11 +306,21 @@ def main() -> None:
         " fit+predict time and peak RSS increase of a fresh worker process (2 workers ran at"
         " once on 2 shared cores, one thread each; times are indicative). `err/MFK` is ours"
         " over SMT MFK on the same data.\n\n"
-        + markdown_table(
-            rows, ["case", "method", "status", "rel_l2", "nrmse", "err/MFK", "fit_s", "peak_mb"]
-        )
     )
-    write_results("multifidelity", {"results": results, "rows": rows, "quick": args.quick}, md)
+    cols = ["case", "method", "status", "rel_l2", "nrmse", "err/MFK", "fit_s", "peak_mb"]
+    if len(runs) > 1:
+        md += "Rows come from several runs (column `run`):\n\n" + "".join(
+            f"{i}. `{r}`\n" for i, r in enumerate(runs, 1)
+        )
+        md += "\n"
+        cols.insert(3, "run")
+    md += markdown_table(rows, cols)
+    write_results(
+        "multifidelity",
+        {"results": results, "rows": rows, "quick": args.quick, "runs": runs},
+        md,
+        command=command,
+    )
     print(md)
 
 
