@@ -151,7 +151,7 @@ def main(argv=None):
     ap.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
     ap.add_argument("--n-train", type=int, default=None)
     ap.add_argument("--n-test", type=int, default=None)
-    ap.add_argument("--lr", type=float, default=2e-3, help="peak learning rate (default 2e-3)")
+    ap.add_argument("--lr", type=float, default=1e-3, help="peak learning rate (default 1e-3)")
     ap.add_argument("--batch-size", type=int, default=8)
     ap.add_argument(
         "--runs",
