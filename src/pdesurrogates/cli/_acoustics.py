@@ -1,7 +1,7 @@
 """Acoustics commands: ``generate acoustics1d|acoustics2d`` and ``train deeponet``.
 
 The commands are thin wrappers of :func:`pdesurrogates.datasets.generate_acoustics` and
-:func:`pdesurrogates.training.train_deeponet` (re-exported here for older imports).
+:func:`pdesurrogates.training.train_deeponet`.
 """
 
 from __future__ import annotations
@@ -14,26 +14,9 @@ from pdesurrogates.cli._app import generate_app, train_app
 from pdesurrogates.cli._data import _parse_split, check_workers
 from pdesurrogates.datasets._acoustics import generate_acoustics
 from pdesurrogates.errors import DatasetError
-from pdesurrogates.training._deeponet import (
-    FieldPointStep,
-    SourceFields,
-    evaluate_deeponet,
-    load_source_fields,
-    plot_field_snapshots,
-    plot_impulse_responses,
-    train_deeponet,
-)
+from pdesurrogates.training._deeponet import train_deeponet
 
-__all__ = [
-    "FieldPointStep",
-    "SourceFields",
-    "evaluate_deeponet",
-    "generate_acoustics",
-    "load_source_fields",
-    "plot_field_snapshots",
-    "plot_impulse_responses",
-    "train_deeponet",
-]
+__all__ = ["train_deeponet_cmd"]
 
 
 def _parse_floats(text: str | None, name: str) -> list[float] | None:
