@@ -19,6 +19,7 @@ from pdesurrogates.surrogates._dcdm_net import ConjugateDirectionNet, LearnedVCy
 from pdesurrogates.surrogates._deeponet import DeepONet
 from pdesurrogates.surrogates._ensemble import Ensemble
 from pdesurrogates.surrogates._fno import FNO
+from pdesurrogates.surrogates._interactions import screen_interactions
 from pdesurrogates.surrogates._mfnet import (
     MultiFidelityFit,
     MultiFidelityNet,
@@ -44,4 +45,5 @@ __all__ = [
     "fit_multifidelity_net",
     "mf_uq_study",
     "plot_uq_study",
+    "screen_interactions",
 ]
