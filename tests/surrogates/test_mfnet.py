@@ -136,6 +136,8 @@ def test_bad_input():
         fit_multifidelity_net([x_lo, x_hi], [y_lo, y_hi], criterion="kfold")
     with pytest.raises(ValueError, match="folds"):
         fit_multifidelity_net([x_lo, x_hi], [y_lo, y_hi], folds=1)
+    with pytest.raises(ValueError, match="linear_l2"):
+        net.fit([x_lo, x_hi], [y_lo, y_hi], linear_l2=-1.0)
     with pytest.raises(ValueError, match="screen_interactions"):
         MultiFidelityNet(in_dim=3, low_arch="additive+pairs")
     with pytest.raises(ValueError, match="only with low_arch='additive\\+pairs'"):
@@ -350,13 +352,40 @@ def test_l2_grid_selection_by_holdout():
     fixed = fit_multifidelity_net([x, xh], [lo(x), hi(xh)], l2_grid=None, **kw)
     grid = fit_multifidelity_net([x, xh], [lo(x), hi(xh)], l2_grid=(1e-5, 1e-1), **kw)
     h = grid.histories[0]
-    assert set(h["l2_scores"]) == {1e-5, 1e-1}
-    assert h["l2"] == min(h["l2_scores"], key=h["l2_scores"].get)
-    assert grid.scores[0] == h["l2_scores"][h["l2"]]
+    assert set(h["l2_scores"]) == {(1e-5, 0.0), (1e-1, 0.0), (1e-5, 1e-5), (1e-1, 1e-1)}
+    best = (h["l2"], h["linear_l2"])
+    assert best == min(h["l2_scores"], key=h["l2_scores"].get)
+    assert grid.scores[0] == h["l2_scores"][best]
     assert h["l2"] == 1e-1
     err_fixed = _rel(fixed.predict(xt).mean, hi(xt))
     err_grid = _rel(grid.predict(xt).mean, hi(xt))
     assert err_grid < 0.7 * err_fixed
+
+
+def test_linear_x_weights_share_the_penalty():
+    # y_H = 1.5 y_L + 2 in 30 inputs from 25 high-fidelity points: unpenalised, the linear
+    # part's 30 x-weights absorb the data; with the L2 weight on them it uses y_L
+    d = 30
+    x, lo, _ = _additive_pair(d, 800, 7)
+
+    def hi(x):
+        return 1.5 * lo(x) + 2.0
+
+    xh = x[:25]
+    xt = np.random.default_rng(8).uniform(-1, 1, (1000, d))
+    fk = {"adam_steps": 300, "lbfgs_steps": 50, "lm_steps": 0, "joint": False, "lr": 1e-2}
+    out = {}
+    for l2 in (0.0, 1e-1):
+        net = MultiFidelityNet(in_dim=d, low_arch="additive").double()
+        box = np.array([[-1.0, 1.0]] * d)
+        net.fit([x, xh], [lo(x), hi(xh)], bounds=box, l2=l2, linear_l2=l2, **fk)
+        w = net.corrections[0].linear.weight.detach()[0]
+        with torch.no_grad():
+            err = _rel(net(torch.as_tensor(xt)).numpy(), hi(xt))
+        out[l2] = (float(w[:d].norm()), err)
+    assert out[1e-1][0] < 0.1 * out[0.0][0]  # measured 0.046 against 1.17
+    assert out[1e-1][1] < 0.1  # measured 0.044 (unpenalised: 0.48)
+    assert out[1e-1][1] < 0.2 * out[0.0][1]
 
 
 def test_kfold_scores_every_member():

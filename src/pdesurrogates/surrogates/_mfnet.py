@@ -7,7 +7,12 @@ level below, taking ``z = [x, y_{k-1}(x)]``::
 
 where ``linear_k`` is one affine layer (the linear correlation, as in AR(1) co-kriging) and
 ``nonlinear_k`` a small tanh MLP (the nonlinear correlation), whose weights carry an L2
-penalty so that it explains only what the linear part cannot. Inputs ``x`` and the lower
+penalty so that it explains only what the linear part cannot. Optionally (``linear_l2``)
+the linear part's weights on ``x`` (not the one on ``y_{k-1}``) carry a penalty too: with
+few high-fidelity points in many inputs an unpenalised linear part fits the data through
+``x`` and ignores the lower level. :func:`fit_multifidelity_net` chooses one λ for both
+on held-out points (100-D quartic pair, 500/50 points: relative L2 0.20 without the linear
+penalty, 0.093 with). Inputs ``x`` and the lower
 level's output are min–max scaled to [−1, 1]; outputs are scaled likewise. The scalings are
 buffers, fixed by :meth:`MultiFidelityNet.fit` from the training data (or bounds).
 
@@ -399,13 +404,13 @@ class MultiFidelityNet(nn.Module):
             fs = f / colscale
             evals, evecs = torch.linalg.eigh(fs.T @ fs)
             proj = evecs.T @ (fs.T @ t)
-            ridges = [1e-10, 1e-8, 1e-6, 1e-4]
+            ridges = [1e-10, 1e-8, 1e-6, 1e-4, 1e-3, 1e-2, 1e-1, 1.0]
             fv = features(x_val) / colscale if x_val is not None else None
             tv = (y_val - self.y_center[0]) / self.y_half[0] if x_val is not None else None
             best = (math.inf, None)
             for r in ridges:
                 c = evecs @ (proj / (evals.clamp_min(0) + r * len(t)))
-                err = float((fv @ c - tv).square().mean()) if fv is not None else -r
+                err = float((fv @ c - tv).square().mean()) if fv is not None else r
                 if err < best[0]:
                     best = (err, c)
             c = best[1] / colscale
@@ -441,6 +446,7 @@ class MultiFidelityNet(nn.Module):
         *,
         bounds=None,
         l2: float = _DEFAULT_L2,
+        linear_l2: float = 0.0,
         adam_steps: int = 1000,
         lbfgs_steps: int = 200,
         lm_steps: int = 100,
@@ -469,6 +475,11 @@ class MultiFidelityNet(nn.Module):
             Input box used for the [−1, 1] scaling; default the range of all ``xs``.
         l2 : float
             Weight λ of the L2 penalty on the nonlinear corrections' weights (scaled units).
+        linear_l2 : float
+            Weight of an L2 penalty on the linear parts' weights on ``x`` (the weight on
+            the lower level's output stays free). 0 (default) is Meng & Karniadakis'
+            unpenalised linear part; with few high-fidelity points in many inputs a
+            penalty keeps the linear part from fitting the data through ``x`` alone.
         adam_steps, lbfgs_steps, lm_steps : int
             Steps of Adam (learning rate ``lr``), then iterations of L-BFGS, then of
             Levenberg–Marquardt, per stage (0 skips a phase).
@@ -495,8 +506,9 @@ class MultiFidelityNet(nn.Module):
             error on the held-out points, ``nan`` without a hold-out).
         """
         xs_t, ys_t, bounds = _prepare_data(xs, ys, self.in_dim, self.n_levels, bounds)
-        if not (l2 >= 0 and math.isfinite(l2)):
-            raise ValueError(f"l2 must be a finite number >= 0; got {l2!r}")
+        for name, v in (("l2", l2), ("linear_l2", linear_l2)):
+            if not (v >= 0 and math.isfinite(v)):
+                raise ValueError(f"{name} must be a finite number >= 0; got {v!r}")
         adam_steps = _check_positive_int("adam_steps", adam_steps, 0)
         lbfgs_steps = _check_positive_int("lbfgs_steps", lbfgs_steps, 0)
         lm_steps = _check_positive_int("lm_steps", lm_steps, 0)
@@ -536,6 +548,7 @@ class MultiFidelityNet(nn.Module):
             self._warm_start_low(xs_t[0], ys_t[0], x_val, y_val)
 
         nl_names = set(self._nonlinear_weight_names())
+        lin_names = [f"corrections.{k}.linear.weight" for k in range(self.n_levels - 1)]
 
         def residuals(levels, params=None) -> torch.Tensor:
             parts = []
@@ -545,9 +558,18 @@ class MultiFidelityNet(nn.Module):
                 else:
                     pred = torch.func.functional_call(self, params, (xs_t[k],), {"level": k})
                 parts.append((pred - ys_t[k]) / (self.y_half[k] * math.sqrt(len(ys_t[k]))))
-            if l2 > 0 and any(k > 0 for k in levels):
+            if any(k > 0 for k in levels):
                 src = dict(self.named_parameters()) if params is None else params
-                parts += [math.sqrt(l2) * src[n].reshape(-1) for n in sorted(nl_names) if n in src]
+                if l2 > 0:
+                    parts += [
+                        math.sqrt(l2) * src[n].reshape(-1) for n in sorted(nl_names) if n in src
+                    ]
+                if linear_l2 > 0:
+                    parts += [
+                        math.sqrt(linear_l2) * src[n][:, : self.in_dim].reshape(-1)
+                        for n in lin_names
+                        if n in src
+                    ]
             return torch.cat(parts)
 
         stages: list[tuple[list[int], list[str]]] = []
@@ -915,11 +937,14 @@ def fit_multifidelity_net(
         members retrain on every point). Overridden by ``net_kwargs["low_arch"]``;
         ``net_kwargs["pairs"]`` skips the screen.
     l2_grid : sequence of float, optional
-        Candidate weights λ of the top correction's L2 penalty. With ``"holdout"`` or
-        ``"kfold"``, each member's top correction is refitted with the λ of lowest
-        validation error (that error is then the member's score); ``None`` keeps
-        ``fit_kwargs["l2"]``. The default spans the near-interpolating to the
-        almost-linear correction; validation chooses per problem.
+        Candidate weights λ of the top correction's L2 penalty on its nonlinear part. With
+        ``"holdout"`` or ``"kfold"``, each λ is tried with the linear part's x-weights free
+        (``linear_l2=0``) and penalised by the same λ, each member's top correction is
+        refitted with the pair of lowest validation error (that error is then the
+        member's score; ``histories[i]["l2_scores"]`` maps every ``(l2, linear_l2)`` to
+        its error). ``None`` keeps ``fit_kwargs["l2"]`` and ``fit_kwargs["linear_l2"]``.
+        The default spans the near-interpolating to the almost-linear correction;
+        validation chooses per problem.
     seed : int
         Base seed; member i uses ``seed + i``.
     dtype : torch.dtype
@@ -1015,14 +1040,23 @@ def fit_multifidelity_net(
         if not l2_grid or not all(v >= 0 and math.isfinite(v) for v in l2_grid):
             raise ValueError(f"l2_grid must be finite numbers >= 0; got {l2_grid!r}")
 
-    def refit_top(net, s, l2) -> None:
-        fk = {k: v for k, v in fit_kwargs.items() if k not in ("low_holdout", "l2")}
-        net.fit(xs_np, ys_np, bounds=bounds, seed=s, l2=l2, _top_only=True, **fk)
+    base_fk = {k: v for k, v in fit_kwargs.items() if k != "low_holdout"}
+    given = (float(fit_kwargs.get("l2", _DEFAULT_L2)), float(fit_kwargs.get("linear_l2", 0.0)))
 
-    def top_score(net, s, val_idx_sets, l2) -> float:
+    # candidate (l2, linear_l2) penalties of the top correction
+    candidates = [given]
+    if l2_grid is not None:
+        candidates = [(v, 0.0) for v in l2_grid] + [(v, v) for v in l2_grid]
+
+    def penalties(pen: tuple[float, float]) -> dict:
+        return dict(base_fk, l2=pen[0], linear_l2=pen[1])
+
+    def refit_top(net, s, pen) -> None:
+        net.fit(xs_np, ys_np, bounds=bounds, seed=s, _top_only=True, **penalties(pen))
+
+    def top_score(net, s, val_idx_sets, pen) -> float:
         """RMS error over held-out HF points of the top correction refitted without them."""
-        fk = {k: v for k, v in fit_kwargs.items() if k not in ("low_holdout", "l2")}
-        fk["l2"] = l2
+        fk = penalties(pen)
         errs = []
         for val in val_idx_sets:
             tr = np.setdiff1d(np.arange(n_hi), val)
@@ -1055,14 +1089,12 @@ def fit_multifidelity_net(
                 val_sets = [perm[: max(2, round(holdout * n_hi))]]
             else:
                 val_sets = np.array_split(perm, folds)
-            l2_fit = float(fit_kwargs.get("l2", _DEFAULT_L2))
-            grid = l2_grid if l2_grid is not None else [l2_fit]
-            l2_scores = {v: top_score(net, s, val_sets, v) for v in grid}
-            best_l2 = min(l2_scores, key=l2_scores.get)
-            score = l2_scores[best_l2]
-            if best_l2 != l2_fit:
-                refit_top(net, s, best_l2)
-            hist = dict(hist, l2=best_l2, l2_scores=l2_scores)
+            pen_scores = {pen: top_score(net, s, val_sets, pen) for pen in candidates}
+            best = min(pen_scores, key=pen_scores.get)
+            score = pen_scores[best]
+            if best != given:
+                refit_top(net, s, best)
+            hist = dict(hist, l2=best[0], linear_l2=best[1], l2_scores=pen_scores)
         members.append(net)
         histories.append(hist)
         scores.append(score)
