@@ -118,9 +118,12 @@ class _Additive(nn.Module):
             self.c.zero_()
             self.bias.zero_()
 
+    def hidden(self, x: torch.Tensor) -> torch.Tensor:
+        """Hidden units ``(n, in_dim, units)``; the output is linear in them."""
+        return torch.tanh(x[..., :, None] * self.a + self.b)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = torch.tanh(x[..., :, None] * self.a + self.b)
-        return (h * self.c).sum((-2, -1))[..., None] + self.bias
+        return (self.hidden(x) * self.c).sum((-2, -1))[..., None] + self.bias
 
 
 class _Pairs(nn.Module):
@@ -145,10 +148,12 @@ class _Pairs(nn.Module):
             self.b.copy_(torch.randn(self.b.shape, generator=generator, dtype=dt))
             self.c.zero_()
 
+    def hidden(self, x: torch.Tensor) -> torch.Tensor:
+        """Hidden units ``(n, n_pairs, units)``; the output is linear in them."""
+        return torch.tanh(torch.einsum("nkt,kut->nku", x[..., self.index], self.a) + self.b)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        xp = x[..., self.index]  # (n, k, 2)
-        h = torch.tanh(torch.einsum("nkt,kut->nku", xp, self.a) + self.b)
-        return (h * self.c).sum((-2, -1))[..., None]
+        return (self.hidden(x) * self.c).sum((-2, -1))[..., None]
 
 
 class _Correction(nn.Module):
@@ -386,13 +391,9 @@ class MultiFidelityNet(nn.Module):
         def features(xv):
             xs = (xv - self.x_center) / self.x_half
             n = xs.shape[0]
-            cols = [torch.ones(n, 1, dtype=xs.dtype)]
-            add = self.low_additive
-            cols.append(torch.tanh(xs[..., :, None] * add.a + add.b).reshape(n, -1))
+            cols = [torch.ones(n, 1, dtype=xs.dtype), self.low_additive.hidden(xs).reshape(n, -1)]
             if self.low_pairs is not None:
-                lp = self.low_pairs
-                pre = torch.einsum("nkt,kut->nku", xs[..., lp.index], lp.a) + lp.b
-                cols.append(torch.tanh(pre).reshape(n, -1))
+                cols.append(self.low_pairs.hidden(xs).reshape(n, -1))
             if self.low is not None:
                 cols.append(self.low[:-1](xs))
             return torch.cat(cols, 1)
