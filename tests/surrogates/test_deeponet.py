@@ -24,15 +24,19 @@ def _paired_inputs(model, batch_size, generator, dtype, n_query=7):
     return model.encode_source(src).to(dtype), torch.cat([xq, tq], dim=-1)
 
 
-class TestDeepONet2DContract(SurrogateContract):
-    def make_model(self):
-        return DeepONet(lengths=[2.0, 1.5], duration=0.01, fmax=500.0, width=16, depth=2, latent=8)
+class _DeepONetContract(SurrogateContract):
+    """The shared contract, fed with encoded sources and random query points."""
 
     def make_inputs(self, batch_size, *, generator, dtype=torch.float32):
         return _paired_inputs(self.make_model().to(dtype), batch_size, generator, dtype)
 
 
-class TestDeepONet1DPlainSineContract(SurrogateContract):
+class TestDeepONet2DContract(_DeepONetContract):
+    def make_model(self):
+        return DeepONet(lengths=[2.0, 1.5], duration=0.01, fmax=500.0, width=16, depth=2, latent=8)
+
+
+class TestDeepONet1DPlainSineContract(_DeepONetContract):
     def make_model(self):
         return DeepONet(
             lengths=[2.0],
@@ -47,11 +51,8 @@ class TestDeepONet1DPlainSineContract(SurrogateContract):
             latent=8,
         )
 
-    def make_inputs(self, batch_size, *, generator, dtype=torch.float32):
-        return _paired_inputs(self.make_model().to(dtype), batch_size, generator, dtype)
 
-
-class TestDeepONetRandomFeaturesContract(SurrogateContract):
+class TestDeepONetRandomFeaturesContract(_DeepONetContract):
     def make_model(self):
         return DeepONet(
             lengths=[1.0, 1.0],
@@ -66,9 +67,6 @@ class TestDeepONetRandomFeaturesContract(SurrogateContract):
             branch_width=10,
             branch_depth=1,
         )
-
-    def make_inputs(self, batch_size, *, generator, dtype=torch.float32):
-        return _paired_inputs(self.make_model().to(dtype), batch_size, generator, dtype)
 
 
 def test_cartesian_product_equals_paired_evaluation():
@@ -227,17 +225,14 @@ def test_learns_the_rigid_tube_operator():
     assert after < 0.15
 
 
-class TestDeepONetJointTrunkContract(SurrogateContract):
+class TestDeepONetJointTrunkContract(_DeepONetContract):
     def make_model(self):
         return DeepONet(
             lengths=[2.0, 1.5], duration=0.01, trunk="joint", width=16, depth=2, latent=8
         )
 
-    def make_inputs(self, batch_size, *, generator, dtype=torch.float32):
-        return _paired_inputs(self.make_model().to(dtype), batch_size, generator, dtype)
 
-
-class TestDeepONetSeparableRank2Contract(SurrogateContract):
+class TestDeepONetSeparableRank2Contract(_DeepONetContract):
     def make_model(self):
         return DeepONet(
             lengths=[1.0, 1.0],
@@ -250,9 +245,6 @@ class TestDeepONetSeparableRank2Contract(SurrogateContract):
             depth=2,
             latent=5,
         )
-
-    def make_inputs(self, batch_size, *, generator, dtype=torch.float32):
-        return _paired_inputs(self.make_model().to(dtype), batch_size, generator, dtype)
 
 
 def _room_model(**kwargs):

@@ -331,6 +331,8 @@ def test_auto_low_arch_picks_additive_on_additive_data_and_beats_mlp():
     )
     auto = fit_multifidelity_net([x, xh], [lo(x), hi(xh)], **common)
     assert auto.pairs == []  # nothing interacts: the pairs form is not tried
+    with pytest.raises(ValueError, match="found no interacting input pairs"):
+        fit_multifidelity_net([x, xh], [lo(x), hi(xh)], low_arch="additive+pairs")
     assert set(auto.low_arch_scores) == {"mlp", "additive", "additive+mlp"}
     assert auto.low_arch in ("additive", "additive+mlp")
     assert auto.low_arch_scores["additive"] < 0.1 * auto.low_arch_scores["mlp"]

@@ -10,11 +10,13 @@ where ``linear_k`` is one affine layer (the linear correlation, as in AR(1) co-k
 penalty so that it explains only what the linear part cannot. Optionally (``linear_l2``)
 the linear part's weights on ``x`` (not the one on ``y_{k-1}``) carry a penalty too: with
 few high-fidelity points in many inputs an unpenalised linear part fits the data through
-``x`` and ignores the lower level. :func:`fit_multifidelity_net` chooses one λ for both
-on held-out points (100-D quartic pair, 500/50 points: relative L2 0.20 without the linear
-penalty, 0.093 with). Inputs ``x`` and the lower
-level's output are min–max scaled to [−1, 1]; outputs are scaled likewise. The scalings are
-buffers, fixed by :meth:`MultiFidelityNet.fit` from the training data (or bounds).
+``x`` and ignores the lower level. :func:`fit_multifidelity_net` tries each λ with the
+linear part free and penalised, and keeps the better on held-out points (100-D quartic
+pair, 500/50 points: relative L2 0.20 without the linear penalty, 0.093 with).
+
+Inputs ``x`` and the lower level's output are min–max scaled to [−1, 1]; outputs are scaled
+likewise. The scalings are buffers, fixed by :meth:`MultiFidelityNet.fit` from the training
+data (or bounds).
 
 Training (:meth:`MultiFidelityNet.fit`) minimises
 ``Σ_k MSE_k + λ Σ‖W_nonlinear‖²`` in scaled units, level by level (each level with the
@@ -998,11 +1000,15 @@ def fit_multifidelity_net(
 
     # ---- interacting input pairs (for the "additive+pairs" NN_L), screened on the LF data
     pairs = net_kwargs.pop("pairs", None)
-    wants_pairs = low_arch in ("auto", "additive+pairs") or "pairs" in net_kwargs.get(
-        "low_arch", ""
-    )
-    if pairs is None and in_dim > 1 and wants_pairs:
+    requested = net_kwargs.get("low_arch", low_arch)
+    if pairs is None and in_dim > 1 and requested in ("auto", "additive+pairs"):
         pairs = screen_interactions(xs_np[0], ys_np[0], bounds=bounds)
+        if requested == "additive+pairs" and not pairs:
+            raise ValueError(
+                "low_arch='additive+pairs' but screen_interactions found no interacting input "
+                "pairs in the low-fidelity data; pass net_kwargs={'pairs': [...]} or use "
+                "low_arch='auto'"
+            )
 
     def new_net(arch):
         kw = dict(net_kwargs, pairs=pairs) if "pairs" in arch else net_kwargs
