@@ -7,7 +7,7 @@ import sys as _sys
 from pdesurrogates.solvers import _gallery as gallery
 from pdesurrogates.solvers import _krylov as krylov
 from pdesurrogates.solvers._dcdm import dcdm
-from pdesurrogates.solvers._krylov import SolveResult, cg, fcg
+from pdesurrogates.solvers._krylov import SolveResult, SolveStatus, cg, fcg
 from pdesurrogates.solvers._preconditioners import (
     IncompleteCholesky,
     LearnedPreconditioner,
@@ -24,6 +24,7 @@ __all__ = [
     "LearnedPreconditioner",
     "MultigridHierarchy",
     "SolveResult",
+    "SolveStatus",
     "amg",
     "cg",
     "dcdm",
