@@ -15,7 +15,7 @@ from pdesurrogates.solvers import (
     gallery,
     jacobi,
 )
-from pdesurrogates.solvers._preconditioners import _ic0_rowloop
+from pdesurrogates.solvers._ic0 import _ic0_rowloop
 from pdesurrogates.surrogates import ConjugateDirectionNet, LearnedVCycle
 from pdesurrogates.training import train_vcycle
 

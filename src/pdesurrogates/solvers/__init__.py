@@ -8,10 +8,13 @@ from pdesurrogates.solvers import _gallery as gallery
 from pdesurrogates.solvers import _krylov as krylov
 from pdesurrogates.solvers._dcdm import dcdm
 from pdesurrogates.solvers._krylov import SolveResult, SolveStatus, cg, fcg
+from pdesurrogates.solvers._multigrid import MultigridHierarchy
+from pdesurrogates.solvers._precond_base import Preconditioner
 from pdesurrogates.solvers._preconditioners import (
+    AMG,
     IncompleteCholesky,
+    Jacobi,
     LearnedPreconditioner,
-    MultigridHierarchy,
     amg,
     jacobi,
 )
@@ -20,9 +23,12 @@ _sys.modules[__name__ + ".gallery"] = gallery
 _sys.modules[__name__ + ".krylov"] = krylov
 
 __all__ = [
+    "AMG",
     "IncompleteCholesky",
+    "Jacobi",
     "LearnedPreconditioner",
     "MultigridHierarchy",
+    "Preconditioner",
     "SolveResult",
     "SolveStatus",
     "amg",
