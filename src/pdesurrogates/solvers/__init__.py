@@ -18,12 +18,15 @@ from pdesurrogates.solvers._preconditioners import (
     amg,
     jacobi,
 )
+from pdesurrogates.solvers._solve import MODEL_METHODS, SOLVE_METHODS, solve_with
 
 _sys.modules[__name__ + ".gallery"] = gallery
 _sys.modules[__name__ + ".krylov"] = krylov
 
 __all__ = [
     "AMG",
+    "MODEL_METHODS",
+    "SOLVE_METHODS",
     "IncompleteCholesky",
     "Jacobi",
     "LearnedPreconditioner",
@@ -38,4 +41,5 @@ __all__ = [
     "gallery",
     "jacobi",
     "krylov",
+    "solve_with",
 ]
