@@ -80,7 +80,7 @@ def sa_setup(A):
 
 
 def ic_setup(A):
-    return IncompleteCholesky(A).aslinearoperator()
+    return IncompleteCholesky(A).aspreconditioner()
 
 
 def run_dcdm(problem, b, rtol, net, maxiter):
@@ -99,7 +99,7 @@ def run_dcdm(problem, b, rtol, net, maxiter):
 
 def run_vcycle(problem, b, rtol, model, maxiter):
     def setup(A):
-        return LearnedPreconditioner(model, problem).aslinearoperator()
+        return LearnedPreconditioner(model, problem).aspreconditioner()
 
     return scipy_pcg(problem.A, b, rtol, setup, maxiter)
 

@@ -39,7 +39,8 @@ def scipy_cg_iterations(A, b, rtol, M=None):
 def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--smoke", action="store_true", help="tiny, seconds-long run")
-    ap.add_argument("--out", type=Path, default=None, help="where to save the model")
+    ap.add_argument("-o", "--output", "--out", dest="out", type=Path, default=None,
+                    help="where to save the model")  # fmt: skip
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
     if args.smoke:
@@ -74,7 +75,7 @@ def main(argv=None) -> dict:
         b = gallery.random_rhs(p, seed=1)
         it_cg, _ = scipy_cg_iterations(p.A, b, 1e-6)
         res = dcdm(p, b, net, rtol=1e-6)
-        M = LearnedPreconditioner(vcycle, p).aslinearoperator()
+        M = LearnedPreconditioner(vcycle, p).aspreconditioner()
         it_vc, ok_vc = scipy_cg_iterations(p.A, b, 1e-6, M=M)
         true = np.linalg.norm(b - p.A @ res.x) / np.linalg.norm(b)
         print(f"{name:>18}: CG {it_cg:5d} it | DCDM {res.n_iter:4d} it (true rel. residual "

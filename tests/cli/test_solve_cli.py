@@ -1,4 +1,4 @@
-"""The 'solve' and 'train dcdm' commands."""
+"""The 'solve', 'train dcdm' and 'train vcycle' commands."""
 
 from __future__ import annotations
 
@@ -6,7 +6,14 @@ import json
 
 import pytest
 
-from pdesurrogates.cli import main
+from pdesurrogates.cli import _solve, main
+
+
+def test_cli_name_lists_match_the_library():
+    from pdesurrogates.solvers import MODEL_METHODS, SOLVE_METHODS, gallery
+
+    assert _solve._PROBLEMS == gallery.PROBLEM_NAMES
+    assert _solve._METHODS == SOLVE_METHODS and _solve._MODEL_METHODS == MODEL_METHODS
 
 
 @pytest.mark.parametrize("method", ["cg", "jacobi", "ic", "amg", "vcycle"])
@@ -21,15 +28,17 @@ def test_solve_classical_methods(tmp_path, capsys, method):
     assert plot.is_file() and plot.stat().st_size > 1000
     it = int(out.split("iterations=")[1].split(",")[0])
     assert it > 0
+    if method == "vcycle":  # the untrained geometric V-cycle, as PCG
+        assert "untrained (geometric) V-cycle" in out and "model=LearnedVCycle" in out
+        assert it <= 8
 
 
 def test_train_dcdm_then_solve_smoke(tmp_path, capsys):
     run = tmp_path / "runs" / "d2"
     code = main(
         [
-            "train", "dcdm", "--dim", "2", "--grid", "16", "--out", str(run), "--samples", "24",
-            "--lanczos", "20", "--epochs", "1", "--width", "2", "--boundary", "smoke",
-            "--no-progress",
+            "train", "dcdm", "--dim", "2", "--grid", "16", "-o", str(run), "--samples", "24",
+            "--lanczos", "20", "--epochs", "1", "--width", "2", "--boundary", "smoke", "-q",
         ]
     )  # fmt: skip
     assert code == 0, capsys.readouterr()
@@ -45,13 +54,51 @@ def test_train_dcdm_then_solve_smoke(tmp_path, capsys):
          "--rtol", "1e-6", "--plot", str(plot)]
     )  # fmt: skip
     out = capsys.readouterr().out
-    assert code == 0 and "method=dcdm: converged" in out
+    assert code == 0 and "method=dcdm model=ConjugateDirectionNet: converged" in out
     assert plot.is_file()
     # a 2D model on a 3D problem is a clear error
     code = main(["solve", "--problem", "poisson3d", "--n", "8", "--method", "dcdm",
                  "--model", str(run)])  # fmt: skip
     assert code == 1
     assert "2D" in capsys.readouterr().err
+    # a DCDM network is not a V-cycle: never run DCDM under --method vcycle
+    code = main(["solve", "--n", "16", "--method", "vcycle", "--model", str(run),
+                 "--plot", str(plot)])  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == 1 and "LearnedVCycle" in err and "ConjugateDirectionNet" in err
+
+
+def test_train_vcycle_then_solve(tmp_path, capsys):
+    run = tmp_path / "runs" / "vc"
+    code = main(["train", "vcycle", "--grid", "16", "--steps", "30", "--coarse-cells", "16",
+                 "-o", str(run), "-q"])  # fmt: skip
+    out = capsys.readouterr().out
+    assert code == 0, out
+    cfg = json.loads((run / "config.json").read_text())
+    assert cfg["class"] == "LearnedVCycle" and cfg["config"]["coarse_cells"] == 16
+    meta = cfg["metadata"]
+    assert meta["trained_on"] == {"problem": "dirichlet_box", "shape": [16, 16]}
+    assert meta["history"][-1]["rho"] < meta["history"][0]["rho"]
+    plot = tmp_path / "p.png"
+    code = main(["solve", "--n", "32", "--method", "vcycle", "--model", str(run),
+                 "--rtol", "1e-8", "--plot", str(plot)])  # fmt: skip
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "method=vcycle model=LearnedVCycle: converged" in out and "untrained" not in out
+    assert int(out.split("iterations=")[1].split(",")[0]) <= 12
+    # a V-cycle is not a DCDM direction network
+    code = main(["solve", "--n", "16", "--method", "dcdm", "--model", str(run),
+                 "--plot", str(plot)])  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == 1 and "LearnedVCycle" in err and "ConjugateDirectionNet" in err
+
+
+@pytest.mark.parametrize("method", ["cg", "jacobi", "ic", "amg"])
+def test_model_with_a_method_that_takes_none_is_an_error(tmp_path, capsys, method):
+    code = main(["solve", "--n", "8", "--method", method, "--model", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert f"--method {method}" in err and "dcdm, vcycle" in err
 
 
 def test_solve_errors(capsys, tmp_path):
@@ -63,4 +110,4 @@ def test_solve_errors(capsys, tmp_path):
     assert main(["solve", "--n", "8", "--method", "cg", "--maxiter", "2", "--rtol", "1e-12",
                  "--plot", plot]) == 1  # fmt: skip
     cap = capsys.readouterr()
-    assert "NOT converged" in cap.out and "did not converge" in cap.err
+    assert "NOT converged (maxiter)" in cap.out and "did not converge" in cap.err

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from pdesurrogates.errors import SolverError
-from pdesurrogates.solvers import dcdm, gallery
+from pdesurrogates.solvers import SolveStatus, dcdm, gallery
 from pdesurrogates.surrogates import ConjugateDirectionNet
 from pdesurrogates.training import (
     dcdm_loss,
@@ -122,6 +122,7 @@ def test_dcdm_converges_on_true_residual():
     seen = []
     res = dcdm(p.A, b, net, rtol=1e-8, callback=lambda xk: seen.append(1))
     assert res.converged and res.n_iter == len(seen) and res.n_iter < 20
+    assert res.status is SolveStatus.CONVERGED
     true = np.linalg.norm(b - p.A @ res.x) / np.linalg.norm(b)
     assert true <= 1e-8
     assert res.residuals[-1] == pytest.approx(np.linalg.norm(b - p.A @ res.x), rel=1e-10)
@@ -178,6 +179,17 @@ def test_dcdm_bad_input():
         dcdm(A, np.ones(10), net2)
     res = dcdm(gallery.laplacian((8, 6)), np.ones(48), net2, shape=(8, 6), maxiter=1, rtol=1e-12)
     assert not res.converged and res.n_iter == 1 and "maxiter" in res.message
+    assert res.status is SolveStatus.MAXITER
+
+
+def test_dcdm_status_indefinite():
+    # positive diagonal but indefinite (two 2x2 blocks [[1, 2], [2, 1]]) on a 2x2 grid;
+    # the NaN network falls back to the residual, whose curvature is negative
+    block = np.array([[1.0, 2.0], [2.0, 1.0]])
+    A = np.kron(np.eye(2), block)
+    res = dcdm(A, np.array([1.0, -1.0, 1.0, -1.0]), _Bad("nan"), shape=(2, 2))
+    assert res.status is SolveStatus.INDEFINITE and not res.converged
+    assert "not positive definite" in res.message and res.n_iter == 0
 
 
 def test_example_dcdm_poisson_smoke(tmp_path):

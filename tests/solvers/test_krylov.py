@@ -78,10 +78,45 @@ def test_cg_bad_input():
 
 
 def test_cg_detects_indefinite_operator_in_iteration():
-    # positive diagonal, but indefinite: caught by p^T A p <= 0
+    # positive diagonal, but indefinite: p = r = (1, -1), p^T A p = -2 <= 0
     A = np.array([[1.0, 2.0], [2.0, 1.0]])
-    with pytest.raises(SolverError, match="positive definite"):
-        K.cg(A, np.array([1.0, -1.0]))
+    res = K.cg(A, np.array([1.0, -1.0]))
+    assert res.status is K.SolveStatus.INDEFINITE and not res.converged
+    assert res.n_iter == 0 and "p^T A p = -2 <= 0" in res.message
+    assert "not positive definite" in res.message
+
+
+def test_status_converged_and_maxiter():
+    A = gallery.poisson2d(16)
+    b = np.ones(256)
+    res = K.cg(A, b, rtol=1e-10)
+    assert res.status is K.SolveStatus.CONVERGED and res.status == "converged"
+    assert res.converged
+    res = fcg(A, b, rtol=1e-10, maxiter=3)
+    assert res.status is K.SolveStatus.MAXITER and not res.converged and res.n_iter == 3
+    assert K.cg(A, np.zeros(256)).status is K.SolveStatus.CONVERGED
+
+
+def test_status_indefinite_preconditioner_and_nonfinite():
+    A = gallery.poisson2d(8)
+    b = np.ones(64)
+    res = K.cg(A, b, M=-np.eye(64))  # r^T M r < 0
+    assert res.status is K.SolveStatus.INDEFINITE and "preconditioner" in res.message
+    res = K.cg(A, b, M=lambda r: np.full_like(r, np.nan))
+    assert res.status is K.SolveStatus.NONFINITE and not res.converged
+    # fcg on an indefinite matrix: the first residual direction has p^T A p < 0
+    E = np.array([[1.0, 2.0], [2.0, 1.0]])
+    res = fcg(E, np.array([1.0, -1.0]))
+    assert res.status is K.SolveStatus.INDEFINITE and res.n_iter == 0
+
+
+def test_solve_result_status_is_consistent():
+    x = np.zeros(2)
+    r = K.SolveResult(x, True, 0, np.zeros(1), "ok")
+    assert r.status is K.SolveStatus.CONVERGED
+    assert K.SolveResult(x, False, 3, np.zeros(4), "cap").status is K.SolveStatus.MAXITER
+    with pytest.raises(ValueError, match="contradicts"):
+        K.SolveResult(x, True, 0, np.zeros(1), "x", status=K.SolveStatus.BREAKDOWN)
 
 
 def test_fcg_equals_cg_with_linear_preconditioner():

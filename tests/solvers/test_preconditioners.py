@@ -10,12 +10,17 @@ import torch
 
 from pdesurrogates.errors import SolverError
 from pdesurrogates.solvers import (
+    AMG,
     IncompleteCholesky,
+    Jacobi,
     LearnedPreconditioner,
+    amg,
+    cg,
+    fcg,
     gallery,
     jacobi,
 )
-from pdesurrogates.solvers._preconditioners import _ic0_rowloop
+from pdesurrogates.solvers._ic0 import _ic0_rowloop
 from pdesurrogates.surrogates import ConjugateDirectionNet, LearnedVCycle
 from pdesurrogates.training import train_vcycle
 
@@ -50,7 +55,7 @@ def test_ic0_matches_reference_factorisation(name):
     # IC(0) reproduces A exactly on the sparsity pattern of A
     LLt = (ic.L @ ic.L.T).tocsr()
     assert abs((LLt - A).multiply(A != 0)).max() < 1e-12
-    M = _dense(ic.aslinearoperator(), A.shape[0])
+    M = _dense(ic.aspreconditioner(), A.shape[0])
     np.testing.assert_allclose(M, np.linalg.inv((ic.L @ ic.L.T).toarray()), atol=1e-10)
 
 
@@ -59,7 +64,7 @@ def test_ic0_and_jacobi_reduce_cg_iterations():
     b = gallery.random_rhs(p)
     plain = _cg_iters(p.A, b)
     jac = _cg_iters(p.A, b, jacobi(p.A))
-    ic = _cg_iters(p.A, b, IncompleteCholesky(p.A).aslinearoperator())
+    ic = _cg_iters(p.A, b, IncompleteCholesky(p.A).aspreconditioner())
     assert ic < 0.5 * plain and jac < plain
 
 
@@ -74,7 +79,7 @@ def test_learned_vcycle_is_spd_for_any_parameters(name, seed):
         m.omega_logit.copy_(4 * torch.randn(m.omega_logit.shape, generator=g))
     pre = LearnedPreconditioner(m, p)
     assert pre.is_linear and pre.is_symmetric
-    B = _dense(pre.aslinearoperator(), p.n)
+    B = _dense(pre.aspreconditioner(), p.n)
     np.testing.assert_allclose(B, B.T, atol=1e-12 * np.abs(B).max())
     assert np.linalg.eigvalsh((B + B.T) / 2).min() > 0
 
@@ -96,7 +101,7 @@ def test_learned_preconditioner_reduces_scipy_cg_iterations():
     b = gallery.random_rhs(p, seed=0)
     plain = _cg_iters(p.A, b, rtol=1e-6)
     m = LearnedVCycle(dim=2)
-    M = LearnedPreconditioner(m, p).aslinearoperator()
+    M = LearnedPreconditioner(m, p).aspreconditioner()
     learned = _cg_iters(p.A, b, M, rtol=1e-6)
     assert learned <= 10 and learned < plain / 10  # plain CG: ~165 iterations
     x, info = sla.gmres(p.A, b, rtol=1e-6, M=M)
@@ -111,14 +116,42 @@ def test_train_vcycle_reduces_contraction():
     assert hist[-1]["rho"] < 0.8 * hist[0]["rho"]
 
 
-def test_nonlinear_network_is_refused_by_aslinearoperator():
+def test_scipy_cg_takes_the_object_and_its_operator_at_the_matrix_shape():
+    # the reported failure: "r has 128 entries, expected 16384" (shape was the grid's)
+    A = gallery.poisson2d(128)
+    b = gallery.random_rhs(gallery.dirichlet_box((128, 128)), seed=0)
+    P = LearnedPreconditioner(LearnedVCycle(dim=2), A)
+    assert P.shape == (16384, 16384) and P.grid_shape == (128, 128)
+    ref = sla.spsolve(A.tocsc(), b)
+    for M in (P.aspreconditioner(), P, P.aslinearoperator()):
+        x, info = sla.cg(A, b, rtol=1e-10, M=M)
+        assert info == 0
+        np.testing.assert_allclose(x, ref, rtol=0, atol=1e-7 * np.abs(ref).max())
+
+
+def test_legacy_functions_return_operators_at_the_matrix_shape():
+    A = gallery.poisson2d(10)
+    r = np.arange(100.0)
+    for op in (jacobi(A), amg(A), AMG(A).aspreconditioner(), Jacobi(A).aspreconditioner()):
+        assert isinstance(op, sla.LinearOperator) and op.shape == (100, 100)
+        x, info = sla.cg(A, r, rtol=1e-10, M=op)
+        assert info == 0 and np.linalg.norm(r - A @ x) <= 1e-10 * np.linalg.norm(r)
+    np.testing.assert_allclose(jacobi(A).matvec(r), r / 4)
+
+
+def test_nonlinear_network_is_refused_by_aspreconditioner():
     net = ConjugateDirectionNet(dim=2, width=2)
     p = gallery.dirichlet_box((16, 16))
     pre = LearnedPreconditioner(net, p)
-    assert not pre.is_linear
+    assert not pre.is_linear and not pre.is_spd
+    with pytest.raises(SolverError, match="nonlinear"):
+        pre.aspreconditioner()
     with pytest.raises(SolverError, match="nonlinear"):
         pre.aslinearoperator()
-    op = pre.aslinearoperator(allow_nonlinear=True)
+    with pytest.raises(SolverError, match="nonlinear"):
+        cg(p.A, np.ones(p.n), M=pre)  # our cg refuses it too; fcg takes it
+    assert fcg(p.A, np.ones(p.n), rtol=1e-8, M=pre, m=2).converged
+    op = pre.aspreconditioner(allow_nonlinear=True)
     assert op.shape == (256, 256) and op.dtype == np.float64
     b = gallery.random_rhs(p)
     res = pre.solve(b, rtol=1e-8)

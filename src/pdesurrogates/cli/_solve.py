@@ -1,4 +1,10 @@
-"""``pdesurrogates solve`` and ``pdesurrogates train dcdm``: learned and classical solvers."""
+"""``pdesurrogates solve``, ``train dcdm`` and ``train vcycle``: learned and classical solvers.
+
+Parsing and printing only: the problems come from
+:func:`pdesurrogates.solvers.gallery.named_problem` and the solve is
+:func:`pdesurrogates.solvers.solve_with`; this module loads or constructs the model object
+it passes in.
+"""
 
 from __future__ import annotations
 
@@ -11,38 +17,16 @@ import typer
 
 from pdesurrogates.cli._app import app, train_app
 
-__all__ = ["build_problem", "solve_command", "train_dcdm_command"]
+__all__ = ["solve_command", "train_dcdm_command", "train_vcycle_command"]
 
+# literal copies of solvers.gallery.PROBLEM_NAMES / solvers.SOLVE_METHODS for the help
+# text (importing solvers here would import scipy when the CLI starts; a test checks them)
 _PROBLEMS = ("poisson2d", "poisson3d", "smoke2d", "smoke3d", "varcoef2d")
 _METHODS = ("cg", "jacobi", "ic", "amg", "dcdm", "vcycle")
+_MODEL_METHODS = ("dcdm", "vcycle")
 
 
-def build_problem(name: str, n: int, *, obstacle: bool = True, seed: int = 0):
-    """A gallery :class:`~pdesurrogates.solvers.gallery.Problem` by CLI name."""
-    from pdesurrogates.solvers import gallery
-
-    if n < 4:
-        raise ValueError(f"--n must be >= 4; got {n}")
-    if name == "poisson2d":
-        return gallery.dirichlet_box((n, n))
-    if name == "poisson3d":
-        return gallery.dirichlet_box((n, n, n))
-    if name == "smoke2d":
-        obs = [((0.5, 0.35), 0.12)] if obstacle else []
-        return gallery.smoke_domain((n, n), obstacles=obs)
-    if name == "smoke3d":
-        obs = [((0.5, 0.5, 0.35), 0.15)] if obstacle else []
-        return gallery.smoke_domain((n, n, n), obstacles=obs)
-    if name == "varcoef2d":
-        rng = np.random.default_rng(seed)
-        from scipy.ndimage import gaussian_filter
-
-        k = np.exp(2.0 * gaussian_filter(rng.standard_normal((n, n)), 2.0, mode="wrap") * 3)
-        return gallery.variable_coefficient(k)
-    raise ValueError(f"unknown --problem {name!r}; choose one of {', '.join(_PROBLEMS)}")
-
-
-def _residual_plot(residuals: np.ndarray, bnorm: float, title: str):
+def _residual_plot(residuals: np.ndarray, bnorm: float, title: str, path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -55,36 +39,33 @@ def _residual_plot(residuals: np.ndarray, bnorm: float, title: str):
     ax.set_title(title)
     ax.grid(True, which="both", alpha=0.3)
     fig.tight_layout()
-    return fig
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
 
 
-def run_method(problem, b, method: str, *, model=None, rtol: float = 1e-6, maxiter=None):
-    """Set up and run one solver; returns ``(SolveResult, setup_seconds, solve_seconds)``."""
-    from pdesurrogates import solvers
+def _model_for(method: str, model: Path | None, dim: int):
+    """The model object for ``method``: loaded from ``model``, or the default V-cycle."""
+    if model is not None and method not in _MODEL_METHODS:
+        raise ValueError(
+            f"--model is not used by --method {method}; the methods that take a model are "
+            f"{', '.join(_MODEL_METHODS)}"
+        )
+    if model is not None:
+        import pdesurrogates
 
-    A = problem.A
-    t0 = time.perf_counter()
-    if method == "cg":
-        M = None
-    elif method == "jacobi":
-        M = solvers.jacobi(A)
-    elif method == "ic":
-        M = solvers.IncompleteCholesky(A).aslinearoperator()
-    elif method == "amg":
-        M = solvers.amg(A)
-    elif method in ("dcdm", "vcycle"):
-        if model is None:
-            raise ValueError(f"--method {method} needs --model (a saved model directory)")
-        pre = solvers.LearnedPreconditioner(model, problem)
-    else:
-        raise ValueError(f"unknown --method {method!r}; choose one of {', '.join(_METHODS)}")
-    setup = time.perf_counter() - t0
-    t1 = time.perf_counter()
-    if method in ("dcdm", "vcycle"):
-        res = pre.solve(b, rtol=rtol, maxiter=maxiter)
-    else:
-        res = solvers.cg(A, b, rtol=rtol, M=M, maxiter=maxiter, check_symmetric=False)
-    return res, setup, time.perf_counter() - t1
+        return pdesurrogates.load(model)
+    if method == "vcycle":
+        from pdesurrogates.surrogates import LearnedVCycle
+
+        typer.echo("note: no --model given; using the untrained (geometric) V-cycle")
+        return LearnedVCycle(dim=dim)
+    if method == "dcdm":
+        raise ValueError(
+            "--method dcdm needs --model (a saved direction network, e.g. from "
+            "'pdesurrogates train dcdm')"
+        )
+    return None
 
 
 @app.command("solve")
@@ -93,7 +74,9 @@ def solve_command(
     n: int = typer.Option(128, "--n", help="Grid cells per side."),
     method: str = typer.Option("cg", help=f"Solver: {', '.join(_METHODS)}."),
     model: Path | None = typer.Option(
-        None, help="Saved model directory (from 'pdesurrogates train dcdm') for dcdm/vcycle."
+        None,
+        help="Saved model (directory) for dcdm (from 'train dcdm') or vcycle (from 'train "
+        "vcycle'; default: the untrained geometric V-cycle).",
     ),
     rtol: float = typer.Option(1e-6, help="Relative tolerance on the true residual."),
     rhs: str = typer.Option("random", help="Right-hand side: random or smooth."),
@@ -117,64 +100,54 @@ def solve_command(
         raise ValueError(f"unknown --method {method!r}; choose one of {', '.join(_METHODS)}")
     if rhs not in ("random", "smooth"):
         raise ValueError(f"--rhs must be 'random' or 'smooth'; got {rhs!r}")
-    import torch
-
-    from pdesurrogates.solvers import gallery
-
     if threads < 1:
         raise ValueError(f"--threads must be >= 1; got {threads}")
+    if n < 4:
+        raise ValueError(f"--n must be >= 4; got {n}")
+    import torch
+
+    from pdesurrogates.errors import SolverError
+    from pdesurrogates.solvers import gallery, solve_with
+
     torch.set_num_threads(threads)
-    prob = build_problem(problem, n, obstacle=obstacle, seed=seed)
-    b = (
-        gallery.random_rhs(prob, seed=seed)
-        if rhs == "random"
-        else gallery.smooth_rhs(prob, seed=seed)
-    )
-    net = None
-    if model is not None:
-        import pdesurrogates
-
-        net = pdesurrogates.load(model)
-        mdim = getattr(net, "dim", None)
-        if mdim is not None and mdim != prob.dim:
-            raise ValueError(
-                f"the model in {model} is {mdim}D but --problem {problem} is {prob.dim}D; "
-                f"train a {prob.dim}D model (pdesurrogates train dcdm --dim {prob.dim})"
-            )
-    elif method == "vcycle":
-        from pdesurrogates.surrogates import LearnedVCycle
-
-        net = LearnedVCycle(dim=prob.dim)
-        typer.echo("note: no --model given; using the untrained (geometric) V-cycle")
-    res, setup, solve = run_method(prob, b, method, model=net, rtol=rtol, maxiter=maxiter)
-    status = "converged" if res.converged else "NOT converged"
+    prob = gallery.named_problem(problem, n, obstacle=obstacle, seed=seed)
+    b = (gallery.random_rhs if rhs == "random" else gallery.smooth_rhs)(prob, seed=seed)
+    net = _model_for(method, model, prob.dim)
+    try:
+        res = solve_with(prob, b, method, model=net, rtol=rtol, maxiter=maxiter)
+    except ValueError as exc:
+        raise ValueError(f"{exc} (--model {model})" if model is not None else str(exc)) from exc
+    status = "converged" if res.converged else f"NOT converged ({res.status.value})"
+    used = f" model={res.info['model_class']}" if net is not None else ""
     typer.echo(
-        f"{problem} n={n} ({prob.n} unknowns) method={method}: {status}, "
-        f"iterations={res.n_iter}, setup={setup:.3f} s, solve={solve:.3f} s, "
+        f"{problem} n={n} ({prob.n} unknowns) method={method}{used}: {status}, "
+        f"iterations={res.n_iter}, setup={res.info['setup_seconds']:.3f} s, "
+        f"solve={res.info['solve_seconds']:.3f} s, "
         f"relative residual={res.relative_residual:.2e}"
     )
     fb = res.info.get("fallbacks", 0)
     if fb:
         typer.echo(f"note: {fb} iterations fell back to the residual direction")
     path = plot or Path(f"solve_{problem}_{method}.png")
-    fig = _residual_plot(res.residuals, res.info["bnorm"], f"{problem} {n}: {method}")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    import matplotlib.pyplot as plt
-
-    plt.close(fig)
+    _residual_plot(res.residuals, res.info["bnorm"], f"{problem} {n}: {method}", path)
     typer.echo(f"residual plot: {path}")
     if not res.converged:
-        from pdesurrogates.errors import SolverError
-
         raise SolverError(f"{method} did not converge: {res.message}")
+
+
+def _save_run(net, out: Path, meta: dict) -> None:
+    import pdesurrogates
+
+    pdesurrogates.save(net, out, metadata=json.loads(json.dumps(meta)))
 
 
 @train_app.command("dcdm")
 def train_dcdm_command(
     dim: int = typer.Option(2, help="Spatial dimension (2 or 3)."),
     grid: int = typer.Option(128, help="Training grid cells per side (Dirichlet box)."),
-    out: Path = typer.Option(Path("runs/dcdm"), help="Output directory of the saved model."),
+    output: Path = typer.Option(
+        Path("runs/dcdm"), "-o", "--output", "--out", help="Directory of the saved model."
+    ),
     samples: int = typer.Option(800, help="Number of Ritz-vector training vectors."),
     lanczos_steps: int = typer.Option(400, "--lanczos", help="Lanczos steps (Ritz vectors)."),
     epochs: int = typer.Option(4, help="Training epochs."),
@@ -187,22 +160,21 @@ def train_dcdm_command(
         "(Neumann walls, open top).",
     ),
     seed: int = typer.Option(0, help="Seed of the data and the initialisation."),
-    max_minutes: float | None = typer.Option(None, help="Stop training after this long."),
+    max_seconds: float | None = typer.Option(None, help="Stop training after this long (s)."),
     data: Path | None = typer.Option(
-        None, help="Existing training-vector file (.h5); default: generate OUT-ritz.h5."
+        None, help="Existing training-vector file (.h5); default: generate OUTPUT-ritz.h5."
     ),
-    progress: bool = typer.Option(True, help="Show a progress bar."),
+    quiet: bool = typer.Option(False, "-q", "--quiet", help="No progress bar."),
 ) -> None:
     """Train a DCDM direction network on Ritz vectors of a Poisson matrix.
 
     Generates the training vectors once (Lanczos Ritz vectors weighted to the low
-    spectrum, stored next to OUT as OUT-ritz.h5), trains with the DCDM loss
-    ||r - A d (d^T r)/(d^T A d)||^2 and saves the model to OUT (use it with
-    'pdesurrogates solve --method dcdm --model OUT').
+    spectrum, stored next to OUTPUT as OUTPUT-ritz.h5), trains with the DCDM loss
+    ||r - A d (d^T r)/(d^T A d)||^2 and saves the model to OUTPUT (use it with
+    'pdesurrogates solve --method dcdm --model OUTPUT').
     """
     import torch
 
-    import pdesurrogates
     from pdesurrogates.solvers import gallery
     from pdesurrogates.surrogates import ConjugateDirectionNet
     from pdesurrogates.training import train_dcdm, write_ritz_dataset
@@ -215,10 +187,10 @@ def train_dcdm_command(
         raise ValueError(f"--boundary must be 'dirichlet' or 'smoke'; got {boundary!r}")
     shape = (grid,) * dim
     prob = gallery.dirichlet_box(shape) if boundary == "dirichlet" else gallery.smoke_domain(shape)
-    out.parent.mkdir(parents=True, exist_ok=True)
+    output.parent.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     if data is None:
-        data = out.parent / f"{out.name}-ritz.h5"
+        data = output.parent / f"{output.name}-ritz.h5"
         if not data.exists():
             typer.echo(f"generating {samples} Ritz-vector training vectors on {shape} ...")
             write_ritz_dataset(data, prob, samples, m=lanczos_steps, seed=seed)
@@ -234,8 +206,8 @@ def train_dcdm_command(
         batch_size=batch_size,
         lr=lr,
         seed=seed,
-        progress=progress,
-        max_seconds=None if max_minutes is None else 60 * max_minutes,
+        progress=not quiet,
+        max_seconds=max_seconds,
     )
     meta = {
         "trained_on": {"problem": prob.name, "shape": list(shape)},
@@ -243,9 +215,59 @@ def train_dcdm_command(
         "data_seconds": t_data,
         "history": hist,
     }
-    pdesurrogates.save(net, out, metadata=json.loads(json.dumps(meta)))
+    _save_run(net, output, meta)
     last = hist[-1]
     typer.echo(
         f"trained {len(hist)} epochs in {last['seconds']:.1f} s: loss {last['loss']:.4g}, "
-        f"valid {last['valid_loss']:.4g}; saved to {out}"
+        f"valid {last['valid_loss']:.4g}; saved to {output}"
+    )
+
+
+@train_app.command("vcycle")
+def train_vcycle_command(
+    dim: int = typer.Option(2, help="Spatial dimension (2 or 3)."),
+    grid: int = typer.Option(32, help="Training grid cells per side (dense algebra: small)."),
+    output: Path = typer.Option(
+        Path("runs/vcycle"), "-o", "--output", "--out", help="Directory of the saved model."
+    ),
+    steps: int = typer.Option(200, help="Adam steps."),
+    batch_size: int = typer.Option(16, help="Random error vectors per step."),
+    power: int = typer.Option(3, help="V-cycles per error vector in the loss."),
+    lr: float = typer.Option(1e-2, help="Adam learning rate."),
+    smoothing_steps: int = typer.Option(2, help="Jacobi steps before and after (>= 1)."),
+    coarse_cells: int = typer.Option(64, help="Unknowns of the exactly solved coarsest level."),
+    seed: int = typer.Option(0, help="Seed of the error vectors."),
+    quiet: bool = typer.Option(False, "-q", "--quiet", help="No progress bar."),
+) -> None:
+    """Train a learned multigrid V-cycle (SPD by construction) on the Dirichlet Laplacian.
+
+    Minimises the estimated contraction factor of the V-cycle's error propagation and saves
+    the model to OUTPUT (use it with 'pdesurrogates solve --method vcycle --model OUTPUT').
+    """
+    from pdesurrogates.surrogates import LearnedVCycle
+    from pdesurrogates.training import train_vcycle
+
+    if dim not in (2, 3):
+        raise ValueError(f"--dim must be 2 or 3; got {dim}")
+    if grid < 4:
+        raise ValueError(f"--grid must be >= 4; got {grid}")
+    if steps < 1:
+        raise ValueError(f"--steps must be >= 1; got {steps}")
+    shape = (grid,) * dim
+    net = LearnedVCycle(dim=dim, smoothing_steps=smoothing_steps, coarse_cells=coarse_cells)
+    t0 = time.perf_counter()
+    hist = train_vcycle(
+        net, shape, steps=steps, batch_size=batch_size, power=power, lr=lr, seed=seed,
+        progress=not quiet,
+    )  # fmt: skip
+    seconds = time.perf_counter() - t0
+    meta = {
+        "trained_on": {"problem": "dirichlet_box", "shape": list(shape)},
+        "seconds": seconds,
+        "history": hist,
+    }
+    _save_run(net.float(), output, meta)
+    typer.echo(
+        f"trained {steps} steps in {seconds:.1f} s: contraction {hist[0]['rho']:.3f} -> "
+        f"{hist[-1]['rho']:.3f}; saved to {output}"
     )

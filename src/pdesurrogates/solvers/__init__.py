@@ -7,23 +7,33 @@ import sys as _sys
 from pdesurrogates.solvers import _gallery as gallery
 from pdesurrogates.solvers import _krylov as krylov
 from pdesurrogates.solvers._dcdm import dcdm
-from pdesurrogates.solvers._krylov import SolveResult, cg, fcg
+from pdesurrogates.solvers._krylov import SolveResult, SolveStatus, cg, fcg
+from pdesurrogates.solvers._multigrid import MultigridHierarchy
+from pdesurrogates.solvers._precond_base import Preconditioner
 from pdesurrogates.solvers._preconditioners import (
+    AMG,
     IncompleteCholesky,
+    Jacobi,
     LearnedPreconditioner,
-    MultigridHierarchy,
     amg,
     jacobi,
 )
+from pdesurrogates.solvers._solve import MODEL_METHODS, SOLVE_METHODS, solve_with
 
 _sys.modules[__name__ + ".gallery"] = gallery
 _sys.modules[__name__ + ".krylov"] = krylov
 
 __all__ = [
+    "AMG",
+    "MODEL_METHODS",
+    "SOLVE_METHODS",
     "IncompleteCholesky",
+    "Jacobi",
     "LearnedPreconditioner",
     "MultigridHierarchy",
+    "Preconditioner",
     "SolveResult",
+    "SolveStatus",
     "amg",
     "cg",
     "dcdm",
@@ -31,4 +41,5 @@ __all__ = [
     "gallery",
     "jacobi",
     "krylov",
+    "solve_with",
 ]

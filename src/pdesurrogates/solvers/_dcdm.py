@@ -126,7 +126,10 @@ def dcdm(
     Returns
     -------
     SolveResult
-        ``info["fallbacks"]`` counts iterations that used the residual direction.
+        ``info["fallbacks"]`` counts iterations that used the residual direction;
+        ``status`` is ``CONVERGED``, ``MAXITER``, ``INDEFINITE`` (a direction with
+        ``p^T A p <= 0``), ``BREAKDOWN`` or ``NONFINITE`` (see
+        :class:`~pdesurrogates.solvers.SolveStatus`).
     """
     if int(n_orth) < 1:
         raise ValueError(f"n_orth must be >= 1; got {n_orth}")

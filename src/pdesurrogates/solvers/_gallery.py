@@ -32,11 +32,13 @@ import numpy as np
 import scipy.sparse as sp
 
 __all__ = [
+    "PROBLEM_NAMES",
     "Problem",
     "circle_obstacle",
     "dirichlet_box",
     "grid_to_vector",
     "laplacian",
+    "named_problem",
     "poisson2d",
     "poisson3d",
     "random_rhs",
@@ -343,6 +345,51 @@ def variable_coefficient(coeff: np.ndarray) -> Problem:
     A = _face_system(shape, faces, sides, np.zeros(shape, bool))
     meta = {"coeff_min": float(k.min()), "coeff_max": float(k.max())}
     return Problem(A, tuple(shape), np.ones(shape, bool), "variable_coefficient", meta)
+
+
+PROBLEM_NAMES = ("poisson2d", "poisson3d", "smoke2d", "smoke3d", "varcoef2d")
+"""Names accepted by :func:`named_problem` (and ``pdesurrogates solve --problem``)."""
+
+
+def named_problem(name: str, n: int, *, obstacle: bool = True, seed: int = 0) -> Problem:
+    """A gallery problem by name, with ``n`` cells per side.
+
+    Parameters
+    ----------
+    name : {"poisson2d", "poisson3d", "smoke2d", "smoke3d", "varcoef2d"}
+        Dirichlet box (2D/3D), smoke domain (Neumann walls, open top; 2D/3D) or the 2D
+        variable-coefficient diffusion with a log-normal, smoothed coefficient field.
+    n : int
+        Cells per side (>= 4).
+    obstacle : bool
+        Put a circular (spherical) obstacle in the smoke domains.
+    seed : int
+        Seed of the coefficient field (``varcoef2d``).
+
+    Examples
+    --------
+    >>> p = named_problem("smoke2d", 16)
+    >>> p.name, p.shape, p.n
+    ('smoke_domain', (16, 16), 256)
+    """
+    if int(n) < 4:
+        raise ValueError(f"n must be >= 4 cells per side; got {n}")
+    n = int(n)
+    if name == "poisson2d":
+        return dirichlet_box((n, n))
+    if name == "poisson3d":
+        return dirichlet_box((n, n, n))
+    if name == "smoke2d":
+        return smoke_domain((n, n), obstacles=[((0.5, 0.35), 0.12)] if obstacle else [])
+    if name == "smoke3d":
+        return smoke_domain((n, n, n), obstacles=[((0.5, 0.5, 0.35), 0.15)] if obstacle else [])
+    if name == "varcoef2d":
+        from scipy.ndimage import gaussian_filter
+
+        rng = np.random.default_rng(seed)
+        k = np.exp(6.0 * gaussian_filter(rng.standard_normal((n, n)), 2.0, mode="wrap"))
+        return variable_coefficient(k)
+    raise ValueError(f"unknown problem {name!r}; choose one of {', '.join(PROBLEM_NAMES)}")
 
 
 def random_rhs(problem: Problem, *, seed: int = 0) -> np.ndarray:

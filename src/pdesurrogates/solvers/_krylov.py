@@ -24,6 +24,7 @@ Examples
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -33,7 +34,39 @@ from scipy.sparse.linalg import LinearOperator, aslinearoperator
 
 from pdesurrogates.errors import SolverError
 
-__all__ = ["SolveResult", "cg", "fcg"]
+__all__ = ["SolveResult", "SolveStatus", "cg", "fcg"]
+
+
+class SolveStatus(enum.StrEnum):
+    """Why an iterative solve stopped (``SolveResult.status``).
+
+    The members compare equal to their lower-case names (``status == "converged"``).
+
+    Attributes
+    ----------
+    CONVERGED
+        The stopping test ``||b - A x|| <= max(rtol ||b||, atol)`` holds.
+    MAXITER
+        The iteration cap was reached first.
+    INACCURATE
+        The recursive residual met the tolerance but the true residual did not
+        (loss of accuracy in floating point).
+    INDEFINITE
+        A curvature ``p^T A p <= 0`` (``A`` not positive definite) or ``r^T M r <= 0``
+        (the preconditioner not positive definite) was met.
+    BREAKDOWN
+        No usable search direction was left (a zero or non-finite direction built from
+        the residual).
+    NONFINITE
+        The preconditioner or the iteration produced NaN or Inf.
+    """
+
+    CONVERGED = "converged"
+    MAXITER = "maxiter"
+    INACCURATE = "inaccurate"
+    INDEFINITE = "indefinite"
+    BREAKDOWN = "breakdown"
+    NONFINITE = "nonfinite"
 
 
 @dataclass
@@ -56,6 +89,9 @@ class SolveResult:
     info : dict
         Extra facts: ``tol`` (the absolute threshold), ``fallbacks`` (iterations where a
         learned direction was replaced by the residual), timing when measured.
+    status : SolveStatus
+        Why the solve stopped; ``converged`` is ``status is SolveStatus.CONVERGED``.
+        When not given it is ``CONVERGED`` or ``MAXITER`` from ``converged``.
     """
 
     x: np.ndarray
@@ -64,6 +100,16 @@ class SolveResult:
     residuals: np.ndarray
     message: str
     info: dict = field(default_factory=dict)
+    status: SolveStatus | None = None
+
+    def __post_init__(self) -> None:
+        if self.status is None:
+            self.status = SolveStatus.CONVERGED if self.converged else SolveStatus.MAXITER
+        self.status = SolveStatus(self.status)
+        if bool(self.converged) != (self.status is SolveStatus.CONVERGED):
+            raise ValueError(
+                f"SolveResult: converged={self.converged} contradicts status={self.status.value}"
+            )
 
     @property
     def relative_residual(self) -> float:
@@ -73,7 +119,7 @@ class SolveResult:
 
     def __repr__(self) -> str:  # short: x can be huge
         return (
-            f"SolveResult(converged={self.converged}, n_iter={self.n_iter}, "
+            f"SolveResult(status={self.status.value}, n_iter={self.n_iter}, "
             f"residual={self.residuals[-1]:.3e}, message={self.message!r})"
         )
 
@@ -136,11 +182,21 @@ def _check_symmetric(A) -> None:
         )
 
 
-def _as_apply(M, n: int) -> Callable[[np.ndarray], np.ndarray] | None:
+def _as_apply(M, n: int, *, flexible: bool) -> Callable[[np.ndarray], np.ndarray] | None:
+    """``r -> M r`` for a matrix, LinearOperator, preconditioner object or callable.
+
+    A preconditioner object (anything with ``aspreconditioner()``, ours or pyamg's) is
+    turned into its LinearOperator for CG, which refuses a nonlinear map; flexible
+    methods (``flexible=True``) call its ``matvec`` directly, nonlinear or not.
+    """
     if M is None:
         return None
-    if hasattr(M, "aslinearoperator") and not isinstance(M, LinearOperator):
-        M = M.aslinearoperator()
+    if hasattr(M, "aspreconditioner") and not isinstance(M, LinearOperator):
+        if flexible and hasattr(M, "matvec"):
+            if getattr(M, "n", n) != n:
+                raise ValueError(f"preconditioner M is set up for n={M.n}, expected n={n}")
+            return M.matvec
+        M = M.aspreconditioner()
     if isinstance(M, LinearOperator) or sp.issparse(M) or isinstance(M, np.ndarray):
         if M.shape != (n, n):
             raise ValueError(f"preconditioner M has shape {M.shape}, expected {(n, n)}")
@@ -210,16 +266,19 @@ def cg(
     Returns
     -------
     SolveResult
+        ``status`` is ``CONVERGED``, ``MAXITER``, ``INACCURATE`` (true residual above the
+        tolerance), ``INDEFINITE`` (``p^T A p <= 0`` or ``r^T M r <= 0``) or ``NONFINITE``.
 
     Raises
     ------
     SolverError
-        Non-square or non-symmetric ``A``, or ``p^T A p <= 0`` (not positive definite).
+        Non-square or non-symmetric ``A``, a non-positive diagonal entry, or a
+        preconditioner object that is not a fixed SPD map.
     ValueError
         Shape mismatch, NaN/Inf in ``b``, bad tolerances.
     """
     op, b, x, n = _prepare(A, b, x0, check_symmetric=check_symmetric)
-    psolve = _as_apply(M, n)
+    psolve = _as_apply(M, n, flexible=False)
     maxiter = _maxiter(maxiter, n)
     bnorm = float(np.linalg.norm(b))
     tol = _tolerance(bnorm, rtol, atol)
@@ -230,16 +289,24 @@ def cg(
     hist = [float(np.linalg.norm(r))]
     rho_prev, p = None, None
     it = 0
-    converged = False
+    status, why = SolveStatus.MAXITER, ""
     for it in range(maxiter + 1):
         if np.linalg.norm(r) < tol:
-            converged = True
+            status = SolveStatus.CONVERGED
             break
         if it == maxiter:
             break
-        z = psolve(r) if psolve is not None else r
+        with np.errstate(all="ignore"):
+            z = psolve(r) if psolve is not None else r
         z = np.asarray(z, dtype=np.float64).reshape(-1)
         rho = float(np.dot(r, z))
+        if not np.isfinite(rho):
+            status, why = SolveStatus.NONFINITE, "the preconditioner returned NaN or Inf"
+            break
+        if not rho > 0:
+            status = SolveStatus.INDEFINITE
+            why = f"r^T M r = {rho:.3g} <= 0: the preconditioner M is not positive definite"
+            break
         if it > 0:
             p *= rho / rho_prev
             p += z
@@ -248,10 +315,9 @@ def cg(
         q = op.matvec(p)
         pq = float(np.dot(p, q))
         if not pq > 0:
-            raise SolverError(
-                f"CG breakdown at iteration {it + 1}: p^T A p = {pq:.3g} <= 0; A (or the "
-                "preconditioner M) is not positive definite"
-            )
+            status = SolveStatus.INDEFINITE if np.isfinite(pq) else SolveStatus.NONFINITE
+            why = f"p^T A p = {pq:.3g} <= 0: A is not positive definite"
+            break
         alpha = rho / pq
         x += alpha * p
         r -= alpha * q
@@ -262,23 +328,33 @@ def cg(
             hist.append(float(np.linalg.norm(r)))
         if callback is not None:
             callback(x)
-    n_iter = it
     true_norm = float(np.linalg.norm(b - op.matvec(x)))
-    if converged and true_norm > 10 * tol:
-        converged = False
-        msg = (
-            f"recursive residual met the tolerance after {n_iter} iterations but the true "
-            f"residual {true_norm:.3e} is above it (loss of accuracy; tighten rtol)"
-        )
-    elif converged:
-        msg = f"converged in {n_iter} iterations (relative residual {true_norm / bnorm:.2e})"
-    else:
-        msg = (
-            f"not converged: reached maxiter={maxiter} with relative residual "
-            f"{true_norm / bnorm:.2e} > {tol / bnorm:.2e}"
-        )
+    if status is SolveStatus.CONVERGED and true_norm > 10 * tol:
+        status = SolveStatus.INACCURATE
     info["true_residual"] = true_norm
-    return SolveResult(x, converged, n_iter, np.asarray(hist), msg, info)
+    msg = _message(status, it, maxiter, true_norm / bnorm, tol / bnorm, why)
+    return SolveResult(x, status is SolveStatus.CONVERGED, it, np.asarray(hist), msg, info, status)
+
+
+def _message(status, n_iter, maxiter, rel, rel_tol, why="", note="") -> str:
+    """One sentence saying why a solve stopped."""
+    if status is SolveStatus.CONVERGED:
+        return f"converged in {n_iter} iterations (relative residual {rel:.2e}){note}"
+    if status is SolveStatus.MAXITER:
+        return (
+            f"not converged: reached maxiter={maxiter} with relative residual "
+            f"{rel:.2e} > {rel_tol:.2e}{note}"
+        )
+    if status is SolveStatus.INACCURATE:
+        return (
+            f"recursive residual met the tolerance after {n_iter} iterations but the true "
+            f"relative residual {rel:.2e} is above {rel_tol:.2e} (loss of accuracy; tighten "
+            f"rtol){note}"
+        )
+    return (
+        f"not converged ({status.value}) at iteration {n_iter + 1}: {why}; relative "
+        f"residual {rel:.2e}{note}"
+    )
 
 
 def fcg(
@@ -321,7 +397,7 @@ def fcg(
     if int(m) < 1:
         raise ValueError(f"m (number of kept directions) must be >= 1; got {m}")
     op, b, x, n = _prepare(A, b, x0, check_symmetric=check_symmetric)
-    psolve = _as_apply(M, n)
+    psolve = _as_apply(M, n, flexible=True)
     return _flexible_cg(
         op,
         b,
@@ -363,39 +439,25 @@ def _flexible_cg(
     hist = [rnorm]
     dirs: list[tuple[np.ndarray, np.ndarray, float]] = []  # (p, Ap, p^T A p)
     it = 0
-    converged = rnorm <= tol
-    while not converged and it < maxiter:
-        z = None
-        if psolve is not None:
-            rin = r / rnorm if normalize_input else r
-            with np.errstate(all="ignore"):
-                z = np.asarray(psolve(rin), dtype=np.float64).reshape(-1)
-            if z.shape[0] != n:
-                raise SolverError(f"preconditioner returned {z.shape[0]} values, expected {n}")
-        p = _orthogonalise(z, dirs) if z is not None else None
-        if z is not None:
-            if p is None or not np.all(np.isfinite(p)) or not float(np.dot(p, r)) > 0:
-                info["fallbacks"] += 1
-                info["fallback_iters"].append(it + 1)
-                p = None
-        if p is None:
-            p = _orthogonalise(r, dirs)
+    status = SolveStatus.CONVERGED if rnorm <= tol else SolveStatus.MAXITER
+    why = ""
+    while status is SolveStatus.MAXITER and it < maxiter:
+        p = _direction(psolve, r, rnorm, dirs, info, it, normalize_input)
         Ap = op.matvec(p)
         pAp = float(np.dot(p, Ap))
         if not pAp > 0:
-            if not np.all(np.isfinite(p)) or not np.any(p):
-                break
-            raise SolverError(
-                f"{method} breakdown at iteration {it + 1}: p^T A p = {pAp:.3g} <= 0; "
-                "A is not positive definite"
-            )
+            if not np.all(np.isfinite(p)) or not np.isfinite(pAp):
+                status, why = SolveStatus.NONFINITE, "the search direction holds NaN or Inf"
+            elif not np.any(p):
+                status, why = SolveStatus.BREAKDOWN, "the search direction is zero"
+            else:
+                status = SolveStatus.INDEFINITE
+                why = f"p^T A p = {pAp:.3g} <= 0: A is not positive definite"
+            break
         alpha = float(np.dot(p, r)) / pAp
         x += alpha * p
         it += 1
-        if true_residual:
-            r = b - op.matvec(x)
-        else:
-            r -= alpha * Ap
+        r = b - op.matvec(x) if true_residual else r - alpha * Ap
         rnorm = float(np.linalg.norm(r))
         hist.append(rnorm)
         dirs.append((p, Ap, pAp))
@@ -403,19 +465,34 @@ def _flexible_cg(
             dirs.pop(0)
         if callback is not None:
             callback(x)
-        converged = rnorm <= tol
+        if rnorm <= tol:
+            status = SolveStatus.CONVERGED
     true_norm = float(np.linalg.norm(b - op.matvec(x))) if not true_residual else rnorm
+    if status is SolveStatus.CONVERGED and true_norm > 10 * tol:
+        status = SolveStatus.INACCURATE
     info["true_residual"] = true_norm
     fb = info["fallbacks"]
     note = f"; fell back to the residual direction in {fb} iterations" if fb else ""
-    if converged:
-        msg = f"converged in {it} iterations (relative residual {true_norm / bnorm:.2e}){note}"
-    else:
-        msg = (
-            f"not converged: reached maxiter={maxiter} with relative residual "
-            f"{true_norm / bnorm:.2e} > {tol / bnorm:.2e}{note}"
-        )
-    return SolveResult(x, bool(converged), it, np.asarray(hist), msg, info)
+    msg = _message(status, it, maxiter, true_norm / bnorm, tol / bnorm, why, note)
+    return SolveResult(x, status is SolveStatus.CONVERGED, it, np.asarray(hist), msg, info, status)
+
+
+def _direction(psolve, r, rnorm, dirs, info, it, normalize_input) -> np.ndarray:
+    """The preconditioned direction, A-orthogonalised; the residual when it is unusable."""
+    n = r.shape[0]
+    if psolve is not None:
+        rin = r / rnorm if normalize_input else r
+        with np.errstate(all="ignore"):
+            z = np.asarray(psolve(rin), dtype=np.float64).reshape(-1)
+        if z.shape[0] != n:
+            raise SolverError(f"preconditioner returned {z.shape[0]} values, expected {n}")
+        p = _orthogonalise(z, dirs)
+        if p is not None and np.all(np.isfinite(p)) and float(np.dot(p, r)) > 0:
+            return p
+        info["fallbacks"] += 1
+        info["fallback_iters"].append(it + 1)
+    p = _orthogonalise(r, dirs)
+    return r.copy() if p is None else p
 
 
 def _orthogonalise(z: np.ndarray, dirs) -> np.ndarray | None:

@@ -1,21 +1,25 @@
 """Preconditioners: classical ones (Jacobi, IC(0), pyamg AMG) and learned ones.
 
-A preconditioner is built once from ``A`` (the setup) and applied many times. Every class
-here offers ``matvec(r)`` and ``.aslinearoperator()``, a
-:class:`scipy.sparse.linalg.LinearOperator` (float64, no probe call) usable as ``M=`` in
-scipy's Krylov solvers and in :func:`pdesurrogates.solvers.cg` / ``fcg``.
+Every class here is a :class:`Preconditioner`: built once from ``A`` (the setup) and
+applied many times with ``matvec(r)``. ``shape`` is the matrix's shape ``(n, n)`` and
+``aspreconditioner()`` returns a :class:`scipy.sparse.linalg.LinearOperator` of that
+shape (float64, no probe call), usable as ``M=`` in scipy's Krylov solvers, exactly like
+pyamg's ``ml.aspreconditioner()``. Our :func:`~pdesurrogates.solvers.cg` and ``fcg``
+take the object itself as ``M=``.
 
 Which one goes where:
 
 * ``scipy.sparse.linalg.cg`` and our :func:`~pdesurrogates.solvers.cg` need a **fixed,
-  linear, symmetric positive definite** ``M``: :func:`jacobi`, :class:`IncompleteCholesky`,
-  :func:`amg`, and a :class:`LearnedPreconditioner` around a
-  :class:`~pdesurrogates.surrogates.LearnedVCycle` (SPD by construction).
+  linear, symmetric positive definite** ``M`` (``P.is_spd``): :class:`Jacobi`,
+  :class:`IncompleteCholesky`, :class:`AMG`, :class:`MultigridHierarchy` and a
+  :class:`LearnedPreconditioner` around a :class:`~pdesurrogates.surrogates.LearnedVCycle`
+  (SPD by construction).
 * A nonlinear network (:class:`~pdesurrogates.surrogates.ConjugateDirectionNet`) is not a
   valid CG preconditioner: wrap it in :class:`LearnedPreconditioner` and call
-  :meth:`LearnedPreconditioner.solve` (flexible CG / DCDM), or :func:`dcdm` directly.
-  Its ``aslinearoperator()`` refuses unless ``allow_nonlinear=True`` (e.g. for GMRES
-  experiments, where a changing ``M`` is also formally invalid).
+  :meth:`LearnedPreconditioner.solve` (flexible CG / DCDM), ``fcg(A, b, M=P)``, or
+  :func:`dcdm` directly. Its ``aspreconditioner()`` refuses unless
+  ``allow_nonlinear=True`` (e.g. for GMRES experiments, where a changing ``M`` is also
+  formally invalid).
 
 Examples
 --------
@@ -23,8 +27,11 @@ Examples
 >>> from pdesurrogates.solvers import gallery, IncompleteCholesky
 >>> A = gallery.poisson2d(32)
 >>> b = np.ones(A.shape[0])
+>>> P = IncompleteCholesky(A)
+>>> P.shape, P.aspreconditioner().shape
+((1024, 1024), (1024, 1024))
 >>> it = []
->>> x, info = sla.cg(A, b, rtol=1e-8, M=IncompleteCholesky(A).aslinearoperator(),
+>>> x, info = sla.cg(A, b, rtol=1e-8, M=P.aspreconditioner(),
 ...                  callback=lambda xk: it.append(1))
 >>> info, len(it) < 60
 (0, True)
@@ -38,45 +45,56 @@ from collections.abc import Sequence
 import numpy as np
 import scipy.sparse as sp
 import scipy.sparse.linalg as sla
-from scipy.linalg import cho_factor, cho_solve
 
 from pdesurrogates.errors import SolverError
 from pdesurrogates.solvers._dcdm import dcdm, grid_shape_for, network_apply
+from pdesurrogates.solvers._ic0 import _ic0, _PivotError
 from pdesurrogates.solvers._krylov import SolveResult, cg, fcg
+from pdesurrogates.solvers._multigrid import MultigridHierarchy
+from pdesurrogates.solvers._precond_base import Preconditioner, square_csr
 
 __all__ = [
+    "AMG",
     "IncompleteCholesky",
+    "Jacobi",
     "LearnedPreconditioner",
-    "MultigridHierarchy",
     "amg",
     "jacobi",
 ]
 
 
-def _square_csr(A, name="A") -> sp.csr_matrix:
-    if not sp.issparse(A) and not isinstance(A, np.ndarray):
-        raise ValueError(f"{name} must be a sparse matrix or ndarray; got {type(A).__name__}")
-    A = sp.csr_matrix(A, dtype=np.float64)
-    if A.shape[0] != A.shape[1]:
-        raise SolverError(f"{name} must be square; got shape {A.shape}")
-    return A
+class Jacobi(Preconditioner):
+    """Diagonal (Jacobi) preconditioner ``M = diag(A)^{-1}``: SPD for a positive diagonal.
 
+    Examples
+    --------
+    >>> from pdesurrogates.solvers import gallery
+    >>> P = Jacobi(gallery.poisson2d(4))
+    >>> P.shape, P.matvec([4.0] * 16)[:2].tolist()
+    ((16, 16), [1.0, 1.0])
+    """
 
-def _operator(n, fn) -> sla.LinearOperator:
-    return sla.LinearOperator((n, n), matvec=fn, rmatvec=fn, dtype=np.float64)
+    def __init__(self, A):
+        t0 = time.perf_counter()
+        A = square_csr(A)
+        d = A.diagonal()
+        if np.any(d <= 0):
+            raise SolverError("Jacobi needs a positive diagonal; A has entries <= 0 on it")
+        self.n = A.shape[0]
+        self.inv_diagonal = 1.0 / d
+        self.setup_seconds = time.perf_counter() - t0
+
+    def matvec(self, r: np.ndarray) -> np.ndarray:
+        """``diag(A)^{-1} r``."""
+        return self.inv_diagonal * self._vector(r)
 
 
 def jacobi(A) -> sla.LinearOperator:
-    """Diagonal (Jacobi) preconditioner ``M = diag(A)^{-1}`` as a LinearOperator."""
-    A = _square_csr(A)
-    d = A.diagonal()
-    if np.any(d <= 0):
-        raise SolverError("Jacobi needs a positive diagonal; A has entries <= 0 on it")
-    inv = 1.0 / d
-    return _operator(A.shape[0], lambda r: inv * np.ravel(r))
+    """``Jacobi(A).aspreconditioner()``: the diagonal preconditioner as a LinearOperator."""
+    return Jacobi(A).aspreconditioner()
 
 
-class IncompleteCholesky:
+class IncompleteCholesky(Preconditioner):
     """IC(0): ``A ~ L L^T`` with ``L`` on the sparsity pattern of ``tril(A)``.
 
     Our own implementation (no fill-in, natural ordering). For matrices whose
@@ -96,7 +114,7 @@ class IncompleteCholesky:
     """
 
     def __init__(self, A, *, shift: float = 0.0):
-        A = _square_csr(A)
+        A = square_csr(A)
         self.n = A.shape[0]
         t0 = time.perf_counter()
         s = float(shift)
@@ -121,200 +139,41 @@ class IncompleteCholesky:
 
     def matvec(self, r: np.ndarray) -> np.ndarray:
         """``(L L^T)^{-1} r``."""
-        y = self._lu.solve(np.asarray(r, dtype=np.float64).ravel())
+        y = self._lu.solve(self._vector(r))
         return self._lu.solve(y, trans="T")
 
-    def aslinearoperator(self) -> sla.LinearOperator:
-        """The SPD preconditioner as a LinearOperator."""
-        return _operator(self.n, self.matvec)
 
+class AMG(Preconditioner):
+    """pyamg smoothed-aggregation multigrid, one cycle per application (needs pyamg).
 
-class _PivotError(Exception):
-    pass
-
-
-def _ic0(A: sp.csr_matrix, shift: float) -> sp.csr_matrix:
-    n = A.shape[0]
-    Lpat = sp.tril(A, k=-1, format="csr")
-    Lpat.sort_indices()
-    diag = A.diagonal() * (1.0 + shift)
-    indptr, indices, data = Lpat.indptr, Lpat.indices, Lpat.data
-    rows = np.repeat(np.arange(n), np.diff(indptr))
-    # triangle check: does some row i hold j > k with (j, k) in the pattern?
-    S = sp.csr_matrix((np.ones_like(data), indices, indptr), shape=(n, n))
-    has_triangles = (S.multiply(S @ S.T)).nnz > 0 if S.nnz else False
-    if has_triangles:
-        return _ic0_rowloop(A, shift)
-    # level scheduling: rows of one wavefront depend only on rows of earlier ones
-    level = _levels(indptr, indices, n)
-    row_order = np.argsort(level, kind="stable")
-    row_bounds = np.searchsorted(level[row_order], np.arange(level.max() + 2))
-    ent_level = level[rows]
-    ent_order = np.argsort(ent_level, kind="stable")
-    ent_bounds = np.searchsorted(ent_level[ent_order], np.arange(level.max() + 2))
-    Ld = np.zeros(n)
-    acc = np.zeros(n)
-    Lval = np.zeros_like(data)
-    for lv in range(level.max() + 1):
-        es = ent_order[ent_bounds[lv] : ent_bounds[lv + 1]]
-        rs = row_order[row_bounds[lv] : row_bounds[lv + 1]]
-        if len(es):
-            v = data[es] / Ld[indices[es]]
-            Lval[es] = v
-            np.add.at(acc, rows[es], v * v)
-        piv = diag[rs] - acc[rs]
-        if np.any(piv <= 0):
-            raise _PivotError
-        Ld[rs] = np.sqrt(piv)
-    L = sp.csr_matrix((Lval, indices, indptr), shape=(n, n)) + sp.diags(Ld)
-    return sp.csr_matrix(L)
-
-
-def _levels(indptr, indices, n) -> np.ndarray:
-    """Wavefront level of each row of a strictly lower-triangular pattern."""
-    ip = indptr.tolist()
-    ind = indices.tolist()
-    lvl = [0] * n
-    for i in range(n):
-        s, e = ip[i], ip[i + 1]
-        if e > s:
-            lvl[i] = 1 + max([lvl[j] for j in ind[s:e]])
-    return np.asarray(lvl, dtype=np.int64)
-
-
-def _ic0_rowloop(A: sp.csr_matrix, shift: float) -> sp.csr_matrix:
-    n = A.shape[0]
-    Lpat = sp.tril(A, format="csr")
-    Lpat.sort_indices()
-    indptr, indices = Lpat.indptr, Lpat.indices
-    vals = Lpat.data.copy()
-    rowmap: list[dict[int, int]] = [
-        {int(indices[k]): k for k in range(indptr[i], indptr[i + 1])} for i in range(n)
-    ]
-    for i in range(n):
-        for k in range(indptr[i], indptr[i + 1]):
-            j = int(indices[k])
-            s = 0.0
-            for c, kk in rowmap[i].items():
-                if c < j and c in rowmap[j]:
-                    s += vals[kk] * vals[rowmap[j][c]]
-            if j < i:
-                vals[k] = (vals[k] - s) / vals[rowmap[j][j]]
-            else:
-                piv = vals[k] * (1 + shift) - s
-                if piv <= 0:
-                    raise _PivotError
-                vals[k] = np.sqrt(piv)
-    return sp.csr_matrix((vals, indices, indptr), shape=(n, n))
-
-
-def amg(A, **kwargs):
-    """pyamg smoothed-aggregation V-cycle as a LinearOperator (pyamg must be installed).
-
-    ``kwargs`` go to ``pyamg.smoothed_aggregation_solver``. The V-cycle uses symmetric
-    Gauss-Seidel smoothing, so it is a valid SPD preconditioner for CG.
-    """
-    try:
-        import pyamg
-    except ImportError as exc:  # pragma: no cover
-        raise SolverError("the 'amg' preconditioner needs pyamg: pip install pyamg") from exc
-    A = _square_csr(A)
-    ml = pyamg.smoothed_aggregation_solver(A, **kwargs)
-    return ml.aspreconditioner(cycle="V")
-
-
-# --------------------------------------------------------------------------------------
-# Learned SPD multigrid: sparse assembly of a LearnedVCycle's hierarchy
-# --------------------------------------------------------------------------------------
-
-
-def prolongation_1d(n_fine: int, weights: Sequence[float]) -> sp.csr_matrix:
-    """Cell-centred 1D prolongation ``(n_fine, ceil(n_fine / 2))`` with stencil (b, a, a, b).
-
-    Fine cell ``2I`` takes ``a`` from coarse ``I`` and ``b`` from ``I - 1``; fine ``2I + 1``
-    takes ``a`` from ``I`` and ``b`` from ``I + 1``; neighbours beyond the grid are
-    dropped (a zero Dirichlet extension).
-    """
-    a, b = float(weights[0]), float(weights[1])
-    nc = (n_fine + 1) // 2
-    rows, cols, vals = [], [], []
-    for i in range(n_fine):
-        c = i // 2
-        rows.append(i)
-        cols.append(c)
-        vals.append(a)
-        nb = c - 1 if i % 2 == 0 else c + 1
-        if 0 <= nb < nc:
-            rows.append(i)
-            cols.append(nb)
-            vals.append(b)
-    return sp.csr_matrix((vals, (rows, cols)), shape=(n_fine, nc))
-
-
-class MultigridHierarchy:
-    """Galerkin multigrid hierarchy of a :class:`~pdesurrogates.surrogates.LearnedVCycle`.
-
-    ``P_l`` is the tensor product of learned 1D cell-centred stencils, ``R_l = P_l^T``,
-    ``A_{l+1} = P_l^T A_l P_l``, damped-Jacobi smoothing ``omega_l D_l^{-1}`` with
-    ``omega_l = f_l * 2 / g_l`` where ``g_l >= lambda_max(D_l^{-1} A_l)`` is the
-    Gershgorin bound and ``f_l in (0, 1)`` the learned fraction, and an exact (Cholesky)
-    solve on the coarsest level. With the same number of pre- and post-smoothing steps
-    the V-cycle ``B`` is symmetric, and ``omega_l < 2 / lambda_max`` makes it positive
-    definite for *any* SPD ``A``: SPD by construction.
+    ``kwargs`` go to ``pyamg.smoothed_aggregation_solver``; the hierarchy is kept as
+    ``self.ml``. pyamg's default smoother is symmetric Gauss-Seidel, so the V-cycle is a
+    valid SPD preconditioner for CG.
     """
 
-    def __init__(self, model, A, shape: Sequence[int]):
-        A = _square_csr(A)
-        shape = tuple(int(s) for s in shape)
-        if int(np.prod(shape)) != A.shape[0]:
-            raise ValueError(f"grid {shape} holds {int(np.prod(shape))} cells; A is {A.shape}")
-        params = model.numpy_parameters()
-        self.nu = int(model.smoothing_steps)
-        self.levels: list[dict] = []
-        cur, cur_shape = A, shape
-        lvl = 0
-        while True:
-            d = cur.diagonal()
-            if np.any(d <= 0):
-                raise SolverError(f"level {lvl}: non-positive diagonal; A is not SPD")
-            g = float(np.max(abs(cur).sum(axis=1).A1 / d))
-            frac = params["omega_fraction"][min(lvl, len(params["omega_fraction"]) - 1)]
-            level = {"A": cur, "shape": cur_shape, "dinv": 1.0 / d, "omega": frac * 2.0 / g}
-            self.levels.append(level)
-            if cur.shape[0] <= model.coarse_cells or min(cur_shape) < 2:
-                level["chol"] = cho_factor(cur.toarray())
-                break
-            P = None
-            for s in cur_shape:
-                p1 = prolongation_1d(s, params["stencil"])
-                P = p1 if P is None else sp.kron(P, p1, format="csr")
-            level["P"] = sp.csr_matrix(P)
-            cur = sp.csr_matrix(P.T @ cur @ P)
-            cur_shape = tuple((s + 1) // 2 for s in cur_shape)
-            lvl += 1
+    def __init__(self, A, *, cycle: str = "V", **kwargs):
+        try:
+            import pyamg
+        except ImportError as exc:  # pragma: no cover
+            raise SolverError("the 'amg' preconditioner needs pyamg: pip install pyamg") from exc
+        t0 = time.perf_counter()
+        A = square_csr(A)
         self.n = A.shape[0]
-        self.operator_complexity = sum(lv["A"].nnz for lv in self.levels) / A.nnz
-
-    def _cycle(self, lvl: int, r: np.ndarray) -> np.ndarray:
-        L = self.levels[lvl]
-        if "chol" in L:
-            return cho_solve(L["chol"], r)
-        A, w = L["A"], L["omega"] * L["dinv"]
-        x = w * r
-        for _ in range(self.nu - 1):
-            x += w * (r - A @ x)
-        P = L["P"]
-        x += P @ self._cycle(lvl + 1, P.T @ (r - A @ x))
-        for _ in range(self.nu):
-            x += w * (r - A @ x)
-        return x
+        self.ml = pyamg.smoothed_aggregation_solver(A, **kwargs)
+        self._op = self.ml.aspreconditioner(cycle=cycle)
+        self.setup_seconds = time.perf_counter() - t0
 
     def matvec(self, r: np.ndarray) -> np.ndarray:
-        """One V-cycle applied to ``r`` (zero initial guess)."""
-        return self._cycle(0, np.asarray(r, dtype=np.float64).ravel())
+        """One multigrid cycle applied to ``r`` (zero initial guess)."""
+        return np.asarray(self._op.matvec(self._vector(r)), dtype=np.float64).reshape(-1)
 
 
-class LearnedPreconditioner:
+def amg(A, **kwargs) -> sla.LinearOperator:
+    """``AMG(A, **kwargs).aspreconditioner()``: a pyamg SA V-cycle as a LinearOperator."""
+    return AMG(A, **kwargs).aspreconditioner()
+
+
+class LearnedPreconditioner(Preconditioner):
     """A trained model set up for one matrix ``A``: build once, apply many times.
 
     Parameters
@@ -332,8 +191,13 @@ class LearnedPreconditioner:
 
     Attributes
     ----------
+    shape : tuple of int
+        ``(n, n)``, the matrix's shape (as for every preconditioner object).
+    grid_shape : tuple of int
+        The grid the model sees.
     is_linear, is_symmetric : bool
-        Whether ``M`` is a fixed linear map, and a symmetric one (CG-valid when both).
+        Whether ``M`` is a fixed linear map, and a symmetric positive definite one
+        (CG-valid when both).
     setup_seconds : float
     """
 
@@ -342,90 +206,52 @@ class LearnedPreconditioner:
             shape = A.shape if shape is None else shape
             mask = A.mask if mask is None else mask
             A = A.A
-        self.A = _square_csr(A)
-        n = self.A.shape[0]
+        self.A = square_csr(A)
+        self.n = self.A.shape[0]
         dim = getattr(model, "dim", None) or (len(shape) if shape is not None else 2)
-        self.shape = grid_shape_for(n, int(dim), shape)
+        self.grid_shape = grid_shape_for(self.n, int(dim), shape)
         self.model = model
         self.mask = mask
         t0 = time.perf_counter()
         if hasattr(model, "numpy_parameters"):
-            self._hier = MultigridHierarchy(model, self.A, self.shape)
+            self._hier = MultigridHierarchy(model, self.A, self.grid_shape)
             self._apply = self._hier.matvec
             self.is_linear = self.is_symmetric = True
         else:
             self._hier = None
             model.eval()
-            self._apply = network_apply(model, self.shape, mask=mask)
+            self._apply = network_apply(model, self.grid_shape, mask=mask)
             self.is_linear = bool(getattr(model, "is_linear", False))
             self.is_symmetric = False
         self.setup_seconds = time.perf_counter() - t0
 
-    @property
-    def n(self) -> int:
-        return self.A.shape[0]
-
     def matvec(self, r: np.ndarray) -> np.ndarray:
         """Apply the preconditioner to a residual vector ``(n,)``."""
-        r = np.asarray(r, dtype=np.float64).ravel()
-        if r.shape[0] != self.n:
-            raise ValueError(f"r has {r.shape[0]} entries, expected {self.n}")
-        return self._apply(r)
+        return self._apply(self._vector(r))
 
-    __call__ = matvec
-
-    def aslinearoperator(self, *, allow_nonlinear: bool = False) -> sla.LinearOperator:
-        """A float64 ``LinearOperator`` for ``M=`` in scipy's ``cg`` / ``gmres``.
+    def aspreconditioner(self, *, allow_nonlinear: bool = False) -> sla.LinearOperator:
+        """A float64 ``LinearOperator`` of shape ``(n, n)`` for ``M=`` in scipy's solvers.
 
         Raises ``SolverError`` for a nonlinear network unless ``allow_nonlinear=True``:
         scipy's CG assumes a fixed SPD ``M`` and can diverge otherwise (use
         :meth:`solve`, :func:`fcg` or :func:`dcdm` instead).
         """
-        if not (self.is_linear and self.is_symmetric) and not allow_nonlinear:
+        if not self.is_spd and not allow_nonlinear:
             raise SolverError(
                 f"{type(self.model).__name__} is a nonlinear preconditioner: scipy's cg "
                 "would be invalid (it can diverge). Use LearnedPreconditioner.solve(), "
                 "pdesurrogates.solvers.fcg(A, b, M=...) or dcdm(), or pass "
                 "allow_nonlinear=True if you know what you are doing"
             )
-        return _operator(self.n, self.matvec)
+        return super().aspreconditioner()
 
     def solve(
         self, b, x0=None, *, rtol: float = 1e-6, atol: float = 0.0, maxiter=None, callback=None
     ) -> SolveResult:
         """Solve ``A x = b``: PCG for an SPD model, DCDM (flexible CG) for a network."""
-        if self.is_linear and self.is_symmetric:
-            return cg(
-                self.A,
-                b,
-                x0,
-                rtol=rtol,
-                atol=atol,
-                maxiter=maxiter,
-                M=self.matvec,
-                callback=callback,
-            )
+        kw = {"rtol": rtol, "atol": atol, "maxiter": maxiter, "callback": callback}
+        if self.is_spd:
+            return cg(self.A, b, x0, M=self.matvec, **kw)
         if hasattr(self.model, "dim"):
-            return dcdm(
-                self.A,
-                b,
-                self.model,
-                x0=x0,
-                rtol=rtol,
-                atol=atol,
-                maxiter=maxiter,
-                callback=callback,
-                shape=self.shape,
-                mask=self.mask,
-            )
-        return fcg(
-            self.A,
-            b,
-            x0,
-            rtol=rtol,
-            atol=atol,
-            maxiter=maxiter,
-            M=self.matvec,
-            m=2,
-            callback=callback,
-        )
+            return dcdm(self.A, b, self.model, x0=x0, shape=self.grid_shape, mask=self.mask, **kw)
+        return fcg(self.A, b, x0, M=self.matvec, m=2, **kw)

@@ -3,5 +3,6 @@
 from __future__ import annotations
 
 from pdesurrogates.testing._contracts import SurrogateContract
+from pdesurrogates.testing._preconditioner import PreconditionerContract
 
-__all__ = ["SurrogateContract"]
+__all__ = ["PreconditionerContract", "SurrogateContract"]

@@ -2,6 +2,13 @@
 
 from __future__ import annotations
 
+from pdesurrogates.solvers.reference._acoustics import (  # acoustics datasets
+    AcousticsSetup,
+    acoustics_dataset_layout,
+    acoustics_sample,
+    acoustics_setup,
+    default_receivers,
+)
 from pdesurrogates.solvers.reference._darcy import (
     DARCY_VARIANTS,
     cell_centres,
@@ -25,20 +32,14 @@ from pdesurrogates.solvers.reference._mf_functions import (  # multi-fidelity be
     nonlinear_sin,
     park,
 )
-from pdesurrogates.solvers.reference._wave import (  # acoustics (FDTD + modal)
+from pdesurrogates.solvers.reference._wave_common import (
     C_AIR,
-    AcousticsSetup,
-    WaveSolution,
-    acoustics_dataset_layout,
-    acoustics_sample,
-    acoustics_setup,
-    default_receivers,
     gaussian_pulse,
-    modal_wave,
     pulse_width,
-    solve_wave,
     wave_grid,
 )
+from pdesurrogates.solvers.reference._wave_fdtd import WaveSolution, solve_wave
+from pdesurrogates.solvers.reference._wave_modal import modal_wave
 
 __all__ = [
     "C_AIR",

@@ -1,0 +1,91 @@
+"""The preconditioner object every class in :mod:`pdesurrogates.solvers` follows.
+
+Like pyamg's ``MultilevelSolver``: build once for a matrix ``A`` of shape ``(n, n)``
+(the setup), apply many times (``matvec``), and hand scipy a
+:class:`~scipy.sparse.linalg.LinearOperator` of the matrix's shape with
+``aspreconditioner()``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+import scipy.sparse.linalg as sla
+
+from pdesurrogates.errors import SolverError
+
+__all__ = ["Preconditioner"]
+
+
+def square_csr(A, name: str = "A") -> sp.csr_matrix:
+    """``A`` as float64 CSR; ``ValueError`` for a non-matrix, ``SolverError`` if not square."""
+    if not sp.issparse(A) and not isinstance(A, np.ndarray):
+        raise ValueError(f"{name} must be a sparse matrix or ndarray; got {type(A).__name__}")
+    A = sp.csr_matrix(A, dtype=np.float64)
+    if A.shape[0] != A.shape[1]:
+        raise SolverError(f"{name} must be square; got shape {A.shape}")
+    return A
+
+
+class Preconditioner:
+    """Base class: a map ``r -> M r`` approximating ``A^{-1}`` for one ``(n, n)`` matrix.
+
+    Subclasses set ``n`` (and ``setup_seconds``) in ``__init__`` and implement
+    :meth:`matvec`.
+
+    Attributes
+    ----------
+    n : int
+        Number of unknowns; ``shape`` is ``(n, n)``, the matrix's shape.
+    is_linear : bool
+        ``M`` is a fixed linear map.
+    is_symmetric : bool
+        ``M`` is symmetric positive definite (meaningful when ``is_linear``).
+    setup_seconds : float
+        Wall-clock time of the setup.
+    """
+
+    is_linear: bool = True
+    is_symmetric: bool = True
+    n: int = 0
+    setup_seconds: float = 0.0
+    dtype = np.dtype(np.float64)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """``(n, n)``: the shape of the matrix the preconditioner was built for."""
+        return (self.n, self.n)
+
+    @property
+    def is_spd(self) -> bool:
+        """A fixed, linear, symmetric positive definite map: valid for CG."""
+        return bool(self.is_linear and self.is_symmetric)
+
+    def _vector(self, r) -> np.ndarray:
+        r = np.asarray(r, dtype=np.float64).reshape(-1)
+        if r.shape[0] != self.n:
+            raise ValueError(
+                f"r has {r.shape[0]} entries, expected {self.n} (the preconditioner was set "
+                f"up for a {self.n}x{self.n} matrix)"
+            )
+        return r
+
+    def matvec(self, r: np.ndarray) -> np.ndarray:  # pragma: no cover - abstract
+        """Apply the preconditioner to a residual vector ``(n,)``; returns ``(n,)``."""
+        raise NotImplementedError
+
+    def __call__(self, r: np.ndarray) -> np.ndarray:
+        return self.matvec(r)
+
+    def aspreconditioner(self) -> sla.LinearOperator:
+        """A float64 ``LinearOperator`` of shape ``(n, n)`` for ``M=`` in scipy's solvers."""
+        rmatvec = self.matvec if self.is_spd else None
+        return sla.LinearOperator(self.shape, matvec=self.matvec, rmatvec=rmatvec, dtype=float)
+
+    def aslinearoperator(self, **kwargs) -> sla.LinearOperator:
+        """Alias of :meth:`aspreconditioner`."""
+        return self.aspreconditioner(**kwargs)
+
+    def __repr__(self) -> str:
+        kind = "SPD" if self.is_spd else ("linear" if self.is_linear else "nonlinear")
+        return f"{type(self).__name__}(n={self.n}, {kind}, setup={self.setup_seconds:.3g} s)"

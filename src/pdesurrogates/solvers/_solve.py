@@ -1,0 +1,127 @@
+"""Solve a gallery system by method name: the library behind ``pdesurrogates solve``.
+
+:func:`solve_with` takes model *objects* only; loading a saved model or constructing a
+default one is the caller's job (this layer never imports the models).
+
+Examples
+--------
+>>> from pdesurrogates.solvers import gallery, solve_with
+>>> p = gallery.named_problem("poisson2d", 16)
+>>> res = solve_with(p, gallery.random_rhs(p), "ic", rtol=1e-8)
+>>> res.status.value, res.info["solve_method"], res.n_iter < 30
+('converged', 'ic', True)
+"""
+
+from __future__ import annotations
+
+import time
+
+from pdesurrogates.solvers._dcdm import dcdm
+from pdesurrogates.solvers._krylov import SolveResult, cg
+from pdesurrogates.solvers._preconditioners import (
+    AMG,
+    IncompleteCholesky,
+    Jacobi,
+    LearnedPreconditioner,
+)
+
+__all__ = ["MODEL_METHODS", "SOLVE_METHODS", "solve_with"]
+
+SOLVE_METHODS = ("cg", "jacobi", "ic", "amg", "dcdm", "vcycle")
+"""Method names of :func:`solve_with`: plain CG, PCG with Jacobi / IC(0) / pyamg AMG,
+DCDM with a direction network, PCG with a (learned) V-cycle."""
+
+MODEL_METHODS = ("dcdm", "vcycle")
+"""The methods that take a model."""
+
+_CLASSICAL = {"jacobi": Jacobi, "ic": IncompleteCholesky, "amg": AMG}
+
+
+def _is_vcycle(model) -> bool:
+    return hasattr(model, "numpy_parameters")
+
+
+def check_model(method: str, model, problem) -> None:
+    """Raise ``ValueError`` unless ``model`` fits ``method`` and the problem's dimension."""
+    if method not in SOLVE_METHODS:
+        raise ValueError(f"unknown method {method!r}; choose one of {', '.join(SOLVE_METHODS)}")
+    name = type(model).__name__
+    if method not in MODEL_METHODS:
+        if model is not None:
+            raise ValueError(
+                f"method {method!r} takes no model (got a {name}); the methods that take a "
+                f"model are {', '.join(MODEL_METHODS)}"
+            )
+        return
+    if model is None:
+        need = "a LearnedVCycle" if method == "vcycle" else "a direction network"
+        raise ValueError(f"method {method!r} needs a model ({need}); pass model=...")
+    if method == "vcycle" and not _is_vcycle(model):
+        raise ValueError(
+            f"method 'vcycle' runs a V-cycle and needs a LearnedVCycle, but the model is a "
+            f"{name}; use method 'dcdm' for a {name}"
+        )
+    if method == "dcdm" and _is_vcycle(model):
+        raise ValueError(
+            f"method 'dcdm' needs a direction network such as ConjugateDirectionNet, but the "
+            f"model is a {name}; use method 'vcycle' for a {name}"
+        )
+    mdim = getattr(model, "dim", None)
+    if mdim is not None and int(mdim) != problem.dim:
+        raise ValueError(
+            f"the {name} is {mdim}D but the problem ({problem.name}, grid {problem.shape}) is "
+            f"{problem.dim}D; use a {problem.dim}D model"
+        )
+
+
+def solve_with(
+    problem, b, method: str, *, model=None, rtol: float = 1e-6, maxiter: int | None = None
+) -> SolveResult:
+    """Set up and run one solver on a gallery problem.
+
+    Parameters
+    ----------
+    problem : gallery.Problem
+        The system (matrix ``problem.A``, grid ``problem.shape``, fluid ``problem.mask``).
+    b : ndarray, shape (n,)
+        Right-hand side.
+    method : {"cg", "jacobi", "ic", "amg", "dcdm", "vcycle"}
+        ``cg``: plain CG. ``jacobi``/``ic``/``amg``: CG preconditioned by
+        :class:`Jacobi`, :class:`IncompleteCholesky` or :class:`AMG`. ``dcdm``:
+        :func:`dcdm` with a direction network. ``vcycle``: CG preconditioned by a
+        :class:`~pdesurrogates.surrogates.LearnedVCycle` (never DCDM).
+    model : torch.nn.Module, optional
+        Required by ``dcdm`` (a direction network) and ``vcycle`` (a ``LearnedVCycle``;
+        ``LearnedVCycle(dim=problem.dim)`` is the untrained geometric one); an error for
+        the other methods.
+    rtol : float
+        Relative tolerance on the residual.
+    maxiter : int, optional
+        Iteration cap.
+
+    Returns
+    -------
+    SolveResult
+        ``info`` also holds ``solve_method``, ``setup_seconds``, ``solve_seconds`` and,
+        with a model, ``model_class``.
+    """
+    check_model(method, model, problem)
+    A = problem.A
+    t0 = time.perf_counter()
+    M = None
+    if method in _CLASSICAL:
+        M = _CLASSICAL[method](A)
+    elif method == "vcycle":
+        M = LearnedPreconditioner(model, problem)
+    setup = time.perf_counter() - t0
+    t1 = time.perf_counter()
+    if method == "dcdm":
+        res = dcdm(problem, b, model, rtol=rtol, maxiter=maxiter)
+    else:
+        res = cg(A, b, rtol=rtol, M=M, maxiter=maxiter, check_symmetric=False)
+    res.info.update(
+        solve_method=method, setup_seconds=setup, solve_seconds=time.perf_counter() - t1
+    )
+    if model is not None:
+        res.info["model_class"] = type(model).__name__
+    return res
