@@ -89,8 +89,7 @@ def _training_curves(histories):
 
 def run(out: Path, *, smoke: bool = False) -> Path:
     """Run the demo into ``out``; return the path of the report."""
-    from pdesurrogates.training._report import evaluate_run
-    from pdesurrogates.training._runs import train_run
+    from pdesurrogates.runs import evaluate_run, train_run
 
     s = SETTINGS["smoke" if smoke else "full"]
     t_start = time.perf_counter()

@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -158,3 +163,191 @@ def test_atomic_write_text(tmp_path):
     io.atomic_write_text(tmp_path / "a" / "b.txt", "hello")
     assert (tmp_path / "a" / "b.txt").read_text() == "hello"
     assert sorted(p.name for p in (tmp_path / "a").iterdir()) == ["b.txt"]
+
+
+# --------------------------------------------------------------------- run directories
+def test_load_accepts_a_run_directory(tmp_path):
+    model = _Affine()
+    pdesurrogates.save(model, tmp_path / "run" / "model")
+    (tmp_path / "run" / "run.json").write_text("{}")
+    loaded = pdesurrogates.load(tmp_path / "run")
+    assert torch.equal(loaded.lin.weight, model.lin.weight)
+    assert io.read_config(tmp_path / "run")["class"] == "_Affine"
+
+
+def test_wrong_directory_names_what_it_found_and_expected(tmp_path):
+    (tmp_path / "stuff").mkdir()
+    (tmp_path / "stuff" / "notes.txt").write_text("x")
+    (tmp_path / "stuff" / "data").mkdir()
+    with pytest.raises(CheckpointError) as err:
+        pdesurrogates.load(tmp_path / "stuff")
+    msg = str(err.value)
+    assert "neither a saved model nor a run directory" in msg
+    assert "Found: data/, notes.txt" in msg
+    assert "config.json and weights.safetensors" in msg and "model/" in msg
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "run.json").write_text("{}")
+    with pytest.raises(CheckpointError, match="training run without a finished model"):
+        pdesurrogates.load(tmp_path / "run")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(CheckpointError, match="the directory is empty"):
+        pdesurrogates.load(tmp_path / "empty")
+
+
+# ------------------------------------------------------------- built-in class table
+def test_class_table_covers_every_builtin_model():
+    import importlib
+
+    import pdesurrogates.surrogates  # noqa: F401  (registers every built-in model)
+
+    builtin = {
+        name: cls
+        for name, cls in io.registered_models().items()
+        if cls.__module__.startswith("pdesurrogates.")
+    }
+    assert set(builtin) == set(io.BUILTIN_MODELS)
+    for name, module in io.BUILTIN_MODELS.items():
+        assert builtin[name].__module__ == module, name
+        assert getattr(importlib.import_module(module), name) is builtin[name]
+
+
+def test_io_and_package_root_do_not_import_torch_or_models():
+    code = (
+        "import sys, pdesurrogates, pdesurrogates.io\n"
+        "bad = [m for m in sys.modules if m == 'torch' or m.startswith('pdesurrogates.')"
+        " and m not in ('pdesurrogates.io', 'pdesurrogates.errors', 'pdesurrogates._version')]\n"
+        "assert not bad, bad\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], env=_child_env(), capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+
+
+# ------------------------------------------- every family loads in a fresh process
+def _child_env():
+    src = str(Path(pdesurrogates.__file__).resolve().parents[1])
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    env["PYTHONPATH"] = os.pathsep.join([src, *filter(None, [env.get("PYTHONPATH")])])
+    return env
+
+
+def _perturbed(model, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.05 * torch.randn(p.shape, generator=g, dtype=p.dtype))
+    return model
+
+
+def _mgno(seed=0):
+    from pdesurrogates.surrogates import MgNO
+
+    torch.manual_seed(seed)
+    return MgNO(channels=4, levels=2, layers=1, base_resolution=8)
+
+
+def _family(name):
+    """A small model of family ``name`` and inputs for it."""
+    from pdesurrogates import surrogates as s
+
+    torch.manual_seed(0)
+    g = torch.Generator().manual_seed(1)
+    if name == "MgNO":
+        return _mgno(), (torch.randn(2, 1, 8, 8, generator=g),)
+    if name == "FNO":
+        return s.FNO(n_modes=4, hidden_channels=8, n_layers=2), (
+            torch.randn(2, 1, 16, 16, generator=g),
+        )
+    if name == "DeepONet":
+        m = s.DeepONet(lengths=[2.0, 1.5], duration=0.01, fmax=500.0, width=16, depth=2, latent=8)
+        src = torch.tensor([[0.7, 0.6], [1.1, 0.9]])
+        xq = torch.cat(
+            [torch.rand(2, 5, 2, generator=g), 0.01 * torch.rand(2, 5, 1, generator=g)], -1
+        )
+        return m, (m.encode_source(src).float(), xq)
+    if name == "ConjugateDirectionNet":
+        return _perturbed(s.ConjugateDirectionNet(dim=2, width=4)), (
+            torch.randn(2, 1, 16, 12, generator=g),
+        )
+    if name == "LearnedVCycle":
+        return _perturbed(s.LearnedVCycle(dim=2, coarse_cells=16)), (
+            torch.randn(2, 1, 8, 8, generator=g),
+        )
+    if name == "MultiFidelityNet":
+        m = s.MultiFidelityNet(in_dim=3, n_levels=3, low_width=8, corr_width=4)
+        return m, (torch.rand(5, 3, generator=g),)
+    if name == "CoKrigingGP":
+        x_lo = np.linspace(0, 1, 8)[:, None]
+        x_hi = x_lo[[0, 3, 5, 7]]
+
+        def f(x):
+            return (6 * x - 2) ** 2 * np.sin(12 * x - 4)
+
+        m = s.CoKrigingGP(n_restarts=1).fit(x_lo, 0.5 * f(x_lo) + 10 * x_lo - 5, x_hi, f(x_hi))
+        return m, (torch.rand(5, 1, generator=g, dtype=torch.float64),)
+    if name == "Ensemble":
+        return s.Ensemble([_mgno(0), _mgno(1)]), (torch.randn(2, 1, 8, 8, generator=g),)
+    if name == "NormalizedModel":
+        m = s.NormalizedModel(
+            _mgno(),
+            input_normalizer=s.Normalizer(mean=1.0, std=2.0),
+            output_normalizer=s.Normalizer(mean=-0.5, std=0.1),
+        )
+        return m, (torch.randn(2, 1, 8, 8, generator=g),)
+    if name == "Normalizer":
+        return s.Normalizer(mean=[1.0, 2.0], std=[3.0, 4.0]), (
+            torch.randn(2, 2, 4, 4, generator=g),
+        )
+    raise AssertionError(name)
+
+
+_CHILD = """
+import sys
+import pdesurrogates
+from safetensors.torch import load_file, save_file
+assert 'pdesurrogates.surrogates' not in sys.modules
+inputs = load_file(sys.argv[1])
+args = [inputs[f"x{i}"] for i in range(len(inputs))]
+out = {}
+for key, path in (("model", sys.argv[2]), ("run", sys.argv[3])):
+    model = pdesurrogates.load(path)
+    import torch  # only now: loading needed nothing imported beforehand
+
+    with torch.no_grad():
+        out[key] = model(*args).contiguous()
+save_file(out, sys.argv[4])
+"""
+
+
+@pytest.mark.parametrize("family", sorted(io.BUILTIN_MODELS))
+def test_every_family_loads_bit_for_bit_in_a_fresh_process(family, tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    model, inputs = _family(family)
+    model.eval()
+    run = tmp_path / "run"
+    pdesurrogates.save(model, run / "model")
+    save_file({f"x{i}": x.contiguous() for i, x in enumerate(inputs)}, str(tmp_path / "in.st"))
+    with torch.no_grad():
+        expected = model(*inputs)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            _CHILD,
+            str(tmp_path / "in.st"),
+            str(run / "model"),
+            str(run),
+            str(tmp_path / "out.st"),
+        ],
+        env=_child_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    got = load_file(str(tmp_path / "out.st"))
+    for key in ("model", "run"):
+        assert got[key].dtype == expected.dtype
+        assert torch.equal(got[key], expected), (family, key)

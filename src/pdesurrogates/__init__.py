@@ -11,8 +11,6 @@ Three jobs, one package:
 
 from __future__ import annotations
 
-import os
-
 from pdesurrogates import io as _io
 from pdesurrogates._version import __version__
 from pdesurrogates.errors import (
@@ -38,15 +36,5 @@ __all__ = [
     "save",
 ]
 
+load = _io.load
 save = _io.save
-
-
-def load(directory: str | os.PathLike, *, map_location="cpu"):
-    """Rebuild a model saved with :func:`save` (``config.json`` + ``weights.safetensors``).
-
-    Imports :mod:`pdesurrogates.surrogates` first so that every built-in model class is
-    registered. See :func:`pdesurrogates.io.load`.
-    """
-    import pdesurrogates.surrogates  # noqa: F401  (registers the built-in models)
-
-    return _io.load(directory, map_location=map_location)

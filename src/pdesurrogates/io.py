@@ -6,11 +6,19 @@ A saved model is a directory::
       config.json          # format, package version, class name, init config, dtype, metadata
       weights.safetensors  # the state dict
 
+A *run directory* (written by ``pdesurrogates train``) holds the model in ``model/``;
+:func:`load` accepts either directory.
+
 A model class takes part by being registered (:func:`register_model`) and by offering
 ``get_config() -> dict`` (JSON-serialisable keyword arguments of ``__init__``) and, when
 ``cls(**config)`` is not enough, a ``from_config`` classmethod. Models that hold other
 models (ensembles, normalising wrappers) store them with :func:`model_spec` and rebuild
 them with :func:`build_model`.
+
+The built-in model classes need not be imported before :func:`load`: the table
+:data:`BUILTIN_MODELS` maps each class name to the module that defines it, and
+:func:`build_model` imports that module the first time it meets the name. Loading a
+model therefore works in a fresh process, whatever was imported before.
 
 Writes are atomic: the directory is assembled under a temporary name next to the target
 and renamed into place, so a crash never leaves a half-written model at ``directory``.
@@ -37,24 +45,30 @@ Examples
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
-
+from pdesurrogates._version import __version__
 from pdesurrogates.errors import CheckpointError
 
+if TYPE_CHECKING:  # torch is imported by the functions that need it: `import pdesurrogates`
+    import torch  # stays light
+
 __all__ = [
+    "BUILTIN_MODELS",
     "FORMAT_NAME",
     "FORMAT_VERSION",
+    "MODEL_DIR",
     "atomic_write_bytes",
     "atomic_write_text",
     "build_model",
     "load",
+    "model_directory",
     "model_spec",
     "read_config",
     "register_model",
@@ -67,7 +81,27 @@ FORMAT_VERSION = 1
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "weights.safetensors"
 
-_REGISTRY: dict[str, type[torch.nn.Module]] = {}
+MODEL_DIR = "model"
+
+_REGISTRY: dict[str, type] = {}
+
+#: Class name -> module that defines (and registers) it, for every built-in model class.
+#: :func:`build_model` imports the module the first time it meets the name, so loading
+#: does not depend on what was imported before.
+BUILTIN_MODELS: dict[str, str] = {
+    "ConjugateDirectionNet": "pdesurrogates.surrogates._dcdm_net",
+    "CoKrigingGP": "pdesurrogates.surrogates._cokriging",
+    "DeepONet": "pdesurrogates.surrogates._deeponet",
+    "Ensemble": "pdesurrogates.surrogates._ensemble",
+    "FNO": "pdesurrogates.surrogates._fno",
+    "LearnedVCycle": "pdesurrogates.surrogates._dcdm_net",
+    "MgNO": "pdesurrogates.surrogates._mgno",
+    "MultiFidelityNet": "pdesurrogates.surrogates._mfnet",
+    "NormalizedModel": "pdesurrogates.surrogates._normalized",
+    "Normalizer": "pdesurrogates.surrogates._normalizer",
+}
+# imported when a name is neither registered nor found through the table
+_BUILTIN_PACKAGE = "pdesurrogates.surrogates"
 
 
 def register_model(cls: type[torch.nn.Module]) -> type[torch.nn.Module]:
@@ -87,10 +121,20 @@ def registered_models() -> dict[str, type[torch.nn.Module]]:
     return dict(_REGISTRY)
 
 
-def _package_version() -> str:
-    from pdesurrogates import __version__
-
-    return __version__
+def _lookup(name: str) -> type[torch.nn.Module] | None:
+    """The registered class ``name``, importing its built-in module on first use."""
+    cls = _REGISTRY.get(name)
+    if cls is not None:
+        return cls
+    module = BUILTIN_MODELS.get(name)
+    if module is not None:
+        try:
+            importlib.import_module(module)
+        except ImportError:  # moved: the package import below registers every class
+            pass
+        if name not in _REGISTRY:
+            importlib.import_module(_BUILTIN_PACKAGE)
+    return _REGISTRY.get(name)
 
 
 def model_spec(model: torch.nn.Module) -> dict[str, Any]:
@@ -121,7 +165,7 @@ def build_model(spec: dict[str, Any]) -> torch.nn.Module:
             "a model spec must be a dict with keys 'class' and 'config'; got " + repr(spec)[:200]
         )
     name = spec["class"]
-    cls = _REGISTRY.get(name)
+    cls = _lookup(name) if isinstance(name, str) else None
     if cls is None:
         known = ", ".join(sorted(_REGISTRY)) or "none"
         raise CheckpointError(
@@ -171,7 +215,7 @@ def save(
     config = {
         "format": FORMAT_NAME,
         "format_version": FORMAT_VERSION,
-        "pdesurrogates_version": _package_version(),
+        "pdesurrogates_version": __version__,
         **spec,
         "dtype": _model_dtype(model),
         "metadata": metadata or {},
@@ -217,13 +261,8 @@ def _replace_dir(src: Path, dst: Path) -> None:
 
 
 def read_config(directory: str | os.PathLike) -> dict[str, Any]:
-    """Read and check ``config.json`` of a saved model directory."""
-    directory = Path(directory)
-    if not directory.is_dir():
-        raise CheckpointError(
-            f"{directory}: no such model directory; pass a directory written by "
-            "pdesurrogates.save (it holds config.json and weights.safetensors)"
-        )
+    """Read and check ``config.json`` of a saved model (or run) directory."""
+    directory = model_directory(directory)
     cfg_path = directory / CONFIG_FILE
     if not cfg_path.is_file():
         raise CheckpointError(
@@ -246,21 +285,74 @@ def read_config(directory: str | os.PathLike) -> dict[str, Any]:
     return config
 
 
+def _listing(directory: Path, limit: int = 8) -> str:
+    names = sorted(p.name + ("/" if p.is_dir() else "") for p in directory.iterdir())
+    if not names:
+        return "nothing (the directory is empty)"
+    more = f", ... ({len(names) - limit} more)" if len(names) > limit else ""
+    return ", ".join(names[:limit]) + more
+
+
+def model_directory(path: str | os.PathLike) -> Path:
+    """The model directory of ``path``: ``path`` itself, or ``path/model`` for a run.
+
+    Raises
+    ------
+    CheckpointError
+        If ``path`` is neither a saved model (``config.json`` + ``weights.safetensors``)
+        nor a run directory holding one in ``model/``; the message lists what it holds.
+    """
+    directory = Path(path)
+    if not directory.is_dir():
+        raise CheckpointError(
+            f"{directory}: no such model directory; pass a directory written by "
+            "pdesurrogates.save (it holds config.json and weights.safetensors) or a run "
+            f"directory written by `pdesurrogates train` (it holds {MODEL_DIR}/)"
+        )
+    if (directory / CONFIG_FILE).is_file():
+        return directory
+    if (directory / MODEL_DIR / CONFIG_FILE).is_file():
+        return directory / MODEL_DIR
+    if (directory / WEIGHTS_FILE).is_file():
+        raise CheckpointError(
+            f"{directory}: missing {CONFIG_FILE} beside {WEIGHTS_FILE}; the save did not "
+            "complete or the file was removed: re-save the model"
+        )
+    if (directory / "run.json").is_file():
+        raise CheckpointError(
+            f"{directory}: a training run without a finished model (no {MODEL_DIR}/"
+            f"{CONFIG_FILE}); finish it with `pdesurrogates train ... --resume`"
+        )
+    raise CheckpointError(
+        f"{directory}: neither a saved model nor a run directory. Found: "
+        f"{_listing(directory)}. Expected {CONFIG_FILE} and {WEIGHTS_FILE} (a model saved "
+        f"by pdesurrogates.save) or {MODEL_DIR}/ holding them (a run of `pdesurrogates train`)"
+    )
+
+
 def load(
     directory: str | os.PathLike, *, map_location: str | torch.device = "cpu"
 ) -> torch.nn.Module:
     """Rebuild a model saved with :func:`save`. Never unpickles.
 
+    Parameters
+    ----------
+    directory : path
+        The model directory, or a run directory holding it in ``model/``.
+    map_location : str or torch.device
+        Device of the returned model.
+
     Raises
     ------
     CheckpointError
-        If the directory is missing, corrupt, truncated, of another format, or names an
-        unknown class.
+        If the directory is missing, corrupt, truncated, of another format, names an
+        unknown class, or is neither a model nor a run directory.
     """
+    import torch
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
-    directory = Path(directory)
+    directory = model_directory(directory)
     config = read_config(directory)
     weights = directory / WEIGHTS_FILE
     if not weights.is_file():

@@ -12,6 +12,8 @@ import torch
 import pdesurrogates
 from pdesurrogates.cli import main
 from pdesurrogates.datasets import open_dataset
+from pdesurrogates.training import OperatorConfig
+from pdesurrogates.uq import load_prediction, read_prediction_info
 
 CONFIG = """
 [model]
@@ -90,62 +92,49 @@ def test_evaluate_report(run, darcy, tmp_path):
     assert "relative L2" in (tmp_path / "report.md").read_text()
 
 
-def test_predict_writes_our_schema(run, darcy, tmp_path):
+def test_predict_writes_the_uq_prediction_file(run, darcy, tmp_path, capsys):
     out = tmp_path / "pred.h5"
-    assert (
-        main(
-            ["predict", str(run), "--data", str(darcy / "d.h5"), "-o", str(out), "--split", "test"]
-        )
-        == 0
-    )
-    pred = open_dataset(out)
+    assert main(["predict", str(run), "--data", str(darcy / "d.h5"), "-o", str(out)]) == 0
+    assert "split test" in capsys.readouterr().out  # the default split, said out loud
+    info = read_prediction_info(out)
     src = open_dataset(darcy / "d.h5").split("test")
-    assert len(pred) == len(src) and set(pred.field_names) == {"a", "u"}
-    model = pdesurrogates.load(run / "model")
+    assert info.fields == ("u",) and info.split == "test" and info.kinds == {"u": "point"}
+    assert info.data == str((darcy / "d.h5").resolve())
+    np.testing.assert_array_equal(info.source_index, src.indices)
+    pred = load_prediction(out)
+    model = pdesurrogates.load(run)
     with torch.no_grad():
         expected = model(src[1]["a"][None, None])[0, 0]
-    torch.testing.assert_close(pred[1]["u"], expected, atol=1e-6, rtol=1e-5)
-    torch.testing.assert_close(pred[1]["a"], src[1]["a"])
+    torch.testing.assert_close(torch.as_tensor(pred.mean[1]), expected, atol=1e-6, rtol=1e-5)
+    # the output never replaces the data file, even with --overwrite
+    data = darcy / "d.h5"
+    before = data.stat().st_mtime_ns
+    assert main(["predict", str(run), "--data", str(data), "-o", str(data), "--overwrite"]) == 1
+    assert "would destroy it" in capsys.readouterr().err.replace("\n", " ")
+    assert data.stat().st_mtime_ns == before
 
 
 def test_ensemble_train_evaluate_predict(darcy, tmp_path):
     run = tmp_path / "ens"
-    assert (
-        main(
-            [
-                "train",
-                "mgno",
-                "--data",
-                str(darcy / "d.h5"),
-                "-c",
-                str(darcy / "cfg.toml"),
-                "-o",
-                str(run),
-                "--ensemble",
-                "2",
-                "-q",
-            ]
-        )
-        == 0
-    )
+    args = ["train", "mgno", "--data", str(darcy / "d.h5"), "-c", str(darcy / "cfg.toml")]
+    assert main([*args, "-o", str(run), "--ensemble", "2", "-q"]) == 0
     ens = pdesurrogates.load(run / "model")
     assert type(ens).__name__ == "Ensemble" and len(ens) == 2
-    assert (
-        main(["evaluate", str(run), "--data", str(darcy / "d.h5"), "-o", str(tmp_path / "rep")])
-        == 0
-    )
-    m = json.loads((tmp_path / "rep" / "metrics.json").read_text())
+    rep = tmp_path / "rep"
+    assert main(["evaluate", str(run), "--data", str(darcy / "d.h5"), "-o", str(rep)]) == 0
+    m = json.loads((rep / "metrics.json").read_text())
+    assert m["form"] == "samples" and m["split"] == "test"
     assert m["uq"]["crps"] > 0 and 0 <= m["uq"]["miscalibration_area"] <= 1
-    assert (tmp_path / "rep" / "calibration.png").is_file()
-    assert (
-        main(["predict", str(run), "--data", str(darcy / "d.h5"), "-o", str(tmp_path / "p.h5")])
-        == 0
-    )
-    pred = open_dataset(tmp_path / "p.h5")
-    src = open_dataset(darcy / "d.h5")
+    assert (rep / "calibration.png").is_file()
+    # one H1 in the report: the summary is the evaluator's per-sample mean
+    doc = json.loads((rep / "uq_report.json").read_text())
+    assert m["rel_h1"]["mean"] == pytest.approx(doc["scalars"]["rel_h1"], rel=1e-12)
+    assert "rel_h1" not in m["uq"]
+    pred = load_prediction(rep / "predictions.h5")
+    src = open_dataset(darcy / "d.h5").split("test")
     with torch.no_grad():
-        members = torch.stack([mem(src[4]["a"][None, None]) for mem in ens.members])[:, 0, 0]
-    torch.testing.assert_close(pred[4]["u_std"], members.std(0), atol=1e-6, rtol=1e-4)
+        members = torch.stack([mem(src[2]["a"][None, None]) for mem in ens.members])[:, 0, 0]
+    torch.testing.assert_close(torch.as_tensor(pred.samples[:, 2]), members)
 
 
 def test_fno_and_resume(darcy, tmp_path):
@@ -199,10 +188,38 @@ def test_missing_split_and_wrong_resolution(run, darcy, tmp_path, capsys):
         )
         == 1
     )
-    assert "has no split 'holdout'" in capsys.readouterr().err
+    assert "--split 'holdout': use train, valid, test or all" in capsys.readouterr().err
     other = tmp_path / "d24.h5"
     assert main(["generate", "darcy", "-o", str(other), "-n", "4", "-r", "24", "--quiet"]) == 0
     assert main(["predict", str(run), "--data", str(other), "-o", str(tmp_path / "p.h5")]) == 1
     assert "sizes that" in capsys.readouterr().err.replace("\n", " ")
-    assert main(["evaluate", str(tmp_path), "--data", str(other), "-o", str(tmp_path)]) == 1
+    assert main(["evaluate", str(tmp_path), "--data", str(other), "-o", str(tmp_path / "r")]) == 1
     assert "not a training run" in capsys.readouterr().err
+
+
+def test_evaluate_refuses_to_write_over_its_input(run, darcy, capsys):
+    data = darcy / "d.h5"
+    before = data.read_bytes()
+    assert main(["evaluate", str(run), "--data", str(data), "-o", str(data)]) == 1
+    err = capsys.readouterr().err.replace("\n", " ")
+    assert "would destroy it" in err and "Traceback" not in err
+    assert data.read_bytes() == before
+    assert main(["evaluate", str(run), "--data", str(data), "-o", str(run)]) == 1
+    assert "would destroy it" in capsys.readouterr().err.replace("\n", " ")
+
+
+@pytest.mark.parametrize("kind", ["mgno", "fno"])
+def test_operator_flags_override_the_config(darcy, tmp_path, kind):
+    cfg = tmp_path / "c.toml"
+    model = "[model]\nn_modes = 4\nhidden_channels = 6\nn_layers = 1\n"
+    if kind == "mgno":
+        model = "[model]\nchannels = 4\nlayers = 1\nprojection_channels = 8\n"
+    cfg.write_text(model + "[training]\nepochs = 5\nlr = 1e-2\n")
+    out = tmp_path / "r"
+    args = ["train", kind, "--data", str(darcy / "d.h5"), "-c", str(cfg), "-o", str(out)]
+    assert main([*args, "--epochs", "1", "--batch-size", "4", "--lr", "2e-3", "-q"]) == 0
+    training = json.loads((out / "run.json").read_text())["training"]
+    defaults = OperatorConfig()
+    assert training["epochs"] == 1 and training["batch_size"] == 4 and training["lr"] == 2e-3
+    assert training["grad_clip"] == defaults.grad_clip and training["loss"] == defaults.loss
+    assert len((out / "metrics.jsonl").read_text().splitlines()) == 1

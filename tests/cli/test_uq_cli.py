@@ -241,3 +241,33 @@ def test_uq_propagate_bad_inputs(tmp_path, capsys):
     )
     assert code == 1
     assert "TOML" in capsys.readouterr().err
+
+
+def test_uq_evaluate_old_layout_says_how_to_regenerate(truth, tmp_path, capsys):
+    path, u = truth
+    old = tmp_path / "old.h5"  # a version-1 prediction file: no layout version attribute
+    with DatasetWriter(
+        old,
+        n_samples=10,
+        coords={"x": np.linspace(0, 1, 8), "y": np.linspace(0, 1, 6)},
+        fields={"u": FieldSpec(dims=("sample", "x", "y"), role="output")},
+    ) as w:
+        w.write_batch(0, {"u": u})
+        w.finalize(splits={"train": np.arange(10)}, extra_attrs={"prediction_of": '["u"]'})
+    assert main(["uq", "evaluate", str(old), str(path)]) == 1
+    err = capsys.readouterr().err.replace("\n", " ")
+    assert "older layout" in err and "pdesurrogates predict" in err and "Traceback" not in err
+    # a dataset that is no prediction file at all
+    assert main(["uq", "evaluate", str(path), str(path)]) == 1
+    assert "not a prediction file" in capsys.readouterr().err
+
+
+def test_uq_evaluate_uses_the_recorded_split(truth, tmp_path, capsys):
+    path, u = truth
+    pred = Prediction(u[8:] + 0.1, std=np.full(u[8:].shape, 0.5, dtype=np.float32))
+    save_prediction(tmp_path / "p.h5", pred, field="u", like=path, split="test")
+    args = ["uq", "evaluate", str(tmp_path / "p.h5"), str(path), "--no-figures"]
+    assert main([*args, "-o", str(tmp_path / "r")]) == 0
+    assert "field u, split test (2 samples)" in capsys.readouterr().out
+    doc = json.loads((tmp_path / "r" / "uq_report.json").read_text())
+    assert doc["scalars"]["crps"] == pytest.approx(evaluate(pred, u[8:]).scalars["crps"])

@@ -1,4 +1,7 @@
-"""``pdesurrogates train mgno|fno``, ``pdesurrogates evaluate`` and ``pdesurrogates predict``."""
+"""``pdesurrogates train mgno|fno``, ``pdesurrogates evaluate`` and ``pdesurrogates predict``.
+
+Argument parsing and printing only; the work is done by :mod:`pdesurrogates.runs`.
+"""
 
 from __future__ import annotations
 
@@ -28,17 +31,32 @@ _ENSEMBLE = typer.Option(
     min=1,
     help="Train K members with seeds seed..seed+K-1 (deep ensemble).",
 )
+_EPOCHS = typer.Option(
+    None, "--epochs", min=1, help="Epochs (overrides [training] epochs; default 30)."
+)
+_LR = typer.Option(None, "--lr", min=0.0, help="Peak learning rate (default 1e-3).")
+_BATCH = typer.Option(None, "--batch-size", min=1, help="Samples per step (default 8).")
 _RESUME = typer.Option(False, "--resume", help="Continue an interrupted run in --output.")
 _QUIET = typer.Option(False, "--quiet", "-q", help="No progress bar.")
+_SPLIT = typer.Option("test", "--split", help="test (default), valid, train or all.")
 
 
-def _train(kind, data, output, config, ensemble, resume, quiet):
+def _train(kind, data, output, config, ensemble, epochs, lr, batch_size, resume, quiet):
     from rich.console import Console
 
-    from pdesurrogates.training._runs import train_run
+    from pdesurrogates.runs import train_run
 
     record = train_run(
-        kind, data, output, config=config, ensemble=ensemble, resume=resume, progress=not quiet
+        kind,
+        data,
+        output,
+        config=config,
+        ensemble=ensemble,
+        epochs=epochs,
+        lr=lr,
+        batch_size=batch_size,
+        resume=resume,
+        progress=not quiet,
     )
     con = Console()
     summary = ", ".join(f"{k} {v:.4g}" for k, v in record["summary"].items())
@@ -55,6 +73,9 @@ def train_mgno(
     output: Path = _OUT,
     config: Path = _CONFIG,
     ensemble: int = _ENSEMBLE,
+    epochs: int = _EPOCHS,
+    lr: float = _LR,
+    batch_size: int = _BATCH,
     resume: bool = _RESUME,
     quiet: bool = _QUIET,
 ) -> None:
@@ -64,7 +85,7 @@ def train_mgno(
     validation split (when present) selects the best epoch. Writes the model, a
     checkpoint every epoch and metrics.jsonl to OUTPUT.
     """
-    _train("mgno", data, output, config, ensemble, resume, quiet)
+    _train("mgno", data, output, config, ensemble, epochs, lr, batch_size, resume, quiet)
 
 
 @train_app.command("fno")
@@ -73,11 +94,14 @@ def train_fno(
     output: Path = _OUT,
     config: Path = _CONFIG,
     ensemble: int = _ENSEMBLE,
+    epochs: int = _EPOCHS,
+    lr: float = _LR,
+    batch_size: int = _BATCH,
     resume: bool = _RESUME,
     quiet: bool = _QUIET,
 ) -> None:
     """Train neuraloperator's Fourier neural operator (FNO) on a 2-D field dataset."""
-    _train("fno", data, output, config, ensemble, resume, quiet)
+    _train("fno", data, output, config, ensemble, epochs, lr, batch_size, resume, quiet)
 
 
 @app.command("evaluate")
@@ -85,21 +109,25 @@ def evaluate(
     run: Path = typer.Argument(..., help="Run directory written by `pdesurrogates train`."),
     data: Path = typer.Option(..., "--data", "-d", help="File to evaluate on."),
     output: Path = typer.Option(..., "-o", "--output", help="Report directory."),
-    split: str = typer.Option("test", "--split", help="test, valid, train or all."),
+    split: str = _SPLIT,
 ) -> None:
-    """Per-sample and summary relative L2/H1 errors, figures of the best, median and
-    worst samples, and UQ metrics for ensembles; writes report.md, metrics.json and PNGs."""
+    """Predict SPLIT of DATA and score it: the same as `predict` followed by
+    `uq evaluate`. Writes predictions.h5, uq_report.json, report.md, metrics.json,
+    per_sample.csv and figures (best, median and worst samples; calibration for
+    ensembles)."""
     from rich.console import Console
 
-    from pdesurrogates.training._report import evaluate_run
+    from pdesurrogates.runs import evaluate_run
 
-    m = evaluate_run(run, data, output, split=None if split == "all" else split)
-    Console().print(
-        f"{m['n_samples']} samples: rel L2 {m['rel_l2']['mean']:.4g} (median "
-        f"{m['rel_l2']['median']:.4g}), rel H1 {m['rel_h1']['mean']:.4g}"
-        + (f", CRPS {m['uq']['crps']:.4g}" if "uq" in m and "crps" in m["uq"] else ""),
-        highlight=False,
+    m = evaluate_run(run, data, output, split=split)
+    line = f"split {m['split']} ({m['n_samples']} samples, {m['form']}): rel L2 " + (
+        f"{m['rel_l2']['mean']:.4g} (median {m['rel_l2']['median']:.4g})"
     )
+    if "rel_h1" in m:
+        line += f", rel H1 {m['rel_h1']['mean']:.4g}"
+    if "crps" in m.get("uq", {}):
+        line += f", CRPS {m['uq']['crps']:.4g}"
+    Console().print(line, highlight=False)
     Console().print(f"report: {Path(output) / 'report.md'}", highlight=False)
 
 
@@ -107,17 +135,21 @@ def evaluate(
 def predict(
     run: Path = typer.Argument(..., help="Run directory written by `pdesurrogates train`."),
     data: Path = typer.Option(..., "--data", "-d", help="File with the input field(s)."),
-    output: Path = typer.Option(..., "-o", "--output", help="Output file (.h5)."),
-    split: str = typer.Option("all", "--split", help="all (default), train, valid or test."),
+    output: Path = typer.Option(..., "-o", "--output", help="Prediction file (.h5)."),
+    split: str = _SPLIT,
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output file."),
 ) -> None:
-    """Predict the target field for every sample and write a pdesurrogates-h5 file
-    (inputs, prediction and, for ensembles, <target>_std)."""
+    """Predict the target field of SPLIT and write a prediction file (the layout
+    `uq evaluate` reads: mean, ensemble members, the split and the source rows)."""
     from rich.console import Console
 
-    from pdesurrogates.training._runs import predict_run
+    from pdesurrogates.runs import predict_run
+    from pdesurrogates.uq import read_prediction_info
 
-    path = predict_run(
-        run, data, output, split=None if split == "all" else split, overwrite=overwrite
+    path = predict_run(run, data, output, split=split, overwrite=overwrite)
+    info = read_prediction_info(path)
+    Console().print(
+        f"predicted {info.n_samples} samples of split {info.split} "
+        f"({info.kinds[info.fields[0]]}): {path}",
+        highlight=False,
     )
-    Console().print(f"predictions: {path}", highlight=False)

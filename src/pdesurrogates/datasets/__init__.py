@@ -1,4 +1,4 @@
-"""The ``pdesurrogates-h5`` dataset layer: schema, writer, reader, xarray view, normalisers.
+"""The ``pdesurrogates-h5`` dataset layer: schema, writer, reader, xarray view.
 
 Write with :class:`DatasetWriter` (or :func:`generate_dataset` for a per-sample simulator),
 read with :func:`open_dataset` (a torch ``Dataset``) or :func:`open_xarray`, and check a
@@ -15,7 +15,6 @@ from pdesurrogates.datasets._import_api import (
     import_pdebench,
     import_the_well,
 )
-from pdesurrogates.datasets._normalize import Normalizer
 from pdesurrogates.datasets._reader import FieldDataset, open_dataset
 from pdesurrogates.datasets._schema import (
     SCHEMA_NAME,
@@ -34,7 +33,6 @@ __all__ = [
     "DatasetWriter",
     "FieldDataset",
     "FieldSpec",
-    "Normalizer",
     "ParamSpec",
     "ValidationReport",
     "contiguous_splits",

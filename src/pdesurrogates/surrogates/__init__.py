@@ -27,6 +27,7 @@ from pdesurrogates.surrogates._mfnet import (
 )
 from pdesurrogates.surrogates._mgno import MgNO
 from pdesurrogates.surrogates._normalized import NormalizedModel
+from pdesurrogates.surrogates._normalizer import Normalizer
 
 __all__ = [
     "FNO",
@@ -41,6 +42,7 @@ __all__ = [
     "MultiFidelityFit",
     "MultiFidelityNet",
     "NormalizedModel",
+    "Normalizer",
     "adaptive_cokriging",
     "fit_multifidelity_net",
     "mf_uq_study",

@@ -26,13 +26,12 @@ class NormalizedModel(nn.Module):
         A registered model (``get_config()``), e.g. :class:`MgNO`.
     input_normalizer, output_normalizer : nn.Module or None
         Registered modules with ``encode``/``decode`` (e.g.
-        :class:`pdesurrogates.datasets.Normalizer`); ``None`` is the identity.
+        :class:`Normalizer`); ``None`` is the identity.
 
     Examples
     --------
     >>> import torch
-    >>> from pdesurrogates.datasets import Normalizer
-    >>> from pdesurrogates.surrogates import MgNO, NormalizedModel
+    >>> from pdesurrogates.surrogates import MgNO, NormalizedModel, Normalizer
     >>> net = MgNO(channels=4, levels=2, layers=1, base_resolution=8)
     >>> m = NormalizedModel(net, input_normalizer=Normalizer(mean=5.0, std=2.0),
     ...                     output_normalizer=Normalizer(mean=0.0, std=0.01))

@@ -30,10 +30,12 @@ from pdesurrogates.training._losses import (
     rel_h1,
     rel_l2,
 )
+from pdesurrogates.training._operator import OperatorConfig
 from pdesurrogates.training._trainer import Trainer, default_step, fields_to_channels
 
 __all__ = [
     "FieldPointStep",
+    "OperatorConfig",
     "RelH1Loss",
     "RelL2Loss",
     "SourceFields",

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from pdesurrogates.uq import conformal, metrics, plots
 from pdesurrogates.uq._evaluate import UQReport, compare, evaluate
-from pdesurrogates.uq._io import load_prediction, save_prediction
+from pdesurrogates.uq._io import (
+    PREDICTION_FORMAT_VERSION,
+    PredictionInfo,
+    load_prediction,
+    read_prediction_info,
+    save_prediction,
+)
 from pdesurrogates.uq._prediction import Prediction
 from pdesurrogates.uq._propagate import (
     PropagationResult,
@@ -19,8 +25,10 @@ from pdesurrogates.uq._propagate import (
 from pdesurrogates.uq.conformal import ConformalCalibrator, conformalize
 
 __all__ = [
+    "PREDICTION_FORMAT_VERSION",
     "ConformalCalibrator",
     "Prediction",
+    "PredictionInfo",
     "PropagationResult",
     "SobolResult",
     "UQReport",
@@ -35,6 +43,7 @@ __all__ = [
     "metrics",
     "plots",
     "propagate",
+    "read_prediction_info",
     "sample_inputs",
     "save_prediction",
     "sobol_indices",

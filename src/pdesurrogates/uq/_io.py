@@ -1,6 +1,8 @@
 """Prediction files: a ``pdesurrogates-h5`` dataset holding a model's predictive distribution.
 
-Convention (version 1), for a predicted field ``<f>`` (e.g. ``u``):
+The one layout every family writes (``pdesurrogates predict``, :func:`save_prediction`)
+and :func:`pdesurrogates.uq.evaluate` reads. Layout version 2, for a predicted field
+``<f>`` (e.g. ``u``):
 
 * ``/fields/<f>``: the predictive **mean**, same dims, coordinates and units as the field
   in the truth file (so the file opens in xarray and validates like any dataset);
@@ -9,18 +11,26 @@ Convention (version 1), for a predicted field ``<f>`` (e.g. ``u``):
   or samples, **member axis first**;
 * ``/predictive/<f>/quantiles`` (optional): float32 ``(K, N, ...)`` with attribute
   ``levels`` (K increasing numbers in (0, 1));
-* root attribute ``prediction_of`` (JSON list of predicted field names) and, per field,
-  ``/predictive/<f>`` attribute ``kind``.
+* ``/predictive/<f>`` attribute ``kind`` (``point``, ``gaussian``, ``samples``,
+  ``quantiles``);
+* ``/predictive/source_index`` (optional): int64 ``(N,)``, the rows of the source data
+  file that were predicted;
+* root attributes ``prediction_format = "pdesurrogates-prediction"``,
+  ``prediction_format_version = 2``, ``prediction_of`` (JSON list of predicted field
+  names), ``prediction_split`` (``train``, ``valid``, ``test``, ``all``, or empty when
+  unknown) and ``prediction_data`` (path of the source data file, or empty). A named
+  split is also stored as ``/splits/<split>`` covering every sample.
 
 At most one of ``_std``, ``samples`` and ``quantiles`` per field; with none the file is a
-point prediction. The sample axis must line up with the truth file (or with the split of
-it that was predicted).
+point prediction. Version 1 files (no ``prediction_format_version``) are refused with a
+message that says how to regenerate them.
 """
 
 from __future__ import annotations
 
 import json
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +40,45 @@ import numpy as np
 from pdesurrogates.errors import SchemaError
 from pdesurrogates.uq._prediction import Prediction
 
-__all__ = ["load_prediction", "save_prediction"]
+__all__ = [
+    "PREDICTION_FORMAT",
+    "PREDICTION_FORMAT_VERSION",
+    "PredictionInfo",
+    "load_prediction",
+    "read_prediction_info",
+    "save_prediction",
+]
+
+PREDICTION_FORMAT = "pdesurrogates-prediction"
+PREDICTION_FORMAT_VERSION = 2
+_SPLITS = ("train", "valid", "test")
+_REGENERATE = (
+    "regenerate it with `pdesurrogates predict RUN --data DATA -o FILE` (a trained run) "
+    "or pdesurrogates.uq.save_prediction (any model)"
+)
+
+
+@dataclass(frozen=True)
+class PredictionInfo:
+    """What a prediction file says about itself (see :func:`read_prediction_info`)."""
+
+    path: Path
+    fields: tuple[str, ...]
+    kinds: dict[str, str]
+    split: str
+    data: str
+    n_samples: int
+    source_index: np.ndarray | None
+    version: int
+
+    def only_field(self) -> str:
+        """The predicted field when there is exactly one."""
+        if len(self.fields) != 1:
+            raise ValueError(
+                f"{self.path} predicts several fields {list(self.fields)}; choose one with "
+                "field= (--field)"
+            )
+        return self.fields[0]
 
 
 def _np32(x: Any) -> np.ndarray:
@@ -47,14 +95,36 @@ def save_prediction(
     like: str | os.PathLike | None = None,
     coords: dict[str, Any] | None = None,
     dims: tuple[str, ...] | None = None,
+    units: str = "",
+    split: str | None = None,
+    data: str | os.PathLike | None = None,
+    source_index: Any = None,
     overwrite: bool = False,
     source: dict[str, Any] | None = None,
 ) -> Path:
     """Write ``pred`` (shape ``(N, ...)``) as a prediction file for field ``field``.
 
-    Coordinates, dims and units come from the truth dataset ``like`` (recommended) or from
-    ``coords`` and ``dims`` (``dims`` starts with ``"sample"``). The file is written to a
-    ``.partial`` name and renamed when complete.
+    Parameters
+    ----------
+    path : path
+        The file to write (to a ``.partial`` name first, renamed when complete).
+    pred : Prediction or array
+        The predictive distribution; ensemble members are kept as ``samples``.
+    field : str
+        Name of the predicted field.
+    like : path, optional
+        The truth (or source) dataset: dims, coordinates and units of ``field`` come from
+        it. Otherwise give ``coords`` and ``dims`` (``dims`` starts with ``"sample"``).
+    split : str, optional
+        The split of the source data that was predicted (``train``, ``valid``, ``test``
+        or ``all``); :func:`pdesurrogates.runs.evaluate_files` then compares with the same
+        split.
+    data : path, optional
+        The source data file (recorded as ``prediction_data``).
+    source_index : array of int, optional
+        Rows of the source data file that were predicted, shape ``(N,)``.
+    source : dict, optional
+        Extra provenance stored in the file's ``source`` attribute.
     """
     from pdesurrogates.datasets import DatasetWriter, FieldSpec, open_dataset
 
@@ -62,16 +132,15 @@ def save_prediction(
         pred = Prediction(pred)
     if field.endswith("_std"):
         raise ValueError(f"field={field!r}: names ending in '_std' are reserved for the std")
-    units = ""
+    if split is not None and split not in (*_SPLITS, "all"):
+        raise ValueError(f"split={split!r}: use train, valid, test or all")
     if like is not None:
         ds = open_dataset(like)
         if field not in ds.fields:
             raise ValueError(f"field={field!r} is not in {like}; fields: {sorted(ds.fields)}")
         spec = ds.fields[field]
-        dims = spec.dims
-        units = spec.units
-        crd = ds.coords
-        coords = {d: crd[d] for d in dims if d != "sample"}
+        dims, units = spec.dims, spec.units
+        coords = {d: ds.coords[d] for d in dims if d != "sample"}
     if coords is None or dims is None:
         raise ValueError("give like= (the truth dataset) or both coords= and dims=")
     dims = tuple(dims)
@@ -83,6 +152,10 @@ def save_prediction(
             f"pred has fields of shape {pred.shape[1:]} but the grid {dims[1:]} has {expected}"
         )
     n = pred.shape[0]
+    if source_index is not None:
+        source_index = np.asarray(source_index, dtype=np.int64).reshape(-1)
+        if source_index.shape != (n,):
+            raise ValueError(f"source_index must hold {n} row numbers, got {source_index.shape}")
     fields = {field: FieldSpec(dims=dims, role="output", units=units, long_name="predictive mean")}
     std = pred.std if pred.kind == "gaussian" else None
     if std is not None:
@@ -103,19 +176,95 @@ def save_prediction(
         if std is not None:
             batch[f"{field}_std"] = _np32(std)
         w.write_batch(0, batch)
-        grp = w.file.require_group(f"predictive/{field}")
-        grp.attrs["kind"] = pred.kind
-        if pred.kind == "samples":
-            s = _np32(pred.samples)
-            grp.create_dataset("samples", data=s, chunks=(s.shape[0], 1, *s.shape[2:]))
-        elif pred.kind == "quantiles":
-            q = _np32(pred.quantiles)
-            d = grp.create_dataset("quantiles", data=q, chunks=(q.shape[0], 1, *q.shape[2:]))
-            d.attrs["levels"] = np.asarray(pred.levels, dtype=np.float64)
+        _write_predictive(w.file, field, pred, source_index)
         return w.finalize(
-            splits={"train": np.arange(n)},
-            extra_attrs={"prediction_of": json.dumps([field])},
+            splits={split: np.arange(n)} if split in _SPLITS else {},
+            extra_attrs={
+                "prediction_format": PREDICTION_FORMAT,
+                "prediction_format_version": PREDICTION_FORMAT_VERSION,
+                "prediction_of": json.dumps([field]),
+                "prediction_split": split or "",
+                "prediction_data": "" if data is None else str(Path(data).resolve()),
+            },
         )
+
+
+def _write_predictive(f: h5py.File, field: str, pred: Prediction, source_index) -> None:
+    grp = f.require_group(f"predictive/{field}")
+    grp.attrs["kind"] = pred.kind
+    if pred.kind == "samples":
+        s = _np32(pred.samples)
+        grp.create_dataset("samples", data=s, chunks=(s.shape[0], 1, *s.shape[2:]))
+    elif pred.kind == "quantiles":
+        q = _np32(pred.quantiles)
+        d = grp.create_dataset("quantiles", data=q, chunks=(q.shape[0], 1, *q.shape[2:]))
+        d.attrs["levels"] = np.asarray(pred.levels, dtype=np.float64)
+    if source_index is not None:
+        f["predictive"].create_dataset("source_index", data=source_index)
+
+
+def _text(v: Any) -> str:
+    return v.decode() if isinstance(v, bytes) else str(v)
+
+
+def read_prediction_info(path: str | os.PathLike) -> PredictionInfo:
+    """Read the self-description of a prediction file without loading the arrays.
+
+    Raises
+    ------
+    FileNotFoundError
+        No such file.
+    SchemaError
+        Not a prediction file, or one in an older layout (the message says how to
+        regenerate it), or one written by a newer pdesurrogates.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"prediction file {path} does not exist")
+    try:
+        with h5py.File(path, "r") as f:
+            attrs = {k: f.attrs[k] for k in f.attrs}
+            kinds = {}
+            index = None
+            if "predictive" in f:
+                grp = f["predictive"]
+                kinds = {k: _text(grp[k].attrs.get("kind", "")) for k in grp if k != "source_index"}
+                if "source_index" in grp:
+                    index = np.asarray(grp["source_index"][()], dtype=np.int64)
+    except OSError as exc:
+        raise SchemaError(f"{path}: not an HDF5 file ({exc}); {_REGENERATE}") from exc
+    version = attrs.get("prediction_format_version")
+    if version is None:
+        source = _text(attrs.get("source", ""))
+        if "prediction_of" in attrs or "pdesurrogates predict" in source:
+            raise SchemaError(
+                f"{path}: a prediction file in an older layout (version 1: no members, no "
+                f"split); {_REGENERATE}"
+            )
+        raise SchemaError(
+            f"{path}: not a prediction file (no prediction_format_version attribute); pass a "
+            f"file written by `pdesurrogates predict` or pdesurrogates.uq.save_prediction"
+        )
+    if int(version) > PREDICTION_FORMAT_VERSION:
+        raise SchemaError(
+            f"{path}: prediction layout version {int(version)} is newer than this "
+            f"pdesurrogates reads ({PREDICTION_FORMAT_VERSION}); upgrade pdesurrogates"
+        )
+    if int(version) < PREDICTION_FORMAT_VERSION:
+        raise SchemaError(f"{path}: prediction layout version {int(version)}; {_REGENERATE}")
+    fields = tuple(json.loads(_text(attrs.get("prediction_of", "[]")) or "[]"))
+    if not fields:
+        raise SchemaError(f"{path}: the prediction_of attribute names no field; {_REGENERATE}")
+    return PredictionInfo(
+        path=path,
+        fields=fields,
+        kinds={k: kinds.get(k, "point") for k in fields},
+        split=_text(attrs.get("prediction_split", "")),
+        data=_text(attrs.get("prediction_data", "")),
+        n_samples=int(attrs.get("n_samples", 0)),
+        source_index=index,
+        version=int(version),
+    )
 
 
 def load_prediction(
@@ -124,19 +273,16 @@ def load_prediction(
     """Read the predictive distribution of ``field`` from a prediction file.
 
     ``field`` defaults to the only predicted field of the file. ``indices`` selects samples.
+    Raises :class:`SchemaError` for a file in an older layout, saying how to regenerate it.
     """
     from pdesurrogates.datasets import open_dataset
 
-    ds = open_dataset(path)
-    names = [k for k in ds.fields if not k.endswith("_std")]
+    info = read_prediction_info(path)
     if field is None:
-        if len(names) != 1:
-            raise ValueError(
-                f"{path} holds several fields {names}; choose one with field= (--field)"
-            )
-        field = names[0]
-    if field not in ds.fields:
-        raise ValueError(f"field={field!r} is not in {path}; fields: {sorted(names)}")
+        field = info.only_field()
+    if field not in info.fields:
+        raise ValueError(f"field={field!r} is not predicted in {path}; fields: {list(info.fields)}")
+    ds = open_dataset(path)
     if indices is not None:
         ds = ds.subset(np.asarray(indices))
     mean = ds.load(field)
@@ -155,7 +301,7 @@ def load_prediction(
             except (KeyError, OSError) as exc:
                 raise SchemaError(
                     f"{path}: /predictive/{field} is unreadable or lacks 'levels' ({exc}); "
-                    "rewrite the file with pdesurrogates.uq.save_prediction"
+                    + _REGENERATE
                 ) from exc
     given = [
         k

@@ -1,4 +1,8 @@
-"""Normalisers: fitted on the train split, invertible, saved with a model."""
+"""Normalisers: fitted on the train split, invertible, saved with a model.
+
+A :class:`Normalizer` is a (tiny) registered model, so it lives with the models and is
+saved inside a :class:`~pdesurrogates.surrogates.NormalizedModel`.
+"""
 
 from __future__ import annotations
 
@@ -31,6 +35,8 @@ class Normalizer(torch.nn.Module):
 
     Examples
     --------
+    >>> import torch
+    >>> from pdesurrogates.surrogates import Normalizer
     >>> n = Normalizer(mean=2.0, std=4.0)
     >>> x = torch.tensor([2.0, 6.0])
     >>> n.encode(x).tolist(), n.decode(n.encode(x)).tolist()
@@ -65,7 +71,11 @@ class Normalizer(torch.nn.Module):
 
     @classmethod
     def from_dataset(cls, dataset, field: str, *, dim: int = 1) -> Normalizer:
-        """Normaliser from the train-split statistics stored in a :class:`FieldDataset`."""
+        """Normaliser from the train-split statistics of a dataset.
+
+        ``dataset`` is a :class:`pdesurrogates.datasets.FieldDataset` (or anything with
+        ``stats(field) -> (mean, std)``).
+        """
         mean, std = dataset.stats(field)
         return cls(mean=mean, std=std, dim=dim)
 

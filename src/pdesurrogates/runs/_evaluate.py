@@ -1,0 +1,185 @@
+"""Score a prediction file against the truth: the code behind ``pdesurrogates uq
+evaluate`` and ``pdesurrogates evaluate`` (which is :func:`predict_run` followed by
+:func:`evaluate_files`)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from pdesurrogates.errors import DatasetError
+from pdesurrogates.runs._predict import check_output, predict_run
+
+__all__ = ["DEFAULT_LEVELS", "evaluate_files", "evaluate_run", "grid_coords"]
+
+DEFAULT_LEVELS = (0.5, 0.8, 0.9, 0.95)
+PREDICTION_FILE = "predictions.h5"
+
+
+def grid_coords(ds, field: str) -> list | None:
+    """Coordinates of the spatial axes of ``field`` when the field is ``(sample, *space)``
+    (for the grid-aware relative H1 error); None otherwise."""
+    dims = ds.fields[field].dims
+    space = [d for d in dims[1:] if d in ("x", "y", "z")]
+    if not space or list(dims[1:]) != space:
+        return None
+    return [ds.coords[d] for d in space]
+
+
+def _truth_rows(truth, info, split: str | None, truth_path: Path):
+    """The truth samples a prediction file predicted, and the split's name."""
+    if split is None:
+        split = info.split or "all"
+    elif info.split not in ("", split):
+        raise DatasetError(
+            f"{info.path} predicts split {info.split!r}, not {split!r}; drop --split or "
+            f"predict split {split!r}"
+        )
+    if split == "all":
+        return truth, split
+    if split not in truth.splits:
+        raise DatasetError(
+            f"{truth_path}: has no split {split!r} (splits: {sorted(truth.splits)}); "
+            "compare with another truth file or --split"
+        )
+    return truth.split(split), split
+
+
+def evaluate_files(
+    pred_path: str | os.PathLike,
+    truth_path: str | os.PathLike,
+    *,
+    field: str | None = None,
+    split: str | None = None,
+    levels: Sequence[float] = DEFAULT_LEVELS,
+    out: str | os.PathLike | None = None,
+    name: str | None = None,
+    figures: bool = True,
+):
+    """Evaluate a prediction file against a truth dataset; optionally write the report.
+
+    Parameters
+    ----------
+    pred_path : path
+        Prediction file (layout of :func:`pdesurrogates.uq.save_prediction`).
+    truth_path : path
+        The ``pdesurrogates-h5`` dataset holding the true field.
+    field : str, optional
+        The predicted field (default: the only one in the prediction file).
+    split : str, optional
+        Compare with this split of the truth file. Default: the split recorded in the
+        prediction file (every sample when it records none).
+    levels : sequence of float
+        Central-interval levels for coverage and interval scores.
+    out : path, optional
+        Directory for ``uq_report.json`` and, with ``figures``, PNG figures.
+    name : str, optional
+        Model name stored in the report.
+
+    Returns
+    -------
+    pdesurrogates.uq.UQReport
+        Relative H1 is included when the field is ``(sample, x[, y[, z]])``, with the
+        spacing taken from the truth file's coordinates. ``report.meta`` names the
+        prediction, truth, field and split.
+    """
+    from pdesurrogates.datasets import open_dataset
+    from pdesurrogates.uq import evaluate, load_prediction, read_prediction_info
+
+    pred_path, truth_path = Path(pred_path), Path(truth_path)
+    if not truth_path.is_file():
+        raise FileNotFoundError(f"truth file {truth_path} does not exist")
+    info = read_prediction_info(pred_path)
+    field = field or info.only_field()
+    pred = load_prediction(pred_path, field)
+    truth = open_dataset(truth_path)
+    if field not in truth.fields:
+        raise DatasetError(
+            f"{truth_path}: has no field {field!r} to compare with; fields: {sorted(truth.fields)}"
+        )
+    rows, split = _truth_rows(truth, info, split, truth_path)
+    y = rows.load(field)
+    if tuple(y.shape) != pred.shape:
+        raise DatasetError(
+            f"{pred_path} predicts {field!r} with shape {pred.shape} but {truth_path} "
+            f"(split {split!r}) holds {tuple(y.shape)}; predict the same samples (use --split "
+            "for a split)"
+        )
+    meta = {
+        "name": name or pred_path.stem,
+        "prediction": str(pred_path),
+        "truth": str(truth_path),
+        "field": field,
+        "split": split,
+        "n_samples": int(y.shape[0]),
+    }
+    report = evaluate(pred, y, levels=levels, coords=grid_coords(truth, field), meta=meta)
+    if out is not None:
+        _write(report, pred, y, Path(out), figures)
+    return report
+
+
+def _write(report, pred, y, out: Path, figures: bool) -> None:
+    from pdesurrogates.io import atomic_write_text
+    from pdesurrogates.uq import plots
+
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out / "uq_report.json", report.to_json())
+    if not figures:
+        return
+    figs = {}
+    if len(pred.shape) - 1 in (1, 2):
+        figs["error_map"] = plots.plot_error_maps(pred, y)
+    if report.kind != "point":
+        figs.update(
+            calibration=plots.plot_calibration(report),
+            pit=plots.plot_pit(report),
+            coverage=plots.plot_coverage(report),
+        )
+    figs["pred_vs_true"] = plots.plot_pred_vs_true(pred, y)
+    for k, fig in figs.items():
+        getattr(fig, "figure", fig).savefig(out / f"{k}.png", dpi=110)
+
+
+def evaluate_run(
+    run_dir: str | os.PathLike,
+    data: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    *,
+    split: str | None = "test",
+    levels: Sequence[float] = DEFAULT_LEVELS,
+    batch_size: int = 16,
+) -> dict[str, Any]:
+    """Evaluate a run on ``data``: :func:`predict_run`, then :func:`evaluate_files`.
+
+    Writes to ``out_dir``: ``predictions.h5`` (the prediction file), ``uq_report.json``
+    and its figures (exactly what ``pdesurrogates uq evaluate`` writes for that file),
+    and the run report: ``metrics.json``, ``per_sample.csv``, ``report.md`` and figures
+    of the best, median and worst samples. Every number comes from the
+    :class:`~pdesurrogates.uq.UQReport`.
+
+    Parameters
+    ----------
+    split : str or None
+        ``"test"`` (default), ``"valid"``, ``"train"``, or ``"all"``/None for every
+        sample. A split the file lacks raises :class:`DatasetError`.
+
+    Returns
+    -------
+    dict
+        The contents of ``metrics.json``.
+    """
+    from pdesurrogates.runs._report import write_run_report
+
+    out = Path(out_dir)
+    check_output(out, data, run_dir)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"-o {out}: a file is in the way; the report goes into a directory")
+    out.mkdir(parents=True, exist_ok=True)
+    pred_file = predict_run(
+        run_dir, data, out / PREDICTION_FILE, split=split, batch_size=batch_size, overwrite=True
+    )
+    report = evaluate_files(pred_file, data, levels=levels, out=out, name=Path(run_dir).name)
+    return write_run_report(run_dir, data, pred_file, report, out)

@@ -1,0 +1,350 @@
+"""Training runs of the neural-operator family (MgNO, FNO) on ``pdesurrogates-h5`` files.
+
+A *run directory* holds everything about one trained surrogate::
+
+    runs/NAME/
+      run.json          # model kind, data file, input/target fields, all settings
+      model/            # the trained model (NormalizedModel or Ensemble), pdesurrogates.save
+      checkpoint.pt     # single model: last epoch (resume); ensembles: member_<i>/...
+      metrics.jsonl     # per-epoch metrics (single model; ensembles: per member)
+
+:func:`pdesurrogates.load` accepts the run directory as well as ``model/``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tomllib
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from pdesurrogates.errors import ConfigError, DatasetError, TrainingError
+from pdesurrogates.io import atomic_write_text
+from pdesurrogates.training import OperatorConfig
+
+__all__ = [
+    "MODEL_KINDS",
+    "RUN_FILE",
+    "build_surrogate",
+    "default_levels",
+    "load_config",
+    "resolve_fields",
+    "train_run",
+]
+
+RUN_FILE = "run.json"
+MODEL_KINDS = ("mgno", "fno")
+_TABLES = ("model", "training", "data")
+_DATA_KEYS = {"input": (str, list), "target": (str,), "ensemble": (int,)}
+
+
+def load_config(path: str | os.PathLike | Mapping | None) -> dict[str, Any]:
+    """Read a run configuration with tables ``[model]``, ``[training]`` and ``[data]``.
+
+    ``[model]`` holds the model's keyword arguments (checked when the model is built),
+    ``[training]`` the settings of :class:`~pdesurrogates.training.OperatorConfig`
+    (``loss``, ``lr``, ``epochs``, ``batch_size``, ``scheduler``, ``patience``, ``seed``,
+    ``weight_decay``, ``grad_clip``, ``max_time``, ``num_workers``, ``pct_start``) and
+    ``[data]`` the fields (``input`` = a name or list of names, ``target`` = a name,
+    ``ensemble`` = K).
+
+    Parameters
+    ----------
+    path : path, mapping or None
+        A TOML file, a mapping with the same tables (the ``training`` table may be an
+        :class:`OperatorConfig`), or None for the defaults.
+
+    Returns
+    -------
+    dict
+        ``{"model": dict, "training": OperatorConfig, "data": dict}``.
+
+    Raises
+    ------
+    ConfigError
+        Unreadable TOML, an unknown table or key, or a value of the wrong type (the message
+        names the file and the key).
+    """
+    if path is None:
+        cfg, source = {}, "config"
+    elif isinstance(path, Mapping):
+        cfg, source = dict(path), "config"
+    else:
+        source = str(path)
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"{path}: no such config file")
+        try:
+            cfg = tomllib.loads(path.read_text())
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"{path}: not valid TOML ({exc})") from exc
+    unknown = set(cfg) - set(_TABLES)
+    if unknown:
+        raise ConfigError(
+            f"{source}: unknown table(s) {sorted(unknown)}; use the tables model, training and data"
+        )
+    training = cfg.get("training") or {}
+    if not isinstance(training, OperatorConfig):
+        training = OperatorConfig.from_mapping(training, source=source)
+    data = dict(cfg.get("data") or {})
+    for key, value in data.items():
+        if key not in _DATA_KEYS:
+            raise ConfigError(
+                f"{source}: unknown key {key!r} in table 'data'; allowed: {sorted(_DATA_KEYS)}"
+            )
+        if not isinstance(value, _DATA_KEYS[key]) or isinstance(value, bool):
+            raise ConfigError(
+                f"{source}: data.{key} = {value!r} has the wrong type; expected "
+                + " or ".join(t.__name__ for t in _DATA_KEYS[key])
+            )
+    return {"model": dict(cfg.get("model") or {}), "training": training, "data": data}
+
+
+def _spatial_shape(ds, name: str) -> tuple[int, int]:
+    spec = ds.fields[name]
+    dims = [d for d in spec.dims if d not in ("sample", "component")]
+    if dims != ["x", "y"] or spec.dims[0] != "sample":
+        raise DatasetError(
+            f"{ds.path}: field {name!r} has dims {spec.dims}; MgNO and FNO need "
+            "(sample, x, y) or (sample, x, y, component) fields"
+        )
+    shape = ds.shape(name)
+    return int(shape[0]), int(shape[1])
+
+
+def _channels(ds, name: str) -> int:
+    spec = ds.fields[name]
+    return int(ds.shape(name)[-1]) if spec.dims[-1] == "component" else 1
+
+
+def resolve_fields(ds, inputs=None, target=None) -> tuple[list[str], str]:
+    """Input field names and the target field name (defaults from the field roles)."""
+    fields = ds.fields
+    if inputs is None:
+        inputs = [k for k, s in fields.items() if s.role in ("input", "coefficient")]
+        if not inputs:
+            raise DatasetError(
+                f"{ds.path}: no field has role 'input'; name the input field(s) with "
+                "input = ... in the data table of the config"
+            )
+    elif isinstance(inputs, str):
+        inputs = [inputs]
+    if target is None:
+        outs = [k for k, s in fields.items() if s.role == "output"]
+        if len(outs) != 1:
+            raise DatasetError(
+                f"{ds.path}: cannot choose the target field (output fields: {outs}); set "
+                "target = ... in the data table of the config"
+            )
+        target = outs[0]
+    for name in [*inputs, target]:
+        if name not in fields:
+            raise DatasetError(f"{ds.path}: no field {name!r}; fields: {sorted(fields)}")
+    shapes = {n: _spatial_shape(ds, n) for n in [*inputs, target]}
+    if len(set(shapes.values())) != 1:
+        raise DatasetError(f"{ds.path}: input and target fields differ in grid size: {shapes}")
+    return list(inputs), target
+
+
+def _stats_vector(ds, names: Sequence[str]) -> tuple[list[float], list[float]]:
+    means, stds = [], []
+    for name in names:
+        mean, std = ds.stats(name)
+        means += np.asarray(mean, dtype=np.float64).reshape(-1).tolist()
+        stds += np.asarray(std, dtype=np.float64).reshape(-1).tolist()
+    return means, stds
+
+
+def default_levels(resolution: int, max_levels: int = 5) -> int:
+    """Most multigrid levels (<= ``max_levels``) whose coarsest grid has >= 4 cells."""
+    levels = 1
+    while levels < max_levels and resolution % 2**levels == 0 and resolution // 2**levels >= 4:
+        levels += 1
+    return levels
+
+
+def build_surrogate(
+    kind: str,
+    model_config: Mapping[str, Any],
+    *,
+    in_channels: int,
+    out_channels: int,
+    resolution: int,
+    input_stats: tuple[Sequence[float], Sequence[float]] | None = None,
+    output_stats: tuple[Sequence[float], Sequence[float]] | None = None,
+    seed: int = 0,
+) -> torch.nn.Module:
+    """A :class:`NormalizedModel` around an MgNO or FNO built from ``model_config``."""
+    from pdesurrogates.surrogates import FNO, MgNO, NormalizedModel, Normalizer
+
+    if kind not in MODEL_KINDS:
+        raise ValueError(f"model kind must be one of {MODEL_KINDS}, got {kind!r}")
+    cfg = dict(model_config)
+    cfg.setdefault("in_channels", in_channels)
+    cfg.setdefault("out_channels", out_channels)
+    if kind == "mgno":
+        cfg.setdefault("base_resolution", resolution)
+        cfg.setdefault("levels", default_levels(cfg["base_resolution"]))
+        cls = MgNO
+    else:
+        cls = FNO
+    torch.manual_seed(seed)  # member initialisation: reproducible per seed
+    try:
+        net = cls(**cfg)
+    except TypeError as exc:
+        raise ConfigError(f"model table for {kind}: {exc}") from exc
+
+    def norm(stats):
+        if stats is None:
+            return None
+        mean, std = stats
+        return Normalizer(
+            mean=mean[0] if len(mean) == 1 else list(mean),
+            std=std[0] if len(std) == 1 else list(std),
+        )
+
+    return NormalizedModel(
+        net, input_normalizer=norm(input_stats), output_normalizer=norm(output_stats)
+    )
+
+
+def train_run(
+    kind: str,
+    data: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    *,
+    config: str | os.PathLike | Mapping | None = None,
+    ensemble: int | None = None,
+    epochs: int | None = None,
+    lr: float | None = None,
+    batch_size: int | None = None,
+    resume: bool = False,
+    progress: bool = True,
+    device: str | None = None,
+) -> dict[str, Any]:
+    """Train an MgNO or FNO (or an ensemble of them) on the train split of ``data``.
+
+    The validation split, when the file has one, drives model selection (the best epoch
+    is kept) and early stopping (``patience``). ``epochs``, ``lr`` and ``batch_size``,
+    when given, override the ``[training]`` table of ``config`` (whose defaults are those
+    of :class:`~pdesurrogates.training.OperatorConfig`). Returns the run record also
+    written to ``out_dir/run.json``.
+    """
+    from pdesurrogates.datasets import open_dataset
+
+    if kind not in MODEL_KINDS:
+        raise ValueError(f"model kind must be one of {MODEL_KINDS}, got {kind!r}")
+    cfg = load_config(config)
+    training = cfg["training"].with_overrides(epochs=epochs, lr=lr, batch_size=batch_size)
+    out_dir = Path(out_dir)
+    run_path = out_dir / RUN_FILE
+    if run_path.exists() and not resume:
+        raise TrainingError(
+            f"{out_dir} already holds a run; pass --resume to continue it or choose another -o"
+        )
+    ds = open_dataset(data)
+    train = ds.split("train")
+    splits = ds.splits
+    valid = ds.split("valid") if "valid" in splits and len(splits["valid"]) else None
+    inputs, target = resolve_fields(ds, cfg["data"].get("input"), cfg["data"].get("target"))
+    n = _spatial_shape(ds, target)[0]
+    k = ensemble if ensemble is not None else cfg["data"].get("ensemble", 1)
+    if not isinstance(k, int) or k < 1:
+        raise ValueError(f"ensemble size must be an integer >= 1, got {k!r}")
+    in_ch = sum(_channels(ds, f) for f in inputs)
+    stats_in, stats_out = _stats_vector(ds, inputs), _stats_vector(ds, [target])
+
+    def build(member_seed: int) -> torch.nn.Module:
+        return build_surrogate(
+            kind,
+            cfg["model"],
+            in_channels=in_ch,
+            out_channels=_channels(ds, target),
+            resolution=n,
+            input_stats=stats_in,
+            output_stats=stats_out,
+            seed=member_seed,
+        )
+
+    probe = build(training.seed)
+    record = {
+        "kind": kind,
+        "data": str(Path(data).resolve()),
+        "input": inputs,
+        "target": target,
+        "ensemble": k,
+        "resolution": n,
+        "model": probe.get_config()["model"],
+        "training": training.to_dict(),
+        "n_train": len(train),
+        "n_valid": 0 if valid is None else len(valid),
+    }
+    out_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(run_path, json.dumps(record, indent=2))
+    record["histories"] = _fit(
+        probe,
+        build,
+        k,
+        train,
+        valid,
+        training,
+        out_dir,
+        resume,
+        progress,
+        device,
+        inputs,
+        target,
+        record,
+    )
+    last = [h[-1] for h in record["histories"] if h]
+    record["summary"] = {
+        key: float(np.mean([r[key] for r in last]))
+        for key in ("train_loss", "valid_rel_l2", "valid_rel_h1")
+        if last and all(key in r for r in last)
+    }
+    atomic_write_text(run_path, json.dumps(record, indent=2))
+    return record
+
+
+def _fit(
+    probe,
+    build,
+    k,
+    train,
+    valid,
+    training,
+    out_dir,
+    resume,
+    progress,
+    device,
+    inputs,
+    target,
+    record,
+) -> list[list[dict]]:
+    from pdesurrogates.training import Trainer, fit_ensemble
+
+    kwargs = dict(
+        input_key=inputs,
+        target_key=target,
+        progress=progress,
+        device=device,
+        metrics=("rel_l2", "rel_h1"),
+        **training.trainer_kwargs(),
+    )
+    if valid is None:
+        kwargs["patience"] = None
+    if k == 1:
+        trainer = Trainer(probe, seed=training.seed, out_dir=out_dir, **kwargs)
+        has_ckpt = (out_dir / "checkpoint.pt").is_file()
+        history = trainer.fit(train, valid, resume=resume and has_ckpt)
+        record["best_epoch"] = [trainer.best_epoch]
+        return [history]
+    _, histories = fit_ensemble(
+        build, k, train, valid, seed=training.seed, out_dir=out_dir, resume=resume, **kwargs
+    )
+    return histories

@@ -1,0 +1,46 @@
+"""Run configurations: OperatorConfig holds the only defaults; TOML and Python read it."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from pdesurrogates.errors import ConfigError
+from pdesurrogates.runs import load_config
+from pdesurrogates.training import OperatorConfig
+
+
+def test_defaults_come_from_operator_config(tmp_path):
+    cfg = load_config(None)
+    assert cfg["training"] == OperatorConfig()
+    (tmp_path / "c.toml").write_text("[training]\nepochs = 4\nlr = 1\n[data]\ntarget = 'u'\n")
+    cfg = load_config(tmp_path / "c.toml")
+    assert cfg["training"] == dataclasses.replace(OperatorConfig(), epochs=4, lr=1.0)
+    assert cfg["data"] == {"target": "u"}
+    same = load_config({"training": cfg["training"], "data": {"target": "u"}})
+    assert same["training"] == cfg["training"]
+
+
+def test_overrides_replace_only_what_is_given():
+    base = OperatorConfig(epochs=7, lr=2e-3)
+    new = base.with_overrides(epochs=None, lr=None, batch_size=2)
+    assert (new.epochs, new.lr, new.batch_size) == (7, 2e-3, 2)
+    kw = new.trainer_kwargs()
+    assert "seed" not in kw and kw["batch_size"] == 2 and kw["grad_clip"] == 1.0
+
+
+@pytest.mark.parametrize(
+    ("table", "message"),
+    [
+        ({"training": {"learning_rate": 1}}, "unknown key 'learning_rate' in table 'training'"),
+        ({"training": {"epochs": "ten"}}, "training.epochs = 'ten' has the wrong type"),
+        ({"training": {"epochs": 0}}, "epochs must be an integer >= 1"),
+        ({"training": {"scheduler": 3}}, "expected str or None"),
+        ({"data": {"ensemble": "3"}}, "data.ensemble = '3' has the wrong type"),
+        ({"optim": {}}, "unknown table"),
+    ],
+)
+def test_bad_tables_are_one_clear_error(table, message):
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(")):
+        load_config(table)
