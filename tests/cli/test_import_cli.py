@@ -134,3 +134,14 @@ def test_console_script_lists_the_import_commands():
     assert res.returncode == 0, res.stderr
     for fmt in ("pdebench", "the-well", "fno-mat", "neuralop-pt"):
         assert fmt in res.stdout
+
+
+def test_import_commands_are_the_registered_backends(capsys):
+    from pdesurrogates.cli._app import import_app
+    from pdesurrogates.datasets.backends import list_backends
+
+    names = {c.name for c in import_app.registered_commands}
+    assert names == {b.name for b in list_backends()}
+    code, text = _run(["import", "the-well", "--help"], capsys)
+    assert code == 0 and "At most N samples per split" in text
+    assert "Convert a Well file or dataset folder" in text

@@ -13,7 +13,6 @@ import xarray as xr
 from pdesurrogates.datasets import (
     DatasetWriter,
     FieldSpec,
-    Normalizer,
     ParamSpec,
     open_dataset,
     open_xarray,
@@ -338,29 +337,3 @@ def test_lzf_compression_round_trips(tmp_path):
     with h5py.File(path) as f:
         assert f["fields/a"].compression == "lzf" and f["fields/a"].chunks == (1, NX, NY)
     np.testing.assert_array_equal(open_dataset(path)[2]["vel"].numpy(), v["vel"][2])
-
-
-def test_normalizer_from_dataset_is_invertible(toy):
-    path, v = toy
-    ds = open_dataset(path)
-    norm = Normalizer.from_dataset(ds, "vel", dim=-1)
-    x = torch.from_numpy(v["vel"][:6]).double()
-    z = norm.encode(x)
-    flat = z.reshape(-1, 2)
-    torch.testing.assert_close(flat.mean(0), torch.zeros(2, dtype=torch.float64), atol=1e-6, rtol=0)
-    torch.testing.assert_close(
-        flat.std(0, correction=0), torch.ones(2, dtype=torch.float64), atol=1e-5, rtol=0
-    )
-    torch.testing.assert_close(norm.decode(z), x, atol=1e-5, rtol=1e-6)
-    with pytest.raises(ValueError, match="std must be finite and >= 0"):
-        Normalizer(mean=0.0, std=-1.0)
-
-
-def test_normalizer_saves_with_the_model(tmp_path):
-    import pdesurrogates
-
-    n = Normalizer(mean=[1.0, 2.0], std=[3.0, 4.0])
-    pdesurrogates.save(n, tmp_path / "n")
-    m = pdesurrogates.load(tmp_path / "n")
-    x = torch.randn(2, 2, 3)
-    torch.testing.assert_close(m.decode(x), n.decode(x))

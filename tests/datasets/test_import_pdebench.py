@@ -258,8 +258,8 @@ def test_fields_and_limit_select_what_is_imported(tmp_path):
 
 def test_streaming_blocks_give_identical_files(tmp_path):
     """Tiny blocks (one sample per read) give the same file as one big block."""
-    from pdesurrogates.datasets._import_base import convert
-    from pdesurrogates.datasets._import_pdebench import open_pdebench
+    from pdesurrogates.datasets.backends import convert
+    from pdesurrogates.datasets.backends._pdebench import open_pdebench
 
     src = tmp_path / "groups.h5"
     data = write_groups(src, n=7)
@@ -300,7 +300,7 @@ def test_truncated_file_gives_a_clear_error(tmp_path):
 
 def test_data_extending_past_the_end_of_the_file_is_called_truncated(tmp_path):
     """The contiguous-storage check compares a dataset's byte range with the file size."""
-    from pdesurrogates.datasets._import_base import check_storage
+    from pdesurrogates.datasets.backends import check_storage
 
     src = tmp_path / "adv.hdf5"
     write_tensor_1d(src, n=50, nt=20, nx=64)

@@ -1,17 +1,18 @@
-"""Data commands: ``generate darcy``, ``info`` and ``validate``."""
+"""Data commands: ``generate darcy``, ``info`` and ``validate``.
+
+Parsing and printing only: the recipe is :func:`pdesurrogates.datasets.generate_darcy`,
+the summary :func:`pdesurrogates.datasets.describe`.
+"""
 
 from __future__ import annotations
 
-import functools
-import json
 from pathlib import Path
 
-import numpy as np
 import typer
 
 from pdesurrogates.cli._app import app, generate_app
 
-__all__ = ["describe", "generate_darcy", "info", "validate_cmd"]
+__all__ = ["check_workers", "generate_darcy_cmd", "info", "validate_cmd"]
 
 
 def check_workers(workers: int, scheduler: str | None) -> None:
@@ -23,7 +24,7 @@ def check_workers(workers: int, scheduler: str | None) -> None:
 
 
 @generate_app.command("darcy")
-def generate_darcy(
+def generate_darcy_cmd(
     output: Path = typer.Option(..., "-o", "--output", help="Output file (.h5)."),
     n_samples: int = typer.Option(1000, "--n-samples", "-n", min=1, help="Number of samples."),
     resolution: int = typer.Option(64, "--resolution", "-r", help="Cells per side (4-2048)."),
@@ -50,35 +51,25 @@ def generate_darcy(
     with any number of workers are identical. Writes go to OUTPUT.partial, renamed when
     complete; --resume continues an interrupted run.
     """
-    from pdesurrogates.datasets import generate_dataset
-    from pdesurrogates.solvers.reference import DARCY_VARIANTS, darcy_dataset_layout, darcy_sample
+    from pdesurrogates.datasets import generate_darcy
+    from pdesurrogates.solvers.reference import DARCY_VARIANTS
 
     if variant not in DARCY_VARIANTS:
         raise typer.BadParameter(f"--variant must be one of {sorted(DARCY_VARIANTS)}")
     check_workers(workers, scheduler)
-    fractions = _parse_split(split)
-    layout = darcy_dataset_layout(resolution, variant)
-    source = {
-        "generator": "darcy",
-        "resolution": resolution,
-        "variant": variant,
-        "seed": seed,
-        **DARCY_VARIANTS[variant],
-    }
-    path = generate_dataset(
+    path = generate_darcy(
         output,
-        functools.partial(darcy_sample, resolution=resolution, variant=variant),
         n_samples=n_samples,
+        resolution=resolution,
         seed=seed,
+        variant=variant,
         workers=workers,
         scheduler=scheduler,
         resume=resume,
         overwrite=overwrite,
         progress=not quiet,
-        split=fractions,
+        split=_parse_split(split),
         compression=compression,
-        source=source,
-        **layout,
     )
     typer.echo(f"wrote {path}")
 
@@ -93,69 +84,14 @@ def _parse_split(text: str) -> tuple[float, float, float]:
     return parts  # type: ignore[return-value]
 
 
-def describe(path: Path, *, check: bool = False) -> str:
-    """An ``ncdump -h``-like text summary of a dataset file."""
-    from pdesurrogates.datasets import open_dataset, validate
-
-    report = validate(path, check_values=check) if check else None
-    ds = open_dataset(path)
-    attrs = ds.attrs
-    lines = [f"{path}  (schema {attrs['schema']} v{attrs['schema_version']})"]
-    lines.append(f"  dataset_name: {attrs.get('dataset_name', '')}")
-    lines.append(f"  pde: {attrs.get('pde', '')}")
-    source = attrs.get("source", "")
-    try:
-        source = json.dumps(json.loads(source), sort_keys=True)
-    except (TypeError, ValueError):
-        pass
-    lines.append(f"  source: {source}")
-    lines.append(f"  created_by: {attrs.get('created_by', '')}")
-    lines.append(f"  complete: {bool(attrs['complete'])}")
-    lines.append(f"  values checked for NaN/Inf: {'yes, all finite' if report else 'no (--check)'}")
-    lines.append("dimensions:")
-    for name, values in ds._meta["coords"].items():
-        values = np.asarray(values)
-        rng = f"[{values.min():.6g}, {values.max():.6g}]" if values.dtype.kind in "fiu" else ""
-        lines.append(f"  {name} = {len(values)}  {rng}")
-    lines.append("fields:")
-    for name, spec in ds.fields.items():
-        shape = ds._meta["shapes"][name]
-        lines.append(
-            f"  float32 {name}({', '.join(spec.dims)})  shape {shape}  role={spec.role}"
-            + (f"  units={spec.units}" if spec.units else "")
-            + (f"  '{spec.long_name}'" if spec.long_name else "")
-        )
-    lines.append("params:")
-    if not ds.params:
-        lines.append("  (none)")
-    for name, spec in ds.params.items():
-        extra = f" bounds={spec.bounds}" if spec.bounds else ""
-        if spec.loc is not None:
-            extra += f" loc={spec.loc} scale={spec.scale}"
-        lines.append(f"  float64 {name}(sample)  dist={spec.dist}{extra}")
-    lines.append("splits:")
-    splits = ds.splits
-    lines.append(
-        "  " + (", ".join(f"{k}: {len(v)}" for k, v in splits.items()) if splits else "(none)")
-    )
-    lines.append("stats (train split):")
-    stats = ds._meta["stats"]
-    if not stats:
-        lines.append("  (none)")
-    for name, (mean, std) in stats.items():
-        lines.append(
-            f"  {name}: mean {np.array2string(np.asarray(mean), precision=5)}"
-            f"  std {np.array2string(np.asarray(std), precision=5)}"
-        )
-    return "\n".join(lines)
-
-
 @app.command("info")
 def info(
     file: Path = typer.Argument(..., help="A pdesurrogates-h5 file."),
     check: bool = typer.Option(False, "--check", help="Also scan every value for NaN/Inf."),
 ) -> None:
     """Print a file's fields, dims, shapes, params, splits, stats and completeness."""
+    from pdesurrogates.datasets import describe
+
     typer.echo(describe(file, check=check))
 
 

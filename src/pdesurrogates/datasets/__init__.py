@@ -1,21 +1,24 @@
-"""The ``pdesurrogates-h5`` dataset layer: schema, writer, reader, xarray view.
+"""The ``pdesurrogates-h5`` dataset layer: schema, writer, reader, xarray view, importers.
 
-Write with :class:`DatasetWriter` (or :func:`generate_dataset` for a per-sample simulator),
-read with :func:`open_dataset` (a torch ``Dataset``) or :func:`open_xarray`, and check a
-file with :func:`validate`.
+Write with :class:`DatasetWriter` (or :func:`generate_dataset` for a per-sample simulator,
+:func:`generate_darcy` for the Darcy recipe), read with :func:`open_dataset` (a torch
+``Dataset``) or :func:`open_xarray`, check a file with :func:`validate` and summarise it
+with :func:`describe`. Foreign formats come in through the importer backends of
+:mod:`pdesurrogates.datasets.backends` (:func:`import_dataset`, or one ``import_*``
+function per format).
+
+Importing this package does not import torch: :class:`FieldDataset`,
+:class:`SourceDataset` and :func:`open_dataset` load it on first use.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 from pdesurrogates.datasets._acoustics import generate_acoustics
+from pdesurrogates.datasets._darcy import generate_darcy
+from pdesurrogates.datasets._describe import describe, file_metadata
 from pdesurrogates.datasets._generate import generate_dataset
-from pdesurrogates.datasets._import_api import (
-    import_fno_mat,
-    import_neuralop_pt,
-    import_pdebench,
-    import_the_well,
-)
-from pdesurrogates.datasets._reader import FieldDataset, open_dataset
 from pdesurrogates.datasets._schema import (
     SCHEMA_NAME,
     SCHEMA_VERSION,
@@ -26,6 +29,15 @@ from pdesurrogates.datasets._schema import (
 )
 from pdesurrogates.datasets._writer import DatasetWriter, contiguous_splits
 from pdesurrogates.datasets._xarray import open_xarray
+from pdesurrogates.datasets.backends import (
+    guess_backend,
+    import_dataset,
+    list_backends,
+)
+from pdesurrogates.datasets.backends._fno_mat import import_fno_mat
+from pdesurrogates.datasets.backends._neuralop_pt import import_neuralop_pt
+from pdesurrogates.datasets.backends._pdebench import import_pdebench
+from pdesurrogates.datasets.backends._well import import_the_well
 
 __all__ = [
     "SCHEMA_NAME",
@@ -34,15 +46,44 @@ __all__ = [
     "FieldDataset",
     "FieldSpec",
     "ParamSpec",
+    "SourceDataset",
     "ValidationReport",
     "contiguous_splits",
+    "describe",
+    "file_metadata",
     "generate_acoustics",
+    "generate_darcy",
     "generate_dataset",
+    "guess_backend",
+    "import_dataset",
     "import_fno_mat",
     "import_neuralop_pt",
     "import_pdebench",
     "import_the_well",
+    "list_backends",
     "open_dataset",
     "open_xarray",
     "validate",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    # the torch-based reader loads on first use, so the CLI's info/validate/import
+    # commands start without torch
+    if name == "FieldDataset":
+        from pdesurrogates.datasets._reader import FieldDataset
+
+        return FieldDataset
+    if name == "SourceDataset":
+        from pdesurrogates.datasets._open import SourceDataset
+
+        return SourceDataset
+    if name == "open_dataset":
+        from pdesurrogates.datasets._open import open_dataset
+
+        return open_dataset
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

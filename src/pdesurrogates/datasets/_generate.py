@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from pdesurrogates._progress import ProgressBar
 from pdesurrogates.datasets._schema import FieldSpec, ParamSpec
 from pdesurrogates.datasets._writer import DatasetWriter
 
@@ -27,28 +28,6 @@ SampleFn = Callable[[int, int], tuple[Mapping[str, Any], Mapping[str, float]]]
 
 def _run_chunk(sample_fn: SampleFn, indices: Sequence[int], seed: int) -> list[tuple]:
     return [(int(i), *sample_fn(int(i), seed)) for i in indices]
-
-
-def _progress(enabled: bool, total: int, done: int, description: str):
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
-
-    progress = Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        disable=not enabled,
-    )
-    task = progress.add_task(description, total=total, completed=done)
-    return progress, task
 
 
 def generate_dataset(
@@ -126,10 +105,10 @@ def generate_dataset(
     )
     with writer:
         todo = writer.missing()
-        bar, task = _progress(
-            progress, n_samples, n_samples - len(todo), f"generating {Path(path).name}"
-        )
-        with bar:
+        with ProgressBar(enabled=progress) as bar:
+            task = bar.add_task(
+                f"generating {Path(path).name}", total=n_samples, completed=n_samples - len(todo)
+            )
 
             def store(results: list[tuple]) -> None:
                 for index, sample_fields, sample_params in results:

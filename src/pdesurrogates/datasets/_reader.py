@@ -20,7 +20,7 @@ import torch
 from pdesurrogates.datasets._schema import FieldSpec, ParamSpec, open_h5, read_structure
 from pdesurrogates.errors import DatasetError
 
-__all__ = ["FieldDataset", "open_dataset"]
+__all__ = ["FieldDataset"]
 
 
 class _Batch(Sequence):
@@ -55,7 +55,7 @@ class FieldDataset(torch.utils.data.Dataset):
     sample axis removed from every field (float32, dims as in the file, e.g. ``(x, y)``).
     Fields without a sample axis are returned unchanged with every sample.
 
-    Use :func:`open_dataset` to create one.
+    Use :func:`pdesurrogates.datasets.open_dataset` to create one.
 
     Parameters
     ----------
@@ -337,36 +337,3 @@ class FieldDataset(torch.utils.data.Dataset):
     def __repr__(self) -> str:
         shapes = ", ".join(f"{k}{self.shape(k)}" for k in self.field_names)
         return f"FieldDataset({str(self.path)!r}, n={len(self)}, fields: {shapes})"
-
-
-def open_dataset(
-    path: str | os.PathLike,
-    *,
-    fields: Sequence[str] | None = None,
-    split: str | None = None,
-    check_finite: bool = True,
-) -> FieldDataset:
-    """Open a ``pdesurrogates-h5`` file as a :class:`FieldDataset`.
-
-    The structure is validated on opening (a bad file raises :class:`SchemaError` or
-    :class:`DatasetError` naming the object); values are checked for NaN/Inf as they are
-    read. Use :func:`pdesurrogates.datasets.validate` for a full scan up front.
-
-    Parameters
-    ----------
-    path : path-like
-        The file.
-    fields : sequence of str, optional
-        Only read these fields.
-    split : str, optional
-        Only the samples of this split (``train`` / ``valid`` / ``test``).
-    check_finite : bool
-        Check each sample for NaN/Inf the first time it is read.
-    """
-    from pdesurrogates.datasets._import_open import open_foreign
-
-    foreign = open_foreign(path, fields=fields, split=split, check_finite=check_finite)
-    if foreign is not None:  # a PDEBench / Well / FNO / neuraloperator file, read in place
-        return foreign
-    ds = FieldDataset(path, fields=fields, check_finite=check_finite)
-    return ds.split(split) if split else ds

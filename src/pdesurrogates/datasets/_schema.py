@@ -190,6 +190,26 @@ def _fail(path, what: str, todo: str) -> SchemaError:
 
 def read_structure(f: h5py.File, path) -> dict[str, Any]:
     """Check the structure of an open file and return its metadata (no value scan)."""
+    n, spatial = _check_root(f, path)
+    coords = _read_coords(f, path, n, spatial)
+    fields, shapes = _read_fields(f, path, coords)
+    params, param_values = _read_params(f, path, n)
+    splits, stats = _read_splits_and_stats(f, path, n)
+    return {
+        "n_samples": n,
+        "spatial_dims": spatial,
+        "coords": coords,
+        "fields": fields,
+        "shapes": shapes,
+        "params": params,
+        "param_values": param_values,
+        "splits": splits,
+        "stats": stats,
+        "attrs": {k: _attr_value(v) for k, v in f.attrs.items()},
+    }
+
+
+def _check_root(f: h5py.File, path) -> tuple[int, list[str]]:
     attrs = f.attrs
     if "schema" not in attrs:
         raise _fail(
@@ -229,6 +249,10 @@ def read_structure(f: h5py.File, path) -> dict[str, Any]:
             f"n_spatial_dims={int(attrs['n_spatial_dims'])} but spatial_dims={spatial}",
             "fix the root attributes",
         )
+    return n, spatial
+
+
+def _read_coords(f: h5py.File, path, n: int, spatial: list[str]) -> dict[str, np.ndarray]:
     coords: dict[str, np.ndarray] = {}
     for name in DIM_ORDER:
         if name in f:
@@ -245,6 +269,10 @@ def read_structure(f: h5py.File, path) -> dict[str, Any]:
     for d in spatial:
         if d not in coords:
             raise _fail(path, f"spatial coordinate /{d} is missing", "regenerate the file")
+    return coords
+
+
+def _read_fields(f: h5py.File, path, coords):
     if "fields" not in f or not len(f["fields"]):
         raise _fail(path, "no /fields group or it is empty", "the file holds no data")
     fields: dict[str, FieldSpec] = {}
@@ -282,6 +310,10 @@ def read_structure(f: h5py.File, path) -> dict[str, Any]:
             raise _fail(path, f"{where} has dtype {ds.dtype}, expected float", "regenerate")
         fields[name] = spec
         shapes[name] = tuple(ds.shape)
+    return fields, shapes
+
+
+def _read_params(f: h5py.File, path, n: int):
     params: dict[str, ParamSpec] = {}
     param_values: dict[str, np.ndarray] = {}
     if "params" in f:
@@ -297,6 +329,10 @@ def read_structure(f: h5py.File, path) -> dict[str, Any]:
             except ValueError as exc:
                 raise _fail(path, f"/params/{name}: {exc}", "fix its attributes") from exc
             param_values[name] = ds[()].astype(np.float64)
+    return params, param_values
+
+
+def _read_splits_and_stats(f: h5py.File, path, n: int):
     splits: dict[str, np.ndarray] = {}
     if "splits" in f:
         for name, ds in f["splits"].items():
@@ -313,19 +349,7 @@ def read_structure(f: h5py.File, path) -> dict[str, Any]:
         for name, grp in f["stats"].items():
             if "mean" in grp and "std" in grp:
                 stats[name] = (grp["mean"][()], grp["std"][()])
-    root = {k: _attr_value(v) for k, v in attrs.items()}
-    return {
-        "n_samples": n,
-        "spatial_dims": spatial,
-        "coords": coords,
-        "fields": fields,
-        "shapes": shapes,
-        "params": params,
-        "param_values": param_values,
-        "splits": splits,
-        "stats": stats,
-        "attrs": root,
-    }
+    return splits, stats
 
 
 def _attr_value(v: Any) -> Any:

@@ -1,8 +1,9 @@
-"""Contract test mix-ins every surrogate and preconditioner must pass."""
+"""Contract test mix-ins that every surrogate, preconditioner, importer and metric must pass."""
 
 from __future__ import annotations
 
 from pdesurrogates.testing._contracts import SurrogateContract
+from pdesurrogates.testing._importer import ImporterContract
 from pdesurrogates.testing._preconditioner import PreconditionerContract
 
-__all__ = ["PreconditionerContract", "SurrogateContract"]
+__all__ = ["ImporterContract", "PreconditionerContract", "SurrogateContract"]

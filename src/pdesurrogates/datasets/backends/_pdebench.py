@@ -16,27 +16,31 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from pdesurrogates.datasets._import_base import (
+from pdesurrogates.datasets._schema import SPATIAL_DIMS, FieldSpec, ParamSpec
+from pdesurrogates.datasets.backends._base import (
+    ImporterBackend,
     Source,
     check_same_grid,
     check_storage,
     h5_read,
     numeric_attrs,
     open_source_h5,
-    unknown_layout,
 )
-from pdesurrogates.datasets._schema import SPATIAL_DIMS, FieldSpec, ParamSpec
+from pdesurrogates.datasets.backends._registry import unknown_layout
 from pdesurrogates.errors import SchemaError
 
-__all__ = ["PDEBENCH_LAYOUTS", "detect_pdebench", "open_pdebench"]
+__all__ = ["BACKEND", "PDEBenchBackend", "detect_pdebench", "import_pdebench", "open_pdebench"]
 
-PDEBENCH_LAYOUTS = (
-    "pdebench-tensor",
-    "pdebench-darcy",
-    "pdebench-cfd",
-    "pdebench-groups",
-    "pdebench-ns",
-)
+#: The PDEBench layouts, with a one-line description each.
+PDEBENCH_LAYOUTS: dict[str, str] = {
+    "pdebench-tensor": "PDEBench single-array file: 'tensor' (N, T, X[, Y, Z]) + "
+    "'x-coordinate', 't-coordinate'",
+    "pdebench-darcy": "PDEBench 2D Darcy: 'nu' (N, X, Y), 'tensor' (N, 1, X, Y), attr 'beta'",
+    "pdebench-cfd": "PDEBench compressible flow: 'density', 'pressure', 'Vx'[, 'Vy', 'Vz']",
+    "pdebench-groups": "PDEBench one group per sample: '0000/data' (T, X[, Y], C), "
+    "'0000/grid/{x,y,t}'",
+    "pdebench-ns": "PDEBench 2D incompressible NS: 'velocity', 'particles', 'force', 't'",
+}
 _COORD_KEYS = {"x": "x-coordinate", "y": "y-coordinate", "z": "z-coordinate"}
 _NOT_PARAMS = ("latestIndex",)
 
@@ -428,14 +432,115 @@ def open_pdebench(
     try:
         found = detect_pdebench(f)
         if found is None or (layout is not None and found != layout):
-            expected: Sequence[str] = PDEBENCH_LAYOUTS if layout is None else [layout]
-            from pdesurrogates.datasets._import_well import is_well_file
-
-            other = "the-well" if is_well_file(f) else found
-            raise unknown_layout(path, _describe(f), expected, other=other)
+            expected = PDEBENCH_LAYOUTS if layout is None else {layout: PDEBENCH_LAYOUTS[layout]}
+            raise unknown_layout(path, _describe(f), expected, backend="pdebench")
         if found == "pdebench-groups":
             return GroupsFile(path, f, verify=verify)
         return _CLASSES[found](path, f)
     except BaseException:
         f.close()
         raise
+
+
+class PDEBenchBackend(ImporterBackend):
+    """Convert a PDEBench file (single-array, Darcy, CFD, per-sample groups, NS).
+
+    The layout is detected. Numeric file attributes (beta, Nu, eta, ...) become params.
+    Test split: PDEBench's first 10% of samples (the last 10% of the group keys for
+    per-sample-group files).
+    """
+
+    name = "pdebench"
+    layouts = PDEBENCH_LAYOUTS
+    source_help = "A PDEBench .hdf5/.h5 file."
+
+    def layout_of(self, path: str | os.PathLike) -> str | None:
+        p = Path(path)
+        try:
+            if not p.is_file() or p.suffix in (".mat", ".pt") or not h5py.is_hdf5(p):
+                return None
+            with h5py.File(p, "r") as f:
+                return None if "schema" in f.attrs else detect_pdebench(f)
+        except (OSError, KeyError, ValueError):
+            return None
+
+    def guess_can_open(self, path: str | os.PathLike) -> bool:
+        return self.layout_of(path) is not None
+
+    def open_source(self, path, layout=None, *, reopen=False) -> Source:
+        return open_pdebench(path, layout, verify=not reopen)
+
+
+BACKEND = PDEBenchBackend()
+
+
+def import_pdebench(
+    src: str | os.PathLike,
+    output: str | os.PathLike,
+    *,
+    fields: Sequence[str] | None = None,
+    limit: int | None = None,
+    overwrite: bool = False,
+    compression: str | None = None,
+    progress: bool = True,
+) -> Path:
+    """Convert a PDEBench HDF5 file into a ``pdesurrogates-h5`` file.
+
+    The layout is detected: single-array ``tensor`` files (Advection, Burgers, 1D
+    reaction-diffusion; field ``u`` (sample, time, x...), ``t-coordinate`` cut to the
+    ``T`` steps of the data), 2D Darcy (``nu`` -> ``a``, ``tensor[:, 0]`` -> ``u``),
+    compressible flow (``density``, ``pressure``, ``velocity`` with a component dim),
+    one group per sample (``data`` channels -> fields ``u``/``v``, or ``h`` for the
+    shallow-water file) and 2D incompressible NS (``velocity``, ``particles``, ``force``).
+    Numeric file attributes (``beta``, ``Nu``, ``rho``, ``eta``, ``zeta``, ``M``) become
+    per-sample parameters. Splits follow PDEBench: the first 10 % of samples are the
+    test set in single-file layouts, the last 10 % of the sorted group keys in the
+    per-sample-group layout.
+
+    Parameters
+    ----------
+    src : path-like
+        The PDEBench ``.hdf5`` / ``.h5`` file.
+    output : path-like
+        The new file.
+    fields : sequence of str, optional
+        Import only these fields (names as in our file, e.g. ``["a", "u"]``).
+    limit : int, optional
+        Import only the first ``limit`` samples.
+    overwrite : bool
+        Replace an existing ``output``.
+    compression : {None, "lzf", "gzip"}
+        Optional filter for the output.
+    progress : bool
+        Show a progress bar.
+
+    Returns
+    -------
+    pathlib.Path
+        The complete output file.
+
+    Examples
+    --------
+    >>> import h5py, numpy as np, tempfile, os
+    >>> from pdesurrogates.datasets import import_pdebench, open_dataset
+    >>> d = tempfile.mkdtemp()
+    >>> with h5py.File(os.path.join(d, "1D_Advection_Sols_beta0.1.hdf5"), "w") as f:
+    ...     f["tensor"] = np.ones((10, 5, 8), np.float32)
+    ...     f["x-coordinate"] = ((np.arange(8) + 0.5) / 8).astype("f4")
+    ...     f["t-coordinate"] = (np.arange(6) * 0.1).astype("f4")  # T + 1 entries
+    ...     f.attrs["beta"] = 0.1
+    >>> out = import_pdebench(os.path.join(d, "1D_Advection_Sols_beta0.1.hdf5"),
+    ...                       os.path.join(d, "adv.h5"), progress=False)
+    >>> ds = open_dataset(out)
+    >>> len(ds), tuple(ds[0]["u"].shape), len(ds.splits["test"])
+    (10, (5, 8), 1)
+    """
+    return BACKEND.import_file(
+        src,
+        output,
+        fields=fields,
+        limit=limit,
+        overwrite=overwrite,
+        compression=compression,
+        progress=progress,
+    )

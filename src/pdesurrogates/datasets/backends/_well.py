@@ -16,22 +16,30 @@ Implemented from The Well's documented data format. A field's shape is ``(B,)`` 
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 import h5py
 import numpy as np
 
-from pdesurrogates.datasets._import_base import (
+from pdesurrogates.datasets._schema import SPATIAL_DIMS, FieldSpec, ParamSpec
+from pdesurrogates.datasets.backends._base import (
+    ImporterBackend,
     Source,
     check_same_grid,
+    convert,
     h5_read,
     open_source_h5,
-    unknown_layout,
 )
-from pdesurrogates.datasets._schema import SPATIAL_DIMS, FieldSpec, ParamSpec
+from pdesurrogates.datasets.backends._registry import unknown_layout
 from pdesurrogates.errors import DatasetError, SchemaError
 
-__all__ = ["WellSource", "is_well_file"]
+__all__ = ["BACKEND", "WellBackend", "WellSource", "import_the_well", "is_well_file"]
+
+_LAYOUTS = {
+    "the-well": "The Well: 't0_fields'/'t1_fields'/'t2_fields', 'dimensions', 'scalars', "
+    "'boundary_conditions' (a file or a folder with train/valid/test)"
+}
 
 _SPLITS = ("train", "valid", "test")
 _SUFFIXES = (".hdf5", ".h5", ".hdf")
@@ -100,14 +108,12 @@ class WellSource(Source):
             f = open_source_h5(p)
             self.files.append(f)
             if not is_well_file(f):
-                from pdesurrogates.datasets._import_pdebench import detect_pdebench
-
                 raise unknown_layout(
                     p,
                     f"top-level objects {sorted(f.keys())[:12]} (no 'dimensions' and "
                     "t0/t1/t2_fields groups)",
-                    ["the-well"],
-                    other=detect_pdebench(f),
+                    _LAYOUTS,
+                    backend="the-well",
                 )
             b = int(np.asarray(f.attrs.get("n_trajectories", 0)))
             if b < 1:
@@ -257,7 +263,9 @@ class WellSource(Source):
     def _compare(self, f: h5py.File, p: Path, start: int) -> None:
         """Every further file must have the same fields and the same grid."""
         if not is_well_file(f):
-            raise unknown_layout(p, f"top-level objects {sorted(f.keys())[:12]}", ["the-well"])
+            raise unknown_layout(
+                p, f"top-level objects {sorted(f.keys())[:12]}", _LAYOUTS, backend="the-well"
+            )
         b = int(np.asarray(f.attrs["n_trajectories"]))
         for name in ["time", *self.orig_dims]:
             if name == "time" and "time" not in self.coords:
@@ -343,3 +351,90 @@ class WellSource(Source):
             except Exception:  # pragma: no cover
                 pass
         self.files = []
+
+
+class WellBackend(ImporterBackend):
+    """Convert a Well file or dataset folder (train/valid/test become the splits).
+
+    t0/t1/t2 fields keep their dims, tensor components go on a component dim; constant
+    scalars become params; boundary conditions are copied.
+    """
+
+    name = "the-well"
+    layouts = _LAYOUTS
+    source_help = "A Well .hdf5 file, or a dataset folder (train/valid/test)."
+    limit_help = "At most N samples per split."
+
+    def guess_can_open(self, path: str | os.PathLike) -> bool:
+        p = Path(path)
+        try:
+            first = _files_of(p)[0][0]
+            if first.suffix == ".mat" or not h5py.is_hdf5(first):
+                return False
+            with h5py.File(first, "r") as f:
+                return "schema" not in f.attrs and is_well_file(f)
+        except (OSError, DatasetError, KeyError, ValueError):
+            return False
+
+    def open_source(self, path, layout=None, *, reopen=False) -> Source:
+        return WellSource(path)
+
+    def import_file(
+        self,
+        src,
+        output,
+        *,
+        fields=None,
+        limit=None,
+        overwrite=False,
+        compression=None,
+        progress=True,
+    ) -> Path:
+        """As for every backend, but ``limit`` caps the samples taken from each split."""
+        if limit is not None and (not isinstance(limit, int | np.integer) or limit < 1):
+            raise ValueError(f"limit must be a positive integer or None, got {limit!r}")
+        with WellSource(src, limit_per_split=limit) as source:
+            return convert(
+                source,
+                output,
+                fields=fields,
+                overwrite=overwrite,
+                compression=compression,
+                progress=progress,
+            )
+
+
+BACKEND = WellBackend()
+
+
+def import_the_well(
+    src: str | os.PathLike,
+    output: str | os.PathLike,
+    *,
+    fields: Sequence[str] | None = None,
+    limit: int | None = None,
+    overwrite: bool = False,
+    compression: str | None = None,
+    progress: bool = True,
+) -> Path:
+    """Convert a Well file, or a Well dataset folder, into a ``pdesurrogates-h5`` file.
+
+    ``src`` is one ``.hdf5`` file, or a folder holding ``train/``, ``valid/``, ``test/``
+    (directly or under ``data/``): every trajectory of every file becomes a sample and
+    the folders become ``/splits``. Scalar fields keep their dims, vector fields get a
+    ``component`` dim, rank-2 fields ``s`` are stored as one field per row ``s_<dim>``
+    (columns along ``component``). Spatial dims map in order to x, y, z. Constant
+    ``scalars`` become parameters, time-varying ones fields; ``boundary_conditions``
+    are copied. ``limit`` caps the samples taken from each split.
+
+    Parameters are as for :func:`import_pdebench`.
+    """
+    return BACKEND.import_file(
+        src,
+        output,
+        fields=fields,
+        limit=limit,
+        overwrite=overwrite,
+        compression=compression,
+        progress=progress,
+    )

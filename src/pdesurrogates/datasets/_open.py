@@ -1,8 +1,10 @@
-"""Read-only access to community layouts without converting them first.
+"""Opening a dataset file: our own schema, or a foreign format read in place.
 
-:func:`open_foreign` returns a :class:`SourceDataset`: a :class:`FieldDataset` whose
-samples come from a PDEBench / Well / FNO / neuraloperator file through the importers'
-mapping, so ``open_dataset("2D_DarcyFlow_beta1.0_Train.hdf5")["a"]`` is exactly what
+:func:`open_dataset` reads a ``pdesurrogates-h5`` file as a :class:`FieldDataset`, or, when
+an importer backend recognises the file (PDEBench, The Well, FNO ``.mat``,
+neuraloperator ``.pt``, ...), as a :class:`SourceDataset`: a :class:`FieldDataset` whose
+samples come through the importer's mapping, so
+``open_dataset("2D_DarcyFlow_beta1.0_Train.hdf5")["a"]`` is exactly what
 ``import_pdebench`` would have written. The source is opened lazily once per process and
 never pickled (DataLoader workers are fine). Train statistics are not stored in these
 files: ``stats()`` computes them on first use with one streamed pass over the train split.
@@ -17,51 +19,11 @@ from typing import Any
 
 import numpy as np
 
-from pdesurrogates.datasets._import_api import detect_layout, open_source
-from pdesurrogates.datasets._import_base import Source
 from pdesurrogates.datasets._reader import FieldDataset
-from pdesurrogates.datasets._schema import SCHEMA_NAME
+from pdesurrogates.datasets.backends import Source, get_backend, guess_backend
 from pdesurrogates.errors import DatasetError
 
-__all__ = ["SourceDataset", "open_foreign"]
-
-
-def _build_meta(source: Source) -> dict[str, Any]:
-    n = source.n_samples
-    coords = dict(source.coords)
-    coords["sample"] = (
-        np.arange(n, dtype=np.int64)
-        if source.sample_ids is None
-        else np.asarray(source.sample_ids, np.int64)
-    )
-    splits = source.splits(n)
-    if splits is None:
-        from pdesurrogates.datasets._writer import contiguous_splits
-
-        splits = contiguous_splits(n)
-    return {
-        "n_samples": n,
-        "spatial_dims": [d for d in ("x", "y", "z") if d in coords],
-        "coords": coords,
-        "fields": dict(source.fields),
-        "shapes": {k: source.field_shape(k) for k in source.fields},
-        "params": dict(source.params),
-        "param_values": {k: np.asarray(v, np.float64) for k, v in source.param_values.items()},
-        "splits": {k: np.asarray(v, np.int64) for k, v in splits.items()},
-        "stats": {},
-        "attrs": {
-            "schema": f"{source.layout} layout read in place, not {SCHEMA_NAME}",
-            "schema_version": "n/a",
-            "created_by": "",
-            "dataset_name": source.dataset_name,
-            "pde": source.pde,
-            "source": str(source.path),
-            "layout": source.layout,
-            "n_samples": n,
-            "complete": True,
-            "split_convention": source.split_note or "contiguous 80/10/10 blocks",
-        },
-    }
+__all__ = ["SourceDataset", "open_dataset", "open_foreign"]
 
 
 class SourceDataset(FieldDataset):
@@ -71,17 +33,19 @@ class SourceDataset(FieldDataset):
         self,
         path: str | os.PathLike,
         *,
-        layout: str,
+        backend: str,
+        layout: str | None = None,
         fields: Sequence[str] | None = None,
         indices: Sequence[int] | None = None,
         check_finite: bool = True,
         _meta: dict[str, Any] | None = None,
     ) -> None:
-        self.layout = layout
+        self.backend = backend
         self._src: Source | None = None
         if _meta is None:  # metadata only; the source is reopened lazily in each process
-            with open_source(path, layout) as src:
-                _meta = _build_meta(src)
+            with get_backend(backend).open_source(path, layout) as src:
+                _meta = src.metadata()
+        self.layout: str = _meta["attrs"]["layout"]
         super().__init__(
             path, fields=fields, indices=indices, check_finite=check_finite, _meta=_meta
         )
@@ -89,6 +53,7 @@ class SourceDataset(FieldDataset):
     def _new(self, *, fields=None, indices=None) -> SourceDataset:
         return SourceDataset(
             self.path,
+            backend=self.backend,
             layout=self.layout,
             fields=self.field_names if fields is None else fields,
             indices=self.indices if indices is None else indices,
@@ -160,8 +125,8 @@ class SourceDataset(FieldDataset):
 
     def _source(self) -> Source:
         if self._src is None or getattr(self, "_src_pid", None) != os.getpid():
-            verified = {"verify": False} if self.layout.startswith("pdebench") else {}
-            self._src = open_source(self.path, self.layout, **verified)
+            backend = get_backend(self.backend)
+            self._src = backend.open_source(self.path, self.layout, reopen=True)
             self._src_pid = os.getpid()
         return self._src
 
@@ -204,14 +169,46 @@ def open_foreign(
     split: str | None = None,
     check_finite: bool = True,
 ) -> SourceDataset | None:
-    """A :class:`SourceDataset` if ``path`` is in a recognised community layout, else None.
+    """A :class:`SourceDataset` if an importer backend recognises ``path``, else None.
 
-    Called by :func:`pdesurrogates.datasets.open_dataset` before it reads ``path`` as a
-    ``pdesurrogates-h5`` file; returns None for our own files and anything unrecognised.
+    Returns None for our own ``pdesurrogates-h5`` files and anything unrecognised.
     """
     p = Path(path)
-    layout = detect_layout(p)
-    if layout is None:
+    backend = guess_backend(p)
+    if backend is None:
         return None
-    ds = SourceDataset(p, layout=layout, fields=fields, check_finite=check_finite)
+    ds = SourceDataset(p, backend=backend.name, fields=fields, check_finite=check_finite)
+    return ds.split(split) if split else ds
+
+
+def open_dataset(
+    path: str | os.PathLike,
+    *,
+    fields: Sequence[str] | None = None,
+    split: str | None = None,
+    check_finite: bool = True,
+) -> FieldDataset:
+    """Open a dataset file as a :class:`FieldDataset` (a map-style torch ``Dataset``).
+
+    A ``pdesurrogates-h5`` file is validated on opening (a bad file raises
+    :class:`SchemaError` or :class:`DatasetError` naming the object); values are checked
+    for NaN/Inf as they are read. Use :func:`pdesurrogates.datasets.validate` for a full
+    scan up front. A file an importer backend recognises (PDEBench, The Well, FNO
+    ``.mat``, neuraloperator ``.pt``, ...) is read in place as a :class:`SourceDataset`.
+
+    Parameters
+    ----------
+    path : path-like
+        The file.
+    fields : sequence of str, optional
+        Only read these fields.
+    split : str, optional
+        Only the samples of this split (``train`` / ``valid`` / ``test``).
+    check_finite : bool
+        Check each sample for NaN/Inf the first time it is read.
+    """
+    foreign = open_foreign(path, fields=fields, split=split, check_finite=check_finite)
+    if foreign is not None:
+        return foreign
+    ds = FieldDataset(path, fields=fields, check_finite=check_finite)
     return ds.split(split) if split else ds

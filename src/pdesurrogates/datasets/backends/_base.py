@@ -1,12 +1,14 @@
-"""Shared machinery of the importers: the ``Source`` description and the streaming converter.
+"""What every importer backend shares: the ``Source`` description, the backend base class
+and the streaming converter.
 
-Every supported community layout is described by a :class:`Source`: the coordinates, the
-fields (as :class:`FieldSpec` in our schema), the per-sample parameters and a
-``read(start, stop)`` method returning a block of samples already mapped to our layout.
-:func:`convert` streams any source through :class:`DatasetWriter` in blocks of bounded
-size, so files larger than memory convert with a flat memory profile; the direct
-read-only view (:mod:`pdesurrogates.datasets._import_open`) reads through the same
-``Source`` objects.
+A foreign dataset is described by a :class:`Source`: the coordinates, the fields (as
+:class:`FieldSpec` in our schema), the per-sample parameters and a ``read(start, stop)``
+method returning a block of samples already mapped to our layout. :func:`convert`
+streams any source through :class:`DatasetWriter` in blocks of bounded size, so files
+larger than memory convert with a flat memory profile; the read-in-place view
+(:func:`pdesurrogates.datasets.open_dataset` on a foreign file) reads through the same
+``Source`` objects. An :class:`ImporterBackend` ties a format together: whether a path
+looks like it (``guess_can_open``), how to open it as a ``Source`` and how to import it.
 """
 
 from __future__ import annotations
@@ -14,65 +16,29 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import h5py
 import numpy as np
 
-from pdesurrogates.datasets._schema import SPATIAL_DIMS, FieldSpec, ParamSpec
-from pdesurrogates.datasets._writer import DatasetWriter
+from pdesurrogates._progress import ProgressBar
+from pdesurrogates.datasets._schema import SCHEMA_NAME, SPATIAL_DIMS, FieldSpec, ParamSpec
+from pdesurrogates.datasets._writer import DatasetWriter, contiguous_splits
 from pdesurrogates.errors import DatasetError, SchemaError
 
 __all__ = [
-    "LAYOUTS",
+    "ImporterBackend",
     "Source",
     "check_same_grid",
+    "check_storage",
     "convert",
+    "fill_input_output",
     "h5_read",
     "numeric_attrs",
     "open_source_h5",
-    "unknown_layout",
 ]
 
-#: Every layout the importers recognise, with a one-line description (used in errors).
-LAYOUTS: dict[str, str] = {
-    "pdebench-tensor": "PDEBench single-array file: 'tensor' (N, T, X[, Y, Z]) + "
-    "'x-coordinate', 't-coordinate'",
-    "pdebench-darcy": "PDEBench 2D Darcy: 'nu' (N, X, Y), 'tensor' (N, 1, X, Y), attr 'beta'",
-    "pdebench-cfd": "PDEBench compressible flow: 'density', 'pressure', 'Vx'[, 'Vy', 'Vz']",
-    "pdebench-groups": "PDEBench one group per sample: '0000/data' (T, X[, Y], C), "
-    "'0000/grid/{x,y,t}'",
-    "pdebench-ns": "PDEBench 2D incompressible NS: 'velocity', 'particles', 'force', 't'",
-    "the-well": "The Well: 't0_fields'/'t1_fields'/'t2_fields', 'dimensions', 'scalars', "
-    "'boundary_conditions' (a file or a folder with train/valid/test)",
-    "fno-mat": "FNO .mat (MATLAB v5 or v7.3): 'coeff'/'sol' (Darcy) or 'a'/'u'[/'t']",
-    "neuralop-pt": "neuraloperator .pt: a dict with tensors 'x' and 'y' (and e.g. 'visc')",
-}
-
 _BLOCK_BYTES = 32 * 2**20  # source bytes read per block while converting
-
-
-def unknown_layout(
-    path: str | os.PathLike,
-    found: str,
-    expected: Sequence[str] | None = None,
-    *,
-    other: str | None = None,
-):
-    """The error for a file whose layout is not recognised.
-
-    ``other``: a layout the file does match, for a hint at the right importer.
-    """
-    names = list(expected or LAYOUTS)
-    lines = "; ".join(f"{k} ({LAYOUTS[k]})" for k in names)
-    if other:
-        command = "pdebench" if other.startswith("pdebench") else other
-        todo = f"This looks like a {other} file: use `pdesurrogates import {command}`"
-    else:
-        todo = "Check the file, or write your own converter with DatasetWriter"
-    return SchemaError(
-        f"{path}: unknown layout: found {found}. Recognised layouts: {lines}. {todo}"
-    )
 
 
 def open_source_h5(path: str | os.PathLike) -> h5py.File:
@@ -149,7 +115,7 @@ class Source:
     ----------
     path : Path
     layout : str
-        One of :data:`LAYOUTS`.
+        One of the ``layouts`` of the backend that opened it.
     n_samples : int
     coords : dict of str to ndarray
         ``time``, ``x``, ``y``, ``z``, ``component`` as needed.
@@ -258,17 +224,44 @@ class Source:
                 parts[n].append(block[n])
         return {n: np.concatenate(parts[n])[inverse] for n in names}
 
+    def metadata(self) -> dict[str, Any]:
+        """The metadata dict of a ``pdesurrogates-h5`` file (as the reader holds it)."""
+        n = self.n_samples
+        coords = dict(self.coords)
+        ids = np.arange(n, dtype=np.int64) if self.sample_ids is None else self.sample_ids
+        coords["sample"] = np.asarray(ids, np.int64)
+        splits = self.splits(n)
+        if splits is None:
+            splits = contiguous_splits(n)
+        return {
+            "n_samples": n,
+            "spatial_dims": [d for d in SPATIAL_DIMS if d in coords],
+            "coords": coords,
+            "fields": dict(self.fields),
+            "shapes": {k: self.field_shape(k) for k in self.fields},
+            "params": dict(self.params),
+            "param_values": {k: np.asarray(v, np.float64) for k, v in self.param_values.items()},
+            "splits": {k: np.asarray(v, np.int64) for k, v in splits.items()},
+            "stats": {},
+            "attrs": {
+                "schema": f"{self.layout} layout read in place, not {SCHEMA_NAME}",
+                "schema_version": "n/a",
+                "created_by": "",
+                "dataset_name": self.dataset_name,
+                "pde": self.pde,
+                "source": str(self.path),
+                "layout": self.layout,
+                "n_samples": n,
+                "complete": True,
+                "split_convention": self.split_note or "contiguous 80/10/10 blocks",
+            },
+        }
+
     def __enter__(self) -> Source:
         return self
 
     def __exit__(self, *exc) -> None:
         self.close()
-
-
-def _progress_bar(enabled: bool, total: int, description: str):
-    from pdesurrogates.datasets._generate import _progress
-
-    return _progress(enabled, total, 0, description)
 
 
 def convert(
@@ -328,8 +321,8 @@ def convert(
                 f["sample"][...] = np.asarray(source.sample_ids[:n], dtype=np.int64)
             source.write_extras(f, n)
             step = max(1, block_bytes // source.sample_bytes(sample_names))
-            bar, task = _progress_bar(progress, n, f"importing {source.path.name}")
-            with bar:
+            with ProgressBar(enabled=progress) as bar:
+                task = bar.add_task(f"importing {source.path.name}", total=n)
                 for start in range(0, n, step):
                     stop = min(n, start + step)
                     block = source.read(start, stop, sample_names) if sample_names else {}
@@ -348,3 +341,125 @@ def convert(
         writer.close()
         writer.partial.unlink(missing_ok=True)
         raise
+
+
+_GRID_NOTE = "not stored in the file: uniform linspace(0, 1, n) assumed"
+
+
+def fill_input_output(src: Source, a_shape, u_shape, *, time_last: bool, where: str) -> None:
+    """Fill coords and fields of a source holding an input ``a`` and an output ``u``.
+
+    ``u`` is either on ``a``'s grid or a trajectory with one more (time) axis, last
+    (``time_last``, MATLAB files) or right after the sample axis. The grid is the uniform
+    ``linspace(0, 1, n)``: these formats do not store it.
+    """
+    if a_shape[0] != u_shape[0]:
+        raise SchemaError(
+            f"{src.path}: {where} hold {a_shape[0]} and {u_shape[0]} samples; they must match"
+        )
+    spatial = tuple(a_shape[1:])
+    if not 1 <= len(spatial) <= 3:
+        raise SchemaError(f"{src.path}: input has shape {a_shape}; expected (N, X[, Y, Z])")
+    dims = SPATIAL_DIMS[: len(spatial)]
+    u_spatial = u_shape[1:-1] if time_last else u_shape[2:]
+    has_time = len(u_shape) == len(a_shape) + 1
+    if not has_time and tuple(u_shape[1:]) != spatial:
+        raise SchemaError(
+            f"{src.path}: {where} have shapes {a_shape} and {u_shape}: neither the same grid "
+            "nor a trajectory (one extra time axis)"
+        )
+    if has_time and tuple(u_spatial) != spatial:
+        raise SchemaError(
+            f"{src.path}: output {u_shape} does not have the input's grid {spatial} (a "
+            f"trajectory is {'(N, X, ..., T)' if time_last else '(N, T, X, ...)'})"
+        )
+    src.n_samples = int(a_shape[0])
+    for d, n in zip(dims, spatial, strict=True):
+        src.coords[d] = np.linspace(0.0, 1.0, n)
+    src.fields["a"] = FieldSpec(dims=("sample", *dims), role="input", long_name="input a")
+    if has_time:
+        nt = u_shape[-1] if time_last else u_shape[1]
+        src.coords = {"time": np.arange(nt, dtype=np.float64), **src.coords}
+        src.fields["u"] = FieldSpec(
+            dims=("sample", "time", *dims), role="output", long_name="output trajectory u"
+        )
+    else:
+        src.fields["u"] = FieldSpec(dims=("sample", *dims), role="output", long_name="output u")
+    src.has_time = has_time
+    src.info["grid"] = _GRID_NOTE
+
+
+class ImporterBackend:
+    """One foreign file format: how to recognise it, open it and import it.
+
+    Subclass it in one module of :mod:`pdesurrogates.datasets.backends` and bind an
+    instance to the module-level name ``BACKEND``: the registry finds it there (third-party
+    packages register through the ``pdesurrogates.importers`` entry-point group or
+    :func:`~pdesurrogates.datasets.backends.register_backend`). The class docstring is the
+    help text of its ``pdesurrogates import <name>`` command.
+
+    Attributes
+    ----------
+    name : str
+        The ``pdesurrogates import`` sub-command and the ``backend=`` value.
+    layouts : dict of str to str
+        Every layout the backend reads, with a one-line description (used in errors).
+    source_help, limit_help : str
+        Help texts of the command's source argument and ``--limit`` option.
+    """
+
+    name: ClassVar[str] = ""
+    layouts: ClassVar[dict[str, str]] = {}
+    source_help: ClassVar[str] = "The source file."
+    limit_help: ClassVar[str] = "Import only the first N samples."
+
+    def guess_can_open(self, path: str | os.PathLike) -> bool:  # pragma: no cover
+        """Whether ``path`` looks like this format (cheap; never raises)."""
+        raise NotImplementedError
+
+    def layout_of(self, path: str | os.PathLike) -> str | None:
+        """The layout of ``path`` (a key of ``layouts``), or None if not this format."""
+        return next(iter(self.layouts)) if self.guess_can_open(path) else None
+
+    def open_source(
+        self, path: str | os.PathLike, layout: str | None = None, *, reopen: bool = False
+    ) -> Source:  # pragma: no cover
+        """Open ``path`` as a :class:`Source`.
+
+        ``reopen=True``: the file was opened and checked before (in another process);
+        expensive consistency checks may be skipped.
+        """
+        raise NotImplementedError
+
+    def import_file(
+        self,
+        src: str | os.PathLike,
+        output: str | os.PathLike,
+        *,
+        fields: Sequence[str] | None = None,
+        limit: int | None = None,
+        overwrite: bool = False,
+        compression: str | None = None,
+        progress: bool = True,
+    ) -> Path:
+        """Convert ``src`` into a complete ``pdesurrogates-h5`` file at ``output``."""
+        with self.open_source(src) as source:
+            return convert(
+                source,
+                output,
+                fields=fields,
+                limit=limit,
+                overwrite=overwrite,
+                compression=compression,
+                progress=progress,
+            )
+
+    @property
+    def help(self) -> str:
+        """The command help: the class docstring."""
+        import inspect
+
+        return inspect.cleandoc(type(self).__doc__ or self.name)
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name!r}>"

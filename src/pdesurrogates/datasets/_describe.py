@@ -1,0 +1,110 @@
+"""A text summary of a dataset file: the library side of ``pdesurrogates info``."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pdesurrogates.datasets._schema import open_h5, read_structure, validate
+from pdesurrogates.datasets.backends import guess_backend
+
+__all__ = ["describe", "file_metadata"]
+
+
+def file_metadata(path: str | os.PathLike) -> dict[str, Any]:
+    """The structure of a dataset file (ours, or a foreign file read in place).
+
+    The dict holds ``n_samples``, ``spatial_dims``, ``coords``, ``fields`` (FieldSpec),
+    ``shapes``, ``params`` (ParamSpec), ``param_values``, ``splits``, ``stats`` and the
+    root ``attrs``. No field values are read.
+    """
+    p = Path(path)
+    backend = guess_backend(p)
+    if backend is not None:
+        with backend.open_source(p) as source:
+            return source.metadata()
+    with open_h5(p) as f:
+        return read_structure(f, p)
+
+
+def describe(path: str | os.PathLike, *, check: bool = False) -> str:
+    """An ``ncdump -h``-like text summary of a dataset file.
+
+    Parameters
+    ----------
+    path : path-like
+        A ``pdesurrogates-h5`` file, or a foreign file an importer backend recognises.
+    check : bool
+        Also scan every value for NaN/Inf (:func:`~pdesurrogates.datasets.validate`).
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> from pdesurrogates.datasets import DatasetWriter, FieldSpec, describe
+    >>> path = os.path.join(tempfile.mkdtemp(), "d.h5")
+    >>> with DatasetWriter(path, n_samples=2, coords={"x": [0.0, 1.0]},
+    ...                    fields={"u": FieldSpec(("sample", "x"))}) as w:
+    ...     w.write_batch(0, {"u": [[1.0, 2.0], [3.0, 4.0]]})
+    ...     _ = w.finalize()
+    >>> print(next(line for line in describe(path).splitlines() if "float32" in line))
+      float32 u(sample, x)  shape (2, 2)  role=output  'u'
+    """
+    report = validate(path, check_values=check) if check else None
+    meta = file_metadata(path)
+    attrs = meta["attrs"]
+    lines = [f"{path}  (schema {attrs['schema']} v{attrs['schema_version']})"]
+    lines.append(f"  dataset_name: {attrs.get('dataset_name', '')}")
+    lines.append(f"  pde: {attrs.get('pde', '')}")
+    source = attrs.get("source", "")
+    try:
+        source = json.dumps(json.loads(source), sort_keys=True)
+    except (TypeError, ValueError):
+        pass
+    lines.append(f"  source: {source}")
+    lines.append(f"  created_by: {attrs.get('created_by', '')}")
+    lines.append(f"  complete: {bool(attrs['complete'])}")
+    lines.append(f"  values checked for NaN/Inf: {'yes, all finite' if report else 'no (--check)'}")
+    lines.append("dimensions:")
+    for name, values in meta["coords"].items():
+        values = np.asarray(values)
+        rng = f"[{values.min():.6g}, {values.max():.6g}]" if values.dtype.kind in "fiu" else ""
+        lines.append(f"  {name} = {len(values)}  {rng}")
+    lines += _fields_and_params(meta)
+    return "\n".join(lines)
+
+
+def _fields_and_params(meta: dict[str, Any]) -> list[str]:
+    lines = ["fields:"]
+    for name, spec in meta["fields"].items():
+        lines.append(
+            f"  float32 {name}({', '.join(spec.dims)})  shape {meta['shapes'][name]}"
+            f"  role={spec.role}"
+            + (f"  units={spec.units}" if spec.units else "")
+            + (f"  '{spec.long_name}'" if spec.long_name else "")
+        )
+    lines.append("params:")
+    if not meta["params"]:
+        lines.append("  (none)")
+    for name, spec in meta["params"].items():
+        extra = f" bounds={spec.bounds}" if spec.bounds else ""
+        if spec.loc is not None:
+            extra += f" loc={spec.loc} scale={spec.scale}"
+        lines.append(f"  float64 {name}(sample)  dist={spec.dist}{extra}")
+    splits = meta["splits"]
+    lines.append("splits:")
+    lines.append(
+        "  " + (", ".join(f"{k}: {len(v)}" for k, v in splits.items()) if splits else "(none)")
+    )
+    lines.append("stats (train split):")
+    if not meta["stats"]:
+        lines.append("  (none)")
+    for name, (mean, std) in meta["stats"].items():
+        lines.append(
+            f"  {name}: mean {np.array2string(np.asarray(mean), precision=5)}"
+            f"  std {np.array2string(np.asarray(std), precision=5)}"
+        )
+    return lines

@@ -1,0 +1,192 @@
+"""The registry of importer backends, and layout detection by asking each of them.
+
+Backends are found, once, in three places: every module of this package that binds an
+:class:`~pdesurrogates.datasets.backends.ImporterBackend` instance to the name
+``BACKEND``; the ``pdesurrogates.importers`` entry-point group of installed packages
+(each entry point loads a backend class or instance); and :func:`register_backend`.
+Adding an importer is therefore one new module (plus its test): the ``pdesurrogates
+import`` sub-commands, :func:`pdesurrogates.datasets.import_dataset` and reading foreign
+files in place with :func:`pdesurrogates.datasets.open_dataset` all go through here.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import pkgutil
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import h5py
+
+from pdesurrogates._progress import logger
+from pdesurrogates.datasets.backends._base import ImporterBackend
+from pdesurrogates.errors import SchemaError
+
+__all__ = [
+    "get_backend",
+    "guess_backend",
+    "import_dataset",
+    "list_backends",
+    "register_backend",
+    "unknown_layout",
+]
+
+_ENTRY_POINT_GROUP = "pdesurrogates.importers"
+_REGISTRY: dict[str, ImporterBackend] = {}
+_LOADED = False
+
+
+def register_backend(backend: ImporterBackend | type[ImporterBackend]) -> ImporterBackend:
+    """Add a backend (an instance, or a class to instantiate); returns the instance.
+
+    A backend of the same ``name`` is replaced.
+    """
+    if isinstance(backend, type):
+        backend = backend()
+    if not isinstance(backend, ImporterBackend) or not backend.name:
+        raise ValueError(f"{backend!r} is not an ImporterBackend with a name")
+    _REGISTRY[backend.name] = backend
+    return backend
+
+
+def _load() -> None:
+    global _LOADED
+    if _LOADED:
+        return
+    _LOADED = True
+    here = str(Path(__file__).parent)
+    for info in sorted(pkgutil.iter_modules([here]), key=lambda m: m.name):
+        module = importlib.import_module(f"{__package__}.{info.name}")
+        backend = getattr(module, "BACKEND", None)
+        if isinstance(backend, ImporterBackend) and backend.name not in _REGISTRY:
+            _REGISTRY[backend.name] = backend
+    from importlib.metadata import entry_points
+
+    for ep in entry_points(group=_ENTRY_POINT_GROUP):
+        try:
+            register_backend(ep.load())
+        except Exception as exc:  # a broken plugin must not break the package
+            logger.warning("importer backend %r (%s) failed to load: %s", ep.name, ep.value, exc)
+
+
+def list_backends() -> list[ImporterBackend]:
+    """Every registered importer backend, sorted by name."""
+    _load()
+    return [_REGISTRY[k] for k in sorted(_REGISTRY)]
+
+
+def get_backend(name: str) -> ImporterBackend:
+    """The backend called ``name`` (e.g. ``"pdebench"``); ValueError names the known ones."""
+    _load()
+    if name not in _REGISTRY:
+        raise ValueError(f"unknown importer backend {name!r}; known: {sorted(_REGISTRY)}")
+    return _REGISTRY[name]
+
+
+def _is_own_file(path: Path) -> bool:
+    try:
+        if not (path.is_file() and h5py.is_hdf5(path)):
+            return False
+        with h5py.File(path, "r") as f:
+            return "schema" in f.attrs
+    except OSError:
+        return False
+
+
+def guess_backend(
+    path: str | os.PathLike, *, exclude: Sequence[str] = ()
+) -> ImporterBackend | None:
+    """The first backend (by name) whose ``guess_can_open`` accepts ``path``, or None.
+
+    None for our own ``pdesurrogates-h5`` files, missing paths and unrecognised files.
+    ``exclude``: backend names not to ask.
+    """
+    p = Path(path)
+    if not p.exists() or _is_own_file(p):
+        return None
+    for backend in list_backends():
+        if backend.name in exclude:
+            continue
+        try:
+            if backend.guess_can_open(p):
+                return backend
+        except Exception as exc:  # guess_can_open must not raise; be safe anyway
+            logger.debug("%s.guess_can_open(%s) raised %s", backend.name, p, exc)
+    return None
+
+
+def unknown_layout(
+    path: str | os.PathLike,
+    found: str,
+    layouts: Mapping[str, str] | None = None,
+    *,
+    backend: str | None = None,
+) -> SchemaError:
+    """The error for a file whose layout is not recognised.
+
+    ``layouts``: the layouts that were expected, with descriptions (default: every
+    backend's). ``backend``: the backend that tried; when another backend recognises the
+    file, the message names its command.
+    """
+    if layouts is None:
+        layouts = {k: v for b in list_backends() for k, v in b.layouts.items()}
+    lines = "; ".join(f"{k} ({v})" for k, v in layouts.items())
+    other = guess_backend(path, exclude=[backend] if backend else [])
+    layout = other.layout_of(path) if other is not None else None
+    if other is not None and layout:
+        todo = f"This looks like a {layout} file: use `pdesurrogates import {other.name}`"
+    else:
+        todo = "Check the file, or write your own converter with DatasetWriter"
+    return SchemaError(
+        f"{path}: unknown layout: found {found}. Recognised layouts: {lines}. {todo}"
+    )
+
+
+def import_dataset(
+    src: str | os.PathLike,
+    output: str | os.PathLike,
+    *,
+    backend: str | None = None,
+    fields: Sequence[str] | None = None,
+    limit: int | None = None,
+    overwrite: bool = False,
+    compression: str | None = None,
+    progress: bool = True,
+) -> Path:
+    """Convert a foreign dataset into a ``pdesurrogates-h5`` file with any backend.
+
+    Parameters
+    ----------
+    src : path-like
+        The foreign file (or folder, for The Well).
+    output : path-like
+        The new file, written atomically.
+    backend : str, optional
+        The backend's name (``pdebench``, ``the-well``, ``fno-mat``, ``neuralop-pt``, or
+        a registered one); by default the first whose ``guess_can_open`` accepts ``src``.
+    fields, limit, overwrite, compression, progress
+        As for :func:`pdesurrogates.datasets.import_pdebench`.
+
+    Returns
+    -------
+    pathlib.Path
+        The complete output file.
+    """
+    if backend is None:
+        found = guess_backend(src)
+        if found is None:
+            if not Path(src).exists():
+                raise FileNotFoundError(f"{src}: no such file or directory")
+            raise unknown_layout(src, "no recognised structure")
+    else:
+        found = get_backend(backend)
+    return found.import_file(
+        src,
+        output,
+        fields=fields,
+        limit=limit,
+        overwrite=overwrite,
+        compression=compression,
+        progress=progress,
+    )
