@@ -28,17 +28,17 @@ def _data(seed=0, n=12, shape=(6, 5), m=7):
 def _check_against_metrics(p, y, rep):
     assert rep.scalars["rmse"] == pytest.approx(metrics.rmse(p, y), rel=1e-12)
     assert rep.scalars["mae"] == pytest.approx(metrics.mae(p, y), rel=1e-12)
-    np.testing.assert_allclose(rep.per_sample["rel_l2"], metrics.rel_l2(p, y, reduce="none"))
+    np.testing.assert_allclose(rep.per_sample["rel_l2"], metrics.rel_l2(p, y, reduction="none"))
     assert rep.scalars["crps"] == pytest.approx(metrics.crps(p, y), rel=1e-10)
     np.testing.assert_allclose(
-        rep.per_sample["crps"], metrics.crps(p, y, reduce="sample"), rtol=1e-10
+        rep.per_sample["crps"], metrics.crps(p, y, reduction="sample"), rtol=1e-10
     )
     np.testing.assert_allclose(rep.by_level["coverage"], metrics.coverage(p, y, LEVELS), atol=1e-14)
     np.testing.assert_allclose(
         rep.by_level["field_coverage"], metrics.coverage(p, y, LEVELS, kind="field"), atol=1e-14
     )
     np.testing.assert_allclose(
-        rep.per_sample["coverage"], metrics.coverage(p, y, LEVELS, reduce="sample").T, atol=1e-14
+        rep.per_sample["coverage"], metrics.coverage(p, y, LEVELS, reduction="sample").T, atol=1e-14
     )
     _e, o = metrics.calibration_curve(p, y)
     np.testing.assert_allclose(rep.calibration_observed, o, atol=1e-14)
@@ -49,7 +49,7 @@ def _check_against_metrics(p, y, rep):
     assert rep.scalars["mace"] == pytest.approx(metrics.mace(p, y), abs=1e-12)
     np.testing.assert_allclose(
         rep.per_sample["miscalibration_area"],
-        metrics.miscalibration_area(p, y, reduce="sample"),
+        metrics.miscalibration_area(p, y, reduction="sample"),
         atol=1e-12,
     )
     assert rep.scalars["sharpness"] == pytest.approx(metrics.sharpness(p), rel=1e-10)
@@ -124,7 +124,7 @@ def test_evaluate_rel_h1_with_grid():
     pred = y + 0.01 * np.cos(np.pi * xx)
     rep = evaluate(pred, y, spacing=1 / 32)
     np.testing.assert_allclose(
-        rep.per_sample["rel_h1"], metrics.rel_h1(pred, y, spacing=1 / 32, reduce="none")
+        rep.per_sample["rel_h1"], metrics.rel_h1(pred, y, spacing=1 / 32, reduction="none")
     )
 
 
@@ -183,7 +183,7 @@ def test_degenerate_members_equal_to_truth_count_as_covered():
     y[:, 0] = 0.0
     s[:, :, 0] = 0.0
     p = Prediction(None, samples=s)
-    hits = metrics.coverage(p, y, [0.1, 0.9], reduce="none")
+    hits = metrics.coverage(p, y, [0.1, 0.9], reduction="none")
     assert np.all(hits[:, :, 0] == 1.0)
     u = metrics.pit(p, y)
     np.testing.assert_allclose(u[:, 0], 0.5)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pdesurrogates.uq import conformal, metrics, plots
-from pdesurrogates.uq._evaluate import UQReport, compare, evaluate
+from pdesurrogates.uq._evaluate import evaluate
 from pdesurrogates.uq._io import load_prediction, save_prediction
 from pdesurrogates.uq._prediction import Prediction
 from pdesurrogates.uq._propagate import (
@@ -16,6 +16,7 @@ from pdesurrogates.uq._propagate import (
     sample_inputs,
     sobol_indices,
 )
+from pdesurrogates.uq._report import UQReport, compare
 from pdesurrogates.uq.conformal import ConformalCalibrator, conformalize
 
 __all__ = [
