@@ -86,7 +86,7 @@ def test_relative_errors_of_scaled_targets_are_exact():
 
 
 def test_bad_shapes_and_names():
-    with pytest.raises(ValueError, match="y has shape .* prediction has shape"):
+    with pytest.raises(ValueError, match=r"y has shape .* prediction has shape"):
         rel_l2(torch.zeros(2, 8, 8), torch.zeros(2, 1, 8, 8))
     with pytest.raises(ValueError, match="spatial axes"):
         rel_h1(torch.zeros(8, 8), torch.zeros(8, 8))
