@@ -6,17 +6,10 @@ from pdesurrogates.uq import conformal, metrics, plots
 from pdesurrogates.uq._evaluate import evaluate
 from pdesurrogates.uq._io import load_prediction, save_prediction
 from pdesurrogates.uq._prediction import Prediction
-from pdesurrogates.uq._propagate import (
-    PropagationResult,
-    SobolResult,
-    ishigami,
-    ishigami_indices,
-    make_distribution,
-    propagate,
-    sample_inputs,
-    sobol_indices,
-)
+from pdesurrogates.uq._propagate import PropagationResult, propagate
 from pdesurrogates.uq._report import UQReport, compare
+from pdesurrogates.uq._sampling import make_distribution, sample_inputs
+from pdesurrogates.uq._sobol import SobolResult, ishigami, ishigami_indices, sobol_indices
 from pdesurrogates.uq.conformal import ConformalCalibrator, conformalize
 
 __all__ = [
