@@ -196,3 +196,29 @@ def test_degenerate_members_equal_to_truth_count_as_covered():
     s2 = rng.normal(size=(5, 1, 3))
     y2 = s2.min(0)
     assert np.isfinite(evaluate(Prediction(None, samples=s2), y2).scalars["miscalibration_area"])
+
+
+@pytest.mark.parametrize("form", ["samples", "gaussian", "quantiles", "point"])
+def test_report_states_the_scored_predictive_form(form, tmp_path):
+    rng = np.random.default_rng(3)
+    y = rng.normal(size=(4, 6, 5))
+    m = y + 0.2 * rng.normal(size=y.shape)
+    lv = np.linspace(0.01, 0.99, 21)
+    pred = {
+        "samples": lambda: Prediction(None, samples=m + 0.2 * rng.normal(size=(5, *y.shape))),
+        "gaussian": lambda: Prediction(m, std=np.full(y.shape, 0.2)),
+        "quantiles": lambda: Prediction(
+            m, quantiles=m + 0.2 * stats.norm.ppf(lv)[:, None, None, None], levels=lv
+        ),
+        "point": lambda: m,
+    }[form]()
+    rep = evaluate(pred, y, levels=(0.5, 0.9))
+    assert rep.kind == rep.predictive_form == form
+    doc = json.loads(rep.to_json(tmp_path / "r.json"))
+    assert doc["predictive_form"] == form and form in doc["predictive_form_description"]
+    assert UQReport.from_json(tmp_path / "r.json").predictive_form == form
+    assert rep.to_xarray().attrs["predictive_form"] == form
+    assert f"predictive form scored: {form}" in rep.summary()
+    assert f"**Predictive form scored:** {form}" in rep.to_markdown()
+    if form == "samples":
+        assert "5 members" in rep.describe_form()
