@@ -12,6 +12,7 @@ from pdesurrogates.uq._backend import (
     check_finite,
     check_levels,
     is_torch,
+    member_std,
     ndtri,
     sort_members,
     sorted_quantile,
@@ -237,7 +238,7 @@ class Prediction:
             return self._std
         if self._samples is not None:
             if "std" not in self._cache:
-                self._cache["std"] = self._samples.std(0, correction=1)
+                self._cache["std"] = member_std(self._samples)
             return self._cache["std"]
         if self._quantiles is not None:
             if len(self._levels) < 2:
