@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from pdesurrogates.training import get_loss, grid_gradient, rel_h1, rel_l2
+from pdesurrogates.training import RelH1Loss, RelL2Loss, get_loss, grid_gradient, rel_h1, rel_l2
+from pdesurrogates.uq import metrics
 
 
 def _pair(shape, seed=0):
@@ -85,7 +86,7 @@ def test_relative_errors_of_scaled_targets_are_exact():
 
 
 def test_bad_shapes_and_names():
-    with pytest.raises(ValueError, match="differs from target shape"):
+    with pytest.raises(ValueError, match=r"y has shape .* prediction has shape"):
         rel_l2(torch.zeros(2, 8, 8), torch.zeros(2, 1, 8, 8))
     with pytest.raises(ValueError, match="spatial axes"):
         rel_h1(torch.zeros(8, 8), torch.zeros(8, 8))
@@ -95,3 +96,42 @@ def test_bad_shapes_and_names():
         get_loss("l1")
     with pytest.raises(ValueError, match="reduction"):
         rel_l2(torch.ones(2, 4, 4), torch.ones(2, 4, 4), reduction="max")
+
+
+@pytest.mark.parametrize("shape", [(3, 20, 24), (2, 2, 12, 16), (2, 10, 8, 9)])
+def test_losses_are_the_uq_metrics(shape):
+    """One definition: the training loss equals the uq metric on the same field."""
+    d = len(shape) - 1 if len(shape) != 4 or shape[1] != 2 else 2
+    p, t = _pair(shape, seed=3)
+    kw = {"spatial_dims": d}
+    torch.testing.assert_close(
+        rel_l2(p, t, eps=0.0, reduction="none", **kw),
+        metrics.rel_l2(p, t, reduction="none", **kw),
+        atol=0,
+        rtol=0,
+    )
+    torch.testing.assert_close(
+        rel_h1(p, t, eps=0.0, reduction="none", **kw),
+        metrics.rel_h1(p, t, reduction="none", **kw),
+        atol=0,
+        rtol=0,
+    )
+    # the module forms, numpy input of the metric, and a physical domain length
+    assert float(RelL2Loss(spatial_dims=d)(p, t)) == pytest.approx(
+        float(metrics.rel_l2(p.numpy(), t.numpy(), spatial_dims=d)), rel=1e-12
+    )
+    n = shape[-d:]
+    got = RelH1Loss(spatial_dims=d, lengths=2.0)(p, t)
+    ref = metrics.rel_h1(p.numpy(), t.numpy(), spacing=[2.0 / k for k in n])
+    assert float(got) == pytest.approx(float(ref), rel=1e-9)
+
+
+def test_loss_gradients_flow_and_match_finite_differences():
+    p, t = _pair((2, 1, 8, 8), seed=4)
+    p.requires_grad_(True)
+    torch.autograd.gradcheck(lambda q: rel_h1(q, t, eps=0.0), (p,))
+    torch.autograd.gradcheck(lambda q: rel_l2(q, t, eps=0.0), (p,))
+    # a perfect prediction has a zero (not NaN) gradient
+    q = t.clone().requires_grad_(True)
+    rel_h1(q, t).backward()
+    assert torch.isfinite(q.grad).all() and float(q.grad.abs().max()) == 0.0

@@ -36,7 +36,7 @@ def test_pointwise_coverage_is_nominal_over_trials(score):
             pred[:N_CAL] if score != "abs" else mu[:N_CAL], y[:N_CAL], level=level, score=score
         )
         band = cal.apply(pred[N_CAL:] if score != "abs" else mu[N_CAL:])
-        covs.append(metrics.coverage(band, y[N_CAL:], level, reduce="sample").mean())
+        covs.append(metrics.coverage(band, y[N_CAL:], level, reduction="sample").mean())
     # expected coverage is exactly ceil(0.9 * 200) / 200 = 0.9
     assert abs(np.mean(covs) - level) < 0.02
     # the raw model intervals were far from nominal

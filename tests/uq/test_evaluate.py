@@ -28,17 +28,17 @@ def _data(seed=0, n=12, shape=(6, 5), m=7):
 def _check_against_metrics(p, y, rep):
     assert rep.scalars["rmse"] == pytest.approx(metrics.rmse(p, y), rel=1e-12)
     assert rep.scalars["mae"] == pytest.approx(metrics.mae(p, y), rel=1e-12)
-    np.testing.assert_allclose(rep.per_sample["rel_l2"], metrics.rel_l2(p, y, reduce="none"))
+    np.testing.assert_allclose(rep.per_sample["rel_l2"], metrics.rel_l2(p, y, reduction="none"))
     assert rep.scalars["crps"] == pytest.approx(metrics.crps(p, y), rel=1e-10)
     np.testing.assert_allclose(
-        rep.per_sample["crps"], metrics.crps(p, y, reduce="sample"), rtol=1e-10
+        rep.per_sample["crps"], metrics.crps(p, y, reduction="sample"), rtol=1e-10
     )
     np.testing.assert_allclose(rep.by_level["coverage"], metrics.coverage(p, y, LEVELS), atol=1e-14)
     np.testing.assert_allclose(
         rep.by_level["field_coverage"], metrics.coverage(p, y, LEVELS, kind="field"), atol=1e-14
     )
     np.testing.assert_allclose(
-        rep.per_sample["coverage"], metrics.coverage(p, y, LEVELS, reduce="sample").T, atol=1e-14
+        rep.per_sample["coverage"], metrics.coverage(p, y, LEVELS, reduction="sample").T, atol=1e-14
     )
     _e, o = metrics.calibration_curve(p, y)
     np.testing.assert_allclose(rep.calibration_observed, o, atol=1e-14)
@@ -49,7 +49,7 @@ def _check_against_metrics(p, y, rep):
     assert rep.scalars["mace"] == pytest.approx(metrics.mace(p, y), abs=1e-12)
     np.testing.assert_allclose(
         rep.per_sample["miscalibration_area"],
-        metrics.miscalibration_area(p, y, reduce="sample"),
+        metrics.miscalibration_area(p, y, reduction="sample"),
         atol=1e-12,
     )
     assert rep.scalars["sharpness"] == pytest.approx(metrics.sharpness(p), rel=1e-10)
@@ -124,7 +124,7 @@ def test_evaluate_rel_h1_with_grid():
     pred = y + 0.01 * np.cos(np.pi * xx)
     rep = evaluate(pred, y, spacing=1 / 32)
     np.testing.assert_allclose(
-        rep.per_sample["rel_h1"], metrics.rel_h1(pred, y, spacing=1 / 32, reduce="none")
+        rep.per_sample["rel_h1"], metrics.rel_h1(pred, y, spacing=1 / 32, reduction="none")
     )
 
 
@@ -183,7 +183,7 @@ def test_degenerate_members_equal_to_truth_count_as_covered():
     y[:, 0] = 0.0
     s[:, :, 0] = 0.0
     p = Prediction(None, samples=s)
-    hits = metrics.coverage(p, y, [0.1, 0.9], reduce="none")
+    hits = metrics.coverage(p, y, [0.1, 0.9], reduction="none")
     assert np.all(hits[:, :, 0] == 1.0)
     u = metrics.pit(p, y)
     np.testing.assert_allclose(u[:, 0], 0.5)
@@ -196,3 +196,29 @@ def test_degenerate_members_equal_to_truth_count_as_covered():
     s2 = rng.normal(size=(5, 1, 3))
     y2 = s2.min(0)
     assert np.isfinite(evaluate(Prediction(None, samples=s2), y2).scalars["miscalibration_area"])
+
+
+@pytest.mark.parametrize("form", ["samples", "gaussian", "quantiles", "point"])
+def test_report_states_the_scored_predictive_form(form, tmp_path):
+    rng = np.random.default_rng(3)
+    y = rng.normal(size=(4, 6, 5))
+    m = y + 0.2 * rng.normal(size=y.shape)
+    lv = np.linspace(0.01, 0.99, 21)
+    pred = {
+        "samples": lambda: Prediction(None, samples=m + 0.2 * rng.normal(size=(5, *y.shape))),
+        "gaussian": lambda: Prediction(m, std=np.full(y.shape, 0.2)),
+        "quantiles": lambda: Prediction(
+            m, quantiles=m + 0.2 * stats.norm.ppf(lv)[:, None, None, None], levels=lv
+        ),
+        "point": lambda: m,
+    }[form]()
+    rep = evaluate(pred, y, levels=(0.5, 0.9))
+    assert rep.kind == rep.predictive_form == form
+    doc = json.loads(rep.to_json(tmp_path / "r.json"))
+    assert doc["predictive_form"] == form and form in doc["predictive_form_description"]
+    assert UQReport.from_json(tmp_path / "r.json").predictive_form == form
+    assert rep.to_xarray().attrs["predictive_form"] == form
+    assert f"predictive form scored: {form}" in rep.summary()
+    assert f"**Predictive form scored:** {form}" in rep.to_markdown()
+    if form == "samples":
+        assert "5 members" in rep.describe_form()

@@ -36,14 +36,14 @@ def ens():
 # ------------------------------------------------------------------ CRPS oracles
 def test_crps_gaussian_matches_scoringrules_properscoring_and_toolbox(gauss):
     mu, sd, y = gauss
-    ours = metrics.crps_gaussian(mu, sd, y, reduce="none")
+    ours = metrics.crps_gaussian(mu, sd, y, reduction="none")
     assert ours.shape == y.shape
     np.testing.assert_allclose(ours, sr.crps_normal(y, mu, sd), rtol=0, atol=1e-10)
     np.testing.assert_allclose(ours, ps.crps_gaussian(y, mu, sd), rtol=0, atol=1e-10)
     tb = uct.metrics_scoring_rule.crps_gaussian(mu.ravel(), sd.ravel(), y.ravel())
     assert abs(metrics.crps_gaussian(mu, sd, y) - tb) < 1e-10
     np.testing.assert_allclose(
-        metrics.crps_gaussian(mu, sd, y, reduce="sample"), ours.mean(1), atol=1e-12
+        metrics.crps_gaussian(mu, sd, y, reduction="sample"), ours.mean(1), atol=1e-12
     )
 
 
@@ -54,19 +54,19 @@ def test_crps_gaussian_zero_std_is_absolute_error():
 @pytest.mark.parametrize("estimator", ["fair", "pwm", "nrg"])
 def test_crps_ensemble_matches_scoringrules(ens, estimator):
     s, y = ens
-    ours = metrics.crps_ensemble(s, y, estimator=estimator, reduce="none")
+    ours = metrics.crps_ensemble(s, y, estimator=estimator, reduction="none")
     ref = sr.crps_ensemble(y, np.moveaxis(s, 0, -1), estimator=estimator)
     np.testing.assert_allclose(ours, ref, rtol=0, atol=1e-10)
 
 
 def test_crps_ensemble_nrg_matches_properscoring_and_fair_is_unbiased(ens):
     s, y = ens
-    ours = metrics.crps_ensemble(s, y, estimator="nrg", reduce="none")
+    ours = metrics.crps_ensemble(s, y, estimator="nrg", reduction="none")
     np.testing.assert_allclose(ours, ps.crps_ensemble(y, s, axis=0), rtol=0, atol=1e-10)
     # fair = pwm algebraically; fair - nrg = (1/(2M^2(M-1))) sum|xi-xj| >= 0
-    fair = metrics.crps_ensemble(s, y, estimator="fair", reduce="none")
+    fair = metrics.crps_ensemble(s, y, estimator="fair", reduction="none")
     np.testing.assert_allclose(
-        fair, metrics.crps_ensemble(s, y, estimator="pwm", reduce="none"), atol=1e-12
+        fair, metrics.crps_ensemble(s, y, estimator="pwm", reduction="none"), atol=1e-12
     )
     assert np.all(fair <= ours + 1e-15)
 
@@ -100,8 +100,8 @@ def test_crps_from_many_quantiles_approaches_closed_form():
     q = stats.norm.ppf(levels, mu, sd)[:, None] * np.ones((1, 3))
     p = Prediction(np.full(3, mu), quantiles=q, levels=levels)
     np.testing.assert_allclose(
-        metrics.crps(p, y, reduce="none"),
-        metrics.crps_gaussian(mu, 1.3, y, reduce="none"),
+        metrics.crps(p, y, reduction="none"),
+        metrics.crps_gaussian(mu, 1.3, y, reduction="none"),
         rtol=2e-3,
     )
 
@@ -111,15 +111,15 @@ def test_energy_score_matches_scoringrules(ens):
     ref_nrg = sr.es_ensemble(y, np.moveaxis(s, 0, 1), estimator="nrg")
     ref_fair = sr.es_ensemble(y, np.moveaxis(s, 0, 1), estimator="fair")
     np.testing.assert_allclose(
-        metrics.energy_score(s, y, estimator="nrg", reduce="sample"), ref_nrg, atol=1e-10
+        metrics.energy_score(s, y, estimator="nrg", reduction="sample"), ref_nrg, atol=1e-10
     )
-    np.testing.assert_allclose(metrics.energy_score(s, y, reduce="sample"), ref_fair, atol=1e-10)
+    np.testing.assert_allclose(metrics.energy_score(s, y, reduction="sample"), ref_fair, atol=1e-10)
 
 
 # ------------------------------------------------------------------ other scores
 def test_nll_matches_toolbox_and_scipy(gauss):
     mu, sd, y = gauss
-    ours = metrics.nll_gaussian(mu, sd, y, reduce="none")
+    ours = metrics.nll_gaussian(mu, sd, y, reduction="none")
     np.testing.assert_allclose(ours, -stats.norm.logpdf(y, mu, sd), atol=1e-12)
     tb = uct.metrics_scoring_rule.nll_gaussian(mu.ravel(), sd.ravel(), y.ravel())
     assert abs(metrics.nll_gaussian(mu, sd, y) - tb) < 1e-10
@@ -129,7 +129,7 @@ def test_interval_score_matches_scoringrules_and_toolbox(gauss):
     mu, sd, y = gauss
     for level in (0.5, 0.9):
         lo, hi = stats.norm.ppf((1 - level) / 2, mu, sd), stats.norm.ppf((1 + level) / 2, mu, sd)
-        ours = metrics.interval_score(lo, hi, y, level=level, reduce="none")
+        ours = metrics.interval_score(lo, hi, y, level=level, reduction="none")
         np.testing.assert_allclose(ours, sr.interval_score(y, lo, hi, 1 - level), atol=1e-10)
     # uncertainty-toolbox averages over 99 central levels 0.01..0.99
     p = Prediction(mu, std=sd)
@@ -157,7 +157,7 @@ def test_calibration_metrics_match_toolbox(gauss):
     assert abs(metrics.mace(p, y) - uct.mean_absolute_calibration_error(*args)) < 1e-10
     assert abs(metrics.sharpness(p) - uct.sharpness(sd.ravel())) < 1e-12
     # per-sample curves equal the toolbox on each field
-    per = metrics.miscalibration_area(p, y, reduce="sample")
+    per = metrics.miscalibration_area(p, y, reduction="sample")
     for i in range(y.shape[0]):
         assert abs(per[i] - uct.miscalibration_area(mu[i], sd[i], y[i])) < 1e-10
 
@@ -188,14 +188,14 @@ def test_coverage_pointwise_and_field(gauss):
     for k, a in enumerate([0.5, 0.9]):
         z = np.abs(y - mu) / sd
         assert cov[k] == pytest.approx(np.mean(z <= stats.norm.ppf(0.5 + a / 2)), abs=1e-15)
-    per = metrics.coverage(p, y, 0.9, reduce="sample")
+    per = metrics.coverage(p, y, 0.9, reduction="sample")
     z = np.abs(y - mu) / sd
     np.testing.assert_allclose(per, np.mean(z <= stats.norm.ppf(0.95), axis=1))
-    fld = metrics.coverage(p, y, 0.9, kind="field", reduce="sample")
+    fld = metrics.coverage(p, y, 0.9, kind="field", reduction="sample")
     np.testing.assert_array_equal(fld, np.all(z <= stats.norm.ppf(0.95), axis=1))
     frac = metrics.coverage(p, y, 0.9, kind="field", min_fraction=0.7)
     assert frac == pytest.approx(np.mean(np.mean(z <= stats.norm.ppf(0.95), axis=1) >= 0.7))
-    hits = metrics.coverage(p, y, [0.5, 0.9], reduce="none")
+    hits = metrics.coverage(p, y, [0.5, 0.9], reduction="none")
     assert hits.shape == (2, *y.shape)
 
 
@@ -211,9 +211,9 @@ def test_pit_gaussian_and_rank_histogram():
     rng = np.random.default_rng(0)
     yy = rng.normal(size=(3, 300))
     pg = Prediction(np.zeros((3, 300)), std=np.ones((3, 300)))
-    ks = metrics.pit(pg, yy, reduce="mean")
+    ks = metrics.pit(pg, yy, reduction="mean")
     assert ks == pytest.approx(stats.kstest(stats.norm.cdf(yy.ravel()), "uniform").statistic)
-    ks_s = metrics.pit(pg, yy, reduce="sample")
+    ks_s = metrics.pit(pg, yy, reduction="sample")
     for i in range(3):
         assert ks_s[i] == pytest.approx(stats.kstest(stats.norm.cdf(yy[i]), "uniform").statistic)
 
@@ -236,21 +236,22 @@ def test_rel_l2_rmse_nrmse():
     rng = np.random.default_rng(5)
     y = rng.normal(size=(4, 8, 8))
     p = y + 0.1 * rng.normal(size=y.shape)
-    per = metrics.rel_l2(p, y, reduce="none")
+    per = metrics.rel_l2(p, y, reduction="none")
     ref = np.linalg.norm((p - y).reshape(4, -1), axis=1) / np.linalg.norm(y.reshape(4, -1), axis=1)
     np.testing.assert_allclose(per, ref, rtol=1e-13)
     assert metrics.rel_l2(p, y) == pytest.approx(ref.mean())
     assert metrics.rmse(p, y) == pytest.approx(np.sqrt(np.mean((p - y) ** 2)))
     np.testing.assert_allclose(
-        metrics.rmse(p, y, reduce="sample"), np.sqrt(np.mean((p - y) ** 2, axis=(1, 2)))
+        metrics.rmse(p, y, reduction="sample"), np.sqrt(np.mean((p - y) ** 2, axis=(1, 2)))
     )
     assert metrics.mae(p, y) == pytest.approx(np.mean(np.abs(p - y)))
-    np.testing.assert_allclose(metrics.nrmse(p, y, norm="rms", reduce="none"), ref, rtol=1e-12)
+    np.testing.assert_allclose(metrics.nrmse(p, y, norm="rms", reduction="none"), ref, rtol=1e-12)
     vr = np.sqrt(np.mean((p - y) ** 2, axis=(1, 2)) / np.var(y, axis=(1, 2)))
-    np.testing.assert_allclose(metrics.nrmse(p, y, reduce="none"), vr, rtol=1e-12)
-    # per time step: keep axis 1 outside the field dims
-    per_t = metrics.rel_l2(p, y, dims=(2,), reduce="none")
-    assert per_t.shape == (4, 8)
+    np.testing.assert_allclose(metrics.nrmse(p, y, reduction="none"), vr, rtol=1e-12)
+    # per time step: fold axis 1 into the sample axis
+    per_t = metrics.rel_l2(p.reshape(32, 8), y.reshape(32, 8), reduction="none")
+    ref_t = np.linalg.norm(p - y, axis=2) / np.linalg.norm(y, axis=2)
+    np.testing.assert_allclose(per_t.reshape(4, 8), ref_t, rtol=1e-13)
     # torch in, torch out with gradients
     pt = torch.tensor(p, requires_grad=True)
     loss = metrics.rel_l2(pt, torch.tensor(y))
@@ -267,10 +268,10 @@ def test_rel_h1_converges_to_the_continuous_norm(n):
     e = 0.1 * np.sin(4 * np.pi * xx) * np.sin(np.pi * yy)
     # ||sin(a pi x) sin(pi y)||_H1^2 = 1/4 (1 + a^2 pi^2 + pi^2)
     exact = math.sqrt(0.01 * (1 + 16 * np.pi**2 + np.pi**2) / (1 + 4 * np.pi**2 + np.pi**2))
-    got = metrics.rel_h1((y + e)[None], y[None])
+    got = metrics.rel_h1((y + e)[None], y[None], coords=[x, x])
     assert abs(got - exact) < (2e-2 if n == 64 else 2e-3)
     # physical spacing scales the derivative terms: same fields on [0, 2]^2 differ
-    got2 = metrics.rel_h1((y + e)[None], y[None], spacing=2.0 / (n - 1))
+    got2 = metrics.rel_h1((y + e)[None], y[None], coords=[2 * x, 2 * x])
     exact2 = math.sqrt(
         0.01 * (1 + (16 * np.pi**2 + np.pi**2) / 4) / (1 + (4 * np.pi**2 + np.pi**2) / 4)
     )
@@ -303,7 +304,7 @@ def test_rel_h1_nonuniform_coords_and_periodic():
         (lambda: metrics.nll_gaussian(np.zeros(3), np.zeros(3), np.zeros(3)), "std"),
         (lambda: metrics.crps_ensemble(np.zeros((1, 3)), np.zeros(3)), "samples"),
         (lambda: metrics.crps_ensemble(np.zeros((2, 3)), np.zeros(3), estimator="x"), "estimator"),
-        (lambda: metrics.rel_l2(np.ones((2, 3)), np.ones((2, 3)), reduce="sum"), "reduce"),
+        (lambda: metrics.rel_l2(np.ones((2, 3)), np.ones((2, 3)), reduction="sum"), "reduction"),
         (lambda: metrics.rel_l2(np.ones((2, 3)), np.zeros((2, 3))), "y"),
         (
             lambda: metrics.coverage(Prediction(np.zeros(2), std=np.ones(2)), np.zeros(2), 1.2),
@@ -315,9 +316,9 @@ def test_rel_h1_nonuniform_coords_and_periodic():
         (lambda: metrics.rel_h1(np.ones((1, 4)), np.ones((1, 4)), spacing=-1.0), "spacing"),
         (
             lambda: metrics.calibration_curve(
-                Prediction(np.zeros(2), std=np.ones(2)), np.zeros(2), reduce="none"
+                Prediction(np.zeros(2), std=np.ones(2)), np.zeros(2), reduction="none"
             ),
-            "reduce",
+            "reduction",
         ),
     ],
 )

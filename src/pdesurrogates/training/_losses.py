@@ -1,10 +1,11 @@
-"""Relative L2 and H1 losses for fields on regular grids (any number of spatial dims).
+"""Training losses: thin wrappers over the relative L2 / H1 of :mod:`pdesurrogates.uq.metrics`.
 
-Unlike ``neuralop.losses.LpLoss`` / ``H1Loss`` (which default to ``d=1`` and sum over the
-batch), these take the number of spatial dimensions explicitly (default 2), reduce over
-*all* spatial axes of every sample and average over the batch. The H1 norm uses the
-physical grid spacing, so ``||u||_{H1}^2 = ∫ u² + |∇u|² dx`` is approximated on the
-domain ``[0, L_1] x ... x [0, L_d]`` (unit square by default).
+There is one definition of each error (see :mod:`pdesurrogates.uq.metrics` for the grid
+convention: cell widths as quadrature weights, second-order finite differences, default
+spacing ``1/n``), so a training loss and a UQ report can never disagree. The wrappers
+only keep the training vocabulary: the number of trailing spatial axes ``spatial_dims``
+(default 2), the domain ``lengths`` (spacing ``L/n``), a small ``eps`` in the
+denominator, and ``reduction="sum"`` over the batch.
 """
 
 from __future__ import annotations
@@ -13,24 +14,33 @@ from collections.abc import Callable, Sequence
 
 import torch
 
+from pdesurrogates.uq import metrics as _metrics
+
 __all__ = ["RelH1Loss", "RelL2Loss", "get_loss", "grid_gradient", "rel_h1", "rel_l2"]
 
 
-def _check(pred: torch.Tensor, target: torch.Tensor, spatial_dims: int, name: str) -> None:
-    if not (torch.is_tensor(pred) and torch.is_tensor(target)):
-        raise ValueError(f"{name}: pred and target must be tensors")
-    if pred.shape != target.shape:
-        raise ValueError(
-            f"{name}: prediction shape {tuple(pred.shape)} differs from target shape "
-            f"{tuple(target.shape)}; check the model's out_channels and output layout"
-        )
+def _batch_reduction(reduction: str) -> str:
+    if reduction not in ("mean", "sum", "none"):
+        raise ValueError(f"reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
+    return "mean" if reduction == "mean" else "none"
+
+
+def _spacing(shape: Sequence[int], spatial_dims: int, lengths, periodic, cell_centred=True):
+    """Per-axis spacing ``L/n`` (``L/(n-1)`` for vertex grids) of the last ``spatial_dims`` axes."""
     if not isinstance(spatial_dims, int) or spatial_dims < 1:
-        raise ValueError(f"{name}: spatial_dims must be an integer >= 1, got {spatial_dims!r}")
-    if pred.dim() < spatial_dims + 1:
-        raise ValueError(
-            f"{name}: expected (batch, ..., {spatial_dims} spatial axes); got shape "
-            f"{tuple(pred.shape)}"
-        )
+        raise ValueError(f"spatial_dims must be an integer >= 1, got {spatial_dims!r}")
+    d = spatial_dims
+    lengths = [float(lengths)] * d if isinstance(lengths, (int, float)) else list(lengths)
+    periodic = [bool(periodic)] * d if isinstance(periodic, bool) else list(periodic)
+    if len(lengths) != d or len(periodic) != d:
+        raise ValueError(f"lengths and periodic need {d} entries (one per spatial axis)")
+    if len(shape) < d + 1:
+        raise ValueError(f"expected (batch, ..., {d} spatial axes); got shape {tuple(shape)}")
+    ns = shape[len(shape) - d :]
+    return [
+        length / (n if (cell_centred or per) else max(n - 1, 1))
+        for length, n, per in zip(lengths, ns, periodic, strict=True)
+    ], periodic
 
 
 def rel_l2(
@@ -41,24 +51,18 @@ def rel_l2(
     reduction: str = "mean",
     eps: float = 1e-12,
 ) -> torch.Tensor:
-    """Relative L2 error ``||pred - target|| / ||target||`` per sample.
+    """Relative L2 error per sample: :func:`pdesurrogates.uq.metrics.rel_l2`.
 
     Parameters
     ----------
-    pred, target : Tensor, shape (batch, ...)
-        The norm is taken over every axis after the batch axis (channels included), so
-        the grid spacing cancels.
+    pred, target : Tensor, shape (batch, ..., n_1, ..., n_d)
+        The norm is taken over every axis after the batch axis (channels included).
     spatial_dims : int
-        Number of trailing spatial axes (checked against the rank only).
+        Number ``d`` of trailing spatial axes.
     reduction : {"mean", "sum", "none"}
         Reduction over the batch.
     eps : float
         Added to the denominator.
-
-    Returns
-    -------
-    Tensor
-        Scalar, or shape (batch,) with ``reduction="none"``.
 
     Examples
     --------
@@ -67,10 +71,9 @@ def rel_l2(
     >>> round(float(rel_l2(1.1 * y, y)), 6)
     0.1
     """
-    _check(pred, target, spatial_dims, "rel_l2")
-    diff = (pred - target).flatten(1).norm(dim=1)
-    ref = target.flatten(1).norm(dim=1)
-    return _reduce(diff / (ref + eps), reduction)
+    red = _batch_reduction(reduction)
+    out = _metrics.rel_l2(pred, target, spatial_dims=spatial_dims, reduction=red, eps=eps)
+    return out.sum() if reduction == "sum" else out
 
 
 def grid_gradient(
@@ -81,45 +84,14 @@ def grid_gradient(
     periodic: bool | Sequence[bool] = False,
     cell_centred: bool = True,
 ) -> list[torch.Tensor]:
-    """Second-order finite-difference gradient of ``u`` along its last ``spatial_dims`` axes.
+    """Gradient of ``u`` along its last ``spatial_dims`` axes on a domain of ``lengths``.
 
-    Central differences inside; at non-periodic boundaries the one-sided second-order
-    stencils of :func:`numpy.gradient` with ``edge_order=2``; periodic axes wrap around.
-
-    Parameters
-    ----------
-    u : Tensor, shape (..., n_1, ..., n_d)
-    lengths : float or sequence
-        Physical length of the domain along each axis.
-    periodic : bool or sequence of bool
-        Whether each axis is periodic.
-    cell_centred : bool
-        Spacing ``h = L / n`` (cell-centred or periodic samples) when true, else
-        ``h = L / (n - 1)`` (samples including both end points).
-
-    Returns
-    -------
-    list of Tensor
-        ``d`` tensors shaped like ``u``: the partial derivatives in physical units.
+    :func:`pdesurrogates.uq.metrics.grid_gradient` with spacing ``h = L / n``
+    (cell-centred or periodic samples) or ``h = L / (n - 1)`` with
+    ``cell_centred=False`` (samples including both end points).
     """
-    d = spatial_dims
-    lengths = [float(lengths)] * d if isinstance(lengths, (int, float)) else list(lengths)
-    periodic = [bool(periodic)] * d if isinstance(periodic, bool) else list(periodic)
-    if len(lengths) != d or len(periodic) != d:
-        raise ValueError(f"grid_gradient: lengths and periodic need {d} entries (one per axis)")
-    grads = []
-    for i in range(d):
-        axis = u.dim() - d + i
-        n = u.shape[axis]
-        if n < 3:
-            raise ValueError(f"grid_gradient: need at least 3 points along axis {axis}, got {n}")
-        h = lengths[i] / (n if (cell_centred or periodic[i]) else n - 1)
-        if periodic[i]:
-            g = (torch.roll(u, -1, dims=axis) - torch.roll(u, 1, dims=axis)) / (2 * h)
-        else:
-            (g,) = torch.gradient(u, spacing=h, dim=axis, edge_order=2)
-        grads.append(g)
-    return grads
+    spacing, per = _spacing(u.shape, spatial_dims, lengths, periodic, cell_centred)
+    return _metrics.grid_gradient(u, spatial_dims=spatial_dims, spacing=spacing, periodic=per)
 
 
 def rel_h1(
@@ -132,10 +104,7 @@ def rel_h1(
     reduction: str = "mean",
     eps: float = 1e-12,
 ) -> torch.Tensor:
-    """Relative H1 error ``||e||_{H1} / ||target||_{H1}`` with ``e = pred - target``.
-
-    ``||v||_{H1}^2 = Σ_grid (v² + |∇v|²)`` with gradients in physical units (see
-    :func:`grid_gradient`); the quadrature weight cancels in the ratio.
+    """Relative H1 error per sample: :func:`pdesurrogates.uq.metrics.rel_h1`.
 
     Parameters
     ----------
@@ -143,8 +112,10 @@ def rel_h1(
     spatial_dims : int
         Number of trailing spatial axes ``d``.
     lengths, periodic
-        Domain size and periodicity per axis, as in :func:`grid_gradient`.
+        Domain length (spacing ``L / n``) and periodicity per spatial axis.
     reduction : {"mean", "sum", "none"}
+    eps : float
+        Added to the denominator.
 
     Examples
     --------
@@ -153,23 +124,18 @@ def rel_h1(
     >>> float(rel_h1(y, y))
     0.0
     """
-    _check(pred, target, spatial_dims, "rel_h1")
-    e = pred - target
-    ge = grid_gradient(e, spatial_dims=spatial_dims, lengths=lengths, periodic=periodic)
-    gt = grid_gradient(target, spatial_dims=spatial_dims, lengths=lengths, periodic=periodic)
-    num = e.flatten(1).square().sum(1) + sum(g.flatten(1).square().sum(1) for g in ge)
-    den = target.flatten(1).square().sum(1) + sum(g.flatten(1).square().sum(1) for g in gt)
-    return _reduce(num.sqrt() / (den.sqrt() + eps), reduction)
-
-
-def _reduce(x: torch.Tensor, reduction: str) -> torch.Tensor:
-    if reduction == "mean":
-        return x.mean()
-    if reduction == "sum":
-        return x.sum()
-    if reduction == "none":
-        return x
-    raise ValueError(f"reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
+    red = _batch_reduction(reduction)
+    spacing, per = _spacing(target.shape, spatial_dims, lengths, periodic)
+    out = _metrics.rel_h1(
+        pred,
+        target,
+        spatial_dims=spatial_dims,
+        spacing=spacing,
+        periodic=per,
+        reduction=red,
+        eps=eps,
+    )
+    return out.sum() if reduction == "sum" else out
 
 
 class RelL2Loss(torch.nn.Module):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pdesurrogates.uq import conformal, metrics, plots
-from pdesurrogates.uq._evaluate import UQReport, compare, evaluate
+from pdesurrogates.uq._evaluate import evaluate
 from pdesurrogates.uq._io import (
     PREDICTION_FORMAT_VERSION,
     PredictionInfo,
@@ -12,16 +12,10 @@ from pdesurrogates.uq._io import (
     save_prediction,
 )
 from pdesurrogates.uq._prediction import Prediction
-from pdesurrogates.uq._propagate import (
-    PropagationResult,
-    SobolResult,
-    ishigami,
-    ishigami_indices,
-    make_distribution,
-    propagate,
-    sample_inputs,
-    sobol_indices,
-)
+from pdesurrogates.uq._propagate import PropagationResult, propagate
+from pdesurrogates.uq._report import UQReport, compare
+from pdesurrogates.uq._sampling import make_distribution, sample_inputs
+from pdesurrogates.uq._sobol import SobolResult, ishigami, ishigami_indices, sobol_indices
 from pdesurrogates.uq.conformal import ConformalCalibrator, conformalize
 
 __all__ = [

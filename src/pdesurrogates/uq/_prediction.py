@@ -12,7 +12,9 @@ from pdesurrogates.uq._backend import (
     check_finite,
     check_levels,
     is_torch,
+    member_std,
     ndtri,
+    sort_members,
     sorted_quantile,
     to_output,
 )
@@ -71,7 +73,7 @@ class Prediction:
     ([1.0, 2.0], [1.4142, 1.4142])
     """
 
-    __slots__ = ("_levels", "_mean", "_numpy", "_quantiles", "_samples", "_std")
+    __slots__ = ("_cache", "_levels", "_mean", "_numpy", "_quantiles", "_samples", "_std")
 
     def __init__(
         self,
@@ -95,6 +97,7 @@ class Prediction:
         if mean is None and samples is None:
             raise ValueError("mean is required unless samples are given")
         self._numpy = not is_torch(mean, std, samples, quantiles)
+        self._cache: dict[str, torch.Tensor] = {}
         ref = None
         self._samples = None
         if samples is not None:
@@ -215,6 +218,12 @@ class Prediction:
             "levels": self.levels,
         }
 
+    def _sorted_samples(self) -> torch.Tensor:
+        """The members sorted along axis 0, computed once per prediction (metrics share it)."""
+        if "sorted" not in self._cache:
+            self._cache["sorted"] = sort_members(self._samples)
+        return self._cache["sorted"]
+
     def _out(self, t: torch.Tensor | None):
         return None if t is None else to_output(t, self._numpy)
 
@@ -228,7 +237,9 @@ class Prediction:
         if self._std is not None:
             return self._std
         if self._samples is not None:
-            return self._samples.std(0, correction=1)
+            if "std" not in self._cache:
+                self._cache["std"] = member_std(self._samples)
+            return self._cache["std"]
         if self._quantiles is not None:
             if len(self._levels) < 2:
                 return None
@@ -270,8 +281,7 @@ class Prediction:
             z = z.reshape((-1,) + (1,) * self._mean.ndim)
             return self._mean + self._std * z
         if kind == "samples":
-            srt = torch.sort(self._samples, dim=0).values
-            return sorted_quantile(srt, q)
+            return sorted_quantile(self._sorted_samples(), q)
         if kind == "quantiles":
             lv = self._levels
             if np.any(q < lv[0] - 1e-12) or np.any(q > lv[-1] + 1e-12):

@@ -11,8 +11,9 @@ from typing import Any
 
 import numpy as np
 
-from pdesurrogates.uq._evaluate import UQReport, evaluate
+from pdesurrogates.uq._evaluate import evaluate
 from pdesurrogates.uq._prediction import Prediction
+from pdesurrogates.uq._report import UQReport
 
 __all__ = [
     "plot_calibration",

@@ -1,0 +1,325 @@
+"""The result of :func:`pdesurrogates.uq.evaluate`: :class:`UQReport`, its JSON, xarray and
+text forms, and :func:`compare` for side-by-side tables."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = ["PREDICTIVE_FORMS", "UQReport", "compare"]
+
+# What each predictive form means for the scores (shown in every summary).
+PREDICTIVE_FORMS = {
+    "samples": "ensemble members / samples (fair ensemble CRPS, empirical-quantile intervals)",
+    "gaussian": "Gaussian mean and std (closed-form CRPS and NLL, Gaussian intervals)",
+    "quantiles": "quantiles / intervals (quantile CRPS, interpolated intervals)",
+    "point": "point prediction, mean only (accuracy metrics only)",
+}
+
+# Descriptions used by summary() and the JSON ("lower" / "higher" / "target" is better).
+_SCALAR_DOC = {
+    "rel_l2": ("mean relative L2 error per field", "lower"),
+    "rel_l2_p90": ("90th percentile of the per-field relative L2 error", "lower"),
+    "rel_h1": ("mean relative H1 error per field", "lower"),
+    "rmse": ("RMSE pooled over all points", "lower"),
+    "mae": ("mean absolute error", "lower"),
+    "max_abs_error": ("largest absolute error", "lower"),
+    "crps": ("mean CRPS (closed form / fair ensemble / quantile)", "lower"),
+    "nll": ("mean Gaussian negative log-likelihood [nats]", "lower"),
+    "energy_score": ("mean fair energy score per field", "lower"),
+    "miscalibration_area": ("area between calibration curve and diagonal", "lower"),
+    "rmsce": ("root-mean-squared calibration error", "lower"),
+    "mace": ("mean absolute calibration error", "lower"),
+    "sharpness": ("RMS predictive std", "lower"),
+    "spread_skill_ratio": ("spread / skill (1 = reliable)", "target 1"),
+    "pit_deviation": ("mean |PIT histogram density - 1|", "lower"),
+}
+
+
+@dataclass
+class UQReport:
+    """Everything :func:`evaluate` measured, as plain numpy arrays and floats.
+
+    Attributes
+    ----------
+    kind : str
+        The predictive form that was scored: ``"samples"`` (ensemble members),
+        ``"gaussian"`` (mean and std), ``"quantiles"`` (quantiles / intervals) or
+        ``"point"`` (mean only). Also available as :attr:`predictive_form`, and written to
+        the JSON, the xarray attributes and every summary.
+    n_fields : int
+        Number of evaluated fields (size of the sample axis 0).
+    field_shape : tuple of int
+        Shape of one field.
+    n_members : int or None
+        Ensemble size for sample predictions.
+    levels : ndarray, shape (K,)
+        Nominal central-interval levels.
+    scalars : dict of str to float
+        Pooled metrics (see ``summary()`` for their meaning).
+    by_level : dict of str to ndarray (K,)
+        ``coverage`` (pooled pointwise), ``coverage_gap`` (coverage - level),
+        ``coverage_p10`` (10th percentile over fields), ``field_coverage`` (fraction of
+        fields entirely inside the band), ``interval_score`` and ``width`` (mean).
+    per_sample : dict of str to ndarray (N,) or (N, K)
+        Per-field values: ``rel_l2``, ``rmse``, ``crps``, ``coverage`` (N, K), ...
+    calibration_expected, calibration_observed : ndarray (n_bins,)
+        Pooled calibration curve; ``calibration_observed_per_sample`` is (N, n_bins).
+    pit_edges, pit_counts : ndarray
+        PIT histogram (rank histogram for ensembles).
+    meta : dict
+        Free-form description (model name, dataset, ...).
+    """
+
+    kind: str
+    n_fields: int
+    field_shape: tuple[int, ...]
+    n_members: int | None
+    levels: np.ndarray
+    scalars: dict[str, float]
+    by_level: dict[str, np.ndarray] = field(default_factory=dict)
+    per_sample: dict[str, np.ndarray] = field(default_factory=dict)
+    calibration_expected: np.ndarray | None = None
+    calibration_observed: np.ndarray | None = None
+    calibration_observed_per_sample: np.ndarray | None = None
+    pit_edges: np.ndarray | None = None
+    pit_counts: np.ndarray | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def predictive_form(self) -> str:
+        """The predictive form that was scored (``kind``)."""
+        return self.kind
+
+    def describe_form(self) -> str:
+        """One line naming the scored predictive form and what it implies for the scores."""
+        text = f"{self.kind}: {PREDICTIVE_FORMS.get(self.kind, 'unknown form')}"
+        if self.kind == "samples" and self.n_members:
+            text += f"; {self.n_members} members"
+        return text
+
+    # ------------------------------------------------------------------ serialisation
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dictionary (arrays become lists)."""
+
+        def conv(v):
+            if isinstance(v, np.ndarray):
+                return v.tolist()
+            if isinstance(v, dict):
+                return {k: conv(x) for k, x in v.items()}
+            if isinstance(v, float | np.floating):
+                f = float(v)
+                return f if math.isfinite(f) else None
+            return v
+
+        return {
+            "format": "pdesurrogates-uqreport",
+            "version": 1,
+            "kind": self.kind,
+            "predictive_form": self.kind,
+            "predictive_form_description": self.describe_form(),
+            "n_fields": self.n_fields,
+            "field_shape": list(self.field_shape),
+            "n_members": self.n_members,
+            "levels": self.levels.tolist(),
+            "scalars": conv(self.scalars),
+            "by_level": conv(self.by_level),
+            "per_sample": conv(self.per_sample),
+            "calibration": {
+                "expected": conv(self.calibration_expected),
+                "observed": conv(self.calibration_observed),
+            },
+            "pit": {"edges": conv(self.pit_edges), "counts": conv(self.pit_counts)},
+            "meta": self.meta,
+        }
+
+    def to_json(self, path: str | os.PathLike | None = None, *, indent: int = 2) -> str:
+        """Serialise to JSON; also write it atomically to ``path`` when given."""
+        text = json.dumps(self.to_dict(), indent=indent)
+        if path is not None:
+            from pdesurrogates.io import atomic_write_text
+
+            atomic_write_text(Path(path), text + "\n")
+        return text
+
+    @classmethod
+    def from_json(cls, source: str | os.PathLike) -> UQReport:
+        """Rebuild a report from :meth:`to_json` output (a path or the JSON text)."""
+        text = str(source)
+        if not text.lstrip().startswith("{"):
+            text = Path(source).read_text()
+        d = json.loads(text)
+        if d.get("format") != "pdesurrogates-uqreport":
+            raise ValueError("source is not a pdesurrogates UQReport JSON document")
+
+        def arr(v):
+            return None if v is None else np.asarray(v, dtype=np.float64)
+
+        return cls(
+            kind=d.get("predictive_form", d.get("kind")),
+            n_fields=int(d["n_fields"]),
+            field_shape=tuple(d["field_shape"]),
+            n_members=d["n_members"],
+            levels=np.asarray(d["levels"], dtype=np.float64),
+            scalars={k: (math.nan if v is None else float(v)) for k, v in d["scalars"].items()},
+            by_level={k: arr(v) for k, v in d["by_level"].items()},
+            per_sample={k: arr(v) for k, v in d["per_sample"].items()},
+            calibration_expected=arr(d["calibration"]["expected"]),
+            calibration_observed=arr(d["calibration"]["observed"]),
+            pit_edges=arr(d["pit"]["edges"]),
+            pit_counts=arr(d["pit"]["counts"]),
+            meta=d.get("meta", {}),
+        )
+
+    def to_xarray(self):
+        """An ``xarray.Dataset`` with dims ``sample``, ``level``, ``prob`` and ``pit_bin``."""
+        import xarray as xr
+
+        data: dict[str, Any] = {}
+        for k, v in self.scalars.items():
+            data[k] = ((), float(v))
+        for k, v in self.by_level.items():
+            data[f"{k}_by_level"] = (("level",), np.asarray(v))
+        for k, v in self.per_sample.items():
+            v = np.asarray(v)
+            dims = ("sample",) if v.ndim == 1 else ("sample", "level")
+            data[f"{k}_per_sample"] = (dims, v)
+        coords: dict[str, Any] = {
+            "sample": np.arange(self.n_fields),
+            "level": self.levels,
+        }
+        if self.calibration_expected is not None:
+            coords["prob"] = self.calibration_expected
+            data["calibration_observed"] = (("prob",), self.calibration_observed)
+            if self.calibration_observed_per_sample is not None:
+                data["calibration_observed_per_sample"] = (
+                    ("sample", "prob"),
+                    self.calibration_observed_per_sample,
+                )
+        if self.pit_counts is not None:
+            centres = 0.5 * (self.pit_edges[1:] + self.pit_edges[:-1])
+            coords["pit_bin"] = centres
+            data["pit_counts"] = (("pit_bin",), self.pit_counts)
+        attrs = {
+            "kind": self.kind,
+            "predictive_form": self.kind,
+            "predictive_form_description": self.describe_form(),
+            "n_fields": self.n_fields,
+            "field_shape": list(self.field_shape),
+            "n_members": -1 if self.n_members is None else self.n_members,
+        }
+        attrs.update({f"meta_{k}": str(v) for k, v in self.meta.items()})
+        return xr.Dataset(data, coords=coords, attrs=attrs)
+
+    # ------------------------------------------------------------------ display
+    def summary(self) -> str:
+        """A printable plain-text table of the pooled metrics and the per-level ones."""
+        lines = []
+        title = f"UQ report: {self.kind} prediction, {self.n_fields} fields of {self.field_shape}"
+        if self.n_members:
+            title += f", {self.n_members} members"
+        if self.meta.get("name"):
+            title = f"{self.meta['name']} - " + title
+        lines.append(title)
+        lines.append(f"predictive form scored: {self.describe_form()}")
+        w = max(len(k) for k in self.scalars) if self.scalars else 10
+        lines.append(f"{'metric':<{w}}  {'value':>12}  better   meaning")
+        for k, v in self.scalars.items():
+            doc, better = _SCALAR_DOC.get(k, ("", ""))
+            lines.append(f"{k:<{w}}  {_fmt(v):>12}  {better:<7}  {doc}")
+        if self.by_level:
+            lines.append("")
+            cols = [
+                c
+                for c in (
+                    "coverage",
+                    "coverage_gap",
+                    "coverage_p10",
+                    "field_coverage",
+                    "interval_score",
+                    "width",
+                )
+                if c in self.by_level
+            ]
+            lines.append(f"{'level':>6}  " + "  ".join(f"{c:>14}" for c in cols))
+            for i, lv in enumerate(self.levels):
+                row = "  ".join(f"{_fmt(self.by_level[c][i]):>14}" for c in cols)
+                lines.append(f"{lv:>6.3g}  {row}")
+        return "\n".join(lines)
+
+    def to_markdown(self) -> str:
+        """The summary as markdown: the scored predictive form, then the metric tables."""
+        title = self.meta.get("name") or "UQ report"
+        out = [
+            f"## {title}",
+            "",
+            f"**Predictive form scored:** {self.describe_form()}.  ",
+            f"{self.n_fields} fields of shape {self.field_shape}.",
+            "",
+            "| metric | value | better | meaning |",
+            "|---|---|---|---|",
+        ]
+        for k, v in self.scalars.items():
+            doc, better = _SCALAR_DOC.get(k, ("", ""))
+            out.append(f"| {k} | {_fmt(v)} | {better} | {doc} |")
+        if self.by_level:
+            cols = [c for c in ("coverage", "field_coverage", "interval_score", "width")]
+            cols = [c for c in cols if c in self.by_level]
+            out += ["", "| level | " + " | ".join(cols) + " |", "|---" * (len(cols) + 1) + "|"]
+            for i, lv in enumerate(self.levels):
+                cells = " | ".join(_fmt(self.by_level[c][i]) for c in cols)
+                out.append(f"| {lv:.3g} | {cells} |")
+        return "\n".join(out) + "\n"
+
+    def __str__(self) -> str:
+        return self.summary()
+
+
+def _fmt(v: float) -> str:
+    v = float(v)
+    if not math.isfinite(v):
+        return "nan"
+    if v != 0 and (abs(v) < 1e-3 or abs(v) >= 1e5):
+        return f"{v:.4e}"
+    return f"{v:.5g}"
+
+
+def compare(reports: Mapping[str, UQReport], metrics: Sequence[str] | None = None) -> str:
+    """Side-by-side plain-text table of several reports (one column per model)."""
+    if not reports:
+        raise ValueError("reports is empty; pass a mapping of name -> UQReport")
+    names = list(reports)
+    if metrics is None:
+        metrics = []
+        for r in reports.values():
+            metrics += [k for k in r.scalars if k not in metrics]
+        lv_keys = []
+        for r in reports.values():
+            for i, lv in enumerate(r.levels):
+                if "coverage" in r.by_level:
+                    key = f"coverage@{lv:g}"
+                    if key not in lv_keys:
+                        lv_keys.append(key)
+                _ = i
+        metrics = list(metrics) + lv_keys
+    w = max(len(m) for m in metrics)
+    cw = max(12, *(len(n) for n in names))
+    out = [f"{'metric':<{w}}  " + "  ".join(f"{n:>{cw}}" for n in names)]
+    for m in metrics:
+        vals = []
+        for r in reports.values():
+            v = r.scalars.get(m, math.nan)
+            if m.startswith("coverage@") and "coverage" in r.by_level:
+                lv = float(m.split("@")[1])
+                hit = np.isclose(r.levels, lv)
+                v = float(r.by_level["coverage"][hit][0]) if hit.any() else math.nan
+            vals.append(_fmt(v))
+        out.append(f"{m:<{w}}  " + "  ".join(f"{v:>{cw}}" for v in vals))
+    return "\n".join(out)
