@@ -30,11 +30,11 @@ def test_defaults_live_in_the_config_only():
     assert kw["grad_clip"] == 1.0 and kw["pct_start"] == 0.1 and kw["epochs"] == 300
 
 
-def test_replace_splits_training_fields_from_model_arguments():
-    cfg = DeepONetConfig(model={"width": 32}).replace(epochs=7, depth=2, max_time=None)
+def test_overrides_split_training_fields_from_model_arguments():
+    cfg = DeepONetConfig(model={"width": 32}).with_overrides(epochs=7, depth=2, max_time=None)
     assert cfg.epochs == 7 and cfg.max_time is None
     assert cfg.model == {"width": 32, "depth": 2}
-    assert cfg.replace(model={"latent": 4}).model == {"width": 32, "depth": 2, "latent": 4}
+    assert cfg.with_overrides(model={"latent": 4}).model == {"width": 32, "depth": 2, "latent": 4}
     assert DeepONetConfig().model == {}  # the default dict is not shared
 
 

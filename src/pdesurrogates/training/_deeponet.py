@@ -252,7 +252,7 @@ def train_deeponet(
     """
     from pdesurrogates.io import atomic_write_text, save
 
-    config = (config or DeepONetConfig()).replace(**overrides)
+    config = (config or DeepONetConfig()).with_overrides(**overrides)
     _check_model_keys(config.model)
     out_dir = Path(out_dir)
     train, info = load_source_fields(data, "train")

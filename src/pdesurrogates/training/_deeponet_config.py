@@ -18,7 +18,7 @@ This module needs only the standard library.
 
 Examples
 --------
->>> cfg = DeepONetConfig().replace(epochs=5, width=32)
+>>> cfg = DeepONetConfig().with_overrides(epochs=5, width=32)
 >>> cfg.epochs, cfg.model
 (5, {'width': 32})
 >>> DeepONetConfig.from_dict({"training": {"lr": 1e-3}, "model": {"depth": 2}}).lr
@@ -125,7 +125,7 @@ class DeepONetConfig:
         """Names of the training settings (every field but ``model``)."""
         return tuple(f.name for f in dataclasses.fields(cls) if f.name != "model")
 
-    def replace(self, **overrides: Any) -> DeepONetConfig:
+    def with_overrides(self, **overrides: Any) -> DeepONetConfig:
         """A copy with ``overrides``: training fields by name, anything else a model argument.
 
         ``model={...}`` updates the model arguments as a whole.
