@@ -35,7 +35,7 @@ import torch
 
 from pdesurrogates.datasets import generate_acoustics
 from pdesurrogates.solvers.reference import solve_wave
-from pdesurrogates.training import train_deeponet
+from pdesurrogates.training import DeepONetConfig, train_deeponet
 
 
 def main() -> None:
@@ -51,10 +51,12 @@ def main() -> None:
 
     if args.smoke:
         sim = {"n_sources": 10, "duration": 0.01, "resolution": 16}
-        net = {"epochs": 4, "width": 16, "depth": 2, "latent": 8, "n_points": 256}
+        config = DeepONetConfig(
+            epochs=4, n_points=256, model={"width": 16, "depth": 2, "latent": 8}
+        )
     else:
         sim = {"n_sources": args.n_sources, "duration": 0.05, "resolution": 32}
-        net = {"epochs": args.epochs, "width": 128, "depth": 3, "latent": 128, "n_points": 2048}
+        config = DeepONetConfig(epochs=args.epochs)  # the default DeepONet and its training
 
     # 1. data: FDTD, source positions uniform at least 0.6 m from the walls
     data = out / "room.h5"
@@ -65,7 +67,7 @@ def main() -> None:
     print(f"simulated {sim['n_sources']} sources in {time.perf_counter() - t0:.1f} s")
 
     # 2 + 3. train, then score the test split (report.json, impulse_responses.png, ...)
-    model, summary = train_deeponet(data, out / "run", progress=not args.smoke, **net)
+    model, summary = train_deeponet(data, out / "run", config, progress=not args.smoke)
     test = summary["test"]
     print(
         f"trained in {summary['train_seconds']:.0f} s; held-out sources: field relative L2 "

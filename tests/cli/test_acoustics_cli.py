@@ -196,6 +196,32 @@ def test_train_deeponet_ensemble_gives_spread(tube, tmp_path):
     assert report["summary"]["uq"]["crps"] > 0
 
 
+def test_train_deeponet_reads_a_toml_config_and_flags_override_it(tube, tmp_path, capsys):
+    cfg = tmp_path / "deeponet.toml"
+    cfg.write_text(
+        "[model]\nwidth = 8\ndepth = 1\nlatent = 4\ntrunk = 'joint'\n\n"
+        "[training]\nepochs = 4\nn_points = 64\nbatch_size = 3\nlr = 1e-3\n"
+    )
+    run = tmp_path / "cfg"
+    args = ["train", "deeponet", "--data", str(tube), "-o", str(run), "-c", str(cfg)]
+    assert main([*args, "--epochs", "2", "--latent", "6", "--no-eval", "-q"]) == 0
+    model = pdesurrogates.load(run / "model")
+    assert (model.width, model.depth, model.latent, model.trunk_kind) == (8, 1, 6, "joint")
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["epochs_run"] == [2]  # the flag beats the file
+    training = summary["config"]["training"]
+    assert training["n_points"] == 64 and training["lr"] == 1e-3 and training["epochs"] == 2
+    assert summary["config"]["model"] == {"width": 8, "depth": 1, "latent": 6, "trunk": "joint"}
+
+    cfg.write_text("[training]\nepoch = 4\n")
+    assert main([*args, "-q"]) == 1
+    err = capsys.readouterr().err
+    assert "deeponet.toml" in err and "'epoch'" in err
+    cfg.write_text("[model]\nwidht = 4\n")
+    assert main([*args, "-q"]) == 1
+    assert "widht" in capsys.readouterr().err
+
+
 def test_separable_training_step_draws_a_space_time_subgrid(tube):
     """The random sub-grid step pairs predictions and field values entry by entry."""
     import torch

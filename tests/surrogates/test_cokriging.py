@@ -134,6 +134,40 @@ def test_bad_input_errors():
     assert _rel(ok.predict(XT).mean, p.high(XT)) < 0.2
 
 
+def test_time_budget_stops_restarts_and_levels_are_logged(caplog, monkeypatch):
+    """A spent budget leaves one start per level; the fit still interpolates."""
+    p, x_lo, x_hi = _forrester(21)
+    calls = []
+    import pdesurrogates.surrogates._cokriging_fit as fit_mod
+
+    original = fit_mod.lbfgs
+
+    def counting(*args, **kwargs):
+        calls.append(1)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(fit_mod, "lbfgs", counting)
+    with caplog.at_level("INFO", logger="pdesurrogates"):
+        gp = CoKrigingGP(n_restarts=6).fit(
+            x_lo, p.low(x_lo), x_hi, p.high(x_hi), bounds=p.bounds, max_time=1e-9
+        )
+    assert len(calls) == 2  # one start per level, none of the other 5 restarts
+    np.testing.assert_allclose(gp.predict(x_hi).mean, p.high(x_hi), atol=1e-4)
+    lines = [r.getMessage() for r in caplog.records if "co-kriging level" in r.getMessage()]
+    assert [line.split(":")[0] for line in lines] == ["co-kriging level 0", "co-kriging level 1"]
+    assert "rho=2" in lines[1]
+    with pytest.raises(ValueError, match="time budget"):
+        CoKrigingGP().fit(x_lo, p.low(x_lo), x_hi, p.high(x_hi), max_time=-1.0)
+
+
+def test_progress_bar_runs(capsys):
+    p, x_lo, x_hi = _forrester(8)
+    x_hi = x_lo[[0, 3, 5, 7]]
+    gp = CoKrigingGP(n_restarts=2).fit(x_lo, p.low(x_lo), x_hi, p.high(x_hi), progress=True)
+    assert gp.is_fitted
+    assert capsys.readouterr().out == ""  # progress goes to stderr only
+
+
 class TestCoKrigingContract(SurrogateContract):
     atol32 = 1e-4
     atol64 = 1e-8

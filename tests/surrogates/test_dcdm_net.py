@@ -31,6 +31,8 @@ class TestConjugateDirectionNet2D(SurrogateContract):
 
 
 class TestConjugateDirectionNet3D(SurrogateContract):
+    fresh_process = False  # the family's load is checked by another class
+
     def make_model(self):
         return _perturb(ConjugateDirectionNet(dim=3, width=2))
 
@@ -47,6 +49,8 @@ class TestLearnedVCycle2D(SurrogateContract):
 
 
 class TestLearnedVCycle3D(SurrogateContract):
+    fresh_process = False  # the family's load is checked by another class
+
     def make_model(self):
         return LearnedVCycle(dim=3, coarse_cells=8)
 
@@ -155,6 +159,8 @@ def test_bad_input_shape():
 
 
 class TestConjugateDirectionNetSmoke(SurrogateContract):
+    fresh_process = False  # the family's load is checked by another class
+
     def make_model(self):
         return _perturb(ConjugateDirectionNet(dim=2, width=2, boundary="smoke"))
 

@@ -37,6 +37,8 @@ class TestDeepONet2DContract(_DeepONetContract):
 
 
 class TestDeepONet1DPlainSineContract(_DeepONetContract):
+    fresh_process = False  # the family's load is checked by another class
+
     def make_model(self):
         return DeepONet(
             lengths=[2.0],
@@ -53,6 +55,8 @@ class TestDeepONet1DPlainSineContract(_DeepONetContract):
 
 
 class TestDeepONetRandomFeaturesContract(_DeepONetContract):
+    fresh_process = False  # the family's load is checked by another class
+
     def make_model(self):
         return DeepONet(
             lengths=[1.0, 1.0],
@@ -233,6 +237,8 @@ class TestDeepONetJointTrunkContract(_DeepONetContract):
 
 
 class TestDeepONetSeparableRank2Contract(_DeepONetContract):
+    fresh_process = False  # the family's load is checked by another class
+
     def make_model(self):
         return DeepONet(
             lengths=[1.0, 1.0],

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import pdesurrogates
-from pdesurrogates.surrogates import FNO, Ensemble, MgNO
+from pdesurrogates.surrogates import FNO, DeepONet, Ensemble, MgNO
 from pdesurrogates.testing import SurrogateContract
 from pdesurrogates.uq import Prediction
 
@@ -25,6 +25,26 @@ class TestEnsembleContract(SurrogateContract):
 
     def make_inputs(self, batch_size, *, generator, dtype=torch.float32):
         return (torch.randn(batch_size, 1, 8, 8, generator=generator, dtype=dtype),)
+
+
+class TestDeepONetEnsembleContract(SurrogateContract):
+    """The deep ensemble ``train deeponet --ensemble K`` saves: two-argument forward."""
+
+    def make_model(self):
+        members = []
+        for seed, trunk in enumerate(("separable", "joint")):
+            torch.manual_seed(seed)
+            members.append(
+                DeepONet(lengths=[2.0], duration=0.01, width=8, depth=2, latent=4, trunk=trunk)
+            )
+        return Ensemble(members)
+
+    def make_inputs(self, batch_size, *, generator, dtype=torch.float32):
+        src = 0.5 + torch.rand(batch_size, 1, generator=generator, dtype=dtype)
+        coords = torch.rand(batch_size, 5, 2, generator=generator, dtype=dtype)
+        coords = coords * torch.tensor([2.0, 0.01], dtype=dtype)
+        member = DeepONet(lengths=[2.0], duration=0.01, width=8, depth=2, latent=4).to(dtype)
+        return member.encode_source(src), coords
 
 
 def test_predict_moments_are_member_statistics():

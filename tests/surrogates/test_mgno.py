@@ -22,6 +22,7 @@ class TestMgNOContract(SurrogateContract):
 
 
 class TestMgNOFinerGridContract(SurrogateContract):
+    fresh_process = False  # the family's load is checked by another class
     """The same contract when evaluated above the base grid (fixed transfer levels)."""
 
     def make_model(self):

@@ -1,7 +1,11 @@
 """Acoustics commands: ``generate acoustics1d|acoustics2d`` and ``train deeponet``.
 
 The commands are thin wrappers of :func:`pdesurrogates.datasets.generate_acoustics` and
-:func:`pdesurrogates.training.train_deeponet`.
+:func:`pdesurrogates.training.train_deeponet`, imported when a command runs (so this
+module does not import torch). ``train deeponet`` takes its defaults from
+:class:`pdesurrogates.training.DeepONetConfig` (training) and
+:class:`pdesurrogates.surrogates.DeepONet` (architecture); a flag overrides
+``--config FILE.toml``, which overrides the defaults.
 """
 
 from __future__ import annotations
@@ -12,9 +16,7 @@ import typer
 
 from pdesurrogates.cli._app import generate_app, train_app
 from pdesurrogates.cli._data import _parse_split, check_workers
-from pdesurrogates.datasets._acoustics import generate_acoustics
 from pdesurrogates.errors import DatasetError
-from pdesurrogates.training._deeponet import train_deeponet
 
 __all__ = ["train_deeponet_cmd"]
 
@@ -74,6 +76,8 @@ def _generate_command(dim: int):
         compression: str = typer.Option(None, "--compression", help="None, lzf or gzip."),
         quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
     ) -> None:
+        from pdesurrogates.datasets._acoustics import generate_acoustics
+
         check_workers(workers, scheduler)
         path = generate_acoustics(
             output,
@@ -114,36 +118,47 @@ generate_app.command("acoustics2d")(_generate_command(2))
 
 
 # --------------------------------------------------------------------------- command
+_DEFAULT = "default: DeepONetConfig"
+_MODEL_DEFAULT = "default: the DeepONet default"
+
+
 @train_app.command("deeponet")
 def train_deeponet_cmd(
     data: Path = typer.Option(..., "--data", "-d", help="Acoustics dataset (.h5)."),
     output: Path = typer.Option(..., "-o", "--output", help="Run directory, e.g. runs/NAME."),
-    ensemble: int = typer.Option(1, "--ensemble", "-k", min=1, help="Deep-ensemble members."),
-    epochs: int = typer.Option(300, "--epochs", min=1, help="Epochs (passes over sources)."),
-    batch_size: int = typer.Option(16, "--batch-size", min=1, help="Sources per step."),
-    points: int = typer.Option(2048, "--points", min=1, help="(x, t) points per step."),
-    lr: float = typer.Option(2e-3, "--lr", help="Peak learning rate."),
-    width: int = typer.Option(128, "--width", help="Hidden width of the trunk and branch."),
-    depth: int = typer.Option(3, "--depth", help="Hidden layers of the trunk and branch."),
-    latent: int = typer.Option(128, "--latent", "-p", help="Latent width p."),
-    architecture: str = typer.Option("modified", "--architecture", help="modified or mlp."),
-    activation: str = typer.Option("tanh", "--activation", help="sin, tanh, gelu, silu, relu."),
+    config: Path = typer.Option(
+        None, "--config", "-c", help="TOML file with tables [model] and [training]."
+    ),
+    ensemble: int = typer.Option(None, "--ensemble", "-k", min=1, help=f"Members ({_DEFAULT})."),
+    epochs: int = typer.Option(None, "--epochs", min=1, help=f"Epochs ({_DEFAULT})."),
+    batch_size: int = typer.Option(
+        None, "--batch-size", min=1, help=f"Sources per step ({_DEFAULT})."
+    ),
+    points: int = typer.Option(
+        None, "--points", min=1, help=f"(x, t) points per step ({_DEFAULT})."
+    ),
+    lr: float = typer.Option(None, "--lr", help=f"Peak learning rate ({_DEFAULT})."),
+    width: int = typer.Option(None, "--width", help=f"Hidden width ({_MODEL_DEFAULT})."),
+    depth: int = typer.Option(None, "--depth", help=f"Hidden layers ({_MODEL_DEFAULT})."),
+    latent: int = typer.Option(None, "--latent", "-p", help=f"Latent width p ({_MODEL_DEFAULT})."),
+    architecture: str = typer.Option(None, "--architecture", help="modified or mlp."),
+    activation: str = typer.Option(None, "--activation", help="sin, tanh, gelu, silu, relu."),
     encoding: str = typer.Option(
-        "periodic", "--encoding", help="Trunk encoding: periodic, fourier, random or none."
+        None, "--encoding", help="Trunk encoding: periodic, fourier, random or none."
     ),
     trunk: str = typer.Option(
-        "separable",
+        None,
         "--trunk",
         help="separable (space net x time net; fast impulse responses) or joint (one net "
         "of (x, t)).",
     ),
     rank: int = typer.Option(
-        1, "--rank", min=1, help="Separable trunk: space x time terms per basis function."
+        None, "--rank", min=1, help="Separable trunk: space x time terms per basis function."
     ),
     source_input: str = typer.Option(
-        "pulse", "--source-input", help="Branch input: pulse (sampled) or coordinates."
+        None, "--source-input", help="Branch input: pulse (sampled) or coordinates."
     ),
-    seed: int = typer.Option(0, "--seed", help="Seed of initialisation and data order."),
+    seed: int = typer.Option(None, "--seed", help=f"Seed of initialisation and data ({_DEFAULT})."),
     max_time: float = typer.Option(
         None,
         "--max-time",
@@ -156,38 +171,54 @@ def train_deeponet_cmd(
 ) -> None:
     """Train a DeepONet (source -> pressure p(x, t)) on an acoustics dataset.
 
-    Writes OUTPUT/model (pdesurrogates.load), metrics.jsonl, checkpoints, and, unless
-    --no-eval, report.json with the test-split scores (whole-field relative L2, peak-
-    normalised RMSE of the impulse responses) and plots of predicted vs reference
-    impulse responses and fields. --ensemble K trains K members (seeds seed..seed+K-1).
+    Writes OUTPUT/model (pdesurrogates.load), metrics.jsonl, checkpoints, summary.json
+    (with the configuration used), and, unless --no-eval, report.json with the test-split
+    scores (whole-field relative L2, peak-normalised RMSE of the impulse responses) and
+    plots of predicted vs reference impulse responses and fields. --ensemble K trains K
+    members (seeds seed..seed+K-1). Unset flags take the value of --config, else the
+    default of pdesurrogates.training.DeepONetConfig / pdesurrogates.surrogates.DeepONet.
     """
+    flags = {
+        "ensemble": ensemble,
+        "epochs": epochs,
+        "batch_size": batch_size,
+        "n_points": points,
+        "lr": lr,
+        "seed": seed,
+        "max_time": max_time,
+        "width": width,
+        "depth": depth,
+        "latent": latent,
+        "architecture": architecture,
+        "activation": activation,
+        "encoding": encoding,
+        "trunk": trunk,
+        "rank": rank,
+        "source_input": source_input,
+    }
+    _run_train_deeponet(
+        data, output, config, flags, resume=resume, evaluate=not no_eval, quiet=quiet
+    )
+
+
+def _run_train_deeponet(data, output, config_path, flags, *, resume, evaluate, quiet) -> None:
+    from pdesurrogates.training import DeepONetConfig, train_deeponet
+
     if not Path(data).is_file():
         raise DatasetError(
             f"{data}: no such dataset file; create one with "
             "'pdesurrogates generate acoustics2d -o FILE'"
         )
+    config = DeepONetConfig() if config_path is None else DeepONetConfig.from_toml(config_path)
+    overrides = {k: v for k, v in flags.items() if v is not None}  # unset flags keep config
     _model, summary = train_deeponet(
         data,
         output,
-        ensemble=ensemble,
-        epochs=epochs,
-        batch_size=batch_size,
-        n_points=points,
-        lr=lr,
-        seed=seed,
-        max_time=max_time,
+        config,
         progress=not quiet,
-        evaluate=not no_eval,
+        evaluate=evaluate,
         resume=resume,
-        width=width,
-        depth=depth,
-        latent=latent,
-        architecture=architecture,
-        activation=activation,
-        encoding=encoding,
-        source_input=source_input,
-        trunk=trunk,
-        rank=rank,
+        **overrides,
     )
     msg = f"trained in {summary['train_seconds']:.1f} s; model in {Path(output) / 'model'}"
     if "test" in summary:

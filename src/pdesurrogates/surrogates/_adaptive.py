@@ -120,7 +120,8 @@ def adaptive_cokriging(
     seed : int
         Seed of the designs and candidates.
     progress : bool
-        Print one line per iteration.
+        Show a progress bar of the cost spent (each iteration is also logged to the
+        ``pdesurrogates`` logger).
     model_kwargs : mapping, optional
         Passed to :class:`CoKrigingGP`.
     callback : callable, optional
@@ -130,48 +131,14 @@ def adaptive_cokriging(
     -------
     AdaptiveResult
     """
-    from scipy.stats import qmc
-
+    from pdesurrogates._progress import ProgressBar, logger
     from pdesurrogates.surrogates._cokriging import CoKrigingGP
 
     sims = list(simulators)
-    n_levels = len(sims)
-    if n_levels < 2:
-        raise ValueError(f"give at least 2 simulators (lowest fidelity first); got {n_levels}")
-    bounds = np.asarray(bounds, dtype=np.float64)
-    if bounds.ndim != 2 or bounds.shape[1] != 2 or not np.all(bounds[:, 1] > bounds[:, 0]):
-        raise ValueError("bounds must have shape (d, 2) with lower < upper")
-    d = bounds.shape[0]
-    costs = [10.0**k for k in range(n_levels)] if costs is None else [float(c) for c in costs]
-    if len(costs) != n_levels or any(not (c > 0) for c in costs):
-        raise ValueError(f"costs must hold {n_levels} positive numbers; got {costs}")
-    if criterion not in ("variance", "ivr"):
-        raise ValueError(f"criterion must be 'variance' or 'ivr'; got {criterion!r}")
-    if not budget > 0:
-        raise ValueError(f"budget must be positive; got {budget!r}")
+    bounds, costs = _check_study(sims, bounds, costs, criterion, budget)
+    n_levels, d = len(sims), bounds.shape[0]
     rng = np.random.default_rng(seed)
-    span = bounds[:, 1] - bounds[:, 0]
-
-    spent = 0.0
-    if isinstance(initial, tuple) and len(initial) == 2 and not np.isscalar(initial[0]):
-        xs = [np.asarray(x, dtype=np.float64).reshape(len(x), d) for x in initial[0]]
-        ys = [np.asarray(y, dtype=np.float64).reshape(-1) for y in initial[1]]
-    else:
-        counts = [int(c) for c in initial]
-        if len(counts) != n_levels or any(a < b for a, b in itertools.pairwise(counts)):
-            raise ValueError(
-                f"initial must give {n_levels} non-increasing sizes (lowest fidelity first); "
-                f"got {counts}"
-            )
-        u = qmc.LatinHypercube(d=d, seed=seed).random(counts[0])
-        xs = [bounds[:, 0] + u * span]
-        for c in counts[1:]:
-            prev = xs[-1]
-            xs.append(prev[np.sort(rng.choice(len(prev), c, replace=False))])
-        ys = []
-        for level, (sim, x) in enumerate(zip(sims, xs, strict=True)):
-            ys.append(_call(sim, x, level))
-            spent += costs[level] * len(x)
+    xs, ys, spent = _initial_design(sims, bounds, initial, costs, seed, rng)
     if spent > budget:
         raise ValueError(
             f"the initial design already costs {spent:g} > budget {budget:g}; "
@@ -181,65 +148,116 @@ def adaptive_cokriging(
     kwargs["kind"] = "ar1"
     cum_cost = np.cumsum(costs)
     history: list[dict] = []
-    console = None
-    if progress:
-        from rich.console import Console
-
-        console = Console(stderr=True)
     model = CoKrigingGP(**kwargs).fit_levels(xs, ys, bounds=bounds)
-    for it in range(max_iter):
-        affordable = [lv for lv in range(n_levels) if spent + cum_cost[lv] <= budget]
-        if not affordable:
-            break
-        t0 = time.perf_counter()
-        cand = bounds[:, 0] + rng.random((n_candidates, d)) * span
-        w = np.ones(n_candidates) if weight is None else np.asarray(weight(cand), float)
-        var = model.predict(cand).std ** 2
-        if criterion == "variance":
-            score = var * w
-            best = int(np.argmax(score))
-        else:
-            top = np.argsort(var * w)[-min(128, n_candidates) :]
-            integ = bounds[:, 0] + rng.random((n_integration, d)) * span
-            wi = np.ones(n_integration) if weight is None else np.asarray(weight(integ), float)
-            wi = wi / wi.sum()
-            cov = model.posterior_covariance(np.concatenate([integ, cand[top]]))
-            cross = cov[:n_integration, n_integration:]
-            diag = np.clip(np.diag(cov)[n_integration:], 1e-300, None)
-            score_top = (wi[:, None] * cross**2).sum(0) / diag
-            best = int(top[int(np.argmax(score_top))])
-            score = np.zeros(n_candidates)
-            score[top] = score_top
-        x_new = cand[best : best + 1]
-        contrib = model.variance_contributions(x_new)[:, 0]
-        value = [
-            contrib[lv] / cum_cost[lv] ** 2 if lv in affordable else -1 for lv in range(n_levels)
-        ]
-        level = int(np.argmax(value))
-        for lv in range(level + 1):
-            xs[lv] = np.concatenate([xs[lv], x_new])
-            ys[lv] = np.concatenate([ys[lv], _call(sims[lv], x_new, lv)])
-        spent += float(cum_cost[level])
-        model = CoKrigingGP(**kwargs).fit_levels(xs, ys, bounds=bounds)
-        rec = {
-            "iteration": it,
-            "x": x_new[0].tolist(),
-            "level": level,
-            "criterion": float(score[best]),
-            "max_std": float(math.sqrt(max(var.max(), 0.0))),
-            "cost": spent,
-            "seconds": time.perf_counter() - t0,
-        }
-        history.append(rec)
-        if console is not None:
-            console.print(
-                f"[{it:3d}] level {level} at x={np.array2string(x_new[0], precision=3)}  "
-                f"max std {rec['max_std']:.3g}  cost {spent:g}/{budget:g}",
-                highlight=False,
+    with ProgressBar(enabled=progress) as bar:
+        task = bar.add_task("adaptive co-kriging (cost)", total=budget, completed=spent)
+        for it in range(max_iter):
+            affordable = [lv for lv in range(n_levels) if spent + cum_cost[lv] <= budget]
+            if not affordable:
+                break
+            t0 = time.perf_counter()
+            x_new, crit, var = _next_point(
+                model, bounds, criterion, weight, n_candidates, n_integration, rng
             )
-        if callback is not None:
-            callback(rec)
+            contrib = model.variance_contributions(x_new)[:, 0]
+            value = [
+                contrib[lv] / cum_cost[lv] ** 2 if lv in affordable else -1
+                for lv in range(n_levels)
+            ]
+            level = int(np.argmax(value))
+            for lv in range(level + 1):
+                xs[lv] = np.concatenate([xs[lv], x_new])
+                ys[lv] = np.concatenate([ys[lv], _call(sims[lv], x_new, lv)])
+            spent += float(cum_cost[level])
+            model = CoKrigingGP(**kwargs).fit_levels(xs, ys, bounds=bounds)
+            rec = {
+                "iteration": it,
+                "x": x_new[0].tolist(),
+                "level": level,
+                "criterion": crit,
+                "max_std": float(math.sqrt(max(var.max(), 0.0))),
+                "cost": spent,
+                "seconds": time.perf_counter() - t0,
+            }
+            history.append(rec)
+            msg = (
+                f"level {level} at x={np.array2string(x_new[0], precision=3)}, "
+                f"max std {rec['max_std']:.3g}, cost {spent:g}/{budget:g}"
+            )
+            bar.update(task, completed=spent, info=msg)
+            logger.info("adaptive co-kriging [%d] %s", it, msg)
+            if callback is not None:
+                callback(rec)
     return AdaptiveResult(model=model, xs=xs, ys=ys, history=history, spent=spent)
+
+
+def _check_study(sims, bounds, costs, criterion, budget):
+    """Validated ``bounds`` (d, 2) and per-level ``costs``."""
+    n_levels = len(sims)
+    if n_levels < 2:
+        raise ValueError(f"give at least 2 simulators (lowest fidelity first); got {n_levels}")
+    bounds = np.asarray(bounds, dtype=np.float64)
+    if bounds.ndim != 2 or bounds.shape[1] != 2 or not np.all(bounds[:, 1] > bounds[:, 0]):
+        raise ValueError("bounds must have shape (d, 2) with lower < upper")
+    costs = [10.0**k for k in range(n_levels)] if costs is None else [float(c) for c in costs]
+    if len(costs) != n_levels or any(not (c > 0) for c in costs):
+        raise ValueError(f"costs must hold {n_levels} positive numbers; got {costs}")
+    if criterion not in ("variance", "ivr"):
+        raise ValueError(f"criterion must be 'variance' or 'ivr'; got {criterion!r}")
+    if not budget > 0:
+        raise ValueError(f"budget must be positive; got {budget!r}")
+    return bounds, costs
+
+
+def _initial_design(sims, bounds, initial, costs, seed, rng):
+    """The starting nested design ``xs``, its outputs ``ys`` and the cost spent on them."""
+    from scipy.stats import qmc
+
+    n_levels, d = len(sims), bounds.shape[0]
+    if isinstance(initial, tuple) and len(initial) == 2 and not np.isscalar(initial[0]):
+        xs = [np.asarray(x, dtype=np.float64).reshape(len(x), d) for x in initial[0]]
+        ys = [np.asarray(y, dtype=np.float64).reshape(-1) for y in initial[1]]
+        return xs, ys, 0.0
+    counts = [int(c) for c in initial]
+    if len(counts) != n_levels or any(a < b for a, b in itertools.pairwise(counts)):
+        raise ValueError(
+            f"initial must give {n_levels} non-increasing sizes (lowest fidelity first); "
+            f"got {counts}"
+        )
+    u = qmc.LatinHypercube(d=d, seed=seed).random(counts[0])
+    xs = [bounds[:, 0] + u * (bounds[:, 1] - bounds[:, 0])]
+    for c in counts[1:]:
+        prev = xs[-1]
+        xs.append(prev[np.sort(rng.choice(len(prev), c, replace=False))])
+    ys, spent = [], 0.0
+    for level, (sim, x) in enumerate(zip(sims, xs, strict=True)):
+        ys.append(_call(sim, x, level))
+        spent += costs[level] * len(x)
+    return xs, ys, spent
+
+
+def _next_point(model, bounds, criterion, weight, n_candidates, n_integration, rng):
+    """The best random candidate ``(1, d)``, its criterion value and the candidates' variance."""
+    d, span = bounds.shape[0], bounds[:, 1] - bounds[:, 0]
+    cand = bounds[:, 0] + rng.random((n_candidates, d)) * span
+    w = np.ones(n_candidates) if weight is None else np.asarray(weight(cand), float)
+    var = model.predict(cand).std ** 2
+    if criterion == "variance":
+        score = var * w
+        best = int(np.argmax(score))
+        return cand[best : best + 1], float(score[best]), var
+    # integrated variance reduction, on the 128 candidates of largest weighted variance
+    top = np.argsort(var * w)[-min(128, n_candidates) :]
+    integ = bounds[:, 0] + rng.random((n_integration, d)) * span
+    wi = np.ones(n_integration) if weight is None else np.asarray(weight(integ), float)
+    wi = wi / wi.sum()
+    cov = model.posterior_covariance(np.concatenate([integ, cand[top]]))
+    cross = cov[:n_integration, n_integration:]
+    diag = np.clip(np.diag(cov)[n_integration:], 1e-300, None)
+    score_top = (wi[:, None] * cross**2).sum(0) / diag
+    i = int(np.argmax(score_top))
+    best = int(top[i])
+    return cand[best : best + 1], float(score_top[i]), var
 
 
 # ---------------------------------------------------------------------- the UQ study

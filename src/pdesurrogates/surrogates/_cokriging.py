@@ -37,111 +37,37 @@ With ``n`` points at a level and ``m`` inducing points (d inputs, 8-byte floats)
 
 ``lf_method="auto"`` uses the exact GP up to ``exact_max`` points (default 2,000) and the
 sparse one above; higher levels are always exact (they hold the few expensive points).
+
+Layout: kernels and level models in :mod:`._cokriging_gp`, the recursive fit in
+:mod:`._cokriging_fit`, the marginal-likelihood optimisers in :mod:`._cokriging_optim`;
+this module holds the model (hyper-parameters, structure, prediction).
 """
 
 from __future__ import annotations
 
-import math
-import time
-import warnings
 from collections.abc import Sequence
 
 import numpy as np
 import torch
 from torch import nn
 
-from pdesurrogates.errors import TrainingError
 from pdesurrogates.io import register_model
+from pdesurrogates.surrogates._cokriging_fit import check_levels, fit_recursive, nested_index
+from pdesurrogates.surrogates._cokriging_gp import (
+    DTYPE as _DT,
+)
+from pdesurrogates.surrogates._cokriging_gp import (
+    gp_classes,
+    gp_settings,
+    import_gpytorch,
+    level_kernel,
+    likelihood,
+)
 
 __all__ = ["CoKrigingGP"]
 
-_DT = torch.float64
 _PRED_CHUNK = 1024
-
-
-def _import_gpytorch():
-    """Import gpytorch lazily (its import emits a torch.jit deprecation notice)."""
-    global gpytorch
-    if gpytorch is None:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", DeprecationWarning)
-            warnings.simplefilter("ignore", FutureWarning)
-            import gpytorch as _g
-        gpytorch = _g
-    return gpytorch
-
-
-gpytorch = None  # set by _import_gpytorch()
-_CLASSES: dict = {}
-
-
-def _rbf(ard: int, active_dims=None, prior_ls: float = 0.3):
-    base = gpytorch.kernels.RBFKernel(
-        ard_num_dims=ard,
-        active_dims=active_dims,
-        lengthscale_constraint=gpytorch.constraints.Interval(1e-3, 1e4),
-    )
-    base.lengthscale = torch.full((1, ard), prior_ls)
-    k = gpytorch.kernels.ScaleKernel(
-        base, outputscale_constraint=gpytorch.constraints.Interval(1e-6, 1e7)
-    )
-    return k
-
-
-def _gp_classes() -> dict:
-    """The gpytorch subclasses, defined on first use."""
-    if _CLASSES:
-        return _CLASSES
-    g = _import_gpytorch()
-
-    class _LinearLinkMean(g.means.Mean):
-        """``ρ · z[:, -1] + β`` (the AR(1) link on the lower level's value)."""
-
-        def __init__(self, n_trend: int = 0) -> None:
-            super().__init__()
-            self.rho = nn.Parameter(torch.ones(1, dtype=_DT))
-            self.beta = nn.Parameter(torch.zeros(1, dtype=_DT))
-            self.n_trend = n_trend
-            if n_trend:
-                self.gamma = nn.Parameter(torch.zeros(n_trend, dtype=_DT))
-
-        def forward(self, z: torch.Tensor) -> torch.Tensor:
-            out = self.rho * z[..., -1] + self.beta
-            if self.n_trend:
-                out = out + z[..., : self.n_trend] @ self.gamma
-            return out
-
-    class _ExactLevel(g.models.ExactGP):
-        def __init__(self, x, y, likelihood, mean, kernel) -> None:
-            super().__init__(x, y, likelihood)
-            self.mean_module = mean
-            self.covar_module = kernel
-
-        def forward(self, x):
-            return g.distributions.MultivariateNormal(self.mean_module(x), self.covar_module(x))
-
-    _CLASSES.update(LinearLinkMean=_LinearLinkMean, ExactLevel=_ExactLevel)
-    return _CLASSES
-
-
-def _likelihood(noise_floor: float):
-    lik = gpytorch.likelihoods.GaussianLikelihood(
-        noise_constraint=gpytorch.constraints.Interval(noise_floor, 1.0)
-    )
-    lik.noise = max(1e-6, 10 * noise_floor)
-    return lik
-
-
-def _is_nested(x_hi: np.ndarray, x_lo: np.ndarray, tol: float = 1e-10) -> np.ndarray | None:
-    """Row indices of ``x_hi`` in ``x_lo`` (or None when some row is missing)."""
-    idx = np.empty(len(x_hi), dtype=np.int64)
-    for i, row in enumerate(x_hi):
-        d = np.abs(x_lo - row).max(1)
-        j = int(np.argmin(d))
-        if d[j] > tol:
-            return None
-        idx[i] = j
-    return idx
+_import_gpytorch = import_gpytorch  # historical name, used by benchmarks
 
 
 @register_model
@@ -212,7 +138,7 @@ class CoKrigingGP(nn.Module):
         n_train: Sequence[int] | None = None,
     ) -> None:
         super().__init__()
-        _import_gpytorch()
+        import_gpytorch()
         for name, val, lo in (
             ("in_dim", in_dim, 1),
             ("n_levels", n_levels, 2),
@@ -284,59 +210,65 @@ class CoKrigingGP(nn.Module):
     def _uses_sgpr(self, n0: int) -> bool:
         return self.lf_method == "sgpr" or (self.lf_method == "auto" and n0 > self.exact_max)
 
-    def _level_kernel(self, k: int):
-        d = self.in_dim
-        if k == 0:
-            return _rbf(d)
-        xdims = tuple(range(d))
-        if self.kind == "ar1":
-            return _rbf(d, active_dims=xdims)
-        k_y = gpytorch.kernels.RBFKernel(
-            active_dims=(d,), lengthscale_constraint=gpytorch.constraints.Interval(1e-2, 1e3)
-        )
-        k_y.lengthscale = torch.ones(1, 1)
-        k_x = _rbf(d, active_dims=xdims)
-        k_delta = _rbf(d, active_dims=xdims)
-        return gpytorch.kernels.ProductKernel(k_y, k_x) + k_delta
-
     def _build(self, xs: list[torch.Tensor]) -> None:
         """Create the level GPs and their data buffers for sizes ``len(xs[k])``."""
+        g = import_gpytorch()
         self.levels = nn.ModuleList()
         d = self.in_dim
         for k, x in enumerate(xs):
             n = x.shape[0]
-            lik = _likelihood(self.noise_floor)
+            lik = likelihood(self.noise_floor)
             z = torch.zeros(n, d + (k > 0), dtype=_DT)
             y = torch.zeros(n, dtype=_DT)
-            kernel = self._level_kernel(k)
+            kernel = level_kernel(k, d, self.kind)
             if k == 0:
-                mean = gpytorch.means.ConstantMean()
+                mean = g.means.ConstantMean()
                 if self._uses_sgpr(n):
                     m = min(self.n_inducing, n)
-                    kernel = gpytorch.kernels.InducingPointKernel(
+                    kernel = g.kernels.InducingPointKernel(
                         kernel, inducing_points=torch.zeros(m, d, dtype=_DT), likelihood=lik
                     )
             elif self.kind == "ar1":
-                mean = _gp_classes()["LinearLinkMean"](self._n_trend(x.shape[0]))
+                mean = gp_classes()["LinearLinkMean"](self._n_trend(x.shape[0]))
             else:
-                mean = gpytorch.means.ConstantMean()
-            gp = _gp_classes()["ExactLevel"](z, y, lik, mean, kernel).to(_DT)
+                mean = g.means.ConstantMean()
+            gp = gp_classes()["ExactLevel"](z, y, lik, mean, kernel).to(_DT)
             gp.register_buffer("z_train", z)
             gp.register_buffer("y_train", y)
             self.levels.append(gp)
         self.n_train = [int(x.shape[0]) for x in xs]
 
     # ------------------------------------------------------------------ fitting
-    def fit(self, X_lo, y_lo, X_hi, y_hi, *, bounds=None, progress: bool = False):
+    def fit(
+        self,
+        X_lo,
+        y_lo,
+        X_hi,
+        y_hi,
+        *,
+        bounds=None,
+        progress: bool = False,
+        max_time: float | None = None,
+    ):
         """Fit a two-level model; returns ``self``. See :meth:`fit_levels`."""
         if self.n_levels != 2:
             raise ValueError(
                 f"fit(X_lo, y_lo, X_hi, y_hi) is for 2 levels; this model has {self.n_levels}: "
                 "use fit_levels([X_0, X_1, ...], [y_0, y_1, ...])"
             )
-        return self.fit_levels([X_lo, X_hi], [y_lo, y_hi], bounds=bounds, progress=progress)
+        return self.fit_levels(
+            [X_lo, X_hi], [y_lo, y_hi], bounds=bounds, progress=progress, max_time=max_time
+        )
 
-    def fit_levels(self, xs: Sequence, ys: Sequence, *, bounds=None, progress: bool = False):
+    def fit_levels(
+        self,
+        xs: Sequence,
+        ys: Sequence,
+        *,
+        bounds=None,
+        progress: bool = False,
+        max_time: float | None = None,
+    ):
         """Fit every level, lowest fidelity first; returns ``self``.
 
         Parameters
@@ -349,7 +281,11 @@ class CoKrigingGP(nn.Module):
             Input box: inputs are scaled to [0, 1] with it and must lie inside it. Default:
             the range of the data.
         progress : bool
-            Print one line per fitted level.
+            Show a progress bar over the optimisation starts of every level (one line per
+            fitted level also goes to the ``pdesurrogates`` logger).
+        max_time : float, optional
+            Wall-clock budget (s). Once spent, no further restarts are tried (every level
+            is still fitted from at least one start) and the sparse level's Adam stops.
 
         Raises
         ------
@@ -358,9 +294,9 @@ class CoKrigingGP(nn.Module):
             (fewer than 2, or fewer than 3 at the highest level), or a non-nested design
             when ``require_nested=True``.
         """
-        xs_np, ys_np, bounds = _check_levels(xs, ys, self.in_dim, self.n_levels, bounds)
+        xs_np, ys_np, bounds = check_levels(xs, ys, self.in_dim, self.n_levels, bounds)
         for k in range(1, self.n_levels):
-            if self.require_nested and _is_nested(xs_np[k], xs_np[k - 1]) is None:
+            if self.require_nested and nested_index(xs_np[k], xs_np[k - 1]) is None:
                 raise ValueError(
                     f"level {k} inputs are not a subset of level {k - 1} inputs (non-nested "
                     "design); the recursive co-kriging needs nested designs. Add the missing "
@@ -376,110 +312,12 @@ class CoKrigingGP(nn.Module):
         xs_t = [self._scale_x(torch.as_tensor(x)) for x in xs_np]
         ys_t = [(torch.as_tensor(y) - self.y_mean[k]) / self.y_std[k] for k, y in enumerate(ys_np)]
         self._build(xs_t)
-        gen = torch.Generator().manual_seed(self.seed)
-        self.fit_seconds = []
-        for k in range(self.n_levels):
-            t0 = time.perf_counter()
-            if k == 0:
-                z = xs_t[0]
-            else:
-                idx = _is_nested(xs_np[k], xs_np[k - 1])
-                if idx is not None:
-                    col = ys_t[k - 1][idx]
-                else:
-                    with torch.no_grad():
-                        col = self._predict_scaled(xs_t[k], k - 1)[0].detach()
-                z = torch.cat([xs_t[k], col[:, None]], dim=1)
-            gp = self.levels[k]
-            gp.z_train.copy_(z)
-            gp.y_train.copy_(ys_t[k])
-            self._fit_level(k, gp.z_train, gp.y_train, gen)
-            self.fit_seconds.append(time.perf_counter() - t0)
-            if progress:
-                from rich.console import Console
-
-                Console(stderr=True).print(
-                    f"co-kriging level {k}: n={len(ys_t[k])}, "
-                    f"{'SGPR' if k == 0 and self._uses_sgpr(len(ys_t[0])) else 'exact'}, "
-                    f"{self.fit_seconds[-1]:.1f} s"
-                    + (f", rho={self.rho[k - 1]:.4g}" if k and self.kind == "ar1" else "")
-                )
+        fit_recursive(self, xs_np, ys_t, xs_t, progress=progress, max_time=max_time)
         self.eval()
         return self
 
     def _scale_x(self, x: torch.Tensor) -> torch.Tensor:
         return (x.to(_DT) - self.x_lo) / self.x_span
-
-    def _init_hypers(self, k: int, gp, z, y, gen, restart: int) -> None:
-        def rand(lo, hi, shape):
-            u = torch.rand(shape, generator=gen, dtype=_DT)
-            return torch.exp(math.log(lo) + u * (math.log(hi) - math.log(lo)))
-
-        d = self.in_dim
-        for mod in gp.covar_module.modules():
-            if isinstance(mod, gpytorch.kernels.RBFKernel):
-                shape = mod.lengthscale.shape
-                if mod.active_dims is not None and len(mod.active_dims) == 1 and k > 0:
-                    mod.lengthscale = rand(0.3, 3.0, shape) if restart else torch.ones(shape)
-                else:
-                    # restart 0: a short, 1: a long length scale; then log-uniform draws
-                    if restart < 2:
-                        mod.lengthscale = torch.full(shape, (0.3, 2.0)[restart] * math.sqrt(d))
-                    else:
-                        mod.lengthscale = rand(0.1 * math.sqrt(d), 2.0 * math.sqrt(d), shape)
-            if isinstance(mod, gpytorch.kernels.ScaleKernel):
-                mod.outputscale = rand(0.3, 3.0, ()) if restart > 1 else torch.tensor(1.0)
-        gp.likelihood.noise = max(1e-6, 10 * self.noise_floor)
-        if isinstance(gp.mean_module, _gp_classes()["LinearLinkMean"]):
-            # least-squares start for rho and beta (then fitted jointly with the kernel)
-            nt = gp.mean_module.n_trend
-            a = torch.cat([z[:, -1:], torch.ones_like(y)[:, None], z[:, :nt]], 1)
-            sol = torch.linalg.lstsq(a, y[:, None]).solution[:, 0]
-            shrink = 1.0 if restart < 2 else 0.5
-            with torch.no_grad():
-                gp.mean_module.rho.fill_(float(sol[0]) * shrink)
-                gp.mean_module.beta.fill_(float(sol[1]) if restart < 2 else 0.0)
-                if nt:
-                    gp.mean_module.gamma.copy_(sol[2:] if restart < 2 else torch.zeros(nt))
-        elif isinstance(gp.mean_module, gpytorch.means.ConstantMean):
-            with torch.no_grad():
-                gp.mean_module.constant.fill_(float(y.mean()))
-
-    def _fit_level(self, k: int, z: torch.Tensor, y: torch.Tensor, gen) -> None:
-        gp = self.levels[k]
-        gp.set_train_data(z, y, strict=False)
-        sparse = isinstance(gp.covar_module, gpytorch.kernels.InducingPointKernel)
-        if sparse:
-            m = gp.covar_module.inducing_points.shape[0]
-            perm = torch.randperm(z.shape[0], generator=gen)[:m]
-            with torch.no_grad():
-                gp.covar_module.inducing_points.copy_(z[perm])
-        mll = gpytorch.mlls.ExactMarginalLogLikelihood(gp.likelihood, gp)
-        best, best_state, last_error = -math.inf, None, None
-        restarts = 1 if sparse else self.n_restarts
-        for r in range(restarts):
-            self._init_hypers(k, gp, z, y, gen, r)
-            gp.train()
-            try:
-                with _gp_settings():
-                    if sparse:
-                        value = _adam(gp, mll, z, y, steps=150, lr=0.05)
-                    else:
-                        value = _lbfgs(gp, mll, z, y, steps=200)
-            except (RuntimeError, ValueError, np.linalg.LinAlgError) as exc:
-                last_error = exc
-                continue
-            if math.isfinite(value) and value > best:
-                best = value
-                best_state = {n: t.detach().clone() for n, t in gp.state_dict().items()}
-        if best_state is None:
-            raise TrainingError(
-                f"co-kriging level {k}: every hyperparameter optimisation failed (the kernel "
-                f"matrix stayed singular: {last_error}); check for duplicated points or raise "
-                "noise_floor"
-            )
-        gp.load_state_dict(best_state)
-        gp.eval()
 
     # ------------------------------------------------------------------ prediction
     @property
@@ -488,7 +326,7 @@ class CoKrigingGP(nn.Module):
         out = []
         for k in range(1, len(self.levels)):
             mean = self.levels[k].mean_module
-            if isinstance(mean, _gp_classes()["LinearLinkMean"]):
+            if isinstance(mean, gp_classes()["LinearLinkMean"]):
                 out.append(float(mean.rho.detach()) * float(self.y_std[k] / self.y_std[k - 1]))
         return out
 
@@ -498,7 +336,7 @@ class CoKrigingGP(nn.Module):
             gp.set_train_data(gp.z_train, gp.y_train, strict=False)
         gp.eval()
         means, variances = [], []
-        with _gp_settings():
+        with gp_settings():
             # chunks keep the (lazy) test covariance small: memory O(chunk² + chunk · n)
             for zc in torch.split(z, _PRED_CHUNK):
                 f = gp(zc)
@@ -590,7 +428,7 @@ class CoKrigingGP(nn.Module):
         if self.kind != "ar1":
             raise ValueError("posterior_covariance is defined for kind='ar1' only")
         xs = self._scale_x(self._check_x(X))
-        with torch.no_grad(), _gp_settings():
+        with torch.no_grad(), gp_settings():
             gp = self.levels[0]
             self._level_posterior(0, xs[:1])  # make sure the training data are attached
             f = gp(xs)
@@ -609,118 +447,3 @@ class CoKrigingGP(nn.Module):
             raise ValueError("this CoKrigingGP is not fitted; call fit(...) first")
         mean, _ = self._predict_scaled(self._scale_x(x), self.n_levels - 1)
         return (mean * self.y_std[-1] + self.y_mean[-1]).to(x.dtype)
-
-
-# ---------------------------------------------------------------------- helpers
-
-
-class _gp_settings:
-    """Exact Cholesky solves in float64, tiny jitter, and gpytorch's notices silenced."""
-
-    def __enter__(self):
-        self._stack = [
-            gpytorch.settings.max_cholesky_size(10**6),
-            gpytorch.settings.cholesky_jitter(float_value=1e-6, double_value=1e-10),
-            gpytorch.settings.fast_pred_var(False),
-            gpytorch.settings.cholesky_max_tries(6),
-            gpytorch.settings.detach_test_caches(False),
-        ]
-        for s in self._stack:
-            s.__enter__()
-        self._warn = warnings.catch_warnings()
-        self._warn.__enter__()
-        warnings.simplefilter("ignore", gpytorch.utils.warnings.NumericalWarning)
-        warnings.simplefilter("ignore", gpytorch.utils.warnings.GPInputWarning)
-        return self
-
-    def __exit__(self, *exc):
-        self._warn.__exit__(*exc)
-        for s in reversed(self._stack):
-            s.__exit__(*exc)
-        return False
-
-
-def _lbfgs(gp, mll, z, y, steps: int) -> float:
-    params = [p for p in gp.parameters() if p.requires_grad]
-    opt = torch.optim.LBFGS(
-        params,
-        lr=1.0,
-        max_iter=steps,
-        max_eval=2 * steps,
-        tolerance_grad=1e-9,
-        tolerance_change=1e-12,
-        history_size=30,
-        line_search_fn="strong_wolfe",
-    )
-
-    def closure():
-        opt.zero_grad(set_to_none=True)
-        loss = -mll(gp(z), y)
-        if torch.isfinite(loss):
-            loss.backward()
-        return loss
-
-    opt.step(closure)
-    with torch.no_grad():
-        return float(mll(gp(z), y))
-
-
-def _adam(gp, mll, z, y, steps: int, lr: float) -> float:
-    opt = torch.optim.Adam([p for p in gp.parameters() if p.requires_grad], lr=lr)
-    for _ in range(steps):
-        opt.zero_grad(set_to_none=True)
-        loss = -mll(gp(z), y)
-        loss.backward()
-        opt.step()
-    with torch.no_grad():
-        return float(mll(gp(z), y))
-
-
-def _check_levels(xs, ys, in_dim: int, n_levels: int, bounds):
-    if not isinstance(xs, list | tuple) or not isinstance(ys, list | tuple):
-        raise ValueError("xs and ys must be lists with one array per level, lowest fidelity first")
-    if len(xs) != n_levels or len(ys) != n_levels:
-        raise ValueError(
-            f"expected {n_levels} levels of data; got {len(xs)} input and {len(ys)} output arrays"
-        )
-    xs_np, ys_np = [], []
-    for k, (x, y) in enumerate(zip(xs, ys, strict=True)):
-        x = np.asarray(x.detach().cpu() if torch.is_tensor(x) else x, dtype=np.float64)
-        y = np.asarray(y.detach().cpu() if torch.is_tensor(y) else y, dtype=np.float64)
-        if x.ndim == 1 and in_dim == 1:
-            x = x[:, None]
-        if y.ndim == 2 and y.shape[1] == 1:
-            y = y[:, 0]
-        if x.ndim != 2 or x.shape[1] != in_dim:
-            raise ValueError(f"X of level {k} must have shape (n, {in_dim}); got {x.shape}")
-        if y.ndim != 1 or len(y) != len(x):
-            raise ValueError(
-                f"y of level {k} must have shape ({len(x)},) to match its X; got {y.shape}"
-            )
-        if not (np.isfinite(x).all() and np.isfinite(y).all()):
-            raise ValueError(f"level {k} data contain NaN or infinite values; remove them")
-        need = 3 if k == n_levels - 1 else 2
-        if len(x) < need:
-            raise ValueError(
-                f"level {k} has {len(x)} point(s); co-kriging needs at least {need} there"
-            )
-        xs_np.append(x)
-        ys_np.append(y)
-    allx = np.concatenate(xs_np)
-    if bounds is None:
-        lo, hi = allx.min(0), allx.max(0)
-        hi = np.where(hi > lo, hi, lo + 1.0)
-        bounds = np.stack([lo, hi], 1)
-    else:
-        bounds = np.asarray(bounds, dtype=np.float64)
-        if bounds.shape != (in_dim, 2) or not np.all(bounds[:, 1] > bounds[:, 0]):
-            raise ValueError(f"bounds must have shape ({in_dim}, 2) with lower < upper")
-        span = bounds[:, 1] - bounds[:, 0]
-        bad = (allx < bounds[:, 0] - 1e-9 * span) | (allx > bounds[:, 1] + 1e-9 * span)
-        if bad.any():
-            i, j = np.argwhere(bad)[0]
-            raise ValueError(
-                f"training input {allx[i, j]:g} (input {j}) is outside the declared bounds "
-                f"[{bounds[j, 0]:g}, {bounds[j, 1]:g}]"
-            )
-    return xs_np, ys_np, bounds

@@ -116,30 +116,8 @@ def screen_interactions(
     """
     from scipy.stats import chi2
 
-    x = np.asarray(x, dtype=np.float64)
-    y = np.asarray(y, dtype=np.float64)
-    if x.ndim != 2 or x.shape[1] < 2:
-        raise ValueError(f"x must have shape (n, d) with d >= 2; got {x.shape}")
-    if y.shape != (x.shape[0],):
-        raise ValueError(f"y must have shape ({x.shape[0]},) to match x; got {y.shape}")
-    if not (np.isfinite(x).all() and np.isfinite(y).all()):
-        raise ValueError("x and y must be finite (no NaN or infinity)")
-    if not 0 < alpha < 1:
-        raise ValueError(f"alpha must be in (0, 1); got {alpha!r}")
-    for name, v in (("rounds", rounds), ("degree", degree)):
-        if isinstance(v, bool) or not isinstance(v, int | np.integer) or v < 1:
-            raise ValueError(f"{name} must be an integer >= 1; got {v!r}")
+    x, y, lo, hi, max_pairs = _check_screen(x, y, bounds, alpha, max_pairs, rounds, degree)
     n, d = x.shape
-    max_pairs = 4 * d if max_pairs is None else int(max_pairs)
-    if max_pairs < 1:
-        raise ValueError(f"max_pairs must be >= 1; got {max_pairs!r}")
-    if bounds is None:
-        lo, hi = x.min(0), x.max(0)
-    else:
-        b = np.asarray(bounds, dtype=np.float64)
-        if b.shape != (d, 2):
-            raise ValueError(f"bounds must have shape ({d}, 2); got {b.shape}")
-        lo, hi = b[:, 0], b[:, 1]
     if n < 5 * (degree * d + 1):
         return []
     span = np.where(hi > lo, hi - lo, 1.0)
@@ -171,3 +149,30 @@ def screen_interactions(
         if len(pairs) >= max_pairs:
             break
     return pairs
+
+
+def _check_screen(x, y, bounds, alpha, max_pairs, rounds, degree):
+    """Validated float arrays, the input box ``lo``, ``hi`` and ``max_pairs``."""
+    x = np.asarray(x, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64)
+    if x.ndim != 2 or x.shape[1] < 2:
+        raise ValueError(f"x must have shape (n, d) with d >= 2; got {x.shape}")
+    if y.shape != (x.shape[0],):
+        raise ValueError(f"y must have shape ({x.shape[0]},) to match x; got {y.shape}")
+    if not (np.isfinite(x).all() and np.isfinite(y).all()):
+        raise ValueError("x and y must be finite (no NaN or infinity)")
+    if not 0 < alpha < 1:
+        raise ValueError(f"alpha must be in (0, 1); got {alpha!r}")
+    for name, v in (("rounds", rounds), ("degree", degree)):
+        if isinstance(v, bool) or not isinstance(v, int | np.integer) or v < 1:
+            raise ValueError(f"{name} must be an integer >= 1; got {v!r}")
+    d = x.shape[1]
+    max_pairs = 4 * d if max_pairs is None else int(max_pairs)
+    if max_pairs < 1:
+        raise ValueError(f"max_pairs must be >= 1; got {max_pairs!r}")
+    if bounds is None:
+        return x, y, x.min(0), x.max(0), max_pairs
+    b = np.asarray(bounds, dtype=np.float64)
+    if b.shape != (d, 2):
+        raise ValueError(f"bounds must have shape ({d}, 2); got {b.shape}")
+    return x, y, b[:, 0], b[:, 1], max_pairs

@@ -14,10 +14,17 @@ and fill in two hooks; pytest then runs every ``test_*`` method below against yo
 
 The checks: output shape and finiteness, batched evaluation equals looped evaluation,
 float64 works end to end, gradients reach every trainable parameter, the config round
-trip rebuilds an identical architecture, and ``save``/``load`` reproduces the outputs.
+trip rebuilds an identical architecture, ``save``/``load`` reproduces the outputs, and a
+saved model loads in a fresh Python process (which has imported nothing but
+``pdesurrogates``) and gives the same outputs bit for bit.
 """
 
 from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
 
 import torch
 
@@ -41,13 +48,17 @@ class SurrogateContract:
     - ``forward(model, inputs)``: optional, when the output is not a single tensor.
 
     Optional attributes: ``batch_size`` (default 3), ``batch_axis`` of the inputs and
-    outputs (default 0), ``atol32`` / ``atol64`` tolerances for the batched-vs-looped check.
+    outputs (default 0), ``atol32`` / ``atol64`` tolerances for the batched-vs-looped check,
+    ``fresh_process`` (default True): run the fresh-process load check, which starts a
+    Python interpreter (a few seconds); switch it off for a second configuration of a
+    family already checked.
     """
 
     batch_size: int = 3
     batch_axis: int = 0
     atol32: float = 1e-5
     atol64: float = 1e-10
+    fresh_process: bool = True
 
     # hooks ---------------------------------------------------------------------------
     def make_model(self) -> torch.nn.Module:  # pragma: no cover - overridden
@@ -140,3 +151,58 @@ class SurrogateContract:
             torch.testing.assert_close(
                 self.forward(loaded, inputs), self.forward(model, inputs), atol=0, rtol=0
             )
+
+    def test_load_in_fresh_process(self, tmp_path):
+        """``pdesurrogates.load`` in a new interpreter: no import-order dependence."""
+        import pytest
+        from safetensors.torch import load_file, save_file
+
+        import pdesurrogates
+
+        if not self.fresh_process:
+            pytest.skip("fresh_process = False: this family is checked by another class")
+        if type(self).forward is not SurrogateContract.forward:
+            pytest.skip("a custom forward() hook cannot run in the subprocess")
+        model = self._model()
+        outside = sorted(
+            {type(m).__qualname__ for m in model.modules() if hasattr(m, "get_config")}
+            - {
+                type(m).__qualname__
+                for m in model.modules()
+                if type(m).__module__.startswith("pdesurrogates.")
+            }
+        )
+        if outside:
+            pytest.skip(f"{outside} are defined outside pdesurrogates: import them before load")
+        inputs = self._inputs(self.batch_size)
+        tensors = {f"x{i}": x.contiguous() for i, x in enumerate(inputs)}
+        if len(tensors) != len(inputs):  # pragma: no cover - a non-tensor input
+            pytest.skip("only tensor inputs can be handed to the subprocess")
+        pdesurrogates.save(model, tmp_path / "model")
+        save_file(tensors, str(tmp_path / "inputs.safetensors"))
+        script = textwrap.dedent(
+            f"""
+            import pdesurrogates
+            import torch
+            from safetensors.torch import load_file, save_file
+            model = pdesurrogates.load({str(tmp_path / "model")!r})
+            x = load_file({str(tmp_path / "inputs.safetensors")!r})
+            with torch.no_grad():
+                out = model(*[x[f"x{{i}}"] for i in range(len(x))])
+            save_file({{"out": out.contiguous()}}, {str(tmp_path / "out.safetensors")!r})
+            """
+        )
+        env = {**os.environ, "OMP_NUM_THREADS": "1"}
+        run = subprocess.run(
+            [sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=300
+        )
+        assert run.returncode == 0, f"loading in a fresh process failed:\n{run.stderr[-2000:]}"
+        fresh = load_file(str(tmp_path / "out.safetensors"))["out"]
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)  # the same thread count: bit-identical reductions
+        try:
+            with torch.no_grad():
+                here = self.forward(model, inputs)
+        finally:
+            torch.set_num_threads(threads)
+        torch.testing.assert_close(fresh, here, atol=0, rtol=0)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pdesurrogates.training._acoustics_plots import plot_field_snapshots, plot_impulse_responses
 from pdesurrogates.training._dcdm import (
     dcdm_loss,
     lanczos,
@@ -17,10 +18,9 @@ from pdesurrogates.training._deeponet import (
     SourceFields,
     evaluate_deeponet,
     load_source_fields,
-    plot_field_snapshots,
-    plot_impulse_responses,
     train_deeponet,
 )
+from pdesurrogates.training._deeponet_config import DeepONetConfig
 from pdesurrogates.training._ensemble import fit_ensemble
 from pdesurrogates.training._losses import (
     RelH1Loss,
@@ -34,6 +34,7 @@ from pdesurrogates.training._operator import OperatorConfig
 from pdesurrogates.training._trainer import Trainer, default_step, fields_to_channels
 
 __all__ = [
+    "DeepONetConfig",
     "FieldPointStep",
     "OperatorConfig",
     "RelH1Loss",

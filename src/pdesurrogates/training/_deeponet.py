@@ -1,8 +1,10 @@
 """DeepONet training on acoustics data: in-memory source fields, random-point steps,
-training, evaluation and plots.
+training and evaluation.
 
-:func:`train_deeponet` is the function behind ``pdesurrogates train deeponet``; the data
-come from :func:`pdesurrogates.datasets.generate_acoustics`.
+:func:`train_deeponet` is the function behind ``pdesurrogates train deeponet``; its
+settings are one :class:`~pdesurrogates.training.DeepONetConfig`; the data come from
+:func:`pdesurrogates.datasets.generate_acoustics`. Plots are in
+:mod:`pdesurrogates.training._acoustics_plots`.
 """
 
 from __future__ import annotations
@@ -15,15 +17,15 @@ from typing import Any
 import numpy as np
 import torch
 
-from pdesurrogates.errors import DatasetError
+from pdesurrogates.errors import ConfigError, DatasetError
+from pdesurrogates.training._acoustics_plots import plot_field_snapshots, plot_impulse_responses
+from pdesurrogates.training._deeponet_config import DeepONetConfig
 
 __all__ = [
     "FieldPointStep",
     "SourceFields",
     "evaluate_deeponet",
     "load_source_fields",
-    "plot_field_snapshots",
-    "plot_impulse_responses",
     "train_deeponet",
 ]
 
@@ -125,9 +127,9 @@ class FieldPointStep:
         grid: torch.Tensor,
         dim: int,
         *,
-        n_points: int = 2048,
-        n_eval: int = 4096,
-        n_times: int = 32,
+        n_points: int = DeepONetConfig.n_points,
+        n_eval: int = DeepONetConfig.n_eval,
+        n_times: int = DeepONetConfig.n_times,
     ):
         self.grid = grid
         self.dim = dim
@@ -163,39 +165,49 @@ class FieldPointStep:
 
 
 # --------------------------------------------------------------------------- training
+_SETUP_KEYS = ("lengths", "duration", "c", "fmax", "sigma", "source_bounds")
+
+
+def _check_model_keys(model_kwargs: dict) -> None:
+    import inspect
+
+    from pdesurrogates.surrogates import DeepONet
+
+    allowed = set(inspect.signature(DeepONet).parameters)
+    bad = sorted(set(model_kwargs) - allowed)
+    if bad:
+        raise ConfigError(
+            f"unknown DeepONet argument(s) {bad}; training settings are "
+            f"{sorted(DeepONetConfig.training_fields())}, model arguments {sorted(allowed)}"
+        )
+
+
 def _build_model(setup: dict, model_kwargs: dict, seed: int):
     from pdesurrogates.surrogates import DeepONet
 
-    kwargs = {
-        "lengths": setup["lengths"],
-        "duration": setup["duration"],
-        "c": setup["c"],
-        "fmax": setup["fmax"],
-        "sigma": setup["sigma"],
-        "source_bounds": setup["source_bounds"],
-    }
+    kwargs = {k: setup[k] for k in _SETUP_KEYS}
     kwargs.update(model_kwargs)
     with torch.random.fork_rng(devices=[]):  # seeded initialisation, global state untouched
         torch.manual_seed(seed)
         return DeepONet(**kwargs)
 
 
-def _fit(setup, model_kwargs, ensemble, train, valid, seed, out_dir, resume, trainer_kwargs):
+def _fit(setup, config: DeepONetConfig, train, valid, out_dir, resume, trainer_kwargs):
     from pdesurrogates.training import Trainer, fit_ensemble
 
-    if ensemble > 1:
+    if config.ensemble > 1:
         return fit_ensemble(
-            lambda s: _build_model(setup, model_kwargs, s),
-            ensemble,
+            lambda s: _build_model(setup, config.model, s),
+            config.ensemble,
             train,
             valid,
-            seed=seed,
+            seed=config.seed,
             out_dir=out_dir,
             resume=resume,
             **trainer_kwargs,
         )
-    model = _build_model(setup, model_kwargs, seed)
-    trainer = Trainer(model, seed=seed, out_dir=out_dir, **trainer_kwargs)
+    model = _build_model(setup, config.model, config.seed)
+    trainer = Trainer(model, seed=config.seed, out_dir=out_dir, **trainer_kwargs)
     history = trainer.fit(train, valid, resume=resume)
     return trainer.model, [history]
 
@@ -203,34 +215,45 @@ def _fit(setup, model_kwargs, ensemble, train, valid, seed, out_dir, resume, tra
 def train_deeponet(
     data,
     out_dir,
+    config: DeepONetConfig | None = None,
     *,
-    ensemble: int = 1,
-    epochs: int = 300,
-    batch_size: int = 16,
-    n_points: int = 2048,
-    lr: float = 2e-3,
-    seed: int = 0,
-    max_time: float | None = None,
     progress: bool = True,
     evaluate: bool = True,
     resume: bool = False,
-    **model_kwargs,
+    **overrides,
 ):
-    """Train a DeepONet (or a deep ensemble of ``ensemble`` members) on an acoustics file.
+    """Train a DeepONet (or a deep ensemble) on an acoustics file.
 
-    Uses :class:`pdesurrogates.training.Trainer` with :class:`FieldPointStep`, MSE loss,
-    one-cycle schedule and gradient clipping; the model is saved to ``out_dir/model``.
-    With ``evaluate=True`` the test split is scored by :func:`evaluate_deeponet` (report
-    and plots in ``out_dir``).
+    Uses :class:`pdesurrogates.training.Trainer` with :class:`FieldPointStep`, the loss,
+    schedule and gradient clipping of ``config``; the model is saved to
+    ``out_dir/model``. With ``evaluate=True`` the test split is scored by
+    :func:`evaluate_deeponet` (report and plots in ``out_dir``).
+
+    Parameters
+    ----------
+    data : path
+        Acoustics dataset (``pdesurrogates generate acoustics1d|acoustics2d``).
+    out_dir : path
+        Run directory.
+    config : DeepONetConfig, optional
+        All settings (default ``DeepONetConfig()``).
+    progress, evaluate, resume : bool
+        Show progress; score the test split; continue an interrupted run.
+    **overrides
+        Changes to ``config``: its training fields by name (``epochs=...``), anything
+        else a :class:`~pdesurrogates.surrogates.DeepONet` argument (``width=...``).
 
     Returns
     -------
     model : DeepONet or Ensemble
     summary : dict
-        Training time (s), the histories and, if evaluated, the test metrics.
+        Training time (s), the histories, the configuration and, if evaluated, the test
+        metrics.
     """
-    from pdesurrogates.io import save
+    from pdesurrogates.io import atomic_write_text, save
 
+    config = (config or DeepONetConfig()).with_overrides(**overrides)
+    _check_model_keys(config.model)
     out_dir = Path(out_dir)
     train, info = load_source_fields(data, "train")
     try:
@@ -239,29 +262,20 @@ def train_deeponet(
         valid = None
     setup = info["setup"]
     dim = len(setup["lengths"])
-    step = FieldPointStep(_query_grid(info["coords"], dim), dim, n_points=n_points)
-    trainer_kwargs = {
-        "loss": "mse",
-        "lr": lr,
-        "epochs": epochs,
-        "batch_size": min(batch_size, len(train)),
-        "scheduler": "onecycle",
-        "step_fn": step,
-        "progress": progress,
-        "grad_clip": 1.0,
-        "metrics": ("rel_l2",),
-        "spatial_dims": 1,
-        "max_time": max_time,
-        "pct_start": 0.1,
-    }
+    step = FieldPointStep(
+        _query_grid(info["coords"], dim),
+        dim,
+        n_points=config.n_points,
+        n_eval=config.n_eval,
+        n_times=config.n_times,
+    )
+    trainer_kwargs = {**config.trainer_kwargs(len(train)), "step_fn": step, "progress": progress}
     t0 = time.perf_counter()
     # the random (x, t) points come from torch's global generator, which the Trainer saves
     # in its checkpoints (exact resume); seed it for this run only and restore it after
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        model, histories = _fit(
-            setup, model_kwargs, ensemble, train, valid, seed, out_dir, resume, trainer_kwargs
-        )
+        torch.manual_seed(config.seed)
+        model, histories = _fit(setup, config, train, valid, out_dir, resume, trainer_kwargs)
     train_seconds = time.perf_counter() - t0
     model.eval()
     summary: dict[str, Any] = {
@@ -269,12 +283,11 @@ def train_deeponet(
         "n_train": len(train),
         "epochs_run": [len(h) for h in histories],
         "final_train_loss": [h[-1]["train_loss"] if h else None for h in histories],
+        "config": config.to_dict(),
     }
     save(model, out_dir / "model", metadata={"data": str(data), "training": summary})
     if evaluate:
         summary["test"] = evaluate_deeponet(model, data, out_dir=out_dir)
-    from pdesurrogates.io import atomic_write_text
-
     atomic_write_text(out_dir / "summary.json", json.dumps(summary, indent=2, default=float))
     return model, summary
 
@@ -303,6 +316,27 @@ def _predict_fields(model, sources: np.ndarray, grid: torch.Tensor, chunk: int =
     return torch.stack(outs)
 
 
+def _impulse_scores(model, sources, setup, info) -> tuple[dict, np.ndarray, np.ndarray]:
+    """Paper-style impulse-response errors at the dataset's receivers.
+
+    Returns the scores, the reference and the (ensemble-mean) predicted responses,
+    both ``(N, R, T)``.
+    """
+    rec = np.asarray(setup["receivers"])
+    times = info["coords"]["time"]
+    ir_ref = np.transpose(info["ir"], (0, 2, 1))  # (N, R, T)
+    ir_pred = np.mean([m.impulse_response(sources, rec, times) for m in _members(model)], axis=0)
+    peak = np.abs(ir_ref).max(axis=-1, keepdims=True)
+    pn_rmse = np.sqrt(np.mean(((ir_pred - ir_ref) / peak) ** 2, axis=-1))  # (N, R)
+    ir_rel = np.linalg.norm(ir_pred - ir_ref, axis=-1) / np.linalg.norm(ir_ref, axis=-1)
+    scores = {
+        "peak_normalised_rmse": float(pn_rmse.mean()),
+        "peak_normalised_rmse_max": float(pn_rmse.max()),
+        "ir_rel_l2": float(ir_rel.mean()),
+    }
+    return scores, ir_ref, ir_pred
+
+
 def evaluate_deeponet(model, data, *, split: str = "test", out_dir=None, n_plots: int = 2):
     """Score a trained DeepONet (or ensemble) on a split with :func:`pdesurrogates.uq.evaluate`.
 
@@ -321,135 +355,48 @@ def evaluate_deeponet(model, data, *, split: str = "test", out_dir=None, n_plots
 
     ds, info = load_source_fields(data, split)
     setup = info["setup"]
-    dim = len(setup["lengths"])
-    grid = _query_grid(info["coords"], dim)
+    grid = _query_grid(info["coords"], len(setup["lengths"]))
     sources = ds.sources.numpy().astype(np.float64)
     truth = ds.fields_data.reshape(len(ds), -1)
     samples = _predict_fields(model, sources, grid)
     mean = samples.mean(0)
     pred = Prediction(mean) if samples.shape[0] == 1 else Prediction(mean, samples=samples)
     report = evaluate(pred, truth, meta={"model": "DeepONet", "dataset": str(data), "split": split})
-
-    rec = np.asarray(setup["receivers"])
-    times = info["coords"]["time"]
-    ir_ref = np.transpose(info["ir"], (0, 2, 1))  # (N, R, T)
-    ir_pred = np.mean(
-        [m.impulse_response(sources, rec, times) for m in _members(model)], axis=0
-    )  # (N, R, T)
-    peak = np.abs(ir_ref).max(axis=-1, keepdims=True)
-    pn_rmse = np.sqrt(np.mean(((ir_pred - ir_ref) / peak) ** 2, axis=-1))  # (N, R)
-    ir_rel = np.linalg.norm(ir_pred - ir_ref, axis=-1) / np.linalg.norm(ir_ref, axis=-1)
+    ir_scores, ir_ref, ir_pred = _impulse_scores(model, sources, setup, info)
     result = {
         "n_sources": len(ds),
         "rel_l2": float(np.mean(report.per_sample["rel_l2"])),
-        "peak_normalised_rmse": float(pn_rmse.mean()),
-        "peak_normalised_rmse_max": float(pn_rmse.max()),
-        "ir_rel_l2": float(ir_rel.mean()),
+        **ir_scores,
         "rmse_pa": float(report.scalars.get("rmse", float("nan"))),
         "uq": {k: float(v) for k, v in report.scalars.items() if isinstance(v, (int, float))},
     }
     if out_dir is not None:
-        from pdesurrogates.io import atomic_write_text
-
-        out_dir = Path(out_dir)
-        full = {"summary": result, "report": report.to_dict()}
-        atomic_write_text(out_dir / "report.json", json.dumps(full, indent=2, default=float))
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
-        fig = plot_impulse_responses(times, ir_ref[0], ir_pred[0], rec, source=sources[0])
-        fig.savefig(out_dir / "impulse_responses.png", dpi=110)
-        plt.close(fig)
-        shape = (len(times), *[len(info["coords"][a]) for a in _AXES[:dim]])
-        k = len(times)
-        chosen = [k // 8, k // 3, k - 1][: max(1, n_plots + 1)]
-        fig = plot_field_snapshots(
-            info["coords"],
-            ds.fields_data[0].numpy(),
-            samples.mean(0)[0].reshape(shape).numpy(),
-            chosen,
-        )
-        fig.savefig(out_dir / "field_snapshots.png", dpi=110)
-        plt.close(fig)
+        field = mean[0].numpy()
+        _write_report(Path(out_dir), result, report, info, ds, field, ir_ref, ir_pred, n_plots)
     return result
 
 
-def plot_impulse_responses(times, reference, predicted, receivers, *, source=None):
-    """Predicted vs reference impulse responses, one panel per receiver.
+def _write_report(out_dir, result, report, info, ds, field, ir_ref, ir_pred, n_plots) -> None:
+    """``report.json`` and the plots of the first test source."""
+    from pdesurrogates.io import atomic_write_text
 
-    Parameters
-    ----------
-    times : (T,) array, s
-    reference, predicted : (R, T) arrays, Pa
-    receivers : (R, D) array, m
+    full = {"summary": result, "report": report.to_dict()}
+    atomic_write_text(out_dir / "report.json", json.dumps(full, indent=2, default=float))
+    import matplotlib
 
-    Returns
-    -------
-    matplotlib.figure.Figure
-    """
+    matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    r = len(receivers)
-    fig, axes = plt.subplots(r, 1, figsize=(7, 1.6 * r + 0.6), sharex=True, squeeze=False)
-    for i, ax in enumerate(axes[:, 0]):
-        ax.plot(1e3 * np.asarray(times), reference[i], "k-", lw=1.2, label="reference (FDTD)")
-        ax.plot(1e3 * np.asarray(times), predicted[i], "C1--", lw=1.2, label="DeepONet")
-        ax.set_ylabel("p (Pa)")
-        pos = ", ".join(f"{v:.2f}" for v in np.atleast_1d(receivers[i]))
-        ax.set_title(f"receiver ({pos}) m", fontsize=9)
-    axes[-1, 0].set_xlabel("time (ms)")
-    axes[0, 0].legend(fontsize=8, loc="upper right")
-    if source is not None:
-        src = ", ".join(f"{v:.2f}" for v in np.atleast_1d(source))
-        fig.suptitle(f"impulse responses, source at ({src}) m", fontsize=10)
-    fig.tight_layout()
-    return fig
-
-
-def plot_field_snapshots(coords, reference, predicted, time_indices):
-    """Reference, predicted and error fields at chosen times (1D: curves; 2D: images).
-
-    Parameters
-    ----------
-    coords : dict with "time", "x"[, "y"]
-    reference, predicted : arrays of shape (T, n_x[, n_y]), Pa
-    time_indices : sequence of int
-
-    Returns
-    -------
-    matplotlib.figure.Figure
-    """
-    import matplotlib.pyplot as plt
-
-    times = np.asarray(coords["time"])
-    n = len(time_indices)
-    if reference.ndim == 2:
-        fig, axes = plt.subplots(1, n, figsize=(4 * n, 3), squeeze=False)
-        for ax, k in zip(axes[0], time_indices, strict=True):
-            ax.plot(coords["x"], reference[k], "k-", label="reference")
-            ax.plot(coords["x"], predicted[k], "C1--", label="DeepONet")
-            ax.set_title(f"t = {1e3 * times[k]:.1f} ms", fontsize=9)
-            ax.set_xlabel("x (m)")
-        axes[0, 0].set_ylabel("p (Pa)")
-        axes[0, 0].legend(fontsize=8)
-        fig.tight_layout()
-        return fig
-    fig, axes = plt.subplots(3, n, figsize=(3.3 * n, 9), squeeze=False)
-    ext = [coords["x"][0], coords["x"][-1], coords["y"][0], coords["y"][-1]]
-    for j, k in enumerate(time_indices):
-        vmax = float(np.abs(reference[k]).max()) or 1.0
-        panels = (
-            (reference[k], "reference"),
-            (predicted[k], "DeepONet"),
-            (predicted[k] - reference[k], "error"),
-        )
-        for i, (img, name) in enumerate(panels):
-            im = axes[i, j].imshow(
-                img.T, origin="lower", extent=ext, cmap="RdBu_r", vmin=-vmax, vmax=vmax
-            )
-            axes[i, j].set_title(f"{name}, t = {1e3 * times[k]:.1f} ms", fontsize=9)
-            fig.colorbar(im, ax=axes[i, j], shrink=0.8)
-    fig.tight_layout()
-    return fig
+    coords, setup = info["coords"], info["setup"]
+    times = coords["time"]
+    rec = np.asarray(setup["receivers"])
+    source = ds.sources[0].numpy().astype(np.float64)
+    fig = plot_impulse_responses(times, ir_ref[0], ir_pred[0], rec, source=source)
+    fig.savefig(out_dir / "impulse_responses.png", dpi=110)
+    plt.close(fig)
+    shape = (len(times), *[len(coords[a]) for a in _AXES[: len(setup["lengths"])]])
+    k = len(times)
+    chosen = [k // 8, k // 3, k - 1][: max(1, n_plots + 1)]
+    fig = plot_field_snapshots(coords, ds.fields_data[0].numpy(), field.reshape(shape), chosen)
+    fig.savefig(out_dir / "field_snapshots.png", dpi=110)
+    plt.close(fig)

@@ -1,0 +1,222 @@
+"""Recursive AR(1) / NARGP fitting of :class:`~pdesurrogates.surrogates.CoKrigingGP`.
+
+Levels are fitted lowest fidelity first. Level ``k`` is a GP on ``[x, y_{k−1}]``; with a
+nested design ``y_{k−1}`` at its points is the observed lower-level value, otherwise the
+lower level's posterior mean (Forrester 2007). Each exact level is fitted from several
+starts (:func:`init_hypers`) by L-BFGS and keeps the best marginal likelihood; the
+sparse (SGPR) lowest level is fitted once by Adam (:mod:`._cokriging_optim`). Progress is
+one :class:`~pdesurrogates._progress.ProgressBar` task over every start of every level;
+a :class:`~pdesurrogates._progress.TimeBudget` stops further restarts (every level is
+still fitted from at least one start).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+import torch
+
+from pdesurrogates._progress import ProgressBar, TimeBudget, logger
+from pdesurrogates.errors import TrainingError
+from pdesurrogates.surrogates._cokriging_gp import DTYPE, gp_classes, gp_settings, import_gpytorch
+from pdesurrogates.surrogates._cokriging_optim import adam, lbfgs
+
+__all__ = ["check_levels", "fit_recursive", "init_hypers", "nested_index"]
+
+
+def nested_index(x_hi: np.ndarray, x_lo: np.ndarray, tol: float = 1e-10) -> np.ndarray | None:
+    """Row indices of ``x_hi`` in ``x_lo`` (or None when some row is missing)."""
+    idx = np.empty(len(x_hi), dtype=np.int64)
+    for i, row in enumerate(x_hi):
+        d = np.abs(x_lo - row).max(1)
+        j = int(np.argmin(d))
+        if d[j] > tol:
+            return None
+        idx[i] = j
+    return idx
+
+
+def _as_level(k: int, x, y, in_dim: int, need: int) -> tuple[np.ndarray, np.ndarray]:
+    x = np.asarray(x.detach().cpu() if torch.is_tensor(x) else x, dtype=np.float64)
+    y = np.asarray(y.detach().cpu() if torch.is_tensor(y) else y, dtype=np.float64)
+    if x.ndim == 1 and in_dim == 1:
+        x = x[:, None]
+    if y.ndim == 2 and y.shape[1] == 1:
+        y = y[:, 0]
+    if x.ndim != 2 or x.shape[1] != in_dim:
+        raise ValueError(f"X of level {k} must have shape (n, {in_dim}); got {x.shape}")
+    if y.ndim != 1 or len(y) != len(x):
+        raise ValueError(
+            f"y of level {k} must have shape ({len(x)},) to match its X; got {y.shape}"
+        )
+    if not (np.isfinite(x).all() and np.isfinite(y).all()):
+        raise ValueError(f"level {k} data contain NaN or infinite values; remove them")
+    if len(x) < need:
+        raise ValueError(f"level {k} has {len(x)} point(s); co-kriging needs at least {need} there")
+    return x, y
+
+
+def _check_bounds(allx: np.ndarray, in_dim: int, bounds) -> np.ndarray:
+    if bounds is None:
+        lo, hi = allx.min(0), allx.max(0)
+        hi = np.where(hi > lo, hi, lo + 1.0)
+        return np.stack([lo, hi], 1)
+    bounds = np.asarray(bounds, dtype=np.float64)
+    if bounds.shape != (in_dim, 2) or not np.all(bounds[:, 1] > bounds[:, 0]):
+        raise ValueError(f"bounds must have shape ({in_dim}, 2) with lower < upper")
+    span = bounds[:, 1] - bounds[:, 0]
+    bad = (allx < bounds[:, 0] - 1e-9 * span) | (allx > bounds[:, 1] + 1e-9 * span)
+    if bad.any():
+        i, j = np.argwhere(bad)[0]
+        raise ValueError(
+            f"training input {allx[i, j]:g} (input {j}) is outside the declared bounds "
+            f"[{bounds[j, 0]:g}, {bounds[j, 1]:g}]"
+        )
+    return bounds
+
+
+def check_levels(xs, ys, in_dim: int, n_levels: int, bounds):
+    """Validate per-level data; returns float64 ``xs``, ``ys`` and the input box ``(d, 2)``."""
+    if not isinstance(xs, list | tuple) or not isinstance(ys, list | tuple):
+        raise ValueError("xs and ys must be lists with one array per level, lowest fidelity first")
+    if len(xs) != n_levels or len(ys) != n_levels:
+        raise ValueError(
+            f"expected {n_levels} levels of data; got {len(xs)} input and {len(ys)} output arrays"
+        )
+    levels = [
+        _as_level(k, x, y, in_dim, 3 if k == n_levels - 1 else 2)
+        for k, (x, y) in enumerate(zip(xs, ys, strict=True))
+    ]
+    xs_np = [x for x, _ in levels]
+    ys_np = [y for _, y in levels]
+    return xs_np, ys_np, _check_bounds(np.concatenate(xs_np), in_dim, bounds)
+
+
+def init_hypers(gp, k: int, z, y, gen, restart: int, *, in_dim: int, noise_floor: float) -> None:
+    """Starting hyperparameters of start ``restart`` of level ``k``.
+
+    Start 0 uses a short, start 1 a long length scale; later starts draw log-uniformly.
+    The AR(1) link starts from the least-squares ρ, β (γ) and is then fitted jointly.
+    """
+    g = import_gpytorch()
+
+    def rand(lo, hi, shape):
+        u = torch.rand(shape, generator=gen, dtype=DTYPE)
+        return torch.exp(math.log(lo) + u * (math.log(hi) - math.log(lo)))
+
+    root_d = math.sqrt(in_dim)
+    for mod in gp.covar_module.modules():
+        if isinstance(mod, g.kernels.RBFKernel):
+            shape = mod.lengthscale.shape
+            if mod.active_dims is not None and len(mod.active_dims) == 1 and k > 0:
+                mod.lengthscale = rand(0.3, 3.0, shape) if restart else torch.ones(shape)
+            elif restart < 2:
+                mod.lengthscale = torch.full(shape, (0.3, 2.0)[restart] * root_d)
+            else:
+                mod.lengthscale = rand(0.1 * root_d, 2.0 * root_d, shape)
+        if isinstance(mod, g.kernels.ScaleKernel):
+            mod.outputscale = rand(0.3, 3.0, ()) if restart > 1 else torch.tensor(1.0)
+    gp.likelihood.noise = max(1e-6, 10 * noise_floor)
+    if isinstance(gp.mean_module, gp_classes()["LinearLinkMean"]):
+        nt = gp.mean_module.n_trend
+        a = torch.cat([z[:, -1:], torch.ones_like(y)[:, None], z[:, :nt]], 1)
+        sol = torch.linalg.lstsq(a, y[:, None]).solution[:, 0]
+        shrink = 1.0 if restart < 2 else 0.5
+        with torch.no_grad():
+            gp.mean_module.rho.fill_(float(sol[0]) * shrink)
+            gp.mean_module.beta.fill_(float(sol[1]) if restart < 2 else 0.0)
+            if nt:
+                gp.mean_module.gamma.copy_(sol[2:] if restart < 2 else torch.zeros(nt))
+    elif isinstance(gp.mean_module, g.means.ConstantMean):
+        with torch.no_grad():
+            gp.mean_module.constant.fill_(float(y.mean()))
+
+
+def _n_starts(model, gp) -> int:
+    sparse = isinstance(gp.covar_module, import_gpytorch().kernels.InducingPointKernel)
+    return 1 if sparse else model.n_restarts
+
+
+def _fit_level(model, k: int, z, y, gen, budget: TimeBudget, bar, task) -> None:
+    """Fit level ``k`` from its starts; keep the best marginal likelihood."""
+    g = import_gpytorch()
+    gp = model.levels[k]
+    gp.set_train_data(z, y, strict=False)
+    sparse = isinstance(gp.covar_module, g.kernels.InducingPointKernel)
+    if sparse:
+        m = gp.covar_module.inducing_points.shape[0]
+        perm = torch.randperm(z.shape[0], generator=gen)[:m]
+        with torch.no_grad():
+            gp.covar_module.inducing_points.copy_(z[perm])
+    mll = g.mlls.ExactMarginalLogLikelihood(gp.likelihood, gp)
+    best, best_state, last_error = -math.inf, None, None
+    restarts = _n_starts(model, gp)
+    for r in range(restarts):
+        if best_state is not None and budget.exhausted():
+            bar.advance(task, restarts - r, info=f"level {k}: time budget reached")
+            break
+        init_hypers(gp, k, z, y, gen, r, in_dim=model.in_dim, noise_floor=model.noise_floor)
+        gp.train()
+        try:
+            with gp_settings():
+                if sparse:
+                    value = adam(gp, mll, z, y, steps=150, lr=0.05, budget=budget)
+                else:
+                    value = lbfgs(gp, mll, z, y, steps=200)
+        except (RuntimeError, ValueError, np.linalg.LinAlgError) as exc:
+            last_error = exc
+            value = -math.inf
+        if math.isfinite(value) and value > best:
+            best = value
+            best_state = {n: t.detach().clone() for n, t in gp.state_dict().items()}
+        bar.advance(task, info=f"level {k}, start {r + 1}/{restarts}, log lik {best:.4g}")
+    if best_state is None:
+        raise TrainingError(
+            f"co-kriging level {k}: every hyperparameter optimisation failed (the kernel "
+            f"matrix stayed singular: {last_error}); check for duplicated points or raise "
+            "noise_floor"
+        )
+    gp.load_state_dict(best_state)
+    gp.eval()
+
+
+def _level_inputs(model, k: int, xs_np, xs_t, ys_t) -> torch.Tensor:
+    """``[x, y_{k−1}]`` at the level-k points: observed if nested, else the posterior mean."""
+    if k == 0:
+        return xs_t[0]
+    idx = nested_index(xs_np[k], xs_np[k - 1])
+    if idx is not None:
+        col = ys_t[k - 1][idx]
+    else:
+        with torch.no_grad():
+            col = model._predict_scaled(xs_t[k], k - 1)[0].detach()
+    return torch.cat([xs_t[k], col[:, None]], dim=1)
+
+
+def fit_recursive(model, xs_np, ys_t, xs_t, *, progress: bool, max_time: float | None) -> None:
+    """Fit every level of a built ``model`` (:meth:`CoKrigingGP._build`), lowest first."""
+    gen = torch.Generator().manual_seed(model.seed)
+    budget = TimeBudget(max_time)
+    model.fit_seconds = []
+    total = sum(_n_starts(model, gp) for gp in model.levels)
+    with ProgressBar(enabled=progress) as bar:
+        task = bar.add_task("co-kriging", total=total)
+        for k in range(model.n_levels):
+            t0 = time.perf_counter()
+            gp = model.levels[k]
+            gp.z_train.copy_(_level_inputs(model, k, xs_np, xs_t, ys_t))
+            gp.y_train.copy_(ys_t[k])
+            _fit_level(model, k, gp.z_train, gp.y_train, gen, budget, bar, task)
+            model.fit_seconds.append(time.perf_counter() - t0)
+            kind = "SGPR" if k == 0 and model._uses_sgpr(len(ys_t[0])) else "exact"
+            rho = f", rho={model.rho[k - 1]:.4g}" if k and model.kind == "ar1" else ""
+            logger.info(
+                "co-kriging level %d: n=%d, %s, %.1f s%s",
+                k,
+                len(ys_t[k]),
+                kind,
+                model.fit_seconds[-1],
+                rho,
+            )

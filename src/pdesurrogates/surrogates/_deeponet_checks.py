@@ -1,0 +1,130 @@
+"""Argument and query checks of :class:`~pdesurrogates.surrogates.DeepONet`.
+
+Hyper-parameters are checked eagerly (:func:`positive`, :func:`int_at_least`); query
+positions, times and sources are checked by :class:`DeepONetChecks`, whose messages name
+the argument, the room and the trained horizon.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import warnings
+
+import numpy as np
+import torch
+
+__all__ = ["DeepONetChecks", "int_at_least", "one_of", "positive"]
+
+
+def positive(name: str, value) -> float:
+    """``value`` as a positive finite float, or a ``ValueError`` naming ``name``."""
+    if not (isinstance(value, (int, float)) and not isinstance(value, bool)):
+        raise ValueError(f"{name} must be a number; got {value!r}")
+    if not (math.isfinite(value) and value > 0):
+        raise ValueError(f"{name} must be positive and finite; got {value!r}")
+    return float(value)
+
+
+def int_at_least(name: str, value, low: int) -> int:
+    """``value`` as an integer ``>= low``, or a ``ValueError`` naming ``name``."""
+    if not isinstance(value, int) or isinstance(value, bool) or value < low:
+        raise ValueError(f"{name} must be an integer >= {low}; got {value!r}")
+    return value
+
+
+def one_of(name: str, value, choices: tuple) -> str:
+    """``value`` if it is one of ``choices``, or a ``ValueError`` naming ``name``."""
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {choices}; got {value!r}")
+    return value
+
+
+class DeepONetChecks:
+    """Mix-in of :class:`~pdesurrogates.surrogates.DeepONet`: query checks.
+
+    Uses the model's ``dim``, ``lengths``, ``duration`` and ``source_bounds``. The
+    ``_fast_*`` methods accept well-formed numpy input after one vectorised test and
+    fall back to the full checks (with their messages) otherwise.
+    """
+
+    def _as_points(self, name, value) -> np.ndarray:
+        if torch.is_tensor(value):
+            value = value.detach().cpu().numpy()
+        arr = np.ascontiguousarray(value, dtype=float)
+        if arr.ndim == 1:
+            arr = arr[None, :] if arr.shape[0] == self.dim else arr[:, None]
+        if arr.ndim != 2 or arr.shape[1] != self.dim:
+            raise ValueError(f"{name} must have shape (n, {self.dim}) in m; got {arr.shape}")
+        if not np.all(np.isfinite(arr)):
+            raise ValueError(f"{name} contains NaN or Inf")
+        bad = np.any((arr < 0) | (arr > np.asarray(self.lengths)), axis=1)
+        if np.any(bad):
+            box = " x ".join(f"[0, {v:g}]" for v in self.lengths)
+            raise ValueError(
+                f"{name} {arr[np.argmax(bad)].tolist()} is outside the room {box} m the model "
+                "was trained on"
+            )
+        return arr
+
+    def _check_times(self, times) -> np.ndarray:
+        if torch.is_tensor(times):
+            times = times.detach().cpu().numpy()
+        t = np.atleast_1d(np.ascontiguousarray(times, dtype=float))
+        if t.ndim != 1 or not np.all(np.isfinite(t)):
+            raise ValueError("times must be a 1-D array of finite times in seconds")
+        if np.any(t < 0):
+            raise ValueError(f"times must be >= 0 s; got min {t.min():g}")
+        if np.any(t > self.duration * (1 + 1e-9)):
+            warnings.warn(
+                f"times up to {t.max():g} s go beyond the trained horizon {self.duration:g} s; "
+                "the DeepONet extrapolates there and its error is not controlled",
+                UserWarning,
+                stacklevel=3,
+            )
+        return t
+
+    def _check_bounds(self, src: np.ndarray) -> None:
+        lo, hi, _ = self._bounds_np
+        outside = np.any((src < lo) | (src > hi), axis=1)
+        if np.any(outside):
+            warnings.warn(
+                f"source {src[np.argmax(outside)].tolist()} lies outside the training source "
+                f"region {self.source_bounds} m; the prediction extrapolates",
+                UserWarning,
+                stacklevel=3,
+            )
+
+    @functools.cached_property
+    def _bounds_np(self):
+        b = np.asarray(self.source_bounds)
+        tol = 1e-9 * max(self.lengths)
+        return b[:, 0] - tol, b[:, 1] + tol, np.asarray(self.lengths)
+
+    # -- fast paths: one vectorised test, full checks only when it fails -----------------
+    def _fast_sources(self, source) -> np.ndarray:
+        if not torch.is_tensor(source):
+            arr = np.ascontiguousarray(source, dtype=float)
+            if arr.ndim == 1 and arr.shape[0] == self.dim:
+                arr = arr[None, :]
+            lo, hi, _ = self._bounds_np
+            if arr.ndim == 2 and arr.shape[1] == self.dim and ((arr >= lo) & (arr <= hi)).all():
+                return arr
+        src = self._as_points("source", source)
+        self._check_bounds(src)
+        return src
+
+    def _fast_points(self, name, value) -> np.ndarray:
+        if not torch.is_tensor(value):
+            arr = np.ascontiguousarray(value, dtype=float)
+            if arr.ndim == 2 and arr.shape[1] == self.dim:
+                if ((arr >= 0.0) & (arr <= self._bounds_np[2])).all():
+                    return arr
+        return self._as_points(name, value)
+
+    def _fast_times(self, times) -> np.ndarray:
+        if not torch.is_tensor(times):
+            t = np.ascontiguousarray(times, dtype=float)
+            if t.ndim == 1 and len(t) and ((t >= 0.0) & (t <= self.duration)).all():
+                return t
+        return self._check_times(times)
