@@ -44,7 +44,7 @@ def generate_acoustics(
     position is in ``/params`` (``xs``[, ``ys``], uniform within the margin). See
     :func:`pdesurrogates.solvers.reference.acoustics_setup` for the grid choices.
     """
-    from pdesurrogates.datasets import generate_dataset
+    from pdesurrogates.datasets._generate import generate_dataset
     from pdesurrogates.solvers.reference import (
         acoustics_dataset_layout,
         acoustics_sample,
