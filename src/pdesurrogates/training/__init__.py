@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+from pdesurrogates.training._configs import (
+    DCDMConfig,
+    MultiFidelityConfig,
+    TrainerConfig,
+    VCycleConfig,
+)
 from pdesurrogates.training._dcdm import (
     dcdm_loss,
     lanczos,
@@ -30,14 +36,30 @@ from pdesurrogates.training._losses import (
     rel_h1,
     rel_l2,
 )
-from pdesurrogates.training._trainer import Trainer, default_step, fields_to_channels
+from pdesurrogates.training._steps import (
+    BatchSource,
+    FullBatch,
+    SupervisedStep,
+    TrainingStep,
+    default_step,
+    fields_to_channels,
+)
+from pdesurrogates.training._trainer import Trainer
 
 __all__ = [
+    "BatchSource",
+    "DCDMConfig",
     "FieldPointStep",
+    "FullBatch",
+    "MultiFidelityConfig",
     "RelH1Loss",
     "RelL2Loss",
     "SourceFields",
+    "SupervisedStep",
     "Trainer",
+    "TrainerConfig",
+    "TrainingStep",
+    "VCycleConfig",
     "dcdm_loss",
     "default_step",
     "evaluate_deeponet",
