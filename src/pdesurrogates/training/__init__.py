@@ -9,13 +9,13 @@ from pdesurrogates.training._configs import (
     VCycleConfig,
 )
 from pdesurrogates.training._dcdm import (
+    DCDMStep,
     dcdm_loss,
     lanczos,
     ritz_training_vectors,
     ritz_vectors,
     sparse_to_torch,
     train_dcdm,
-    train_vcycle,
     write_ritz_dataset,
 )
 from pdesurrogates.training._deeponet import (
@@ -45,10 +45,12 @@ from pdesurrogates.training._steps import (
     fields_to_channels,
 )
 from pdesurrogates.training._trainer import Trainer
+from pdesurrogates.training._vcycle import VCycleStep, train_vcycle
 
 __all__ = [
     "BatchSource",
     "DCDMConfig",
+    "DCDMStep",
     "FieldPointStep",
     "FullBatch",
     "MultiFidelityConfig",
@@ -60,6 +62,7 @@ __all__ = [
     "TrainerConfig",
     "TrainingStep",
     "VCycleConfig",
+    "VCycleStep",
     "dcdm_loss",
     "default_step",
     "evaluate_deeponet",
