@@ -36,6 +36,8 @@ from pdesurrogates.training._losses import (
     rel_h1,
     rel_l2,
 )
+from pdesurrogates.training._mf_fit import fit_mfnet
+from pdesurrogates.training._multifidelity import MultiFidelityFit, fit_multifidelity_net
 from pdesurrogates.training._steps import (
     BatchSource,
     FullBatch,
@@ -54,6 +56,7 @@ __all__ = [
     "FieldPointStep",
     "FullBatch",
     "MultiFidelityConfig",
+    "MultiFidelityFit",
     "RelH1Loss",
     "RelL2Loss",
     "SourceFields",
@@ -68,6 +71,8 @@ __all__ = [
     "evaluate_deeponet",
     "fields_to_channels",
     "fit_ensemble",
+    "fit_mfnet",
+    "fit_multifidelity_net",
     "get_loss",
     "grid_gradient",
     "lanczos",
