@@ -10,9 +10,11 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.utils.data import DataLoader, DistributedSampler
 
 from pdesurrogates._progress import ProgressBar, TimeBudget
 from pdesurrogates.errors import TrainingError
+from pdesurrogates.training._steps import BatchSource
 
 __all__: list[str] = []
 
@@ -221,3 +223,32 @@ def nonfinite_error(bad_field, other_process: bool, where: str, lr: float) -> Tr
         f"the likely cause is a too-high learning rate (lr={lr:g}) or unnormalised "
         "data; lower lr, set grad_clip, or wrap the model in NormalizedModel"
     )
+
+
+def epoch_loader(train_dataset, ctx, batch_size: int, seed: int, num_workers: int):
+    """``(epoch -> (batches, sample order or None), batches per epoch)``: a
+    :class:`BatchSource` as it is, a dataset through a DataLoader with a
+    DistributedSampler (shuffled from ``(seed, epoch)``, sharded under DDP)."""
+    if isinstance(train_dataset, BatchSource):
+        return (lambda epoch: (train_dataset.batches(epoch), None)), len(train_dataset)
+    sampler = DistributedSampler(
+        train_dataset,
+        num_replicas=ctx.world_size,
+        rank=ctx.rank,
+        shuffle=True,
+        seed=seed,
+        drop_last=False,
+    )
+    loader = DataLoader(
+        train_dataset,
+        batch_size=batch_size,
+        sampler=sampler,
+        num_workers=num_workers,
+        drop_last=False,
+    )
+
+    def epoch_batches(epoch):
+        sampler.set_epoch(epoch)
+        return loader, list(iter(sampler))
+
+    return epoch_batches, len(loader)

@@ -28,7 +28,7 @@ from typing import Any
 
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, Dataset, DistributedSampler, Subset
+from torch.utils.data import DataLoader, Dataset, Subset
 
 from pdesurrogates._progress import ProgressBar, TimeBudget
 from pdesurrogates.errors import TrainingError
@@ -47,6 +47,7 @@ from pdesurrogates.training._looptools import (
     Bars,
     Clock,
     check_arguments,
+    epoch_loader,
     first_nonfinite,
     make_optimizer,
     nonfinite_error,
@@ -67,6 +68,14 @@ __all__ = ["Trainer"]
 
 _METRICS = {"rel_l2": rel_l2, "rel_h1": rel_h1}
 _C = TrainerConfig  # the defaults
+
+
+def _sum_over_processes(ctx, *values) -> list[float]:
+    """``values`` summed over every DDP process (as they are in a single process)."""
+    if not ctx.enabled:
+        return [float(v) for v in values]
+    t = torch.tensor([float(v) for v in values], dtype=torch.float64)
+    return _distributed.all_reduce_sum(t, ctx).tolist()
 
 
 class Trainer:
@@ -404,35 +413,11 @@ class Trainer:
             self._ctx = None
             ctx.close()
 
-    def _loader(self, train_dataset, ctx):
-        """``(epoch -> (batches, sample order or None), batches per epoch)``."""
-        if isinstance(train_dataset, BatchSource):
-            return (lambda epoch: (train_dataset.batches(epoch), None)), len(train_dataset)
-        sampler = DistributedSampler(
-            train_dataset,
-            num_replicas=ctx.world_size,
-            rank=ctx.rank,
-            shuffle=True,
-            seed=self.seed,
-            drop_last=False,
-        )
-        loader = DataLoader(
-            train_dataset,
-            batch_size=self.batch_size,
-            sampler=sampler,
-            num_workers=self.num_workers,
-            drop_last=False,
-        )
-
-        def epoch_batches(epoch):
-            sampler.set_epoch(epoch)
-            return loader, list(iter(sampler))
-
-        return epoch_batches, len(loader)
-
     def _fit(self, train_dataset, valid_dataset, resume, ctx):
         model = self.model.to(self.device)
-        epoch_batches, steps_per_epoch = self._loader(train_dataset, ctx)
+        epoch_batches, steps_per_epoch = epoch_loader(
+            train_dataset, ctx, self.batch_size, self.seed, self.num_workers
+        )
         opt, sched = self._make_optimizer(steps_per_epoch)
         if self.max_time is not None:
             sched = None  # the learning rate follows the elapsed fraction of max_time
@@ -454,6 +439,8 @@ class Trainer:
             self._track_best(self.initial_valid["loss"], 0)
         finished = start_epoch >= self.epochs or self._patience_spent()
         show = ctx.is_main and not finished
+        if not finished:
+            train_model.train()
         bars = Bars(
             self.progress,
             show=show,
@@ -470,7 +457,8 @@ class Trainer:
                     self.stop_reason = "max_time"
                     break
                 batches, order = epoch_batches(epoch)
-                train_model.train()
+                if not model.training:  # (evaluate() restores the mode it found)
+                    train_model.train()
                 bars.start_epoch(epoch)
                 mean = self._train_epoch(
                     epoch, batches, order, train_model, opt, sched, clock, ctx, bars
@@ -515,27 +503,23 @@ class Trainer:
         total, count = 0.0, 0
         for b, batch in enumerate(batches):
             if clock.timed:
-                up = torch.tensor([float(clock.exhausted())], dtype=torch.float64)
-                _distributed.all_reduce_sum(up, ctx)  # every process stops together
-                if up.item() > 0:
+                if _sum_over_processes(ctx, clock.exhausted())[0] > 0:  # all stop together
                     self.stop_reason = "max_time"
                     break
                 for group in opt.param_groups:
                     group["lr"] = self._time_lr(clock.fraction())
             batch = to_device(batch, self.device)
-            loss, n = self._optimise(train_model, opt, batch, epoch, b, order, ctx)
+            lv, n = self._optimise(train_model, opt, batch, epoch, b, order, ctx)
             if sched is not None:
                 sched.step()
-            lv = float(loss.detach())
             total += lv * n
             count += n
             bars.batch(lv)
-        sums = torch.tensor([total, float(max(count, 1))], dtype=torch.float64)
-        _distributed.all_reduce_sum(sums, ctx)
-        return float(sums[0] / sums[1])
+        total, count = _sum_over_processes(ctx, total, max(count, 1))
+        return total / count
 
     def _optimise(self, train_model, opt, batch, epoch, b, order, ctx):
-        """One optimisation step on ``batch``; returns the batch's loss and size."""
+        """One optimisation step on ``batch``; returns the batch's loss (float) and size."""
         bad_field = first_nonfinite(batch)
         lbfgs = self.optimizer_name == "lbfgs"
         loss, n = None, 0
@@ -545,21 +529,22 @@ class Trainer:
                 if lbfgs
                 else self.step.loss(train_model, batch)
             )
-        bad_loss = loss is not None and not torch.isfinite(loss).all()
-        flags = torch.tensor([float(bool(bad_field)), float(bad_loss)], dtype=torch.float64)
-        _distributed.all_reduce_sum(flags, ctx)
-        if flags.any():
+        lv = math.nan if loss is None else float(loss.detach())
+        flags = _sum_over_processes(
+            ctx, bool(bad_field), loss is not None and not math.isfinite(lv)
+        )
+        if any(flags):
             where = f"batch {b} (epoch {epoch}"
             if order is not None:
                 idx = order[b * self.batch_size : (b + 1) * self.batch_size]
                 where += f", dataset indices {idx[:8]}{'...' if len(idx) > 8 else ''}"
-            raise nonfinite_error(bad_field, bool(flags[0] > 0), where + ")", self.lr)
+            raise nonfinite_error(bad_field, flags[0] > 0, where + ")", self.lr)
         if not lbfgs:
             opt.zero_grad(set_to_none=True)
             loss.backward()
             self._clip()
             opt.step()
-        return loss, n
+        return lv, n
 
     def _lbfgs_step(self, train_model, opt, batch):
         size = []
