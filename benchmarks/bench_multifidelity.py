@@ -4,7 +4,7 @@ Methods (each (method, problem) pair runs in its own worker process, so peak mem
 measured from a clean start, time limits can be enforced and an out-of-memory failure is
 recorded instead of killing the run; workers share a 10 GiB address-space limit):
 
-* ``mfdnn``     — :func:`pdesurrogates.surrogates.fit_multifidelity_net` (validated ensemble;
+* ``mfdnn``     — :func:`pdesurrogates.training.fit_multifidelity_net` (validated ensemble;
   in 20–100 D the low-fidelity data are screened for interacting input pairs, the NN_L form
   (MLP, additive, additive + MLP, additive + pair nets) is chosen on held-out low-fidelity
   points, NN_L is early-stopped on them, and the correction's L2 weight is chosen on
@@ -83,7 +83,7 @@ def run_method(method: str, case: str, quick: bool) -> dict:
         if method == "constant":
             pred = np.full(len(xt), y_hi.mean())
         elif method == "mfdnn":
-            from pdesurrogates.surrogates import fit_multifidelity_net
+            from pdesurrogates.training import fit_multifidelity_net
 
             if d == 1:
                 fit = fit_multifidelity_net(

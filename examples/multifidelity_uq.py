@@ -19,12 +19,8 @@ from pathlib import Path
 import numpy as np
 
 from pdesurrogates.solvers.reference import forrester
-from pdesurrogates.surrogates import (
-    CoKrigingGP,
-    fit_multifidelity_net,
-    mf_uq_study,
-    plot_uq_study,
-)
+from pdesurrogates.surrogates import CoKrigingGP, mf_uq_study, plot_uq_study
+from pdesurrogates.training import fit_multifidelity_net
 
 
 def main(argv=None) -> dict:

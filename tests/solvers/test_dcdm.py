@@ -14,8 +14,6 @@ from pdesurrogates.training import (
     ritz_training_vectors,
     ritz_vectors,
     sparse_to_torch,
-    train_dcdm,
-    write_ritz_dataset,
 )
 
 
@@ -65,54 +63,6 @@ def test_dcdm_loss_closed_forms():
     expected = np.mean(((r - alpha[:, None] * Ad) ** 2).sum(1))
     got = dcdm_loss(torch.from_numpy(r), torch.from_numpy(d), A_t)
     assert float(got) == pytest.approx(expected, rel=1e-12)
-
-
-def test_ritz_dataset_round_trip_and_training_reduces_loss(tmp_path):
-    from pdesurrogates.datasets import open_dataset
-
-    p = gallery.dirichlet_box((16, 16))
-    path = write_ritz_dataset(tmp_path / "ritz.h5", p, 60, m=40, seed=0)
-    ds = open_dataset(path)
-    assert len(ds) == 60
-    r0 = np.asarray(ds[0]["r"])
-    assert r0.shape == (16, 16)
-    assert np.linalg.norm(r0) == pytest.approx(1.0, abs=1e-5)
-    assert ds.attrs["dataset_name"] == "dcdm_ritz"
-    torch.manual_seed(0)
-    net = ConjugateDirectionNet(dim=2, width=4)
-    with torch.no_grad():  # start away from the multigrid initialisation
-        net.smoother.mul_(0.3)
-    hist = train_dcdm(net, p.A, str(path), shape=(16, 16), epochs=3, lr=3e-3, progress=False)
-    assert hist[0]["initial_valid_loss"] is not None
-    assert hist[-1]["valid_loss"] < 0.7 * hist[0]["initial_valid_loss"]
-
-
-def test_training_on_several_sizes_reduces_loss_on_each():
-    shapes = [(16, 16), (32, 32)]
-    probs = [gallery.dirichlet_box(s) for s in shapes]
-    data = [ritz_training_vectors(p.A, 48, m=30, seed=k) for k, p in enumerate(probs)]
-    torch.manual_seed(0)
-    net = ConjugateDirectionNet(dim=2, width=0)
-    with torch.no_grad():  # start away from the multigrid initialisation
-        net.smoother.mul_(0.3)
-
-    def loss(k):
-        X = torch.from_numpy(data[k])
-        with torch.no_grad():
-            d = net(X.view(-1, 1, *shapes[k])).reshape(len(X), -1)
-        return float(dcdm_loss(X, d, sparse_to_torch(probs[k].A)))
-
-    before = [loss(0), loss(1)]
-    hist = train_dcdm(
-        net, [p.A for p in probs], data, shape=shapes, epochs=3, lr=3e-3, progress=False
-    )
-    assert len(hist) == 3 and np.isfinite(hist[-1]["loss"])
-    after = [loss(0), loss(1)]
-    assert after[0] < 0.7 * before[0] and after[1] < 0.7 * before[1]
-    with pytest.raises(ValueError, match="same"):
-        train_dcdm(net, [probs[0].A], data, shape=shapes, epochs=1, progress=False)
-    with pytest.raises(ValueError, match="lists"):
-        train_dcdm(net, probs[0].A, data, shape=shapes, epochs=1, progress=False)
 
 
 def test_dcdm_converges_on_true_residual():

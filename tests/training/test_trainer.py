@@ -17,9 +17,10 @@ from _pairs import SmoothingPairs
 from torch.utils.data import Dataset
 
 import pdesurrogates
+from pdesurrogates._progress import ProgressBar, TimeBudget
 from pdesurrogates.errors import CheckpointError, TrainingError
 from pdesurrogates.surrogates import MgNO, NormalizedModel
-from pdesurrogates.training import Trainer, rel_l2
+from pdesurrogates.training import FullBatch, Trainer, TrainingStep, rel_l2
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -285,3 +286,68 @@ def test_time_budget_stops_and_completes_the_schedule():
     assert trainer._time_lr(0.2) == pytest.approx(1e-2)
     assert trainer._time_lr(0.0) == pytest.approx(1e-3)
     assert trainer._time_lr(1.0) == pytest.approx(1e-5)
+
+
+class _LeastSquares(TrainingStep):
+    """``mean (model(x) - y)^2`` on a full batch ``(x, y)``."""
+
+    def loss(self, model, batch):
+        x, y = batch
+        return (model(x) - y).square().mean(), len(x)
+
+
+def _line_data():
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(40, 3, generator=g, dtype=torch.float64)
+    y = x @ torch.tensor([[1.0], [-2.0], [0.5]], dtype=torch.float64) + 0.25
+    return x, y
+
+
+def test_full_batch_lbfgs_reaches_the_least_squares_solution():
+    x, y = _line_data()
+    model = torch.nn.Linear(3, 1).double()
+    trainer = Trainer(
+        model,
+        step=_LeastSquares(),
+        optimizer="lbfgs",
+        lr=1.0,
+        epochs=2,
+        scheduler=None,
+        optimizer_kwargs={"max_iter": 100, "tolerance_grad": 1e-14, "tolerance_change": 1e-20},
+        progress=False,
+    )
+    history = trainer.fit(FullBatch((x, y)))
+    assert len(history) == 2
+    w = torch.linalg.lstsq(torch.cat([x, torch.ones(40, 1, dtype=x.dtype)], 1), y).solution
+    torch.testing.assert_close(model.weight.detach()[0], w[:3, 0], atol=1e-8, rtol=0)
+    torch.testing.assert_close(model.bias.detach(), w[3], atol=1e-8, rtol=0)
+
+
+def test_params_subset_freezes_the_rest_and_validation_keeps_the_start():
+    x, y = _line_data()
+    model = torch.nn.Sequential(torch.nn.Linear(3, 3), torch.nn.Linear(3, 1)).double()
+    first = [p.detach().clone() for p in model[0].parameters()]
+    with ProgressBar(enabled=False) as bar:
+        trainer = Trainer(
+            model,
+            step=_LeastSquares(),
+            lr=1e-2,
+            epochs=20,
+            scheduler="cosine",
+            min_lr=1e-3,
+            params=model[1].parameters(),
+            validate_start=True,
+            valid_every=5,
+            progress=bar,
+            max_time=TimeBudget(60.0),
+        )
+        history = trainer.fit(FullBatch((x, y)), FullBatch((x, y)))
+    for p, q in zip(model[0].parameters(), first, strict=True):
+        assert torch.equal(p, q) and p.requires_grad  # untouched, and unfrozen afterwards
+    assert [h["epoch"] for h in history if "valid_loss" in h] == [5, 10, 15, 20]
+    assert trainer.initial_valid["loss"] > history[-1]["valid_loss"]
+    assert trainer.best_epoch == 20
+    with pytest.raises(ValueError, match="step_fn, not both"):
+        Trainer(model, step=_LeastSquares(), step_fn=lambda m, b: b)
+    with pytest.raises(ValueError, match="optimizer"):
+        Trainer(model, optimizer="sgd")

@@ -54,12 +54,16 @@ def fit_cmd(
     method: str = typer.Option("cokriging", help="cokriging | nargp | mfdnn."),
     n_lo: int = typer.Option(21, help="Low-fidelity points (with --problem)."),
     n_hi: int = typer.Option(6, help="High-fidelity points (with --problem; nested)."),
-    members: int = typer.Option(4, help="MF-DNN members trained (half are kept)."),
+    members: int | None = typer.Option(
+        None,
+        help="MF-DNN members trained (half are kept); default MultiFidelityConfig.n_members.",
+    ),
     seed: int = typer.Option(0, help="Seed of the design and of the fit."),
 ) -> None:
     """Fit a multi-fidelity surrogate and save it; reports the test error for --problem."""
     from pdesurrogates import save
-    from pdesurrogates.surrogates import CoKrigingGP, fit_multifidelity_net
+    from pdesurrogates.surrogates import CoKrigingGP
+    from pdesurrogates.training import MultiFidelityConfig, fit_multifidelity_net
 
     p, xs, ys, bounds = load_mf_data(problem, data, n_lo, n_hi, seed)
     d = xs[0].shape[1]
@@ -70,7 +74,9 @@ def fit_cmd(
         def predict(x):
             return model.predict(x).mean
     elif method == "mfdnn":
-        fit = fit_multifidelity_net(xs, ys, bounds=bounds, n_members=members, seed=seed)
+        # the default lives in the config (read here: the CLI imports torch lazily)
+        n_members = MultiFidelityConfig.n_members if members is None else members
+        fit = fit_multifidelity_net(xs, ys, bounds=bounds, n_members=n_members, seed=seed)
         model = fit.model
 
         def predict(x):

@@ -20,11 +20,7 @@ from pdesurrogates.surrogates._deeponet import DeepONet
 from pdesurrogates.surrogates._ensemble import Ensemble
 from pdesurrogates.surrogates._fno import FNO
 from pdesurrogates.surrogates._interactions import screen_interactions
-from pdesurrogates.surrogates._mfnet import (
-    MultiFidelityFit,
-    MultiFidelityNet,
-    fit_multifidelity_net,
-)
+from pdesurrogates.surrogates._mfnet import MultiFidelityNet
 from pdesurrogates.surrogates._mgno import MgNO
 from pdesurrogates.surrogates._normalized import NormalizedModel
 from pdesurrogates.surrogates._normalizer import Normalizer
@@ -39,12 +35,10 @@ __all__ = [
     "LearnedVCycle",
     "MFStudyResult",
     "MgNO",
-    "MultiFidelityFit",
     "MultiFidelityNet",
     "NormalizedModel",
     "Normalizer",
     "adaptive_cokriging",
-    "fit_multifidelity_net",
     "mf_uq_study",
     "plot_uq_study",
     "screen_interactions",

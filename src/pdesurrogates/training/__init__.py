@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 from pdesurrogates.training._acoustics_plots import plot_field_snapshots, plot_impulse_responses
+from pdesurrogates.training._configs import (
+    DCDMConfig,
+    MultiFidelityConfig,
+    TrainerConfig,
+    VCycleConfig,
+)
 from pdesurrogates.training._dcdm import (
+    DCDMStep,
     dcdm_loss,
     lanczos,
     ritz_training_vectors,
     ritz_vectors,
     sparse_to_torch,
     train_dcdm,
-    train_vcycle,
     write_ritz_dataset,
 )
 from pdesurrogates.training._deeponet import (
@@ -30,22 +36,46 @@ from pdesurrogates.training._losses import (
     rel_h1,
     rel_l2,
 )
+from pdesurrogates.training._mf_fit import fit_mfnet
+from pdesurrogates.training._multifidelity import MultiFidelityFit, fit_multifidelity_net
 from pdesurrogates.training._operator import OperatorConfig
-from pdesurrogates.training._trainer import Trainer, default_step, fields_to_channels
+from pdesurrogates.training._steps import (
+    BatchSource,
+    FullBatch,
+    SupervisedStep,
+    TrainingStep,
+    default_step,
+    fields_to_channels,
+)
+from pdesurrogates.training._trainer import Trainer
+from pdesurrogates.training._vcycle import VCycleStep, train_vcycle
 
 __all__ = [
+    "BatchSource",
+    "DCDMConfig",
+    "DCDMStep",
     "DeepONetConfig",
     "FieldPointStep",
+    "FullBatch",
+    "MultiFidelityConfig",
+    "MultiFidelityFit",
     "OperatorConfig",
     "RelH1Loss",
     "RelL2Loss",
     "SourceFields",
+    "SupervisedStep",
     "Trainer",
+    "TrainerConfig",
+    "TrainingStep",
+    "VCycleConfig",
+    "VCycleStep",
     "dcdm_loss",
     "default_step",
     "evaluate_deeponet",
     "fields_to_channels",
     "fit_ensemble",
+    "fit_mfnet",
+    "fit_multifidelity_net",
     "get_loss",
     "grid_gradient",
     "lanczos",

@@ -1,4 +1,4 @@
-"""Training data and training loop of the deep conjugate-direction method (DCDM).
+"""Training data, loss and training step of the deep conjugate-direction method (DCDM).
 
 Training vectors are random combinations of Ritz vectors of the training matrix ``A``
 (Lanczos with full re-orthogonalisation, started in ``range(A)``), weighted toward the
@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import math
 import os
-import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -36,15 +35,18 @@ import scipy.sparse as sp
 import torch
 
 from pdesurrogates.errors import TrainingError
+from pdesurrogates.training._configs import DCDMConfig
+from pdesurrogates.training._steps import BatchSource, TrainingStep
+from pdesurrogates.training._trainer import Trainer
 
 __all__ = [
+    "DCDMStep",
     "dcdm_loss",
     "lanczos",
     "ritz_training_vectors",
     "ritz_vectors",
     "sparse_to_torch",
     "train_dcdm",
-    "train_vcycle",
     "write_ritz_dataset",
 ]
 
@@ -279,21 +281,112 @@ def _is_shape(obj) -> bool:
     )
 
 
+class DCDMStep(TrainingStep):
+    """The DCDM loss of a batch ``(k, r)``: vectors ``r`` of training size ``k``.
+
+    Parameters
+    ----------
+    matrices : sequence of Tensor
+        Sparse training matrix per size (:func:`sparse_to_torch`).
+    shapes : sequence of tuple of int
+        Grid shape per size.
+    """
+
+    def __init__(self, matrices: Sequence[torch.Tensor], shapes: Sequence[tuple[int, ...]]):
+        self.matrices = list(matrices)
+        self.shapes = [tuple(s) for s in shapes]
+
+    def loss(self, model, batch) -> tuple[torch.Tensor, int]:
+        k, r = batch
+        d = model(r.view(-1, 1, *self.shapes[k])).reshape(len(r), -1)
+        return dcdm_loss(r, d, self.matrices[k]), len(r)
+
+
+class _VectorBatches(BatchSource):
+    """Batches ``(k, vectors)`` of one training size each; with ``shuffle`` the vectors of
+    every size are permuted and the batches of all sizes shuffled together, from
+    ``(seed, epoch)``; without, the vectors in order (for validation)."""
+
+    def __init__(self, sets: Sequence[torch.Tensor], batch_size: int, *, seed=0, shuffle=True):
+        self.sets = list(sets)
+        self.batch_size = batch_size
+        self.seed = seed
+        self.shuffle = shuffle
+
+    def __len__(self) -> int:
+        return sum(max(1, math.ceil(len(X) / self.batch_size)) for X in self.sets)
+
+    def batches(self, epoch: int):
+        bs = self.batch_size
+        if not self.shuffle:
+            return [
+                (k, X[i : i + bs]) for k, X in enumerate(self.sets) for i in range(0, len(X), bs)
+            ]
+        gen = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
+        out = []
+        for k, X in enumerate(self.sets):
+            perm = torch.randperm(len(X), generator=gen)
+            out += [(k, perm[i : i + bs]) for i in range(0, len(X), bs)]
+        if len(self.sets) > 1:
+            order = torch.randperm(len(out), generator=gen).tolist()
+            out = [out[j] for j in order]
+        return [(k, self.sets[k][idx]) for k, idx in out]
+
+
+def _training_sets(A, data, shape, dev, dtype):
+    """``(matrices, train vectors, valid vectors or None, shapes)`` per training size."""
+    if not _is_shape(shape):
+        shapes = [tuple(int(v) for v in s) for s in shape]
+        if not isinstance(A, Sequence) or not isinstance(data, Sequence) or isinstance(data, str):
+            raise ValueError(
+                "with several training shapes, A and data must be lists with one entry per shape"
+            )
+        if not (len(A) == len(data) == len(shapes)) or not shapes:
+            raise ValueError(
+                f"A ({len(A)}), data ({len(data)}) and shape ({len(shapes)}) need the same "
+                "non-zero number of entries"
+            )
+        mats, datas = list(A), list(data)
+    else:
+        shapes, mats, datas = [tuple(int(s) for s in shape)], [A], [data]
+    out_m, out_x, out_v = [], [], []
+    for Ak, Dk, sk in zip(mats, datas, shapes, strict=True):
+        n = int(np.prod(sk))
+        if Ak.shape != (n, n):
+            raise ValueError(f"A has shape {Ak.shape}; the grid {sk} needs ({n}, {n})")
+        train, valid = _load_vectors(Dk, sk)
+        if train.shape[1] != n:
+            raise TrainingError(f"training vectors have {train.shape[1]} entries; expected {n}")
+        if not np.all(np.isfinite(train)):
+            raise TrainingError("training vectors contain NaN/Inf")
+        out_m.append(sparse_to_torch(Ak, dtype=dtype, device=dev))
+        out_x.append(torch.from_numpy(train).to(dev, dtype))
+        has_valid = valid is not None and len(valid)
+        out_v.append(torch.from_numpy(valid).to(dev, dtype) if has_valid else None)
+    return out_m, out_x, out_v, shapes
+
+
+_D = DCDMConfig  # the defaults
+
+
 def train_dcdm(
     model: torch.nn.Module,
     A,
     data,
     *,
     shape: Sequence[int] | Sequence[Sequence[int]],
-    epochs: int = 10,
-    batch_size: int = 16,
-    lr: float = 1e-3,
-    seed: int = 0,
+    epochs: int = _D.epochs,
+    batch_size: int = _D.batch_size,
+    lr: float = _D.lr,
+    seed: int = _D.seed,
     progress: bool = True,
-    max_seconds: float | None = None,
+    max_seconds: float | None = _D.max_seconds,
     device: str | None = None,
 ) -> list[dict]:
     """Train a direction network with the DCDM loss (Adam, cosine learning rate).
+
+    The loop is the :class:`~pdesurrogates.training.Trainer`'s, with :class:`DCDMStep`;
+    the defaults are those of :class:`~pdesurrogates.training.DCDMConfig`.
 
     One network can be trained on several grid sizes at once: pass lists of matrices,
     training sets and shapes (``A=[A64, A128]``, ``data=[X64, X128]``,
@@ -318,169 +411,51 @@ def train_dcdm(
     progress : bool
         Show a progress bar.
     max_seconds : float, optional
-        Stop after this much wall time (at the end of a batch).
+        Wall-clock budget: training stops once it is spent, and the cosine schedule
+        follows the elapsed fraction of it.
+    device : str, optional
+        Default: the model's device.
 
     Returns
     -------
     list of dict
-        One entry per epoch: ``epoch``, ``loss`` (train), ``valid_loss``, ``seconds``.
+        One entry per epoch: ``epoch``, ``loss`` (train), ``valid_loss``, ``seconds``
+        and ``lr``; the first also ``initial_valid_loss`` (before training).
     """
-    multi = not _is_shape(shape)
-    if multi:
-        shapes = [tuple(int(v) for v in s) for s in shape]
-        if not isinstance(A, Sequence) or not isinstance(data, Sequence) or isinstance(data, str):
-            raise ValueError(
-                "with several training shapes, A and data must be lists with one entry per shape"
-            )
-        if not (len(A) == len(data) == len(shapes)) or not shapes:
-            raise ValueError(
-                f"A ({len(A)}), data ({len(data)}) and shape ({len(shapes)}) need the same "
-                "non-zero number of entries"
-            )
-        mats, datas = list(A), list(data)
-    else:
-        shapes, mats, datas = [tuple(int(s) for s in shape)], [A], [data]
+    DCDMConfig(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, max_seconds=max_seconds)
     dev = torch.device(device) if device else next(model.parameters()).device
     dtype = next(model.parameters()).dtype
-    sets = []  # (A_t, X, V, shape)
-    for Ak, Dk, sk in zip(mats, datas, shapes, strict=True):
-        n = int(np.prod(sk))
-        if Ak.shape != (n, n):
-            raise ValueError(f"A has shape {Ak.shape}; the grid {sk} needs ({n}, {n})")
-        train, valid = _load_vectors(Dk, sk)
-        if train.shape[1] != n:
-            raise TrainingError(f"training vectors have {train.shape[1]} entries; expected {n}")
-        if not np.all(np.isfinite(train)):
-            raise TrainingError("training vectors contain NaN/Inf")
-        A_t = sparse_to_torch(Ak, dtype=dtype, device=dev)
-        X = torch.from_numpy(train).to(dev, dtype)
-        V = torch.from_numpy(valid).to(dev, dtype) if valid is not None and len(valid) else None
-        sets.append((A_t, X, V, sk))
-    gen = torch.Generator().manual_seed(seed)
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
-    steps_per_epoch = sum(max(1, math.ceil(len(X) / batch_size)) for _, X, _, _ in sets)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs * steps_per_epoch)
-    history: list[dict] = []
-    t0 = time.perf_counter()
-    has_valid = all(V is not None for _, _, V, _ in sets)
-
-    def evaluate():
-        model.eval()
-        tot, cnt = 0.0, 0
-        with torch.no_grad():
-            for A_t, _, Z, sk in sets:
-                for i in range(0, len(Z), 64):
-                    zb = Z[i : i + 64]
-                    d = model(zb.view(-1, 1, *sk)).reshape(len(zb), -1)
-                    tot += float(dcdm_loss(zb, d, A_t)) * len(zb)
-                cnt += len(Z)
-        model.train()
-        return tot / cnt
-
-    from rich.progress import Progress
-
-    stop = False
-    with Progress(disable=not progress, transient=True) as bar:
-        task = bar.add_task("train dcdm", total=epochs * steps_per_epoch)
-        initial_valid = evaluate() if has_valid else None
-        for epoch in range(epochs):
-            model.train()
-            batches = []
-            for k, (_, X, _, _) in enumerate(sets):
-                perm = torch.randperm(len(X), generator=gen)
-                batches += [(k, perm[i : i + batch_size]) for i in range(0, len(X), batch_size)]
-            if len(sets) > 1:
-                order = torch.randperm(len(batches), generator=gen).tolist()
-                batches = [batches[j] for j in order]
-            tot, cnt = 0.0, 0
-            for k, idx in batches:
-                A_t, X, _, sk = sets[k]
-                rb = X[idx]
-                d = model(rb.view(-1, 1, *sk)).reshape(len(rb), -1)
-                loss = dcdm_loss(rb, d, A_t)
-                if not torch.isfinite(loss):
-                    raise TrainingError(
-                        f"non-finite DCDM loss at epoch {epoch + 1}; lower lr (now {lr})"
-                    )
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                sched.step()
-                tot += float(loss.detach()) * len(rb)
-                cnt += len(rb)
-                bar.advance(task)
-                if max_seconds is not None and time.perf_counter() - t0 > max_seconds:
-                    stop = True
-                    break
-            rec = {
-                "epoch": epoch + 1,
-                "loss": tot / max(cnt, 1),
-                "valid_loss": evaluate() if has_valid else None,
-                "seconds": time.perf_counter() - t0,
+    mats, train, valid, shapes = _training_sets(A, data, shape, dev, dtype)
+    has_valid = all(V is not None for V in valid)
+    trainer = Trainer(
+        model,
+        step=DCDMStep(mats, shapes),
+        lr=lr,
+        epochs=epochs,
+        scheduler="cosine",
+        seed=seed,
+        device=dev,
+        progress=progress,
+        max_time=max_seconds,
+        validate_start=has_valid,
+        restore_best=False,
+    )
+    history = trainer.fit(
+        _VectorBatches(train, batch_size, seed=seed),
+        _VectorBatches(valid, 64, shuffle=False) if has_valid else None,
+    )
+    model.eval()
+    out = []
+    for rec in history:
+        out.append(
+            {
+                "epoch": rec["epoch"],
+                "loss": rec["train_loss"],
+                "valid_loss": rec.get("valid_loss"),
+                "seconds": rec["time"],
+                "lr": rec["lr"],
             }
-            if epoch == 0:
-                rec["initial_valid_loss"] = initial_valid
-            history.append(rec)
-            if stop:
-                break
-    model.eval()
-    return history
-
-
-def train_vcycle(
-    model: torch.nn.Module,
-    shape: Sequence[int],
-    *,
-    steps: int = 200,
-    batch_size: int = 16,
-    power: int = 3,
-    lr: float = 1e-2,
-    seed: int = 0,
-    progress: bool = True,
-) -> list[dict]:
-    """Train a :class:`~pdesurrogates.surrogates.LearnedVCycle` on the Dirichlet Laplacian.
-
-    Minimises the mean of ``log(||E^k e||_A^2 / ||e||_A^2)`` over random vectors ``e``,
-    where ``E = I - B A`` is the V-cycle's error propagation and ``k = power``: a smooth
-    estimate of the spectral radius of ``E``, which sets the PCG condition number
-    ``1 / (1 - rho(E))``. The training grid should be small (dense algebra), e.g. 32x32.
-
-    Returns
-    -------
-    list of dict
-        ``step`` and ``loss`` every 10 steps (and the last), with ``rho`` the estimated
-        contraction factor per V-cycle ``exp(loss / (2 k))``.
-    """
-    from pdesurrogates.surrogates._dcdm_net import _laplacian_dense
-
-    shape = tuple(int(s) for s in shape)
-    n = int(np.prod(shape))
-    if n > 40_000:
-        raise ValueError(f"train_vcycle uses dense algebra; grid {shape} is too large (<= 200^2)")
-    dtype = torch.float64
-    model.to(dtype)
-    A = _laplacian_dense(shape, dtype, "cpu")
-    gen = torch.Generator().manual_seed(seed)
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
-    history: list[dict] = []
-    from rich.progress import Progress
-
-    with Progress(disable=not progress, transient=True) as bar:
-        task = bar.add_task("train vcycle", total=steps)
-        for step in range(steps):
-            e = torch.randn(batch_size, n, generator=gen, dtype=dtype)
-            levels = model.hierarchy(A, shape)
-            e0 = ((e @ A) * e).sum(1)
-            x = e
-            for _ in range(power):
-                x = x - model.apply(levels, x @ A)
-            loss = torch.log(((x @ A) * x).sum(1) / e0).mean()
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            bar.advance(task)
-            if step % 10 == 0 or step == steps - 1:
-                val = float(loss.detach())
-                history.append({"step": step + 1, "loss": val, "rho": math.exp(val / (2 * power))})
-    model.eval()
-    return history
+        )
+    if out:
+        out[0]["initial_valid_loss"] = trainer.initial_valid["loss"] if has_valid else None
+    return out

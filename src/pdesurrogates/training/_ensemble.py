@@ -12,7 +12,8 @@ from torch import nn
 
 from pdesurrogates.io import load, read_config, save
 from pdesurrogates.surrogates import Ensemble
-from pdesurrogates.training._trainer import MODEL_DIR, Trainer
+from pdesurrogates.training._checkpoint import MODEL_DIR
+from pdesurrogates.training._trainer import Trainer
 
 __all__ = ["fit_ensemble"]
 

@@ -1,9 +1,13 @@
-"""The training loop: Adam + schedule, early stopping, checkpoints, resume, DDP.
+"""The one training loop: optimiser and schedule, early stopping, checkpoints, resume,
+progress, a wall-clock budget and DDP, for every network family.
 
-A :class:`Trainer` fits any ``nn.Module`` on map-style datasets of dict samples (the
-:class:`pdesurrogates.datasets.FieldDataset` format). What a batch means is decided by
-``step_fn(model, batch) -> (prediction, target)``; the default feeds the field(s)
-``input_key`` to the model and compares with ``target_key``.
+A :class:`Trainer` fits an ``nn.Module``. What a batch means is the family's business: a
+:class:`~pdesurrogates.training.TrainingStep` returns the loss of one batch (DCDM, the
+learned V-cycle and MF-DNN have their own); without one, a :class:`SupervisedStep`
+compares ``step_fn(model, batch) -> (prediction, target)`` under ``loss`` (the default
+feeds the field(s) ``input_key`` of a :class:`pdesurrogates.datasets.FieldDataset` batch
+to the model and compares with ``target_key``). Batches come from a map-style dataset or
+from a :class:`~pdesurrogates.training.BatchSource` (e.g. full-batch training).
 
 Reproducibility: the shuffling of epoch ``e`` depends only on ``(seed, e)``, and the
 checkpoint written after every epoch holds the weights, optimiser and scheduler state, the
@@ -15,172 +19,67 @@ bit on CPU with the same thread count).
 from __future__ import annotations
 
 import copy
-import io
-import json
 import math
 import os
-import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, Dataset, DistributedSampler, Subset
+from torch.utils.data import DataLoader, Dataset, Subset
 
-from pdesurrogates.errors import CheckpointError, TrainingError
-from pdesurrogates.io import atomic_write_bytes, atomic_write_text, model_spec, save
+from pdesurrogates._progress import ProgressBar, TimeBudget
+from pdesurrogates.errors import TrainingError
+from pdesurrogates.io import save
 from pdesurrogates.training import _distributed
+from pdesurrogates.training._checkpoint import (
+    CHECKPOINT_FILE,
+    MODEL_DIR,
+    checkpoint_state,
+    model_spec_or_none,
+    restore,
+    write_checkpoint,
+)
+from pdesurrogates.training._configs import TrainerConfig
+from pdesurrogates.training._looptools import (
+    Bars,
+    Clock,
+    check_arguments,
+    epoch_loader,
+    first_nonfinite,
+    make_optimizer,
+    nonfinite_error,
+    state_copy,
+    time_lr,
+    to_device,
+)
 from pdesurrogates.training._losses import get_loss, rel_h1, rel_l2
+from pdesurrogates.training._steps import (  # noqa: F401  (fields_to_channels: old path)
+    BatchSource,
+    SupervisedStep,
+    TrainingStep,
+    default_step,
+    fields_to_channels,
+)
 
-__all__ = ["Trainer", "default_step", "fields_to_channels"]
+__all__ = ["Trainer"]
 
-CHECKPOINT_FILE = "checkpoint.pt"
-METRICS_FILE = "metrics.jsonl"
-MODEL_DIR = "model"
-CHECKPOINT_FORMAT = "pdesurrogates-checkpoint"
-
-_SCHEDULERS = ("onecycle", "cosine", None)
-
-
-def fields_to_channels(
-    batch: Mapping[str, Any], keys: str | Sequence[str], component: Mapping[str, bool]
-) -> torch.Tensor:
-    """Stack batched fields channel-first: ``(B, X, Y)`` -> ``(B, 1, X, Y)``,
-    ``(B, X, Y, C)`` with a trailing ``component`` axis -> ``(B, C, X, Y)``; several keys
-    are concatenated along the channel axis."""
-    if isinstance(keys, str):
-        keys = [keys]
-    parts = []
-    for k in keys:
-        if k not in batch:
-            raise TrainingError(
-                f"batch has no field {k!r} (fields: {sorted(x for x in batch if x != 'params')}); "
-                "set input_key/target_key to field names of the dataset"
-            )
-        t = batch[k]
-        if component.get(k, False):
-            t = torch.movedim(t, -1, 1)
-        else:
-            t = t.unsqueeze(1)
-        parts.append(t)
-    return parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)
+_METRICS = {"rel_l2": rel_l2, "rel_h1": rel_h1}
+_C = TrainerConfig  # the defaults
 
 
-def default_step(
-    model: nn.Module,
-    batch: Mapping[str, Any],
-    *,
-    input_key: str | Sequence[str] = "a",
-    target_key: str = "u",
-    component: Mapping[str, bool] | None = None,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """``model(inputs) , target`` with fields stacked channel-first (see
-    :func:`fields_to_channels`)."""
-    component = component or {}
-    x = fields_to_channels(batch, input_key, component)
-    y = fields_to_channels(batch, target_key, component)
-    return model(x), y
-
-
-def _to_device(obj, device):
-    if torch.is_tensor(obj):
-        return obj.to(device)
-    if isinstance(obj, Mapping):
-        return {k: _to_device(v, device) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return type(obj)(_to_device(v, device) for v in obj)
-    return obj
-
-
-def _first_nonfinite(batch, prefix="") -> str | None:
-    if torch.is_tensor(batch):
-        if batch.is_floating_point() and not torch.isfinite(batch).all():
-            return prefix or "batch"
-        return None
-    if isinstance(batch, Mapping):
-        for k, v in batch.items():
-            bad = _first_nonfinite(v, f"{prefix}.{k}" if prefix else str(k))
-            if bad:
-                return bad
-    elif isinstance(batch, (list, tuple)):
-        for i, v in enumerate(batch):
-            bad = _first_nonfinite(v, f"{prefix}[{i}]")
-            if bad:
-                return bad
-    return None
-
-
-def _state_copy(model: nn.Module) -> dict[str, torch.Tensor]:
-    return {k: v.detach().clone() for k, v in model.state_dict().items()}
-
-
-class _Progress:
-    """A rich progress bar (epochs and batches) that can be switched off."""
-
-    def __init__(
-        self, enabled: bool, total_epochs: int, start_epoch: int, budget: float | None = None
-    ):
-        self.enabled = enabled
-        self.budget = budget  # with a wall-clock budget the bar counts seconds, not epochs
-        if not enabled:
-            return
-        from rich.console import Console
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeElapsedColumn,
-            TimeRemainingColumn,
-        )
-
-        self.p = Progress(
-            TextColumn("[bold]{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            TimeRemainingColumn(),
-            TextColumn("{task.fields[info]}"),
-            console=Console(stderr=True),
-            transient=False,
-        )
-        self.p.start()
-        if budget is None:
-            self.epoch_task = self.p.add_task(
-                "epochs", total=total_epochs, completed=start_epoch, info=""
-            )
-        else:
-            self.epoch_task = self.p.add_task("seconds", total=round(budget), info="")
-        self.batch_task = None
-
-    def start_epoch(self, epoch: int, n_batches: int) -> None:
-        if not self.enabled:
-            return
-        if self.batch_task is not None:
-            self.p.remove_task(self.batch_task)
-        self.batch_task = self.p.add_task(f"epoch {epoch + 1}", total=n_batches, info="")
-
-    def batch(self, loss: float) -> None:
-        if self.enabled:
-            self.p.update(self.batch_task, advance=1, info=f"loss {loss:.3e}")
-
-    def end_epoch(self, info: str, *, epoch: int = 0, elapsed: float = 0.0) -> None:
-        if not self.enabled:
-            return
-        if self.budget is None:
-            self.p.update(self.epoch_task, advance=1, info=info)
-        else:
-            done = round(min(elapsed, self.budget))
-            self.p.update(self.epoch_task, completed=done, info=f"epoch {epoch + 1}  {info}")
-
-    def close(self) -> None:
-        if self.enabled:
-            self.p.stop()
+def _sum_over_processes(ctx, *values) -> list[float]:
+    """``values`` summed over every DDP process (as they are in a single process)."""
+    if not ctx.enabled:
+        return [float(v) for v in values]
+    t = torch.tensor([float(v) for v in values], dtype=torch.float64)
+    return _distributed.all_reduce_sum(t, ctx).tolist()
 
 
 class Trainer:
-    """Fit a model on datasets of dict samples.
+    """Fit a model: the training loop shared by every network family.
 
     Parameters
     ----------
@@ -189,21 +88,25 @@ class Trainer:
         :class:`pdesurrogates.surrogates.NormalizedModel` to train in normalised units
         and keep the normalisers with the saved model.
     loss : {"rel_l2", "rel_h1", "mse"} or callable
-        Training loss ``loss(pred, target) -> scalar``. ``rel_l2``/``rel_h1`` are the
-        per-sample relative errors averaged over the batch (2-D grids by default, see
-        ``spatial_dims``).
+        Loss ``loss(pred, target) -> scalar`` of the supervised step. ``rel_l2``/``rel_h1``
+        are the per-sample relative errors averaged over the batch (2-D grids by default,
+        see ``spatial_dims``). Unused with ``step``.
+    optimizer : {"adam", "lbfgs"}
+        Adam (one step per batch), or L-BFGS (one ``optimizer.step(closure)`` per batch,
+        which runs up to ``optimizer_kwargs["max_iter"]`` iterations; meant for
+        full-batch training).
     lr : float
-        Peak learning rate of Adam.
+        Peak learning rate.
     epochs : int
-        Maximum number of epochs.
+        Maximum number of epochs (passes over the data; with a
+        :class:`~pdesurrogates.training.FullBatch` source, optimisation steps).
     batch_size : int
-        Samples per optimisation step (per process under DDP).
+        Samples per optimisation step (per process under DDP) of a dataset.
     scheduler : {"onecycle", "cosine", None}
         Learning-rate schedule, stepped every batch.
     patience : int or None
-        Stop when the validation loss has not improved for this many epochs (needs a
-        validation dataset). The best weights are restored at the end whenever a
-        validation set is given.
+        Stop when the validation loss has not improved for this many validations (needs
+        a validation dataset).
     out_dir : path or None
         Directory for ``checkpoint.pt`` (every epoch, atomic), ``metrics.jsonl`` and the
         final model (``model/``, via :func:`pdesurrogates.save`). ``None``: nothing is
@@ -216,8 +119,12 @@ class Trainer:
         ``step_fn(model, batch) -> (prediction, target)``; ``batch`` is the collated dict
         already on ``device``. Default: :func:`default_step` with ``input_key`` /
         ``target_key``.
-    progress : bool
-        Show a progress bar (rank 0 only).
+    step : TrainingStep or None
+        The family's step: the loss of a batch and the validation sums (instead of
+        ``step_fn`` and ``loss``).
+    progress : bool or ProgressBar
+        Show a progress bar (rank 0 only); a running :class:`ProgressBar` gets this
+        trainer's bars as tasks (removed at the end), e.g. below a caller's own bar.
     input_key : str or sequence of str
         Field(s) fed to the model by the default step, stacked as channels.
     target_key : str
@@ -227,19 +134,45 @@ class Trainer:
     grad_clip : float or None
         Clip the global gradient norm to this value.
     metrics : sequence of {"rel_l2", "rel_h1"}
-        Validation metrics logged besides the loss.
+        Validation metrics of the supervised step logged besides the loss.
     spatial_dims : int
         Number of trailing spatial axes for the relative losses.
-    max_time : float or None
-        Wall-clock training budget in seconds. Training stops (mid-epoch if need be) once
-        it is spent, and the learning-rate schedule follows the *elapsed fraction of the
-        budget* instead of the step count, so the schedule completes within the budget
-        whatever the machine's speed (``epochs`` is then only an upper bound). Runs with
-        a budget are not bit-reproducible.
+    max_time : float, TimeBudget or None
+        Wall-clock training budget in seconds (or a :class:`TimeBudget` shared with
+        other work). Training stops (mid-epoch if need be) once it is spent, and the
+        learning-rate schedule follows the *elapsed fraction of the budget* instead of the
+        step count, so the schedule completes within the budget whatever the machine's
+        speed (``epochs`` is then only an upper bound). Runs with a budget are not
+        bit-reproducible.
     num_workers : int
         DataLoader worker processes.
     pct_start : float
         Fraction of the steps spent warming up with ``onecycle``.
+    min_lr : float
+        Final learning rate of ``cosine``.
+    optimizer_kwargs : dict or None
+        Further arguments of the optimiser (e.g. L-BFGS ``max_iter``, ``history_size``;
+        L-BFGS uses the strong-Wolfe line search unless told otherwise).
+    params : iterable of nn.Parameter or None
+        Train only these parameters; the model's others are frozen during :meth:`fit`.
+    valid_every : int
+        Validate every this many epochs (and after the last).
+    validate_start : bool
+        Also validate the starting weights; they are then a candidate for the best.
+    restore_best : bool
+        Load the best validation weights at the end (when validating).
+
+    Attributes
+    ----------
+    history : list of dict
+        One record per epoch: ``epoch``, ``train_loss``, ``lr``, ``time`` and, after a
+        validation, ``valid_loss`` and ``valid_<metric>``.
+    best_epoch, best_loss : int or None, float
+        Epoch (0: the start) and validation loss of the best weights.
+    initial_valid : dict or None
+        Validation of the starting weights (with ``validate_start``).
+    stop_reason : str
+        ``"epochs"``, ``"early_stopping"`` or ``"max_time"``.
 
     Examples
     --------
@@ -263,54 +196,47 @@ class Trainer:
         self,
         model: nn.Module,
         *,
-        loss: str | Callable = "rel_l2",
-        lr: float = 1e-3,
-        epochs: int = 100,
-        batch_size: int = 16,
-        scheduler: str | None = "onecycle",
-        patience: int | None = None,
+        loss: str | Callable = _C.loss,
+        optimizer: str = _C.optimizer,
+        lr: float = _C.lr,
+        epochs: int = _C.epochs,
+        batch_size: int = _C.batch_size,
+        scheduler: str | None = _C.scheduler,
+        patience: int | None = _C.patience,
         out_dir: str | os.PathLike | None = None,
-        seed: int = 0,
+        seed: int = _C.seed,
         device: str | torch.device | None = None,
         step_fn: Callable | None = None,
-        progress: bool = True,
+        step: TrainingStep | None = None,
+        progress: bool | ProgressBar = True,
         input_key: str | Sequence[str] = "a",
         target_key: str = "u",
-        weight_decay: float = 0.0,
-        grad_clip: float | None = None,
+        weight_decay: float = _C.weight_decay,
+        grad_clip: float | None = _C.grad_clip,
         metrics: Sequence[str] = ("rel_l2",),
         spatial_dims: int = 2,
-        max_time: float | None = None,
-        num_workers: int = 0,
-        pct_start: float = 0.2,
+        max_time: float | TimeBudget | None = _C.max_time,
+        num_workers: int = _C.num_workers,
+        pct_start: float = _C.pct_start,
+        min_lr: float = _C.min_lr,
+        optimizer_kwargs: Mapping[str, Any] | None = None,
+        params: Iterable[nn.Parameter] | None = None,
+        valid_every: int = 1,
+        validate_start: bool = False,
+        restore_best: bool = True,
     ):
-        if not isinstance(model, nn.Module):
-            raise ValueError(f"Trainer: model must be a torch.nn.Module, got {type(model)}")
-        if not (isinstance(lr, (int, float)) and lr > 0 and math.isfinite(lr)):
-            raise ValueError(f"Trainer: lr must be a positive number, got {lr!r}")
-        for name, v in (("epochs", epochs), ("batch_size", batch_size)):
-            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-                raise ValueError(f"Trainer: {name} must be an integer >= 1, got {v!r}")
-        if scheduler not in _SCHEDULERS:
-            raise ValueError(
-                f"Trainer: scheduler must be 'onecycle', 'cosine' or None, got {scheduler!r}"
-            )
-        if patience is not None and (not isinstance(patience, int) or patience < 1):
-            raise ValueError(f"Trainer: patience must be None or an integer >= 1, got {patience!r}")
-        if not 0 < pct_start < 1:
-            raise ValueError(f"Trainer: pct_start must be in (0, 1), got {pct_start}")
-        for m in metrics:
-            if m not in ("rel_l2", "rel_h1"):
-                raise ValueError(f"Trainer: unknown metric {m!r}; choose from 'rel_l2', 'rel_h1'")
-        if max_time is not None and not max_time > 0:
-            raise ValueError(f"Trainer: max_time must be None or > 0 seconds, got {max_time!r}")
+        check_arguments(locals(), _METRICS)
+        if step is not None and not isinstance(step, TrainingStep):
+            raise ValueError(f"Trainer: step must be a TrainingStep, got {type(step)}")
         self.model = model
         self.loss_name = loss if isinstance(loss, str) else getattr(loss, "__name__", "custom")
         self.loss_fn = get_loss(loss)
         if loss in ("rel_l2", "rel_h1"):
-            base = self.loss_fn
-            self.loss_fn = lambda p, t: base(p, t, spatial_dims=spatial_dims)
+            self.loss_fn = partial(self.loss_fn, spatial_dims=spatial_dims)
+        self.optimizer_name = optimizer
+        self.optimizer_kwargs = dict(optimizer_kwargs or {})
         self.lr = float(lr)
+        self.min_lr = float(min_lr)
         self.epochs = epochs
         self.batch_size = batch_size
         self.scheduler_name = scheduler
@@ -331,15 +257,33 @@ class Trainer:
         self.max_time = max_time
         self.num_workers = num_workers
         self.pct_start = pct_start
+        self.params = None if params is None else list(params)
+        self.valid_every = valid_every
+        self.validate_start = bool(validate_start)
+        self.restore_best = bool(restore_best)
+        self._component: dict[str, bool] = {}
+        if step is None:
+            fns = {
+                m: partial(_METRICS[m], spatial_dims=spatial_dims, reduction="sum")
+                for m in self.metrics
+            }
+            step = SupervisedStep(self._predict, self.loss_fn, fns)
+        self.step = step
         self.history: list[dict[str, Any]] = []
         self.best_epoch: int | None = None
-        self._component: dict[str, bool] = {}
+        self.best_loss = math.inf
+        self.best_state: dict[str, torch.Tensor] | None = None
+        self.initial_valid: dict[str, float] | None = None
+        self.stop_reason = "epochs"
+        self._bad_epochs = 0
+        self._ctx = None
 
     # -- configuration record -----------------------------------------------------------
     def get_config(self) -> dict[str, Any]:
         """The trainer's settings (JSON-serialisable; stored with checkpoints and models)."""
         return {
             "loss": self.loss_name,
+            "optimizer": self.optimizer_name,
             "lr": self.lr,
             "epochs": self.epochs,
             "batch_size": self.batch_size,
@@ -356,7 +300,7 @@ class Trainer:
         }
 
     # -- helpers ------------------------------------------------------------------------
-    def _step(self, model, batch):
+    def _predict(self, model, batch):
         if self.step_fn is not None:
             return self.step_fn(model, batch)
         return default_step(
@@ -370,8 +314,15 @@ class Trainer:
     def _check_dataset(self, ds, name):
         if ds is None:
             return
+        if isinstance(ds, BatchSource):
+            if len(ds) < 1:
+                raise TrainingError(f"{name} yields no batches; give it data")
+            return
         if not isinstance(ds, Dataset) and not hasattr(ds, "__getitem__"):
-            raise ValueError(f"Trainer: {name} must be a map-style torch Dataset, got {type(ds)}")
+            raise ValueError(
+                f"Trainer: {name} must be a map-style torch Dataset or a BatchSource, "
+                f"got {type(ds)}"
+            )
         if len(ds) == 0:
             raise TrainingError(
                 f"{name} is empty; check the split exists and holds samples "
@@ -383,131 +334,58 @@ class Trainer:
                 dims = tuple(getattr(spec, "dims", ()))
                 self._component[k] = bool(dims) and dims[-1] == "component"
 
+    def _trained_params(self) -> list[nn.Parameter]:
+        return list(self.model.parameters()) if self.params is None else self.params
+
     def _make_optimizer(self, steps_per_epoch):
-        opt = torch.optim.Adam(self.model.parameters(), lr=self.lr, weight_decay=self.weight_decay)
-        total = self.epochs * steps_per_epoch
-        if self.scheduler_name == "onecycle":
-            sched = torch.optim.lr_scheduler.OneCycleLR(
-                opt,
-                max_lr=self.lr,
-                total_steps=total,
-                pct_start=self.pct_start,
-                div_factor=10.0,
-                final_div_factor=100.0,
-                cycle_momentum=False,
-            )
-        elif self.scheduler_name == "cosine":
-            sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total, eta_min=0.0)
-        else:
-            sched = None
-        return opt, sched
+        return make_optimizer(self, self._trained_params(), self.epochs * steps_per_epoch)
 
     def _time_lr(self, fraction: float) -> float:
         """Learning rate at ``fraction`` of the time budget (same shapes as the schedulers)."""
-        f = min(max(fraction, 0.0), 1.0)
-        if self.scheduler_name == "onecycle":
-            lo, end = self.lr / 10.0, self.lr / 1000.0
-            if f < self.pct_start:
-                return lo + (self.lr - lo) * 0.5 * (1 - math.cos(math.pi * f / self.pct_start))
-            g = (f - self.pct_start) / (1 - self.pct_start)
-            return end + (self.lr - end) * 0.5 * (1 + math.cos(math.pi * g))
-        if self.scheduler_name == "cosine":
-            return self.lr * 0.5 * (1 + math.cos(math.pi * f))
-        return self.lr
+        return time_lr(self.scheduler_name, self.lr, self.min_lr, self.pct_start, fraction)
 
-    def _batch_indices(self, sampler_indices: list[int], b: int) -> list[int]:
-        return sampler_indices[b * self.batch_size : (b + 1) * self.batch_size]
-
-    # -- checkpoints --------------------------------------------------------------------
     @property
     def checkpoint_path(self) -> Path | None:
         return None if self.out_dir is None else self.out_dir / CHECKPOINT_FILE
 
-    def _write_checkpoint(self, state: dict[str, Any]) -> None:
-        buf = io.BytesIO()
-        torch.save(state, buf)
-        atomic_write_bytes(self.checkpoint_path, buf.getvalue())
-        lines = "".join(json.dumps(h) + "\n" for h in self.history)
-        atomic_write_text(self.out_dir / METRICS_FILE, lines)
-
-    def _read_checkpoint(self) -> dict[str, Any]:
-        path = self.checkpoint_path
-        if path is None:
-            raise ValueError("Trainer: resume=True needs out_dir (where the checkpoint lives)")
-        if not path.is_file():
-            raise CheckpointError(
-                f"{path}: no checkpoint to resume from; start without --resume/resume=True"
-            )
-        try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as exc:  # corrupt/truncated file or unpickling refusal
-            raise CheckpointError(
-                f"{path}: cannot read the checkpoint ({exc}); delete it to start afresh"
-            ) from exc
-        if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
-            raise CheckpointError(f"{path}: not a pdesurrogates training checkpoint")
-        spec = self._model_spec()
-        if spec is not None and state.get("model_spec") is not None:
-            saved, ours = json.loads(state["model_spec"]), spec
-            if saved.get("class") != ours.get("class"):
-                raise CheckpointError(
-                    f"{path}: checkpoint is of a {saved.get('class')} model but the trainer "
-                    f"holds a {ours.get('class')}; use the matching model or a new out_dir"
-                )
-            if saved != ours:
-                raise CheckpointError(
-                    f"{path}: checkpoint was written for a {saved.get('class')} with another "
-                    "configuration; use the same configuration or a new out_dir"
-                )
-        return state
-
     def _model_spec(self) -> dict | None:
-        try:
-            return model_spec(self.model)
-        except CheckpointError:
-            return None
+        return model_spec_or_none(self.model)
 
     # -- evaluation ---------------------------------------------------------------------
+    def _eval_batches(self, dataset, batch_size, ctx):
+        if isinstance(dataset, BatchSource):
+            return dataset.batches(0)
+        idx = list(range(ctx.rank, len(dataset), ctx.world_size))
+        return DataLoader(
+            Subset(dataset, idx), batch_size=batch_size or self.batch_size, shuffle=False
+        )
+
     @torch.no_grad()
-    def evaluate(self, dataset: Dataset, *, batch_size: int | None = None) -> dict[str, float]:
+    def evaluate(self, dataset, *, batch_size: int | None = None) -> dict[str, float]:
         """Mean loss and metrics of the model on ``dataset`` (eval mode, no gradients)."""
-        ctx = getattr(self, "_ctx", None) or _distributed.DistContext()
+        ctx = self._ctx or _distributed.DistContext()
         self._check_dataset(dataset, "dataset")
         model = self.model
         was_training = model.training
         model.eval()
-        idx = list(range(ctx.rank, len(dataset), ctx.world_size))
-        loader = DataLoader(
-            Subset(dataset, idx), batch_size=batch_size or self.batch_size, shuffle=False
-        )
-        sums = torch.zeros(2 + len(self.metrics), dtype=torch.float64)
-        for batch in loader:
-            batch = _to_device(batch, self.device)
-            pred, target = self._step(model, batch)
-            n = target.shape[0]
-            sums[0] += float(self.loss_fn(pred, target)) * n
-            for j, m in enumerate(self.metrics):
-                fn = rel_l2 if m == "rel_l2" else rel_h1
-                sums[1 + j] += float(
-                    fn(pred, target, spatial_dims=self.spatial_dims, reduction="sum")
-                )
+        names = tuple(self.step.metric_names)
+        sums = torch.zeros(len(names) + 1, dtype=torch.float64)
+        for batch in self._eval_batches(dataset, batch_size, ctx):
+            values, n = self.step.evaluate(model, to_device(batch, self.device))
+            for j, name in enumerate(names):
+                sums[j] += values[name]
             sums[-1] += n
         _distributed.all_reduce_sum(sums, ctx)
         model.train(was_training)
         count = max(float(sums[-1]), 1.0)
-        out = {"loss": float(sums[0]) / count}
-        for j, m in enumerate(self.metrics):
-            out[m] = float(sums[1 + j]) / count
-        return out
+        return {name: float(sums[j]) / count for j, name in enumerate(names)}
 
     # -- the loop -----------------------------------------------------------------------
-    def fit(
-        self,
-        train_dataset: Dataset,
-        valid_dataset: Dataset | None = None,
-        resume: bool = False,
-    ) -> list[dict[str, Any]]:
+    def fit(self, train_dataset, valid_dataset=None, resume: bool = False) -> list[dict[str, Any]]:
         """Train; return the history (one dict per epoch).
+
+        ``train_dataset`` and ``valid_dataset`` are map-style datasets or
+        :class:`~pdesurrogates.training.BatchSource` objects.
 
         Raises
         ------
@@ -522,60 +400,31 @@ class Trainer:
             raise ValueError("Trainer: patience (early stopping) needs a valid_dataset")
         ctx = _distributed.setup(self.device)
         self._ctx = ctx
+        # freeze the parameters not trained, so that they are left exactly as they are
+        ids = {id(p) for p in self._trained_params()}
+        frozen = [p for p in self.model.parameters() if id(p) not in ids and p.requires_grad]
+        for p in frozen:
+            p.requires_grad_(False)
         try:
             return self._fit(train_dataset, valid_dataset, resume, ctx)
         finally:
+            for p in frozen:
+                p.requires_grad_(True)
             self._ctx = None
             ctx.close()
 
     def _fit(self, train_dataset, valid_dataset, resume, ctx):
         model = self.model.to(self.device)
-        sampler = DistributedSampler(
-            train_dataset,
-            num_replicas=ctx.world_size,
-            rank=ctx.rank,
-            shuffle=True,
-            seed=self.seed,
-            drop_last=False,
+        epoch_batches, steps_per_epoch = epoch_loader(
+            train_dataset, ctx, self.batch_size, self.seed, self.num_workers
         )
-        loader = DataLoader(
-            train_dataset,
-            batch_size=self.batch_size,
-            sampler=sampler,
-            num_workers=self.num_workers,
-            drop_last=False,
-        )
-        steps_per_epoch = len(loader)
         opt, sched = self._make_optimizer(steps_per_epoch)
-        timed = self.max_time is not None
-        if timed:
+        if self.max_time is not None:
             sched = None  # the learning rate follows the elapsed fraction of max_time
-        start_epoch = 0
-        best_loss = math.inf
-        best_state = None
-        bad_epochs = 0
-        elapsed = 0.0
-        self.history = []
-        self.best_epoch = None
-        if resume:
-            state = self._read_checkpoint()
-            model.load_state_dict(state["model"])
-            opt.load_state_dict(state["optimizer"])
-            if sched is not None and state.get("scheduler") is not None:
-                sched.load_state_dict(state["scheduler"])
-            torch.set_rng_state(state["rng"])
-            start_epoch = int(state["epoch"])
-            best_loss = float(state["best_loss"])
-            best_state = state.get("best_state")
-            bad_epochs = int(state["bad_epochs"])
-            elapsed = float(state["elapsed"])
-            self.history = json.loads(state["history"])
-            self.best_epoch = state.get("best_epoch")
-            if int(state.get("world_size", 1)) != ctx.world_size:
-                raise CheckpointError(
-                    f"{self.checkpoint_path}: written by a {state.get('world_size')}-process "
-                    f"run; resume it with the same number of processes ({ctx.world_size} now)"
-                )
+        self.history, self.best_epoch, self.best_loss, self.best_state = [], None, math.inf, None
+        self._bad_epochs, self.initial_valid, self.stop_reason = 0, None, "epochs"
+        start_epoch, elapsed = restore(self, opt, sched, ctx.world_size) if resume else (0, 0.0)
+        clock = Clock(self.max_time, elapsed)
         train_model = model
         if ctx.enabled:
             from torch.nn.parallel import DistributedDataParallel
@@ -585,134 +434,44 @@ class Trainer:
             )
         if self.out_dir is not None and ctx.is_main:
             self.out_dir.mkdir(parents=True, exist_ok=True)
-
-        stop_reason = "epochs"
-        finished = start_epoch >= self.epochs or (
-            self.patience is not None and bad_epochs >= self.patience
-        )
-        bar = _Progress(
-            self.progress and ctx.is_main and not finished, self.epochs, start_epoch, self.max_time
+        if self.validate_start and valid_dataset is not None and start_epoch == 0:
+            self.initial_valid = self.evaluate(valid_dataset)
+            self._track_best(self.initial_valid["loss"], 0)
+        finished = start_epoch >= self.epochs or self._patience_spent()
+        show = ctx.is_main and not finished
+        if not finished:
+            train_model.train()
+        bars = Bars(
+            self.progress,
+            show=show,
+            clock=clock,
+            epochs=self.epochs,
+            start=start_epoch,
+            steps=steps_per_epoch,
         )
         try:
             for epoch in range(start_epoch, self.epochs):
                 if finished:
                     break
-                if self.max_time is not None and elapsed >= self.max_time:
-                    stop_reason = "max_time"
+                if clock.exhausted():
+                    self.stop_reason = "max_time"
                     break
-                t0 = time.perf_counter()
-                sampler.set_epoch(epoch)
-                order = list(iter(sampler))
-                train_model.train()
-                bar.start_epoch(epoch, steps_per_epoch)
-                total, count = 0.0, 0
-                for b, batch in enumerate(loader):
-                    if timed:
-                        spent = elapsed + time.perf_counter() - t0
-                        up = torch.tensor([float(spent >= self.max_time)], dtype=torch.float64)
-                        _distributed.all_reduce_sum(up, ctx)  # every process stops together
-                        if up.item() > 0:
-                            stop_reason = "max_time"
-                            break
-                        for group in opt.param_groups:
-                            group["lr"] = self._time_lr(spent / self.max_time)
-                    batch = _to_device(batch, self.device)
-                    bad_field = _first_nonfinite(batch)
-                    pred, target = (None, None) if bad_field else self._step(train_model, batch)
-                    loss = None if bad_field else self.loss_fn(pred, target)
-                    bad_loss = loss is not None and not torch.isfinite(loss).all()
-                    flags = torch.tensor(
-                        [float(bool(bad_field)), float(bad_loss)], dtype=torch.float64
-                    )
-                    _distributed.all_reduce_sum(flags, ctx)
-                    if flags.any():
-                        idx = self._batch_indices(order, b)
-                        if bad_field or flags[0] > 0:
-                            raise TrainingError(
-                                f"non-finite values (NaN/Inf) in "
-                                f"{bad_field or 'a batch on another process'} of batch {b} "
-                                f"(epoch {epoch}, dataset indices {idx[:8]}"
-                                f"{'...' if len(idx) > 8 else ''}); likely cause: corrupt "
-                                "samples in the data; check the file with "
-                                "pdesurrogates.datasets.validate and regenerate them"
-                            )
-                        raise TrainingError(
-                            f"the loss became non-finite (NaN/Inf) at batch {b} of epoch {epoch} "
-                            f"(dataset indices {idx[:8]}); the "
-                            f"inputs were finite, so the likely cause is a too-high learning "
-                            f"rate (lr={self.lr:g}) or unnormalised data; lower lr, set "
-                            "grad_clip, or wrap the model in NormalizedModel"
-                        )
-                    opt.zero_grad(set_to_none=True)
-                    loss.backward()
-                    if self.grad_clip is not None:
-                        nn.utils.clip_grad_norm_(model.parameters(), self.grad_clip)
-                    opt.step()
-                    if sched is not None:
-                        sched.step()
-                    n = target.shape[0]
-                    lv = float(loss.detach())
-                    total += lv * n
-                    count += n
-                    bar.batch(lv)
-                sums = torch.tensor([total, float(max(count, 1))], dtype=torch.float64)
-                _distributed.all_reduce_sum(sums, ctx)
-                record: dict[str, Any] = {
-                    "epoch": epoch + 1,
-                    "train_loss": float(sums[0] / sums[1]),
-                    "lr": opt.param_groups[0]["lr"],
-                }
-                if valid_dataset is not None:
-                    val = self.evaluate(valid_dataset)
-                    record["valid_loss"] = val["loss"]
-                    for m in self.metrics:
-                        record[f"valid_{m}"] = val[m]
-                    if val["loss"] < best_loss:
-                        best_loss = val["loss"]
-                        best_state = _state_copy(model)
-                        self.best_epoch = epoch + 1
-                        bad_epochs = 0
-                    else:
-                        bad_epochs += 1
-                elapsed += time.perf_counter() - t0
-                record["time"] = elapsed
-                self.history.append(record)
-                info = f"train {record['train_loss']:.3e}"
-                if "valid_loss" in record:
-                    info += f"  valid {record['valid_loss']:.3e}"
-                bar.end_epoch(info, epoch=epoch, elapsed=elapsed)
-                if self.out_dir is not None:
-                    if ctx.is_main:
-                        self._write_checkpoint(
-                            {
-                                "format": CHECKPOINT_FORMAT,
-                                "model_spec": json.dumps(self._model_spec()),
-                                "trainer": json.dumps(self.get_config()),
-                                "model": model.state_dict(),
-                                "optimizer": opt.state_dict(),
-                                "scheduler": None if sched is None else sched.state_dict(),
-                                "rng": torch.get_rng_state(),
-                                "epoch": epoch + 1,
-                                "best_loss": best_loss,
-                                "best_state": best_state,
-                                "best_epoch": self.best_epoch,
-                                "bad_epochs": bad_epochs,
-                                "elapsed": elapsed,
-                                "history": json.dumps(self.history),
-                                "world_size": ctx.world_size,
-                            }
-                        )
-                    ctx.barrier()
-                if self.patience is not None and bad_epochs >= self.patience:
-                    stop_reason = "early_stopping"
-                    break
-                if stop_reason == "max_time":
+                batches, order = epoch_batches(epoch)
+                if not model.training:  # (evaluate() restores the mode it found)
+                    train_model.train()
+                bars.start_epoch(epoch)
+                mean = self._train_epoch(
+                    epoch, batches, order, train_model, opt, sched, clock, ctx, bars
+                )
+                self._end_epoch(epoch, mean, opt, sched, clock, valid_dataset, ctx, bars)
+                if self._patience_spent():
+                    self.stop_reason = "early_stopping"
+                if self.stop_reason != "epochs":
                     break
         finally:
-            bar.close()
-        if best_state is not None:
-            model.load_state_dict(best_state)
-        self.stop_reason = stop_reason
+            bars.close()
+        if self.restore_best and self.best_state is not None:
+            model.load_state_dict(self.best_state)
         if self.out_dir is not None and ctx.is_main and self._model_spec() is not None:
             save(
                 model,
@@ -720,9 +479,112 @@ class Trainer:
                 metadata={
                     "trainer": self.get_config(),
                     "best_epoch": self.best_epoch,
-                    "stop_reason": stop_reason,
+                    "stop_reason": self.stop_reason,
                     "history": copy.deepcopy(self.history),
                 },
             )
         ctx.barrier()
         return self.history
+
+    def _patience_spent(self) -> bool:
+        return self.patience is not None and self._bad_epochs >= self.patience
+
+    def _track_best(self, loss: float, epoch: int) -> None:
+        if loss < self.best_loss:
+            self.best_loss = loss
+            self.best_state = state_copy(self.model)
+            self.best_epoch = epoch
+            self._bad_epochs = 0
+        else:
+            self._bad_epochs += 1
+
+    # -- one epoch ----------------------------------------------------------------------
+    def _train_epoch(self, epoch, batches, order, train_model, opt, sched, clock, ctx, bars):
+        total, count = 0.0, 0
+        for b, batch in enumerate(batches):
+            if clock.timed:
+                if _sum_over_processes(ctx, clock.exhausted())[0] > 0:  # all stop together
+                    self.stop_reason = "max_time"
+                    break
+                for group in opt.param_groups:
+                    group["lr"] = self._time_lr(clock.fraction())
+            batch = to_device(batch, self.device)
+            lv, n = self._optimise(train_model, opt, batch, epoch, b, order, ctx)
+            if sched is not None:
+                sched.step()
+            total += lv * n
+            count += n
+            bars.batch(lv)
+        total, count = _sum_over_processes(ctx, total, max(count, 1))
+        return total / count
+
+    def _optimise(self, train_model, opt, batch, epoch, b, order, ctx):
+        """One optimisation step on ``batch``; returns the batch's loss (float) and size."""
+        bad_field = first_nonfinite(batch)
+        lbfgs = self.optimizer_name == "lbfgs"
+        loss, n = None, 0
+        if not bad_field:
+            loss, n = (
+                self._lbfgs_step(train_model, opt, batch)
+                if lbfgs
+                else self.step.loss(train_model, batch)
+            )
+        lv = math.nan if loss is None else float(loss.detach())
+        flags = _sum_over_processes(
+            ctx, bool(bad_field), loss is not None and not math.isfinite(lv)
+        )
+        if any(flags):
+            where = f"batch {b} (epoch {epoch}"
+            if order is not None:
+                idx = order[b * self.batch_size : (b + 1) * self.batch_size]
+                where += f", dataset indices {idx[:8]}{'...' if len(idx) > 8 else ''}"
+            raise nonfinite_error(bad_field, flags[0] > 0, where + ")", self.lr)
+        if not lbfgs:
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            self._clip()
+            opt.step()
+        return lv, n
+
+    def _lbfgs_step(self, train_model, opt, batch):
+        size = []
+
+        def closure():
+            opt.zero_grad(set_to_none=True)
+            loss, n = self.step.loss(train_model, batch)
+            size.append(n)
+            if torch.isfinite(loss).all():  # a trial point of the line search may not be
+                loss.backward()
+                self._clip()
+            return loss
+
+        loss = opt.step(closure)  # the loss at the starting point
+        return loss, size[0]
+
+    def _clip(self) -> None:
+        if self.grad_clip is not None:
+            nn.utils.clip_grad_norm_(self.model.parameters(), self.grad_clip)
+
+    def _end_epoch(self, epoch, mean, opt, sched, clock, valid_dataset, ctx, bars):
+        record: dict[str, Any] = {
+            "epoch": epoch + 1,
+            "train_loss": mean,
+            "lr": opt.param_groups[0]["lr"],
+        }
+        last = epoch + 1 == self.epochs or self.stop_reason != "epochs"
+        if valid_dataset is not None and ((epoch + 1) % self.valid_every == 0 or last):
+            val = self.evaluate(valid_dataset)
+            for name, v in val.items():
+                record[f"valid_{name}"] = v
+            self._track_best(val["loss"], epoch + 1)
+        record["time"] = clock.spent()
+        self.history.append(record)
+        info = f"train {record['train_loss']:.3e}"
+        if "valid_loss" in record:
+            info += f"  valid {record['valid_loss']:.3e}"
+        bars.end_epoch(epoch, info)
+        if self.out_dir is not None:
+            if ctx.is_main:
+                state = checkpoint_state(self, opt, sched, epoch + 1, clock.spent(), ctx.world_size)
+                write_checkpoint(self.out_dir, state, self.history)
+            ctx.barrier()

@@ -1,0 +1,125 @@
+"""The Trainer's checkpoint file: written atomically after every epoch, checked on resume."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from pdesurrogates.errors import CheckpointError
+from pdesurrogates.io import atomic_write_bytes, atomic_write_text, model_spec
+
+__all__ = [
+    "CHECKPOINT_FILE",
+    "CHECKPOINT_FORMAT",
+    "METRICS_FILE",
+    "MODEL_DIR",
+    "checkpoint_state",
+    "model_spec_or_none",
+    "read_checkpoint",
+    "restore",
+    "write_checkpoint",
+]
+
+CHECKPOINT_FILE = "checkpoint.pt"
+METRICS_FILE = "metrics.jsonl"
+MODEL_DIR = "model"
+CHECKPOINT_FORMAT = "pdesurrogates-checkpoint"
+
+
+def model_spec_or_none(model: nn.Module) -> dict | None:
+    """The model's saved-class spec, or ``None`` for a model :func:`pdesurrogates.save`
+    cannot save (then no final model is written)."""
+    try:
+        return model_spec(model)
+    except CheckpointError:
+        return None
+
+
+def write_checkpoint(out_dir: Path, state: dict[str, Any], history: list[dict]) -> None:
+    """Write ``checkpoint.pt`` and ``metrics.jsonl`` in ``out_dir``, each atomically."""
+    buf = io.BytesIO()
+    torch.save(state, buf)
+    atomic_write_bytes(out_dir / CHECKPOINT_FILE, buf.getvalue())
+    lines = "".join(json.dumps(h) + "\n" for h in history)
+    atomic_write_text(out_dir / METRICS_FILE, lines)
+
+
+def read_checkpoint(path: Path | None, spec: dict | None) -> dict[str, Any]:
+    """Load a checkpoint and check it belongs to a model of spec ``spec``."""
+    if path is None:
+        raise ValueError("Trainer: resume=True needs out_dir (where the checkpoint lives)")
+    if not path.is_file():
+        raise CheckpointError(
+            f"{path}: no checkpoint to resume from; start without --resume/resume=True"
+        )
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # corrupt/truncated file or unpickling refusal
+        raise CheckpointError(
+            f"{path}: cannot read the checkpoint ({exc}); delete it to start afresh"
+        ) from exc
+    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
+        raise CheckpointError(f"{path}: not a pdesurrogates training checkpoint")
+    if spec is not None and state.get("model_spec") is not None:
+        saved = json.loads(state["model_spec"])
+        if saved.get("class") != spec.get("class"):
+            raise CheckpointError(
+                f"{path}: checkpoint is of a {saved.get('class')} model but the trainer "
+                f"holds a {spec.get('class')}; use the matching model or a new out_dir"
+            )
+        if saved != spec:
+            raise CheckpointError(
+                f"{path}: checkpoint was written for a {saved.get('class')} with another "
+                "configuration; use the same configuration or a new out_dir"
+            )
+    return state
+
+
+def checkpoint_state(trainer, opt, sched, epoch: int, elapsed: float, world_size: int) -> dict:
+    """Everything a resumed run needs: weights, optimiser and schedule, RNG, best, history."""
+    return {
+        "format": CHECKPOINT_FORMAT,
+        "model_spec": json.dumps(model_spec_or_none(trainer.model)),
+        "trainer": json.dumps(trainer.get_config()),
+        "model": trainer.model.state_dict(),
+        "optimizer": opt.state_dict(),
+        "scheduler": None if sched is None else sched.state_dict(),
+        "rng": torch.get_rng_state(),
+        "epoch": epoch,
+        "best_loss": trainer.best_loss,
+        "best_state": trainer.best_state,
+        "best_epoch": trainer.best_epoch,
+        "bad_epochs": trainer._bad_epochs,
+        "elapsed": elapsed,
+        "history": json.dumps(trainer.history),
+        "initial_valid": json.dumps(trainer.initial_valid),
+        "world_size": world_size,
+    }
+
+
+def restore(trainer, opt, sched, world_size: int) -> tuple[int, float]:
+    """Load the trainer's checkpoint into it; returns (epochs done, seconds spent)."""
+    path = trainer.checkpoint_path
+    state = read_checkpoint(path, model_spec_or_none(trainer.model))
+    trainer.model.load_state_dict(state["model"])
+    opt.load_state_dict(state["optimizer"])
+    if sched is not None and state.get("scheduler") is not None:
+        sched.load_state_dict(state["scheduler"])
+    torch.set_rng_state(state["rng"])
+    trainer.best_loss = float(state["best_loss"])
+    trainer.best_state = state.get("best_state")
+    trainer._bad_epochs = int(state["bad_epochs"])
+    trainer.history = json.loads(state["history"])
+    trainer.best_epoch = state.get("best_epoch")
+    trainer.initial_valid = json.loads(state.get("initial_valid") or "null")
+    if int(state.get("world_size", 1)) != world_size:
+        raise CheckpointError(
+            f"{path}: written by a {state.get('world_size')}-process run; resume it with "
+            f"the same number of processes ({world_size} now)"
+        )
+    return int(state["epoch"]), float(state["elapsed"])
