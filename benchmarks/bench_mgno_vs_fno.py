@@ -33,9 +33,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from pdesurrogates.datasets import Normalizer
 from pdesurrogates.solvers.reference import darcy_sample
-from pdesurrogates.surrogates import FNO, MgNO, NormalizedModel
+from pdesurrogates.surrogates import FNO, MgNO, NormalizedModel, Normalizer
 from pdesurrogates.training import Trainer, rel_h1, rel_l2
 
 from _common import PeakMemory, Timer, markdown_table, write_results

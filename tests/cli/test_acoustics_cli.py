@@ -24,7 +24,7 @@ def tube(tmp_path_factory):
             "acoustics1d",
             "-o",
             str(path),
-            "--n-sources",
+            "--n-samples",
             "10",
             "--duration",
             "0.01",

@@ -4,13 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from pdesurrogates.surrogates import FNO, MgNO, NormalizedModel
+from pdesurrogates.surrogates import FNO, MgNO, NormalizedModel, Normalizer
 from pdesurrogates.testing import SurrogateContract
-
-try:  # the normaliser lives with the models
-    from pdesurrogates.surrogates import Normalizer
-except ImportError:  # pragma: no cover - older layout
-    from pdesurrogates.datasets import Normalizer
 
 
 def _normalizers():

@@ -69,7 +69,7 @@ def test_loss_falls_and_history_is_logged(tmp_path):
 
 
 def test_normalisers_are_saved_with_the_model(tmp_path):
-    from pdesurrogates.datasets import Normalizer
+    from pdesurrogates.surrogates import Normalizer
 
     train = SmoothingPairs(16)
     model = NormalizedModel(

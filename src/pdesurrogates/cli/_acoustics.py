@@ -48,7 +48,9 @@ def _parse_receivers(text: str | None, dim: int):
 def _generate_command(dim: int):
     def command(
         output: Path = typer.Option(..., "-o", "--output", help="Output file (.h5)."),
-        n_sources: int = typer.Option(200, "--n-sources", "-n", min=1, help="Source positions."),
+        n_sources: int = typer.Option(
+            200, "--n-samples", "-n", min=1, help="Samples: one source position each."
+        ),
         fmax: float = typer.Option(500.0, "--fmax", help="Maximum frequency (Hz)."),
         duration: float = typer.Option(0.05, "--duration", "-T", help="Response length (s)."),
         size: str = typer.Option(
@@ -161,7 +163,7 @@ def train_deeponet_cmd(
     seed: int = typer.Option(None, "--seed", help=f"Seed of initialisation and data ({_DEFAULT})."),
     max_time: float = typer.Option(
         None,
-        "--max-time",
+        "--max-seconds",
         help="Wall-clock budget (s) per member; the learning-rate schedule follows it and "
         "--epochs becomes an upper bound.",
     ),

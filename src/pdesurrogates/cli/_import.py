@@ -53,7 +53,7 @@ def import_command(backend: ImporterBackend):
         src: Path = typer.Argument(..., help=backend.source_help),
         output: Path = _OUTPUT,
         fields: list[str] = _FIELDS,
-        limit: int = typer.Option(None, "--limit", "-n", min=1, help=backend.limit_help),
+        limit: int = typer.Option(None, "--limit", min=1, help=backend.limit_help),
         overwrite: bool = _OVERWRITE,
         compression: str = _COMPRESSION,
         quiet: bool = _QUIET,

@@ -48,7 +48,7 @@ def load_mf_data(problem: str | None, data: Path | None, n_lo: int, n_hi: int, s
 
 @mf_app.command("fit")
 def fit_cmd(
-    out: Path = typer.Option(..., "--out", "-o", help="Directory to save the model in."),
+    out: Path = typer.Option(..., "-o", "--output", help="Directory to save the model in."),
     problem: str = typer.Option(None, help="Built-in problem (forrester, nonlinear_sin, ...)."),
     data: Path = typer.Option(None, help=".npz with x_lo, y_lo, x_hi, y_hi (and bounds)."),
     method: str = typer.Option("cokriging", help="cokriging | nargp | mfdnn."),
@@ -95,7 +95,7 @@ def fit_cmd(
 @mf_app.command("adapt")
 def adapt_cmd(
     problem: str = typer.Option(..., help="Built-in two-level problem to sample."),
-    out: Path = typer.Option(None, "--out", "-o", help="Save the final model here."),
+    out: Path = typer.Option(None, "-o", "--output", help="Save the final model here."),
     budget: float = typer.Option(60.0, help="Total simulator cost, initial design included."),
     costs: str = typer.Option("1,10", help="Cost per run of each level, comma-separated."),
     n_lo: int = typer.Option(8, help="Initial low-fidelity points."),
@@ -145,7 +145,7 @@ def study_cmd(
         "uniform", help="uniform (on the bounds) | normal (centre, 1/6 of the width as std)."
     ),
     n_samples: int = typer.Option(100_000, help="Input samples (shared by model and truth)."),
-    out: Path = typer.Option(None, "--out", "-o", help="Write the summary JSON here."),
+    out: Path = typer.Option(None, "-o", "--output", help="Write the summary JSON here."),
     plot: Path = typer.Option(None, help="Write the density plot (PNG) here."),
     seed: int = typer.Option(0, help="Seed of the input samples."),
 ) -> None:

@@ -146,21 +146,27 @@ def train_dcdm_command(
     dim: int = typer.Option(2, help="Spatial dimension (2 or 3)."),
     grid: int = typer.Option(128, help="Training grid cells per side (Dirichlet box)."),
     output: Path = typer.Option(
-        Path("runs/dcdm"), "-o", "--output", "--out", help="Directory of the saved model."
+        Path("runs/dcdm"), "-o", "--output", help="Directory of the saved model."
     ),
     samples: int = typer.Option(800, help="Number of Ritz-vector training vectors."),
     lanczos_steps: int = typer.Option(400, "--lanczos", help="Lanczos steps (Ritz vectors)."),
-    epochs: int = typer.Option(4, help="Training epochs."),
-    batch_size: int = typer.Option(16, help="Batch size."),
-    lr: float = typer.Option(1e-3, help="Adam learning rate (cosine schedule)."),
+    epochs: int = typer.Option(None, min=1, help="Training epochs (default: DCDMConfig)."),
+    batch_size: int = typer.Option(None, min=1, help="Batch size (default: DCDMConfig)."),
+    lr: float = typer.Option(
+        None, min=0.0, help="Peak Adam learning rate, cosine schedule (default: DCDMConfig)."
+    ),
     width: int = typer.Option(8, help="Channels of the nonlinear correction (0 = linear)."),
     boundary: str = typer.Option(
         "dirichlet",
         help="Training domain and network padding: 'dirichlet' (Dirichlet box) or 'smoke' "
         "(Neumann walls, open top).",
     ),
-    seed: int = typer.Option(0, help="Seed of the data and the initialisation."),
-    max_seconds: float | None = typer.Option(None, help="Stop training after this long (s)."),
+    seed: int = typer.Option(
+        None, help="Seed of the data, the initialisation and the shuffling (default: DCDMConfig)."
+    ),
+    max_seconds: float | None = typer.Option(
+        None, min=0.0, help="Stop training after this many seconds (default: no limit)."
+    ),
     data: Path | None = typer.Option(
         None, help="Existing training-vector file (.h5); default: generate OUTPUT-ritz.h5."
     ),
@@ -177,7 +183,11 @@ def train_dcdm_command(
 
     from pdesurrogates.solvers import gallery
     from pdesurrogates.surrogates import ConjugateDirectionNet
-    from pdesurrogates.training import train_dcdm, write_ritz_dataset
+    from pdesurrogates.training import DCDMConfig, train_dcdm, write_ritz_dataset
+
+    given = dict(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, max_seconds=max_seconds)
+    cfg = DCDMConfig.from_dict({k: v for k, v in given.items() if v is not None})
+    seed = cfg.seed
 
     if dim not in (2, 3):
         raise ValueError(f"--dim must be 2 or 3; got {dim}")
@@ -195,21 +205,12 @@ def train_dcdm_command(
             typer.echo(f"generating {samples} Ritz-vector training vectors on {shape} ...")
             write_ritz_dataset(data, prob, samples, m=lanczos_steps, seed=seed)
     t_data = time.perf_counter() - t0
-    torch.manual_seed(seed)
-    net = ConjugateDirectionNet(dim=dim, width=width, boundary=boundary)
-    hist = train_dcdm(
-        net,
-        prob.A,
-        str(data),
-        shape=shape,
-        epochs=epochs,
-        batch_size=batch_size,
-        lr=lr,
-        seed=seed,
-        progress=not quiet,
-        max_seconds=max_seconds,
-    )
+    with torch.random.fork_rng(devices=[]):  # seeded initialisation, global RNG untouched
+        torch.manual_seed(seed)
+        net = ConjugateDirectionNet(dim=dim, width=width, boundary=boundary)
+    hist = train_dcdm(net, prob.A, str(data), shape=shape, progress=not quiet, **cfg.to_dict())
     meta = {
+        "config": cfg.to_dict(),
         "trained_on": {"problem": prob.name, "shape": list(shape)},
         "data": str(data),
         "data_seconds": t_data,
@@ -228,15 +229,21 @@ def train_vcycle_command(
     dim: int = typer.Option(2, help="Spatial dimension (2 or 3)."),
     grid: int = typer.Option(32, help="Training grid cells per side (dense algebra: small)."),
     output: Path = typer.Option(
-        Path("runs/vcycle"), "-o", "--output", "--out", help="Directory of the saved model."
+        Path("runs/vcycle"), "-o", "--output", help="Directory of the saved model."
     ),
-    steps: int = typer.Option(200, help="Adam steps."),
-    batch_size: int = typer.Option(16, help="Random error vectors per step."),
-    power: int = typer.Option(3, help="V-cycles per error vector in the loss."),
-    lr: float = typer.Option(1e-2, help="Adam learning rate."),
+    steps: int = typer.Option(
+        None, min=1, help="Adam steps, each on fresh error vectors (default: VCycleConfig)."
+    ),
+    batch_size: int = typer.Option(
+        None, min=1, help="Random error vectors per step (default: VCycleConfig)."
+    ),
+    power: int = typer.Option(
+        None, min=1, help="V-cycles per error vector in the loss (default: VCycleConfig)."
+    ),
+    lr: float = typer.Option(None, min=0.0, help="Adam learning rate (default: VCycleConfig)."),
     smoothing_steps: int = typer.Option(2, help="Jacobi steps before and after (>= 1)."),
     coarse_cells: int = typer.Option(64, help="Unknowns of the exactly solved coarsest level."),
-    seed: int = typer.Option(0, help="Seed of the error vectors."),
+    seed: int = typer.Option(None, help="Seed of the error vectors (default: VCycleConfig)."),
     quiet: bool = typer.Option(False, "-q", "--quiet", help="No progress bar."),
 ) -> None:
     """Train a learned multigrid V-cycle (SPD by construction) on the Dirichlet Laplacian.
@@ -245,29 +252,28 @@ def train_vcycle_command(
     the model to OUTPUT (use it with 'pdesurrogates solve --method vcycle --model OUTPUT').
     """
     from pdesurrogates.surrogates import LearnedVCycle
-    from pdesurrogates.training import train_vcycle
+    from pdesurrogates.training import VCycleConfig, train_vcycle
 
+    given = dict(steps=steps, batch_size=batch_size, power=power, lr=lr, seed=seed)
+    cfg = VCycleConfig.from_dict({k: v for k, v in given.items() if v is not None})
     if dim not in (2, 3):
         raise ValueError(f"--dim must be 2 or 3; got {dim}")
     if grid < 4:
         raise ValueError(f"--grid must be >= 4; got {grid}")
-    if steps < 1:
-        raise ValueError(f"--steps must be >= 1; got {steps}")
     shape = (grid,) * dim
     net = LearnedVCycle(dim=dim, smoothing_steps=smoothing_steps, coarse_cells=coarse_cells)
     t0 = time.perf_counter()
-    hist = train_vcycle(
-        net, shape, steps=steps, batch_size=batch_size, power=power, lr=lr, seed=seed,
-        progress=not quiet,
-    )  # fmt: skip
+    settings = {k: v for k, v in cfg.to_dict().items() if k != "shape"}
+    hist = train_vcycle(net, shape, progress=not quiet, **settings)
     seconds = time.perf_counter() - t0
     meta = {
         "trained_on": {"problem": "dirichlet_box", "shape": list(shape)},
+        "config": {**settings, "shape": list(shape)},
         "seconds": seconds,
         "history": hist,
     }
     _save_run(net.float(), output, meta)
     typer.echo(
-        f"trained {steps} steps in {seconds:.1f} s: contraction {hist[0]['rho']:.3f} -> "
+        f"trained {cfg.steps} steps in {seconds:.1f} s: contraction {hist[0]['rho']:.3f} -> "
         f"{hist[-1]['rho']:.3f}; saved to {output}"
     )

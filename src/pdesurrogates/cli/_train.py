@@ -36,12 +36,15 @@ _EPOCHS = typer.Option(
 )
 _LR = typer.Option(None, "--lr", min=0.0, help="Peak learning rate (default 1e-3).")
 _BATCH = typer.Option(None, "--batch-size", min=1, help="Samples per step (default 8).")
+_SEED = typer.Option(
+    None, "--seed", help="Seed of initialisation and shuffling (overrides [training] seed; 0)."
+)
 _RESUME = typer.Option(False, "--resume", help="Continue an interrupted run in --output.")
 _QUIET = typer.Option(False, "--quiet", "-q", help="No progress bar.")
 _SPLIT = typer.Option("test", "--split", help="test (default), valid, train or all.")
 
 
-def _train(kind, data, output, config, ensemble, epochs, lr, batch_size, resume, quiet):
+def _train(kind, data, output, config, ensemble, epochs, lr, batch_size, seed, resume, quiet):
     from rich.console import Console
 
     from pdesurrogates.runs import train_run
@@ -55,6 +58,7 @@ def _train(kind, data, output, config, ensemble, epochs, lr, batch_size, resume,
         epochs=epochs,
         lr=lr,
         batch_size=batch_size,
+        seed=seed,
         resume=resume,
         progress=not quiet,
     )
@@ -76,6 +80,7 @@ def train_mgno(
     epochs: int = _EPOCHS,
     lr: float = _LR,
     batch_size: int = _BATCH,
+    seed: int = _SEED,
     resume: bool = _RESUME,
     quiet: bool = _QUIET,
 ) -> None:
@@ -85,7 +90,7 @@ def train_mgno(
     validation split (when present) selects the best epoch. Writes the model, a
     checkpoint every epoch and metrics.jsonl to OUTPUT.
     """
-    _train("mgno", data, output, config, ensemble, epochs, lr, batch_size, resume, quiet)
+    _train("mgno", data, output, config, ensemble, epochs, lr, batch_size, seed, resume, quiet)
 
 
 @train_app.command("fno")
@@ -97,11 +102,12 @@ def train_fno(
     epochs: int = _EPOCHS,
     lr: float = _LR,
     batch_size: int = _BATCH,
+    seed: int = _SEED,
     resume: bool = _RESUME,
     quiet: bool = _QUIET,
 ) -> None:
     """Train neuraloperator's Fourier neural operator (FNO) on a 2-D field dataset."""
-    _train("fno", data, output, config, ensemble, epochs, lr, batch_size, resume, quiet)
+    _train("fno", data, output, config, ensemble, epochs, lr, batch_size, seed, resume, quiet)
 
 
 @app.command("evaluate")

@@ -29,9 +29,7 @@ def _parse_levels(text: str) -> tuple[float, ...]:
 def evaluate_cmd(
     pred: Path = typer.Argument(..., help="Prediction file (pdesurrogates-h5, see docs)."),
     truth: Path = typer.Argument(..., help="Truth dataset (pdesurrogates-h5)."),
-    field: str = typer.Option(
-        None, "--field", "-f", help="Predicted field (default: the only one)."
-    ),
+    field: str = typer.Option(None, "--field", help="Predicted field (default: the only one)."),
     split: str = typer.Option(
         None,
         "--split",
@@ -41,7 +39,7 @@ def evaluate_cmd(
         "0.5,0.8,0.9,0.95", "--levels", help="Comma-separated central-interval levels."
     ),
     out: Path = typer.Option(
-        None, "-o", "--output", "--out", help="Directory for uq_report.json and figures."
+        None, "-o", "--output", help="Directory for uq_report.json and figures."
     ),
     name: str = typer.Option(None, "--name", help="Model name shown in the report."),
     no_figures: bool = typer.Option(False, "--no-figures", help="Write the JSON only."),
@@ -86,7 +84,7 @@ def propagate_cmd(
         ..., "--inputs", "-i", help="TOML file of input distributions ([inputs.<name>])."
     ),
     n_samples: int = typer.Option(10000, "--n-samples", "-n", min=4, help="Model evaluations."),
-    out: Path = typer.Option(..., "-o", "--output", "--out", help="Output directory."),
+    out: Path = typer.Option(..., "-o", "--output", help="Output directory."),
     method: str = typer.Option("mc", "--method", help="mc, lhs or sobol (power-of-2 N)."),
     seed: int = typer.Option(0, "--seed", help="Seed of the input design."),
     batch_size: int = typer.Option(4096, "--batch-size", min=1, help="Inputs per model call."),

@@ -193,11 +193,13 @@ def build_surrogate(
         cls = MgNO
     else:
         cls = FNO
-    torch.manual_seed(seed)  # member initialisation: reproducible per seed
-    try:
-        net = cls(**cfg)
-    except TypeError as exc:
-        raise ConfigError(f"model table for {kind}: {exc}") from exc
+    # member initialisation is reproducible per seed; the caller's global RNG is untouched
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        try:
+            net = cls(**cfg)
+        except TypeError as exc:
+            raise ConfigError(f"model table for {kind}: {exc}") from exc
 
     def norm(stats):
         if stats is None:
@@ -223,6 +225,7 @@ def train_run(
     epochs: int | None = None,
     lr: float | None = None,
     batch_size: int | None = None,
+    seed: int | None = None,
     resume: bool = False,
     progress: bool = True,
     device: str | None = None,
@@ -230,7 +233,7 @@ def train_run(
     """Train an MgNO or FNO (or an ensemble of them) on the train split of ``data``.
 
     The validation split, when the file has one, drives model selection (the best epoch
-    is kept) and early stopping (``patience``). ``epochs``, ``lr`` and ``batch_size``,
+    is kept) and early stopping (``patience``). ``epochs``, ``lr``, ``batch_size`` and ``seed``,
     when given, override the ``[training]`` table of ``config`` (whose defaults are those
     of :class:`~pdesurrogates.training.OperatorConfig`). Returns the run record also
     written to ``out_dir/run.json``.
@@ -240,7 +243,9 @@ def train_run(
     if kind not in MODEL_KINDS:
         raise ValueError(f"model kind must be one of {MODEL_KINDS}, got {kind!r}")
     cfg = load_config(config)
-    training = cfg["training"].with_overrides(epochs=epochs, lr=lr, batch_size=batch_size)
+    training = cfg["training"].with_overrides(
+        epochs=epochs, lr=lr, batch_size=batch_size, seed=seed
+    )
     out_dir = Path(out_dir)
     run_path = out_dir / RUN_FILE
     if run_path.exists() and not resume:

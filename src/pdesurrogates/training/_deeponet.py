@@ -193,7 +193,8 @@ def _build_model(setup: dict, model_kwargs: dict, seed: int):
 
 
 def _fit(setup, config: DeepONetConfig, train, valid, out_dir, resume, trainer_kwargs):
-    from pdesurrogates.training import Trainer, fit_ensemble
+    from pdesurrogates.training._ensemble import fit_ensemble
+    from pdesurrogates.training._trainer import Trainer
 
     if config.ensemble > 1:
         return fit_ensemble(
