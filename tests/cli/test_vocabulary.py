@@ -36,7 +36,7 @@ COMMANDS = _commands()
 
 def test_every_short_flag_has_one_meaning():
     meaning = collections.defaultdict(set)
-    for name, cmd in COMMANDS.items():
+    for cmd in COMMANDS.values():
         for opt in _options(cmd):
             longs = [o for o in opt.opts if o.startswith("--")]
             for o in opt.opts:
