@@ -101,3 +101,18 @@ def test_light_commands_start_without_torch(argv):
         f"rc = main({argv!r})\nassert rc == 0, rc\nassert 'torch' not in sys.modules\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)
+
+
+def test_an_unexpected_failure_is_one_line_unless_debug(monkeypatch, capsys):
+    import pdesurrogates.cli._data as data_cli
+
+    def boom(*args, **kwargs):
+        raise KeyError("objects")
+
+    monkeypatch.setattr("pdesurrogates.datasets.describe", boom)
+    monkeypatch.setattr(data_cli, "describe", boom, raising=False)
+    assert main(["info", "whatever.h5"]) == 1
+    err = capsys.readouterr().err
+    assert "unexpected KeyError" in err and "--debug" in err and "Traceback" not in err
+    assert main(["--debug", "info", "whatever.h5"]) == 1
+    assert "Traceback" in capsys.readouterr().err

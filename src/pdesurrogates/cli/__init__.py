@@ -132,6 +132,20 @@ def main(argv: list[str] | None = None) -> int:
         else:
             err.print("[bold red]error:[/bold red]", escape(str(exc)), highlight=False)
         return int(getattr(exc, "exit_code", 2))
+    except Exception as exc:  # the last line of defence: never a bare traceback
+        if _STATE["debug"]:
+            err.print_exception()
+        err.print(
+            f"[bold red]error:[/bold red] unexpected {type(exc).__name__}: {escape(str(exc))}",
+            highlight=False,
+            soft_wrap=True,
+        )
+        err.print(
+            "This input is not checked yet, or it is a bug: rerun with --debug for the "
+            "traceback and report it.",
+            highlight=False,
+        )
+        return 1
     return 0
 
 
