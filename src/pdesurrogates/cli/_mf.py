@@ -37,6 +37,12 @@ def fit_cmd(
         None,
         help="MF-DNN members trained (half are kept); default MultiFidelityConfig.n_members.",
     ),
+    config: Path = typer.Option(
+        None,
+        "--config",
+        "-c",
+        help="MF-DNN: TOML file with a [training] table (MultiFidelityConfig settings).",
+    ),
     seed: int = typer.Option(0, help="Seed of the design and of the fit."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
@@ -58,6 +64,7 @@ def fit_cmd(
         n_hi=n_hi,
         n_test=n_test,
         members=members,
+        config=config,
         seed=seed,
         progress=not quiet,
     )

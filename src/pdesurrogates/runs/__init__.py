@@ -25,6 +25,7 @@ from pdesurrogates.runs._mf import (
     TEST_FILE,
     fit_mf_run,
     load_mf_data,
+    mf_config,
     write_mf_test_data,
 )
 from pdesurrogates.runs._predict import check_output, load_run, predict_run, select_split
@@ -67,6 +68,7 @@ __all__ = [
     "load_mf_data",
     "load_model_or_function",
     "load_run",
+    "mf_config",
     "plot_sample",
     "predict_fields",
     "predict_run",

@@ -28,7 +28,14 @@ from pdesurrogates.io import atomic_write_text
 from pdesurrogates.runs._registry import Family, Predicted, register_family
 from pdesurrogates.runs._train import RUN_FILE
 
-__all__ = ["MF_METHODS", "TEST_FILE", "fit_mf_run", "load_mf_data", "write_mf_test_data"]
+__all__ = [
+    "MF_METHODS",
+    "TEST_FILE",
+    "fit_mf_run",
+    "load_mf_data",
+    "mf_config",
+    "write_mf_test_data",
+]
 
 MF_METHODS = ("cokriging", "nargp", "mfdnn")
 TEST_FILE = "test.h5"
@@ -96,18 +103,64 @@ def write_mf_test_data(path, x, y, bounds, *, problem: str = "", overwrite: bool
         return w.finalize(splits={"test": np.arange(len(y))})
 
 
-def _fit_model(method, xs, ys, bounds, members, seed, progress):
+def mf_config(config=None, *, members: int | None = None, seed: int | None = None):
+    """The :class:`~pdesurrogates.training.MultiFidelityConfig` of an MF-DNN fit: the
+    ``[training]`` table of a TOML file (or a mapping), then ``members``/``seed``."""
+    import tomllib
+
+    from pdesurrogates.errors import ConfigError
+    from pdesurrogates.training import MultiFidelityConfig
+
+    table: dict[str, Any] = {}
+    if isinstance(config, dict):
+        table = dict(config)
+    elif config is not None:
+        path = Path(config)
+        if not path.is_file():
+            raise ConfigError(f"{path}: no such config file")
+        try:
+            doc = tomllib.loads(path.read_text())
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"{path}: not valid TOML ({exc})") from exc
+        if set(doc) - {"training"}:
+            raise ConfigError(
+                f"{path}: unknown table(s) {sorted(set(doc) - {'training'})}; an MF-DNN "
+                "config has one table [training] (MultiFidelityConfig settings)"
+            )
+        table = dict(doc.get("training", {}))
+    if members is not None:
+        table["n_members"] = members
+    if seed is not None:
+        table["seed"] = seed
+    try:
+        return MultiFidelityConfig.from_dict(table)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{config or 'config'}: {exc}") from exc
+
+
+def _fit_model(method, xs, ys, bounds, cfg, seed, progress):
     from pdesurrogates.surrogates import CoKrigingGP
-    from pdesurrogates.training import MultiFidelityConfig, fit_multifidelity_net
+    from pdesurrogates.training import fit_multifidelity_net
 
     if method in ("cokriging", "nargp"):
         kind = "ar1" if method == "cokriging" else "nargp"
         model = CoKrigingGP(in_dim=xs[0].shape[1], kind=kind, seed=seed)
         model.fit(xs[0], ys[0], xs[1], ys[1], bounds=bounds, progress=progress)
         return model, model.predict, 1
-    n_members = MultiFidelityConfig.n_members if members is None else members
     fit = fit_multifidelity_net(
-        xs, ys, bounds=bounds, n_members=n_members, seed=seed, progress=progress
+        xs,
+        ys,
+        bounds=bounds,
+        n_members=cfg.n_members,
+        keep=cfg.keep,
+        criterion=cfg.criterion,
+        holdout=cfg.holdout,
+        folds=cfg.folds,
+        low_arch=cfg.low_arch,
+        l2_grid=cfg.l2_grid,
+        seed=cfg.seed,
+        progress=progress,
+        fit_kwargs=cfg.fit_kwargs(),
     )
     return fit.model, fit.predict, len(fit.members)
 
@@ -122,6 +175,7 @@ def fit_mf_run(
     n_hi: int = 6,
     n_test: int = 2000,
     members: int | None = None,
+    config: str | os.PathLike | dict | None = None,
     seed: int = 0,
     progress: bool = True,
 ) -> dict[str, Any]:
@@ -137,6 +191,10 @@ def fit_mf_run(
         AR(1) co-kriging, NARGP (both :class:`~pdesurrogates.surrogates.CoKrigingGP`) or
         the MF-DNN ensemble of :func:`~pdesurrogates.training.fit_multifidelity_net`
         (``members`` trained, half kept).
+    config : path or mapping, optional
+        MF-DNN settings: a TOML file with a ``[training]`` table of
+        :class:`~pdesurrogates.training.MultiFidelityConfig` (``adam_steps``,
+        ``n_members``, ...); ``members`` and ``seed`` override it.
 
     Returns
     -------
@@ -150,8 +208,13 @@ def fit_mf_run(
     out_dir = Path(out_dir)
     if (out_dir / RUN_FILE).exists() or (out_dir / "config.json").exists():
         raise TrainingError(f"{out_dir} already holds a run or model; choose another -o")
+    if method != "mfdnn" and (config is not None or members is not None):
+        raise ValueError(
+            f"--config and --members set the MF-DNN fit; --method {method} takes neither"
+        )
+    cfg = mf_config(config, members=members, seed=seed) if method == "mfdnn" else None
     p, xs, ys, bounds = load_mf_data(problem, data, n_lo, n_hi, seed)
-    model, predict, k = _fit_model(method, xs, ys, bounds, members, seed, progress)
+    model, predict, k = _fit_model(method, xs, ys, bounds, cfg, seed, progress)
     d = xs[0].shape[1]
     record: dict[str, Any] = {
         "kind": method,
@@ -166,6 +229,8 @@ def fit_mf_run(
         "ensemble": k,
         "seed": seed,
     }
+    if cfg is not None:
+        record["training"] = cfg.to_dict()
     if bounds is not None:
         record["bounds"] = np.asarray(bounds, dtype=np.float64).tolist()
     if p is not None:
