@@ -29,6 +29,11 @@ def test_fit_from_npz_then_study(tmp_path, capsys):
     model = load(tmp_path / "m")
     assert type(model).__name__ == "CoKrigingGP"
     assert read_config(tmp_path / "m")["metadata"]["n_hi"] == 4
+    # a run directory: the model, run.json; no test points without a --problem
+    record = json.loads((tmp_path / "m" / "run.json").read_text())
+    assert (record["kind"], record["n_lo"], record["n_hi"]) == ("cokriging", 11, 4)
+    assert (tmp_path / "m" / "model" / "config.json").is_file()
+    assert not (tmp_path / "m" / "test.h5").exists()
     capsys.readouterr()
     rc = main(
         [
@@ -67,5 +72,21 @@ def test_bad_input(tmp_path, capsys):
     assert "missing arrays" in capsys.readouterr().err
     assert main(["mf", "fit", "--problem", "nope", "-o", str(tmp_path / "m")]) == 1
     assert "unknown multi-fidelity problem" in capsys.readouterr().err
+    args = ["mf", "fit", "--problem", "forrester", "--members", "4", "-o", str(tmp_path / "m")]
+    assert main(args) == 1
+    assert "--method cokriging takes neither" in capsys.readouterr().err
+    (tmp_path / "c.toml").write_text("[training]\nadam_step = 3\n")
+    args = [
+        "mf",
+        "fit",
+        "--problem",
+        "forrester",
+        "--method",
+        "mfdnn",
+        "-c",
+        str(tmp_path / "c.toml"),
+    ]
+    assert main([*args, "-o", str(tmp_path / "m")]) == 1
+    assert "unknown setting 'adam_step'" in capsys.readouterr().err
     assert main(["mf", "adapt", "--problem", "forrester", "--costs", "a,b"]) == 1
     assert "--costs" in capsys.readouterr().err

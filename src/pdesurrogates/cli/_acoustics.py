@@ -173,7 +173,7 @@ def train_deeponet_cmd(
 ) -> None:
     """Train a DeepONet (source -> pressure p(x, t)) on an acoustics dataset.
 
-    Writes OUTPUT/model (pdesurrogates.load), metrics.jsonl, checkpoints, summary.json
+    Writes OUTPUT/model (pdesurrogates.load), run.json, metrics.jsonl, checkpoints, summary.json
     (with the configuration used), and, unless --no-eval, report.json with the test-split
     scores (whole-field relative L2, peak-normalised RMSE of the impulse responses) and
     plots of predicted vs reference impulse responses and fields. --ensemble K trains K
@@ -204,6 +204,7 @@ def train_deeponet_cmd(
 
 
 def _run_train_deeponet(data, output, config_path, flags, *, resume, evaluate, quiet) -> None:
+    from pdesurrogates.runs import record_deeponet_run
     from pdesurrogates.training import DeepONetConfig, train_deeponet
 
     if not Path(data).is_file():
@@ -222,6 +223,7 @@ def _run_train_deeponet(data, output, config_path, flags, *, resume, evaluate, q
         resume=resume,
         **overrides,
     )
+    record_deeponet_run(output, data, summary)  # predict / evaluate read run.json
     msg = f"trained in {summary['train_seconds']:.1f} s; model in {Path(output) / 'model'}"
     if "test" in summary:
         t = summary["test"]

@@ -2,7 +2,9 @@
 
 Data come either from a built-in benchmark problem (``--problem forrester`` with
 ``--n-lo/--n-hi``) or from an ``.npz`` file with arrays ``x_lo, y_lo, x_hi, y_hi`` (and
-optionally ``bounds`` of shape (d, 2)). Models are saved with :func:`pdesurrogates.save`.
+optionally ``bounds`` of shape (d, 2)). ``mf fit`` writes a run directory
+(:func:`pdesurrogates.runs.fit_mf_run`); ``mf study`` and ``uq propagate`` take the run
+directory or the model directory inside it.
 """
 
 from __future__ import annotations
@@ -15,81 +17,59 @@ import typer
 
 from pdesurrogates.cli._app import mf_app
 
-__all__ = ["load_mf_data"]
-
-
-def load_mf_data(problem: str | None, data: Path | None, n_lo: int, n_hi: int, seed: int):
-    """``(problem_or_None, [x_lo, x_hi], [y_lo, y_hi], bounds)`` from a problem or an npz."""
-    from pdesurrogates.solvers.reference import get_mf_problem
-
-    if (problem is None) == (data is None):
-        raise ValueError("give exactly one of --problem NAME or --data FILE.npz")
-    if problem is not None:
-        p = get_mf_problem(problem)
-        if p.n_levels != 2:
-            raise ValueError(f"problem {problem!r} has {p.n_levels} levels; the CLI handles 2")
-        if n_hi > n_lo or n_hi < 3:
-            raise ValueError(f"--n-hi must be in [3, --n-lo]; got {n_hi} (n-lo {n_lo})")
-        x_lo, x_hi = p.nested_design([n_lo, n_hi], seed=seed)
-        return p, [x_lo, x_hi], [p.low(x_lo), p.high(x_hi)], p.bounds
-    path = Path(data)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such file; give an .npz with x_lo, y_lo, x_hi, y_hi")
-    with np.load(path, allow_pickle=False) as f:
-        missing = [k for k in ("x_lo", "y_lo", "x_hi", "y_hi") if k not in f]
-        if missing:
-            raise ValueError(f"{path}: missing arrays {missing}; expected x_lo, y_lo, x_hi, y_hi")
-        arrs = {k: np.asarray(f[k], dtype=np.float64) for k in f.files}
-    x_lo = arrs["x_lo"].reshape(len(arrs["x_lo"]), -1)
-    x_hi = arrs["x_hi"].reshape(len(arrs["x_hi"]), -1)
-    bounds = arrs.get("bounds")
-    return None, [x_lo, x_hi], [arrs["y_lo"].reshape(-1), arrs["y_hi"].reshape(-1)], bounds
+__all__ = ["adapt_cmd", "fit_cmd", "study_cmd"]
 
 
 @mf_app.command("fit")
 def fit_cmd(
-    out: Path = typer.Option(..., "-o", "--output", help="Directory to save the model in."),
+    out: Path = typer.Option(
+        ..., "-o", "--output", help="Run directory to create (model/, run.json, test.h5)."
+    ),
     problem: str = typer.Option(None, help="Built-in problem (forrester, nonlinear_sin, ...)."),
     data: Path = typer.Option(None, help=".npz with x_lo, y_lo, x_hi, y_hi (and bounds)."),
     method: str = typer.Option("cokriging", help="cokriging | nargp | mfdnn."),
     n_lo: int = typer.Option(21, help="Low-fidelity points (with --problem)."),
     n_hi: int = typer.Option(6, help="High-fidelity points (with --problem; nested)."),
+    n_test: int = typer.Option(
+        2000, min=1, help="High-fidelity test points written to test.h5 (with --problem)."
+    ),
     members: int | None = typer.Option(
         None,
         help="MF-DNN members trained (half are kept); default MultiFidelityConfig.n_members.",
     ),
+    config: Path = typer.Option(
+        None,
+        "--config",
+        "-c",
+        help="MF-DNN: TOML file with a [training] table (MultiFidelityConfig settings).",
+    ),
     seed: int = typer.Option(0, help="Seed of the design and of the fit."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
-    """Fit a multi-fidelity surrogate and save it; reports the test error for --problem."""
-    from pdesurrogates import save
-    from pdesurrogates.surrogates import CoKrigingGP
-    from pdesurrogates.training import MultiFidelityConfig, fit_multifidelity_net
+    """Fit a multi-fidelity surrogate into a run directory.
 
-    p, xs, ys, bounds = load_mf_data(problem, data, n_lo, n_hi, seed)
-    d = xs[0].shape[1]
-    if method in ("cokriging", "nargp"):
-        model = CoKrigingGP(in_dim=d, kind="ar1" if method == "cokriging" else "nargp", seed=seed)
-        model.fit(xs[0], ys[0], xs[1], ys[1], bounds=bounds, progress=True)
+    Writes OUTPUT/model (pdesurrogates.load), OUTPUT/run.json and, with --problem,
+    OUTPUT/test.h5 (high-fidelity test points: inputs as parameters x0.., output as
+    field y) and the test error on them. Score the run with
+    `pdesurrogates evaluate OUTPUT --data OUTPUT/test.h5 -o REPORT`.
+    """
+    from pdesurrogates.runs import fit_mf_run
 
-        def predict(x):
-            return model.predict(x).mean
-    elif method == "mfdnn":
-        # the default lives in the config (read here: the CLI imports torch lazily)
-        n_members = MultiFidelityConfig.n_members if members is None else members
-        fit = fit_multifidelity_net(xs, ys, bounds=bounds, n_members=n_members, seed=seed)
-        model = fit.model
-
-        def predict(x):
-            return fit.predict(x).mean
-    else:
-        raise ValueError(f"--method must be cokriging, nargp or mfdnn; got {method!r}")
-    meta = {"method": method, "problem": problem, "n_lo": len(ys[0]), "n_hi": len(ys[1])}
-    if p is not None:
-        xt = p.sample(2000, seed=seed + 1000, method="uniform")
-        yt = p.high(xt)
-        meta["test_rel_l2"] = float(np.linalg.norm(predict(xt) - yt) / np.linalg.norm(yt))
-    save(model, out, metadata=meta)
-    typer.echo(json.dumps(meta))
+    record = fit_mf_run(
+        out,
+        problem=problem,
+        data=data,
+        method=method,
+        n_lo=n_lo,
+        n_hi=n_hi,
+        n_test=n_test,
+        members=members,
+        config=config,
+        seed=seed,
+        progress=not quiet,
+    )
+    keys = ("method", "problem", "n_lo", "n_hi", "ensemble", "test_rel_l2")
+    typer.echo(json.dumps({k: record[k] for k in keys if k in record}))
 
 
 @mf_app.command("adapt")
@@ -139,7 +119,9 @@ def adapt_cmd(
 
 @mf_app.command("study")
 def study_cmd(
-    model: Path = typer.Option(..., help="Saved multi-fidelity model (from `mf fit`)."),
+    model: Path = typer.Option(
+        ..., help="Run directory of `mf fit` (or the saved model directory in it)."
+    ),
     problem: str = typer.Option(..., help="Built-in problem whose high level is the truth."),
     dist: str = typer.Option(
         "uniform", help="uniform (on the bounds) | normal (centre, 1/6 of the width as std)."

@@ -1,6 +1,8 @@
 """``pdesurrogates train mgno|fno``, ``pdesurrogates evaluate`` and ``pdesurrogates predict``.
 
-Argument parsing and printing only; the work is done by :mod:`pdesurrogates.runs`.
+``predict`` and ``evaluate`` take a run of every family (MgNO/FNO, DeepONet,
+multi-fidelity). Argument parsing and printing only; the work is done by
+:mod:`pdesurrogates.runs`.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ _SEED = typer.Option(
 )
 _RESUME = typer.Option(False, "--resume", help="Continue an interrupted run in --output.")
 _QUIET = typer.Option(False, "--quiet", "-q", help="No progress bar.")
+_RUN_HELP = "Run directory of `pdesurrogates train mgno|fno|deeponet` or `pdesurrogates mf fit`."
 _SPLIT = typer.Option("test", "--split", help="test (default), valid, train or all.")
 
 
@@ -112,7 +115,7 @@ def train_fno(
 
 @app.command("evaluate")
 def evaluate(
-    run: Path = typer.Argument(..., help="Run directory written by `pdesurrogates train`."),
+    run: Path = typer.Argument(..., help=_RUN_HELP),
     data: Path = typer.Option(..., "--data", "-d", help="File to evaluate on."),
     output: Path = typer.Option(..., "-o", "--output", help="Report directory."),
     split: str = _SPLIT,
@@ -139,14 +142,17 @@ def evaluate(
 
 @app.command("predict")
 def predict(
-    run: Path = typer.Argument(..., help="Run directory written by `pdesurrogates train`."),
-    data: Path = typer.Option(..., "--data", "-d", help="File with the input field(s)."),
+    run: Path = typer.Argument(..., help=_RUN_HELP),
+    data: Path = typer.Option(
+        ..., "--data", "-d", help="File with the inputs (fields, sources or parameters)."
+    ),
     output: Path = typer.Option(..., "-o", "--output", help="Prediction file (.h5)."),
     split: str = _SPLIT,
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output file."),
 ) -> None:
     """Predict the target field of SPLIT and write a prediction file (the layout
-    `uq evaluate` reads: mean, ensemble members, the split and the source rows)."""
+    `uq evaluate` reads: mean, ensemble members or Gaussian std, the split and the
+    source rows). Works for runs of train mgno|fno|deeponet and mf fit."""
     from rich.console import Console
 
     from pdesurrogates.runs import predict_run

@@ -1,7 +1,12 @@
 """Train, predict and evaluate: one path from data to a UQ report for every family.
 
 * :func:`train_run` trains an MgNO or FNO (or a deep ensemble of them) into a run
-  directory;
+  directory; :func:`fit_mf_run` fits a multi-fidelity model (co-kriging, NARGP,
+  MF-DNN) into one, with its high-fidelity test points as a dataset file;
+  :func:`record_deeponet_run` records a DeepONet run (``pdesurrogates train
+  deeponet``);
+* :data:`FAMILIES` holds one predictor per model family (operators, DeepONet,
+  multi-fidelity), chosen by the run's ``kind``;
 * :func:`predict_run` writes the one prediction file of :mod:`pdesurrogates.uq`
   (ensemble members kept, the predicted split recorded);
 * :func:`evaluate_files` scores a prediction file with :func:`pdesurrogates.uq.evaluate`;
@@ -15,18 +20,22 @@ are thin wrappers over these functions.
 from __future__ import annotations
 
 from pdesurrogates.runs._evaluate import DEFAULT_LEVELS, evaluate_files, evaluate_run, grid_coords
-from pdesurrogates.runs._predict import (
-    check_output,
-    load_run,
-    predict_fields,
-    predict_run,
-    select_split,
+from pdesurrogates.runs._mf import (
+    MF_METHODS,
+    TEST_FILE,
+    fit_mf_run,
+    load_mf_data,
+    mf_config,
+    write_mf_test_data,
 )
+from pdesurrogates.runs._predict import check_output, load_run, predict_run, select_split
+from pdesurrogates.runs._predictors import predict_fields, record_deeponet_run
 from pdesurrogates.runs._propagate import (
     load_model_or_function,
     propagate_from_files,
     read_inputs,
 )
+from pdesurrogates.runs._registry import FAMILIES, Family, Predicted, family_of, register_family
 from pdesurrogates.runs._report import plot_sample, summarize, write_run_report
 from pdesurrogates.runs._train import (
     MODEL_KINDS,
@@ -40,25 +49,37 @@ from pdesurrogates.runs._train import (
 
 __all__ = [
     "DEFAULT_LEVELS",
+    "FAMILIES",
+    "MF_METHODS",
     "MODEL_KINDS",
     "RUN_FILE",
+    "TEST_FILE",
+    "Family",
+    "Predicted",
     "build_surrogate",
     "check_output",
     "default_levels",
     "evaluate_files",
     "evaluate_run",
+    "family_of",
+    "fit_mf_run",
     "grid_coords",
     "load_config",
+    "load_mf_data",
     "load_model_or_function",
     "load_run",
+    "mf_config",
     "plot_sample",
     "predict_fields",
     "predict_run",
     "propagate_from_files",
     "read_inputs",
+    "record_deeponet_run",
+    "register_family",
     "resolve_fields",
     "select_split",
     "summarize",
     "train_run",
+    "write_mf_test_data",
     "write_run_report",
 ]

@@ -7,27 +7,49 @@ import os
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
-from pdesurrogates.errors import CheckpointError, DatasetError, TrainingError
+from pdesurrogates.errors import CheckpointError, DatasetError
+from pdesurrogates.runs import _mf, _predictors  # noqa: F401  (register the families)
+from pdesurrogates.runs._registry import FAMILIES, Family, family_of
 from pdesurrogates.runs._train import RUN_FILE
 
-__all__ = ["check_output", "load_run", "predict_fields", "predict_run", "select_split"]
+__all__ = ["check_output", "load_run", "predict_run", "select_split"]
 
 SPLITS = ("train", "valid", "test", "all")
 
 
+def _infer_record(model, where: Path) -> dict[str, Any]:
+    for fam in FAMILIES.values():
+        record = fam.infer(model)
+        if record is not None:
+            return record
+    raise CheckpointError(
+        f"{where}: a saved {type(model).__name__} without {RUN_FILE}; predict needs the run "
+        "directory written by `pdesurrogates train` or `pdesurrogates mf fit` (its "
+        f"{RUN_FILE} names the input and target fields)"
+    )
+
+
 def load_run(run_dir: str | os.PathLike) -> tuple[torch.nn.Module, dict[str, Any]]:
-    """The trained model of a run directory and its run record."""
+    """The trained model of a run directory and its run record.
+
+    A run of any family: ``pdesurrogates train mgno|fno|deeponet`` or ``pdesurrogates mf
+    fit``. A directory without ``run.json`` (a bare model directory, or a DeepONet run of
+    :func:`pdesurrogates.training.train_deeponet`) gets the record inferred from the
+    model's class when the family needs no more (DeepONet, multi-fidelity).
+    """
     from pdesurrogates.io import load
 
     run_dir = Path(run_dir)
     run_path = run_dir / RUN_FILE
     if not run_path.is_file():
+        if (run_dir / "config.json").is_file() or (run_dir / "model" / "config.json").is_file():
+            model = load(run_dir)
+            return model, _infer_record(model, run_dir)
         raise CheckpointError(
             f"{run_dir}: not a training run (no {RUN_FILE}); pass the -o directory of "
-            "`pdesurrogates train`"
+            "`pdesurrogates train` or `pdesurrogates mf fit`"
         )
     try:
         record = json.loads(run_path.read_text())
@@ -60,55 +82,13 @@ def select_split(ds, split: str | None):
     return ds if split in (None, "all") else ds.split(split)
 
 
-def _batches(ds, inputs, target, batch_size):
-    from torch.utils.data import DataLoader
-
-    from pdesurrogates.training import fields_to_channels
-
-    component = {k: s.dims[-1] == "component" for k, s in ds.fields.items()}
-    for batch in DataLoader(ds, batch_size=batch_size, shuffle=False):
-        x = fields_to_channels(batch, inputs, component)
-        y = fields_to_channels(batch, target, component) if target in batch else None
-        yield x, y
-
-
-@torch.no_grad()
-def predict_fields(
-    model: torch.nn.Module, ds, inputs, target, *, batch_size: int = 16
-) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None, torch.Tensor]:
-    """Run ``model`` over ``ds``: ``(mean, samples or None, truth or None, inputs)``, all
-    channel-first ``(N, C, X, Y)`` (samples ``(K, N, C, X, Y)`` for ensembles)."""
-    from pdesurrogates.surrogates import Ensemble
-
-    model.eval()
-    means, samples, truths, xs = [], [], [], []
-    for x, y in _batches(ds, inputs, target, batch_size):
-        if isinstance(model, Ensemble):
-            s = model.member_outputs(x)
-            samples.append(s)
-            means.append(s.mean(0))
-        else:
-            means.append(model(x))
-        xs.append(x)
-        if y is not None:
-            truths.append(y)
-    if not means:
-        raise DatasetError(f"{ds.path}: no samples to predict")
-    mean = torch.cat(means)
-    if not torch.isfinite(mean).all():
-        raise TrainingError("the model produced NaN/Inf predictions; retrain or check data")
-    return (
-        mean,
-        torch.cat(samples, dim=1) if samples else None,
-        torch.cat(truths) if truths else None,
-        torch.cat(xs),
-    )
-
-
-def _layout(t: torch.Tensor, component: bool, lead: int) -> np.ndarray:
-    """Channel-first ``(..., C, X, Y)`` -> the file's ``(..., X, Y[, C])``."""
-    t = torch.movedim(t, lead, -1) if component else t.select(lead, 0)
-    return t.cpu().numpy()
+def _check_family(fam: Family, ds, record, run_dir, data) -> None:
+    problem = fam.check(ds, record)
+    if problem is not None:
+        raise DatasetError(
+            f"{data}: a {record['kind']} run ({run_dir}) cannot predict from this file: "
+            f"{problem}. It expects {fam.expects(record)}"
+        )
 
 
 def predict_run(
@@ -122,10 +102,14 @@ def predict_run(
 ) -> Path:
     """Predict the target field of ``split`` of ``data`` and write a prediction file.
 
-    The file has the layout of :func:`pdesurrogates.uq.save_prediction`: the predictive
-    mean under the target's name, the ensemble members (``/predictive/<target>/samples``)
-    for ensembles, the split predicted, the source rows and the data path, so
-    ``pdesurrogates uq evaluate FILE DATA`` scores exactly these samples.
+    Works for a run of every family (the family's predictor is chosen from the run's
+    ``kind``, see :mod:`pdesurrogates.runs._registry`): MgNO/FNO (field ``u``...),
+    DeepONet (pressure ``p``) and multi-fidelity models (output ``y`` at the input
+    points stored as parameters). The file has the layout of
+    :func:`pdesurrogates.uq.save_prediction`: the predictive mean under the target's
+    name, the ensemble members (``/predictive/<target>/samples``) for ensembles, the std
+    for Gaussian predictions (co-kriging), the split predicted, the source rows and the
+    data path, so ``pdesurrogates uq evaluate FILE DATA`` scores exactly these samples.
 
     Parameters
     ----------
@@ -134,47 +118,41 @@ def predict_run(
         sample. A split the file lacks raises :class:`DatasetError`.
     overwrite : bool
         Replace an existing output file (never the data file itself).
+
+    Raises
+    ------
+    DatasetError
+        ``data`` is not a file the run's family reads (the message names the file, the
+        run's kind and the data it expects), or lacks ``split``.
     """
     from pdesurrogates.datasets import open_dataset
-    from pdesurrogates.uq import Prediction, save_prediction
+    from pdesurrogates.uq import save_prediction
 
     check_output(output, data)
     model, record = load_run(run_dir)
+    fam = family_of(record)
     split = split or "all"
     full = open_dataset(data)
-    ds = select_split(full, split)
-    inputs, target = record["input"], record["target"]
-    for name in inputs:
-        if name not in ds.fields:
-            raise DatasetError(
-                f"{ds.path}: the model needs input field {name!r}; fields: {sorted(ds.fields)}"
-            )
-    mean, samples, _, _ = predict_fields(model, ds, inputs, "__none__", batch_size=batch_size)
-    ref = ds.fields.get(target) or ds.fields[inputs[0]]
-    comp = ref.dims[-1] == "component"
-    if samples is not None:
-        pred = Prediction(_layout(mean, comp, 1), samples=_layout(samples, comp, 2))
-    else:
-        pred = Prediction(_layout(mean, comp, 1))
-    dims = ref.dims if target in ds.fields or not comp else (*ref.dims[:-1], "component")
-    coords = {d: full.coords[d] for d in dims if d != "sample" and d in full.coords}
-    if comp and "component" not in coords:
-        coords["component"] = np.arange(mean.shape[1])
+    _check_family(fam, full, record, run_dir, data)
+    select_split(full, split)  # a clear error for a missing split
+    model.eval()
+    got = fam.predict(model, record, full, split, batch_size)
     return save_prediction(
         output,
-        pred,
-        field=target,
-        coords=coords,
-        dims=dims,
-        units=ref.units if target in ds.fields else "",
+        got.prediction,
+        field=got.field,
+        coords=got.coords,
+        dims=got.dims,
+        units=got.units,
         split=split,
         data=data,
-        source_index=np.asarray(ds.indices),
+        source_index=got.source_index,
         overwrite=overwrite,
         source={
             "generator": "pdesurrogates predict",
             "run": str(Path(run_dir).resolve()),
             "model": record["kind"],
+            "family": fam.name,
             "ensemble": record.get("ensemble", 1),
         },
     )

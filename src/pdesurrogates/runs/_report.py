@@ -146,9 +146,10 @@ def write_run_report(
 
 
 def _sample_figures(ds, record, pred, picks, l2, h1, out: Path) -> dict[str, str]:
-    target, first = record["target"], record["input"][0]
     mean = np.asarray(pred.mean)
-    if mean.ndim != 3:  # only (sample, x, y) fields are drawn
+    target, first = record.get("target"), (record.get("input") or [None])[0]
+    # only (sample, x, y) fields with an input field are drawn
+    if mean.ndim != 3 or first not in ds.fields or target not in ds.fields:
         return {}
     std = None if pred.kind == "point" else np.asarray(pred.std)
     figures = {}

@@ -1,0 +1,306 @@
+"""Multi-fidelity runs: ``mf fit`` into a run directory, its test data as a file, and the
+predictor of the multi-fidelity family (co-kriging, NARGP, MF-DNN).
+
+A multi-fidelity run directory::
+
+    runs/NAME/
+      run.json     # kind (cokriging, nargp, mfdnn), problem, sizes, test error, fields
+      model/       # pdesurrogates.save of the CoKrigingGP or the MF-DNN (ensemble)
+      test.h5      # with a built-in problem: high-fidelity test points (split "test")
+
+``test.h5`` is a ``pdesurrogates-h5`` dataset: the inputs are parameters ``x0 .. x{d-1}``
+(uniform on the problem's bounds) and the high-fidelity output is the field ``y`` with
+dims ``("sample",)``. So ``pdesurrogates evaluate RUN --data RUN/test.h5`` and
+``predict`` + ``uq evaluate`` score a multi-fidelity model exactly as a field model.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pdesurrogates.errors import TrainingError
+from pdesurrogates.io import atomic_write_text
+from pdesurrogates.runs._registry import Family, Predicted, register_family
+from pdesurrogates.runs._train import RUN_FILE
+
+__all__ = [
+    "MF_METHODS",
+    "TEST_FILE",
+    "fit_mf_run",
+    "load_mf_data",
+    "mf_config",
+    "write_mf_test_data",
+]
+
+MF_METHODS = ("cokriging", "nargp", "mfdnn")
+TEST_FILE = "test.h5"
+_TARGET = "y"
+
+
+def load_mf_data(problem: str | None, data, n_lo: int, n_hi: int, seed: int):
+    """``(problem_or_None, [x_lo, x_hi], [y_lo, y_hi], bounds)`` from a built-in problem
+    (nested design of ``n_lo``/``n_hi`` points) or an ``.npz`` with ``x_lo, y_lo, x_hi,
+    y_hi`` (and optionally ``bounds`` of shape (d, 2))."""
+    from pdesurrogates.solvers.reference import get_mf_problem
+
+    if (problem is None) == (data is None):
+        raise ValueError("give exactly one of --problem NAME or --data FILE.npz")
+    if problem is not None:
+        p = get_mf_problem(problem)
+        if p.n_levels != 2:
+            raise ValueError(f"problem {problem!r} has {p.n_levels} levels; the CLI handles 2")
+        if n_hi > n_lo or n_hi < 3:
+            raise ValueError(f"--n-hi must be in [3, --n-lo]; got {n_hi} (n-lo {n_lo})")
+        x_lo, x_hi = p.nested_design([n_lo, n_hi], seed=seed)
+        return p, [x_lo, x_hi], [p.low(x_lo), p.high(x_hi)], p.bounds
+    path = Path(data)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such file; give an .npz with x_lo, y_lo, x_hi, y_hi")
+    with np.load(path, allow_pickle=False) as f:
+        missing = [k for k in ("x_lo", "y_lo", "x_hi", "y_hi") if k not in f]
+        if missing:
+            raise ValueError(f"{path}: missing arrays {missing}; expected x_lo, y_lo, x_hi, y_hi")
+        arrs = {k: np.asarray(f[k], dtype=np.float64) for k in f.files}
+    x_lo = arrs["x_lo"].reshape(len(arrs["x_lo"]), -1)
+    x_hi = arrs["x_hi"].reshape(len(arrs["x_hi"]), -1)
+    bounds = arrs.get("bounds")
+    return None, [x_lo, x_hi], [arrs["y_lo"].reshape(-1), arrs["y_hi"].reshape(-1)], bounds
+
+
+def write_mf_test_data(path, x, y, bounds, *, problem: str = "", overwrite: bool = False) -> Path:
+    """Write inputs ``x`` ``(n, d)`` and outputs ``y`` ``(n,)`` as a ``pdesurrogates-h5``
+    dataset: parameters ``x0 ..`` (uniform on ``bounds``), field ``y`` ``("sample",)`` and
+    a ``test`` split holding every point."""
+    from pdesurrogates.datasets import DatasetWriter, FieldSpec, ParamSpec
+
+    x = np.asarray(x, dtype=np.float64).reshape(len(y), -1)
+    params = {
+        f"x{i}": ParamSpec(dist="uniform", bounds=(float(lo), float(hi)))
+        if bounds is not None
+        else ParamSpec()
+        for i, (lo, hi) in enumerate(bounds if bounds is not None else [(0, 0)] * x.shape[1])
+    }
+    with DatasetWriter(
+        path,
+        n_samples=len(y),
+        coords={},
+        fields={_TARGET: FieldSpec(dims=("sample",), long_name="high-fidelity output")},
+        params=params,
+        dataset_name=f"{problem or 'multi-fidelity'} high-fidelity test points",
+        source={"generator": "pdesurrogates mf fit", "problem": problem, "level": "high"},
+        overwrite=overwrite,
+    ) as w:
+        w.write_batch(
+            0,
+            {_TARGET: np.asarray(y, dtype=np.float64)},
+            params={k: x[:, i] for i, k in enumerate(params)},
+        )
+        return w.finalize(splits={"test": np.arange(len(y))})
+
+
+def mf_config(config=None, *, members: int | None = None, seed: int | None = None):
+    """The :class:`~pdesurrogates.training.MultiFidelityConfig` of an MF-DNN fit: the
+    ``[training]`` table of a TOML file (or a mapping), then ``members``/``seed``."""
+    import tomllib
+
+    from pdesurrogates.errors import ConfigError
+    from pdesurrogates.training import MultiFidelityConfig
+
+    table: dict[str, Any] = {}
+    if isinstance(config, dict):
+        table = dict(config)
+    elif config is not None:
+        path = Path(config)
+        if not path.is_file():
+            raise ConfigError(f"{path}: no such config file")
+        try:
+            doc = tomllib.loads(path.read_text())
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"{path}: not valid TOML ({exc})") from exc
+        if set(doc) - {"training"}:
+            raise ConfigError(
+                f"{path}: unknown table(s) {sorted(set(doc) - {'training'})}; an MF-DNN "
+                "config has one table [training] (MultiFidelityConfig settings)"
+            )
+        table = dict(doc.get("training", {}))
+    if members is not None:
+        table["n_members"] = members
+    if seed is not None:
+        table["seed"] = seed
+    try:
+        return MultiFidelityConfig.from_dict(table)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{config or 'config'}: {exc}") from exc
+
+
+def _fit_model(method, xs, ys, bounds, cfg, seed, progress):
+    from pdesurrogates.surrogates import CoKrigingGP
+    from pdesurrogates.training import fit_multifidelity_net
+
+    if method in ("cokriging", "nargp"):
+        kind = "ar1" if method == "cokriging" else "nargp"
+        model = CoKrigingGP(in_dim=xs[0].shape[1], kind=kind, seed=seed)
+        model.fit(xs[0], ys[0], xs[1], ys[1], bounds=bounds, progress=progress)
+        return model, model.predict, 1
+    fit = fit_multifidelity_net(
+        xs,
+        ys,
+        bounds=bounds,
+        n_members=cfg.n_members,
+        keep=cfg.keep,
+        criterion=cfg.criterion,
+        holdout=cfg.holdout,
+        folds=cfg.folds,
+        low_arch=cfg.low_arch,
+        l2_grid=cfg.l2_grid,
+        seed=cfg.seed,
+        progress=progress,
+        fit_kwargs=cfg.fit_kwargs(),
+    )
+    return fit.model, fit.predict, len(fit.members)
+
+
+def fit_mf_run(
+    out_dir: str | os.PathLike,
+    *,
+    problem: str | None = None,
+    data: str | os.PathLike | None = None,
+    method: str = "cokriging",
+    n_lo: int = 21,
+    n_hi: int = 6,
+    n_test: int = 2000,
+    members: int | None = None,
+    config: str | os.PathLike | dict | None = None,
+    seed: int = 0,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Fit a two-level multi-fidelity surrogate into the run directory ``out_dir``.
+
+    Writes ``out_dir/model`` (:func:`pdesurrogates.save`), ``out_dir/run.json`` and, with
+    a built-in ``problem``, ``out_dir/test.h5``: ``n_test`` uniform high-fidelity test
+    points (seed ``seed + 1000``) on which ``test_rel_l2`` of the record is computed.
+
+    Parameters
+    ----------
+    method : {"cokriging", "nargp", "mfdnn"}
+        AR(1) co-kriging, NARGP (both :class:`~pdesurrogates.surrogates.CoKrigingGP`) or
+        the MF-DNN ensemble of :func:`~pdesurrogates.training.fit_multifidelity_net`
+        (``members`` trained, half kept).
+    config : path or mapping, optional
+        MF-DNN settings: a TOML file with a ``[training]`` table of
+        :class:`~pdesurrogates.training.MultiFidelityConfig` (``adam_steps``,
+        ``n_members``, ...); ``members`` and ``seed`` override it.
+
+    Returns
+    -------
+    dict
+        The run record (``run.json``).
+    """
+    from pdesurrogates.io import save
+
+    if method not in MF_METHODS:
+        raise ValueError(f"--method must be one of {', '.join(MF_METHODS)}; got {method!r}")
+    out_dir = Path(out_dir)
+    if (out_dir / RUN_FILE).exists() or (out_dir / "config.json").exists():
+        raise TrainingError(f"{out_dir} already holds a run or model; choose another -o")
+    if method != "mfdnn" and (config is not None or members is not None):
+        raise ValueError(
+            f"--config and --members set the MF-DNN fit; --method {method} takes neither"
+        )
+    cfg = mf_config(config, members=members, seed=seed) if method == "mfdnn" else None
+    p, xs, ys, bounds = load_mf_data(problem, data, n_lo, n_hi, seed)
+    model, predict, k = _fit_model(method, xs, ys, bounds, cfg, seed, progress)
+    d = xs[0].shape[1]
+    record: dict[str, Any] = {
+        "kind": method,
+        "method": method,
+        "problem": problem,
+        "data": None if data is None else str(Path(data).resolve()),
+        "n_lo": len(ys[0]),
+        "n_hi": len(ys[1]),
+        "in_dim": d,
+        "input": [f"x{i}" for i in range(d)],
+        "target": _TARGET,
+        "ensemble": k,
+        "seed": seed,
+    }
+    if cfg is not None:
+        record["training"] = cfg.to_dict()
+    if bounds is not None:
+        record["bounds"] = np.asarray(bounds, dtype=np.float64).tolist()
+    if p is not None:
+        xt = p.sample(n_test, seed=seed + 1000, method="uniform")
+        yt = p.high(xt)
+        mean = np.asarray(predict(xt).mean, dtype=np.float64)
+        record["test_rel_l2"] = float(np.linalg.norm(mean - yt) / np.linalg.norm(yt))
+        record["n_test"] = int(n_test)
+        write_mf_test_data(out_dir / TEST_FILE, xt, yt, p.bounds, problem=problem)
+        record["test_data"] = str((out_dir / TEST_FILE).resolve())
+    save(model, out_dir / "model", metadata={k: v for k, v in record.items() if k != "input"})
+    atomic_write_text(out_dir / RUN_FILE, json.dumps(record, indent=2))
+    return record
+
+
+# --------------------------------------------------------------------------- predictor
+def _mf_check(ds, record) -> str | None:
+    names = record["input"]
+    missing = [n for n in names if n not in ds.params]
+    if missing:
+        return f"it has no input parameter {missing} (parameters: {sorted(ds.params)})"
+    return None
+
+
+def _mf_predict(model, record, ds, split, batch_size) -> Predicted:
+    """Gaussian mean/std for co-kriging and NARGP, members as samples for an MF-DNN."""
+    import torch
+
+    from pdesurrogates.surrogates import CoKrigingGP, Ensemble
+    from pdesurrogates.uq import Prediction
+
+    rows = ds if split == "all" else ds.split(split)
+    x = np.stack([rows.param_values(n) for n in record["input"]], axis=-1)
+    if isinstance(model, CoKrigingGP):
+        pred = model.predict(x)
+    else:
+        xt = torch.as_tensor(x, dtype=next(model.parameters()).dtype)
+        with torch.no_grad():
+            if isinstance(model, Ensemble):
+                pred = Prediction(None, samples=model.member_outputs(xt).double().numpy())
+            else:
+                pred = Prediction(model(xt).double().numpy())
+    truth = rows.load(_TARGET) if _TARGET in ds.fields else None
+    return Predicted(pred, _TARGET, ("sample",), {}, "", np.asarray(rows.indices), truth)
+
+
+def _mf_infer(model) -> dict | None:
+    from pdesurrogates.surrogates import CoKrigingGP, Ensemble, MultiFidelityNet
+
+    if isinstance(model, CoKrigingGP):
+        kind, d, k = ("cokriging" if model.kind == "ar1" else "nargp"), model.in_dim, 1
+    else:
+        members = list(model.members) if isinstance(model, Ensemble) else [model]
+        if not all(isinstance(m, MultiFidelityNet) for m in members):
+            return None
+        kind, d, k = "mfdnn", members[0].in_dim, len(members)
+    return {"kind": kind, "input": [f"x{i}" for i in range(d)], "target": _TARGET, "ensemble": k}
+
+
+register_family(
+    Family(
+        name="multifidelity",
+        kinds=MF_METHODS,
+        expects=lambda r: (
+            f"a pdesurrogates-h5 dataset of input points as parameters {r['input']} (and "
+            f"the output as field {_TARGET!r} to score), such as {TEST_FILE} written by "
+            "`pdesurrogates mf fit --problem NAME -o RUN`"
+        ),
+        check=_mf_check,
+        predict=_mf_predict,
+        infer=_mf_infer,
+    )
+)
