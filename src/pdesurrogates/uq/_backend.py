@@ -6,8 +6,10 @@ are handed back in the caller's array type.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -17,11 +19,13 @@ __all__ = [
     "as_tensor",
     "check_finite",
     "check_levels",
+    "inputs_validated",
     "is_torch",
     "member_std",
     "ndtri",
     "sort_members",
     "sorted_quantile",
+    "sorted_quantile_row",
     "to_output",
 ]
 
@@ -69,9 +73,27 @@ def to_output(t: torch.Tensor, as_numpy: bool) -> Any:
     return t
 
 
+_VALIDATED = contextvars.ContextVar("pdesurrogates_uq_inputs_validated", default=False)
+
+
+@contextlib.contextmanager
+def inputs_validated() -> Iterator[None]:
+    """Within the block :func:`check_finite` passes every array without looking at it.
+
+    For a caller that has checked its inputs once and hands the metrics only those and
+    values derived from them (:func:`pdesurrogates.uq.evaluate`), so that each metric does
+    not re-scan the same arrays.
+    """
+    token = _VALIDATED.set(True)
+    try:
+        yield
+    finally:
+        _VALIDATED.reset(token)
+
+
 def check_finite(t: torch.Tensor, name: str) -> None:
     """Raise ``ValueError`` naming ``name`` if ``t`` holds NaN or infinity."""
-    if not t.numel():
+    if not t.numel() or _VALIDATED.get():
         return
     # fast path: a finite sum means no NaN or inf (an overflowing sum falls through)
     total = t.detach().sum(dtype=torch.float64) if t.is_floating_point() else t.sum()
@@ -99,24 +121,26 @@ def ndtri(p: torch.Tensor | float) -> torch.Tensor:
     return torch.special.ndtri(torch.as_tensor(p, dtype=torch.float64))
 
 
+def sorted_quantile_row(sorted_x: torch.Tensor, q: float) -> torch.Tensor:
+    """Empirical ``q`` quantile of data sorted along axis 0 (a view when it is a member)."""
+    n = sorted_x.shape[0]
+    pos = float(q) * (n - 1)
+    lo = min(max(math.floor(pos), 0), n - 1)
+    hi = min(lo + 1, n - 1)
+    frac = pos - lo
+    if frac == 0.0 or hi == lo:
+        return sorted_x[lo]
+    return sorted_x[lo] + frac * (sorted_x[hi] - sorted_x[lo])
+
+
 def sorted_quantile(sorted_x: torch.Tensor, q: Sequence[float] | np.ndarray) -> torch.Tensor:
     """Empirical quantiles of data already sorted along axis 0 (linear interpolation).
 
     Uses the same definition as ``numpy.quantile(method="linear")``: position ``q (n - 1)``.
     Returns shape ``(len(q), *sorted_x.shape[1:])``. Avoids ``torch.quantile``'s size limit.
     """
-    n = sorted_x.shape[0]
-    out = []
-    for qi in np.asarray(q, dtype=np.float64).ravel():
-        pos = float(qi) * (n - 1)
-        lo = min(max(math.floor(pos), 0), n - 1)
-        hi = min(lo + 1, n - 1)
-        frac = pos - lo
-        if frac == 0.0 or hi == lo:
-            out.append(sorted_x[lo])
-        else:
-            out.append(sorted_x[lo] + frac * (sorted_x[hi] - sorted_x[lo]))
-    return torch.stack(out, 0)
+    qs = np.asarray(q, dtype=np.float64).ravel()
+    return torch.stack([sorted_quantile_row(sorted_x, float(qi)) for qi in qs], 0)
 
 
 _NETWORK_MAX = 24  # members up to which a sorting network beats a general sort

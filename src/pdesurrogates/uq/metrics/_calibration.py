@@ -65,7 +65,7 @@ def coverage(
     lv = check_levels(levels, "levels")
     t = p.tensors()
     yt = target(y, p.shape, t["mean"])
-    qs = p._quantile_tensor(np.concatenate([(1 - lv) / 2, (1 + lv) / 2]))
+    qs = p._quantile_rows(np.concatenate([(1 - lv) / 2, (1 + lv) / 2]))
     res = []
     for k in range(len(lv)):
         lo, hi = qs[k], qs[len(lv) + k]
@@ -101,13 +101,22 @@ def _central_distance(p: Prediction, yt: torch.Tensor) -> torch.Tensor:
         return torch.where(zero, torch.full_like(d, math.inf), d)
     if p.kind == "samples":
         srt = p._sorted_samples()
-        return _central_distance_sorted(srt, yt, *_rank_counts(srt, yt))
+        return _central_distance_sorted(srt, yt, *_member_ranks(p, srt, yt))
     if p.kind == "quantiles":
         u = _interp_cdf_quantiles(t["quantiles"], p.levels, yt)
     else:
         raise ValueError("pred is a point prediction: calibration needs std, samples or quantiles")
     d = (2 * u - 1).abs()
     return torch.where(torch.isnan(u), torch.full_like(d, math.inf), d)
+
+
+def _member_ranks(
+    p: Prediction, members: torch.Tensor, yt: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`_rank_counts` of ``yt`` among the members of ``p`` (sorted or not: the counts
+    are the same), shared by the calibration curve and the PIT of one evaluate chunk."""
+    key = ("ranks", id(yt), yt._version)
+    return p._memo(key, lambda: (yt, _rank_counts(members, yt)))[1]
 
 
 def _rank_counts(srt: torch.Tensor, yt: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -312,7 +321,8 @@ def pit(pred: Prediction, y: Any, *, generator: torch.Generator | None = None, r
         u = torch.special.ndtr((yt - t["mean"]) / sd)
     elif p.kind == "samples":
         s = t["samples"]
-        k_lt, k_le = _rank_counts(s, yt)
+        members = p._sorted_samples() if p._memoizing else s
+        k_lt, k_le = _member_ranks(p, members, yt)
         below = k_lt.to(yt.dtype)
         ties = (k_le - k_lt).to(yt.dtype)
         if generator is None:
