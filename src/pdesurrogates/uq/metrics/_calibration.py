@@ -155,10 +155,10 @@ def _central_distance_sorted(
     u = (lo_i.to(dt) + frac) / (m - 1)
     d = (2 * u - 1).abs()
     tied = k_le > k_lt
-    qa = k_lt.to(dt) / (m - 1)
-    qb = (k_le - 1).to(dt) / (m - 1)
-    d_tied = torch.maximum((1 - 2 * qb).clamp_min(0), 2 * qa - 1)
-    d = torch.where(tied, d_tied, d)
+    if bool(tied.any()):  # ties are rare for continuous members: only touch those points
+        qa = k_lt[tied].to(dt) / (m - 1)
+        qb = (k_le[tied] - 1).to(dt) / (m - 1)
+        d[tied] = torch.maximum((1 - 2 * qb).clamp_min(0), 2 * qa - 1)
     outside = (k_le == 0) | (k_lt == m)
     return torch.where(outside, torch.full_like(d, math.inf), d)
 
