@@ -6,8 +6,11 @@ are handed back in the caller's array type.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
+import functools
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -17,11 +20,13 @@ __all__ = [
     "as_tensor",
     "check_finite",
     "check_levels",
+    "inputs_validated",
     "is_torch",
     "member_std",
     "ndtri",
     "sort_members",
     "sorted_quantile",
+    "sorted_quantile_row",
     "to_output",
 ]
 
@@ -69,9 +74,27 @@ def to_output(t: torch.Tensor, as_numpy: bool) -> Any:
     return t
 
 
+_VALIDATED = contextvars.ContextVar("pdesurrogates_uq_inputs_validated", default=False)
+
+
+@contextlib.contextmanager
+def inputs_validated() -> Iterator[None]:
+    """Within the block :func:`check_finite` passes every array without looking at it.
+
+    For a caller that has checked its inputs once and hands the metrics only those and
+    values derived from them (:func:`pdesurrogates.uq.evaluate`), so that each metric does
+    not re-scan the same arrays.
+    """
+    token = _VALIDATED.set(True)
+    try:
+        yield
+    finally:
+        _VALIDATED.reset(token)
+
+
 def check_finite(t: torch.Tensor, name: str) -> None:
     """Raise ``ValueError`` naming ``name`` if ``t`` holds NaN or infinity."""
-    if not t.numel():
+    if not t.numel() or _VALIDATED.get():
         return
     # fast path: a finite sum means no NaN or inf (an overflowing sum falls through)
     total = t.detach().sum(dtype=torch.float64) if t.is_floating_point() else t.sum()
@@ -99,46 +122,73 @@ def ndtri(p: torch.Tensor | float) -> torch.Tensor:
     return torch.special.ndtri(torch.as_tensor(p, dtype=torch.float64))
 
 
+def sorted_quantile_row(sorted_x: torch.Tensor, q: float) -> torch.Tensor:
+    """Empirical ``q`` quantile of data sorted along axis 0 (a view when it is a member)."""
+    n = sorted_x.shape[0]
+    pos = float(q) * (n - 1)
+    lo = min(max(math.floor(pos), 0), n - 1)
+    hi = min(lo + 1, n - 1)
+    frac = pos - lo
+    if frac == 0.0 or hi == lo:
+        return sorted_x[lo]
+    return sorted_x[lo] + frac * (sorted_x[hi] - sorted_x[lo])
+
+
 def sorted_quantile(sorted_x: torch.Tensor, q: Sequence[float] | np.ndarray) -> torch.Tensor:
     """Empirical quantiles of data already sorted along axis 0 (linear interpolation).
 
     Uses the same definition as ``numpy.quantile(method="linear")``: position ``q (n - 1)``.
     Returns shape ``(len(q), *sorted_x.shape[1:])``. Avoids ``torch.quantile``'s size limit.
     """
-    n = sorted_x.shape[0]
-    out = []
-    for qi in np.asarray(q, dtype=np.float64).ravel():
-        pos = float(qi) * (n - 1)
-        lo = min(max(math.floor(pos), 0), n - 1)
-        hi = min(lo + 1, n - 1)
-        frac = pos - lo
-        if frac == 0.0 or hi == lo:
-            out.append(sorted_x[lo])
-        else:
-            out.append(sorted_x[lo] + frac * (sorted_x[hi] - sorted_x[lo]))
-    return torch.stack(out, 0)
+    qs = np.asarray(q, dtype=np.float64).ravel()
+    return torch.stack([sorted_quantile_row(sorted_x, float(qi)) for qi in qs], 0)
 
 
 _NETWORK_MAX = 24  # members up to which a sorting network beats a general sort
 _NETWORK_BLOCK = 16384  # columns per block: keeps the working set in cache
 
 
-def _network_sort_np(x: np.ndarray, out: np.ndarray) -> None:
-    """Sort the columns of ``x`` (M, P) into ``out`` with an odd-even transposition network.
+@functools.cache
+def _merge_network(m: int) -> tuple[tuple[int, int], ...]:
+    """Comparators ``(i, j)``, ``i < j``, of Batcher's odd-even merge sort for ``m`` inputs.
 
-    ``M (M - 1) / 2`` vectorised compare-exchanges per block of columns; for the small
-    ``M`` of ensembles this is several times faster than ``np.sort(axis=0)``.
+    The network for the next power of two with the comparators that touch a missing input
+    dropped (they would compare against +inf): 32 comparators for 10 members instead of the
+    45 of odd-even transposition.
+    """
+    p2 = 1 << max(m - 1, 0).bit_length()
+    out = []
+    p = 1
+    while p < p2:
+        k = p
+        while k >= 1:
+            for j in range(k % p, p2 - k, 2 * k):
+                for i in range(min(k, p2 - j - k)):
+                    a, b = i + j, i + j + k
+                    if a // (2 * p) == b // (2 * p) and b < m:
+                        out.append((a, b))
+            k //= 2
+        p *= 2
+    return tuple(out)
+
+
+def _network_sort_np(x: np.ndarray, out: np.ndarray) -> None:
+    """Sort the columns of ``x`` (M, P) into ``out`` with a sorting network.
+
+    One vectorised compare-exchange per comparator of :func:`_merge_network`, on blocks of
+    columns; for the small ``M`` of ensembles this is several times faster than
+    ``np.sort(axis=0)``.
     """
     m, p = x.shape
+    comparators = _merge_network(m)
     for c0 in range(0, p, _NETWORK_BLOCK):
         c1 = min(c0 + _NETWORK_BLOCK, p)
         rows = [np.array(x[i, c0:c1]) for i in range(m)]
         tmp = np.empty_like(rows[0])
-        for r in range(m):
-            for i in range(r % 2, m - 1, 2):
-                np.minimum(rows[i], rows[i + 1], out=tmp)
-                np.maximum(rows[i], rows[i + 1], out=rows[i + 1])
-                rows[i], tmp = tmp, rows[i]
+        for i, j in comparators:
+            np.minimum(rows[i], rows[j], out=tmp)
+            np.maximum(rows[i], rows[j], out=rows[j])
+            rows[i], tmp = tmp, rows[i]
         for i in range(m):
             out[i, c0:c1] = rows[i]
 

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from pdesurrogates.uq import metrics as M
-from pdesurrogates.uq._backend import as_tensor, check_finite, check_levels
+from pdesurrogates.uq._backend import as_tensor, check_finite, check_levels, inputs_validated
 from pdesurrogates.uq._prediction import Prediction
 from pdesurrogates.uq._report import UQReport
 
@@ -260,10 +260,11 @@ def evaluate(
         pit_bins = (pred.n_samples or 0) + 1 if kind == "samples" else 20
     ps = _PerSample(n)
     pit_counts = np.zeros(int(pit_bins), dtype=np.float64)
-    with torch.no_grad():
+    # y and pred are checked once above; the metrics share each chunk's derived tensors
+    with torch.no_grad(), inputs_validated():
         for i0 in range(0, n, chunk):
             sl = slice(i0, min(i0 + chunk, n))
-            sub, yy = pred[sl], yt[sl]
+            sub, yy = pred[sl]._memoized(), yt[sl]
             _score_accuracy(ps, sl, sub, yy, grid)
             if kind != "point":
                 u = _score_distribution(ps, sl, sub, yy, lv, int(n_bins), energy)

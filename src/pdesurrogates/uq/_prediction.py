@@ -15,7 +15,7 @@ from pdesurrogates.uq._backend import (
     member_std,
     ndtri,
     sort_members,
-    sorted_quantile,
+    sorted_quantile_row,
     to_output,
 )
 
@@ -73,7 +73,16 @@ class Prediction:
     ([1.0, 2.0], [1.4142, 1.4142])
     """
 
-    __slots__ = ("_cache", "_levels", "_mean", "_numpy", "_quantiles", "_samples", "_std")
+    __slots__ = (
+        "_cache",
+        "_levels",
+        "_mean",
+        "_memoizing",
+        "_numpy",
+        "_quantiles",
+        "_samples",
+        "_std",
+    )
 
     def __init__(
         self,
@@ -97,7 +106,8 @@ class Prediction:
         if mean is None and samples is None:
             raise ValueError("mean is required unless samples are given")
         self._numpy = not is_torch(mean, std, samples, quantiles)
-        self._cache: dict[str, torch.Tensor] = {}
+        self._cache: dict[Any, Any] = {}
+        self._memoizing = False
         ref = None
         self._samples = None
         if samples is not None:
@@ -224,6 +234,24 @@ class Prediction:
             self._cache["sorted"] = sort_members(self._samples)
         return self._cache["sorted"]
 
+    def _memoized(self) -> Prediction:
+        """Keep derived tensors (quantiles per level, rank counts of a target) on this object.
+
+        :func:`pdesurrogates.uq.evaluate` turns this on for each chunk it scores, so the
+        metrics it calls share one computation of what they have in common; a prediction a
+        user holds does not grow with every quantile asked of it.
+        """
+        self._memoizing = True
+        return self
+
+    def _memo(self, key: Any, compute):
+        """``compute()``, kept under ``key`` while memoizing (see :meth:`_memoized`)."""
+        if not self._memoizing:
+            return compute()
+        if key not in self._cache:
+            self._cache[key] = compute()
+        return self._cache[key]
+
     def _out(self, t: torch.Tensor | None):
         return None if t is None else to_output(t, self._numpy)
 
@@ -275,13 +303,18 @@ class Prediction:
 
     # ------------------------------------------------------------------ quantiles
     def _quantile_tensor(self, q: np.ndarray) -> torch.Tensor:
+        """Quantiles at the levels ``q``, shape ``(len(q), ...)`` (a new tensor)."""
+        return torch.stack(self._quantile_rows(q), 0)
+
+    def _quantile_rows(self, q: np.ndarray) -> list[torch.Tensor]:
+        """The quantile at each level of ``q``; a row may be a view of a stored tensor."""
+        q = np.asarray(q, dtype=np.float64).ravel()
         kind = self.kind
-        if kind == "gaussian":
-            z = ndtri(torch.from_numpy(q)).to(self._mean)
-            z = z.reshape((-1,) + (1,) * self._mean.ndim)
-            return self._mean + self._std * z
-        if kind == "samples":
-            return sorted_quantile(self._sorted_samples(), q)
+        if kind == "point":
+            raise ValueError(
+                "this is a point prediction (mean only): quantiles and intervals need std, "
+                "samples or quantiles"
+            )
         if kind == "quantiles":
             lv = self._levels
             if np.any(q < lv[0] - 1e-12) or np.any(q > lv[-1] + 1e-12):
@@ -289,22 +322,27 @@ class Prediction:
                     f"q={q.tolist()} lies outside the stored quantile levels "
                     f"[{lv[0]}, {lv[-1]}]; quantile predictions cannot be extrapolated"
                 )
-            out = []
-            for qi in q:
-                j = int(np.searchsorted(lv, qi, side="left"))
-                if j < len(lv) and abs(lv[j] - qi) <= 1e-12:
-                    out.append(self._quantiles[j])
-                    continue
-                j = min(max(j, 1), len(lv) - 1)
-                w = (qi - lv[j - 1]) / (lv[j] - lv[j - 1])
-                out.append(
-                    self._quantiles[j - 1] + w * (self._quantiles[j] - self._quantiles[j - 1])
-                )
-            return torch.stack(out, 0)
-        raise ValueError(
-            "this is a point prediction (mean only): quantiles and intervals need std, "
-            "samples or quantiles"
-        )
+        if not self._memoizing:
+            return [self._quantile_row(float(qi)) for qi in q]
+        return [
+            self._memo(("quantile", float(qi)), lambda qi=float(qi): self._quantile_row(qi))
+            for qi in q
+        ]
+
+    def _quantile_row(self, qi: float) -> torch.Tensor:
+        kind = self.kind
+        if kind == "gaussian":
+            z = ndtri(torch.tensor([qi], dtype=torch.float64)).to(self._mean)[0]
+            return self._mean + self._std * z
+        if kind == "samples":
+            return sorted_quantile_row(self._sorted_samples(), qi)
+        lv, qt = self._levels, self._quantiles
+        j = int(np.searchsorted(lv, qi, side="left"))
+        if j < len(lv) and abs(lv[j] - qi) <= 1e-12:
+            return qt[j]
+        j = min(max(j, 1), len(lv) - 1)
+        w = (qi - lv[j - 1]) / (lv[j] - lv[j - 1])
+        return qt[j - 1] + w * (qt[j] - qt[j - 1])
 
     def quantile(self, q):
         """Predictive quantile(s) at level(s) ``q`` in (0, 1).
@@ -327,7 +365,9 @@ class Prediction:
         if lv.size != 1:
             raise ValueError("level must be a single number in (0, 1)")
         a = float(lv[0])
-        qs = self._quantile_tensor(np.array([(1 - a) / 2, (1 + a) / 2]))
+        q = np.array([(1 - a) / 2, (1 + a) / 2])
+        # rows may be views of stored tensors: only evaluate's chunks get them uncopied
+        qs = self._quantile_rows(q) if self._memoizing else self._quantile_tensor(q)
         return self._out(qs[0]), self._out(qs[1])
 
     def sample(self, n: int, *, generator: torch.Generator | None = None):

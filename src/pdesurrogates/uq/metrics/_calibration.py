@@ -65,7 +65,7 @@ def coverage(
     lv = check_levels(levels, "levels")
     t = p.tensors()
     yt = target(y, p.shape, t["mean"])
-    qs = p._quantile_tensor(np.concatenate([(1 - lv) / 2, (1 + lv) / 2]))
+    qs = p._quantile_rows(np.concatenate([(1 - lv) / 2, (1 + lv) / 2]))
     res = []
     for k in range(len(lv)):
         lo, hi = qs[k], qs[len(lv) + k]
@@ -101,13 +101,22 @@ def _central_distance(p: Prediction, yt: torch.Tensor) -> torch.Tensor:
         return torch.where(zero, torch.full_like(d, math.inf), d)
     if p.kind == "samples":
         srt = p._sorted_samples()
-        return _central_distance_sorted(srt, yt, *_rank_counts(srt, yt))
+        return _central_distance_sorted(srt, yt, *_member_ranks(p, srt, yt))
     if p.kind == "quantiles":
         u = _interp_cdf_quantiles(t["quantiles"], p.levels, yt)
     else:
         raise ValueError("pred is a point prediction: calibration needs std, samples or quantiles")
     d = (2 * u - 1).abs()
     return torch.where(torch.isnan(u), torch.full_like(d, math.inf), d)
+
+
+def _member_ranks(
+    p: Prediction, members: torch.Tensor, yt: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`_rank_counts` of ``yt`` among the members of ``p`` (sorted or not: the counts
+    are the same), shared by the calibration curve and the PIT of one evaluate chunk."""
+    key = ("ranks", id(yt), yt._version)
+    return p._memo(key, lambda: (yt, _rank_counts(members, yt)))[1]
 
 
 def _rank_counts(srt: torch.Tensor, yt: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -142,16 +151,16 @@ def _central_distance_sorted(
     lo = torch.gather(srt, 0, lo_i.unsqueeze(0))[0]
     hi = torch.gather(srt, 0, hi_i.unsqueeze(0))[0]
     gap = hi - lo
-    frac = torch.where(gap > 0, (yt - lo) / torch.where(gap > 0, gap, 1.0), 0.0)
-    u = (lo_i.to(dt) + frac) / (m - 1)
-    d = (2 * u - 1).abs()
+    pos = gap > 0
+    frac = torch.where(pos, (yt - lo) / torch.where(pos, gap, 1.0), 0.0)
+    # in place from here on: |2u - 1| with u = (lo_i + frac) / (M - 1), no temporaries
+    d = lo_i.to(dt).add_(frac).div_(m - 1).mul_(2).sub_(1).abs_()
     tied = k_le > k_lt
-    qa = k_lt.to(dt) / (m - 1)
-    qb = (k_le - 1).to(dt) / (m - 1)
-    d_tied = torch.maximum((1 - 2 * qb).clamp_min(0), 2 * qa - 1)
-    d = torch.where(tied, d_tied, d)
-    outside = (k_le == 0) | (k_lt == m)
-    return torch.where(outside, torch.full_like(d, math.inf), d)
+    if bool(tied.any()):  # ties are rare for continuous members: only touch those points
+        qa = k_lt[tied].to(dt) / (m - 1)
+        qb = (k_le[tied] - 1).to(dt) / (m - 1)
+        d[tied] = torch.maximum((1 - 2 * qb).clamp_min(0), 2 * qa - 1)
+    return d.masked_fill_((k_le == 0) | (k_lt == m), math.inf)
 
 
 def _interp_cdf_quantiles(q: torch.Tensor, levels: np.ndarray, yt: torch.Tensor) -> torch.Tensor:
@@ -174,13 +183,13 @@ def _interp_cdf_quantiles(q: torch.Tensor, levels: np.ndarray, yt: torch.Tensor)
 
 def _calibration_counts(d: torch.Tensor, n_bins: int, per_sample: bool) -> torch.Tensor:
     """Observed proportions at p_j = j/(n_bins-1) from central distances d (float64)."""
-    d = d.to(torch.float64)
     # d = inf (outside every interval) lands in the overflow bin n_bins
-    b = torch.ceil(d * (n_bins - 1) - 1e-12).clamp(0, n_bins).to(torch.int64)
+    b = d.to(torch.float64, copy=True).mul_(n_bins - 1).sub_(1e-12).ceil_().clamp_(0, n_bins)
+    b = b.to(torch.int64)
     if per_sample:
         n = b.shape[0]
         flat = b.reshape(n, -1)
-        idx = flat + (n_bins + 1) * torch.arange(n, device=b.device).unsqueeze(1)
+        idx = flat.add_((n_bins + 1) * torch.arange(n, device=b.device).unsqueeze(1))
         cnt = torch.bincount(idx.reshape(-1), minlength=n * (n_bins + 1)).reshape(n, -1)
         return cnt.cumsum(1)[:, :n_bins].to(torch.float64) / flat.shape[1]
     cnt = torch.bincount(b.reshape(-1), minlength=n_bins + 1)
@@ -312,7 +321,8 @@ def pit(pred: Prediction, y: Any, *, generator: torch.Generator | None = None, r
         u = torch.special.ndtr((yt - t["mean"]) / sd)
     elif p.kind == "samples":
         s = t["samples"]
-        k_lt, k_le = _rank_counts(s, yt)
+        members = p._sorted_samples() if p._memoizing else s
+        k_lt, k_le = _member_ranks(p, members, yt)
         below = k_lt.to(yt.dtype)
         ties = (k_le - k_lt).to(yt.dtype)
         if generator is None:
