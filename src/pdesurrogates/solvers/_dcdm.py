@@ -59,16 +59,19 @@ def network_apply(
 ) -> Callable[[np.ndarray], np.ndarray]:
     """Wrap a torch model ``(1, 1, *shape) -> (1, 1, *shape)`` as ``r -> d`` on vectors.
 
-    The model runs in its own dtype and device under ``torch.inference_mode``; the
-    returned direction is float64, zeroed outside ``mask`` (solid cells) when given.
-    Models with ``accepts_mask = True`` also receive the mask as a second argument.
+    The model runs in its own dtype and device under ``torch.inference_mode`` (float32
+    on the CPU for a plain callable without parameters); the returned direction is
+    float64, zeroed outside ``mask`` (solid cells) when given. Models with
+    ``accepts_mask = True`` also receive the mask as a second argument.
     """
     import torch
 
-    param = next(iter(model.parameters()), None)
+    params = getattr(model, "parameters", None)
+    param = next(iter(params()), None) if callable(params) else None
     dtype = param.dtype if param is not None else torch.float32
     device = param.device if param is not None else torch.device("cpu")
     shape = tuple(int(s) for s in shape)
+    size = int(np.prod(shape))
     keep = None if mask is None else np.asarray(mask, bool).reshape(-1)
     mask_t = None
     if keep is not None and getattr(model, "accepts_mask", False) and not keep.all():
@@ -81,7 +84,14 @@ def network_apply(
                 out = model(t.view(1, 1, *shape))
             else:
                 out = model(t.view(1, 1, *shape), mask_t)
-            d = out.reshape(-1).to("cpu", torch.float64).numpy().copy()
+            try:
+                d = torch.as_tensor(out).reshape(-1).to("cpu", torch.float64).numpy().copy()
+            except (TypeError, ValueError, RuntimeError) as exc:
+                raise SolverError(
+                    f"the model returned {type(out).__name__}, not a tensor of directions"
+                ) from exc
+        if d.size != size:
+            raise SolverError(f"the model returned {d.size} values for a grid of shape {shape}")
         if keep is not None:
             d[~keep] = 0.0
         return d
