@@ -217,6 +217,16 @@ def prepare(A, b, x0, *, check_symmetric: bool) -> System:
     return System(op, b, x, n, scale, defect)
 
 
+def safe_norm(v: np.ndarray) -> float:
+    """``||v||_2`` without overflow or underflow of the squares."""
+    m = float(np.max(np.abs(v), initial=0.0))
+    if m == 0 or not np.isfinite(m):
+        return m
+    if 1e-150 < m < 1e150:
+        return float(np.linalg.norm(v))
+    return m * float(np.linalg.norm(v / m))
+
+
 class Monitor:
     """Stop a solve whose residual no longer decreases (``STAGNATED``).
 
@@ -227,7 +237,9 @@ class Monitor:
     * the best residual has not decreased by 1 % for ``long_window`` iterations
       (``2 n`` clipped to 100 .. 1000; CG converges in ``n`` steps in exact arithmetic).
 
-    ``||A||`` is estimated from the largest ``||A p|| / ||p||`` seen.
+    ``||A||`` is estimated from the largest ``||A p|| / ||p||`` seen; :meth:`flat` tells a
+    direction with ``p^T A p`` at rounding level (a singular ``A``: the step would be
+    huge).
     """
 
     floor_window = 25
@@ -241,13 +253,18 @@ class Monitor:
 
     def see(self, p: np.ndarray, Ap: np.ndarray) -> None:
         """Update the ``||A||`` estimate from one product."""
-        pn = float(np.linalg.norm(p))
+        pn = safe_norm(p)
         if pn > 0:
-            self.norm_a = max(self.norm_a, float(np.linalg.norm(Ap)) / pn)
+            self.norm_a = max(self.norm_a, safe_norm(Ap) / pn)
+
+    def flat(self, p: np.ndarray, pAp: float) -> bool:
+        """``0 < p^T A p <= eps ||A|| ||p||^2``: no curvature left along ``p`` (singular A)."""
+        pn = safe_norm(p)
+        return 0 < pAp <= EPS * self.norm_a * pn * pn
 
     def floor(self, x: np.ndarray) -> float:
         """``eps (||b|| + ||A|| ||x||)``."""
-        return EPS * (self.bnorm + self.norm_a * float(np.linalg.norm(x)))
+        return EPS * (self.bnorm + self.norm_a * safe_norm(x))
 
     def update(self, it: int, rnorm: float, x: np.ndarray) -> str | None:
         """Record the residual of iteration ``it``; a reason to stop, or None."""

@@ -115,6 +115,15 @@ def _where(what: str, v: np.ndarray) -> str:
     return f"{what} {v[bad[0]]} at index {int(bad[0])} ({bad.size} NaN/Inf entries)"
 
 
+def _curvature(pq: float) -> str:
+    if pq > 0:
+        return (
+            f"p^T A p = {pq:.3g} is at rounding level (<= eps ||A|| ||p||^2): A is singular "
+            "or not positive definite along p"
+        )
+    return f"p^T A p = {pq:.3g} <= 0: A is not positive definite"
+
+
 def _start(system: System, method: str, rtol: float, atol: float):
     """``(tol, bnorm, info, early)``: scaled tolerance and ``||b||``, and a result when the
     solve is over before it starts (``b = 0``, or a defect found in ``A``)."""
@@ -277,15 +286,14 @@ def _pcg(system, psolve, tol, bnorm, info, maxiter, callback, true_residual) -> 
         if not np.isfinite(pq):
             status, why = SolveStatus.NONFINITE, _where("A @ p holds", q)
             break
-        if not pq > 0:
-            status = SolveStatus.INDEFINITE
-            why = f"p^T A p = {pq:.3g} <= 0: A is not positive definite"
+        mon.see(p, q)
+        if not pq > 0 or mon.flat(p, pq):
+            status, why = SolveStatus.INDEFINITE, _curvature(pq)
             break
         alpha = rho / pq
         x += alpha * p
         r -= alpha * q
         rho_prev, k = rho, k + 1
-        mon.see(p, q)
         rnorm, have_true = float(_norm(r)), watch_true
         if watch_true:
             true = float(_norm(b - op.matvec(x)))
@@ -426,13 +434,15 @@ def _fcg_loop(system, psolve, tol, bnorm, info, maxiter, m, callback, true_resid
             elif not np.any(p):
                 status, why = SolveStatus.BREAKDOWN, "the search direction is zero"
             else:
-                status = SolveStatus.INDEFINITE
-                why = f"p^T A p = {pAp:.3g} <= 0: A is not positive definite"
+                status, why = SolveStatus.INDEFINITE, _curvature(pAp)
+            break
+        mon.see(p, Ap)
+        if mon.flat(p, pAp):
+            status, why = SolveStatus.INDEFINITE, _curvature(pAp)
             break
         alpha = float(np.dot(p, r)) / pAp
         x += alpha * p
         k += 1
-        mon.see(p, Ap)
         r = b - op.matvec(x) if true_residual else r - alpha * Ap
         rnorm, have_true = float(_norm(r)), true_residual
         true = rnorm if true_residual else true
