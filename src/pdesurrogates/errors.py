@@ -34,8 +34,14 @@ class CheckpointError(PdeSurrogatesError):
     """A saved model or checkpoint directory is missing, corrupt or of another kind."""
 
 
-class SolverError(PdeSurrogatesError):
-    """A solver was given a problem it cannot solve (bad matrix, bad sizes, ...)."""
+class SolverError(PdeSurrogatesError, ValueError):
+    """A solver was given a bad argument (wrong shape or type, NaN/Inf, rtol < 0, ...).
+
+    Also a ``ValueError``, so ``except ValueError`` around a solver call keeps working.
+    Numerical trouble met while solving (indefinite matrix, breakdown, overflow, maxiter)
+    is not an error: the solver returns a ``SolveResult`` whose ``status`` says what
+    happened.
+    """
 
 
 class TrainingError(PdeSurrogatesError):

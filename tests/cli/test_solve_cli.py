@@ -111,3 +111,16 @@ def test_solve_errors(capsys, tmp_path):
                  "--plot", plot]) == 1  # fmt: skip
     cap = capsys.readouterr()
     assert "NOT converged (maxiter)" in cap.out and "did not converge" in cap.err
+
+
+def test_solve_tolerances(capsys, tmp_path):
+    plot = str(tmp_path / "x.png")
+    assert main(["solve", "--n", "8", "--rtol", "-1", "--plot", plot]) == 1
+    err = capsys.readouterr().err
+    assert "rtol must be a finite number >= 0" in err and "Traceback" not in err
+    assert main(["solve", "--n", "8", "--maxiter", "-2", "--plot", plot]) == 1
+    assert "maxiter must be >= 0" in capsys.readouterr().err
+    # rtol 0 is allowed: CG stops at the floating-point floor with a status, quickly
+    assert main(["solve", "--n", "16", "--rtol", "0", "--plot", plot]) == 1
+    cap = capsys.readouterr()
+    assert "NOT converged (stagnated)" in cap.out and "floating-point floor" in cap.err

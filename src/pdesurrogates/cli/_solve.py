@@ -78,10 +78,14 @@ def solve_command(
         help="Saved model (directory) for dcdm (from 'train dcdm') or vcycle (from 'train "
         "vcycle'; default: the untrained geometric V-cycle).",
     ),
-    rtol: float = typer.Option(1e-6, help="Relative tolerance on the true residual."),
+    rtol: float = typer.Option(
+        1e-6,
+        help="Relative tolerance on the true residual (0: iterate until --maxiter or until "
+        "the residual stagnates at the floating-point floor).",
+    ),
     rhs: str = typer.Option("random", help="Right-hand side: random or smooth."),
     seed: int = typer.Option(0, help="Seed of the right-hand side."),
-    maxiter: int | None = typer.Option(None, help="Iteration cap."),
+    maxiter: int | None = typer.Option(None, help="Iteration cap (default: 10 n for CG)."),
     obstacle: bool = typer.Option(True, help="Put an obstacle in the smoke domains."),
     plot: Path | None = typer.Option(
         None, help="Residual plot file (default: solve_<problem>_<method>.png)."
@@ -115,8 +119,8 @@ def solve_command(
     net = _model_for(method, model, prob.dim)
     try:
         res = solve_with(prob, b, method, model=net, rtol=rtol, maxiter=maxiter)
-    except ValueError as exc:
-        raise ValueError(f"{exc} (--model {model})" if model is not None else str(exc)) from exc
+    except ValueError as exc:  # SolverError is a ValueError: a bad --rtol, --maxiter, model
+        raise SolverError(f"{exc} (--model {model})" if model is not None else str(exc)) from exc
     status = "converged" if res.converged else f"NOT converged ({res.status.value})"
     used = f" model={res.info['model_class']}" if net is not None else ""
     typer.echo(

@@ -7,7 +7,7 @@ import sys as _sys
 from pdesurrogates.solvers import _gallery as gallery
 from pdesurrogates.solvers import _krylov as krylov
 from pdesurrogates.solvers._dcdm import dcdm
-from pdesurrogates.solvers._krylov import SolveResult, SolveStatus, cg, fcg
+from pdesurrogates.solvers._krylov import cg, fcg
 from pdesurrogates.solvers._multigrid import MultigridHierarchy
 from pdesurrogates.solvers._precond_base import Preconditioner
 from pdesurrogates.solvers._preconditioners import (
@@ -18,6 +18,7 @@ from pdesurrogates.solvers._preconditioners import (
     amg,
     jacobi,
 )
+from pdesurrogates.solvers._result import SolveResult, SolveStatus
 from pdesurrogates.solvers._solve import MODEL_METHODS, SOLVE_METHODS, solve_with
 
 _sys.modules[__name__ + ".gallery"] = gallery

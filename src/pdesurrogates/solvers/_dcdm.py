@@ -20,7 +20,14 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from pdesurrogates.errors import SolverError
-from pdesurrogates.solvers._krylov import SolveResult, _flexible_cg, _maxiter, _prepare
+from pdesurrogates.solvers._checks import (
+    check_maxiter,
+    check_positive_int,
+    check_tolerances,
+    prepare,
+)
+from pdesurrogates.solvers._krylov import _flexible_cg
+from pdesurrogates.solvers._result import SolveResult
 
 __all__ = ["dcdm", "grid_shape_for", "network_apply"]
 
@@ -35,13 +42,13 @@ def grid_shape_for(n: int, dim: int, shape: Sequence[int] | None = None) -> tupl
                 f"use a {len(shape)}D model"
             )
         if int(np.prod(shape)) != n:
-            raise ValueError(f"shape {shape} holds {int(np.prod(shape))} cells, but A is {n}x{n}")
+            raise SolverError(f"shape {shape} holds {int(np.prod(shape))} cells, but A is {n}x{n}")
         return shape
     side = round(n ** (1.0 / dim))
     for s in (side - 1, side, side + 1):
         if s > 0 and s**dim == n:
             return (s,) * dim
-    raise ValueError(
+    raise SolverError(
         f"cannot infer a {dim}D grid for {n} unknowns (not a perfect "
         f"{'square' if dim == 2 else 'cube'}); pass shape=(nx, ny{', nz' if dim == 3 else ''})"
     )
@@ -52,16 +59,19 @@ def network_apply(
 ) -> Callable[[np.ndarray], np.ndarray]:
     """Wrap a torch model ``(1, 1, *shape) -> (1, 1, *shape)`` as ``r -> d`` on vectors.
 
-    The model runs in its own dtype and device under ``torch.inference_mode``; the
-    returned direction is float64, zeroed outside ``mask`` (solid cells) when given.
-    Models with ``accepts_mask = True`` also receive the mask as a second argument.
+    The model runs in its own dtype and device under ``torch.inference_mode`` (float32
+    on the CPU for a plain callable without parameters); the returned direction is
+    float64, zeroed outside ``mask`` (solid cells) when given. Models with
+    ``accepts_mask = True`` also receive the mask as a second argument.
     """
     import torch
 
-    param = next(iter(model.parameters()), None)
+    params = getattr(model, "parameters", None)
+    param = next(iter(params()), None) if callable(params) else None
     dtype = param.dtype if param is not None else torch.float32
     device = param.device if param is not None else torch.device("cpu")
     shape = tuple(int(s) for s in shape)
+    size = int(np.prod(shape))
     keep = None if mask is None else np.asarray(mask, bool).reshape(-1)
     mask_t = None
     if keep is not None and getattr(model, "accepts_mask", False) and not keep.all():
@@ -74,7 +84,14 @@ def network_apply(
                 out = model(t.view(1, 1, *shape))
             else:
                 out = model(t.view(1, 1, *shape), mask_t)
-            d = out.reshape(-1).to("cpu", torch.float64).numpy().copy()
+            try:
+                d = torch.as_tensor(out).reshape(-1).to("cpu", torch.float64).numpy().copy()
+            except (TypeError, ValueError, RuntimeError) as exc:
+                raise SolverError(
+                    f"the model returned {type(out).__name__}, not a tensor of directions"
+                ) from exc
+        if d.size != size:
+            raise SolverError(f"the model returned {d.size} values for a grid of shape {shape}")
         if keep is not None:
             d[~keep] = 0.0
         return d
@@ -112,7 +129,7 @@ def dcdm(
     rtol, atol : float
         Stop when ``||b - A x|| <= max(rtol ||b||, atol)`` (true residual).
     maxiter : int, optional
-        Iteration cap (default ``min(n, 1000)``); reaching it returns ``converged=False``.
+        Iteration cap (default ``min(n, 1000)``); reaching it returns status ``MAXITER``.
     n_orth : int
         Number of previous directions to A-orthogonalise against (2 in the paper).
     callback : callable, optional
@@ -127,39 +144,42 @@ def dcdm(
     -------
     SolveResult
         ``info["fallbacks"]`` counts iterations that used the residual direction;
-        ``status`` is ``CONVERGED``, ``MAXITER``, ``INDEFINITE`` (a direction with
-        ``p^T A p <= 0``), ``BREAKDOWN`` or ``NONFINITE`` (see
-        :class:`~pdesurrogates.solvers.SolveStatus`).
+        ``status`` is one of :class:`~pdesurrogates.solvers.SolveStatus` (as for
+        :func:`~pdesurrogates.solvers.fcg`); numerical trouble never raises.
+
+    Raises
+    ------
+    SolverError
+        A malformed argument, as for :func:`~pdesurrogates.solvers.cg`, a model whose
+        dimension does not match the grid, a grid shape or mask that does not fit ``A``.
     """
-    if int(n_orth) < 1:
-        raise ValueError(f"n_orth must be >= 1; got {n_orth}")
+    n_orth = check_positive_int(n_orth, "n_orth")
+    rtol, atol = check_tolerances(rtol, atol)
     if not callable(model):
-        raise ValueError(f"model must be a callable torch module; got {type(model).__name__}")
+        raise SolverError(f"model must be a callable torch module; got {type(model).__name__}")
     if hasattr(A, "A") and hasattr(A, "shape") and hasattr(A, "mask") and not hasattr(A, "nnz"):
         # a gallery Problem
         shape = A.shape if shape is None else shape
         mask = A.mask if mask is None else mask
         A = A.A
-    op, b, x, n = _prepare(A, b, x0, check_symmetric=True)
+    system = prepare(A, b, x0, check_symmetric=True)
+    n = system.n
     dim = getattr(model, "dim", None)
     if dim is None:
         if shape is None:
-            raise ValueError("the model has no 'dim' attribute; pass shape=(nx, ny[, nz])")
+            raise SolverError("the model has no 'dim' attribute; pass shape=(nx, ny[, nz])")
         dim = len(tuple(shape))
     grid = grid_shape_for(n, int(dim), shape)
     if mask is not None and np.asarray(mask).size != n:
-        raise ValueError(f"mask has {np.asarray(mask).size} cells, expected {n}")
+        raise SolverError(f"mask has {np.asarray(mask).size} cells, expected {n}")
     apply = network_apply(model, grid, mask=mask)
-    maxiter = min(n, 1000) if maxiter is None else _maxiter(maxiter, n)
     return _flexible_cg(
-        op,
-        b,
-        x,
+        system,
         apply,
         rtol=rtol,
         atol=atol,
-        maxiter=maxiter,
-        m=int(n_orth),
+        maxiter=check_maxiter(maxiter, n, default=min(n, 1000)),
+        m=n_orth,
         callback=callback,
         true_residual=True,
         method="dcdm",

@@ -11,6 +11,22 @@ Both accept a dense array, a scipy sparse matrix/array or a
   ``m`` search directions. It stays convergent with a *nonlinear* or changing
   preconditioner (a neural network, a noisy V-cycle) where plain CG diverges.
 
+The contract (shared with :func:`~pdesurrogates.solvers.dcdm` and
+:func:`~pdesurrogates.solvers.solve_with`):
+
+* a malformed argument raises :class:`~pdesurrogates.errors.SolverError` (also a
+  ``ValueError``): wrong type, shape or dtype, NaN/Inf in ``A``, ``b`` or ``x0`` (the
+  message names the index), ``rtol``/``atol`` negative or not finite, ``maxiter < 0``;
+* numerical trouble never raises: a non-symmetric matrix, a diagonal entry ``<= 0``,
+  indefiniteness, breakdown, NaN/Inf from the preconditioner or from ``A @ p``, overflow,
+  ``maxiter`` and stagnation return a :class:`SolveResult` with ``converged=False`` and a
+  :class:`SolveStatus`;
+* ``converged=True`` only after the true residual of the returned ``x`` was checked;
+* ``b`` and ``x0`` far from 1 (beyond ``2**±200``: ``1e308`` or subnormal) are divided
+  by a power of two while solving, so they converge to the correctly scaled solution;
+* ``rtol=0`` is allowed: the solve runs until ``maxiter`` or until the residual stops
+  decreasing at the floating-point floor (``STAGNATED``).
+
 Examples
 --------
 >>> import numpy as np
@@ -20,166 +36,33 @@ Examples
 >>> res = krylov.cg(A, b, rtol=1e-8)
 >>> res.converged, bool(np.linalg.norm(b - A @ res.x) <= 1e-8 * np.linalg.norm(b))
 (True, True)
+>>> krylov.cg(A, b, rtol=0).status.value
+'stagnated'
 """
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
 import numpy as np
 import scipy.sparse as sp
 from scipy.sparse.linalg import LinearOperator, aslinearoperator
 
 from pdesurrogates.errors import SolverError
+from pdesurrogates.solvers._checks import (
+    FLOOR_FACTOR,
+    Monitor,
+    System,
+    check_maxiter,
+    check_positive_int,
+    check_tolerances,
+    prepare,
+)
+from pdesurrogates.solvers._result import SolveResult, SolveStatus, message
 
 __all__ = ["SolveResult", "SolveStatus", "cg", "fcg"]
 
-
-class SolveStatus(enum.StrEnum):
-    """Why an iterative solve stopped (``SolveResult.status``).
-
-    The members compare equal to their lower-case names (``status == "converged"``).
-
-    Attributes
-    ----------
-    CONVERGED
-        The stopping test ``||b - A x|| <= max(rtol ||b||, atol)`` holds.
-    MAXITER
-        The iteration cap was reached first.
-    INACCURATE
-        The recursive residual met the tolerance but the true residual did not
-        (loss of accuracy in floating point).
-    INDEFINITE
-        A curvature ``p^T A p <= 0`` (``A`` not positive definite) or ``r^T M r <= 0``
-        (the preconditioner not positive definite) was met.
-    BREAKDOWN
-        No usable search direction was left (a zero or non-finite direction built from
-        the residual).
-    NONFINITE
-        The preconditioner or the iteration produced NaN or Inf.
-    """
-
-    CONVERGED = "converged"
-    MAXITER = "maxiter"
-    INACCURATE = "inaccurate"
-    INDEFINITE = "indefinite"
-    BREAKDOWN = "breakdown"
-    NONFINITE = "nonfinite"
-
-
-@dataclass
-class SolveResult:
-    """Outcome of an iterative solve.
-
-    Attributes
-    ----------
-    x : ndarray, shape (n,)
-        The last iterate.
-    converged : bool
-        True when the stopping test ``||b - A x|| <= max(rtol * ||b||, atol)`` holds.
-    n_iter : int
-        Number of iterations (solution updates) performed.
-    residuals : ndarray, shape (n_iter + 1,)
-        Residual norms ``||b - A x_k||`` for ``k = 0 .. n_iter`` (true residuals unless
-        the solver was asked for the recursive ones).
-    message : str
-        What happened, in one sentence.
-    info : dict
-        Extra facts: ``tol`` (the absolute threshold), ``fallbacks`` (iterations where a
-        learned direction was replaced by the residual), timing when measured.
-    status : SolveStatus
-        Why the solve stopped; ``converged`` is ``status is SolveStatus.CONVERGED``.
-        When not given it is ``CONVERGED`` or ``MAXITER`` from ``converged``.
-    """
-
-    x: np.ndarray
-    converged: bool
-    n_iter: int
-    residuals: np.ndarray
-    message: str
-    info: dict = field(default_factory=dict)
-    status: SolveStatus | None = None
-
-    def __post_init__(self) -> None:
-        if self.status is None:
-            self.status = SolveStatus.CONVERGED if self.converged else SolveStatus.MAXITER
-        self.status = SolveStatus(self.status)
-        if bool(self.converged) != (self.status is SolveStatus.CONVERGED):
-            raise ValueError(
-                f"SolveResult: converged={self.converged} contradicts status={self.status.value}"
-            )
-
-    @property
-    def relative_residual(self) -> float:
-        """Final ``||b - A x|| / ||b||`` (from the history)."""
-        b0 = self.info.get("bnorm", 0.0)
-        return float(self.residuals[-1] / b0) if b0 > 0 else float(self.residuals[-1])
-
-    def __repr__(self) -> str:  # short: x can be huge
-        return (
-            f"SolveResult(status={self.status.value}, n_iter={self.n_iter}, "
-            f"residual={self.residuals[-1]:.3e}, message={self.message!r})"
-        )
-
-
-def _prepare(A, b, x0, *, check_symmetric: bool):
-    """Validate inputs; return (LinearOperator, b float64, x float64 copy, n)."""
-    if A is None:
-        raise ValueError("A is None; pass a square matrix or LinearOperator")
-    shape = getattr(A, "shape", None)
-    if shape is None or len(shape) != 2:
-        raise ValueError(f"A must be a 2-D matrix or LinearOperator; got {type(A).__name__}")
-    if shape[0] != shape[1]:
-        raise SolverError(f"A must be square; got shape {tuple(shape)}")
-    n = int(shape[0])
-    b = np.asarray(b)
-    if b.ndim == 2 and 1 in b.shape:
-        b = b.reshape(-1)
-    if b.ndim != 1 or b.shape[0] != n:
-        raise ValueError(f"b has shape {b.shape}, expected ({n},) to match A of shape {shape}")
-    if np.iscomplexobj(b):
-        raise ValueError("complex right-hand sides are not supported; split real/imag parts")
-    b = b.astype(np.float64, copy=False)
-    if not np.all(np.isfinite(b)):
-        raise ValueError("b contains NaN or Inf; check the right-hand side")
-    if x0 is None:
-        x = np.zeros(n)
-    else:
-        x = np.array(x0, dtype=np.float64).reshape(-1)
-        if x.shape[0] != n:
-            raise ValueError(f"x0 has {x.shape[0]} entries, expected {n}")
-        if not np.all(np.isfinite(x)):
-            raise ValueError("x0 contains NaN or Inf")
-    if sp.issparse(A) or isinstance(A, np.ndarray):
-        if check_symmetric:
-            _check_symmetric(A)
-        diag = A.diagonal()
-        if np.any(diag <= 0):
-            i = int(np.flatnonzero(diag <= 0)[0])
-            raise SolverError(
-                f"A is not positive definite: diagonal entry A[{i}, {i}] = {diag[i]:g} <= 0; "
-                "CG needs a symmetric positive definite matrix"
-            )
-    op = aslinearoperator(A)
-    return op, b, x, n
-
-
-def _check_symmetric(A) -> None:
-    if sp.issparse(A):
-        d = (A - A.T).tocsr()
-        asym = abs(d).max() if d.nnz else 0.0
-        scale = abs(A).max() if A.nnz else 1.0
-    else:
-        asym = float(np.max(np.abs(A - A.T))) if A.size else 0.0
-        scale = float(np.max(np.abs(A))) if A.size else 1.0
-    if asym > 1e-10 * max(scale, 1e-300):
-        raise SolverError(
-            f"A is not symmetric (max |A - A^T| = {asym:.3g}, max |A| = {scale:.3g}); "
-            "CG needs a symmetric positive definite matrix: use gmres/bicgstab for "
-            "non-symmetric systems"
-        )
+_norm = np.linalg.norm
 
 
 def _as_apply(M, n: int, *, flexible: bool) -> Callable[[np.ndarray], np.ndarray] | None:
@@ -194,35 +77,100 @@ def _as_apply(M, n: int, *, flexible: bool) -> Callable[[np.ndarray], np.ndarray
     if hasattr(M, "aspreconditioner") and not isinstance(M, LinearOperator):
         if flexible and hasattr(M, "matvec"):
             if getattr(M, "n", n) != n:
-                raise ValueError(f"preconditioner M is set up for n={M.n}, expected n={n}")
+                raise SolverError(f"preconditioner M is set up for n={M.n}, expected n={n}")
             return M.matvec
         M = M.aspreconditioner()
     if isinstance(M, LinearOperator) or sp.issparse(M) or isinstance(M, np.ndarray):
         if M.shape != (n, n):
-            raise ValueError(f"preconditioner M has shape {M.shape}, expected {(n, n)}")
+            raise SolverError(f"preconditioner M has shape {M.shape}, expected {(n, n)}")
         op = aslinearoperator(M)
         return op.matvec
     if callable(M):
         return M
-    raise ValueError(
+    raise SolverError(
         f"M must be a matrix, a LinearOperator or a callable r -> z; got {type(M).__name__}"
     )
 
 
-def _tolerance(bnorm: float, rtol: float, atol: float) -> float:
-    if rtol is None or not np.isfinite(rtol) or rtol < 0:
-        raise ValueError(f"rtol must be a non-negative number; got {rtol!r}")
-    if atol is None or not np.isfinite(atol) or atol < 0:
-        raise ValueError(f"atol must be a non-negative number; got {atol!r}")
-    return max(float(atol), float(rtol) * bnorm)
+def _apply_m(psolve, r: np.ndarray, n: int) -> np.ndarray:
+    """``M(r)`` as a float64 ``(n,)`` array; ``SolverError`` if M returns another shape."""
+    with np.errstate(all="ignore"):
+        out = psolve(r)
+    try:
+        z = np.asarray(out, dtype=np.float64).reshape(-1)
+    except (TypeError, ValueError) as exc:
+        raise SolverError(
+            f"the preconditioner M returned {type(out).__name__}, not an array of numbers"
+        ) from exc
+    if z.shape[0] != n:
+        raise SolverError(f"the preconditioner M returned {z.shape[0]} values, expected {n}")
+    return z
 
 
-def _maxiter(maxiter, n):
-    if maxiter is None:
-        return 10 * n
-    if int(maxiter) < 0:
-        raise ValueError(f"maxiter must be >= 0; got {maxiter}")
-    return int(maxiter)
+def _where(what: str, v: np.ndarray) -> str:
+    """``"<what> NaN or Inf at index i"`` for the first non-finite entry of ``v``."""
+    bad = np.flatnonzero(~np.isfinite(v))
+    if not bad.size:
+        return f"{what} values whose products overflow float64"
+    return f"{what} {v[bad[0]]} at index {int(bad[0])} ({bad.size} NaN/Inf entries)"
+
+
+def _curvature(pq: float) -> str:
+    if pq > 0:
+        return (
+            f"p^T A p = {pq:.3g} is at rounding level (<= eps ||A|| ||p||^2): A is singular "
+            "or not positive definite along p"
+        )
+    return f"p^T A p = {pq:.3g} <= 0: A is not positive definite"
+
+
+def _start(system: System, method: str, rtol: float, atol: float):
+    """``(tol, bnorm, info, early)``: scaled tolerance and ``||b||``, and a result when the
+    solve is over before it starts (``b = 0``, or a defect found in ``A``)."""
+    s, n = system.scale, system.n
+    bnorm = float(_norm(system.b))
+    with np.errstate(over="ignore"):
+        tol = max(atol / s, rtol * bnorm)
+    info = {"tol": tol * s, "bnorm": bnorm * s, "method": method, "scale": s}
+    if bnorm == 0:
+        info["relative_residual"] = 0.0
+        return (
+            tol,
+            bnorm,
+            info,
+            SolveResult(np.zeros(n), True, 0, np.zeros(1), "b is zero; x = 0", info),
+        )
+    if system.defect is None:
+        return tol, bnorm, info, None
+    status, why = system.defect
+    with np.errstate(all="ignore"):
+        r0 = float(_norm(system.b - system.op.matvec(system.x)))
+        x = system.x * s
+    info["relative_residual"] = r0 / bnorm
+    msg = f"not solved ({status.value}), found before the first iteration: {why}"
+    return tol, bnorm, info, SolveResult(x, False, 0, np.array([r0 * s]), msg, info, status)
+
+
+def _finish(system, x, k, hist, info, tol, bnorm, maxiter, status, why, note="", true=None):
+    """Unscale ``x``, check its true residual, and build the result."""
+    s = system.scale
+    with np.errstate(all="ignore"):
+        x_out = x * s if s != 1.0 else x
+        if not np.all(np.isfinite(x_out)):
+            if status is not SolveStatus.NONFINITE:
+                status = SolveStatus.NONFINITE
+                why = _where("the solution overflows float64: x =", x_out)
+            true = np.inf
+        elif true is None or s != 1.0:
+            true = float(_norm(system.b - system.op.matvec(x_out / s if s != 1.0 else x)))
+        hist = np.asarray(hist, dtype=np.float64) * s
+    if status is SolveStatus.CONVERGED and not true <= tol:
+        status = SolveStatus.INACCURATE
+        why = "the returned x lost digits in float64 (subnormal values)"
+    info["true_residual"] = true * s
+    info["relative_residual"] = true / bnorm
+    msg = message(status, k, maxiter, true / bnorm, tol / bnorm, why, note)
+    return SolveResult(x_out, status is SolveStatus.CONVERGED, k, hist, msg, info, status)
 
 
 def cg(
@@ -248,10 +196,13 @@ def cg(
     x0 : ndarray, shape (n,), optional
         Initial guess (zeros by default).
     rtol, atol : float
-        Stop when ``||r|| < max(rtol * ||b||, atol)``; ``r`` is the recursively updated
-        residual, exactly as in scipy.
+        Stop when ``||r|| <= max(rtol * ||b||, atol)`` for the recursively updated
+        residual, exactly as in scipy, *and* for the true residual ``b - A x`` (if only the
+        recursive one meets it, CG restarts from the true residual). ``rtol=0`` is
+        allowed: CG then runs until ``maxiter`` or until the residual stagnates at the
+        floating-point floor.
     maxiter : int, optional
-        Iteration cap (``10 n`` by default). Reaching it returns ``converged=False``.
+        Iteration cap (``10 n`` by default). Reaching it returns status ``MAXITER``.
     M : matrix, LinearOperator or callable, optional
         Preconditioner approximating ``A^{-1}``; it must be linear, fixed and SPD (use
         :func:`fcg` for a nonlinear one).
@@ -261,100 +212,104 @@ def cg(
         Record ``||b - A x_k||`` in the history (one extra product with ``A`` per
         iteration); with False the recursive residual norms are recorded.
     check_symmetric : bool
-        Check an explicit matrix for symmetry first (a ``SolverError`` if it is not).
+        Check an explicit matrix for symmetry first (status ``NONSYMMETRIC`` if it is
+        not).
 
     Returns
     -------
     SolveResult
-        ``status`` is ``CONVERGED``, ``MAXITER``, ``INACCURATE`` (true residual above the
-        tolerance), ``INDEFINITE`` (``p^T A p <= 0`` or ``r^T M r <= 0``) or ``NONFINITE``.
+        ``status`` is ``CONVERGED``, ``MAXITER``, ``STAGNATED`` (the residual stopped
+        decreasing), ``INACCURATE``, ``NONSYMMETRIC`` or ``INDEFINITE`` (found before the
+        first iteration for an explicit matrix, or ``p^T A p <= 0`` / ``r^T M r <= 0``
+        during it) or ``NONFINITE`` (NaN/Inf from ``M`` or ``A @ p``, or overflow; the
+        message names the index). None of these raises.
 
     Raises
     ------
     SolverError
-        Non-square or non-symmetric ``A``, a non-positive diagonal entry, or a
-        preconditioner object that is not a fixed SPD map.
-    ValueError
-        Shape mismatch, NaN/Inf in ``b``, bad tolerances.
+        A malformed argument: ``A`` not a square real matrix or LinearOperator, ``b`` or
+        ``x0`` of the wrong shape, NaN/Inf in ``A``, ``b`` or ``x0`` (the message names
+        the index), bad ``rtol``/``atol``/``maxiter``, a preconditioner of the wrong shape
+        or a preconditioner object that is not a fixed SPD map. ``SolverError`` is a
+        ``ValueError``.
     """
-    op, b, x, n = _prepare(A, b, x0, check_symmetric=check_symmetric)
-    psolve = _as_apply(M, n, flexible=False)
-    maxiter = _maxiter(maxiter, n)
-    bnorm = float(np.linalg.norm(b))
-    tol = _tolerance(bnorm, rtol, atol)
-    info = {"tol": tol, "bnorm": bnorm, "method": "cg"}
-    if bnorm == 0:
-        return SolveResult(np.zeros(n), True, 0, np.zeros(1), "b is zero; x = 0", info)
+    rtol, atol = check_tolerances(rtol, atol)
+    system = prepare(A, b, x0, check_symmetric=check_symmetric)
+    psolve = _as_apply(M, system.n, flexible=False)
+    maxiter = check_maxiter(maxiter, system.n)
+    tol, bnorm, info, early = _start(system, "cg", rtol, atol)
+    if early is not None:
+        return early
+    with np.errstate(all="ignore"):
+        return _pcg(system, psolve, tol, bnorm, info, maxiter, callback, true_residual)
+
+
+def _pcg(system, psolve, tol, bnorm, info, maxiter, callback, true_residual) -> SolveResult:
+    op, b, x, s, n = system.op, system.b, system.x, system.scale, system.n
     r = b - op.matvec(x) if x.any() else b.copy()
-    hist = [float(np.linalg.norm(r))]
-    rho_prev, p = None, None
-    it = 0
+    rnorm = true = float(_norm(r))
+    hist = [rnorm]
+    mon = Monitor(n, bnorm)
+    watch_true, have_true, met_recursive = true_residual, True, False
+    rho_prev, p, k = None, None, 0
     status, why = SolveStatus.MAXITER, ""
-    for it in range(maxiter + 1):
-        if np.linalg.norm(r) < tol:
-            status = SolveStatus.CONVERGED
+    if not np.isfinite(rnorm):
+        status, why = SolveStatus.NONFINITE, _where("b - A @ x0 holds", r)
+    while status is SolveStatus.MAXITER:
+        if rnorm <= tol:
+            if not have_true:
+                true, have_true = float(_norm(b - op.matvec(x))), True
+            if true <= tol:
+                status = SolveStatus.CONVERGED
+                break
+            # only the recursive residual met the tolerance: restart from the true one
+            met_recursive = watch_true = True
+            r, rnorm, rho_prev = b - op.matvec(x), true, None
+        if k >= maxiter:
             break
-        if it == maxiter:
-            break
-        with np.errstate(all="ignore"):
-            z = psolve(r) if psolve is not None else r
-        z = np.asarray(z, dtype=np.float64).reshape(-1)
+        z = _apply_m(psolve, r, n) if psolve is not None else r
         rho = float(np.dot(r, z))
         if not np.isfinite(rho):
-            status, why = SolveStatus.NONFINITE, "the preconditioner returned NaN or Inf"
+            status, why = SolveStatus.NONFINITE, _where("the preconditioner M returned", z)
             break
         if not rho > 0:
             status = SolveStatus.INDEFINITE
             why = f"r^T M r = {rho:.3g} <= 0: the preconditioner M is not positive definite"
             break
-        if it > 0:
+        if rho_prev is not None:
             p *= rho / rho_prev
             p += z
         else:
             p = z.copy()
         q = op.matvec(p)
         pq = float(np.dot(p, q))
-        if not pq > 0:
-            status = SolveStatus.INDEFINITE if np.isfinite(pq) else SolveStatus.NONFINITE
-            why = f"p^T A p = {pq:.3g} <= 0: A is not positive definite"
+        if not np.isfinite(pq):
+            status, why = SolveStatus.NONFINITE, _where("A @ p holds", q)
+            break
+        mon.see(p, q)
+        if not pq > 0 or mon.flat(p, pq):
+            status, why = SolveStatus.INDEFINITE, _curvature(pq)
             break
         alpha = rho / pq
         x += alpha * p
         r -= alpha * q
-        rho_prev = rho
-        if true_residual:
-            hist.append(float(np.linalg.norm(b - op.matvec(x))))
-        else:
-            hist.append(float(np.linalg.norm(r)))
+        rho_prev, k = rho, k + 1
+        rnorm, have_true = float(_norm(r)), watch_true
+        if watch_true:
+            true = float(_norm(b - op.matvec(x)))
+        hist.append(true if true_residual else rnorm)
+        if not (np.isfinite(rnorm) and np.isfinite(true)):
+            status, why = SolveStatus.NONFINITE, _where("the iterate x holds", x)
+            break
         if callback is not None:
-            callback(x)
-    true_norm = float(np.linalg.norm(b - op.matvec(x)))
-    if status is SolveStatus.CONVERGED and true_norm > 10 * tol:
-        status = SolveStatus.INACCURATE
-    info["true_residual"] = true_norm
-    msg = _message(status, it, maxiter, true_norm / bnorm, tol / bnorm, why)
-    return SolveResult(x, status is SolveStatus.CONVERGED, it, np.asarray(hist), msg, info, status)
-
-
-def _message(status, n_iter, maxiter, rel, rel_tol, why="", note="") -> str:
-    """One sentence saying why a solve stopped."""
-    if status is SolveStatus.CONVERGED:
-        return f"converged in {n_iter} iterations (relative residual {rel:.2e}){note}"
-    if status is SolveStatus.MAXITER:
-        return (
-            f"not converged: reached maxiter={maxiter} with relative residual "
-            f"{rel:.2e} > {rel_tol:.2e}{note}"
-        )
-    if status is SolveStatus.INACCURATE:
-        return (
-            f"recursive residual met the tolerance after {n_iter} iterations but the true "
-            f"relative residual {rel:.2e} is above {rel_tol:.2e} (loss of accuracy; tighten "
-            f"rtol){note}"
-        )
-    return (
-        f"not converged ({status.value}) at iteration {n_iter + 1}: {why}; relative "
-        f"residual {rel:.2e}{note}"
-    )
+            callback(x * s if s != 1.0 else x)
+        if not watch_true and rnorm < 1e-6 * bnorm:
+            watch_true = rnorm <= FLOOR_FACTOR * mon.floor(x)
+        reason = mon.update(k, true if watch_true else rnorm, x)
+        if reason:
+            status = SolveStatus.INACCURATE if met_recursive else SolveStatus.STAGNATED
+            why = reason
+    return _finish(system, x, k, hist, info, tol, bnorm, maxiter, status, why)
 
 
 def fcg(
@@ -380,33 +335,39 @@ def fcg(
 
     Parameters
     ----------
-    A, b, x0, rtol, atol, maxiter, callback
+    A, b, x0, rtol, atol, maxiter, callback, check_symmetric
         As in :func:`cg`. The stopping test uses the true residual ``b - A x`` when
         ``true_residual`` is True (one extra product with ``A`` per iteration).
     M : LinearOperator, matrix or callable, optional
         Any map ``r -> z``; need not be linear or symmetric. If it returns NaN/Inf or a
         direction with ``p^T r <= 0`` after orthogonalisation, the step falls back to the
-        residual direction; ``info["fallbacks"]`` counts those steps.
+        residual direction; ``info["fallbacks"]`` counts those steps and
+        ``info["nonfinite_preconditioner"]`` holds ``(iteration, index)`` of the first
+        NaN/Inf it returned.
     m : int
         Number of previous directions to orthogonalise against (``m >= 1``).
 
     Returns
     -------
     SolveResult
+        With the statuses of :func:`cg` (plus ``BREAKDOWN``: a zero search direction).
+
+    Raises
+    ------
+    SolverError
+        As :func:`cg`, and for ``m < 1``.
     """
-    if int(m) < 1:
-        raise ValueError(f"m (number of kept directions) must be >= 1; got {m}")
-    op, b, x, n = _prepare(A, b, x0, check_symmetric=check_symmetric)
-    psolve = _as_apply(M, n, flexible=True)
+    m = check_positive_int(m, "m (number of kept directions)")
+    rtol, atol = check_tolerances(rtol, atol)
+    system = prepare(A, b, x0, check_symmetric=check_symmetric)
+    psolve = _as_apply(M, system.n, flexible=True)
     return _flexible_cg(
-        op,
-        b,
-        x,
+        system,
         psolve,
         rtol=rtol,
         atol=atol,
-        maxiter=_maxiter(maxiter, n),
-        m=int(m),
+        maxiter=check_maxiter(maxiter, system.n),
+        m=m,
         callback=callback,
         true_residual=true_residual,
         method="fcg",
@@ -414,9 +375,7 @@ def fcg(
 
 
 def _flexible_cg(
-    op,
-    b,
-    x,
+    system: System,
     psolve,
     *,
     rtol,
@@ -428,67 +387,93 @@ def _flexible_cg(
     method,
     normalize_input: bool = False,
 ) -> SolveResult:
-    n = b.shape[0]
-    bnorm = float(np.linalg.norm(b))
-    tol = _tolerance(bnorm, rtol, atol)
-    info = {"tol": tol, "bnorm": bnorm, "method": method, "fallbacks": 0, "fallback_iters": []}
-    if bnorm == 0:
-        return SolveResult(np.zeros(n), True, 0, np.zeros(1), "b is zero; x = 0", info)
+    tol, bnorm, info, early = _start(system, method, rtol, atol)
+    if early is not None:
+        return early
+    info.update(fallbacks=0, fallback_iters=[])
+    with np.errstate(all="ignore"):
+        x, k, hist, status, why, true = _fcg_loop(
+            system, psolve, tol, bnorm, info, maxiter, m, callback, true_residual, normalize_input
+        )
+    fb = info["fallbacks"]
+    note = f"; fell back to the residual direction in {fb} iterations" if fb else ""
+    if "nonfinite_preconditioner" in info:
+        it, idx = info["nonfinite_preconditioner"]
+        note += f" (the preconditioner returned NaN/Inf, first at index {idx} in iteration {it})"
+    return _finish(system, x, k, hist, info, tol, bnorm, maxiter, status, why, note, true)
+
+
+def _fcg_loop(system, psolve, tol, bnorm, info, maxiter, m, callback, true_residual, norm_in):
+    op, b, x, s, n = system.op, system.b, system.x, system.scale, system.n
     r = b - op.matvec(x) if x.any() else b.copy()
-    rnorm = float(np.linalg.norm(r))
+    rnorm = true = float(_norm(r))
     hist = [rnorm]
     dirs: list[tuple[np.ndarray, np.ndarray, float]] = []  # (p, Ap, p^T A p)
-    it = 0
-    status = SolveStatus.CONVERGED if rnorm <= tol else SolveStatus.MAXITER
-    why = ""
-    while status is SolveStatus.MAXITER and it < maxiter:
-        p = _direction(psolve, r, rnorm, dirs, info, it, normalize_input)
+    mon = Monitor(n, bnorm)
+    have_true, met_recursive, k = True, False, 0
+    status, why = SolveStatus.MAXITER, ""
+    if not np.isfinite(rnorm):
+        status, why = SolveStatus.NONFINITE, _where("b - A @ x0 holds", r)
+    while status is SolveStatus.MAXITER:
+        if rnorm <= tol:
+            if not have_true:
+                true, have_true = float(_norm(b - op.matvec(x))), True
+            if true <= tol:
+                status = SolveStatus.CONVERGED
+                break
+            met_recursive = true_residual = True  # go on with the true residual
+            r, rnorm = b - op.matvec(x), true
+        if k >= maxiter:
+            break
+        p = _direction(psolve, r, rnorm, dirs, info, k, norm_in)
         Ap = op.matvec(p)
         pAp = float(np.dot(p, Ap))
         if not pAp > 0:
-            if not np.all(np.isfinite(p)) or not np.isfinite(pAp):
-                status, why = SolveStatus.NONFINITE, "the search direction holds NaN or Inf"
+            if not np.isfinite(pAp):
+                status, why = SolveStatus.NONFINITE, _where("A @ p holds", Ap)
             elif not np.any(p):
                 status, why = SolveStatus.BREAKDOWN, "the search direction is zero"
             else:
-                status = SolveStatus.INDEFINITE
-                why = f"p^T A p = {pAp:.3g} <= 0: A is not positive definite"
+                status, why = SolveStatus.INDEFINITE, _curvature(pAp)
+            break
+        mon.see(p, Ap)
+        if mon.flat(p, pAp):
+            status, why = SolveStatus.INDEFINITE, _curvature(pAp)
             break
         alpha = float(np.dot(p, r)) / pAp
         x += alpha * p
-        it += 1
+        k += 1
         r = b - op.matvec(x) if true_residual else r - alpha * Ap
-        rnorm = float(np.linalg.norm(r))
+        rnorm, have_true = float(_norm(r)), true_residual
+        true = rnorm if true_residual else true
         hist.append(rnorm)
+        if not np.isfinite(rnorm):
+            status, why = SolveStatus.NONFINITE, _where("the iterate x holds", x)
+            break
         dirs.append((p, Ap, pAp))
         if len(dirs) > m:
             dirs.pop(0)
         if callback is not None:
-            callback(x)
-        if rnorm <= tol:
-            status = SolveStatus.CONVERGED
-    true_norm = float(np.linalg.norm(b - op.matvec(x))) if not true_residual else rnorm
-    if status is SolveStatus.CONVERGED and true_norm > 10 * tol:
-        status = SolveStatus.INACCURATE
-    info["true_residual"] = true_norm
-    fb = info["fallbacks"]
-    note = f"; fell back to the residual direction in {fb} iterations" if fb else ""
-    msg = _message(status, it, maxiter, true_norm / bnorm, tol / bnorm, why, note)
-    return SolveResult(x, status is SolveStatus.CONVERGED, it, np.asarray(hist), msg, info, status)
+            callback(x * s if s != 1.0 else x)
+        if not true_residual and rnorm < 1e-6 * bnorm:
+            true_residual = rnorm <= FLOOR_FACTOR * mon.floor(x)
+        reason = mon.update(k, rnorm, x)
+        if reason:
+            status = SolveStatus.INACCURATE if met_recursive else SolveStatus.STAGNATED
+            why = reason
+    return x, k, hist, status, why, (true if have_true else None)
 
 
 def _direction(psolve, r, rnorm, dirs, info, it, normalize_input) -> np.ndarray:
     """The preconditioned direction, A-orthogonalised; the residual when it is unusable."""
-    n = r.shape[0]
     if psolve is not None:
-        rin = r / rnorm if normalize_input else r
-        with np.errstate(all="ignore"):
-            z = np.asarray(psolve(rin), dtype=np.float64).reshape(-1)
-        if z.shape[0] != n:
-            raise SolverError(f"preconditioner returned {z.shape[0]} values, expected {n}")
+        z = _apply_m(psolve, r / rnorm if normalize_input else r, r.shape[0])
         p = _orthogonalise(z, dirs)
         if p is not None and np.all(np.isfinite(p)) and float(np.dot(p, r)) > 0:
             return p
+        bad = np.flatnonzero(~np.isfinite(z))
+        if bad.size and "nonfinite_preconditioner" not in info:
+            info["nonfinite_preconditioner"] = (it + 1, int(bad[0]))
         info["fallbacks"] += 1
         info["fallback_iters"].append(it + 1)
     p = _orthogonalise(r, dirs)

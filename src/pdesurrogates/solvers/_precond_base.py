@@ -20,7 +20,7 @@ __all__ = ["Preconditioner"]
 def square_csr(A, name: str = "A") -> sp.csr_matrix:
     """``A`` as float64 CSR; ``ValueError`` for a non-matrix, ``SolverError`` if not square."""
     if not sp.issparse(A) and not isinstance(A, np.ndarray):
-        raise ValueError(f"{name} must be a sparse matrix or ndarray; got {type(A).__name__}")
+        raise SolverError(f"{name} must be a sparse matrix or ndarray; got {type(A).__name__}")
     A = sp.csr_matrix(A, dtype=np.float64)
     if A.shape[0] != A.shape[1]:
         raise SolverError(f"{name} must be square; got shape {A.shape}")

@@ -16,14 +16,19 @@ from __future__ import annotations
 
 import time
 
+import numpy as np
+
+from pdesurrogates.errors import SolverError
+from pdesurrogates.solvers._checks import check_maxiter, check_tolerances, prepare
 from pdesurrogates.solvers._dcdm import dcdm
-from pdesurrogates.solvers._krylov import SolveResult, cg
+from pdesurrogates.solvers._krylov import _start, cg
 from pdesurrogates.solvers._preconditioners import (
     AMG,
     IncompleteCholesky,
     Jacobi,
     LearnedPreconditioner,
 )
+from pdesurrogates.solvers._result import SolveResult, SolveStatus
 
 __all__ = ["MODEL_METHODS", "SOLVE_METHODS", "solve_with"]
 
@@ -42,33 +47,33 @@ def _is_vcycle(model) -> bool:
 
 
 def check_model(method: str, model, problem) -> None:
-    """Raise ``ValueError`` unless ``model`` fits ``method`` and the problem's dimension."""
-    if method not in SOLVE_METHODS:
-        raise ValueError(f"unknown method {method!r}; choose one of {', '.join(SOLVE_METHODS)}")
+    """Raise ``SolverError`` unless ``model`` fits ``method`` and the problem's dimension."""
+    if not isinstance(method, str) or method not in SOLVE_METHODS:
+        raise SolverError(f"unknown method {method!r}; choose one of {', '.join(SOLVE_METHODS)}")
     name = type(model).__name__
     if method not in MODEL_METHODS:
         if model is not None:
-            raise ValueError(
+            raise SolverError(
                 f"method {method!r} takes no model (got a {name}); the methods that take a "
                 f"model are {', '.join(MODEL_METHODS)}"
             )
         return
     if model is None:
         need = "a LearnedVCycle" if method == "vcycle" else "a direction network"
-        raise ValueError(f"method {method!r} needs a model ({need}); pass model=...")
+        raise SolverError(f"method {method!r} needs a model ({need}); pass model=...")
     if method == "vcycle" and not _is_vcycle(model):
-        raise ValueError(
+        raise SolverError(
             f"method 'vcycle' runs a V-cycle and needs a LearnedVCycle, but the model is a "
             f"{name}; use method 'dcdm' for a {name}"
         )
     if method == "dcdm" and _is_vcycle(model):
-        raise ValueError(
+        raise SolverError(
             f"method 'dcdm' needs a direction network such as ConjugateDirectionNet, but the "
             f"model is a {name}; use method 'vcycle' for a {name}"
         )
     mdim = getattr(model, "dim", None)
     if mdim is not None and int(mdim) != problem.dim:
-        raise ValueError(
+        raise SolverError(
             f"the {name} is {mdim}D but the problem ({problem.name}, grid {problem.shape}) is "
             f"{problem.dim}D; use a {problem.dim}D model"
         )
@@ -103,19 +108,43 @@ def solve_with(
     -------
     SolveResult
         ``info`` also holds ``solve_method``, ``setup_seconds``, ``solve_seconds`` and,
-        with a model, ``model_class``.
+        with a model, ``model_class``. As for :func:`cg`, numerical trouble never raises:
+        a non-symmetric matrix or a diagonal entry ``<= 0`` is reported before any
+        preconditioner is built, and a preconditioner that cannot be built for a matrix
+        that is not positive definite gives status ``INDEFINITE``.
+
+    Raises
+    ------
+    SolverError
+        A malformed argument (as for :func:`cg`), an unknown method, or a model that does
+        not fit the method or the problem's dimension (``SolverError`` is a
+        ``ValueError``).
     """
+    if not all(hasattr(problem, a) for a in ("A", "shape", "dim", "mask")):
+        raise SolverError(
+            f"problem must be a gallery Problem (from gallery.named_problem); got "
+            f"{type(problem).__name__}"
+        )
     check_model(method, model, problem)
+    check_tolerances(rtol, 0.0)
     A = problem.A
+    system = prepare(A, b, None, check_symmetric=True)
+    check_maxiter(maxiter, system.n)
     t0 = time.perf_counter()
+    _, _, _, early = _start(system, method, rtol, 0.0)
     M = None
-    if method in _CLASSICAL:
-        M = _CLASSICAL[method](A)
-    elif method == "vcycle":
+    if early is None and method in _CLASSICAL:
+        try:
+            M = _CLASSICAL[method](A)
+        except SolverError as exc:  # IC(0) breakdown and the like: A is not SPD
+            early = _setup_failed(system, method, exc)
+    elif early is None and method == "vcycle":
         M = LearnedPreconditioner(model, problem)
     setup = time.perf_counter() - t0
     t1 = time.perf_counter()
-    if method == "dcdm":
+    if early is not None:
+        res = early
+    elif method == "dcdm":
         res = dcdm(problem, b, model, rtol=rtol, maxiter=maxiter)
     else:
         res = cg(A, b, rtol=rtol, M=M, maxiter=maxiter, check_symmetric=False)
@@ -125,3 +154,16 @@ def solve_with(
     if model is not None:
         res.info["model_class"] = type(model).__name__
     return res
+
+
+def _setup_failed(system, method: str, exc: Exception) -> SolveResult:
+    """An ``INDEFINITE`` result for a preconditioner that could not be built."""
+    bnorm = float(np.linalg.norm(system.b))
+    r0 = bnorm * system.scale
+    info = {"bnorm": r0, "relative_residual": 1.0, "scale": system.scale, "method": "cg"}
+    msg = (
+        f"not solved (indefinite): the {method!r} preconditioner could not be built ({exc}); "
+        "A is not symmetric positive definite"
+    )
+    x = np.zeros(system.n)
+    return SolveResult(x, False, 0, np.array([r0]), msg, info, SolveStatus.INDEFINITE)

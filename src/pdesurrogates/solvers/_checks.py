@@ -1,0 +1,289 @@
+"""Argument checks shared by every solver, right-hand-side scaling and the stagnation monitor.
+
+The rule: a malformed argument raises :class:`~pdesurrogates.errors.SolverError` (also a
+``ValueError``) naming the argument and, for NaN/Inf, the index. A well-formed system whose
+*values* CG cannot handle (not symmetric, a diagonal entry ``<= 0``) is not an error: the
+solver returns a :class:`SolveResult` with that status before the first iteration.
+"""
+
+from __future__ import annotations
+
+import numbers
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+from scipy.sparse.linalg import LinearOperator, aslinearoperator
+
+from pdesurrogates.errors import SolverError
+from pdesurrogates.solvers._result import SolveStatus
+
+__all__ = ["Monitor", "System", "check_maxiter", "check_positive_int", "check_tolerances"]
+
+EPS = float(np.finfo(np.float64).eps)
+_SAFE = (2.0**-200, 2.0**200)  # |b| in this range is solved unscaled (bit-identical to before)
+FLOOR_FACTOR = 1e3
+"""The residual counts as "at the floating-point floor" below this many times
+``eps (||b|| + ||A|| ||x||)``."""
+
+
+@dataclass
+class System:
+    """A checked system ``A x = b`` in scaled units: ``b / scale`` and ``x0 / scale``."""
+
+    op: LinearOperator
+    b: np.ndarray
+    x: np.ndarray
+    n: int
+    scale: float
+    defect: tuple[SolveStatus, str] | None = None
+
+
+def check_tolerances(rtol, atol) -> tuple[float, float]:
+    """``(rtol, atol)`` as floats; ``SolverError`` unless both are finite numbers ``>= 0``."""
+    out = []
+    for name, v in (("rtol", rtol), ("atol", atol)):
+        ok = isinstance(v, numbers.Real) and not isinstance(v, bool)
+        if not ok or not np.isfinite(float(v)) or float(v) < 0:
+            raise SolverError(
+                f"{name} must be a finite number >= 0 (0 means: iterate until maxiter or the "
+                f"floating-point floor); got {v!r}"
+            )
+        out.append(float(v))
+    return out[0], out[1]
+
+
+def check_maxiter(maxiter, n: int, default: int | None = None) -> int:
+    """The iteration cap: ``default`` (``10 n``) for None, else a checked integer ``>= 0``."""
+    if maxiter is None:
+        return 10 * n if default is None else default
+    ok = isinstance(maxiter, numbers.Real) and not isinstance(maxiter, bool)
+    if not ok or not np.isfinite(float(maxiter)) or float(maxiter) != int(maxiter):
+        raise SolverError(f"maxiter must be an integer >= 0 or None; got {maxiter!r}")
+    if int(maxiter) < 0:
+        raise SolverError(f"maxiter must be >= 0 (0 returns x0 unchanged); got {maxiter}")
+    return int(maxiter)
+
+
+def check_positive_int(value, name: str) -> int:
+    """``value`` as an int ``>= 1`` (``SolverError`` otherwise)."""
+    ok = isinstance(value, numbers.Integral) and not isinstance(value, bool)
+    if not ok or int(value) < 1:
+        raise SolverError(f"{name} must be an integer >= 1; got {value!r}")
+    return int(value)
+
+
+def _operator(A):
+    """``(LinearOperator, n, explicit matrix or None)``; ``SolverError`` for a bad ``A``."""
+    if A is None:
+        raise SolverError("A is None; pass a square matrix or LinearOperator")
+    if isinstance(A, LinearOperator):
+        explicit = None
+    elif sp.issparse(A) or isinstance(A, np.ndarray):
+        explicit = A
+    else:
+        raise SolverError(
+            "A must be a 2-D numpy array, a scipy sparse matrix or a LinearOperator; got "
+            f"{type(A).__name__}"
+        )
+    shape = tuple(A.shape)
+    if len(shape) != 2:
+        raise SolverError(f"A must be 2-D; got shape {shape}")
+    if shape[0] != shape[1]:
+        raise SolverError(f"A must be square; got shape {shape}")
+    kind = np.dtype(A.dtype).kind if A.dtype is not None else "f"
+    if kind == "c":
+        raise SolverError("A is complex; the solvers take real symmetric matrices")
+    if kind not in "biuf":
+        raise SolverError(f"A must hold real numbers; got dtype {A.dtype}")
+    if explicit is not None:
+        if isinstance(explicit, np.ndarray):
+            explicit = np.asarray(explicit, dtype=np.float64)
+        _check_finite_matrix(explicit)
+        A = explicit
+    return aslinearoperator(A), int(shape[0]), explicit
+
+
+def vector(v, name: str, n: int) -> np.ndarray:
+    """``v`` as a float64 ``(n,)`` copy-free array; ``SolverError`` naming ``name``."""
+    try:
+        v = np.asarray(v)
+    except Exception as exc:  # ragged lists and the like
+        raise SolverError(f"{name} must be an array of {n} numbers; got {type(v)!r}") from exc
+    if v.ndim == 2 and 1 in v.shape:
+        v = v.reshape(-1)
+    if v.ndim != 1 or v.shape[0] != n:
+        raise SolverError(
+            f"{name} has shape {v.shape}, expected ({n},) to match A of shape ({n}, {n})"
+        )
+    if v.dtype.kind == "c":
+        raise SolverError(f"{name} is complex; split it into real and imaginary parts")
+    if v.dtype.kind not in "biuf":
+        raise SolverError(f"{name} must hold real numbers; got dtype {v.dtype}")
+    v = v.astype(np.float64, copy=False)
+    bad = ~np.isfinite(v)
+    if bad.any():
+        idx = np.flatnonzero(bad)
+        more = f" (and {idx.size - 1} more NaN/Inf entries)" if idx.size > 1 else ""
+        raise SolverError(
+            f"{name} holds NaN or Inf: {name}[{idx[0]}] = {v[idx[0]]}{more}; it must be "
+            f"finite: check how {name} was computed"
+        )
+    return v
+
+
+def _check_finite_matrix(A) -> None:
+    if isinstance(A, np.ndarray):
+        bad = ~np.isfinite(A)
+        if bad.any():
+            i, j = (int(k) for k in np.argwhere(bad)[0])
+            raise SolverError(
+                f"A holds NaN or Inf: A[{i}, {j}] = {A[i, j]} ({int(bad.sum())} NaN/Inf "
+                "entries in all); A must be finite"
+            )
+        return
+    data = A.data if A.format in ("csr", "csc", "coo", "bsr") else None
+    if data is not None and np.isfinite(data).all():
+        return
+    coo = A.tocoo()
+    bad = ~np.isfinite(coo.data)
+    if bad.any():
+        k = int(np.flatnonzero(bad)[0])
+        raise SolverError(
+            f"A holds NaN or Inf: A[{int(coo.row[k])}, {int(coo.col[k])}] = {coo.data[k]} "
+            f"({int(bad.sum())} NaN/Inf entries in all); A must be finite"
+        )
+
+
+def _asymmetry(A) -> tuple[SolveStatus, str] | None:
+    """A NONSYMMETRIC defect naming the worst pair, or None."""
+    if sp.issparse(A):
+        d = (A - A.T).tocoo()
+        if not d.nnz:
+            return None
+        k = int(np.argmax(np.abs(d.data)))
+        asym, i, j = float(abs(d.data[k])), int(d.row[k]), int(d.col[k])
+        scale = float(abs(A).max()) if A.nnz else 1.0
+        csr = A.tocsr()
+        aij, aji = float(csr[i, j]), float(csr[j, i])
+    else:
+        if not A.size:
+            return None
+        diff = np.abs(A - A.T)
+        i, j = (int(k) for k in np.unravel_index(int(np.argmax(diff)), diff.shape))
+        asym, scale = float(diff[i, j]), float(np.max(np.abs(A)))
+        aij, aji = float(A[i, j]), float(A[j, i])
+    if asym <= 1e-10 * max(scale, 1e-300):
+        return None
+    return SolveStatus.NONSYMMETRIC, (
+        f"A is not symmetric: A[{i}, {j}] = {aij:.6g} but A[{j}, {i}] = {aji:.6g} "
+        f"(max |A - A^T| = {asym:.3g}, max |A| = {scale:.3g}); CG needs a symmetric "
+        "positive definite matrix: use gmres/bicgstab for non-symmetric systems, or pass "
+        "check_symmetric=False"
+    )
+
+
+def _diagonal(A) -> tuple[SolveStatus, str] | None:
+    diag = A.diagonal()
+    bad = np.flatnonzero(diag <= 0)
+    if not bad.size:
+        return None
+    i = int(bad[0])
+    return SolveStatus.INDEFINITE, (
+        f"A is not positive definite: diagonal entry A[{i}, {i}] = {diag[i]:g} <= 0; CG "
+        "needs a symmetric positive definite matrix"
+    )
+
+
+def prepare(A, b, x0, *, check_symmetric: bool) -> System:
+    """Check ``A``, ``b`` and ``x0``; scale ``b`` and ``x0`` by one power of two.
+
+    Raises ``SolverError`` for malformed arguments; records a non-symmetric matrix or a
+    non-positive diagonal entry (explicit matrices only) as ``System.defect``.
+    """
+    op, n, explicit = _operator(A)
+    b = vector(b, "b", n)
+    x = np.zeros(n) if x0 is None else vector(x0, "x0", n).copy()
+    defect = None
+    if explicit is not None:
+        defect = _asymmetry(explicit) if check_symmetric else None
+        defect = defect or _diagonal(explicit)
+    big = max(float(np.max(np.abs(b), initial=0.0)), float(np.max(np.abs(x), initial=0.0)))
+    scale = 1.0
+    if big > 0 and not _SAFE[0] <= big <= _SAFE[1]:
+        scale = float(np.ldexp(1.0, int(np.frexp(big)[1]) - 1))  # exact: max |b / scale| in [1, 2)
+    if scale != 1.0:
+        b, x = b / scale, x / scale
+    return System(op, b, x, n, scale, defect)
+
+
+def safe_norm(v: np.ndarray) -> float:
+    """``||v||_2`` without overflow or underflow of the squares."""
+    m = float(np.max(np.abs(v), initial=0.0))
+    if m == 0 or not np.isfinite(m):
+        return m
+    if 1e-150 < m < 1e150:
+        return float(np.linalg.norm(v))
+    return m * float(np.linalg.norm(v / m))
+
+
+class Monitor:
+    """Stop a solve whose residual no longer decreases (``STAGNATED``).
+
+    Two tests, in scaled units:
+
+    * the best residual so far is within ``FLOOR_FACTOR`` of the floating-point floor
+      ``eps (||b|| + ||A|| ||x||)`` and has not halved for ``floor_window`` iterations;
+    * the best residual has not decreased by 1 % for ``long_window`` iterations
+      (``2 n`` clipped to 100 .. 1000; CG converges in ``n`` steps in exact arithmetic).
+
+    ``||A||`` is estimated from the largest ``||A p|| / ||p||`` seen; :meth:`flat` tells a
+    direction with ``p^T A p`` at rounding level (a singular ``A``: the step would be
+    huge).
+    """
+
+    floor_window = 25
+
+    def __init__(self, n: int, bnorm: float):
+        self.long_window = int(min(max(2 * n, 100), 1000))
+        self.bnorm = bnorm
+        self.norm_a = 0.0
+        self.best = self.half_ref = self.pct_ref = np.inf
+        self.half_it = self.pct_it = 0
+
+    def see(self, p: np.ndarray, Ap: np.ndarray) -> None:
+        """Update the ``||A||`` estimate from one product."""
+        pn = safe_norm(p)
+        if pn > 0:
+            self.norm_a = max(self.norm_a, safe_norm(Ap) / pn)
+
+    def flat(self, p: np.ndarray, pAp: float) -> bool:
+        """``0 < p^T A p <= eps ||A|| ||p||^2``: no curvature left along ``p`` (singular A)."""
+        pn = safe_norm(p)
+        return 0 < pAp <= EPS * self.norm_a * pn * pn
+
+    def floor(self, x: np.ndarray) -> float:
+        """``eps (||b|| + ||A|| ||x||)``."""
+        return EPS * (self.bnorm + self.norm_a * safe_norm(x))
+
+    def update(self, it: int, rnorm: float, x: np.ndarray) -> str | None:
+        """Record the residual of iteration ``it``; a reason to stop, or None."""
+        self.best = min(self.best, rnorm)
+        if self.best < 0.5 * self.half_ref:
+            self.half_ref, self.half_it = self.best, it
+        if self.best < 0.99 * self.pct_ref:
+            self.pct_ref, self.pct_it = self.best, it
+        if it - self.half_it >= self.floor_window:
+            floor = self.floor(x)
+            if self.best <= FLOOR_FACTOR * floor:
+                return (
+                    f"the residual stopped decreasing at the floating-point floor (best "
+                    f"{self.best / self.bnorm:.2e} relative; eps (||b|| + ||A|| ||x||) = "
+                    f"{floor / self.bnorm:.2e} relative): no solver can reach a smaller rtol"
+                )
+        if it - self.pct_it >= self.long_window:
+            return (
+                f"the residual did not decrease in the last {self.long_window} iterations "
+                "(a singular, inconsistent or very ill-conditioned system)"
+            )
+        return None
