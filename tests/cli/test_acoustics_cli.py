@@ -227,10 +227,10 @@ def test_separable_training_step_draws_a_space_time_subgrid(tube):
     import torch
 
     from pdesurrogates.training import FieldPointStep, load_source_fields
-    from pdesurrogates.training._deeponet import _query_grid
+    from pdesurrogates.training._deeponet import query_grid
 
     ds, info = load_source_fields(tube, "train")
-    grid = _query_grid(info["coords"], 1)
+    grid = query_grid(info["coords"], 1)
     step = FieldPointStep(grid, 1, n_points=60, n_times=6)
     n_t, n_x = len(info["coords"]["time"]), len(info["coords"]["x"])
     assert (step.n_t, step.n_x) == (n_t, n_x)

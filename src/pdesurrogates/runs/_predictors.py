@@ -134,7 +134,7 @@ def _deeponet_check(ds, record) -> str | None:
 def _deeponet_predict(model, record, ds, split, batch_size) -> Predicted:
     """The pressure field ``p`` of ``split`` on the whole stored grid, as
     :func:`pdesurrogates.training.evaluate_deeponet` scores it."""
-    from pdesurrogates.training._deeponet import _predict_fields, _query_grid, load_source_fields
+    from pdesurrogates.training import load_source_fields, predict_deeponet_members, query_grid
     from pdesurrogates.uq import Prediction
 
     if split == "all":
@@ -143,8 +143,8 @@ def _deeponet_predict(model, record, ds, split, batch_size) -> Predicted:
         )
     src, info = load_source_fields(ds.path, split)
     dim = len(info["setup"]["lengths"])
-    grid = _query_grid(info["coords"], dim)
-    samples = _predict_fields(model, src.sources.numpy().astype(np.float64), grid)
+    grid = query_grid(info["coords"], dim)
+    samples = predict_deeponet_members(model, src.sources.numpy().astype(np.float64), grid)
     spec = ds.fields["p"]
     # load_source_fields reads the split sorted; the data file's split order is the truth's
     order = torch.as_tensor(np.searchsorted(info["indices"], ds.split(split).indices))

@@ -24,6 +24,8 @@ from pdesurrogates.training._deeponet import (
     SourceFields,
     evaluate_deeponet,
     load_source_fields,
+    predict_deeponet_members,
+    query_grid,
     train_deeponet,
 )
 from pdesurrogates.training._deeponet_config import DeepONetConfig
@@ -82,6 +84,8 @@ __all__ = [
     "load_source_fields",
     "plot_field_snapshots",
     "plot_impulse_responses",
+    "predict_deeponet_members",
+    "query_grid",
     "rel_h1",
     "rel_l2",
     "ritz_training_vectors",

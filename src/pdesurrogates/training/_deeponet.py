@@ -96,7 +96,7 @@ def load_source_fields(path, split: str) -> tuple[SourceFields, dict[str, Any]]:
     return SourceFields(torch.from_numpy(p), torch.from_numpy(src.astype(np.float32))), info
 
 
-def _query_grid(coords: dict, dim: int) -> torch.Tensor:
+def query_grid(coords: dict, dim: int) -> torch.Tensor:
     """Physical (x..., t) of every field entry, in the field's (time, x, ...) order."""
     axes = [coords["time"]] + [coords[a] for a in _AXES[:dim]]
     mesh = np.meshgrid(*axes, indexing="ij")
@@ -264,7 +264,7 @@ def train_deeponet(
     setup = info["setup"]
     dim = len(setup["lengths"])
     step = FieldPointStep(
-        _query_grid(info["coords"], dim),
+        query_grid(info["coords"], dim),
         dim,
         n_points=config.n_points,
         n_eval=config.n_eval,
@@ -298,7 +298,7 @@ def _members(model):
     return list(model.members) if hasattr(model, "members") else [model]
 
 
-def _predict_fields(model, sources: np.ndarray, grid: torch.Tensor, chunk: int = 65536):
+def predict_deeponet_members(model, sources: np.ndarray, grid: torch.Tensor, chunk: int = 65536):
     """Per-member predictions (K, N, Q) on the whole grid, trunk evaluated in chunks."""
     outs = []
     with torch.no_grad():
@@ -356,10 +356,10 @@ def evaluate_deeponet(model, data, *, split: str = "test", out_dir=None, n_plots
 
     ds, info = load_source_fields(data, split)
     setup = info["setup"]
-    grid = _query_grid(info["coords"], len(setup["lengths"]))
+    grid = query_grid(info["coords"], len(setup["lengths"]))
     sources = ds.sources.numpy().astype(np.float64)
     truth = ds.fields_data.reshape(len(ds), -1)
-    samples = _predict_fields(model, sources, grid)
+    samples = predict_deeponet_members(model, sources, grid)
     mean = samples.mean(0)
     pred = Prediction(mean) if samples.shape[0] == 1 else Prediction(mean, samples=samples)
     report = evaluate(pred, truth, meta={"model": "DeepONet", "dataset": str(data), "split": split})
