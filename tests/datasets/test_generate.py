@@ -137,9 +137,13 @@ def test_killed_cli_run_resumes_to_the_same_file(tmp_path):
     assert not target.exists()
     with pytest.raises(DatasetError):
         validate(target)
-    done = subprocess.run(
-        [*exe, "--seed", "4", "-q", "--resume", "-o", str(target)], capture_output=True, text=True
-    )
+    resume = [*exe, "--seed", "4", "-q", "--resume", "-o", str(target)]
+    refused = subprocess.run(resume, capture_output=True, text=True)
+    assert refused.returncode == 1
+    assert f"stale lock {target}.lock" in refused.stderr.replace("\n", "")
+    assert f"pid {proc.pid}" in refused.stderr
+    (tmp_path / "k.h5.lock").unlink()  # as the message says
+    done = subprocess.run(resume, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     ref = subprocess.run(
         [*exe, "--seed", "4", "-q", "-o", str(tmp_path / "ref.h5")], capture_output=True, text=True
