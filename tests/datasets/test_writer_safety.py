@@ -267,3 +267,208 @@ def test_two_writers_one_path_one_success_with_its_own_data(tmp_path):
     assert _seed_of(out) == winner  # the success message means the file holds its data
     validate(out)
     assert not lock_path(out).exists()
+
+
+# --- kills at random points -------------------------------------------------------------------
+def _kill_at(cmd, trigger, delay):
+    """Run ``cmd``; once ``trigger`` exists, SIGKILL it after ``delay`` more seconds unless it
+    finished first. Returns (pid, killed)."""
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while not trigger.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.005)
+    try:
+        rc = proc.wait(timeout=delay)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=30)
+        return proc.pid, True
+    assert rc == 0, cmd
+    return proc.pid, False
+
+
+def _delay(seed, index, lo, hi):
+    return float(np.random.default_rng([seed, index]).uniform(lo, hi))
+
+
+def _values(path):
+    with h5py.File(path, "r") as f:
+        out = {}
+        f.visititems(lambda k, v: out.update({k: v[()]}) if isinstance(v, h5py.Dataset) else None)
+        out["source"] = f.attrs["source"]
+    return out
+
+
+def _assert_same_values(p, q):
+    a, b = _values(p), _values(q)
+    assert a.keys() == b.keys()
+    for k in a:
+        np.testing.assert_array_equal(a[k], b[k], err_msg=k)
+
+
+def _run(argv, capsys):
+    from pdesurrogates.cli import main
+
+    code = main([str(a) for a in argv])
+    cap = capsys.readouterr()
+    return code, cap.out + cap.err
+
+
+def _clear_stale_lock(out, pid, argv, capsys):
+    """A rerun is refused naming the dead holder; remove the lock as the message says.
+
+    Returns where the kill landed: before the writer took its lock, or while it held it.
+    """
+    if not lock_path(out).exists():  # killed before the writer started or after it finished
+        return "no lock held"
+    code, text = _run(argv, capsys)
+    assert code == 1
+    text = text.replace("\n", "")
+    assert f"stale lock {lock_path(out)}" in text and f"pid {pid} on host {HOST}" in text, text
+    assert f"Remove {lock_path(out)}" in text
+    lock_path(out).unlink()
+    return "while writing"
+
+
+GEN = ("generate", "darcy", "-n", 200, "-r", 16, "--seed", 5, "-q")
+
+
+@pytest.fixture(scope="module")
+def darcy_ref(tmp_path_factory):
+    from pdesurrogates.cli import main
+
+    out = tmp_path_factory.mktemp("ref") / "ref.h5"
+    assert main([str(a) for a in (*GEN, "-o", out)]) == 0
+    return out
+
+
+def _kill_generate(tmp_path, darcy_ref, capsys, seed, index):
+    out = tmp_path / f"g{index}.h5"
+    delay = _delay(seed, index, 0.0, 0.8)
+    pid, killed = _kill_at(_cli(*GEN, "-o", out), lock_path(out), delay)
+    if killed:
+        if out.exists():  # killed after the rename: the file is the complete one
+            _assert_same_values(out, darcy_ref)
+        partial = tmp_path / f"g{index}.h5.partial"
+        if partial.exists():
+            with pytest.raises(DatasetError):
+                validate(partial)
+        resume = [*GEN, "-o", out, "--resume"]
+        state = _clear_stale_lock(out, pid, resume, capsys)
+        code, text = _run(resume, capsys)
+        assert code == 0, text
+    _assert_same_values(out, darcy_ref)
+    assert not lock_path(out).exists()
+    return state if killed else "finished"
+
+
+def _pt_source(path):
+    import torch
+
+    g = torch.Generator().manual_seed(0)
+    torch.save({"x": torch.rand(600, 48, 48, generator=g), "y": torch.rand(600, 48, 48)}, path)
+
+
+@pytest.fixture(scope="module")
+def pt_ref(tmp_path_factory):
+    from pdesurrogates.cli import main
+
+    d = tmp_path_factory.mktemp("pt")
+    _pt_source(d / "src.pt")
+    assert main(["import", "neuralop-pt", str(d / "src.pt"), "-o", str(d / "ref.h5"), "-q"]) == 0
+    return d
+
+
+def _kill_import(tmp_path, pt_ref, capsys, seed, index):
+    import shutil
+
+    out = tmp_path / f"i{index}.h5"
+    shutil.copy(pt_ref / "ref.h5", out)
+    with h5py.File(out, "r+") as f:  # an existing older file, to be replaced by --overwrite
+        f["fields/u"][0] = 0.0
+    old = _values(out)
+    argv = ["import", "neuralop-pt", pt_ref / "src.pt", "-o", out, "--overwrite", "-q"]
+    argv += ["--compression", "gzip"]  # slower: a wider window to kill in
+    pid, killed = _kill_at(_cli(*argv), lock_path(out), _delay(seed, index, 0.0, 0.6))
+    if killed:
+        validate(out)  # the old file, intact, or (killed after the rename) the new one
+        now, new = _values(out), _values(pt_ref / "ref.h5")
+        assert any(all(np.array_equal(now[k], v[k]) for k in v) for v in (old, new))
+        state = _clear_stale_lock(out, pid, argv, capsys)
+        code, text = _run(argv, capsys)
+        assert code == 0, text
+    _assert_same_values(out, pt_ref / "ref.h5")
+    assert not lock_path(out).exists()
+    return state if killed else "finished"
+
+
+TRAIN_CFG = "[model]\nchannels = 4\nlayers = 1\nprojection_channels = 4\n[training]\n"
+TRAIN_CFG += "epochs = 40\nbatch_size = 8\nlr = 3e-3\n"
+
+
+@pytest.fixture(scope="module")
+def train_ref(tmp_path_factory):
+    from pdesurrogates.cli import main
+
+    d = tmp_path_factory.mktemp("train")
+    gen = ["generate", "darcy", "-n", "24", "-r", "16", "-q", "-o", str(d / "d.h5")]
+    assert main(gen) == 0
+    (d / "cfg.toml").write_text(TRAIN_CFG)
+    assert main(_train_argv(d, d / "ref")) == 0
+    return d
+
+
+def _train_argv(d, out):
+    return ["train", "mgno", "--data", str(d / "d.h5"), "-c", str(d / "cfg.toml"), "-o", str(out)]
+
+
+def _weights(run):
+    from safetensors.numpy import load_file
+
+    return load_file(run / "model" / "weights.safetensors")
+
+
+def _kill_train(tmp_path, train_ref, capsys, seed, index):
+    from pdesurrogates.training._checkpoint import read_checkpoint
+
+    out = tmp_path / f"run{index}"
+    argv = [*_train_argv(train_ref, out), "-q"]
+    trigger = out / "checkpoint.pt"  # the first epoch is done
+    _, killed = _kill_at(_cli(*argv), trigger, _delay(seed, index, 0.0, 1.3))
+    state = "finished"
+    if killed:
+        state = "checkpointed" if (out / "checkpoint.pt").exists() else "before a checkpoint"
+        if (out / "model").exists():  # written only after the last epoch, atomically
+            ref = _weights(train_ref / "ref")
+            assert all(np.array_equal(v, ref[k]) for k, v in _weights(out).items())
+        if (out / "checkpoint.pt").exists():  # the previous or the new one, never torn
+            read_checkpoint(out / "checkpoint.pt", None)
+        code, text = _run([*argv, "--resume"], capsys)
+        assert code == 0, text
+    ref, got = _weights(train_ref / "ref"), _weights(out)
+    assert ref.keys() == got.keys()
+    for k in ref:  # bit-identical to the uninterrupted run
+        np.testing.assert_array_equal(got[k], ref[k], err_msg=k)
+    return state
+
+
+def test_killed_generate_import_and_train_leave_no_wrong_file_and_resume_exactly(
+    tmp_path, darcy_ref, pt_ref, train_ref, capsys
+):
+    states = [
+        _kill_generate(tmp_path, darcy_ref, capsys, seed=0, index=0),
+        _kill_import(tmp_path, pt_ref, capsys, seed=0, index=0),
+        _kill_train(tmp_path, train_ref, capsys, seed=0, index=0),
+    ]
+    print("kills landed:", states)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("index", range(1, 9))
+def test_kills_at_many_random_points(tmp_path, darcy_ref, pt_ref, train_ref, capsys, index):
+    states = [
+        _kill_generate(tmp_path, darcy_ref, capsys, seed=1, index=index),
+        _kill_import(tmp_path, pt_ref, capsys, seed=1, index=index),
+        _kill_train(tmp_path, train_ref, capsys, seed=1, index=index),
+    ]
+    print("kills landed:", states)
