@@ -11,6 +11,7 @@ __all__ = [
     "CheckpointError",
     "ConfigError",
     "DatasetError",
+    "OutputError",
     "PdeSurrogatesError",
     "SchemaError",
     "SolverError",
@@ -46,6 +47,11 @@ class SolverError(PdeSurrogatesError, ValueError):
 
 class TrainingError(PdeSurrogatesError):
     """Training cannot go on (non-finite loss or batch, missing split, ...)."""
+
+
+class OutputError(PdeSurrogatesError):
+    """An output cannot be written safely: it is one of the command's inputs, or another
+    writer holds its lock (a live one, or a dead one whose stale lock must be removed)."""
 
 
 class ConfigError(PdeSurrogatesError, ValueError):

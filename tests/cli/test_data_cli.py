@@ -86,6 +86,35 @@ def test_generate_refuses_to_overwrite(tmp_path, capsys):
     assert main([*base, "--overwrite", "--seed", "9"]) == 0
 
 
+def test_generate_resume_of_a_finished_file_does_nothing(tmp_path, capsys):
+    out = tmp_path / "d.h5"
+    base = ["generate", "darcy", "-n", "3", "-r", "8", "-q", "-o", str(out)]
+    assert main(base) == 0
+    st = out.stat()
+    capsys.readouterr()
+    assert main([*base, "--resume"]) == 0
+    captured = capsys.readouterr()
+    assert "already complete" in captured.err and "nothing to do" in captured.err
+    assert "wrote" not in captured.out
+    assert (out.stat().st_ino, out.stat().st_mtime_ns) == (st.st_ino, st.st_mtime_ns)
+    assert main([*base, "--resume", "--seed", "4"]) == 1  # another run's file: not "done"
+    assert "made with other arguments" in capsys.readouterr().err
+
+
+def test_generate_refuses_a_locked_output_naming_the_holder(tmp_path, capsys):
+    import os
+    import socket
+
+    from pdesurrogates._files import WriteLock
+
+    out = tmp_path / "d.h5"
+    with WriteLock(out, command="another generate"):
+        assert main(["generate", "darcy", "-n", "2", "-r", "8", "-q", "-o", str(out)]) == 1
+    err = capsys.readouterr().err.replace("\n", "")
+    assert f"pid {os.getpid()} on host {socket.gethostname()}" in err
+    assert "another generate" in err and not out.exists()
+
+
 @pytest.mark.parametrize(
     "content, message",
     [

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import h5py
 import numpy as np
@@ -115,6 +116,27 @@ def test_import_errors_are_one_line(tmp_path, capsys):
     code, text = _run(["import", "pdebench", tmp_path / "nope.h5", "-o", tmp_path / "o.h5"], capsys)
     assert code == 1 and "no such file" in text
     assert not list(tmp_path.glob("o.h5*"))
+
+
+@pytest.mark.parametrize("alias", ["same", "symlink", "hardlink", "relative"])
+def test_import_never_writes_over_its_source(tmp_path, capsys, monkeypatch, alias):
+    src = tmp_path / "x.pt"
+    torch.save({"x": torch.zeros(4, 8, 8), "y": torch.ones(4, 8, 8)}, src)
+    before = src.read_bytes()
+    out = {"same": src, "symlink": tmp_path / "l.pt", "hardlink": tmp_path / "h.pt"}.get(alias)
+    if alias == "symlink":
+        out.symlink_to(src)
+    elif alias == "hardlink":
+        out.hardlink_to(src)
+    elif alias == "relative":
+        monkeypatch.chdir(tmp_path)
+        out = "./sub/../x.pt"
+        (tmp_path / "sub").mkdir()
+    code, text = _run(["import", "neuralop-pt", src, "-o", out, "--overwrite"], capsys)
+    assert code == 1 and "Traceback" not in text
+    assert f"-o {Path(out)} is the input {src}" in text.replace("\n", "") and "destroy" in text
+    assert src.read_bytes() == before
+    assert not list(tmp_path.glob("*.partial")) and not list(tmp_path.glob("*.lock"))
 
 
 @pytest.mark.parametrize("fmt", ["pdebench", "the-well", "fno-mat", "neuralop-pt"])

@@ -15,7 +15,7 @@ from pathlib import Path
 import typer
 
 from pdesurrogates.cli._app import generate_app, train_app
-from pdesurrogates.cli._data import _parse_split, check_workers
+from pdesurrogates.cli._data import _identity, _parse_split, check_workers
 from pdesurrogates.errors import DatasetError
 
 __all__ = ["train_deeponet_cmd"]
@@ -81,6 +81,7 @@ def _generate_command(dim: int):
         from pdesurrogates.datasets._acoustics import generate_acoustics
 
         check_workers(workers, scheduler)
+        before = _identity(output)
         path = generate_acoustics(
             output,
             dim=dim,
@@ -102,7 +103,8 @@ def _generate_command(dim: int):
             split=_parse_split(split),
             compression=compression,
         )
-        typer.echo(f"wrote {path}")
+        if not (resume and before is not None and before == _identity(path)):
+            typer.echo(f"wrote {path}")  # else the file was complete: the log says so
 
     room = "tube [0, L]" if dim == 1 else "room [0, Lx] x [0, Ly]"
     command.__doc__ = (

@@ -48,8 +48,10 @@ def generate_darcy_cmd(
 
     The coefficient a is a thresholded Gaussian random field (values 12 and 3); u is
     solved by cell-centred finite differences with a sparse direct solver. Files made
-    with any number of workers are identical. Writes go to OUTPUT.partial, renamed when
-    complete; --resume continues an interrupted run.
+    with any number of workers hold identical values. A run locks OUTPUT.lock (a second
+    writer is refused), writes OUTPUT.partial and renames it when complete; --resume
+    continues an interrupted run (remove the stale lock first) and does nothing when
+    OUTPUT is already complete.
     """
     from pdesurrogates.datasets import generate_darcy
     from pdesurrogates.solvers.reference import DARCY_VARIANTS
@@ -57,6 +59,7 @@ def generate_darcy_cmd(
     if variant not in DARCY_VARIANTS:
         raise typer.BadParameter(f"--variant must be one of {sorted(DARCY_VARIANTS)}")
     check_workers(workers, scheduler)
+    before = _identity(output)
     path = generate_darcy(
         output,
         n_samples=n_samples,
@@ -71,7 +74,17 @@ def generate_darcy_cmd(
         split=_parse_split(split),
         compression=compression,
     )
-    typer.echo(f"wrote {path}")
+    if not (resume and before is not None and before == _identity(path)):
+        typer.echo(f"wrote {path}")  # else the file was complete: the log says so
+
+
+def _identity(path: Path) -> tuple[int, int, int] | None:
+    """(device, inode, mtime) of a file, None if absent: unchanged means not rewritten."""
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino, st.st_mtime_ns
 
 
 def _parse_split(text: str) -> tuple[float, float, float]:

@@ -36,7 +36,7 @@ def generate_darcy(
 
     Fields ``a`` (coefficient, input) and ``u`` (solution, output) on the cell centres of a
     ``resolution x resolution`` grid. Sample ``i`` draws its randomness from ``(seed, i)``,
-    so files made with any number of workers are identical.
+    so files made with any number of workers hold identical values (not identical bytes).
 
     Parameters
     ----------

@@ -1,9 +1,10 @@
 """Run a per-sample simulator into a dataset file: in-process or on a dask cluster.
 
 The simulator is a function ``sample_fn(index, seed) -> (fields, params)`` that draws
-all its randomness from ``(seed, index)``, so the file's contents do not depend on how
-many workers computed it, nor on the order results arrive in. Output goes through
-:class:`DatasetWriter`: atomic, and resumable after an interruption.
+all its randomness from ``(seed, index)``, so the file's values do not depend on how
+many workers computed it, nor on the order results arrive in (its bytes may: HDF5 lays
+chunks out in the order they are written). Output goes through :class:`DatasetWriter`:
+locked against a second writer, atomic, and resumable after an interruption.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from pdesurrogates._progress import ProgressBar
+from pdesurrogates._progress import ProgressBar, logger
 from pdesurrogates.datasets._schema import FieldSpec, ParamSpec
 from pdesurrogates.datasets._writer import DatasetWriter
 
@@ -73,7 +74,8 @@ def generate_dataset(
     scheduler : str, optional
         Address of an existing dask scheduler (``tcp://host:8786``); overrides ``workers``.
     resume : bool
-        Continue ``<path>.partial`` from an interrupted run with the same arguments.
+        Continue ``<path>.partial`` from an interrupted run with the same arguments; if
+        ``path`` is already complete with the same arguments, do nothing.
     progress : bool
         Show a progress bar.
     chunk_size : int, optional
@@ -104,6 +106,9 @@ def generate_dataset(
         overwrite=overwrite,
     )
     with writer:
+        if writer.already_complete:
+            logger.info("%s is already complete (same arguments); nothing to do", path)
+            return writer.finalize()
         todo = writer.missing()
         with ProgressBar(enabled=progress) as bar:
             task = bar.add_task(

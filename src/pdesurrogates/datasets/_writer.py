@@ -1,9 +1,19 @@
 """Writing ``pdesurrogates-h5`` files: atomic, resumable, one sample per chunk.
 
-The writer works on ``<path>.partial`` and renames it to ``<path>`` only in
+Before anything is written the writer takes the exclusive lock ``<path>.lock``
+(:class:`pdesurrogates._files.WriteLock`): a second writer of the same path fails at once,
+naming the holder, and a lock left by a killed writer is reported as stale. While it holds
+the lock the writer works on ``<path>.partial`` (a name private to the lock holder, so an
+interrupted run can be found and resumed) and renames it to ``<path>`` only in
 :meth:`DatasetWriter.finalize`, after the splits and statistics are written and the root
-attribute ``complete`` is set. A killed writer therefore never leaves a file at ``path``;
-``resume=True`` reopens the partial file and writes only the samples still missing.
+attribute ``complete`` is set, and after the data are flushed to disk. A killed writer
+therefore never leaves a file at ``path``, and an existing file at ``path`` is replaced
+only by a complete one; ``resume=True`` reopens the partial file and writes only the
+samples still missing. The output is never one of the writer's ``inputs``.
+
+Field datasets are stored with one sample per chunk and HDF5's Fletcher32 checksum (after
+the shuffle and compression filters when compression is chosen), so a damaged chunk fails
+its read instead of returning wrong values.
 """
 
 from __future__ import annotations
@@ -11,6 +21,7 @@ from __future__ import annotations
 import json
 import os
 import time
+import weakref
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -18,6 +29,7 @@ from typing import Any
 import h5py
 import numpy as np
 
+from pdesurrogates._files import WriteLock, atomic_replace, check_not_input
 from pdesurrogates._version import __version__
 from pdesurrogates.datasets._schema import (
     DIM_ORDER,
@@ -28,103 +40,13 @@ from pdesurrogates.datasets._schema import (
     ParamSpec,
     source_text,
 )
+from pdesurrogates.datasets._stats import compute_stats, contiguous_splits
 from pdesurrogates.errors import DatasetError
 
 __all__ = ["DatasetWriter", "compute_stats", "contiguous_splits"]
 
 _PROGRESS = "_written"  # per-sample completion flags, removed by finalize()
 _SIGNATURE = "_writer_signature"
-
-
-def contiguous_splits(
-    n: int, fractions: Sequence[float] = (0.8, 0.1, 0.1)
-) -> dict[str, np.ndarray]:
-    """Train/valid/test index blocks in sample order (fractions must sum to 1)."""
-    if len(fractions) != 3 or any(f < 0 for f in fractions) or abs(sum(fractions) - 1) > 1e-9:
-        raise ValueError(f"split fractions {tuple(fractions)} must be 3 values >= 0 summing to 1")
-    n_train = round(fractions[0] * n)
-    n_valid = round(fractions[1] * n)
-    n_train = min(n_train, n)
-    n_valid = min(n_valid, n - n_train)
-    idx = np.arange(n, dtype=np.int64)
-    return {
-        "train": idx[:n_train],
-        "valid": idx[n_train : n_train + n_valid],
-        "test": idx[n_train + n_valid :],
-    }
-
-
-def compute_stats(
-    ds: h5py.Dataset, dims: tuple[str, ...], indices: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """Mean and std of a field over the given samples (per component if it has one).
-
-    Streams blocks of samples and accumulates in float64 (Chan's parallel update), so the
-    memory use is bounded whatever the file size.
-    """
-    if "sample" not in dims:
-        data = ds[()].astype(np.float64)
-        axes = tuple(i for i, d in enumerate(dims) if d != "component")
-        return data.mean(axis=axes), data.std(axis=axes)
-    has_comp = dims[-1] == "component"
-    n_comp = ds.shape[-1] if has_comp else 1
-    count = 0
-    mean = np.zeros(n_comp)
-    m2 = np.zeros(n_comp)
-    per_sample = int(np.prod(ds.shape[1:]))
-    step = max(1, (16 * 2**20) // (4 * max(per_sample, 1)))
-    indices = np.sort(np.asarray(indices, dtype=np.int64))
-    for start in range(0, len(indices), step):
-        block_idx = indices[start : start + step]
-        raw = _read_rows(ds, block_idx)
-        if raw.size == 0:
-            continue
-        if n_comp == 1:
-            k = raw.size
-            b_mean, b_m2 = _mean_m2(raw.reshape(-1))
-            b_mean, b_m2 = np.array([b_mean]), np.array([b_m2])
-        else:
-            block = raw.astype(np.float64).reshape(-1, n_comp)
-            k = block.shape[0]
-            b_mean = block.mean(axis=0)
-            b_m2 = ((block - b_mean) ** 2).sum(axis=0)
-        delta = b_mean - mean
-        total = count + k
-        mean = mean + delta * k / total
-        m2 = m2 + b_m2 + delta**2 * count * k / total
-        count = total
-    if count == 0:
-        raise DatasetError(f"cannot compute statistics of {ds.name}: the train split is empty")
-    std = np.sqrt(m2 / count)
-    if not has_comp:
-        return mean[0], std[0]
-    return mean, std
-
-
-def _mean_m2(x: np.ndarray, row: int = 1024) -> tuple[float, float]:
-    """Mean and sum of squared deviations of a 1-D array, fast and accurate.
-
-    Deviations from the float64 mean are formed in the array's own precision, squared and
-    summed per row of ``row`` values, and the row sums are added in float64: about 6x
-    faster than converting the block to float64, with a relative error near 1e-9.
-    """
-    mean = float(x.mean(dtype=np.float64))
-    d = x - x.dtype.type(mean)
-    q = (d.size // row) * row
-    m2 = float(
-        np.einsum("ij,ij->i", d[:q].reshape(-1, row), d[:q].reshape(-1, row)).sum(dtype=np.float64)
-    )
-    tail = d[q:].astype(np.float64)
-    return mean, m2 + float(tail @ tail)
-
-
-def _read_rows(ds: h5py.Dataset, idx: np.ndarray) -> np.ndarray:
-    """Read sorted rows ``idx`` of ``ds``; contiguous runs are read as one slice."""
-    if len(idx) == 0:
-        return np.empty((0, *ds.shape[1:]), dtype=ds.dtype)
-    if idx[-1] - idx[0] + 1 == len(idx):
-        return ds[int(idx[0]) : int(idx[-1]) + 1]
-    return ds[idx]
 
 
 class DatasetWriter:
@@ -150,11 +72,23 @@ class DatasetWriter:
     units, periodic : mapping, optional
         Per-coordinate ``units`` and ``periodic`` attributes.
     compression : {None, "lzf", "gzip"}
-        Optional filter (with byte shuffle). Chunks are always one sample.
+        Optional filter (with byte shuffle). Chunks are always one sample, checksummed.
     resume : bool
-        Continue an interrupted ``<path>.partial`` written with the same arguments.
+        Continue an interrupted ``<path>.partial`` written with the same arguments. When
+        there is none and ``path`` is already a complete file of the same arguments, the
+        writer does nothing (:attr:`already_complete`; :meth:`finalize` returns ``path``).
     overwrite : bool
         Replace an existing complete file at ``path`` (only once the new one is complete).
+    inputs : sequence of path-like
+        Files the data come from: ``path`` (and its partial and lock files) must not be
+        one of them, whatever ``overwrite`` says.
+    command : str, optional
+        What is writing, recorded in the lock file (default: the command line).
+
+    Raises
+    ------
+    OutputError
+        ``path`` is one of ``inputs``, or another writer holds (or a dead one left) its lock.
 
     Examples
     --------
@@ -188,9 +122,12 @@ class DatasetWriter:
         compression: str | None = None,
         resume: bool = False,
         overwrite: bool = False,
+        inputs: Sequence[str | os.PathLike] = (),
+        command: str | None = None,
     ) -> None:
         self.path = Path(path)
         self.partial = Path(str(self.path) + ".partial")
+        self.already_complete = False
         if not isinstance(n_samples, int | np.integer) or n_samples < 1:
             raise ValueError(f"n_samples must be a positive integer, got {n_samples!r}")
         if compression not in (None, "lzf", "gzip"):
@@ -247,17 +184,56 @@ class DatasetWriter:
             },
             sort_keys=True,
         )
+        self._last_flush = 0.0
+        self._f: h5py.File | None = None
+        self._lock = WriteLock(self.path, command=command, partial=self.partial)
+        check_not_input(self.path, inputs, also=(self.partial, self._lock.path))
+        self._lock.acquire()
+        self._unlock = weakref.finalize(self, self._lock.release)
+        try:
+            self._start(resume, overwrite)
+        except BaseException:
+            self.close()
+            raise
+
+    def _start(self, resume: bool, overwrite: bool) -> None:
+        """Under the lock: resume the partial file, find the work done, or start anew."""
+        if resume and self.partial.exists():
+            self._open_existing()
+            return
+        if resume and self.path.exists() and self._finished_matches():
+            self.already_complete = True
+            return
         if self.path.exists() and not overwrite:
             raise DatasetError(
                 f"{self.path}: already exists; choose another output path or pass "
                 "overwrite=True (--overwrite)"
             )
-        self._last_flush = 0.0
-        self._f: h5py.File | None = None
-        if resume and self.partial.exists():
-            self._open_existing()
-        else:  # a new file (also when resume=True finds nothing to resume)
-            self._create()
+        self._create()  # a new file (also when resume=True finds nothing to resume)
+
+    def _finished_matches(self) -> bool:
+        """Whether ``path`` is a complete file written with this writer's arguments."""
+        try:
+            with h5py.File(self.path, "r") as f:
+                attrs = f.attrs
+                same = (
+                    attrs.get("complete") is not None
+                    and np.asarray(attrs.get("complete")).dtype.kind == "b"
+                    and bool(attrs.get("complete"))
+                    and int(attrs.get("n_samples", -1)) == self.n_samples
+                    and _text(attrs.get("source")) == self.meta["source"]
+                    and set(f.get("fields", {})) == set(self.fields)
+                    and all(f["fields"][k].shape == v for k, v in self.shapes.items())
+                )
+        except (OSError, KeyError, TypeError, ValueError):
+            return False
+        if not same:
+            raise DatasetError(
+                f"{self.path}: already exists and was made with other arguments (source, "
+                "number of samples or fields), so --resume has nothing to continue. Choose "
+                "another output path, or pass --overwrite without --resume"
+            )
+        return True
 
     # --- creation ---------------------------------------------------------------------
     def _create(self) -> None:
@@ -296,11 +272,11 @@ class DatasetWriter:
         for name, spec in self.fields.items():
             shape = self.shapes[name]
             chunks = (1, *shape[1:]) if spec.dims[0] == "sample" else None
-            kwargs: dict[str, Any] = {}
+            kwargs: dict[str, Any] = {"fletcher32": True}  # after shuffle+compression
             if self.compression:
-                kwargs = {"compression": self.compression, "shuffle": True}
-                if chunks is None:
-                    chunks = shape
+                kwargs.update(compression=self.compression, shuffle=True)
+            if chunks is None:
+                chunks = shape
             ds = grp.create_dataset(
                 name, shape=shape, dtype=np.float32, chunks=chunks, fillvalue=np.nan, **kwargs
             )
@@ -353,6 +329,8 @@ class DatasetWriter:
 
     def missing(self) -> np.ndarray:
         """Indices of the samples not written yet (all of them for a new file)."""
+        if self.already_complete:
+            return np.zeros(0, dtype=np.int64)
         return np.flatnonzero(self.file[_PROGRESS][()] == 0)
 
     def _verify_written(self) -> None:
@@ -360,7 +338,7 @@ class DatasetWriter:
 
         A killed process can leave a sample's flag on disk without its data (HDF5 caches
         metadata). Unwritten chunks read as the NaN fill value, so any sample with a
-        non-finite value is written again.
+        non-finite value, or a chunk that fails its checksum, is written again.
         """
         f = self.file
         flags = f[_PROGRESS][()]
@@ -371,9 +349,13 @@ class DatasetWriter:
             per_sample = max(1, int(np.prod(ds.shape[1:])))
             step = max(1, (16 * 2**20) // (4 * per_sample))
             for start in range(0, self.n_samples, step):
-                block = ds[start : start + step].reshape(-1, per_sample)
-                bad = ~np.isfinite(block).all(axis=1)
-                flags[start : start + step][bad] = 0
+                stop = min(start + step, self.n_samples)
+                try:
+                    block = ds[start:stop].reshape(-1, per_sample)
+                    bad = ~np.isfinite(block).all(axis=1)
+                except OSError:  # a chunk cut short by the kill: check sample by sample
+                    bad = np.array([not _sample_ok(ds, i) for i in range(start, stop)])
+                flags[start:stop][bad] = 0
         f[_PROGRESS][...] = flags
         f.flush()
 
@@ -515,6 +497,9 @@ class DatasetWriter:
         extra_attrs : mapping, optional
             More root attributes (e.g. a generator's settings).
         """
+        if self.already_complete:
+            self.close()
+            return self.path
         f = self.file
         missing = self.missing()
         if len(missing):
@@ -553,20 +538,45 @@ class DatasetWriter:
         f.flush()
         f.close()
         self._f = None
-        with open(self.partial, "rb") as fh:
-            os.fsync(fh.fileno())
-        os.replace(self.partial, self.path)
+        atomic_replace(self.partial, self.path)
+        self._unlock()
         return self.path
 
     def close(self) -> None:
-        """Close the partial file without finalising (it stays resumable)."""
-        if self._f is not None:
-            self._f.flush()
-            self._f.close()
-            self._f = None
+        """Close the partial file without finalising (it stays resumable) and unlock."""
+        try:
+            if self._f is not None:
+                f, self._f = self._f, None
+                if f.id.valid:
+                    f.flush()
+                    f.close()
+        finally:
+            self._unlock()
+
+    def abort(self) -> None:
+        """Close and delete the partial file, then unlock (the destination is untouched)."""
+        try:
+            if self._f is not None:
+                f, self._f = self._f, None
+                f.close()
+            self.partial.unlink(missing_ok=True)
+        finally:
+            self._unlock()
 
     def __enter__(self) -> DatasetWriter:
         return self
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _sample_ok(ds: h5py.Dataset, i: int) -> bool:
+    """Whether sample ``i`` reads back (checksum) with finite values."""
+    try:
+        return bool(np.isfinite(ds[i]).all())
+    except OSError:
+        return False

@@ -1,17 +1,24 @@
-"""The Trainer's checkpoint file: written atomically after every epoch, checked on resume."""
+"""The Trainer's checkpoint file: written atomically after every epoch, checked on resume.
+
+Each file goes to a uniquely named temporary file beside it (``.<name>.<pid>.<random>.partial``),
+is flushed to disk and renamed over the old one, and the directory entry is flushed: a kill
+at any point leaves either the previous checkpoint or the new one, never a torn file.
+"""
 
 from __future__ import annotations
 
 import io
 import json
+import os
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
+from pdesurrogates._files import atomic_replace, unique_partial
 from pdesurrogates.errors import CheckpointError
-from pdesurrogates.io import atomic_write_bytes, atomic_write_text, model_spec
+from pdesurrogates.io import model_spec
 
 __all__ = [
     "CHECKPOINT_FILE",
@@ -44,9 +51,22 @@ def write_checkpoint(out_dir: Path, state: dict[str, Any], history: list[dict]) 
     """Write ``checkpoint.pt`` and ``metrics.jsonl`` in ``out_dir``, each atomically."""
     buf = io.BytesIO()
     torch.save(state, buf)
-    atomic_write_bytes(out_dir / CHECKPOINT_FILE, buf.getvalue())
+    _write_durably(out_dir / CHECKPOINT_FILE, buf.getvalue())
     lines = "".join(json.dumps(h) + "\n" for h in history)
-    atomic_write_text(out_dir / METRICS_FILE, lines)
+    _write_durably(out_dir / METRICS_FILE, lines.encode("utf-8"))
+
+
+def _write_durably(path: Path, data: bytes) -> None:
+    """Write a unique temporary file beside ``path``, flush it and rename it over ``path``."""
+    tmp = unique_partial(path)
+    try:
+        with open(tmp, "xb") as fh:
+            fh.write(data)
+        atomic_replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
 
 
 def read_checkpoint(path: Path | None, spec: dict | None) -> dict[str, Any]:

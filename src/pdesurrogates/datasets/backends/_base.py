@@ -21,6 +21,7 @@ from typing import Any, ClassVar
 import h5py
 import numpy as np
 
+from pdesurrogates._files import check_not_input
 from pdesurrogates._progress import ProgressBar
 from pdesurrogates.datasets._schema import SCHEMA_NAME, SPATIAL_DIMS, FieldSpec, ParamSpec
 from pdesurrogates.datasets._writer import DatasetWriter, contiguous_splits
@@ -277,8 +278,10 @@ def convert(
 ) -> Path:
     """Stream ``source`` into a complete ``pdesurrogates-h5`` file at ``output``.
 
-    Memory use is bounded by about ``3 * block_bytes`` whatever the source size. On any
-    error the unfinished ``output.partial`` is removed.
+    Memory use is bounded by about ``3 * block_bytes`` whatever the source size. The output
+    is written under its lock as :class:`DatasetWriter` does, and is never one of the source's
+    files (:class:`~pdesurrogates.errors.OutputError`). On any error the unfinished
+    ``output.partial`` is removed.
     """
     if limit is not None and (not isinstance(limit, int | np.integer) or limit < 1):
         raise ValueError(f"limit must be a positive integer or None, got {limit!r}")
@@ -308,6 +311,7 @@ def convert(
         periodic={k: v for k, v in source.periodic.items() if k in coords},
         compression=compression,
         overwrite=overwrite,
+        inputs=_source_files(source),
     )
     try:
         with writer:
@@ -338,9 +342,13 @@ def convert(
                 return writer.finalize(split=(0.8, 0.1, 0.1), extra_attrs=attrs)
             return writer.finalize(splits=splits, extra_attrs=attrs)
     except BaseException:
-        writer.close()
-        writer.partial.unlink(missing_ok=True)
+        writer.abort()
         raise
+
+
+def _source_files(source: Source) -> list[Path]:
+    """Every file a source reads: its path and, for multi-file sources, each file."""
+    return [source.path, *(Path(p) for p in getattr(source, "file_paths", None) or [])]
 
 
 _GRID_NOTE = "not stored in the file: uniform linspace(0, 1, n) assumed"
@@ -442,7 +450,13 @@ class ImporterBackend:
         compression: str | None = None,
         progress: bool = True,
     ) -> Path:
-        """Convert ``src`` into a complete ``pdesurrogates-h5`` file at ``output``."""
+        """Convert ``src`` into a complete ``pdesurrogates-h5`` file at ``output``.
+
+        ``output`` must not be ``src`` (nor, for a folder, one of its files): the source is
+        never destroyed, ``overwrite`` or not.
+        """
+        out = Path(output)
+        check_not_input(out, [src], also=(str(out) + ".partial", str(out) + ".lock"))
         with self.open_source(src) as source:
             return convert(
                 source,
