@@ -44,3 +44,26 @@ def test_overrides_replace_only_what_is_given():
 def test_bad_tables_are_one_clear_error(table, message):
     with pytest.raises(ConfigError, match=message.replace("(", r"\(")):
         load_config(table)
+
+
+def test_a_second_training_into_the_same_run_is_refused_naming_the_first(tmp_path):
+    from pdesurrogates._files import WriteLock
+    from pdesurrogates.errors import OutputError
+    from pdesurrogates.runs import train_run
+
+    out = tmp_path / "run"
+    out.mkdir()
+    with WriteLock(out / "run.json", command="train mgno -o run"):
+        with pytest.raises(OutputError, match=r"is being written by pid \d+"):
+            train_run("mgno", tmp_path / "unused.h5", out)
+
+
+def test_training_output_that_is_the_data_file_is_refused(tmp_path):
+    from pdesurrogates.errors import OutputError
+    from pdesurrogates.runs import train_run
+
+    data = tmp_path / "d.h5"
+    data.write_bytes(b"not read")
+    with pytest.raises(OutputError, match="destroy"):
+        train_run("mgno", data, data)
+    assert data.read_bytes() == b"not read"

@@ -9,7 +9,7 @@ from typing import Any
 
 import torch
 
-from pdesurrogates.errors import CheckpointError, DatasetError
+from pdesurrogates.errors import CheckpointError, DatasetError, OutputError
 from pdesurrogates.runs import _mf, _predictors  # noqa: F401  (register the families)
 from pdesurrogates.runs._registry import FAMILIES, Family, family_of
 from pdesurrogates.runs._train import RUN_FILE
@@ -64,11 +64,13 @@ def load_run(run_dir: str | os.PathLike) -> tuple[torch.nn.Module, dict[str, Any
 
 
 def check_output(output: str | os.PathLike, *inputs: str | os.PathLike) -> Path:
-    """Refuse an output path that is one of the inputs (writing it would destroy it)."""
-    out = Path(output).resolve()
+    """Refuse an output path that is one of the inputs (writing it would destroy it):
+    the same resolved path or the same file (device and inode: hard links too)."""
+    from pdesurrogates._files import same_file
+
     for p in inputs:
-        if out == Path(p).resolve():
-            raise ValueError(
+        if same_file(output, p):
+            raise OutputError(
                 f"-o {output}: that is an input of this command ({p}); writing there would "
                 "destroy it. Choose another output path"
             )

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from pdesurrogates._files import WriteLock, check_not_input
 from pdesurrogates.errors import ConfigError, DatasetError, TrainingError
 from pdesurrogates.io import atomic_write_text
 from pdesurrogates.training import OperatorConfig
@@ -238,8 +239,6 @@ def train_run(
     of :class:`~pdesurrogates.training.OperatorConfig`). Returns the run record also
     written to ``out_dir/run.json``.
     """
-    from pdesurrogates.datasets import open_dataset
-
     if kind not in MODEL_KINDS:
         raise ValueError(f"model kind must be one of {MODEL_KINDS}, got {kind!r}")
     cfg = load_config(config)
@@ -247,6 +246,17 @@ def train_run(
         epochs=epochs, lr=lr, batch_size=batch_size, seed=seed
     )
     out_dir = Path(out_dir)
+    check_not_input(out_dir, [data])
+    out_dir.mkdir(parents=True, exist_ok=True)
+    # one writer per run directory: a second `train` into it fails at once naming this one
+    with WriteLock(out_dir / RUN_FILE, command=f"train {kind} -o {out_dir}"):
+        return _train_locked(kind, data, out_dir, training, cfg, ensemble, resume, progress,
+                             device)  # fmt: skip
+
+
+def _train_locked(kind, data, out_dir, training, cfg, ensemble, resume, progress, device):
+    from pdesurrogates.datasets import open_dataset
+
     run_path = out_dir / RUN_FILE
     if run_path.exists() and not resume:
         raise TrainingError(
@@ -289,7 +299,6 @@ def train_run(
         "n_train": len(train),
         "n_valid": 0 if valid is None else len(valid),
     }
-    out_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(run_path, json.dumps(record, indent=2))
     record["histories"] = _fit(
         probe,

@@ -171,6 +171,7 @@ def save_prediction(
         dataset_name=f"prediction of {field}",
         source=src,
         overwrite=overwrite,
+        inputs=[data] if data is not None else (),
     ) as w:
         batch = {field: _np32(pred.mean)}
         if std is not None:
