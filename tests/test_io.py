@@ -351,3 +351,195 @@ def test_every_family_loads_bit_for_bit_in_a_fresh_process(family, tmp_path):
     for key in ("model", "run"):
         assert got[key].dtype == expected.dtype
         assert torch.equal(got[key], expected), (family, key)
+
+
+# ------------------------------------------------- config.json and weights are checked
+def _saved(tmp_path):
+    torch.manual_seed(0)
+    return pdesurrogates.save(_Affine(n_in=3, n_out=2), tmp_path / "m")
+
+
+def _rewrite_config(directory, change):
+    path = directory / "config.json"
+    cfg = json.loads(path.read_text())
+    change(cfg)
+    path.write_text(json.dumps(cfg))
+    return path
+
+
+@pytest.mark.parametrize(
+    "change, match",
+    [
+        (lambda c: c.update({"class": ["_Affine"]}), "key 'class' must be the model class name"),
+        (lambda c: c.update({"config": [1, 2]}), "key 'config' must be the constructor config"),
+        (lambda c: c.update({"dtype": ["float32"]}), "key 'dtype' must be null or one of"),
+        (lambda c: c.pop("class"), "missing key 'class'"),
+        (lambda c: c["config"].update(bias=True), r"unknown key\(s\) \['bias'\] in the _Affine"),
+        (lambda c: c.update({"weights_sha256": "xyz"}), "key 'weights_sha256' must be"),
+    ],
+)
+def test_config_is_checked_before_building(tmp_path, change, match):
+    path = _rewrite_config(_saved(tmp_path), change)
+    with pytest.raises(CheckpointError, match=match) as err:
+        pdesurrogates.load(tmp_path / "m")
+    assert str(path) in str(err.value)
+
+
+def test_config_types_follow_the_constructor_annotations(tmp_path):
+    from pdesurrogates.surrogates import Ensemble, MgNO, NormalizedModel
+
+    torch.manual_seed(0)
+    mgno = MgNO(channels=4, levels=2, layers=1, base_resolution=8)
+    pdesurrogates.save(Ensemble([mgno, mgno]), tmp_path / "e")
+    path = tmp_path / "e" / "config.json"
+    cfg = json.loads(path.read_text())
+    cfg["config"]["members"][1]["config"]["channels"] = "wide"
+    path.write_text(json.dumps(cfg))
+    with pytest.raises(CheckpointError) as err:
+        pdesurrogates.load(tmp_path / "e")
+    msg = str(err.value)
+    assert str(path) in msg and "'config.members[1].config.channels' of the MgNO config" in msg
+    assert "expected int | Sequence[int], got str 'wide'" in msg
+    pdesurrogates.save(NormalizedModel(mgno), tmp_path / "n")
+    _rewrite_config(tmp_path / "n", lambda c: c["config"].pop("model"))
+    with pytest.raises(CheckpointError, match=r"missing required key\(s\) \['model'\]"):
+        pdesurrogates.load(tmp_path / "n")
+    _rewrite_config(tmp_path / "n", lambda c: c["config"].update(model=["MgNO"]))
+    with pytest.raises(CheckpointError, match=r"'config.model' of the NormalizedModel config"):
+        pdesurrogates.load(tmp_path / "n")
+
+
+@pytest.mark.parametrize("depth", [65, 100_000])
+def test_deeply_nested_config_is_corrupt_json(tmp_path, depth):
+    directory = _saved(tmp_path)
+    path = directory / "config.json"
+    text = path.read_text().replace('"n_in": 3', '"n_in": ' + "[" * depth + "]" * depth)
+    path.write_text(text)
+    with pytest.raises(CheckpointError, match="nested deeper than 64 levels") as err:
+        pdesurrogates.load(directory)
+    assert str(path) in str(err.value)
+
+
+def test_oversized_config_is_refused_before_reading(tmp_path):
+    from pdesurrogates import _model_checks
+
+    directory = _saved(tmp_path)
+    with open(directory / "config.json", "ab") as fh:
+        fh.truncate(_model_checks.MAX_CONFIG_BYTES + 1)
+    with pytest.raises(CheckpointError, match="larger than the 16777216 bytes"):
+        pdesurrogates.load(directory)
+
+
+def _header(path):
+    raw = path.read_bytes()
+    n = int.from_bytes(raw[:8], "little")
+    return json.loads(raw[8 : 8 + n]), raw[8 + n :]
+
+
+def _write_weights(directory, header, data, *, rehash=True):
+    from pdesurrogates._model_checks import file_sha256
+
+    text = json.dumps(header).encode()
+    text += b" " * (-len(text) % 8)
+    path = directory / "weights.safetensors"
+    path.write_bytes(len(text).to_bytes(8, "little") + text + data)
+    if rehash:  # an edit made consistently: the checksum does not stop it
+        _rewrite_config(directory, lambda c: c.update(weights_sha256=file_sha256(path)))
+    return path
+
+
+@pytest.mark.parametrize(
+    "edit, match",
+    [
+        (lambda h: h["lin.weight"].update(dtype="I32"), r"'lin.weight' is stored as I32 \(int32\)"),
+        (lambda h: h["lin.weight"].update(shape=[3, 2]), r"'lin.weight' has shape \[3, 2\]"),
+        (lambda h: h["shift"].update(dtype="F16"), r"'shift'.*F16 \[2\] needs 4 bytes"),
+        (lambda h: h.update(extra=dict(h["shift"])), "overlap"),
+        (lambda h: h["lin.bias"].update(dtype="XX"), r"'lin.bias' has an unknown dtype"),
+        (lambda h: h["lin.bias"].update(data_offsets=[0, 10**12]), "outside the file"),
+    ],
+)
+def test_safetensors_header_must_match_the_model(tmp_path, edit, match):
+    directory = _saved(tmp_path)
+    header, data = _header(directory / "weights.safetensors")
+    edit(header)
+    path = _write_weights(directory, header, data)
+    with pytest.raises(CheckpointError, match=match) as err:
+        pdesurrogates.load(directory)
+    assert str(path) in str(err.value)
+
+
+def test_missing_tensor_is_named(tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    from pdesurrogates._model_checks import file_sha256
+
+    directory = _saved(tmp_path)
+    path = directory / "weights.safetensors"
+    state = load_file(str(path))
+    del state["shift"]
+    save_file(state, str(path))
+    _rewrite_config(directory, lambda c: c.update(weights_sha256=file_sha256(path)))
+    with pytest.raises(CheckpointError, match=r"missing: \['shift'\]"):
+        pdesurrogates.load(directory)
+
+
+def test_float64_weights_for_a_float32_model_are_cast_with_a_note(tmp_path, caplog):
+    from safetensors.torch import load_file, save_file
+
+    from pdesurrogates._model_checks import file_sha256
+
+    model = _Affine()
+    directory = pdesurrogates.save(model, tmp_path / "m")
+    path = directory / "weights.safetensors"
+    save_file({k: v.double() for k, v in load_file(str(path)).items()}, str(path))
+    _rewrite_config(directory, lambda c: c.update(weights_sha256=file_sha256(path)))
+    with caplog.at_level("WARNING", logger="pdesurrogates"):
+        loaded = pdesurrogates.load(directory)
+    assert "3 tensor(s) stored as float64" in caplog.text
+    assert loaded.lin.weight.dtype == torch.float32
+    assert torch.equal(loaded.lin.weight, model.lin.weight)
+
+
+def test_checksum_catches_flipped_data_and_old_files_still_load(tmp_path):
+    directory = _saved(tmp_path)
+    path = directory / "weights.safetensors"
+    raw = bytearray(path.read_bytes())
+    raw[-3] ^= 0x10  # a flipped bit in the data of the last tensor
+    path.write_bytes(bytes(raw))
+    with pytest.raises(CheckpointError, match="checksum mismatch") as err:
+        pdesurrogates.load(directory)
+    assert str(path) in str(err.value)
+    raw[-3] ^= 0x10
+    path.write_bytes(bytes(raw))
+    _rewrite_config(directory, lambda c: c.pop("weights_sha256"))  # saved before checksums
+    assert torch.equal(pdesurrogates.load(directory).shift, torch.tensor([0.0, 1.0]))
+
+
+@pytest.mark.parametrize("length", [2**62, 10**8])
+def test_oversized_or_truncated_header_is_refused(tmp_path, length):
+    directory = _saved(tmp_path)
+    path = directory / "weights.safetensors"
+    raw = path.read_bytes()
+    path.write_bytes(length.to_bytes(8, "little") + raw[8:])
+    _rewrite_config(directory, lambda c: c.pop("weights_sha256"))
+    with pytest.raises(CheckpointError, match=r"the header declares .* corrupt or truncated"):
+        pdesurrogates.load(directory)
+
+
+def test_a_pickle_in_place_of_the_weights_is_never_unpickled(tmp_path):
+    import pickle
+
+    marker = tmp_path / "marker"
+
+    class Evil:
+        def __reduce__(self):
+            return (open, (str(marker), "w"))
+
+    directory = _saved(tmp_path)
+    (directory / "weights.safetensors").write_bytes(pickle.dumps(Evil()))
+    (directory / "checkpoint.pt").write_bytes(pickle.dumps(Evil()))
+    _rewrite_config(directory, lambda c: c.pop("weights_sha256"))
+    with pytest.raises(CheckpointError, match=r"weights\.safetensors"):
+        pdesurrogates.load(directory)
+    assert not marker.exists()

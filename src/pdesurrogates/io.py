@@ -54,22 +54,26 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pdesurrogates._version import __version__
-from pdesurrogates.errors import CheckpointError
+from pdesurrogates.errors import CheckpointError, ConfigError
 
 if TYPE_CHECKING:  # torch is imported by the functions that need it: `import pdesurrogates`
     import torch  # stays light
 
 __all__ = [
     "BUILTIN_MODELS",
+    "DEFAULT_MAX_PARAMETERS",
     "FORMAT_NAME",
     "FORMAT_VERSION",
+    "MAX_PARAMETERS_ENV",
     "MODEL_DIR",
     "atomic_write_bytes",
     "atomic_write_text",
     "build_model",
+    "estimate_parameters",
     "load",
     "model_directory",
     "model_spec",
+    "parameter_limit",
     "read_config",
     "register_model",
     "registered_models",
@@ -82,6 +86,13 @@ CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "weights.safetensors"
 
 MODEL_DIR = "model"
+
+#: Largest model :func:`load` builds, in stored elements (parameters and buffers), unless
+#: ``max_parameters=`` or the environment variable :data:`MAX_PARAMETERS_ENV` says otherwise.
+DEFAULT_MAX_PARAMETERS = 2_000_000_000
+#: Environment variable holding the default limit of :func:`load` (an integer, e.g. ``4e9``).
+MAX_PARAMETERS_ENV = "PDESURROGATES_MAX_PARAMETERS"
+_DTYPES = ("float16", "bfloat16", "float32", "float64")
 
 _REGISTRY: dict[str, type] = {}
 
@@ -159,25 +170,121 @@ def model_spec(model: torch.nn.Module) -> dict[str, Any]:
 
 
 def build_model(spec: dict[str, Any]) -> torch.nn.Module:
-    """Instantiate a model from a :func:`model_spec` dictionary (weights untouched)."""
-    if not isinstance(spec, dict) or "class" not in spec or "config" not in spec:
+    """Instantiate a model from a :func:`model_spec` dictionary (weights untouched).
+
+    Any failure of the constructor on the stored config (a bad value, a wrong type) is
+    a :class:`~pdesurrogates.errors.CheckpointError` chaining the original exception.
+    """
+    cls, name = _spec_class(spec)
+    return _construct(cls, name, spec["config"])
+
+
+def _spec_class(spec: Any) -> tuple[type, str]:
+    if (
+        not isinstance(spec, dict)
+        or "class" not in spec
+        or not isinstance(spec.get("config"), dict)
+    ):
         raise CheckpointError(
-            "a model spec must be a dict with keys 'class' and 'config'; got " + repr(spec)[:200]
+            "a model spec must be a dict with keys 'class' and 'config' (a dict); got "
+            + repr(spec)[:200]
         )
     name = spec["class"]
     cls = _lookup(name) if isinstance(name, str) else None
     if cls is None:
         known = ", ".join(sorted(_REGISTRY)) or "none"
         raise CheckpointError(
-            f"unknown model class {name!r}; registered classes: {known}. "
+            f"unknown model class {str(name)[:100]!r}; registered classes: {known}. "
             "Was it saved by a newer pdesurrogates, or by code that registers its own class? "
             "Import that code before loading."
         )
+    return cls, name
+
+
+_BUILD_ERRORS = (
+    TypeError,
+    ValueError,
+    KeyError,
+    IndexError,
+    AttributeError,
+    RuntimeError,
+    OverflowError,
+    MemoryError,
+    NotImplementedError,
+    RecursionError,
+)
+
+
+def _construct(cls: type, name: str, config: dict) -> torch.nn.Module:
     from_config = getattr(cls, "from_config", None)
     try:
-        return from_config(spec["config"]) if from_config else cls(**spec["config"])
-    except (TypeError, ValueError) as exc:
+        return from_config(config) if from_config else cls(**config)
+    except CheckpointError:
+        raise
+    except _BUILD_ERRORS as exc:
         raise CheckpointError(f"cannot rebuild {name} from its saved config: {exc}") from exc
+
+
+def estimate_parameters(spec: dict[str, Any]) -> int | None:
+    """Elements (parameters and buffers) of the state dict a :func:`build_model` of
+    ``spec`` would hold, computed without allocating them.
+
+    A class may offer a classmethod ``estimate_parameters(config) -> int``; otherwise the
+    model is built on PyTorch's ``meta`` device (shapes only, no memory). Returns ``None``
+    when a class cannot be built on the meta device and has no estimate.
+
+    Raises
+    ------
+    CheckpointError
+        If the config is invalid for its class.
+    """
+    import torch
+
+    cls, name = _spec_class(spec)
+    estimate = getattr(cls, "estimate_parameters", None)
+    if estimate is not None:
+        try:
+            return int(estimate(spec["config"]))
+        except CheckpointError:
+            raise
+        except _BUILD_ERRORS as exc:
+            raise CheckpointError(f"cannot rebuild {name} from its saved config: {exc}") from exc
+    try:
+        with torch.device("meta"):
+            model = _construct(cls, name, spec["config"])
+    except CheckpointError as exc:
+        cause = exc.__cause__
+        if isinstance(cause, RuntimeError | NotImplementedError) and "meta" in str(cause):
+            return None  # needs real values to build: no estimate
+        raise
+    return sum(t.numel() for t in model.state_dict().values())
+
+
+def parameter_limit(value: int | float | None = None) -> int:
+    """The parameter limit of :func:`load`: ``value``, else the environment variable
+    :data:`MAX_PARAMETERS_ENV`, else :data:`DEFAULT_MAX_PARAMETERS`."""
+    source = "max_parameters"
+    if value is None:
+        text = os.environ.get(MAX_PARAMETERS_ENV)
+        if text is None or not text.strip():
+            return DEFAULT_MAX_PARAMETERS
+        source = f"the environment variable {MAX_PARAMETERS_ENV}"
+        try:
+            value = float(text)
+        except ValueError:
+            raise ConfigError(
+                f"{source} must be a number of parameters (e.g. 2e9), got {text!r}"
+            ) from None
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not value >= 1
+        or value == float("inf")
+    ):
+        raise ConfigError(
+            f"{source} must be a positive number of parameters (e.g. 2e9), got {value!r}"
+        )
+    return int(value)
 
 
 def _model_dtype(model: torch.nn.Module) -> str | None:
@@ -221,8 +328,8 @@ def save(
         "metadata": metadata or {},
     }
     try:
-        text = json.dumps(config, indent=2, sort_keys=True)
-    except TypeError as exc:
+        json.dumps(config)
+    except (TypeError, ValueError) as exc:
         raise CheckpointError(f"metadata for {directory} is not JSON-serialisable: {exc}") from exc
     directory.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(
@@ -234,7 +341,10 @@ def save(
             k: v.detach().to("cpu", copy=True).contiguous() for k, v in model.state_dict().items()
         }
         save_file(state, str(tmp / WEIGHTS_FILE), metadata={"format": FORMAT_NAME})
-        (tmp / CONFIG_FILE).write_text(text)
+        from pdesurrogates._model_checks import file_sha256
+
+        config["weights_sha256"] = file_sha256(tmp / WEIGHTS_FILE)
+        (tmp / CONFIG_FILE).write_text(json.dumps(config, indent=2, sort_keys=True))
         for f in tmp.iterdir():
             _fsync_file(f)
         _replace_dir(tmp, directory)
@@ -261,27 +371,34 @@ def _replace_dir(src: Path, dst: Path) -> None:
 
 
 def read_config(directory: str | os.PathLike) -> dict[str, Any]:
-    """Read and check ``config.json`` of a saved model (or run) directory."""
+    """Read and check ``config.json`` of a saved model (or run) directory.
+
+    The file is read with bounded size (16 MiB) and nesting depth (64); its top-level
+    keys are checked (format, version, ``class`` a string, ``config`` and ``metadata``
+    objects, ``dtype`` a float dtype name).
+    """
+    from pdesurrogates._model_checks import check_top_level, read_json
+
     directory = model_directory(directory)
     cfg_path = directory / CONFIG_FILE
     if not cfg_path.is_file():
         raise CheckpointError(
             f"{directory}: missing {CONFIG_FILE}; this is not a saved pdesurrogates model"
         )
-    try:
-        config = json.loads(cfg_path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise CheckpointError(f"{cfg_path}: corrupt JSON ({exc}); re-save the model") from exc
+    config = read_json(cfg_path)
     found = config.get("format") if isinstance(config, dict) else None
     if found != FORMAT_NAME:
         raise CheckpointError(
-            f"{cfg_path}: not a pdesurrogates model (format is {found!r}, expected {FORMAT_NAME!r})"
+            f"{cfg_path}: not a pdesurrogates model (format is {str(found)[:100]!r}, "
+            f"expected {FORMAT_NAME!r})"
         )
-    if config.get("format_version") != FORMAT_VERSION:
+    version = config.get("format_version")
+    if version != FORMAT_VERSION or isinstance(version, bool):
         raise CheckpointError(
-            f"{cfg_path}: model format version {config.get('format_version')!r} is not supported "
+            f"{cfg_path}: model format version {str(version)[:100]!r} is not supported "
             f"(this pdesurrogates reads version {FORMAT_VERSION}); upgrade pdesurrogates"
         )
+    check_top_level(cfg_path, config, _DTYPES)
     return config
 
 
@@ -331,9 +448,19 @@ def model_directory(path: str | os.PathLike) -> Path:
 
 
 def load(
-    directory: str | os.PathLike, *, map_location: str | torch.device = "cpu"
+    directory: str | os.PathLike,
+    *,
+    map_location: str | torch.device = "cpu",
+    max_parameters: int | float | None = None,
 ) -> torch.nn.Module:
     """Rebuild a model saved with :func:`save`. Never unpickles.
+
+    Everything is checked before memory is allocated: ``config.json`` against the
+    constructor's signature and types, the size of the model it describes against
+    ``max_parameters``, the weights file against the checksum stored at save time, and
+    every tensor's name, dtype and shape in the safetensors header against the model.
+    Floating weights stored in another floating dtype (e.g. float64 weights for a
+    float32 model) are cast, with a note in the log.
 
     Parameters
     ----------
@@ -341,25 +468,53 @@ def load(
         The model directory, or a run directory holding it in ``model/``.
     map_location : str or torch.device
         Device of the returned model.
+    max_parameters : int or float, optional
+        Largest model built, in stored elements (parameters and buffers). Default: the
+        environment variable ``PDESURROGATES_MAX_PARAMETERS``, else 2e9.
 
     Raises
     ------
     CheckpointError
         If the directory is missing, corrupt, truncated, of another format, names an
-        unknown class, or is neither a model nor a run directory.
+        unknown class, holds a config that does not fit its class, describes a model
+        larger than ``max_parameters``, or holds weights that do not match the model.
+        The message names the file and the key or tensor.
     """
     import torch
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
+    from pdesurrogates import _model_checks as checks
+    from pdesurrogates._progress import logger
+
+    limit = parameter_limit(max_parameters)
     directory = model_directory(directory)
     config = read_config(directory)
-    weights = directory / WEIGHTS_FILE
+    cfg_path, weights = directory / CONFIG_FILE, directory / WEIGHTS_FILE
     if not weights.is_file():
         raise CheckpointError(f"{directory}: missing {WEIGHTS_FILE}; the save did not complete")
-    model = build_model({"class": config.get("class"), "config": config.get("config")})
+    spec = {"class": config["class"], "config": config["config"]}
+    checks.check_spec(spec, _lookup, str(cfg_path))
+    try:
+        n = estimate_parameters(spec)
+    except CheckpointError as exc:
+        raise CheckpointError(f"{cfg_path}: {exc}") from exc
+    if n is not None and n > limit:
+        raise CheckpointError(
+            f"{cfg_path}: the {spec['class']} it describes would hold {n:,} parameters, more "
+            f"than the limit of {limit:,}; if you trust this file, raise the limit with "
+            f"load(..., max_parameters=...) or the environment variable {MAX_PARAMETERS_ENV}"
+        )
+    _verify_checksum(config, weights, checks)
+    header = checks.read_header(weights)
+    try:
+        model = build_model(spec)
+    except CheckpointError as exc:
+        raise CheckpointError(f"{cfg_path}: {exc}") from exc
     if config.get("dtype"):
         model = model.to(getattr(torch, config["dtype"]))
+    expected = model.state_dict()
+    cast = checks.compare_header(weights, header, expected, spec["class"])
     try:
         state = load_file(str(weights))
     except (SafetensorError, OSError, RuntimeError, ValueError) as exc:
@@ -367,18 +522,37 @@ def load(
             f"{weights}: cannot read the weights ({exc}); the file is corrupt or truncated, "
             "re-save the model"
         ) from exc
-    expected = model.state_dict()
-    missing = sorted(set(expected) - set(state))
-    unexpected = sorted(set(state) - set(expected))
-    wrong = sorted(k for k in set(state) & set(expected) if state[k].shape != expected[k].shape)
-    if missing or unexpected or wrong:
-        raise CheckpointError(
-            f"{weights}: weights do not match a {config['class']} built from config.json "
-            f"(missing: {missing[:5]}, unexpected: {unexpected[:5]}, wrong shape: {wrong[:5]})"
+    if cast:
+        stored = sorted({str(state[k].dtype).removeprefix("torch.") for k in cast})
+        logger.warning(
+            "%s: %d tensor(s) stored as %s (%s) cast to the %s's dtype",
+            weights,
+            len(cast),
+            "/".join(stored),
+            ", ".join(cast[:3]) + (", ..." if len(cast) > 3 else ""),
+            spec["class"],
         )
+        for name in cast:
+            state[name] = state[name].to(expected[name].dtype)
     model.load_state_dict(state, strict=True)
     model.eval()
     return model.to(map_location)
+
+
+def _verify_checksum(config: dict, weights: Path, checks) -> None:
+    recorded = config.get("weights_sha256")
+    if recorded is None:  # saved before checksums were recorded
+        return
+    try:
+        found = checks.file_sha256(weights)
+    except OSError as exc:
+        raise CheckpointError(f"{weights}: cannot read the weights ({exc})") from exc
+    if found != recorded:
+        raise CheckpointError(
+            f"{weights}: checksum mismatch (SHA-256 differs from the one recorded in "
+            f"{CONFIG_FILE}): the file is corrupt or truncated, or was changed after saving; "
+            "re-save the model"
+        )
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:

@@ -52,3 +52,66 @@ def test_saves_and_loads_with_the_package(tmp_path):
         atol=1e-5,
         rtol=0,
     )
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"std": [1.0, float("nan")], "mean": [0.0, 0.0]}, r"std must be finite and >= 0; entry 1"),
+        ({"std": [1.0, -2.0], "mean": [0.0, 0.0]}, r"std must be finite and >= 0; entry 1"),
+        ({"mean": float("inf")}, r"mean must be finite; entry 0"),
+        ({"mean": [0.0], "std": [1.0, 2.0]}, "equal-length vectors"),
+        ({"std": "abc"}, "std must be a number or a list of numbers"),
+        ({"eps": 0.0}, "eps must be a positive finite number"),
+        ({"eps": float("nan")}, "eps must be a positive finite number"),
+    ],
+)
+def test_bad_statistics_name_the_argument_and_entry(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        Normalizer(**kwargs)
+
+
+def _normalized(input_std, output_std):
+    from pdesurrogates.surrogates import MgNO, NormalizedModel
+
+    torch.manual_seed(0)
+    return NormalizedModel(
+        MgNO(in_channels=2, channels=4, levels=2, layers=1, base_resolution=8),
+        input_normalizer=Normalizer(mean=[1.0, 5.0], std=input_std),
+        output_normalizer=Normalizer(mean=0.5, std=output_std),
+    )
+
+
+def test_output_std_zero_is_refused_naming_the_normaliser():
+    with pytest.raises(ValueError, match=r"output_normalizer has std = 0 for channel\(s\) \[0\]"):
+        _normalized([2.0, 3.0], 0.0)
+
+
+def test_output_std_zero_in_a_saved_config_is_a_checkpoint_error(tmp_path):
+    import json
+
+    from pdesurrogates.errors import CheckpointError
+
+    pdesurrogates.save(_normalized([2.0, 3.0], 0.1), tmp_path / "m")
+    cfg_path = tmp_path / "m" / "config.json"
+    cfg = json.loads(cfg_path.read_text())
+    cfg["config"]["output_normalizer"]["config"]["std"] = 0.0
+    cfg_path.write_text(json.dumps(cfg))
+    with pytest.raises(CheckpointError, match=r"config.json.*output_normalizer has std = 0"):
+        pdesurrogates.load(tmp_path / "m")
+
+
+def test_input_std_zero_is_clamped_to_one_with_a_warning(tmp_path, caplog):
+    with caplog.at_level("WARNING", logger="pdesurrogates"):
+        model = _normalized([2.0, 0.0], 0.1)
+    assert "input_normalizer has std = 0 for channel(s) [1]" in caplog.text
+    assert model.input_normalizer.std.tolist() == [2.0, 1.0]
+    x = torch.rand(3, 2, 8, 8)
+    x[:, 1] = 5.0  # the constant training value of channel 1 still encodes to 0
+    assert torch.equal(model.input_normalizer.encode(x)[:, 1], torch.zeros(3, 8, 8))
+    # saved and loaded: the clamped std is what is stored and rebuilt
+    pdesurrogates.save(model, tmp_path / "m")
+    loaded = pdesurrogates.load(tmp_path / "m")
+    assert loaded.input_normalizer.std.tolist() == [2.0, 1.0]
+    with torch.no_grad():
+        assert torch.equal(loaded(x), model(x))

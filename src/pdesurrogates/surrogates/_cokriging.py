@@ -63,11 +63,29 @@ from pdesurrogates.surrogates._cokriging_gp import (
     level_kernel,
     likelihood,
 )
+from pdesurrogates.surrogates._limits import MAX_LEVELS, check_at_most
 
 __all__ = ["CoKrigingGP"]
 
 _PRED_CHUNK = 1024
 _import_gpytorch = import_gpytorch  # historical name, used by benchmarks
+
+
+#: Largest number of Monte Carlo draws per point of a NARGP prediction.
+MAX_MC = 10**6
+
+
+def _check_n_train(n_train) -> list[int]:
+    """``n_train`` as a list of positive ints, or a ``ValueError`` naming it."""
+    try:
+        values = list(n_train)
+    except TypeError:
+        raise ValueError(f"n_train must be a list of integers; got {n_train!r}") from None
+    if not all(
+        isinstance(n, int | np.integer) and not isinstance(n, bool) and n >= 1 for n in values
+    ):
+        raise ValueError(f"n_train must be a list of integers >= 1; got {n_train!r}")
+    return [int(n) for n in values]
 
 
 @register_model
@@ -149,6 +167,10 @@ class CoKrigingGP(nn.Module):
         ):
             if isinstance(val, bool) or not isinstance(val, int | np.integer) or val < lo:
                 raise ValueError(f"{name} must be an integer >= {lo}; got {val!r}")
+        check_at_most("CoKrigingGP", "n_levels", n_levels, MAX_LEVELS)
+        check_at_most("CoKrigingGP", "n_mc", n_mc, MAX_MC)
+        if n_train is not None:
+            n_train = _check_n_train(n_train)
         if trend not in ("auto", "constant", "linear"):
             raise ValueError(f"trend must be 'auto', 'constant' or 'linear'; got {trend!r}")
         self.trend = trend
@@ -162,7 +184,7 @@ class CoKrigingGP(nn.Module):
         self.lf_method, self.n_inducing, self.exact_max = lf_method, int(n_inducing), int(exact_max)
         self.require_nested, self.n_restarts = bool(require_nested), int(n_restarts)
         self.noise_floor, self.n_mc, self.seed = float(noise_floor), int(n_mc), int(seed)
-        self.n_train = None if n_train is None else [int(n) for n in n_train]
+        self.n_train = n_train
         self.levels = nn.ModuleList()
         self.register_buffer("x_lo", torch.zeros(self.in_dim, dtype=_DT))
         self.register_buffer("x_span", torch.ones(self.in_dim, dtype=_DT))
@@ -173,6 +195,21 @@ class CoKrigingGP(nn.Module):
             if len(self.n_train) != self.n_levels:
                 raise ValueError(f"n_train must have {self.n_levels} entries; got {n_train}")
             self._build([torch.zeros(n, self.in_dim, dtype=_DT) for n in self.n_train])
+
+    @classmethod
+    def estimate_parameters(cls, config: dict) -> int:
+        """An upper bound of the state-dict elements of ``cls(**config)``, without
+        building it (gpytorch modules cannot be built on the meta device)."""
+        d = int(config.get("in_dim", 1))
+        n_levels = int(config.get("n_levels", 2))
+        total = 2 * d + 2 * n_levels
+        n_train = config.get("n_train")
+        if n_train is None:
+            return total
+        n_train = _check_n_train(n_train)
+        n_inducing = int(config.get("n_inducing", 512))
+        total += sum(n * (d + 2) + 8 * (d + 2) + 32 for n in n_train)
+        return total + min(n_inducing, n_train[0] if n_train else 0) * d
 
     def get_config(self) -> dict:
         return {

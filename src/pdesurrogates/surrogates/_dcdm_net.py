@@ -39,6 +39,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from pdesurrogates.io import register_model
+from pdesurrogates.surrogates._limits import MAX_REPEAT, check_at_most
 
 __all__ = ["ConjugateDirectionNet", "LearnedVCycle"]
 
@@ -181,6 +182,8 @@ class ConjugateDirectionNet(nn.Module):
         ):
             if not isinstance(val, int) or isinstance(val, bool) or val < lo:
                 raise ValueError(f"{name} must be an integer >= {lo}; got {val!r}")
+            if name != "width" and name != "coarse_size":
+                check_at_most("ConjugateDirectionNet", name, val, MAX_REPEAT)
         self.dim = dim
         self.width = width
         self.n_blocks = n_blocks
@@ -456,6 +459,8 @@ class LearnedVCycle(nn.Module):
         ):
             if not isinstance(val, int) or isinstance(val, bool) or val < lo:
                 raise ValueError(f"{name} must be an integer >= {lo}; got {val!r}")
+            if name != "coarse_cells":
+                check_at_most("LearnedVCycle", name, val, MAX_REPEAT)
         self.dim = dim
         self.smoothing_steps = smoothing_steps
         self.coarse_cells = coarse_cells

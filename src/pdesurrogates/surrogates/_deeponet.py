@@ -54,12 +54,15 @@ from pdesurrogates.surrogates._deeponet_lean import DeepONetLeanPath
 from pdesurrogates.surrogates._deeponet_mlp import ACTIVATIONS, DeepONetMLP
 from pdesurrogates.surrogates._deeponet_response import DeepONetResponses, ResponseBasis
 from pdesurrogates.surrogates._deeponet_trunk import contract_separable, pair_coords, sum_rank
+from pdesurrogates.surrogates._limits import MAX_REPEAT, check_at_most
 
 __all__ = ["DeepONet", "ResponseBasis"]
 
 _SOURCE_INPUTS = ("pulse", "coordinates")
 _ARCHITECTURES = ("modified", "mlp")
 _TRUNKS = ("separable", "joint")
+#: Largest native time grid (its samples are allocated by every full-grid prediction).
+MAX_TIME_SAMPLES = 10**7
 
 
 @register_model
@@ -229,6 +232,8 @@ class DeepONet(DeepONetResponses, DeepONetLeanPath, DeepONetChecks, DeepONetEnco
             "branch_depth", depth if branch_depth is None else branch_depth, 1
         )
         self.latent = int_at_least("latent", latent, 1)
+        for name in ("depth", "branch_depth", "rank"):
+            check_at_most("DeepONet", name, getattr(self, name), MAX_REPEAT)
         self.n_random = int_at_least("n_random", n_random, 1)
         self.random_scale = positive("random_scale", random_scale)
         self.bandwidth = positive("bandwidth", bandwidth)
@@ -272,6 +277,7 @@ class DeepONet(DeepONetResponses, DeepONetLeanPath, DeepONetChecks, DeepONetEnco
         if time_samples is None:
             time_samples = round(4.0 * self.fmax * self.duration) + 1
         self.time_samples = int_at_least("time_samples", time_samples, 2)
+        check_at_most("DeepONet", "time_samples", self.time_samples, MAX_TIME_SAMPLES)
         self.register_buffer("length_vec", torch.tensor(lengths), persistent=False)
 
     def _set_sensors(self, sensors) -> None:

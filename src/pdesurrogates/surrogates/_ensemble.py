@@ -8,7 +8,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from pdesurrogates.io import build_model, model_spec, register_model
+from pdesurrogates.io import build_model, estimate_parameters, model_spec, register_model
+from pdesurrogates.surrogates._limits import MAX_REPEAT, check_at_most
 
 __all__ = ["Ensemble"]
 
@@ -44,6 +45,7 @@ class Ensemble(nn.Module):
     def __init__(self, members: Sequence[nn.Module]):
         super().__init__()
         members = list(members) if not isinstance(members, nn.Module) else [members]
+        check_at_most("Ensemble", "number of members", len(members), MAX_REPEAT)
         if len(members) < 2:
             raise ValueError(
                 f"Ensemble: needs at least 2 members, got {len(members)}; "
@@ -62,7 +64,18 @@ class Ensemble(nn.Module):
         specs = config.get("members")
         if not isinstance(specs, list):
             raise ValueError("Ensemble config needs a list 'members' of model specs")
+        check_at_most("Ensemble", "number of members", len(specs), MAX_REPEAT)
         return cls([build_model(s) for s in specs])
+
+    @classmethod
+    def estimate_parameters(cls, config: dict[str, Any]) -> int | None:
+        """State-dict elements of all members, from their specs (not built)."""
+        specs = config.get("members")
+        if not isinstance(specs, list):
+            raise ValueError("Ensemble config needs a list 'members' of model specs")
+        check_at_most("Ensemble", "number of members", len(specs), MAX_REPEAT)
+        sizes = [estimate_parameters(s) for s in specs]
+        return None if None in sizes else sum(sizes)
 
     def __len__(self) -> int:
         return len(self.members)

@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from pdesurrogates.io import register_model
+from pdesurrogates.surrogates._limits import MAX_REPEAT, check_at_most
 
 __all__ = ["FNO"]
 
@@ -77,6 +78,7 @@ class FNO(nn.Module):
         ):
             if not isinstance(val, int) or isinstance(val, bool) or val < 1:
                 raise ValueError(f"FNO: {name} must be an integer >= 1, got {val!r}")
+        check_at_most("FNO", "n_layers", n_layers, MAX_REPEAT)
         if isinstance(n_modes, int) and not isinstance(n_modes, bool):
             modes = [n_modes, n_modes]
         else:

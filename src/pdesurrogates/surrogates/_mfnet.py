@@ -45,6 +45,7 @@ import torch
 from torch import nn
 
 from pdesurrogates.io import register_model
+from pdesurrogates.surrogates._limits import MAX_LEVELS, MAX_REPEAT, check_at_most
 
 __all__ = ["LOW_ARCHS", "MultiFidelityNet"]
 
@@ -275,6 +276,9 @@ class MultiFidelityNet(nn.Module):
         self.low_depth = _check_positive_int("low_depth", low_depth)
         self.corr_width = _check_positive_int("corr_width", corr_width)
         self.corr_depth = _check_positive_int("corr_depth", corr_depth, 0)
+        check_at_most("MultiFidelityNet", "n_levels", self.n_levels, MAX_LEVELS)
+        check_at_most("MultiFidelityNet", "low_depth", self.low_depth, MAX_REPEAT)
+        check_at_most("MultiFidelityNet", "corr_depth", self.corr_depth, MAX_REPEAT)
         for name, act in (("activation", activation), ("corr_activation", corr_activation)):
             if act not in _ACTIVATIONS:
                 raise ValueError(f"{name} must be one of {sorted(_ACTIVATIONS)}; got {act!r}")

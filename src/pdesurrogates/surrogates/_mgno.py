@@ -33,6 +33,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from pdesurrogates.io import register_model
+from pdesurrogates.surrogates._limits import MAX_LEVELS, MAX_REPEAT, check_at_most
 
 __all__ = ["MgNO"]
 
@@ -323,6 +324,8 @@ class MgNO(nn.Module):
         ):
             if not isinstance(val, int) or isinstance(val, bool) or val < lo:
                 raise ValueError(f"MgNO: {name} must be an integer >= {lo}, got {val!r}")
+        check_at_most("MgNO", "levels", levels, MAX_LEVELS)
+        check_at_most("MgNO", "layers", layers, MAX_REPEAT)
         if base_resolution % (2 ** (levels - 1)) != 0:
             raise ValueError(
                 f"MgNO: base_resolution={base_resolution} is not divisible by "
@@ -341,6 +344,8 @@ class MgNO(nn.Module):
         else:
             pre = cls._per_level("pre_smooth", pre_smooth, levels, lo=0)
         post = cls._per_level("post_smooth", post_smooth, levels, lo=0)
+        for name, vals in (("pre_smooth", pre), ("post_smooth", post)):
+            check_at_most("MgNO", f"{name} (per level)", max(vals), MAX_REPEAT)
         if pre[0] == 0 and post[0] == 0 and levels == 1:
             raise ValueError("MgNO: a single level needs at least one smoothing step")
         for name, val in (

@@ -7,9 +7,49 @@ from typing import Any
 import torch
 from torch import nn
 
-from pdesurrogates.io import build_model, model_spec, register_model
+from pdesurrogates._progress import logger
+from pdesurrogates.io import build_model, estimate_parameters, model_spec, register_model
 
 __all__ = ["NormalizedModel"]
+
+
+def _zero_std(norm) -> list[int]:
+    find = getattr(norm, "zero_std_channels", None)
+    if find is None or getattr(norm, "std", torch.ones(())).device.type == "meta":
+        return []
+    return find()
+
+
+def _check_output_std(norm) -> None:
+    """An output normaliser with std = 0 would decode every prediction to its mean."""
+    zero = _zero_std(norm)
+    if zero:
+        raise ValueError(
+            f"NormalizedModel: output_normalizer has std = 0 for channel(s) {zero[:10]}: every "
+            "prediction of such a channel would be its training mean. The training outputs "
+            "are constant there; drop the channel or give a positive std"
+        )
+
+
+def _clamp_input_std(norm, *, warn: bool) -> bool:
+    """Set std = 0 entries of an input normaliser to 1; True if there were any."""
+    zero = _zero_std(norm)
+    if not zero:
+        return False
+    if warn:
+        logger.warning(
+            "NormalizedModel: input_normalizer has std = 0 for channel(s) %s (constant in "
+            "the training data); using std = 1 there so other values are not amplified "
+            "by 1/eps",
+            zero[:10],
+        )
+    with torch.no_grad():
+        norm.std.view(-1)[zero] = 1.0
+    return True
+
+
+def _reclamp_after_load(module, incompatible_keys) -> None:
+    _clamp_input_std(module.input_normalizer, warn=False)
 
 
 @register_model
@@ -26,7 +66,12 @@ class NormalizedModel(nn.Module):
         A registered model (``get_config()``), e.g. :class:`MgNO`.
     input_normalizer, output_normalizer : nn.Module or None
         Registered modules with ``encode``/``decode`` (e.g.
-        :class:`Normalizer`); ``None`` is the identity.
+        :class:`Normalizer`); ``None`` is the identity. An output normaliser with
+        ``std = 0`` in some channel is refused (``ValueError``): it would decode every
+        prediction of that channel to a constant. An input normaliser with ``std = 0``
+        (a channel constant in the training data) has that std set to 1, with a warning in
+        the log: the training value still encodes to 0, and other values are no longer
+        amplified by ``1 / eps``.
 
     Examples
     --------
@@ -55,9 +100,25 @@ class NormalizedModel(nn.Module):
         ):
             if norm is not None and not (hasattr(norm, "encode") and hasattr(norm, "decode")):
                 raise ValueError(f"NormalizedModel: {name} must have encode() and decode() methods")
+        _check_output_std(output_normalizer)
         self.model = model
         self.input_normalizer = input_normalizer
         self.output_normalizer = output_normalizer
+        if _clamp_input_std(input_normalizer, warn=True):
+            self.register_load_state_dict_post_hook(_reclamp_after_load)
+
+    @classmethod
+    def estimate_parameters(cls, config: dict[str, Any]) -> int | None:
+        """State-dict elements of the model and its normalisers, from their specs."""
+        total = 0
+        for key in ("model", "input_normalizer", "output_normalizer"):
+            spec = config.get(key)
+            if spec is not None:
+                n = estimate_parameters(spec)
+                if n is None:
+                    return None
+                total += n
+        return total
 
     def get_config(self) -> dict[str, Any]:
         return {
@@ -75,6 +136,8 @@ class NormalizedModel(nn.Module):
         def build(spec):
             return None if spec is None else build_model(spec)
 
+        if "model" not in config:
+            raise ValueError("NormalizedModel config needs the spec of the wrapped 'model'")
         return cls(
             build_model(config["model"]),
             input_normalizer=build(config.get("input_normalizer")),

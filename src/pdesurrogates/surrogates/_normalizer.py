@@ -6,6 +6,7 @@ saved inside a :class:`~pdesurrogates.surrogates.NormalizedModel`.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -43,23 +44,56 @@ class Normalizer(torch.nn.Module):
     ([0.0, 1.0], [2.0, 6.0])
     """
 
-    def __init__(self, *, mean: Any = 0.0, std: Any = 1.0, dim: int = 1, eps: float = 1e-8):
+    def __init__(
+        self,
+        *,
+        mean: float | Sequence[float] = 0.0,
+        std: float | Sequence[float] = 1.0,
+        dim: int = 1,
+        eps: float = 1e-8,
+    ):
         super().__init__()
-        mean_t = torch.as_tensor(np.asarray(mean, dtype=np.float64), dtype=torch.float32)
-        std_t = torch.as_tensor(np.asarray(std, dtype=np.float64), dtype=torch.float32)
-        if mean_t.shape != std_t.shape or mean_t.dim() > 1:
+        stats = {}
+        for name, value in (("mean", mean), ("std", std)):
+            if torch.is_tensor(value):
+                value = value.detach().cpu().numpy()
+            try:
+                stats[name] = np.asarray(value, dtype=np.float64)
+            except (TypeError, ValueError) as exc:
+                raise ValueError(
+                    f"Normalizer: {name} must be a number or a list of numbers; got "
+                    f"{repr(value)[:80]}"
+                ) from exc
+        mean_np, std_np = stats["mean"], stats["std"]
+        if mean_np.shape != std_np.shape or mean_np.ndim > 1:
             raise ValueError(
-                f"mean and std must be scalars or equal-length vectors, got shapes "
-                f"{tuple(mean_t.shape)} and {tuple(std_t.shape)}"
+                f"Normalizer: mean and std must be scalars or equal-length vectors, got shapes "
+                f"{mean_np.shape} and {std_np.shape}"
             )
-        if (std_t < 0).any() or not torch.isfinite(std_t).all() or not torch.isfinite(mean_t).all():
-            raise ValueError("std must be finite and >= 0, and mean finite")
-        if eps <= 0:
-            raise ValueError(f"eps must be > 0, got {eps}")
+        for name, arr in (("mean", mean_np), ("std", std_np)):
+            bad = np.flatnonzero(~np.isfinite(arr) | ((arr < 0) if name == "std" else False))
+            if bad.size:
+                what = "finite and >= 0" if name == "std" else "finite"
+                raise ValueError(
+                    f"Normalizer: {name} must be {what}; entry {int(bad[0])} is "
+                    f"{arr.reshape(-1)[bad[0]]!r}"
+                )
+        if isinstance(dim, bool) or not isinstance(dim, int | np.integer):
+            raise ValueError(f"Normalizer: dim must be an integer; got {dim!r}")
+        if isinstance(eps, bool) or not isinstance(eps, int | float) or not 0 < eps < np.inf:
+            raise ValueError(f"Normalizer: eps must be a positive finite number; got {eps!r}")
         self.dim = int(dim)
         self.eps = float(eps)
-        self.register_buffer("mean", mean_t)
-        self.register_buffer("std", std_t)
+        self.register_buffer("mean", torch.as_tensor(mean_np, dtype=torch.float32))
+        self.register_buffer("std", torch.as_tensor(std_np, dtype=torch.float32))
+
+    def zero_std_channels(self) -> list[int]:
+        """Channels (entries of ``std``; ``[0]`` for a scalar) whose std is 0."""
+        return [int(i) for i in np.flatnonzero(self._std_np == 0)]
+
+    @property
+    def _std_np(self) -> np.ndarray:
+        return self.std.detach().cpu().numpy().reshape(-1)
 
     def get_config(self) -> dict[str, Any]:
         return {

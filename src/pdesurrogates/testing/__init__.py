@@ -1,8 +1,10 @@
-"""Contract test mix-ins that every surrogate, preconditioner, importer and metric must pass."""
+"""Contract test mix-ins that every surrogate, preconditioner, importer and metric must pass,
+and the fuzz drivers of the hardening tests."""
 
 from __future__ import annotations
 
 from pdesurrogates.testing._contracts import SurrogateContract
+from pdesurrogates.testing._fuzz_models import fuzz_models
 from pdesurrogates.testing._fuzz_solvers import fuzz_solvers
 from pdesurrogates.testing._importer import ImporterContract
 from pdesurrogates.testing._metric import MetricContract
@@ -13,5 +15,6 @@ __all__ = [
     "MetricContract",
     "PreconditionerContract",
     "SurrogateContract",
+    "fuzz_models",
     "fuzz_solvers",
 ]
