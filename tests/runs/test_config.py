@@ -67,3 +67,25 @@ def test_training_output_that_is_the_data_file_is_refused(tmp_path):
     with pytest.raises(OutputError, match="destroy"):
         train_run("mgno", data, data)
     assert data.read_bytes() == b"not read"
+
+
+def test_a_constant_target_field_is_refused_naming_file_and_field(tmp_path):
+    import numpy as np
+
+    from pdesurrogates.datasets import DatasetWriter, FieldSpec
+    from pdesurrogates.errors import TrainingError
+    from pdesurrogates.runs import train_run
+
+    x = np.linspace(0, 1, 8)
+    fields = {
+        "a": FieldSpec(dims=("sample", "x", "y"), role="input"),
+        "u": FieldSpec(dims=("sample", "x", "y"), role="output"),
+    }
+    path = tmp_path / "const.h5"
+    with DatasetWriter(path, n_samples=6, coords={"x": x, "y": x}, fields=fields) as w:
+        rng = np.random.default_rng(0)
+        for i in range(6):
+            w.write(i, {"a": rng.random((8, 8)), "u": np.full((8, 8), 2.0)})
+        w.finalize(split=(0.5, 0.25, 0.25))
+    with pytest.raises(TrainingError, match=r"const\.h5: the target field 'u' is constant"):
+        train_run("mgno", path, tmp_path / "run", progress=False)

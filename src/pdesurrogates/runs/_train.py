@@ -286,7 +286,16 @@ def _train_locked(kind, data, out_dir, training, cfg, ensemble, resume, progress
             seed=member_seed,
         )
 
-    probe = build(training.seed)
+    try:
+        probe = build(training.seed)
+    except ValueError as exc:
+        if "std = 0" not in str(exc):
+            raise
+        raise TrainingError(
+            f"{data}: the target field {target!r} is constant over the train split "
+            f"(train statistics: std = 0); there is nothing to learn. Check the field, or "
+            f"choose another target ({exc})"
+        ) from exc
     record = {
         "kind": kind,
         "data": str(Path(data).resolve()),
