@@ -158,6 +158,14 @@ def test_nan_loss_names_batch_and_cause():
         trainer.fit(SmoothingPairs(8))
 
 
+def test_huge_finite_inputs_are_blamed_on_the_data_not_the_learning_rate():
+    ds = SmoothingPairs(8)
+    ds.a[2] = 3e38  # finite in float32, but its square overflows
+    trainer = Trainer(_mgno(), epochs=1, batch_size=8, progress=False, seed=0)
+    with pytest.raises(TrainingError, match=r"values as large as 3e\+38.*normalise the data"):
+        trainer.fit(ds)
+
+
 def test_bad_arguments_and_empty_dataset(tmp_path):
     with pytest.raises(ValueError, match="lr"):
         Trainer(_mgno(), lr=0)

@@ -210,8 +210,37 @@ def state_copy(model: nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().clone() for k, v in model.state_dict().items()}
 
 
-def nonfinite_error(bad_field, other_process: bool, where: str, lr: float) -> TrainingError:
-    """The error for NaN/Inf in a batch (``bad_field``) or, with finite inputs, the loss."""
+def largest_magnitude(batch) -> float:
+    """The largest absolute value of the floating-point tensors in a (nested) batch."""
+    if isinstance(batch, torch.Tensor):
+        if batch.is_floating_point() and batch.numel():
+            return float(batch.detach().abs().max())
+        return 0.0
+    if isinstance(batch, dict):
+        batch = list(batch.values())
+    if isinstance(batch, list | tuple):
+        return max((largest_magnitude(v) for v in batch), default=0.0)
+    return 0.0
+
+
+# beyond this, squares and sums of float32 data overflow (float32 max is about 3.4e38)
+_OVERFLOW_PRONE = 1e15
+
+
+def nonfinite_error(
+    bad_field, other_process: bool, where: str, lr: float, largest: float = 0.0
+) -> TrainingError:
+    """The error for NaN/Inf in a batch (``bad_field``) or, with finite inputs, the loss.
+
+    ``largest`` is the batch's largest magnitude: finite but huge inputs overflow the loss,
+    and then the data, not the learning rate, are to blame."""
+    if not (bad_field or other_process) and largest > _OVERFLOW_PRONE:
+        return TrainingError(
+            f"the loss became non-finite (NaN/Inf) at {where}: the batch holds values as "
+            f"large as {largest:.3g}, whose squares overflow float32; normalise the data "
+            "(wrap the model in NormalizedModel, as `pdesurrogates train` does) or check "
+            "the file for corrupt values with pdesurrogates.datasets.validate"
+        )
     if bad_field or other_process:
         return TrainingError(
             f"non-finite values (NaN/Inf) in {bad_field or 'a batch on another process'} "

@@ -49,6 +49,7 @@ from pdesurrogates.training._looptools import (
     check_arguments,
     epoch_loader,
     first_nonfinite,
+    largest_magnitude,
     make_optimizer,
     nonfinite_error,
     state_copy,
@@ -538,7 +539,8 @@ class Trainer:
             if order is not None:
                 idx = order[b * self.batch_size : (b + 1) * self.batch_size]
                 where += f", dataset indices {idx[:8]}{'...' if len(idx) > 8 else ''}"
-            raise nonfinite_error(bad_field, flags[0] > 0, where + ")", self.lr)
+            largest = 0.0 if bad_field else largest_magnitude(batch)
+            raise nonfinite_error(bad_field, flags[0] > 0, where + ")", self.lr, largest)
         if not lbfgs:
             opt.zero_grad(set_to_none=True)
             loss.backward()
