@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from pdesurrogates import errors
+import pdesurrogates.errors as errors
 from pdesurrogates.errors import DatasetError, PdeSurrogatesError
 
 __all__ = ["run_isolated"]

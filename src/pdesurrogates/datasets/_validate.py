@@ -171,7 +171,7 @@ def _check_stats(f: h5py.File, path: Any, meta: dict[str, Any]) -> None:
         got_mean, got_std = compute_stats(f["fields"][name], spec.dims, train)
         scale = float(np.max(np.abs(mean))) + float(np.max(std)) + 1e-30
         for what, stored, got in (("mean", mean, got_mean), ("std", std, got_std)):
-            if not np.allclose(stored, got, rtol=1e-5, atol=1e-6 * scale):
+            if not np.allclose(stored, got, rtol=1e-9, atol=1e-12 * scale):
                 raise SchemaError(
                     f"{path}: /stats/{name}/{what} is {np.asarray(stored).tolist()} but the "
                     f"train samples give {np.asarray(got).tolist()}: the data or the "

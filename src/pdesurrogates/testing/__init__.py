@@ -3,8 +3,15 @@
 from __future__ import annotations
 
 from pdesurrogates.testing._contracts import SurrogateContract
+from pdesurrogates.testing._fuzz_datasets import fuzz_datasets
 from pdesurrogates.testing._importer import ImporterContract
 from pdesurrogates.testing._metric import MetricContract
 from pdesurrogates.testing._preconditioner import PreconditionerContract
 
-__all__ = ["ImporterContract", "MetricContract", "PreconditionerContract", "SurrogateContract"]
+__all__ = [
+    "ImporterContract",
+    "MetricContract",
+    "PreconditionerContract",
+    "SurrogateContract",
+    "fuzz_datasets",
+]
