@@ -405,6 +405,11 @@ def _diff(got, ref) -> str:
 def _worker() -> None:  # pragma: no cover - runs in the worker process
     out = sys.stdout
     sys.stdout = sys.stderr
+    import pdesurrogates.datasets._open
+    import pdesurrogates.datasets._xarray  # noqa: F401 - imported before the first case
+
+    out.write("ready\n")
+    out.flush()
     ref = None
     for line in sys.stdin:
         req = json.loads(line)
@@ -436,6 +441,8 @@ class _Worker:
             env=env,
         )
         self.buf = b""
+        if self._line(120.0) != b"ready":  # imports are not part of a case's time
+            raise RuntimeError("the fuzz worker did not start")
 
     def run(self, path: Path, ref: Path, timeout: float) -> dict[str, Any] | str:
         """The readers' results, or "crash" / "hang"."""
@@ -446,6 +453,11 @@ class _Worker:
             self.proc.stdin.flush()
         except BrokenPipeError:
             return "crash"
+        line = self._line(timeout)
+        return line if isinstance(line, str) else json.loads(line)
+
+    def _line(self, timeout: float) -> bytes | str:
+        """The next line from the worker, or "crash" / "hang"."""
         deadline = time.monotonic() + timeout
         fd = self.proc.stdout.fileno()
         while b"\n" not in self.buf:
@@ -461,7 +473,7 @@ class _Worker:
                     return "crash"
                 self.buf += chunk
         line, self.buf = self.buf.split(b"\n", 1)
-        return json.loads(line)
+        return line
 
     def close(self) -> None:
         if self.proc.poll() is None:
