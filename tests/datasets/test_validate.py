@@ -152,3 +152,26 @@ def test_isolated_validate_gives_the_same_report_and_errors(copy):
         f["params/nu"][2] = 9.0
     with pytest.raises(SchemaError, match=r"/params/nu holds 9\.0 for sample 2"):
         validate(copy, isolate=True)
+
+
+def test_a_hanging_reader_is_stopped(copy, monkeypatch):
+    from pdesurrogates.datasets._isolate import run_isolated
+
+    monkeypatch.setenv("_PDESURROGATES_CHILD_CRASH", "hang")
+    with pytest.raises(DatasetError, match="did not finish within 3 s") as info:
+        run_isolated("validate", copy, {}, metadata_timeout=3)
+    assert str(copy) in str(info.value) and "the file is corrupt" in str(info.value)
+
+
+def test_a_damaged_attribute_heap_that_makes_hdf5_loop(tmp_path):
+    """Two bytes flipped in the global heap of the root attributes: HDF5 reads the
+    'schema' attribute forever. The isolated validate stops it and names the file."""
+    from pathlib import Path
+
+    from pdesurrogates.datasets._isolate import run_isolated
+
+    path = tmp_path / "heap.h5"
+    shutil.copyfile(Path(__file__).parent / "data" / "heap_loop.h5", path)
+    with pytest.raises(DatasetError, match="its metadata did not finish within 5 s") as info:
+        run_isolated("validate", path, {}, metadata_timeout=5)
+    assert str(path) in str(info.value)

@@ -11,9 +11,12 @@ from __future__ import annotations
 
 import os
 import pickle
+import select
 import signal
 import subprocess
 import sys
+import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -27,20 +30,29 @@ _TARGETS = {
     "validate": ("pdesurrogates.datasets._validate", "validate"),
     "describe": ("pdesurrogates.datasets._describe", "describe"),
 }
-# Test hook: make the child crash before it reads anything ("abort" or "segv").
+# Test hook: make the child crash or hang before it reads anything ("abort", "segv", "hang").
 _CRASH_ENV = "_PDESURROGATES_CHILD_CRASH"
+#: Seconds the metadata of a file may take to read in the child (HDF5 can loop forever).
+METADATA_TIMEOUT = 60.0
 _CHILD_CODE = "from pdesurrogates.datasets._isolate import _child_main; _child_main()"
 
 
 def run_isolated(
-    target: str, path: str | os.PathLike, kwargs: dict[str, Any], *, timeout: float | None = None
+    target: str,
+    path: str | os.PathLike,
+    kwargs: dict[str, Any],
+    *,
+    metadata_timeout: float = METADATA_TIMEOUT,
+    timeout: float | None = None,
 ) -> Any:
     """Run ``target(path, **kwargs)`` (``validate`` or ``describe``) in a child process.
 
     Returns what it returns; re-raises the package error it raised (same class and
     message). A child killed by a signal raises :class:`DatasetError` saying that HDF5
-    crashed reading the file; a child that outlives ``timeout`` seconds is killed and
-    reported as hanging.
+    crashed reading the file. Reading the metadata (structure, attributes) must finish
+    within ``metadata_timeout`` seconds, since HDF5 can loop forever on a damaged heap;
+    the whole call within ``timeout`` (default: no limit, a value scan takes as long as
+    the file is large). A child over time is killed and the file reported.
     """
     if target not in _TARGETS:
         raise ValueError(f"run_isolated: unknown target {target!r}; use one of {sorted(_TARGETS)}")
@@ -48,35 +60,70 @@ def run_isolated(
     env = dict(os.environ)
     src = str(Path(__file__).resolve().parents[2])  # the directory holding pdesurrogates/
     env["PYTHONPATH"] = os.pathsep.join(p for p in (src, env.get("PYTHONPATH")) if p)
-    try:
-        proc = subprocess.run(
+    with tempfile.TemporaryFile() as err:
+        proc = subprocess.Popen(
             [sys.executable, "-c", _CHILD_CODE],
-            input=request,
-            capture_output=True,
-            timeout=timeout,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=err,
             env=env,
-            check=False,
         )
-    except subprocess.TimeoutExpired as exc:
-        raise DatasetError(
-            f"{path}: reading it did not finish within {timeout} s (the reader was stopped); "
-            "the file is corrupt or too large for this check"
-        ) from exc
-    if proc.returncode < 0:
         try:
-            name = signal.Signals(-proc.returncode).name
+            reply = _talk(proc, request, path, metadata_timeout, timeout)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+            proc.wait()
+            proc.stdout.close()
+        err.seek(0)
+        stderr = err.read()
+    return _answer(proc.returncode, reply, stderr, path)
+
+
+def _talk(proc, request: bytes, path, metadata_timeout: float, timeout: float | None) -> bytes:
+    """Send the request; the reply bytes (without the heartbeat), bounded in time."""
+    try:
+        proc.stdin.write(request)
+        proc.stdin.close()
+    except BrokenPipeError:
+        return b""
+    start = time.monotonic()
+    fd, data = proc.stdout.fileno(), b""
+    while True:
+        limit = metadata_timeout if not data else timeout
+        left = None if limit is None else limit - (time.monotonic() - start)
+        if left is not None and left <= 0:
+            what = "its metadata" if not data else "it"
+            raise DatasetError(
+                f"{path}: reading {what} did not finish within {limit:g} s and was stopped; "
+                "HDF5 is looping on a damaged file: the file is corrupt. Regenerate it or "
+                "copy it again; do not open it in a training run"
+            )
+        ready, _, _ = select.select([fd], [], [], left)
+        if not ready:
+            continue
+        chunk = os.read(fd, 1 << 20)
+        if not chunk:
+            return data[1:]
+        data += chunk
+
+
+def _answer(returncode: int, reply: bytes, stderr: bytes, path) -> Any:
+    if returncode < 0:
+        try:
+            name = signal.Signals(-returncode).name
         except ValueError:
-            name = f"signal {-proc.returncode}"
+            name = f"signal {-returncode}"
         raise DatasetError(
             f"HDF5 crashed reading {path} ({name}): the file is corrupt. Regenerate it or "
             "copy it again; do not open it in a training run"
         )
     try:
-        status, *payload = pickle.loads(proc.stdout)  # our own child's reply
+        status, *payload = pickle.loads(reply)  # our own child's reply
     except Exception as exc:
-        tail = proc.stderr.decode(errors="replace").strip().splitlines()[-3:]
+        tail = stderr.decode(errors="replace").strip().splitlines()[-3:]
         raise DatasetError(
-            f"{path}: the reader process failed (exit code {proc.returncode}"
+            f"{path}: the reader process failed (exit code {returncode}"
             + (f": {' | '.join(tail)}" if tail else "")
             + "); the file may be corrupt. Run again with --debug for details"
         ) from exc
@@ -97,12 +144,21 @@ def _child_main() -> None:  # pragma: no cover - runs in the child process
         os.abort()
     if crash == "segv":
         os.kill(os.getpid(), signal.SIGSEGV)
+    if crash == "hang":
+        signal.pause()
     target, path, kwargs = pickle.loads(sys.stdin.buffer.read())
     module, name = _TARGETS[target]
     import importlib
 
     func = getattr(importlib.import_module(module), name)
     try:
+        from pdesurrogates.datasets._describe import file_metadata
+
+        try:
+            file_metadata(path)  # the metadata phase, bounded by the parent's clock
+        finally:
+            out.write(b"\x01")  # heartbeat: the metadata was read (or refused)
+            out.flush()
         reply: tuple = ("ok", func(path, **kwargs))
     except PdeSurrogatesError as exc:
         reply = ("error", type(exc).__name__, str(exc))

@@ -506,11 +506,12 @@ def fuzz_datasets(
     """Run ``n_cases`` mutated files through every reader; counts by outcome.
 
     Returns ``{"cases", "rejected_clearly", "accepted_correct", "traceback", "crash",
-    "hang", "silent_acceptance", "isolated_crashes", "by_kind", "examples"}``;
-    ``isolated_crashes`` counts files that crashed HDF5 in the worker and that the
-    isolated ``validate`` (what ``pdesurrogates validate`` runs) reported as corrupt.
+    "hang", "silent_acceptance", "isolated_crashes", "isolated_hangs", "by_kind", "examples"}``;
+    ``isolated_crashes`` / ``isolated_hangs`` count files that crashed HDF5 / made it loop
+    in the worker (the in-process readers) and that the isolated ``validate`` (what
+    ``pdesurrogates validate`` runs) reported as corrupt: those count as rejected clearly.
     """
-    from pdesurrogates.datasets import validate
+    from pdesurrogates.datasets._isolate import run_isolated
     from pdesurrogates.errors import PdeSurrogatesError
 
     workdir = Path(workdir)
@@ -527,6 +528,7 @@ def fuzz_datasets(
             "hang",
             "silent_acceptance",
             "isolated_crashes",
+            "isolated_hangs",
         ),
         0,
     )
@@ -541,13 +543,12 @@ def fuzz_datasets(
                 worker.close()
                 worker = _Worker()
                 outcome = result
-                if result == "crash":
-                    try:
-                        validate(path, isolate=True, deep=True)
-                    except PdeSurrogatesError as exc:
-                        if "HDF5 crashed reading" in str(exc) or str(path) in str(exc):
-                            counts["isolated_crashes"] += 1
-                            outcome = "rejected_clearly"
+                try:  # what `pdesurrogates validate` does with it
+                    run_isolated("validate", path, {"deep": True}, metadata_timeout=timeout)
+                except PdeSurrogatesError as exc:
+                    if str(path) in str(exc):
+                        counts["isolated_" + ("crashes" if result == "crash" else "hangs")] += 1
+                        outcome = "rejected_clearly"
                 detail = result
             else:
                 outcome = classify(result)
