@@ -15,7 +15,7 @@ from pdesurrogates.datasets._validate import validate
 from pdesurrogates.datasets.backends import guess_backend
 from pdesurrogates.errors import DatasetError
 
-__all__ = ["describe", "file_metadata"]
+__all__ = ["describe", "file_metadata", "metadata_only"]
 
 
 def file_metadata(path: str | os.PathLike) -> dict[str, Any]:
@@ -34,6 +34,13 @@ def file_metadata(path: str | os.PathLike) -> dict[str, Any]:
                 return source.metadata()
         with open_h5(p) as f:
             return read_structure(f, p)
+
+
+def metadata_only(path: str | os.PathLike, *, check: bool = False, **_: Any) -> None:
+    """The metadata part of :func:`describe` (the first phase of an isolated run)."""
+    if check:
+        validate(path, check_values=False)
+    file_metadata(path)
 
 
 def describe(path: str | os.PathLike, *, check: bool = False, isolate: bool = False) -> str:

@@ -26,9 +26,11 @@ from pdesurrogates.errors import DatasetError, PdeSurrogatesError
 __all__ = ["run_isolated"]
 
 # The functions a child may run, by name (nothing else is ever looked up).
+# Each with the call that reads only the metadata (timed separately). The child imports
+# them by name: this module never imports the readers it runs.
 _TARGETS = {
-    "validate": ("pdesurrogates.datasets._validate", "validate"),
-    "describe": ("pdesurrogates.datasets._describe", "describe"),
+    "validate": ("pdesurrogates.datasets._validate", "metadata_only"),
+    "describe": ("pdesurrogates.datasets._describe", "metadata_only"),
 }
 # Test hook: make the child crash or hang before it reads anything ("abort", "segv", "hang").
 _CRASH_ENV = "_PDESURROGATES_CHILD_CRASH"
@@ -147,15 +149,14 @@ def _child_main() -> None:  # pragma: no cover - runs in the child process
     if crash == "hang":
         signal.pause()
     target, path, kwargs = pickle.loads(sys.stdin.buffer.read())
-    module, name = _TARGETS[target]
+    module, metadata = _TARGETS[target]
     import importlib
 
-    func = getattr(importlib.import_module(module), name)
+    mod = importlib.import_module(module)
+    func = getattr(mod, target)
     try:
-        from pdesurrogates.datasets._describe import file_metadata
-
-        try:
-            file_metadata(path)  # the metadata phase, bounded by the parent's clock
+        try:  # the metadata phase, bounded by the parent's clock
+            getattr(mod, metadata)(path, **kwargs)
         finally:
             out.write(b"\x01")  # heartbeat: the metadata was read (or refused)
             out.flush()

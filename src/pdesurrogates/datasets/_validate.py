@@ -23,7 +23,7 @@ from pdesurrogates.datasets._schema import (
 from pdesurrogates.datasets._structure import read_structure
 from pdesurrogates.errors import DatasetError, SchemaError
 
-__all__ = ["scan_values", "validate"]
+__all__ = ["metadata_only", "scan_values", "validate"]
 
 _BLOCK_BYTES = 32 * 2**20
 _READ_ERRORS = (OSError, RuntimeError, ValueError, KeyError, TypeError)
@@ -101,6 +101,11 @@ def validate(
         checksums=meta["checksums"],
         notes=notes,
     )
+
+
+def metadata_only(path: str | os.PathLike, **_: Any) -> None:
+    """The metadata part of :func:`validate` (the first phase of an isolated run)."""
+    validate(path, check_values=False)
 
 
 def scan_values(f: h5py.File, path: Any, meta: dict[str, Any] | None = None) -> None:
