@@ -147,3 +147,81 @@ def test_error_text_in_square_brackets_is_printed_verbatim(tmp_path, capsys):
     path = tmp_path / "[run 1].h5"
     assert main(["info", str(path)]) == 1
     assert "[run 1].h5: no such file" in capsys.readouterr().err
+
+
+def _checked_file(tmp_path):
+    from pdesurrogates.testing._fuzz_datasets import build_base
+
+    return build_base(tmp_path)
+
+
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        (lambda f: f.attrs.__setitem__("complete", "False"), "complete is 'False'"),
+        (lambda f: f["stats/u/std"].__setitem__((), np.nan), "/stats/u/std holds nan"),
+        (lambda f: f.attrs.__setitem__("schema_version", "abc"), "schema_version is 'abc'"),
+    ],
+)
+def test_validate_and_info_report_schema_defects(tmp_path, capsys, edit, message):
+    path = _checked_file(tmp_path)
+    with h5py.File(path, "r+") as f:
+        edit(f)
+    for cmd in (["validate", str(path)], ["info", str(path)]):
+        assert main(cmd) == 1
+        err = capsys.readouterr().err
+        assert message in err and path.name in err and "Traceback" not in err
+
+
+def test_validate_deep_names_the_corrupt_sample(tmp_path, capsys):
+    path = _checked_file(tmp_path)
+    assert main(["validate", "--deep", str(path)]) == 0
+    assert "deep check passed" in capsys.readouterr().out
+    with h5py.File(path, "r") as f:
+        offset = f["fields/v"].id.get_chunk_info(2).byte_offset
+    data = bytearray(path.read_bytes())
+    data[offset + 3] ^= 0x01
+    path.write_bytes(bytes(data))
+    assert main(["validate", "--deep", str(path)]) == 1
+    err = capsys.readouterr().err
+    assert "sample 2 of field 'v'" in err and "is corrupt" in err and "Traceback" not in err
+
+
+def test_validate_notes_a_file_without_checksums(tmp_path, capsys):
+    path = tmp_path / "d.h5"
+    assert main(["generate", "darcy", "-n", "2", "-r", "8", "-q", "-o", str(path)]) == 0
+    with h5py.File(path) as f:
+        checksummed = f["fields/u"].fletcher32
+    capsys.readouterr()
+    assert main(["validate", str(path)]) == 0
+    captured = capsys.readouterr()
+    assert "valid (2 samples" in captured.out
+    assert ("no checksums" in captured.err) != checksummed
+
+
+@pytest.mark.parametrize("cmd", ["validate", "info"])
+def test_a_crash_while_reading_is_reported(tmp_path, capsys, monkeypatch, cmd):
+    path = _checked_file(tmp_path)
+    monkeypatch.setenv("_PDESURROGATES_CHILD_CRASH", "segv")
+    assert main([cmd, str(path)]) == 1
+    err = capsys.readouterr().err
+    assert f"HDF5 crashed reading {path}" in err and "the file is corrupt" in err
+
+
+def test_a_fifo_is_refused(tmp_path, capsys):
+    import os
+
+    fifo = tmp_path / "pipe.h5"
+    os.mkfifo(fifo)
+    for cmd in (["validate", str(fifo)], ["info", str(fifo)]):
+        assert main(cmd) == 1
+        assert "FIFO" in capsys.readouterr().err
+
+
+def test_info_on_a_huge_declared_coordinate_does_not_allocate(tmp_path, capsys):
+    path = _checked_file(tmp_path)
+    with h5py.File(path, "r+") as f:
+        del f["x"]
+        f.create_dataset("x", shape=(2**40,), dtype="f8", chunks=(1024,))
+    assert main(["info", str(path)]) == 1
+    assert "coordinate /x declares shape (1099511627776,) (8 TiB)" in capsys.readouterr().err

@@ -25,8 +25,8 @@ from pdesurrogates.datasets._schema import (
     FieldSpec,
     ParamSpec,
     ValidationReport,
-    validate,
 )
+from pdesurrogates.datasets._validate import validate
 from pdesurrogates.datasets._writer import DatasetWriter, contiguous_splits
 from pdesurrogates.datasets._xarray import open_xarray
 from pdesurrogates.datasets.backends import (

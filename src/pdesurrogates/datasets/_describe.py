@@ -9,10 +9,13 @@ from typing import Any
 
 import numpy as np
 
-from pdesurrogates.datasets._schema import open_h5, read_structure, validate
+from pdesurrogates.datasets._schema import open_h5, reading, refuse_special
+from pdesurrogates.datasets._structure import read_structure
+from pdesurrogates.datasets._validate import validate
 from pdesurrogates.datasets.backends import guess_backend
+from pdesurrogates.errors import DatasetError
 
-__all__ = ["describe", "file_metadata"]
+__all__ = ["describe", "file_metadata", "metadata_only"]
 
 
 def file_metadata(path: str | os.PathLike) -> dict[str, Any]:
@@ -23,15 +26,24 @@ def file_metadata(path: str | os.PathLike) -> dict[str, Any]:
     root ``attrs``. No field values are read.
     """
     p = Path(path)
-    backend = guess_backend(p)
-    if backend is not None:
-        with backend.open_source(p) as source:
-            return source.metadata()
-    with open_h5(p) as f:
-        return read_structure(f, p)
+    refuse_special(p)
+    with reading(p, "read its metadata"):
+        backend = guess_backend(p)
+        if backend is not None:
+            with backend.open_source(p) as source:
+                return source.metadata()
+        with open_h5(p) as f:
+            return read_structure(f, p)
 
 
-def describe(path: str | os.PathLike, *, check: bool = False) -> str:
+def metadata_only(path: str | os.PathLike, *, check: bool = False, **_: Any) -> None:
+    """The metadata part of :func:`describe` (the first phase of an isolated run)."""
+    if check:
+        validate(path, check_values=False)
+    file_metadata(path)
+
+
+def describe(path: str | os.PathLike, *, check: bool = False, isolate: bool = False) -> str:
     """An ``ncdump -h``-like text summary of a dataset file.
 
     Parameters
@@ -40,6 +52,10 @@ def describe(path: str | os.PathLike, *, check: bool = False) -> str:
         A ``pdesurrogates-h5`` file, or a foreign file an importer backend recognises.
     check : bool
         Also scan every value for NaN/Inf (:func:`~pdesurrogates.datasets.validate`).
+    isolate : bool
+        Read the file in a child process: a file that crashes HDF5 raises
+        :class:`~pdesurrogates.errors.DatasetError` instead of killing this interpreter
+        (what ``pdesurrogates info`` does).
 
     Examples
     --------
@@ -53,9 +69,20 @@ def describe(path: str | os.PathLike, *, check: bool = False) -> str:
     >>> print(next(line for line in describe(path).splitlines() if "float32" in line))
       float32 u(sample, x)  shape (2, 2)  role=output  'u'
     """
+    if isolate:
+        from pdesurrogates.datasets._isolate import run_isolated
+
+        return run_isolated("describe", path, {"check": check})
     report = validate(path, check_values=check) if check else None
     meta = file_metadata(path)
+    with reading(path, "describe it"):
+        return _describe(path, meta, report)
+
+
+def _describe(path, meta: dict[str, Any], report) -> str:
     attrs = meta["attrs"]
+    if "schema" not in attrs or "complete" not in attrs:
+        raise DatasetError(f"{path}: has no schema attributes; it cannot be described")
     lines = [f"{path}  (schema {attrs['schema']} v{attrs['schema_version']})"]
     lines.append(f"  dataset_name: {attrs.get('dataset_name', '')}")
     lines.append(f"  pde: {attrs.get('pde', '')}")
@@ -74,6 +101,9 @@ def describe(path: str | os.PathLike, *, check: bool = False) -> str:
         rng = f"[{values.min():.6g}, {values.max():.6g}]" if values.dtype.kind in "fiu" else ""
         lines.append(f"  {name} = {len(values)}  {rng}")
     lines += _fields_and_params(meta)
+    if report is not None and report.notes:
+        lines.append("notes:")
+        lines += [f"  {n}" for n in report.notes]
     return "\n".join(lines)
 
 

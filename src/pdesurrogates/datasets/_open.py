@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from pdesurrogates.datasets._reader import FieldDataset
+from pdesurrogates.datasets._schema import reading, refuse_special
 from pdesurrogates.datasets.backends import Source, get_backend, guess_backend
 from pdesurrogates.errors import DatasetError
 
@@ -43,7 +44,7 @@ class SourceDataset(FieldDataset):
         self.backend = backend
         self._src: Source | None = None
         if _meta is None:  # metadata only; the source is reopened lazily in each process
-            with get_backend(backend).open_source(path, layout) as src:
+            with reading(path, "read it"), get_backend(backend).open_source(path, layout) as src:
                 _meta = src.metadata()
         self.layout: str = _meta["attrs"]["layout"]
         super().__init__(
@@ -88,7 +89,8 @@ class SourceDataset(FieldDataset):
                 f"{self.path}: no field {name!r}; available fields: {sorted(self._meta['fields'])}"
             )
         if name not in self._meta["stats"]:
-            self._meta["stats"][name] = self._compute_stats(name)
+            with reading(self.path, f"compute statistics of {name!r}"):
+                self._meta["stats"][name] = self._compute_stats(name)
         mean, std = self._meta["stats"][name]
         return np.asarray(mean), np.asarray(std)
 
@@ -131,6 +133,10 @@ class SourceDataset(FieldDataset):
         return self._src
 
     def _read(self, rows: np.ndarray) -> dict[str, np.ndarray]:
+        with reading(self.path, "read samples"):
+            return self._read_source(rows)
+
+    def _read_source(self, rows: np.ndarray) -> dict[str, np.ndarray]:
         src = self._source()
         rows = np.asarray(rows, dtype=np.int64)
         sample_fields = [k for k in self.field_names if self.fields[k].dims[0] == "sample"]
@@ -174,7 +180,9 @@ def open_foreign(
     Returns None for our own ``pdesurrogates-h5`` files and anything unrecognised.
     """
     p = Path(path)
-    backend = guess_backend(p)
+    refuse_special(p)
+    with reading(p, "recognise its format"):
+        backend = guess_backend(p)
     if backend is None:
         return None
     ds = SourceDataset(p, backend=backend.name, fields=fields, check_finite=check_finite)

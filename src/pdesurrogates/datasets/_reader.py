@@ -17,7 +17,8 @@ import h5py
 import numpy as np
 import torch
 
-from pdesurrogates.datasets._schema import FieldSpec, ParamSpec, open_h5, read_structure
+from pdesurrogates.datasets._schema import FieldSpec, ParamSpec, open_h5, reading
+from pdesurrogates.datasets._structure import read_structure
 from pdesurrogates.errors import DatasetError
 
 __all__ = ["FieldDataset"]
@@ -81,7 +82,7 @@ class FieldDataset(torch.utils.data.Dataset):
     ) -> None:
         self.path = Path(path)
         if _meta is None:
-            with open_h5(self.path) as f:
+            with reading(self.path, "open it"), open_h5(self.path) as f:
                 _meta = read_structure(f, self.path)
         self._meta = _meta
         all_fields: dict[str, FieldSpec] = _meta["fields"]
@@ -198,12 +199,10 @@ class FieldDataset(torch.utils.data.Dataset):
     def _file(self) -> h5py.File:
         pid = os.getpid()
         if self._h5 is None or self._pid != pid:
-            try:
+            with reading(self.path, "reopen it for reading"):
                 self._h5 = h5py.File(self.path, "r", rdcc_nbytes=16 * 2**20)
-            except OSError as exc:
-                raise DatasetError(f"{self.path}: cannot reopen for reading ({exc})") from exc
-            self._pid = pid
-            self._dsets = {k: self._h5["fields"][k] for k in self.field_names}
+                self._pid = pid
+                self._dsets = {k: self._h5["fields"][k] for k in self.field_names}
         return self._h5
 
     def close(self) -> None:
@@ -261,21 +260,36 @@ class FieldDataset(torch.utils.data.Dataset):
         for name in self.field_names:
             ds = self._dsets[name]
             if self.fields[name].dims[0] != "sample":
-                arr = ds[()]
+                with reading(self.path, f"read /fields/{name}"):
+                    arr = ds[()]
                 out[name] = np.broadcast_to(arr, (len(rows), *arr.shape))
                 continue
-            if contiguous:
-                arr = ds[int(rows[0]) : int(rows[-1]) + 1]
-            else:
-                arr = np.empty((len(rows), *ds.shape[1:]), dtype=ds.dtype)
-                for k, r in enumerate(rows.tolist()):
-                    arr[k] = ds[r]
+            try:
+                if contiguous:
+                    arr = ds[int(rows[0]) : int(rows[-1]) + 1]
+                else:
+                    arr = np.empty((len(rows), *ds.shape[1:]), dtype=ds.dtype)
+                    for k, r in enumerate(rows.tolist()):
+                        arr[k] = ds[r]
+            except Exception as exc:  # h5py: OSError (checksum, truncation), RuntimeError, ...
+                raise self._read_error(name, rows, exc) from exc
             if not checked:
                 self._check(name, arr, rows)
             out[name] = arr
         if not checked:
             self._verified[rows] = True
         return out
+
+    def _read_error(self, name: str, rows: np.ndarray, exc: Exception) -> DatasetError:
+        which = (
+            f"sample {int(rows[0])}" if len(rows) == 1 else f"samples {rows.min()}..{rows.max()}"
+        )
+        return DatasetError(
+            f"{self.path}: cannot read {which} of field {name!r} ({type(exc).__name__}: "
+            f"{exc}); the file is damaged (a checksum mismatch means its bytes changed on "
+            "disk). Run `pdesurrogates validate --deep` on it, then regenerate it or copy it "
+            "again"
+        )
 
     def _params(self, rows: np.ndarray) -> dict[str, np.ndarray]:
         return {k: v[rows] for k, v in self._meta["param_values"].items()}

@@ -16,6 +16,9 @@ from __future__ import annotations
 
 import json
 import os
+import stat
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,12 +26,14 @@ from typing import Any
 import h5py
 import numpy as np
 
-from pdesurrogates.errors import DatasetError, SchemaError
+from pdesurrogates.errors import DatasetError, PdeSurrogatesError, SchemaError
 
 __all__ = [
     "COORD_DIMS",
     "DIM_ORDER",
     "DISTRIBUTIONS",
+    "MAX_METADATA_BYTES",
+    "MAX_SAMPLE_BYTES",
     "ROLES",
     "SCHEMA_NAME",
     "SCHEMA_VERSION",
@@ -36,8 +41,11 @@ __all__ = [
     "FieldSpec",
     "ParamSpec",
     "ValidationReport",
+    "check_file",
     "open_h5",
-    "validate",
+    "read_bounded",
+    "reading",
+    "refuse_special",
 ]
 
 SCHEMA_NAME = "pdesurrogates-h5"
@@ -147,10 +155,90 @@ def _texts(v: Any) -> list[str]:
     return [_text(x) for x in np.atleast_1d(v)]
 
 
-def open_h5(path: str | os.PathLike, mode: str = "r") -> h5py.File:
-    """Open an HDF5 file, turning low-level failures into :class:`DatasetError`."""
+#: Largest metadata array (a coordinate, parameter, split or statistic) read into memory.
+MAX_METADATA_BYTES = 256 * 2**20
+#: Largest single sample of one field a reader will allocate.
+MAX_SAMPLE_BYTES = 16 * 2**30
+
+# What h5py / numpy raise on a damaged or hostile file. PdeSurrogatesError passes through.
+_LOW_LEVEL = (
+    OSError,
+    KeyError,
+    RuntimeError,
+    TypeError,
+    ValueError,
+    AttributeError,
+    MemoryError,
+    IndexError,
+    LookupError,
+    ArithmeticError,
+    UnicodeError,
+    RecursionError,
+    SystemError,
+    BufferError,
+    AssertionError,
+)
+
+
+@contextmanager
+def reading(path: Any, action: str = "read") -> Iterator[None]:
+    """Turn low-level failures while reading ``path`` into :class:`DatasetError`.
+
+    Errors of the package (:class:`PdeSurrogatesError`) pass through unchanged; anything
+    h5py, HDF5 or numpy raise on a damaged file is chained into a message that names the
+    file and says what to do.
+    """
+    try:
+        yield
+    except PdeSurrogatesError:
+        raise
+    except MemoryError as exc:
+        raise DatasetError(
+            f"{path}: cannot {action}: it declares more data than fits in memory; the file "
+            "is corrupt or not meant to be read whole. Run `pdesurrogates validate` on it"
+        ) from exc
+    except _LOW_LEVEL as exc:
+        raise DatasetError(
+            f"{path}: cannot {action} ({type(exc).__name__}: {exc}); the file is corrupt or "
+            "not a valid dataset. Run `pdesurrogates validate` on it, then regenerate it or "
+            "copy it again"
+        ) from exc
+
+
+_SPECIAL = (
+    (stat.S_ISFIFO, "a FIFO (named pipe)"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"),
+)
+
+
+def refuse_special(path: str | os.PathLike) -> None:
+    """Raise :class:`DatasetError` if ``path`` is a FIFO, device or socket (never opened).
+
+    Missing paths, regular files and directories pass (they get their own messages).
+    """
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise DatasetError(
+            f"{path}: cannot access ({exc}); check the path and permissions"
+        ) from exc
+    for test, kind in _SPECIAL:
+        if test(mode):
+            raise DatasetError(
+                f"{path}: is {kind}, not a regular file; it is refused without being opened. "
+                "Copy the data into a regular file and open that"
+            )
+
+
+def check_file(path: str | os.PathLike) -> Path:
+    """``path`` as a :class:`~pathlib.Path` if it is an existing regular file, else raise."""
     p = Path(path)
-    if mode == "r" and not p.exists():
+    refuse_special(p)
+    if not p.exists():
         hint = ""
         if Path(str(p) + ".partial").exists():
             hint = (
@@ -160,9 +248,18 @@ def open_h5(path: str | os.PathLike, mode: str = "r") -> h5py.File:
         raise DatasetError(f"{p}: no such file{hint}")
     if p.is_dir():
         raise DatasetError(f"{p}: is a directory, expected an HDF5 file")
+    return p
+
+
+def open_h5(path: str | os.PathLike, mode: str = "r") -> h5py.File:
+    """Open an HDF5 file, turning low-level failures into :class:`DatasetError`.
+
+    FIFOs, devices and sockets are refused before anything opens them.
+    """
+    p = check_file(path) if mode == "r" else Path(path)
     try:
         return h5py.File(p, mode)
-    except OSError as exc:
+    except Exception as exc:  # h5py raises OSError, but a hostile superblock may give more
         size = p.stat().st_size if p.exists() else 0
         raise DatasetError(
             f"{p}: cannot open as HDF5 ({size} bytes; {exc}). The file is truncated, corrupt "
@@ -170,9 +267,35 @@ def open_h5(path: str | os.PathLike, mode: str = "r") -> h5py.File:
         ) from exc
 
 
+def read_bounded(
+    ds: h5py.Dataset, path: Any, what: str, limit: int = MAX_METADATA_BYTES
+) -> np.ndarray:
+    """Read the whole dataset ``ds`` after checking its declared size against ``limit``."""
+    nbytes = int(np.prod(ds.shape, dtype=object)) * int(ds.dtype.itemsize)
+    if nbytes > limit:
+        raise SchemaError(
+            f"{path}: {what} declares shape {ds.shape} ({_human(nbytes)}), more than the "
+            f"{_human(limit)} allowed for it; the file is corrupt or hostile and was not read. "
+            "Regenerate it or copy it again"
+        )
+    return ds[()]
+
+
+def _human(nbytes: int) -> str:
+    for unit in ("bytes", "KiB", "MiB", "GiB", "TiB", "PiB"):
+        if nbytes < 1024 or unit == "PiB":
+            return f"{nbytes:.4g} {unit}" if unit != "bytes" else f"{nbytes} bytes"
+        nbytes /= 1024
+    return f"{nbytes} bytes"  # pragma: no cover
+
+
 @dataclass
 class ValidationReport:
-    """What :func:`validate` found in a valid file."""
+    """What :func:`validate` found in a valid file.
+
+    ``notes`` are findings that do not make the file invalid (no checksums, a constant
+    field, an empty valid/test split), each naming the object and what to do.
+    """
 
     path: str
     n_samples: int
@@ -182,246 +305,9 @@ class ValidationReport:
     splits: dict[str, int]
     checked_values: bool
     attrs: dict[str, Any] = field(default_factory=dict)
-
-
-def _fail(path, what: str, todo: str) -> SchemaError:
-    return SchemaError(f"{path}: {what}; {todo}")
-
-
-def read_structure(f: h5py.File, path) -> dict[str, Any]:
-    """Check the structure of an open file and return its metadata (no value scan)."""
-    n, spatial = _check_root(f, path)
-    coords = _read_coords(f, path, n, spatial)
-    fields, shapes = _read_fields(f, path, coords)
-    params, param_values = _read_params(f, path, n)
-    splits, stats = _read_splits_and_stats(f, path, n)
-    return {
-        "n_samples": n,
-        "spatial_dims": spatial,
-        "coords": coords,
-        "fields": fields,
-        "shapes": shapes,
-        "params": params,
-        "param_values": param_values,
-        "splits": splits,
-        "stats": stats,
-        "attrs": {k: _attr_value(v) for k, v in f.attrs.items()},
-    }
-
-
-def _check_root(f: h5py.File, path) -> tuple[int, list[str]]:
-    attrs = f.attrs
-    if "schema" not in attrs:
-        raise _fail(
-            path,
-            f"not a {SCHEMA_NAME} file (no root attribute 'schema'; top-level objects: "
-            f"{sorted(f.keys())[:10]})",
-            "convert it with `pdesurrogates import ...` or write it with DatasetWriter",
-        )
-    if _text(attrs["schema"]) != SCHEMA_NAME:
-        raise _fail(
-            path,
-            f"schema is {_text(attrs['schema'])!r}, not {SCHEMA_NAME!r}",
-            "this file belongs to another tool; convert it with `pdesurrogates import ...`",
-        )
-    version = attrs.get("schema_version")
-    if version is None or int(np.asarray(version)) != SCHEMA_VERSION:
-        raise _fail(
-            path,
-            f"schema_version is {_attr_value(version)!r}; this pdesurrogates reads version "
-            f"{SCHEMA_VERSION}",
-            "upgrade pdesurrogates or regenerate the file",
-        )
-    missing = [a for a in REQUIRED_ROOT_ATTRS if a not in attrs]
-    if missing:
-        raise _fail(path, f"missing root attributes {missing}", "regenerate the file")
-    if not bool(attrs["complete"]):
-        raise _fail(
-            path,
-            "the file is marked incomplete (complete=False): its writer did not finish",
-            "rerun the generator with --resume",
-        )
-    n = int(attrs["n_samples"])
-    spatial = _texts(attrs["spatial_dims"])
-    if int(attrs["n_spatial_dims"]) != len(spatial):
-        raise _fail(
-            path,
-            f"n_spatial_dims={int(attrs['n_spatial_dims'])} but spatial_dims={spatial}",
-            "fix the root attributes",
-        )
-    return n, spatial
-
-
-def _read_coords(f: h5py.File, path, n: int, spatial: list[str]) -> dict[str, np.ndarray]:
-    coords: dict[str, np.ndarray] = {}
-    for name in DIM_ORDER:
-        if name in f:
-            ds = f[name]
-            if not isinstance(ds, h5py.Dataset) or ds.ndim != 1:
-                raise _fail(path, f"coordinate /{name} is not a 1-D dataset", "regenerate")
-            coords[name] = ds[()]
-    if "sample" not in coords or len(coords["sample"]) != n:
-        raise _fail(
-            path,
-            f"coordinate /sample is missing or does not have n_samples={n} entries",
-            "regenerate the file",
-        )
-    for d in spatial:
-        if d not in coords:
-            raise _fail(path, f"spatial coordinate /{d} is missing", "regenerate the file")
-    return coords
-
-
-def _read_fields(f: h5py.File, path, coords):
-    if "fields" not in f or not len(f["fields"]):
-        raise _fail(path, "no /fields group or it is empty", "the file holds no data")
-    fields: dict[str, FieldSpec] = {}
-    shapes: dict[str, tuple[int, ...]] = {}
-    for name, ds in f["fields"].items():
-        where = f"/fields/{name}"
-        if not isinstance(ds, h5py.Dataset):
-            raise _fail(path, f"{where} is not a dataset", "regenerate the file")
-        dims_attr = ds.attrs.get("dims")
-        if dims_attr is None:
-            raise _fail(path, f"{where} has no 'dims' attribute", "regenerate the file")
-        dims = tuple(_texts(dims_attr))
-        try:
-            spec = FieldSpec(
-                dims=dims,
-                role=_text(ds.attrs.get("role", "output")),
-                units=_text(ds.attrs.get("units", "")),
-                long_name=_text(ds.attrs.get("long_name", "")),
-            )
-        except ValueError as exc:
-            raise _fail(path, f"{where}: {exc}", "regenerate the file") from exc
-        if len(dims) != ds.ndim:
-            raise _fail(path, f"{where} has {ds.ndim} axes but dims {dims}", "regenerate the file")
-        for d, size in zip(dims, ds.shape, strict=True):
-            if d not in coords:
-                raise _fail(path, f"{where} uses dim {d!r} with no /{d} coordinate", "regenerate")
-            if len(coords[d]) != size:
-                raise _fail(
-                    path,
-                    f"{where} has shape {ds.shape} with dims {dims}, but /{d} has "
-                    f"{len(coords[d])} entries (mismatched shapes)",
-                    "regenerate the file",
-                )
-        if ds.dtype.kind != "f":
-            raise _fail(path, f"{where} has dtype {ds.dtype}, expected float", "regenerate")
-        fields[name] = spec
-        shapes[name] = tuple(ds.shape)
-    return fields, shapes
-
-
-def _read_params(f: h5py.File, path, n: int):
-    params: dict[str, ParamSpec] = {}
-    param_values: dict[str, np.ndarray] = {}
-    if "params" in f:
-        for name, ds in f["params"].items():
-            if ds.shape != (n,):
-                raise _fail(
-                    path,
-                    f"/params/{name} has shape {ds.shape}, expected ({n},)",
-                    "regenerate the file",
-                )
-            try:
-                params[name] = ParamSpec.from_attrs(ds.attrs)
-            except ValueError as exc:
-                raise _fail(path, f"/params/{name}: {exc}", "fix its attributes") from exc
-            param_values[name] = ds[()].astype(np.float64)
-    return params, param_values
-
-
-def _read_splits_and_stats(f: h5py.File, path, n: int):
-    splits: dict[str, np.ndarray] = {}
-    if "splits" in f:
-        for name, ds in f["splits"].items():
-            idx = ds[()]
-            if idx.ndim != 1 or idx.dtype.kind not in "iu":
-                raise _fail(path, f"/splits/{name} is not a 1-D integer array", "regenerate")
-            if idx.size and (idx.min() < 0 or idx.max() >= n):
-                raise _fail(
-                    path, f"/splits/{name} holds indices outside [0, {n})", "regenerate the file"
-                )
-            splits[name] = idx.astype(np.int64)
-    stats: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-    if "stats" in f:
-        for name, grp in f["stats"].items():
-            if "mean" in grp and "std" in grp:
-                stats[name] = (grp["mean"][()], grp["std"][()])
-    return splits, stats
-
-
-def _attr_value(v: Any) -> Any:
-    if isinstance(v, bytes):
-        return v.decode()
-    if isinstance(v, np.ndarray):
-        if v.dtype.kind in "OSU":
-            return _texts(v)
-        return v.tolist()
-    if isinstance(v, np.generic):
-        return v.item()
-    return v
-
-
-def scan_values(f: h5py.File, path, *, samples_per_read: int | None = None) -> None:
-    """Raise :class:`SchemaError` if any field holds NaN or Inf (streamed, bounded memory)."""
-    for name, ds in f["fields"].items():
-        n0 = ds.shape[0] if ds.ndim else 1
-        per_sample = max(1, int(np.prod(ds.shape[1:])) if ds.ndim > 1 else 1)
-        step = samples_per_read or max(1, (32 * 2**20) // (4 * per_sample))
-        for start in range(0, max(n0, 1), step):
-            block = ds[start : start + step] if ds.ndim else ds[()]
-            finite = np.isfinite(block)
-            if not finite.all():
-                bad = np.argwhere(~finite)[0]
-                where = tuple(int(i) for i in bad)
-                if ds.ndim:
-                    where = (where[0] + start, *where[1:])
-                kind = "NaN" if np.isnan(block[tuple(bad)]) else "Inf"
-                raise SchemaError(
-                    f"{path}: /fields/{name} holds {kind} at index {where}; the simulation "
-                    "that produced it diverged or the file is damaged. Regenerate that "
-                    "sample or drop it"
-                )
-
-
-def validate(path: str | os.PathLike, *, check_values: bool = True) -> ValidationReport:
-    """Check that ``path`` is a complete, well-formed ``pdesurrogates-h5`` file.
-
-    Parameters
-    ----------
-    path : path-like
-        The HDF5 file.
-    check_values : bool
-        Also scan every field for NaN/Inf (streamed in blocks of about 32 MiB).
-
-    Returns
-    -------
-    ValidationReport
-
-    Raises
-    ------
-    DatasetError
-        The file is missing, truncated or not HDF5.
-    SchemaError
-        The file is HDF5 but breaks the schema (foreign layout, wrong version,
-        incomplete, mismatched shapes, NaN/Inf values, ...). The message names the object.
-    """
-    with open_h5(path) as f:
-        meta = read_structure(f, path)
-        if check_values:
-            scan_values(f, path)
-    return ValidationReport(
-        path=str(path),
-        n_samples=meta["n_samples"],
-        fields={k: v.dims for k, v in meta["fields"].items()},
-        shapes=meta["shapes"],
-        params=sorted(meta["params"]),
-        splits={k: len(v) for k, v in meta["splits"].items()},
-        checked_values=check_values,
-        attrs=meta["attrs"],
-    )
+    deep: bool = False
+    checksums: bool = False
+    notes: list[str] = field(default_factory=list)
 
 
 def source_text(source: Any) -> str:

@@ -6,7 +6,8 @@ import os
 
 import xarray as xr
 
-from pdesurrogates.datasets._schema import open_h5, read_structure
+from pdesurrogates.datasets._schema import check_file, open_h5, reading
+from pdesurrogates.datasets._structure import read_structure
 
 __all__ = ["open_xarray"]
 
@@ -43,9 +44,15 @@ def open_xarray(path: str | os.PathLike, *, load: bool = False) -> xr.Dataset:
     (('sample', 'x', 'y'), 1.0)
     >>> ds.close()
     """
+    path = check_file(path)
+    with reading(path, "open it with xarray"):
+        return _open(path, load)
+
+
+def _open(path, load: bool) -> xr.Dataset:
     with open_h5(path) as f:
         meta = read_structure(f, path)
-        has_params = "params" in f and len(f["params"]) > 0
+        has_params = len(meta["params"]) > 0
     root = xr.open_dataset(path, engine="h5netcdf")
     fields = xr.open_dataset(path, engine="h5netcdf", group="fields")
     parts = [fields.assign_coords(root.coords)]

@@ -90,8 +90,16 @@ def _is_own_file(path: Path) -> bool:
             return False
         with h5py.File(path, "r") as f:
             return "schema" in f.attrs
-    except OSError:
+    except Exception:  # a damaged file is not ours to recognise; its reader says why
         return False
+
+
+def _is_special(path: Path) -> bool:
+    """A FIFO, device or socket: never opened (a FIFO would block the reader forever)."""
+    try:
+        return path.exists() and not (path.is_file() or path.is_dir())
+    except OSError:
+        return True
 
 
 def guess_backend(
@@ -103,7 +111,7 @@ def guess_backend(
     ``exclude``: backend names not to ask.
     """
     p = Path(path)
-    if not p.exists() or _is_own_file(p):
+    if not p.exists() or _is_special(p) or _is_own_file(p):
         return None
     for backend in list_backends():
         if backend.name in exclude:
