@@ -23,8 +23,8 @@ model therefore works in a fresh process, whatever was imported before.
 Writes are atomic: the directory is assembled under a temporary name next to the target
 and renamed into place, so a crash never leaves a half-written model at ``directory``.
 
-Examples
---------
+For example:
+
 >>> import tempfile, torch
 >>> from pdesurrogates.io import register_model, save, load
 >>> @register_model

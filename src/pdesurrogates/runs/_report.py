@@ -35,7 +35,7 @@ def summarize(values) -> dict[str, float]:
 
 
 def plot_sample(a, truth, pred, *, title: str = "", std=None):
-    """Input, truth, prediction and |error| (and the ensemble std if given) side by side.
+    """Input, truth, prediction and absolute error (and the ensemble std if given) side by side.
 
     Parameters
     ----------

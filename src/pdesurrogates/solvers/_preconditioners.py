@@ -191,8 +191,6 @@ class LearnedPreconditioner(Preconditioner):
 
     Attributes
     ----------
-    shape : tuple of int
-        ``(n, n)``, the matrix's shape (as for every preconditioner object).
     grid_shape : tuple of int
         The grid the model sees.
     is_linear, is_symmetric : bool

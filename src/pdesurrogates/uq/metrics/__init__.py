@@ -42,8 +42,8 @@ Discrete norms (relative L2 and H1)
 * ``||v||_{H1}^2 = sum_i w_i (v_i^2 + |grad v|_i^2)``; on cell-centred grids the relative
   H1 error converges at second order to the continuous ratio.
 
-Examples
---------
+For example:
+
 >>> import numpy as np
 >>> x = (np.arange(32) + 0.5) / 32
 >>> u = np.sin(np.pi * x)[None, :, None] * np.sin(np.pi * x)[None, None, :]
