@@ -251,10 +251,15 @@ def test_two_writers_one_path_one_success_with_its_own_data(tmp_path):
     out = tmp_path / "same.h5"
     procs = {}
     for seed in (1, 2):
-        cmd = _cli("generate", "darcy", "-n", 300, "-r", 16, "--seed", seed, "-q", "-o", out)
+        cmd = _cli("generate", "darcy", "-n", 2000, "-r", 16, "--seed", seed, "-q", "-o", out)
         procs[seed] = subprocess.Popen(
             cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
         )
+        # the second starts 0.3 s after the first began writing (interpreter start-up
+        # times vary too much on a loaded machine to count from the launch)
+        deadline = time.monotonic() + 60
+        while not lock_path(out).exists() and time.monotonic() < deadline:
+            time.sleep(0.005)
         time.sleep(0.3)
     results = {s: (p.wait(timeout=120), *p.communicate()) for s, p in procs.items()}
     won = [s for s, (rc, _, _) in results.items() if rc == 0]
@@ -443,6 +448,12 @@ def _kill_train(tmp_path, train_ref, capsys, seed, index):
             assert all(np.array_equal(v, ref[k]) for k, v in _weights(out).items())
         if (out / "checkpoint.pt").exists():  # the previous or the new one, never torn
             read_checkpoint(out / "checkpoint.pt", None)
+        lock = out / "run.json.lock"  # the run directory's write lock, left by the kill
+        if lock.exists():
+            code, text = _run([*argv, "--resume"], capsys)
+            text = text.replace("\n", "")
+            assert code == 1 and f"stale lock {lock}" in text and f"Remove {lock}" in text, text
+            lock.unlink()
         code, text = _run([*argv, "--resume"], capsys)
         assert code == 0, text
     ref, got = _weights(train_ref / "ref"), _weights(out)

@@ -46,7 +46,7 @@ def build_base(directory: str | os.PathLike, *, checksums: bool = True) -> Path:
     from pdesurrogates.datasets import DatasetWriter, FieldSpec, ParamSpec
 
     directory = Path(directory)
-    raw = directory / ("raw.h5" if checksums else "base.h5")
+    raw = directory / "raw.h5"
     rng = np.random.default_rng(1234)
     x = np.linspace(0.0, 1.0, NX)
     with DatasetWriter(
@@ -74,19 +74,17 @@ def build_base(directory: str | os.PathLike, *, checksums: bool = True) -> Path:
             {"nu": rng.uniform(0.5, 2.0, N_SAMPLES), "k": rng.normal(size=N_SAMPLES)},
         )
         w.finalize(split=(0.5, 0.25, 0.25))
-    if not checksums:
-        return raw
     out = directory / "base.h5"
-    checksummed_copy(raw, out)
+    checksummed_copy(raw, out, checksums=checksums)
     raw.unlink()
     return out
 
 
-def _create(dst: h5py.Group, name: str, ds: h5py.Dataset) -> h5py.Dataset:
+def _create(dst: h5py.Group, name: str, ds: h5py.Dataset, checksums: bool = True) -> h5py.Dataset:
     data = ds[()]
     kwargs: dict[str, Any] = {}
     if data.ndim and data.size:  # scalars cannot be chunked, hence not checksummed
-        kwargs = {"fletcher32": True, "chunks": ds.chunks or data.shape}
+        kwargs = {"fletcher32": checksums, "chunks": ds.chunks or data.shape}
         if ds.compression:
             kwargs.update(compression=ds.compression, shuffle=ds.shuffle)
     new = dst.create_dataset(name, data=data, fillvalue=ds.fillvalue, **kwargs)
@@ -96,8 +94,11 @@ def _create(dst: h5py.Group, name: str, ds: h5py.Dataset) -> h5py.Dataset:
     return new
 
 
-def checksummed_copy(src: str | os.PathLike, dst: str | os.PathLike) -> None:
-    """Copy a ``pdesurrogates-h5`` file with Fletcher32 checksums on every dataset.
+def checksummed_copy(
+    src: str | os.PathLike, dst: str | os.PathLike, *, checksums: bool = True
+) -> None:
+    """Copy a ``pdesurrogates-h5`` file with Fletcher32 checksums on every dataset (or, with
+    ``checksums=False``, on none: the files written before checksums were added).
 
     Coordinates stay dimension scales attached to the fields and parameters.
     """
@@ -109,12 +110,12 @@ def checksummed_copy(src: str | os.PathLike, dst: str | os.PathLike) -> None:
         scales = {}
         for name in DIM_ORDER:
             if name in f:
-                scales[name] = _create(g, name, f[name])
+                scales[name] = _create(g, name, f[name], checksums)
                 scales[name].make_scale(name)
         for group in ("fields", "params"):
             gg = g.create_group(group, track_order=True)
             for name, ds in f[group].items():
-                new = _create(gg, name, ds)
+                new = _create(gg, name, ds, checksums)
                 dims = (
                     [d.decode() if isinstance(d, bytes) else str(d) for d in ds.attrs["dims"]]
                     if "dims" in ds.attrs
@@ -123,10 +124,10 @@ def checksummed_copy(src: str | os.PathLike, dst: str | os.PathLike) -> None:
                 for axis, d in enumerate(dims):
                     new.dims[axis].attach_scale(scales[d])
         for name, ds in f["splits"].items():
-            _create(g.require_group("splits"), name, ds)
+            _create(g.require_group("splits"), name, ds, checksums)
         for field, grp in f["stats"].items():
             for key, ds in grp.items():
-                _create(g.require_group(f"stats/{field}"), key, ds)
+                _create(g.require_group(f"stats/{field}"), key, ds, checksums)
 
 
 def _reference(path: Path) -> dict[str, np.ndarray]:
