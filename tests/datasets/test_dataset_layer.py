@@ -337,3 +337,21 @@ def test_lzf_compression_round_trips(tmp_path):
     with h5py.File(path) as f:
         assert f["fields/a"].compression == "lzf" and f["fields/a"].chunks == (1, NX, NY)
     np.testing.assert_array_equal(open_dataset(path)[2]["vel"].numpy(), v["vel"][2])
+
+
+def test_open_xarray_load_refuses_nan_naming_variable_and_sample(tmp_path):
+    import h5py
+
+    path = tmp_path / "n.h5"
+    x = np.linspace(0, 1, 4)
+    with DatasetWriter(path, n_samples=3, coords={"x": x, "y": x},
+                       fields={"u": FieldSpec(dims=("sample", "x", "y"))}) as w:  # fmt: skip
+        for i in range(3):
+            w.write(i, {"u": np.full((4, 4), float(i))})
+        w.finalize(split=(1.0, 0.0, 0.0))
+    with open_xarray(path, load=True) as ds:  # sound: loads
+        assert float(ds["u"].sel(sample=2).mean()) == 2.0
+    with h5py.File(path, "r+") as f:  # damage sample 1 behind the writer's back
+        f["fields/u"][1, 2, 2] = np.nan
+    with pytest.raises(DatasetError, match=r"n\.h5: u holds NaN or Inf at sample 1"):
+        open_xarray(path, load=True)

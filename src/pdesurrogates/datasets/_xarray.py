@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import os
 
+import numpy as np
 import xarray as xr
 
 from pdesurrogates.datasets._schema import check_file, open_h5, reading
 from pdesurrogates.datasets._structure import read_structure
+from pdesurrogates.errors import DatasetError
 
 __all__ = ["open_xarray"]
 
@@ -25,7 +27,10 @@ def open_xarray(path: str | os.PathLike, *, load: bool = False) -> xr.Dataset:
     path : path-like
         The file.
     load : bool
-        Read everything into memory and close the file (default: lazy).
+        Read everything into memory and close the file (default: lazy). Loaded fields
+        and parameters are checked for NaN/Inf, as :func:`open_dataset` checks each
+        sample it reads: a damaged value raises :class:`DatasetError` naming the variable
+        and the sample.
 
     Examples
     --------
@@ -69,6 +74,25 @@ def _open(path, load: bool) -> xr.Dataset:
         merged = merged.load()
         for p in (root, *parts):
             p.close()
+        _check_finite(merged, path)
     else:
         merged.set_close(lambda: [p.close() for p in (root, *parts)])
     return merged
+
+
+def _check_finite(ds: xr.Dataset, path) -> None:
+    """Refuse loaded data variables holding NaN/Inf, naming the variable and the sample."""
+    for name, var in ds.data_vars.items():
+        values = np.asarray(var.values)
+        if not np.issubdtype(values.dtype, np.floating):
+            continue
+        bad = ~np.isfinite(values)
+        if bad.any():
+            where = np.argwhere(bad)[0]
+            axis = var.dims.index("sample") if "sample" in var.dims else None
+            at = f"sample {int(where[axis])}" if axis is not None else f"index {tuple(where)}"
+            raise DatasetError(
+                f"{path}: {name} holds NaN or Inf at {at}; the simulation that produced it "
+                "diverged or the file is damaged. Run `pdesurrogates validate --deep` on it, "
+                "then regenerate or drop that sample"
+            )
