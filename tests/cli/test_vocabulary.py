@@ -116,3 +116,24 @@ def test_an_unexpected_failure_is_one_line_unless_debug(monkeypatch, capsys):
     assert "unexpected KeyError" in err and "--debug" in err and "Traceback" not in err
     assert main(["--debug", "info", "whatever.h5"]) == 1
     assert "Traceback" in capsys.readouterr().err
+
+
+def test_info_and_validate_on_a_file_start_without_torch(tmp_path):
+    import numpy as np
+
+    from pdesurrogates.datasets import DatasetWriter, FieldSpec
+
+    path = tmp_path / "t.h5"
+    x = np.linspace(0, 1, 4)
+    with DatasetWriter(path, n_samples=2, coords={"x": x},
+                       fields={"u": FieldSpec(dims=("sample", "x"))}) as w:  # fmt: skip
+        for i in range(2):
+            w.write(i, {"u": x * i})
+        w.finalize(split=(0.5, 0.5, 0.0))
+    code = (
+        "import sys\nfrom pdesurrogates.cli import main\n"
+        f"assert main(['info', {str(path)!r}]) == 0\n"
+        f"assert main(['validate', {str(path)!r}]) == 0\n"
+        "assert 'torch' not in sys.modules, 'torch imported'\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)
