@@ -9,8 +9,9 @@ is corrupt". Reading inside training stays in-process.
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import os
-import pickle
 import select
 import signal
 import subprocess
@@ -58,7 +59,7 @@ def run_isolated(
     """
     if target not in _TARGETS:
         raise ValueError(f"run_isolated: unknown target {target!r}; use one of {sorted(_TARGETS)}")
-    request = pickle.dumps((target, str(path), dict(kwargs)))
+    request = json.dumps({"target": target, "path": str(path), "kwargs": dict(kwargs)}).encode()
     env = dict(os.environ)
     src = str(Path(__file__).resolve().parents[2])  # the directory holding pdesurrogates/
     env["PYTHONPATH"] = os.pathsep.join(p for p in (src, env.get("PYTHONPATH")) if p)
@@ -121,8 +122,8 @@ def _answer(returncode: int, reply: bytes, stderr: bytes, path) -> Any:
             "copy it again; do not open it in a training run"
         )
     try:
-        status, *payload = pickle.loads(reply)  # our own child's reply
-    except Exception as exc:
+        status, *payload = json.loads(reply)  # data only: nothing is unpickled
+    except ValueError as exc:
         tail = stderr.decode(errors="replace").strip().splitlines()[-3:]
         raise DatasetError(
             f"{path}: the reader process failed (exit code {returncode}"
@@ -130,7 +131,7 @@ def _answer(returncode: int, reply: bytes, stderr: bytes, path) -> Any:
             + "); the file may be corrupt. Run again with --debug for details"
         ) from exc
     if status == "ok":
-        return payload[0]
+        return _decode(payload[0])
     cls_name, message = payload
     cls = getattr(errors, cls_name, DatasetError)
     if not (isinstance(cls, type) and issubclass(cls, PdeSurrogatesError)):
@@ -148,7 +149,8 @@ def _child_main() -> None:  # pragma: no cover - runs in the child process
         os.kill(os.getpid(), signal.SIGSEGV)
     if crash == "hang":
         signal.pause()
-    target, path, kwargs = pickle.loads(sys.stdin.buffer.read())
+    request = json.loads(sys.stdin.buffer.read())
+    target, path, kwargs = request["target"], request["path"], request["kwargs"]
     module, metadata = _TARGETS[target]
     import importlib
 
@@ -160,10 +162,40 @@ def _child_main() -> None:  # pragma: no cover - runs in the child process
         finally:
             out.write(b"\x01")  # heartbeat: the metadata was read (or refused)
             out.flush()
-        reply: tuple = ("ok", func(path, **kwargs))
+        reply: list = ["ok", _encode(func(path, **kwargs))]
     except PdeSurrogatesError as exc:
-        reply = ("error", type(exc).__name__, str(exc))
+        reply = ["error", type(exc).__name__, str(exc)]
     except Exception as exc:  # a bug, not a bad file: still a message, never a traceback
-        reply = ("error", "DatasetError", f"{path}: cannot be read ({type(exc).__name__}: {exc})")
-    out.write(pickle.dumps(reply))
+        reply = ["error", "DatasetError", f"{path}: cannot be read ({type(exc).__name__}: {exc})"]
+    out.write(json.dumps(reply, default=_plain).encode())
     out.flush()
+
+
+def _plain(value: Any) -> Any:
+    """JSON form of the numpy scalars, arrays and bytes a report's attributes may hold."""
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    if isinstance(value, bytes):
+        return value.decode(errors="replace")
+    return str(value)
+
+
+def _encode(result: Any) -> dict[str, Any]:
+    """A reader's result as JSON-ready data (a ValidationReport or a text)."""
+    from pdesurrogates.datasets._schema import ValidationReport
+
+    if isinstance(result, ValidationReport):
+        return {"type": "ValidationReport", "value": dataclasses.asdict(result)}
+    return {"type": "text", "value": str(result)}
+
+
+def _decode(data: dict[str, Any]) -> Any:
+    """The inverse of :func:`_encode` (tuples restored where the report has them)."""
+    if data["type"] != "ValidationReport":
+        return data["value"]
+    from pdesurrogates.datasets._schema import ValidationReport
+
+    value = dict(data["value"])
+    value["fields"] = {k: tuple(v) for k, v in value["fields"].items()}
+    value["shapes"] = {k: tuple(v) for k, v in value["shapes"].items()}
+    return ValidationReport(**value)
