@@ -22,7 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import environment, markdown_table, write_results  # noqa: E402
+from _common import environment, markdown_table, write_results
 
 BAD = ("traceback", "crash", "hang", "silent_acceptance")
 
