@@ -9,16 +9,14 @@ from __future__ import annotations
 
 import io
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
-from pdesurrogates._files import atomic_replace, unique_partial
 from pdesurrogates.errors import CheckpointError
-from pdesurrogates.io import model_spec
+from pdesurrogates.io import atomic_write_bytes, atomic_write_text, model_spec
 
 __all__ = [
     "CHECKPOINT_FILE",
@@ -51,22 +49,9 @@ def write_checkpoint(out_dir: Path, state: dict[str, Any], history: list[dict]) 
     """Write ``checkpoint.pt`` and ``metrics.jsonl`` in ``out_dir``, each atomically."""
     buf = io.BytesIO()
     torch.save(state, buf)
-    _write_durably(out_dir / CHECKPOINT_FILE, buf.getvalue())
+    atomic_write_bytes(out_dir / CHECKPOINT_FILE, buf.getvalue())
     lines = "".join(json.dumps(h) + "\n" for h in history)
-    _write_durably(out_dir / METRICS_FILE, lines.encode("utf-8"))
-
-
-def _write_durably(path: Path, data: bytes) -> None:
-    """Write a unique temporary file beside ``path``, flush it and rename it over ``path``."""
-    tmp = unique_partial(path)
-    try:
-        with open(tmp, "xb") as fh:
-            fh.write(data)
-        atomic_replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    atomic_write_text(out_dir / METRICS_FILE, lines)
 
 
 def read_checkpoint(path: Path | None, spec: dict | None) -> dict[str, Any]:
