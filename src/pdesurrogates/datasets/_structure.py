@@ -30,6 +30,7 @@ from pdesurrogates.datasets._schema import (
     _texts,
     read_bounded,
 )
+from pdesurrogates.datasets.backends._array_stores import plain_arrays_hint
 from pdesurrogates.errors import SchemaError
 
 __all__ = ["attr_value", "read_structure"]
@@ -143,7 +144,8 @@ def _check_root(f: h5py.File, out: _Findings) -> tuple[int, list[str]]:
             "",
             f"is not a {SCHEMA_NAME} file (no root attribute 'schema'; top-level objects: "
             f"{sorted(f.keys())[:10]})",
-            "convert it with `pdesurrogates import ...` or write it with DatasetWriter",
+            plain_arrays_hint(f, out.path)
+            or "convert it with `pdesurrogates import ...` or write it with DatasetWriter",
         )
     if _text(attrs["schema"]) != SCHEMA_NAME:
         raise out.fail(
