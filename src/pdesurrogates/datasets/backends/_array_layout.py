@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -168,12 +168,13 @@ def infer_layout(
                 continue
             if v.numeric and v.shape == (n,) and name not in coords_out:
                 params.append(name)
+    ours = _our_names([*plans, *params])
     stored = np.dtype(np.float32)  # what DatasetWriter stores
     plan = ArrayPlan(
         where=store.where,
         n_samples=n,
-        fields=plans,
-        params={k: store.variables[k] for k in params},
+        fields={ours[k]: replace(fp, name=ours[k]) for k, fp in plans.items()},
+        params={ours[k]: store.variables[k] for k in params},
         coords=coords_out,
         coord_notes=notes,
         coord_units=units,
@@ -182,6 +183,14 @@ def infer_layout(
     )
     _dtype_notes(plan, dtype)
     return plan
+
+
+def _our_names(names: list[str]) -> dict[str, str]:
+    """Names in our file: ``group/name`` becomes ``name`` (``group_name`` if that clashes)."""
+    short = [n.rpartition("/")[2] for n in names]
+    if len(set(short)) == len(short):
+        return dict(zip(names, short, strict=True))
+    return {n: n.strip("/").replace("/", "_") for n in names}
 
 
 def _dtype_notes(plan: ArrayPlan, dtype: Any) -> None:
@@ -263,7 +272,7 @@ def _sample_axes(store, fields, params, sample_axis) -> dict[str, int]:
         return _named_sample_axes(store, vs)
     lengths = {store.variables[p].shape[0] for p in params if store.variables[p].ndim}
     leads = {v.shape[0] for v in vs.values()}
-    if len(leads) == 1 and lengths <= leads:
+    if len(leads) == 1:  # the default; params of another length are refused later
         return dict.fromkeys(vs, 0)
     shapes = ", ".join(f"{store.label(k)} {v.shape}" for k, v in vs.items())
     if len({v.shape[1:] for v in vs.values()}) == 1:

@@ -306,7 +306,7 @@ def open_array_file(path: str | os.PathLike) -> ArrayStore:
     if head.startswith(b"PK"):
         return NpzStore(p)
     if h5py.is_hdf5(p):
-        with h5py.File(p, "r") as f:
+        with open_source_h5(p) as f:
             if "schema" in f.attrs:
                 raise DatasetError(
                     f"{p}: is already a pdesurrogates-h5 file; use it as it is (pdesurrogates "

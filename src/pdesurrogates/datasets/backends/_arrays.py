@@ -119,9 +119,9 @@ def _stream(plan: ArrayPlan, store: ArrayStore, writer: DatasetWriter, progress:
         for start in range(0, n, step):
             stop = min(n, start + step)
             block = {k: _read(store, fp, start, stop) for k, fp in plan.fields.items()}
-            values = {k: store.read(k, np.s_[start:stop]) for k in plan.params}
+            values = {k: store.read(v.name, np.s_[start:stop]) for k, v in plan.params.items()}
             for name, value in values.items():
-                _check_finite(store, name, value[:, None], start, what="param")
+                _check_finite(store, plan.params[name].name, value[:, None], start, "param")
             writer.write_batch(start, block, values)
             bar.advance(task, stop - start)
 
@@ -130,8 +130,8 @@ def _read(store: ArrayStore, fp: FieldPlan, start: int, stop: int) -> np.ndarray
     sel = tuple(
         slice(start, stop) if i == fp.sample_axis else slice(None) for i in range(fp.variable.ndim)
     )
-    block = np.transpose(store.read(fp.name, sel), fp.order)
-    _check_finite(store, fp.name, block, start, what="field")
+    block = np.transpose(store.read(fp.variable.name, sel), fp.order)
+    _check_finite(store, fp.variable.name, block, start, "field")
     return block
 
 
