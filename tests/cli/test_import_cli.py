@@ -196,7 +196,7 @@ def test_import_arrays_shows_the_plan_then_writes(plain, tmp_path, capsys, monke
     src, _, solution = plain
     out = tmp_path / "ours.h5"
     argv = ["import", "arrays", src, "-o", out, "--input", "coeff", "--target", "solution"]
-    code, text = _run([*argv, "--dry-run"], capsys)
+    code, text = _run([*argv, "--dry-run", "--dtype", "float32"], capsys)
     assert code == 0, text
     for word in ("sample axis", "spatial axes", "coeff", "(64, 32, 32)", "float64 -> float32"):
         assert word in text, word
@@ -212,7 +212,8 @@ def test_import_arrays_shows_the_plan_then_writes(plain, tmp_path, capsys, monke
     ds.close()
     with h5py.File(out) as f:
         np.testing.assert_allclose(f["x"][()], np.linspace(0, 2, 32))
-        assert f["fields/coeff"].attrs["role"] == "input"
+        assert f["coeff"].attrs["role"] == "input"
+        np.testing.assert_array_equal(f["solution"][()], solution)  # float64 kept
 
 
 def test_import_arrays_flags(tmp_path, capsys):
@@ -229,11 +230,11 @@ def test_import_arrays_flags(tmp_path, capsys):
     code, text = _run([*argv, *extra], capsys)
     assert code == 0, text
     with h5py.File(out) as f:
-        assert list(f["fields/u"].attrs["dims"]) == ["sample", "x", "y", "component"]
-        np.testing.assert_array_equal(f["fields/u"][()], u.astype(np.float32))
-        np.testing.assert_array_equal(f["fields/a"][()], np.moveaxis(a, 2, 0).astype(np.float32))
+        assert list(f["u"].attrs["dims"]) == ["sample", "x", "y", "component"]
+        np.testing.assert_array_equal(f["u"][()], u)
+        np.testing.assert_array_equal(f["a"][()], np.moveaxis(a, 2, 0))
         np.testing.assert_allclose(f["y"][()], np.linspace(0, 3, 6))
-        assert list(f["params"]) == ["nu"] and len(f["splits/train"]) == 4
+        assert f["nu"].attrs["kind"] == "param" and len(f["splits/train"]) == 4
 
 
 def test_import_arrays_errors_are_one_line(plain, tmp_path, capsys):

@@ -2,8 +2,9 @@
 ``from_xarray``, the one layout inference behind them, and every refusal.
 
 The reproducer is the file a new user brings: ``coeff`` and ``solution``, each
-(64, 32, 32) float64, no attributes. Values are compared with the source (within the
-float32 the writer stores); the splits with the seeded permutation they must equal.
+(64, 32, 32) float64, no attributes. Values are compared with the source bit for bit
+(the dtype is kept unless another is asked for); the splits with the seeded
+permutation they must equal.
 """
 
 from __future__ import annotations
@@ -49,9 +50,9 @@ def _values(path):
 
 
 def _same(got, want):
-    want32 = np.asarray(want, dtype=np.float32)
-    assert got.shape == want32.shape
-    np.testing.assert_array_equal(got, want32)
+    want = np.asarray(want)
+    assert got.shape == want.shape and got.dtype == want.dtype, (got.dtype, want.dtype)
+    np.testing.assert_array_equal(got, want)
 
 
 # --- the reproducer -----------------------------------------------------------------
@@ -66,15 +67,15 @@ def test_plain_hdf5_becomes_a_valid_dataset(plain, tmp_path):
         _same(ds["solution"].values, solution)
         np.testing.assert_allclose(ds["x"].values, np.linspace(0, 1, 32))
     with h5py.File(out) as f:
-        assert f["fields/coeff"].attrs["role"] == "input"
-        assert f["fields/solution"].attrs["role"] == "output"
+        assert f["coeff"].attrs["role"] == "input"
+        assert f["solution"].attrs["role"] == "output"
         train = f["splits/train"][()]
         mean = float(f["stats/solution/mean"][()])
     # a seeded random split (not the first 51 samples), the same for the same seed
     np.testing.assert_array_equal(train, seeded_splits(64, (0.8, 0.1, 0.1), 0)["train"])
     assert not np.array_equal(train, np.arange(51))
     # the statistics are those of the train split
-    assert mean == pytest.approx(solution[train].astype(np.float32).mean(dtype=np.float64))
+    assert mean == pytest.approx(solution[train].mean(), rel=1e-12)
     ds = open_dataset(out, split="train")
     assert len(ds) == 51 and tuple(ds[0]["coeff"].shape) == (32, 32)
     ds.close()
@@ -95,10 +96,12 @@ def test_dry_run_infers_and_writes_nothing(plain, tmp_path):
     assert {fp.sample_axis for fp in plan.fields.values()} == {0}
     assert plan.fields["coeff"].spatial_axes == (1, 2)
     assert plan.coord_notes["x"] == "x: linspace(0, 1, 32) assumed"
-    # float64 stored as float32: reported, per field
-    assert sum("downcast" in n for n in plan.notes) == 2
+    # float64 is kept; float32 on request is a downcast, reported per field
     rows = {r["field"]: r for r in plan.rows()}
-    assert rows["coeff"]["dtype"] == "float64 -> float32"
+    assert rows["coeff"]["dtype"] == "float64" and plan.notes == []
+    down = import_arrays(src, None, ROLES, dry_run=True, dtype="float32")
+    assert sum("float64 is stored as float32 (downcast" in n for n in down.notes) == 2
+    assert {r["field"]: r for r in down.rows()}["coeff"]["dtype"] == "float64 -> float32"
     assert rows["solution"]["role"] == "output" and rows["solution"]["sample axis"] == "0"
     assert not list(tmp_path.iterdir())
 
@@ -138,8 +141,8 @@ def test_every_format_gives_the_same_dataset(fmt, tmp_path):
         np.testing.assert_allclose(ds["y"].values, y)
     if fmt != "npz":  # named formats keep units and long names
         with h5py.File(out) as f:
-            assert f["fields/u"].attrs["units"] == "Pa"
-            assert f["fields/a"].attrs["long_name"] == "permeability"
+            assert f["u"].attrs["units"] == "Pa"
+            assert f["a"].attrs["long_name"] == "permeability"
             assert f["x"].attrs["units"] == "m"
 
 
@@ -164,9 +167,9 @@ def test_arrays_in_groups_and_auto_params(tmp_path):
     out = import_arrays(src, tmp_path / "o.h5", {"data/a": "input", "data/u": "target"})
     assert validate(out).fields == {"a": ("sample", "x"), "u": ("sample", "x")}
     with h5py.File(out) as f:
-        np.testing.assert_array_equal(f["fields/u"][()], u.astype(np.float32))
-        np.testing.assert_array_equal(f["params/nu"][()], nu)
-        assert list(f["params"]) == ["nu"]
+        np.testing.assert_array_equal(f["u"][()], u)
+        np.testing.assert_array_equal(f["nu"][()], nu)
+        assert [k for k in f if f[k].attrs.get("kind") == "param"] == ["nu"]
     plan = import_arrays(src, None, {"data/u": "input", "u": "target"}, dry_run=True)
     assert sorted(plan.fields) == ["data_u", "u"]  # short names clash: keep the group
 
@@ -235,11 +238,25 @@ def test_from_xarray_finds_the_sample_dim_by_name(tmp_path):
         np.testing.assert_allclose(got["x"].values, np.arange(X) * 0.5)
 
 
-def test_float32_input_is_not_reported(tmp_path):
+def test_dtype_kept_or_cast_as_asked(tmp_path):
     a, u = RNG.normal(size=(2, N, X)).astype(np.float32)
-    assert from_arrays({"a": a, "u": u}, ROLES_AU, dry_run=True).notes == []
-    plan = from_arrays({"a": a, "u": u}, ROLES_AU, dtype="float64", dry_run=True)
-    assert len(plan.notes) == 1 and "float64" in plan.notes[0]
+    k = RNG.integers(0, 5, size=(N, X))
+    plan = from_arrays({"a": a, "u": u, "k": k}, {**ROLES_AU, "k": "input"}, dry_run=True)
+    assert plan.stored_dtype == {"a": "float32", "u": "float32", "k": "float64"}
+    # integers above 2**53 lose digits in float64: said so
+    assert plan.notes == [
+        "k: int64 is stored as float64 (downcast, the widest float stored; relative "
+        "rounding 2.2e-16)"
+    ]
+    up = from_arrays({"a": a, "u": u}, ROLES_AU, dtype="float64", path=tmp_path / "up.h5")
+    with h5py.File(up) as f:
+        assert f["u"].dtype == np.float64
+        np.testing.assert_array_equal(f["u"][()], u.astype(np.float64))
+    plan = from_arrays({"a": a, "u": u}, ROLES_AU, dtype="float16", dry_run=True)
+    assert [n.split(":")[0] for n in plan.notes] == ["a", "u"]
+    assert "float32 is stored as float16 (downcast" in plan.notes[0]
+    with pytest.raises(ValueError, match="int8 is not one of"):
+        from_arrays({"a": a, "u": u}, ROLES_AU, dtype="int8", dry_run=True)
 
 
 # --- bad input: the error class, and the message names the field/axis/flag ----------

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from pdesurrogates.datasets._layout import FIELD_DTYPES, field_dtype, is_downcast
 from pdesurrogates.datasets._schema import SPATIAL_DIMS
 from pdesurrogates.datasets.backends._array_stores import (
     ArrayStore,
@@ -79,7 +80,8 @@ class ArrayPlan:
     coord_notes: dict[str, str]
     coord_units: dict[str, str]
     layout: str
-    stored_dtype: np.dtype
+    stored_dtype: dict[str, np.dtype]
+    dtype: np.dtype | None = None
     notes: list[str] = field(default_factory=list)
 
     def rows(self) -> list[dict[str, str]]:
@@ -97,7 +99,7 @@ class ArrayPlan:
                     "field": name,
                     "role": fp.role,
                     "shape": str(v.shape),
-                    "dtype": _dtype_text(v.dtype, self.stored_dtype),
+                    "dtype": _dtype_text(v.dtype, self.stored_dtype[name]),
                     "sample axis": str(fp.sample_axis),
                     "spatial axes": ", ".join([spatial, *extra]),
                     "coords": ", ".join(fp.dims[1:]),
@@ -169,7 +171,8 @@ def infer_layout(
             if v.numeric and v.shape == (n,) and name not in coords_out:
                 params.append(name)
     ours = _our_names([*plans, *params])
-    stored = np.dtype(np.float32)  # what DatasetWriter stores
+    wanted = None if dtype is None else field_dtype(dtype, "every field")
+    stored = {ours[k]: wanted or _natural(fp.variable.dtype) for k, fp in plans.items()}
     plan = ArrayPlan(
         where=store.where,
         n_samples=n,
@@ -180,8 +183,9 @@ def infer_layout(
         coord_units=units,
         layout=layout,
         stored_dtype=stored,
+        dtype=wanted,
     )
-    _dtype_notes(plan, dtype)
+    _dtype_notes(plan)
     return plan
 
 
@@ -193,18 +197,20 @@ def _our_names(names: list[str]) -> dict[str, str]:
     return {n: n.strip("/").replace("/", "_") for n in names}
 
 
-def _dtype_notes(plan: ArrayPlan, dtype: Any) -> None:
-    stored = plan.stored_dtype
-    if dtype is not None and np.dtype(dtype) != stored:
-        plan.notes.append(
-            f"dtype {np.dtype(dtype)} was asked for, but this version of the writer stores "
-            f"{stored}; values are stored as {stored}"
-        )
+def _natural(src: np.dtype) -> np.dtype:
+    """The dtype the writer keeps for source values of dtype ``src`` (no dtype asked)."""
+    if src.kind == "f" and src.name in FIELD_DTYPES:
+        return src
+    return np.dtype(np.float64)  # integers, booleans, long doubles
+
+
+def _dtype_notes(plan: ArrayPlan) -> None:
     for name, fp in plan.fields.items():
-        src = fp.variable.dtype
-        if src.kind == "f" and src.itemsize > stored.itemsize:
+        src, stored = fp.variable.dtype, plan.stored_dtype[name]
+        if is_downcast(src, stored):
+            why = "as asked" if plan.dtype is not None else "the widest float stored"
             plan.notes.append(
-                f"{name}: {src} is stored as {stored} (downcast; relative rounding "
+                f"{name}: {src} is stored as {stored} (downcast, {why}; relative rounding "
                 f"{np.finfo(stored).eps:.1e})"
             )
 

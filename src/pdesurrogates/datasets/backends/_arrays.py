@@ -95,6 +95,7 @@ def write_plan(
         compression=compression,
         overwrite=overwrite,
         inputs=store.inputs,
+        dtype=plan.dtype,
     )
     try:
         with writer:
@@ -255,7 +256,8 @@ def from_arrays(
     layout : {"channels-last", "channels-first", "spatial"}, optional
         Where a channel axis is (``spatial``: none). Default: inferred.
     dtype : optional
-        The stored dtype (the writer stores float32; any downcast is reported).
+        The stored dtype of every field (float16, float32 or float64). Default: the
+        source's dtype (integers as float64). A downcast is reported.
     split, seed : optional
         Train/valid/test fractions, split at random with ``seed`` (None: in order).
     dry_run : bool
