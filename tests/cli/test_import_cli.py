@@ -163,7 +163,130 @@ def test_import_commands_are_the_registered_backends(capsys):
     from pdesurrogates.datasets.backends import list_backends
 
     names = {c.name for c in import_app.registered_commands}
-    assert names == {b.name for b in list_backends()}
+    assert names == {b.name for b in list_backends()} | {"arrays"}
     code, text = _run(["import", "the-well", "--help"], capsys)
     assert code == 0 and "At most N samples per split" in text
     assert "Convert a Well file or dataset folder" in text
+
+
+# --- import arrays: a user's own file -----------------------------------------------
+TRAIN_CONFIG = """
+[model]
+channels = 4
+layers = 1
+projection_channels = 4
+
+[training]
+batch_size = 64
+"""
+
+
+@pytest.fixture
+def plain(tmp_path):
+    """The reproducer: plain (64, 32, 32) float64 arrays without attributes."""
+    path = tmp_path / "mine.h5"
+    coeff, solution = RNG.normal(size=(2, 64, 32, 32))
+    with h5py.File(path, "w") as f:
+        f["coeff"], f["solution"] = coeff, solution
+    return path, coeff, solution
+
+
+def test_import_arrays_shows_the_plan_then_writes(plain, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "200")  # the table on one line per field
+    src, _, solution = plain
+    out = tmp_path / "ours.h5"
+    argv = ["import", "arrays", src, "-o", out, "--input", "coeff", "--target", "solution"]
+    code, text = _run([*argv, "--dry-run", "--dtype", "float32"], capsys)
+    assert code == 0, text
+    for word in ("sample axis", "spatial axes", "coeff", "(64, 32, 32)", "float64 -> float32"):
+        assert word in text, word
+    assert "x: linspace(0, 1, 32) assumed" in text and "downcast" in text
+    assert "nothing written" in text and not out.exists()
+    code, text = _run([*argv, "-q", "--coords", "x=0:2", "--seed", "3"], capsys)
+    assert code == 0, text
+    assert f"wrote {out} (64 samples" in text
+    report = validate(out)
+    assert report.splits == {"train": 51, "valid": 6, "test": 7}
+    ds = open_dataset(out)
+    np.testing.assert_array_equal(ds[5]["solution"].numpy(), solution[5].astype(np.float32))
+    ds.close()
+    with h5py.File(out) as f:
+        np.testing.assert_allclose(f["x"][()], np.linspace(0, 2, 32))
+        assert f["coeff"].attrs["role"] == "input"
+        np.testing.assert_array_equal(f["solution"][()], solution)  # float64 kept
+
+
+def test_import_arrays_flags(tmp_path, capsys):
+    src = tmp_path / "mine.npz"
+    a = RNG.normal(size=(5, 6, 8))  # (X, Y, N)
+    u = RNG.normal(size=(8, 5, 6, 2))  # (N, X, Y, C)
+    np.savez(src, a=a, u=u, nu=RNG.uniform(size=8), ygrid=np.linspace(0, 3, 6))
+    out = tmp_path / "o.h5"
+    argv = ["import", "arrays", src, "-o", out, "--input", "a", "--target", "u", "-q"]
+    code, text = _run([*argv, "--dry-run"], capsys)  # lengths 5, 6 and 8 are all shared
+    assert code == 1 and "ambiguous sample axis" in text and "--sample-axis" in text
+    extra = ["--sample-axis", "a=2", "--sample-axis", "u=0", "--layout", "channels-last"]
+    extra += ["--coords", "y=ygrid", "--split", "0.5,0.25,0.25", "--param", "nu"]
+    code, text = _run([*argv, *extra], capsys)
+    assert code == 0, text
+    with h5py.File(out) as f:
+        assert list(f["u"].attrs["dims"]) == ["sample", "x", "y", "component"]
+        np.testing.assert_array_equal(f["u"][()], u)
+        np.testing.assert_array_equal(f["a"][()], np.moveaxis(a, 2, 0))
+        np.testing.assert_allclose(f["y"][()], np.linspace(0, 3, 6))
+        assert f["nu"].attrs["kind"] == "param" and len(f["splits/train"]) == 4
+
+
+def test_import_arrays_errors_are_one_line(plain, tmp_path, capsys):
+    src, *_ = plain
+    code, text = _run(["import", "arrays", src, "-o", tmp_path / "o.h5", "--input", "a"], capsys)
+    assert code == 1 and "no array 'a'" in text and "coeff (64, 32, 32) float64" in text
+    assert "Traceback" not in text
+    code, text = _run(["import", "arrays", src, "-o", tmp_path / "o.h5"], capsys)
+    assert code != 0 and "--input" in text
+    code, text = _run(["import", "arrays", src, "--input", "coeff"], capsys)
+    assert code != 0 and "-o/--output" in text
+    code, text = _run(
+        ["import", "arrays", src, "--input", "coeff", "--dry-run", "--split", "0.5,0.5"], capsys
+    )
+    assert code != 0 and "--split" in text
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["info", "{src}"],
+        ["import", "pdebench", "{src}", "-o", "{out}"],
+        ["import", "fno-mat", "{src}", "-o", "{out}"],
+    ],
+)
+def test_refusals_of_a_plain_file_point_to_import_arrays(plain, tmp_path, capsys, argv):
+    src, *_ = plain
+    code, text = _run([a.format(src=src, out=tmp_path / "o.h5") for a in argv], capsys)
+    assert code == 1
+    assert "looks like plain arrays" in text and f"pdesurrogates import arrays {src}" in text
+    assert "MATLAB variables" not in text
+
+
+def test_plain_file_to_trained_model_in_two_commands(plain, tmp_path, capsys):
+    """The user's file becomes a trainable dataset with one command; train mgno trains."""
+    src, *_ = plain
+    data, run = tmp_path / "ours.h5", tmp_path / "runs" / "mine"
+    code, text = _run(
+        ["import", "arrays", src, "-o", data, "--input", "coeff", "--target", "solution", "-q"],
+        capsys,
+    )
+    assert code == 0, text
+    cfg = tmp_path / "cfg.toml"
+    cfg.write_text(TRAIN_CONFIG)
+    torch.set_num_threads(1)
+    code, text = _run(
+        ["train", "mgno", "-d", data, "-c", cfg, "-o", run, "--epochs", "1", "-q"], capsys
+    )
+    assert code == 0, text
+    import json
+
+    record = json.loads((run / "run.json").read_text())
+    assert record["input"] == ["coeff"] and record["target"] == "solution"
+    metrics = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert len(metrics) == 1 and np.isfinite(metrics[0]["train_loss"])

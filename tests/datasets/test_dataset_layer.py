@@ -107,8 +107,8 @@ def test_round_trip_values_and_metadata(toy):
     assert ds.spatial_dims == ["x", "y"]
     with h5py.File(path) as f:
         assert f["x"].attrs["periodic"] and not f["y"].attrs["periodic"]
-        assert f["fields/a"].chunks == (1, NX, NY)  # one sample per chunk
-        assert f["fields/a"].compression is None
+        assert f["a"].chunks == (1, NX, NY)  # one sample per chunk
+        assert f["a"].compression is None
     with pytest.raises(IndexError):
         ds[N]
 
@@ -189,8 +189,13 @@ def test_xarray_named_dims_and_values(toy):
     path, v = toy
     with xr.open_dataset(path, engine="h5netcdf") as root:
         assert set(root.dims) >= {"sample", "x", "y", "time"}
-    with xr.open_dataset(path, engine="h5netcdf", group="fields") as raw:
+    with xr.open_dataset(path, engine="h5netcdf") as raw:  # plain xarray sees the data
         assert raw["a"].dims == ("sample", "x", "y")
+        assert raw["a"].attrs["units"] == "m2" and raw["a"].attrs["long_name"] == "a"
+        np.testing.assert_array_equal(raw["vel"].values, v["vel"])
+        np.testing.assert_array_equal(raw["nu"].values, v["nu"])
+        assert raw["nu"].dims == ("sample",) and raw["nu"].attrs["units"] == "m2/s"
+        np.testing.assert_allclose(raw["y"].values, np.linspace(0, 2, NY))
     x = open_xarray(path)
     try:
         assert x["vel"].dims == ("sample", "x", "y", "component")
@@ -231,13 +236,14 @@ def _damage(path, how):
             elif how == "incomplete":
                 f.attrs["complete"] = False
             elif how == "nan":
-                f["fields/vel"][4, 2, 1, 1] = np.nan
+                f["vel"][4, 2, 1, 1] = np.nan
             elif how == "inf":
-                f["fields/a"][7, 0, 0] = np.inf
+                f["a"][7, 0, 0] = np.inf
             elif how == "shape":
-                del f["fields/a"]
-                f.create_dataset("fields/a", data=np.zeros((N, NX + 1, NY), np.float32))
-                f["fields/a"].attrs["dims"] = ["sample", "x", "y"]
+                del f["a"]
+                f.create_dataset("a", data=np.zeros((N, NX + 1, NY), np.float32))
+                f["a"].attrs["dims"] = ["sample", "x", "y"]
+                f["a"].attrs["kind"] = "field"
             elif how == "no-attr":
                 del f.attrs["n_spatial_dims"]
 
@@ -252,9 +258,9 @@ def _damage(path, how):
         ("other-schema", SchemaError, "schema is 'netcdf-thing'"),
         ("version", SchemaError, "schema_version is 99"),
         ("incomplete", SchemaError, "incomplete.*--resume"),
-        ("nan", SchemaError, r"/fields/vel holds NaN at index \(4, 2, 1, 1\)"),
-        ("inf", SchemaError, r"/fields/a holds Inf at index \(7, 0, 0\)"),
-        ("shape", SchemaError, "/fields/a has shape .*mismatched shapes"),
+        ("nan", SchemaError, r"/vel holds NaN at index \(4, 2, 1, 1\)"),
+        ("inf", SchemaError, r"/a holds Inf at index \(7, 0, 0\)"),
+        ("shape", SchemaError, "/a has shape .*mismatched shapes"),
         ("no-attr", SchemaError, r"missing root attributes \['n_spatial_dims'\]"),
     ],
 )
@@ -335,7 +341,7 @@ def test_lzf_compression_round_trips(tmp_path):
     v = _values()
     path = _write(tmp_path / "c.h5", v, compression="lzf")
     with h5py.File(path) as f:
-        assert f["fields/a"].compression == "lzf" and f["fields/a"].chunks == (1, NX, NY)
+        assert f["a"].compression == "lzf" and f["a"].chunks == (1, NX, NY)
     np.testing.assert_array_equal(open_dataset(path)[2]["vel"].numpy(), v["vel"][2])
 
 
@@ -352,6 +358,6 @@ def test_open_xarray_load_refuses_nan_naming_variable_and_sample(tmp_path):
     with open_xarray(path, load=True) as ds:  # sound: loads
         assert float(ds["u"].sel(sample=2).mean()) == 2.0
     with h5py.File(path, "r+") as f:  # damage sample 1 behind the writer's back
-        f["fields/u"][1, 2, 2] = np.nan
+        f["u"][1, 2, 2] = np.nan
     with pytest.raises(DatasetError, match=r"n\.h5: u holds NaN or Inf at sample 1"):
         open_xarray(path, load=True)

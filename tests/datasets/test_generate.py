@@ -16,7 +16,7 @@ from pdesurrogates.solvers.reference import darcy_dataset_layout, darcy_sample
 
 def _contents(path):
     with h5py.File(path) as f:
-        out = {f"fields/{k}": v[()] for k, v in f["fields"].items()}
+        out = {f"fields/{k}": v[()] for k, v in f.items() if v.attrs.get("kind") == "field"}
         out.update({f"splits/{k}": v[()] for k, v in f["splits"].items()})
         out.update(
             {f"stats/{k}/{s}": f[f"stats/{k}/{s}"][()] for k in f["stats"] for s in ("mean", "std")}

@@ -117,9 +117,9 @@ def test_single_well_file_round_trips(tmp_path):
         bc = f["boundary_conditions/x_periodic"]
         assert bc.attrs["bc_type"] == "PERIODIC"
         np.testing.assert_array_equal(bc["mask"][()], np.r_[True, np.zeros(W - 2, bool), True])
-        assert f["fields/stress_y"].attrs["tensor_order"] == 2
-        assert f["fields/stress_y"].attrs["tensor_row"] == 1
-        assert f["fields/velocity"].attrs["tensor_order"] == 1
+        assert f["stress_y"].attrs["tensor_order"] == 2
+        assert f["stress_y"].attrs["tensor_row"] == 1
+        assert f["velocity"].attrs["tensor_order"] == 1
         assert f.attrs["grid_type"] == "cartesian"
     xa = open_xarray(out)
     assert xa["velocity"].dims == ("sample", "time", "x", "y", "component")

@@ -12,7 +12,7 @@ import pytest
 
 from pdesurrogates.datasets import describe, open_dataset, open_xarray, validate
 from pdesurrogates.errors import DatasetError, SchemaError
-from pdesurrogates.testing._fuzz_datasets import DEFECTS, build_base
+from pdesurrogates.testing._fuzz_datasets import DEFECTS, build_base, defects
 
 
 @pytest.fixture(scope="module")
@@ -33,9 +33,25 @@ def test_the_base_file_is_valid_with_checksums(copy):
     assert report.notes == []
 
 
+@pytest.fixture(scope="module")
+def base_v1(tmp_path_factory):
+    return build_base(tmp_path_factory.mktemp("base1"), version=1)
+
+
 @pytest.mark.parametrize("name", sorted(DEFECTS))
 def test_every_schema_defect_is_reported(copy, name):
-    edit, where = DEFECTS[name]
+    _defect_is_reported(copy, *DEFECTS[name])
+
+
+@pytest.mark.parametrize("name", sorted(defects(1)))
+def test_every_schema_defect_of_a_version_1_file_is_reported(base_v1, tmp_path, name):
+    copy = tmp_path / "d1.h5"
+    shutil.copyfile(base_v1, copy)
+    assert validate(copy, deep=True).n_samples == 6  # the version-1 layout itself is valid
+    _defect_is_reported(copy, *defects(1)[name])
+
+
+def _defect_is_reported(copy, edit, where):
     with h5py.File(copy, "r+") as f:
         edit(f)
     with pytest.raises(SchemaError) as info:
@@ -71,7 +87,7 @@ def test_huge_coordinate_is_refused_before_allocation(copy):
 
 def _flip_chunk(path, field, sample):
     with h5py.File(path, "r") as f:
-        ds = f["fields"][field]
+        ds = f[field]
         info = next(
             ds.id.get_chunk_info(i)
             for i in range(ds.id.get_num_chunks())
@@ -101,9 +117,10 @@ def test_files_without_checksums_open_with_a_note(tmp_path):
     assert len(open_dataset(path)) == 6
     # a flipped byte in a train sample: only the deep check sees it (statistics)
     with h5py.File(path, "r") as f:
-        offset = f["fields/u"].id.get_chunk_info(0).byte_offset
+        offset = f["u"].id.get_chunk_info(0).byte_offset
+        high = f["u"].dtype.itemsize - 2  # a byte of the exponent / leading mantissa bits
     data = bytearray(path.read_bytes())
-    data[offset + 2] ^= 0x10
+    data[offset + high] ^= 0x10
     path.write_bytes(bytes(data))
     validate(path)
     with pytest.raises(SchemaError, match=r"/stats/u/mean is .* train samples give"):
@@ -132,7 +149,7 @@ def test_a_fifo_is_refused_without_blocking(tmp_path):
 
 def test_garbage_in_a_field_attribute_is_a_dataset_error(copy):
     with h5py.File(copy, "r+") as f:
-        f["fields/u"].attrs["dims"] = np.array([1.5, 2.5, 3.5])
+        f["u"].attrs["dims"] = np.array([1.5, 2.5, 3.5])
     with pytest.raises(DatasetError, match=str(copy)):
         validate(copy)
 
@@ -149,8 +166,8 @@ def test_a_crashing_reader_is_reported_as_corrupt(copy, monkeypatch, how):
 def test_isolated_validate_gives_the_same_report_and_errors(copy):
     assert validate(copy, isolate=True) == validate(copy)  # the whole report, through JSON
     with h5py.File(copy, "r+") as f:
-        f["params/nu"][2] = 9.0
-    with pytest.raises(SchemaError, match=r"/params/nu holds 9\.0 for sample 2"):
+        f["nu"][2] = 9.0
+    with pytest.raises(SchemaError, match=r"/nu holds 9\.0 for sample 2"):
         validate(copy, isolate=True)
 
 

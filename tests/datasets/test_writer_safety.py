@@ -51,7 +51,7 @@ def _flip(path, offset, mask=0x10):
 
 def _u(path):
     with h5py.File(path, "r") as f:
-        return f["fields/u"][()]
+        return f["u"][()]
 
 
 # --- same-file checks -------------------------------------------------------------------------
@@ -192,14 +192,14 @@ def test_fields_are_checksummed_and_a_flipped_byte_fails_its_read(tmp_path):
     p = tmp_path / "c.h5"
     _toy(p, compression="gzip")
     with h5py.File(p, "r") as f:
-        assert f["fields/u"].fletcher32 and f["fields/m"].fletcher32
-        assert f["fields/u"].chunks == (1, len(X)) and f["fields/u"].compression == "gzip"
-        info = f["fields/u"].id.get_chunk_info(2)
+        assert f["u"].fletcher32 and f["m"].fletcher32
+        assert f["u"].chunks == (1, len(X)) and f["u"].compression == "gzip"
+        info = f["u"].id.get_chunk_info(2)
     _flip(p, info.byte_offset + 1)
     with h5py.File(p, "r") as f:
-        np.testing.assert_array_equal(f["fields/u"][1], X * 2)
+        np.testing.assert_array_equal(f["u"][1], X * 2)
         with pytest.raises(OSError):
-            f["fields/u"][2]
+            f["u"][2]
 
 
 def test_resume_rewrites_a_chunk_that_fails_its_checksum(tmp_path):
@@ -207,7 +207,7 @@ def test_resume_rewrites_a_chunk_that_fails_its_checksum(tmp_path):
     _toy(p, finalize=False)
     partial = tmp_path / "r.h5.partial"
     with h5py.File(partial, "r") as f:
-        info = f["fields/u"].id.get_chunk_info(1)
+        info = f["u"].id.get_chunk_info(1)
     _flip(partial, info.byte_offset + 5)
     w = DatasetWriter(
         p,
@@ -390,7 +390,7 @@ def _kill_import(tmp_path, pt_ref, capsys, seed, index):
     out = tmp_path / f"i{index}.h5"
     shutil.copy(pt_ref / "ref.h5", out)
     with h5py.File(out, "r+") as f:  # an existing older file, to be replaced by --overwrite
-        f["fields/u"][0] = 0.0
+        f["u"][0] = 0.0
     old = _values(out)
     argv = ["import", "neuralop-pt", pt_ref / "src.pt", "-o", out, "--overwrite", "-q"]
     argv += ["--compression", "gzip"]  # slower: a wider window to kill in

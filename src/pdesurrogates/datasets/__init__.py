@@ -5,7 +5,8 @@ Write with :class:`DatasetWriter` (or :func:`generate_dataset` for a per-sample 
 ``Dataset``) or :func:`open_xarray`, check a file with :func:`validate` and summarise it
 with :func:`describe`. Foreign formats come in through the importer backends of
 :mod:`pdesurrogates.datasets.backends` (:func:`import_dataset`, or one ``import_*``
-function per format).
+function per format); a user's own arrays through :func:`from_arrays`,
+:func:`from_xarray` and :func:`import_arrays`.
 
 Importing this package does not import torch: :class:`FieldDataset`,
 :class:`SourceDataset` and :func:`open_dataset` load it on first use.
@@ -34,6 +35,12 @@ from pdesurrogates.datasets.backends import (
     import_dataset,
     list_backends,
 )
+from pdesurrogates.datasets.backends._arrays import (
+    ArrayPlan,
+    from_arrays,
+    from_xarray,
+    import_arrays,
+)
 from pdesurrogates.datasets.backends._fno_mat import import_fno_mat
 from pdesurrogates.datasets.backends._neuralop_pt import import_neuralop_pt
 from pdesurrogates.datasets.backends._pdebench import import_pdebench
@@ -42,6 +49,7 @@ from pdesurrogates.datasets.backends._well import import_the_well
 __all__ = [
     "SCHEMA_NAME",
     "SCHEMA_VERSION",
+    "ArrayPlan",
     "DatasetWriter",
     "FieldDataset",
     "FieldSpec",
@@ -51,10 +59,13 @@ __all__ = [
     "contiguous_splits",
     "describe",
     "file_metadata",
+    "from_arrays",
+    "from_xarray",
     "generate_acoustics",
     "generate_darcy",
     "generate_dataset",
     "guess_backend",
+    "import_arrays",
     "import_dataset",
     "import_fno_mat",
     "import_neuralop_pt",

@@ -83,7 +83,9 @@ def _describe(path, meta: dict[str, Any], report) -> str:
     attrs = meta["attrs"]
     if "schema" not in attrs or "complete" not in attrs:
         raise DatasetError(f"{path}: has no schema attributes; it cannot be described")
-    lines = [f"{path}  (schema {attrs['schema']} v{attrs['schema_version']})"]
+    version = attrs["schema_version"]
+    upgrade = "; `pdesurrogates migrate` upgrades it" if meta.get("version") == 1 else ""
+    lines = [f"{path}  (schema {attrs['schema']} v{version}{upgrade})"]
     lines.append(f"  dataset_name: {attrs.get('dataset_name', '')}")
     lines.append(f"  pde: {attrs.get('pde', '')}")
     source = attrs.get("source", "")
@@ -94,7 +96,14 @@ def _describe(path, meta: dict[str, Any], report) -> str:
     lines.append(f"  source: {source}")
     lines.append(f"  created_by: {attrs.get('created_by', '')}")
     lines.append(f"  complete: {bool(attrs['complete'])}")
-    lines.append(f"  values checked for NaN/Inf: {'yes, all finite' if report else 'no (--check)'}")
+    lines.append(
+        "  NaN/Inf: "
+        + (
+            "none (every value was scanned)"
+            if report
+            else "not checked (run with --check to scan every value)"
+        )
+    )
     lines.append("dimensions:")
     for name, values in meta["coords"].items():
         values = np.asarray(values)
@@ -110,8 +119,9 @@ def _describe(path, meta: dict[str, Any], report) -> str:
 def _fields_and_params(meta: dict[str, Any]) -> list[str]:
     lines = ["fields:"]
     for name, spec in meta["fields"].items():
+        dtype = meta.get("dtypes", {}).get(name, "float32")
         lines.append(
-            f"  float32 {name}({', '.join(spec.dims)})  shape {meta['shapes'][name]}"
+            f"  {dtype} {name}({', '.join(spec.dims)})  shape {meta['shapes'][name]}"
             f"  role={spec.role}"
             + (f"  units={spec.units}" if spec.units else "")
             + (f"  '{spec.long_name}'" if spec.long_name else "")
@@ -129,7 +139,7 @@ def _fields_and_params(meta: dict[str, Any]) -> list[str]:
     lines.append(
         "  " + (", ".join(f"{k}: {len(v)}" for k, v in splits.items()) if splits else "(none)")
     )
-    lines.append("stats (train split):")
+    lines.append(f"stats (mean, std {_stats_over(splits, meta['n_samples'])}):")
     if not meta["stats"]:
         lines.append("  (none)")
     for name, (mean, std) in meta["stats"].items():
@@ -138,3 +148,10 @@ def _fields_and_params(meta: dict[str, Any]) -> list[str]:
             f"  std {np.array2string(np.asarray(std), precision=5)}"
         )
     return lines
+
+
+def _stats_over(splits: dict[str, Any], n: int) -> str:
+    """What the stored statistics were computed over (the writer's rule)."""
+    if "train" in splits:
+        return f"over the train split, {len(splits['train'])} of {n} samples"
+    return f"over all {n} samples: the file has no train split"

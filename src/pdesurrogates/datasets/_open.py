@@ -195,6 +195,7 @@ def open_dataset(
     fields: Sequence[str] | None = None,
     split: str | None = None,
     check_finite: bool = True,
+    dtype: Any = np.float32,
 ) -> FieldDataset:
     """Open a dataset file as a :class:`FieldDataset` (a map-style torch ``Dataset``).
 
@@ -214,9 +215,13 @@ def open_dataset(
         Only the samples of this split (``train`` / ``valid`` / ``test``).
     check_finite : bool
         Check each sample for NaN/Inf the first time it is read.
+    dtype : numpy dtype or None
+        Type of the field values returned (default float32, what the models train in);
+        None returns the dtype the file stores (a ``pdesurrogates-h5`` file only: a
+        foreign file is always read as float32).
     """
     foreign = open_foreign(path, fields=fields, split=split, check_finite=check_finite)
     if foreign is not None:
         return foreign
-    ds = FieldDataset(path, fields=fields, check_finite=check_finite)
+    ds = FieldDataset(path, fields=fields, check_finite=check_finite, dtype=dtype)
     return ds.split(split) if split else ds

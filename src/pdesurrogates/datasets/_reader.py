@@ -53,7 +53,9 @@ class FieldDataset(torch.utils.data.Dataset):
     """A ``pdesurrogates-h5`` file as a map-style torch dataset of dict samples.
 
     ``ds[i]`` is ``{"<field>": Tensor, ..., "params": {"<name>": Tensor(())}}`` with the
-    sample axis removed from every field (float32, dims as in the file, e.g. ``(x, y)``).
+    sample axis removed from every field (dims as in the file, e.g. ``(x, y)``). Fields
+    are float32 (what the models train in) whatever the file stores, unless ``dtype``
+    says otherwise.
     Fields without a sample axis are returned unchanged with every sample.
 
     Use :func:`pdesurrogates.datasets.open_dataset` to create one.
@@ -69,6 +71,9 @@ class FieldDataset(torch.utils.data.Dataset):
     check_finite : bool
         Raise :class:`DatasetError` when a sample holds NaN/Inf (each sample is checked the
         first time a process reads it; default on).
+    dtype : numpy dtype or None
+        Type of the field values returned (default float32); None returns the file's
+        own (float64 in a file written from float64 data).
     """
 
     def __init__(
@@ -78,9 +83,11 @@ class FieldDataset(torch.utils.data.Dataset):
         fields: Sequence[str] | None = None,
         indices: Sequence[int] | None = None,
         check_finite: bool = True,
+        dtype: Any = np.float32,
         _meta: dict[str, Any] | None = None,
     ) -> None:
         self.path = Path(path)
+        self.dtype = None if dtype is None else np.dtype(dtype)
         if _meta is None:
             with reading(self.path, "open it"), open_h5(self.path) as f:
                 _meta = read_structure(f, self.path)
@@ -172,6 +179,7 @@ class FieldDataset(torch.utils.data.Dataset):
             fields=self.field_names,
             indices=members,
             check_finite=self.check_finite,
+            dtype=self.dtype,
             _meta=self._meta,
         )
 
@@ -182,6 +190,7 @@ class FieldDataset(torch.utils.data.Dataset):
             fields=self.field_names,
             indices=self.indices[np.asarray(indices, dtype=np.int64)],
             check_finite=self.check_finite,
+            dtype=self.dtype,
             _meta=self._meta,
         )
 
@@ -192,6 +201,7 @@ class FieldDataset(torch.utils.data.Dataset):
             fields=fields,
             indices=self.indices,
             check_finite=self.check_finite,
+            dtype=self.dtype,
             _meta=self._meta,
         )
 
@@ -202,7 +212,8 @@ class FieldDataset(torch.utils.data.Dataset):
             with reading(self.path, "reopen it for reading"):
                 self._h5 = h5py.File(self.path, "r", rdcc_nbytes=16 * 2**20)
                 self._pid = pid
-                self._dsets = {k: self._h5["fields"][k] for k in self.field_names}
+                paths = self._meta.get("field_paths", {})
+                self._dsets = {k: self._h5[paths.get(k, k)] for k in self.field_names}
         return self._h5
 
     def close(self) -> None:
@@ -237,7 +248,7 @@ class FieldDataset(torch.utils.data.Dataset):
             bad = np.argwhere(~np.isfinite(arr))[0]
             sample = int(rows[bad[0]]) if len(rows) else -1
             raise DatasetError(
-                f"{self.path}: /fields/{name} holds NaN or Inf in sample {sample}; the "
+                f"{self.path}: field {name!r} holds NaN or Inf in sample {sample}; the "
                 "simulation that produced it diverged or the file is damaged. Run "
                 "`pdesurrogates info --check` on the file, then regenerate or drop the sample"
             )
@@ -260,8 +271,9 @@ class FieldDataset(torch.utils.data.Dataset):
         for name in self.field_names:
             ds = self._dsets[name]
             if self.fields[name].dims[0] != "sample":
-                with reading(self.path, f"read /fields/{name}"):
+                with reading(self.path, f"read {ds.name}"):
                     arr = ds[()]
+                    arr = arr if self.dtype is None else arr.astype(self.dtype, copy=False)
                 out[name] = np.broadcast_to(arr, (len(rows), *arr.shape))
                 continue
             try:
@@ -275,7 +287,7 @@ class FieldDataset(torch.utils.data.Dataset):
                 raise self._read_error(name, rows, exc) from exc
             if not checked:
                 self._check(name, arr, rows)
-            out[name] = arr
+            out[name] = arr if self.dtype is None else arr.astype(self.dtype, copy=False)
         if not checked:
             self._verified[rows] = True
         return out

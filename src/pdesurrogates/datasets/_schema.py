@@ -1,15 +1,24 @@
-"""The ``pdesurrogates-h5`` schema, version 1: constants, specs and validation.
+"""The ``pdesurrogates-h5`` schema: constants, specs and validation helpers.
 
-One file holds one dataset of N samples on a shared grid::
+One file holds one dataset of N samples on a shared grid. Version 2 (written today) is a
+netCDF-4 file that ``xr.open_dataset(path, engine="h5netcdf")`` and ``netCDF4.Dataset``
+read as they are::
 
-    /                      attrs: schema, schema_version, dataset_name, n_samples,
-                                  n_spatial_dims, spatial_dims, pde, source, created_by,
-                                  complete
-    /sample, /time, /x, /y, /z, /component   coordinates (HDF5 dimension scales)
-    /fields/<name>         float32, dims a subset of (sample, time, x, y, z, component)
-    /params/<name>         float64 (sample,), attrs units, dist, bounds | loc/scale
-    /splits/{train,valid,test}   int64 indices into sample
-    /stats/<field>/{mean,std}    float64, computed on the train split only
+    /                      attrs: schema, schema_version=2, Conventions, title,
+                                  dataset_name, n_samples, n_spatial_dims, spatial_dims,
+                                  pde, source, created_by, complete (int8 0/1)
+    /sample, /time, /x, /y, /z, /component   coordinate variables (dimension scales),
+                                  attrs long_name, units, axis, periodic (int8 0/1)
+    /<field>               data variable, float16/32/64 as written; dims a subset of
+                                  (sample, time, x, y, z, component), attached dimension
+                                  scales; attrs kind="field", dims, role, long_name, units
+    /<param>               float64 (sample,), attrs kind="param", long_name, units, dist,
+                                  dist_bounds | loc/scale
+    /splits/{train,valid,test}   int64 indices into sample (a group: xarray skips it)
+    /stats/<field>/{mean,std}    float64, computed on the train split (or all samples)
+
+Version 1 (still read, upgraded by :func:`pdesurrogates.datasets.migrate`) kept the
+fields in ``/fields/<name>`` (always float32) and the parameters in ``/params/<name>``.
 """
 
 from __future__ import annotations
@@ -42,14 +51,18 @@ __all__ = [
     "ParamSpec",
     "ValidationReport",
     "check_file",
+    "field_key",
     "open_h5",
+    "param_key",
     "read_bounded",
     "reading",
     "refuse_special",
 ]
 
 SCHEMA_NAME = "pdesurrogates-h5"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+#: Versions this pdesurrogates reads (older ones are upgraded by ``pdesurrogates migrate``).
+READABLE_VERSIONS = (1, 2)
 DIM_ORDER = ("sample", "time", "x", "y", "z", "component")
 SPATIAL_DIMS = ("x", "y", "z")
 COORD_DIMS = DIM_ORDER
@@ -65,6 +78,20 @@ REQUIRED_ROOT_ATTRS = (
     "complete",
 )
 SPLIT_NAMES = ("train", "valid", "test")
+#: Names of version-2 root objects that are not fields or parameters.
+RESERVED_NAMES = (*DIM_ORDER, "splits", "stats", "fields", "params")
+#: Float types a field may be stored in (None in DatasetWriter keeps the input's).
+FIELD_DTYPES = ("float16", "float32", "float64")
+
+
+def field_key(version: int, name: str) -> str:
+    """HDF5 path of field ``name`` in a file of schema ``version``."""
+    return f"fields/{name}" if version == 1 else name
+
+
+def param_key(version: int, name: str) -> str:
+    """HDF5 path of parameter ``name`` in a file of schema ``version``."""
+    return f"params/{name}" if version == 1 else name
 
 
 @dataclass(frozen=True)
@@ -118,12 +145,15 @@ class ParamSpec:
         if self.dist == "normal" and (self.loc is None or self.scale is None or self.scale <= 0):
             raise ValueError("ParamSpec with dist='normal' needs loc and scale > 0")
 
-    def to_attrs(self) -> dict[str, Any]:
+    def to_attrs(self, version: int = SCHEMA_VERSION) -> dict[str, Any]:
+        """The HDF5 attributes of the parameter (``dist_bounds`` in version 2: ``bounds``
+        is a CF attribute naming a variable, so version 2 does not use it)."""
         attrs: dict[str, Any] = {"dist": self.dist, "units": self.units}
         if self.long_name:
             attrs["long_name"] = self.long_name
         if self.bounds is not None:
-            attrs["bounds"] = np.asarray(self.bounds, dtype=np.float64)
+            key = "bounds" if version == 1 else "dist_bounds"
+            attrs[key] = np.asarray(self.bounds, dtype=np.float64)
         if self.loc is not None:
             attrs["loc"] = float(self.loc)
         if self.scale is not None:
@@ -132,7 +162,7 @@ class ParamSpec:
 
     @classmethod
     def from_attrs(cls, attrs) -> ParamSpec:
-        bounds = attrs.get("bounds")
+        bounds = attrs.get("dist_bounds", attrs.get("bounds"))
         return cls(
             dist=_text(attrs.get("dist", "discrete")),
             units=_text(attrs.get("units", "")),

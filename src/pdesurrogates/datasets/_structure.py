@@ -18,6 +18,7 @@ import numpy as np
 from pdesurrogates.datasets._schema import (
     DIM_ORDER,
     MAX_SAMPLE_BYTES,
+    READABLE_VERSIONS,
     REQUIRED_ROOT_ATTRS,
     SCHEMA_NAME,
     SCHEMA_VERSION,
@@ -28,8 +29,11 @@ from pdesurrogates.datasets._schema import (
     _human,
     _text,
     _texts,
+    field_key,
+    param_key,
     read_bounded,
 )
+from pdesurrogates.datasets.backends._array_stores import plain_arrays_hint
 from pdesurrogates.errors import SchemaError
 
 __all__ = ["attr_value", "read_structure"]
@@ -67,14 +71,18 @@ class _Findings:
 def read_structure(f: h5py.File, path) -> dict[str, Any]:
     """Check the structure and metadata of an open file and return them (no value scan)."""
     out = _Findings(path)
-    n, spatial = _check_root(f, out)
-    coords = _read_coords(f, out, n, spatial)
-    fields, shapes, checksums = _read_fields(f, out, coords)
-    params, param_values = _read_params(f, out, n)
+    n, spatial, version = _check_root(f, out)
+    coords = _read_coords(f, out, n, spatial, version)
+    fields, shapes, checksums = _read_fields(f, out, coords, version)
+    params, param_values = _read_params(f, out, n, version)
     splits = _read_splits(f, out, n)
     stats = _read_stats(f, out, fields, coords, splits)
     out.raise_if_any()
     return {
+        "version": version,
+        "field_paths": {k: field_key(version, k) for k in fields},
+        "param_paths": {k: param_key(version, k) for k in params},
+        "dtypes": {k: str(f[field_key(version, k)].dtype) for k in fields},
         "n_samples": n,
         "spatial_dims": spatial,
         "coords": coords,
@@ -136,14 +144,15 @@ def _boolean(v: Any) -> bool | None:
     return None
 
 
-def _check_root(f: h5py.File, out: _Findings) -> tuple[int, list[str]]:
+def _check_root(f: h5py.File, out: _Findings) -> tuple[int, list[str], int]:
     attrs = f.attrs
     if "schema" not in attrs:
         raise out.fail(
             "",
             f"is not a {SCHEMA_NAME} file (no root attribute 'schema'; top-level objects: "
             f"{sorted(f.keys())[:10]})",
-            "convert it with `pdesurrogates import ...` or write it with DatasetWriter",
+            plain_arrays_hint(f, out.path)
+            or "convert it with `pdesurrogates import ...` or write it with DatasetWriter",
         )
     if _text(attrs["schema"]) != SCHEMA_NAME:
         raise out.fail(
@@ -160,11 +169,12 @@ def _check_root(f: h5py.File, out: _Findings) -> tuple[int, list[str]]:
             f"set it to the integer {SCHEMA_VERSION} (if the file is otherwise valid) or "
             "regenerate the file",
         )
-    if number != SCHEMA_VERSION:
+    if number not in READABLE_VERSIONS:
         raise out.fail(
             "root attribute",
-            f"schema_version is {number}; this pdesurrogates reads version {SCHEMA_VERSION}",
-            "upgrade pdesurrogates or regenerate the file",
+            f"schema_version is {number}; this pdesurrogates reads versions "
+            f"{', '.join(map(str, READABLE_VERSIONS))}",
+            "upgrade pdesurrogates" if number > SCHEMA_VERSION else "regenerate the file",
         )
     missing = [a for a in REQUIRED_ROOT_ATTRS if a not in attrs]
     if missing:
@@ -200,13 +210,15 @@ def _check_root(f: h5py.File, out: _Findings) -> tuple[int, list[str]]:
         )
     if spatial != list(SPATIAL_DIMS[: len(spatial)]):
         raise out.fail("root attribute", f"spatial_dims={spatial} is not x, (x, y) or (x, y, z)")
-    return n, spatial
+    return n, spatial, number
 
 
 # --- coordinates --------------------------------------------------------------------
-def _read_coords(f: h5py.File, out: _Findings, n: int, spatial: list[str]):
+def _read_coords(f: h5py.File, out: _Findings, n: int, spatial: list[str], version: int):
     coords: dict[str, np.ndarray] = {}
     for name in DIM_ORDER:
+        if version > 1 and _kind(f, name) in ("field", "param"):
+            continue  # a variable named like a dim the file does not use
         where = f"coordinate /{name}"
         ds = _member(f, name, where, out)
         if ds is None:
@@ -259,17 +271,48 @@ def _check_coord(out: _Findings, name: str, where: str, values: np.ndarray) -> N
 
 
 # --- fields -------------------------------------------------------------------------
-def _read_fields(f: h5py.File, out: _Findings, coords):
-    grp = _member(f, "fields", "/fields", out, kind=h5py.Group)
-    if grp is None or not len(grp):
+def _variables(f: h5py.File, out: _Findings, kind: str) -> list[tuple[str, str, h5py.Dataset]]:
+    """The version-2 root variables whose ``kind`` attribute is ``kind``: (name, where, ds)."""
+    found = []
+    for name in f:
+        if name in ("splits", "stats") or (name in DIM_ORDER and _kind(f, name) is None):
+            continue
+        link = f.get(name, getlink=True)
+        if not isinstance(link, h5py.HardLink):
+            if kind == "field":  # report a link once, with the fields
+                _member(f, name, f"/{name}", out)
+            continue
+        obj = f[name]
+        if isinstance(obj, h5py.Dataset) and _text(obj.attrs.get("kind", "")) == kind:
+            found.append((name, f"/{name}", obj))
+    return found
+
+
+def _kind(f: h5py.File, name: str) -> str | None:
+    """The ``kind`` attribute (field / param) of a version-2 root dataset, if it has one."""
+    link = f.get(name, getlink=True)
+    if not isinstance(link, h5py.HardLink) or not isinstance(f[name], h5py.Dataset):
+        return None
+    kind = f[name].attrs.get("kind")
+    return None if kind is None else _text(kind)
+
+
+def _read_fields(f: h5py.File, out: _Findings, coords, version: int):
+    if version == 1:
+        grp = _member(f, "fields", "/fields", out, kind=h5py.Group)
+        members = [] if grp is None else [(k, f"/fields/{k}", grp) for k in grp]
+        empty = "/fields", "is missing or empty"
+    else:
+        members = _variables(f, out, "field")
+        empty = "root:", "holds no field variables (datasets with attribute kind='field')"
+    if not members:
         out.raise_if_any()
-        raise out.fail("/fields", "is missing or empty", "the file holds no data; regenerate it")
+        raise out.fail(*empty, "the file holds no data; regenerate it")
     fields: dict[str, FieldSpec] = {}
     shapes: dict[str, tuple[int, ...]] = {}
     checksums = True
-    for name in grp:
-        where = f"/fields/{name}"
-        ds = _member(grp, name, where, out)
+    for name, where, found in members:
+        ds = _member(found, name, where, out) if version == 1 else found
         if ds is None:
             continue
         spec = _field_spec(ds, where, out)
@@ -358,13 +401,16 @@ def _check_allocated(ds: h5py.Dataset, spec: FieldSpec, where: str, out: _Findin
 
 
 # --- params -------------------------------------------------------------------------
-def _read_params(f: h5py.File, out: _Findings, n: int):
+def _read_params(f: h5py.File, out: _Findings, n: int, version: int):
     params: dict[str, ParamSpec] = {}
     param_values: dict[str, np.ndarray] = {}
-    grp = _member(f, "params", "/params", out, kind=h5py.Group)
-    for name in grp if grp is not None else ():
-        where = f"/params/{name}"
-        ds = _member(grp, name, where, out)
+    if version == 1:
+        grp = _member(f, "params", "/params", out, kind=h5py.Group)
+        members = [] if grp is None else [(k, f"/params/{k}", grp) for k in grp]
+    else:
+        members = _variables(f, out, "param")
+    for name, where, found in members:
+        ds = _member(found, name, where, out) if version == 1 else found
         if ds is None:
             continue
         if ds.shape != (n,):

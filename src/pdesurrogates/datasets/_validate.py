@@ -110,18 +110,19 @@ def metadata_only(path: str | os.PathLike, **_: Any) -> None:
 
 def scan_values(f: h5py.File, path: Any, meta: dict[str, Any] | None = None) -> None:
     """Read every field; raise on the first NaN/Inf or unreadable (corrupt) sample."""
-    names = list(meta["fields"]) if meta is not None else list(f["fields"])
-    for name in names:
-        ds = f["fields"][name]
-        if ds.ndim == 0 or (meta is not None and meta["fields"][name].dims[0] != "sample"):
-            _check_block(path, name, _read(ds, path, name, None), 0, has_sample=False)
+    if meta is None:
+        meta = read_structure(f, path)
+    for name in meta["fields"]:
+        ds = f[meta["field_paths"][name]]
+        if ds.ndim == 0 or meta["fields"][name].dims[0] != "sample":
+            _check_block(path, ds.name, _read(ds, path, name, None), 0, has_sample=False)
             continue
         per_sample = max(1, int(np.prod(ds.shape[1:])) * ds.dtype.itemsize)
         step = max(1, _BLOCK_BYTES // per_sample)
         for start in range(0, ds.shape[0], step):
             stop = min(start + step, ds.shape[0])
             block = _read(ds, path, name, (start, stop))
-            _check_block(path, name, block, start, has_sample=True)
+            _check_block(path, ds.name, block, start, has_sample=True)
 
 
 def _read(ds: h5py.Dataset, path: Any, name: str, rows: tuple[int, int] | None) -> np.ndarray:
@@ -131,7 +132,7 @@ def _read(ds: h5py.Dataset, path: Any, name: str, rows: tuple[int, int] | None) 
     except _READ_ERRORS as exc:
         if rows is None:
             raise DatasetError(
-                f"{path}: field {name!r} (/fields/{name}) is corrupt: it cannot be read "
+                f"{path}: field {name!r} ({ds.name}) is corrupt: it cannot be read "
                 f"({exc}); regenerate the file or copy it again"
             ) from exc
         for i in range(*rows):
@@ -139,7 +140,7 @@ def _read(ds: h5py.Dataset, path: Any, name: str, rows: tuple[int, int] | None) 
                 ds[i]
             except _READ_ERRORS as exc_i:
                 raise DatasetError(
-                    f"{path}: sample {i} of field {name!r} (/fields/{name}) is corrupt: it "
+                    f"{path}: sample {i} of field {name!r} ({ds.name}) is corrupt: it "
                     f"cannot be read ({exc_i}); a checksum mismatch means its bytes changed "
                     "on disk. Regenerate that sample or the file, or copy it again"
                 ) from exc_i
@@ -149,17 +150,17 @@ def _read(ds: h5py.Dataset, path: Any, name: str, rows: tuple[int, int] | None) 
         ) from exc
 
 
-def _check_block(path, name: str, block: np.ndarray, start: int, *, has_sample: bool) -> None:
+def _check_block(path, where: str, block: np.ndarray, start: int, *, has_sample: bool) -> None:
     finite = np.isfinite(block)
     if finite.all():
         return
     bad = np.argwhere(~finite)[0]
-    where = tuple(int(i) for i in bad)
+    at = tuple(int(i) for i in bad)
     if has_sample:
-        where = (where[0] + start, *where[1:])
+        at = (at[0] + start, *at[1:])
     kind = "NaN" if np.isnan(block[tuple(bad)]) else "Inf"
     raise SchemaError(
-        f"{path}: /fields/{name} holds {kind} at index {where}; the simulation that "
+        f"{path}: {where} holds {kind} at index {at}; the simulation that "
         "produced it diverged or the file is damaged. Regenerate that sample or drop it"
     )
 
@@ -173,7 +174,7 @@ def _check_stats(f: h5py.File, path: Any, meta: dict[str, Any]) -> None:
         return
     for name, (mean, std) in meta["stats"].items():
         spec = meta["fields"][name]
-        got_mean, got_std = compute_stats(f["fields"][name], spec.dims, train)
+        got_mean, got_std = compute_stats(f[meta["field_paths"][name]], spec.dims, train)
         scale = float(np.max(np.abs(mean))) + float(np.max(std)) + 1e-30
         for what, stored, got in (("mean", mean, got_mean), ("std", std, got_std)):
             if not np.allclose(stored, got, rtol=1e-9, atol=1e-12 * scale):

@@ -11,9 +11,12 @@ therefore never leaves a file at ``path``, and an existing file at ``path`` is r
 only by a complete one; ``resume=True`` reopens the partial file and writes only the
 samples still missing. The output is never one of the writer's ``inputs``.
 
-Field datasets are stored with one sample per chunk and HDF5's Fletcher32 checksum (after
-the shuffle and compression filters when compression is chosen), so a damaged chunk fails
-its read instead of returning wrong values.
+The file is written in schema version 2 (:mod:`pdesurrogates.datasets._layout`): every
+field and parameter is a root variable with attached dimension scales, so plain
+``xr.open_dataset(path, engine="h5netcdf")`` reads it. Field datasets are stored in the
+dtype of the data written (or the ``dtype`` asked for), with one sample per chunk and
+HDF5's Fletcher32 checksum (after the shuffle and compression filters when compression is
+chosen), so a damaged chunk fails its read instead of returning wrong values.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from typing import Any
 import h5py
 import numpy as np
 
+import pdesurrogates.datasets._layout as _layout
 from pdesurrogates._files import WriteLock, atomic_replace, check_not_input
 from pdesurrogates._version import __version__
 from pdesurrogates.datasets._schema import (
@@ -47,6 +51,10 @@ __all__ = ["DatasetWriter", "compute_stats", "contiguous_splits"]
 
 _PROGRESS = "_written"  # per-sample completion flags, removed by finalize()
 _SIGNATURE = "_writer_signature"
+# While a file is written, /fields/<name> and /params/<name> are soft links to the root
+# variables, so code that reaches into ``writer.file`` with version-1 paths keeps working;
+# finalize() removes them.
+_ALIASES = ("fields", "params")
 
 
 class DatasetWriter:
@@ -60,7 +68,9 @@ class DatasetWriter:
         Number of samples N.
     coords : mapping
         1-D coordinate arrays by dim name: ``x``, ``y``, ``z`` (spatial, in that order),
-        optionally ``time`` and ``component``.
+        optionally ``time`` and ``component``. An integer ``n`` instead of an array
+        means ``n`` cell centres of the unit interval, ``(arange(n) + 0.5) / n`` (spacing
+        ``h = 1/n``: the grid the generators and :mod:`pdesurrogates.uq.metrics` assume).
     fields : mapping of str to FieldSpec
         The fields to store; each one's dims must have coordinates (``sample`` is implicit).
     params : mapping of str to ParamSpec, optional
@@ -84,6 +94,11 @@ class DatasetWriter:
         one of them, whatever ``overwrite`` says.
     command : str, optional
         What is writing, recorded in the lock file (default: the command line).
+    dtype : dtype, mapping of str to dtype, or None
+        Storage type of the fields: ``None`` (default) keeps the dtype of the data
+        written (float64 stays float64; integers are stored as float64); ``float16``,
+        ``float32`` or ``float64`` (or one per field name) casts, and a narrowing cast is
+        logged as a warning naming the field and both dtypes.
 
     Raises
     ------
@@ -111,7 +126,7 @@ class DatasetWriter:
         path: str | os.PathLike,
         *,
         n_samples: int,
-        coords: Mapping[str, Any],
+        coords: Mapping[str, Any] | None = None,
         fields: Mapping[str, FieldSpec],
         params: Mapping[str, ParamSpec] | None = None,
         dataset_name: str = "",
@@ -124,6 +139,7 @@ class DatasetWriter:
         overwrite: bool = False,
         inputs: Sequence[str | os.PathLike] = (),
         command: str | None = None,
+        dtype: Any = None,
     ) -> None:
         self.path = Path(path)
         self.partial = Path(str(self.path) + ".partial")
@@ -141,7 +157,8 @@ class DatasetWriter:
         self.params = {
             k: v if isinstance(v, ParamSpec) else ParamSpec(**v) for k, v in (params or {}).items()
         }
-        self.coords = {k: np.asarray(v) for k, v in coords.items()}
+        self.coords = _layout.parse_coords(coords, self.fields)
+        _layout.check_names(self.fields, self.params, self.coords)
         for k, v in self.coords.items():
             if k == "sample" or k not in DIM_ORDER:
                 raise ValueError(
@@ -170,6 +187,14 @@ class DatasetWriter:
         self.units = dict(units or {})
         self.periodic = dict(periodic or {})
         self.compression = compression
+        per_field = isinstance(dtype, Mapping)
+        if per_field and set(dtype) - set(self.fields):
+            raise ValueError(f"dtype names unknown fields {sorted(set(dtype) - set(self.fields))}")
+        self.dtypes = {
+            k: _layout.field_dtype(dtype.get(k) if per_field else dtype, k) for k in self.fields
+        }
+        self._typed: set[str] = set()  # fields whose storage dtype is fixed
+        self._warned: set[str] = set()
         self._signature = json.dumps(
             {
                 "n_samples": self.n_samples,
@@ -180,6 +205,7 @@ class DatasetWriter:
                     for k, v in self.coords.items()
                     if v.dtype.kind in "fiu"
                 },
+                "dtype": {k: str(v) for k, v in self.dtypes.items() if v is not None},
                 **self.meta,
             },
             sort_keys=True,
@@ -216,22 +242,28 @@ class DatasetWriter:
         try:
             with h5py.File(self.path, "r") as f:
                 attrs = f.attrs
+                version = int(attrs.get("schema_version", -1))
+                done = np.asarray(attrs.get("complete"))
                 same = (
-                    attrs.get("complete") is not None
-                    and np.asarray(attrs.get("complete")).dtype.kind == "b"
-                    and bool(attrs.get("complete"))
+                    version == SCHEMA_VERSION
+                    and done.shape == ()
+                    and done.dtype.kind in "biu"
+                    and bool(done)
                     and int(attrs.get("n_samples", -1)) == self.n_samples
                     and _text(attrs.get("source")) == self.meta["source"]
-                    and set(f.get("fields", {})) == set(self.fields)
-                    and all(f["fields"][k].shape == v for k, v in self.shapes.items())
+                    and all(
+                        k in f and _text(f[k].attrs.get("kind", "")) == "field" for k in self.fields
+                    )
+                    and all(f[k].shape == v for k, v in self.shapes.items())
                 )
         except (OSError, KeyError, TypeError, ValueError):
             return False
         if not same:
             raise DatasetError(
                 f"{self.path}: already exists and was made with other arguments (source, "
-                "number of samples or fields), so --resume has nothing to continue. Choose "
-                "another output path, or pass --overwrite without --resume"
+                "number of samples or fields) or an older schema version, so --resume has "
+                "nothing to continue. Choose another output path, or pass --overwrite "
+                "without --resume"
             )
         return True
 
@@ -240,10 +272,12 @@ class DatasetWriter:
         self.partial.parent.mkdir(parents=True, exist_ok=True)
         if self.partial.exists():
             self.partial.unlink()
-        f = h5py.File(self.partial, "w")
+        f = h5py.File(self.partial, "w", track_order=True)
         self._f = f
         f.attrs["schema"] = SCHEMA_NAME
         f.attrs["schema_version"] = SCHEMA_VERSION
+        f.attrs["Conventions"] = "CF-1.8"
+        f.attrs["title"] = self.meta["dataset_name"] or self.path.stem
         f.attrs["dataset_name"] = self.meta["dataset_name"]
         f.attrs["n_samples"] = self.n_samples
         f.attrs["n_spatial_dims"] = len(self.spatial_dims)
@@ -251,47 +285,20 @@ class DatasetWriter:
         f.attrs["pde"] = self.meta["pde"]
         f.attrs["source"] = self.meta["source"]
         f.attrs["created_by"] = f"pdesurrogates {__version__}"
-        f.attrs["complete"] = False
+        f.attrs["complete"] = np.int8(0)
         f.attrs[_SIGNATURE] = self._signature
-        scales = {"sample": f.create_dataset("sample", data=np.arange(self.n_samples))}
-        for name in DIM_ORDER[1:]:
-            if name not in self.coords:
-                continue
-            values = self.coords[name]
-            if values.dtype.kind == "f":
-                values = values.astype(np.float64)
-            ds = f.create_dataset(name, data=values)
-            if name in self.units:
-                ds.attrs["units"] = self.units[name]
-            if name in SPATIAL_DIMS:
-                ds.attrs["periodic"] = bool(self.periodic.get(name, False))
-            scales[name] = ds
-        for ds_name, ds in scales.items():
-            ds.make_scale(ds_name)
-        grp = f.create_group("fields", track_order=True)
+        scales = _layout.create_coords(f, self.n_samples, self.coords, self.units, self.periodic)
+        self._scales = scales
         for name, spec in self.fields.items():
-            shape = self.shapes[name]
-            chunks = (1, *shape[1:]) if spec.dims[0] == "sample" else None
-            kwargs: dict[str, Any] = {"fletcher32": True}  # after shuffle+compression
-            if self.compression:
-                kwargs.update(compression=self.compression, shuffle=True)
-            if chunks is None:
-                chunks = shape
-            ds = grp.create_dataset(
-                name, shape=shape, dtype=np.float32, chunks=chunks, fillvalue=np.nan, **kwargs
-            )
-            ds.attrs["dims"] = np.array(spec.dims, dtype=h5py.string_dtype())
-            ds.attrs["role"] = spec.role
-            ds.attrs["units"] = spec.units
-            ds.attrs["long_name"] = spec.long_name or name
-            for axis, d in enumerate(spec.dims):
-                ds.dims[axis].attach_scale(scales[d])
-        pgrp = f.create_group("params", track_order=True)
+            dtype = self.dtypes[name] or np.dtype(np.float32)  # retyped by the first write
+            _layout.create_field(f, name, spec, self.shapes[name], dtype, scales, self.compression)
+        self._typed = {k for k, v in self.dtypes.items() if v is not None}
         for name, spec in self.params.items():
-            ds = pgrp.create_dataset(name, shape=(self.n_samples,), dtype=np.float64)
-            for k, v in spec.to_attrs().items():
-                ds.attrs[k] = v
-            ds.dims[0].attach_scale(scales["sample"])
+            _layout.create_param(f, name, spec, self.n_samples, scales)
+        for group, names in zip(_ALIASES, (self.fields, self.params), strict=True):
+            grp = f.create_group(group)
+            for name in names:
+                grp[name] = h5py.SoftLink(f"/{name}")
         f.create_dataset(_PROGRESS, shape=(self.n_samples,), dtype=np.uint8, fillvalue=0)
         f.flush()
 
@@ -315,9 +322,13 @@ class DatasetWriter:
             f.close()
             raise DatasetError(
                 f"{self.partial}: was started with different arguments (number of samples, "
-                "fields, grid or source); rerun with the original arguments, or delete it "
-                "and run without --resume"
+                "fields, grid, dtype or source); rerun with the original arguments, or "
+                "delete it and run without --resume"
             )
+        self._scales = {d: f[d] for d in DIM_ORDER if d in f}
+        self._typed = {
+            k for k in self.fields if self.dtypes[k] is not None or f[k].id.get_num_chunks()
+        }
         self._verify_written()
 
     # --- writing ----------------------------------------------------------------------
@@ -343,21 +354,31 @@ class DatasetWriter:
         f = self.file
         flags = f[_PROGRESS][()]
         for name, spec in self.fields.items():
-            if spec.dims[0] != "sample":
-                continue
-            ds = f["fields"][name]
-            per_sample = max(1, int(np.prod(ds.shape[1:])))
-            step = max(1, (16 * 2**20) // (4 * per_sample))
-            for start in range(0, self.n_samples, step):
-                stop = min(start + step, self.n_samples)
-                try:
-                    block = ds[start:stop].reshape(-1, per_sample)
-                    bad = ~np.isfinite(block).all(axis=1)
-                except OSError:  # a chunk cut short by the kill: check sample by sample
-                    bad = np.array([not _sample_ok(ds, i) for i in range(start, stop)])
-                flags[start:stop][bad] = 0
+            if spec.dims[0] == "sample":
+                flags[~_layout.samples_ok(f[name])] = 0
         f[_PROGRESS][...] = flags
         f.flush()
+
+    def _array(self, name: str, value: Any, where: str) -> np.ndarray:
+        """``value`` as an array of field ``name``'s storage dtype (fixed by the first write)."""
+        arr = np.asarray(value)
+        natural = _layout.storage_dtype(arr, name, where)
+        f = self.file
+        if name not in self._typed:
+            if f[name].dtype != natural:
+                spec = self.fields[name]
+                _layout.retype_field(f, name, spec, natural, self._scales, self.compression)
+            self._typed.add(name)
+        target = f[name].dtype
+        if name not in self._warned and _layout.is_downcast(arr.dtype, target):
+            self._warned.add(name)
+            why = (
+                f"dtype={target} was asked for"
+                if self.dtypes[name] is not None
+                else "the first data written had that dtype"
+            )
+            _layout.warn_downcast(name, arr.dtype, target, why)
+        return arr.astype(target, copy=False)
 
     def write(
         self,
@@ -376,18 +397,14 @@ class DatasetWriter:
             )
         arrays = {}
         for name, value in fields.items():
-            arr = np.asarray(value, dtype=np.float32)
+            arr = np.asarray(value)
             want = self.shapes[name][1:]
             if arr.shape != want:
                 raise ValueError(
                     f"sample {index}: field {name!r} has shape {arr.shape}, expected {want} "
                     f"(dims {self.fields[name].dims[1:]})"
                 )
-            if not np.isfinite(arr).all():
-                raise DatasetError(
-                    f"sample {index}: field {name!r} holds NaN or Inf; the simulation diverged. "
-                    "Fix the generator (or its parameters) before writing"
-                )
+            _layout.check_finite_samples(arr[None], name, int(index))
             arrays[name] = arr
         params = dict(params or {})
         if set(params) != set(self.params):
@@ -395,9 +412,9 @@ class DatasetWriter:
                 f"sample {index}: got params {sorted(params)}, expected {sorted(self.params)}"
             )
         for name, arr in arrays.items():
-            f["fields"][name][index] = arr
+            f[name][index] = self._array(name, arr, f"sample {index}")
         for name, value in params.items():
-            f["params"][name][index] = float(value)
+            f[name][index] = float(value)
         f[_PROGRESS][index] = 1
         now = time.monotonic()
         if now - self._last_flush > 0.5:  # bound the work an interruption can lose
@@ -422,7 +439,7 @@ class DatasetWriter:
             raise ValueError(
                 f"samples from {start}: got fields {sorted(fields)}, expected {sorted(expected)}"
             )
-        arrays = {name: np.asarray(value, dtype=np.float32) for name, value in fields.items()}
+        arrays = {name: np.asarray(value) for name, value in fields.items()}
         params = {k: np.asarray(v, dtype=np.float64) for k, v in (params or {}).items()}
         if set(params) != set(self.params):
             raise ValueError(
@@ -441,16 +458,10 @@ class DatasetWriter:
             want = (k, *self.shapes[name][1:])
             if arr.shape != want:
                 raise ValueError(
-                    f"samples from {start}: field {name!r} has shape {arr.shape}, expected "
-                    f"{want} (dims {self.fields[name].dims})"
+                    f"samples {start}..{start + k - 1}: field {name!r} has shape {arr.shape}, "
+                    f"expected {want} (dims {self.fields[name].dims})"
                 )
-            finite = np.isfinite(arr).reshape(k, -1).all(axis=1) if k else np.ones(0, bool)
-            if not finite.all():
-                raise DatasetError(
-                    f"sample {start + int(np.argmin(finite))}: field {name!r} holds NaN or "
-                    "Inf; the simulation diverged. Fix the generator (or its parameters) "
-                    "before writing"
-                )
+            _layout.check_finite_samples(arr, name, start)
         for name, value in params.items():
             if value.shape != (k,):
                 raise ValueError(
@@ -459,9 +470,9 @@ class DatasetWriter:
         if k == 0:
             return
         for name, arr in arrays.items():
-            f["fields"][name][start : start + k] = arr
+            f[name][start : start + k] = self._array(name, arr, f"samples from {start}")
         for name, value in params.items():
-            f["params"][name][start : start + k] = value
+            f[name][start : start + k] = value
         f[_PROGRESS][start : start + k] = 1
         now = time.monotonic()
         if now - self._last_flush > 0.5:
@@ -473,10 +484,12 @@ class DatasetWriter:
         spec = self.fields[name]
         if spec.dims[0] == "sample":
             raise ValueError(f"field {name!r} has a sample dim; use write()")
-        arr = np.asarray(value, dtype=np.float32)
+        arr = np.asarray(value)
         if arr.shape != self.shapes[name]:
             raise ValueError(f"field {name!r}: shape {arr.shape}, expected {self.shapes[name]}")
-        self.file["fields"][name][...] = arr
+        if not np.isfinite(arr).all():
+            raise DatasetError(f"field {name!r} (no sample dim) holds NaN or Inf; fix the data")
+        self.file[name][...] = self._array(name, arr, f"field {name!r}")
 
     # --- finishing --------------------------------------------------------------------
     def finalize(
@@ -507,6 +520,16 @@ class DatasetWriter:
                 f"{self.partial}: {len(missing)} of {self.n_samples} samples are not written "
                 f"yet (first: {missing[:5].tolist()}); write them before finalize()"
             )
+        unwritten = [
+            k
+            for k, s in self.fields.items()
+            if s.dims[0] != "sample" and not f[k].id.get_num_chunks()
+        ]
+        if unwritten:
+            raise DatasetError(
+                f"{self.partial}: field(s) {unwritten} have no sample dim and were never "
+                "written; call write_static(name, value) for each before finalize()"
+            )
         if splits is None:
             splits = contiguous_splits(self.n_samples, split)
         unknown = set(splits) - {"train", "valid", "test"}
@@ -526,15 +549,18 @@ class DatasetWriter:
         train = np.asarray(splits.get("train", np.arange(self.n_samples)), dtype=np.int64)
         if len(train):
             for name, spec in self.fields.items():
-                mean, std = compute_stats(f["fields"][name], spec.dims, train)
+                mean, std = compute_stats(f[name], spec.dims, train)
                 g = stgrp.create_group(name)
                 g.create_dataset("mean", data=np.asarray(mean, dtype=np.float64))
                 g.create_dataset("std", data=np.asarray(std, dtype=np.float64))
         for k, v in (extra_attrs or {}).items():
             f.attrs[k] = v
         del f[_PROGRESS]
+        for group in _ALIASES:
+            if group in f:
+                del f[group]
         del f.attrs[_SIGNATURE]
-        f.attrs["complete"] = True
+        f.attrs["complete"] = np.int8(1)
         f.flush()
         f.close()
         self._f = None
@@ -572,11 +598,3 @@ class DatasetWriter:
 
 def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
-
-
-def _sample_ok(ds: h5py.Dataset, i: int) -> bool:
-    """Whether sample ``i`` reads back (checksum) with finite values."""
-    try:
-        return bool(np.isfinite(ds[i]).all())
-    except OSError:
-        return False

@@ -1,4 +1,10 @@
-"""The xarray view of a ``pdesurrogates-h5`` file (named dims through dimension scales)."""
+"""The xarray view of a ``pdesurrogates-h5`` file (named dims through dimension scales).
+
+A version-2 file needs nothing of this module: ``xr.open_dataset(path, engine="h5netcdf")``
+returns its fields and parameters as data variables with their coordinates.
+:func:`open_xarray` adds validation, reads version-1 files too, and gives the same
+Dataset for both versions.
+"""
 
 from __future__ import annotations
 
@@ -17,10 +23,11 @@ __all__ = ["open_xarray"]
 def open_xarray(path: str | os.PathLike, *, load: bool = False) -> xr.Dataset:
     """Open a file as one :class:`xarray.Dataset`: fields and params with named dims.
 
-    Every coordinate in the file is an HDF5 dimension scale, so
-    ``xr.open_dataset(path, engine="h5netcdf", group="fields")`` already gives named
-    dims; this function validates the file first and merges the root coordinates, the
-    fields, the parameters (prefixed ``param_``) and the root attributes.
+    The file is validated first. A version-2 file is what
+    ``xr.open_dataset(path, engine="h5netcdf")`` reads; a version-1 file keeps its
+    fields and parameters in groups, which are merged here with the root coordinates.
+    Either way the result holds the fields, the parameters (prefixed ``param_``), the
+    coordinates and the root attributes.
 
     Parameters
     ----------
@@ -57,7 +64,27 @@ def open_xarray(path: str | os.PathLike, *, load: bool = False) -> xr.Dataset:
 def _open(path, load: bool) -> xr.Dataset:
     with open_h5(path) as f:
         meta = read_structure(f, path)
-        has_params = len(meta["params"]) > 0
+    if meta["version"] == 1:
+        merged, parts = _open_v1(path, meta)
+    else:
+        root = xr.open_dataset(path, engine="h5netcdf")
+        parts = [root]
+        keep = [*meta["fields"], *meta["params"]]
+        merged = root[keep].rename({k: f"param_{k}" for k in meta["params"]})
+    merged.attrs = {k: v for k, v in meta["attrs"].items() if not k.startswith("_")}
+    if load:
+        merged = merged.load()
+        for p in parts:
+            p.close()
+        _check_finite(merged, path)
+    else:
+        merged.set_close(lambda: [p.close() for p in parts])
+    return merged
+
+
+def _open_v1(path, meta) -> tuple[xr.Dataset, list[xr.Dataset]]:
+    """A version-1 file: fields and params live in groups, coordinates at the root."""
+    has_params = len(meta["params"]) > 0
     root = xr.open_dataset(path, engine="h5netcdf")
     fields = xr.open_dataset(path, engine="h5netcdf", group="fields")
     parts = [fields.assign_coords(root.coords)]
@@ -69,15 +96,7 @@ def _open(path, load: bool) -> xr.Dataset:
             )
         )
     merged = xr.merge(parts, compat="override", join="exact", combine_attrs="drop")
-    merged.attrs = {k: v for k, v in meta["attrs"].items() if not k.startswith("_")}
-    if load:
-        merged = merged.load()
-        for p in (root, *parts):
-            p.close()
-        _check_finite(merged, path)
-    else:
-        merged.set_close(lambda: [p.close() for p in (root, *parts)])
-    return merged
+    return merged, [root, *parts]
 
 
 def _check_finite(ds: xr.Dataset, path) -> None:

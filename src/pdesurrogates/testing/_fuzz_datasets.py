@@ -35,14 +35,27 @@ from typing import Any
 import h5py
 import numpy as np
 
-__all__ = ["DEFECTS", "build_base", "checksummed_copy", "fuzz_datasets", "run_readers"]
+__all__ = [
+    "DEFECTS",
+    "build_base",
+    "checksummed_copy",
+    "defects",
+    "fuzz_datasets",
+    "run_readers",
+]
 
 N_SAMPLES, NX = 6, 5
 
 
 # --- base files ---------------------------------------------------------------------
-def build_base(directory: str | os.PathLike, *, checksums: bool = True) -> Path:
-    """A small valid file (fields u(sample, x, y), v(sample, x, component), mask(x, y))."""
+def build_base(
+    directory: str | os.PathLike, *, checksums: bool = True, version: int | None = None
+) -> Path:
+    """A small valid file (fields u(sample, x, y), v(sample, x, component), mask(x, y)).
+
+    ``version`` 1 lays it out as the version-1 schema did (fields and params in groups,
+    float32 fields); the default is the version the writer writes.
+    """
     from pdesurrogates.datasets import DatasetWriter, FieldSpec, ParamSpec
 
     directory = Path(directory)
@@ -74,14 +87,16 @@ def build_base(directory: str | os.PathLike, *, checksums: bool = True) -> Path:
             {"nu": rng.uniform(0.5, 2.0, N_SAMPLES), "k": rng.normal(size=N_SAMPLES)},
         )
         w.finalize(split=(0.5, 0.25, 0.25))
-    out = directory / "base.h5"
-    checksummed_copy(raw, out, checksums=checksums)
+    out = directory / ("base.h5" if version is None else f"base-v{version}.h5")
+    checksummed_copy(raw, out, checksums=checksums, version=version)
     raw.unlink()
     return out
 
 
-def _create(dst: h5py.Group, name: str, ds: h5py.Dataset, checksums: bool = True) -> h5py.Dataset:
-    data = ds[()]
+def _create(
+    dst: h5py.Group, name: str, ds: h5py.Dataset, checksums: bool = True, dtype=None
+) -> h5py.Dataset:
+    data = ds[()] if dtype is None else ds[()].astype(dtype)
     kwargs: dict[str, Any] = {}
     if data.ndim and data.size:  # scalars cannot be chunked, hence not checksummed
         kwargs = {"fletcher32": checksums, "chunks": ds.chunks or data.shape}
@@ -94,28 +109,53 @@ def _create(dst: h5py.Group, name: str, ds: h5py.Dataset, checksums: bool = True
     return new
 
 
+def _to_v1(ds: h5py.Dataset) -> None:
+    """Version-1 attributes: no ``kind``, a parameter's bounds in ``bounds``."""
+    if "kind" in ds.attrs:
+        del ds.attrs["kind"]
+    if "dist_bounds" in ds.attrs:
+        ds.attrs["bounds"] = ds.attrs["dist_bounds"]
+        del ds.attrs["dist_bounds"]
+
+
 def checksummed_copy(
-    src: str | os.PathLike, dst: str | os.PathLike, *, checksums: bool = True
+    src: str | os.PathLike,
+    dst: str | os.PathLike,
+    *,
+    checksums: bool = True,
+    version: int | None = None,
 ) -> None:
-    """Copy a ``pdesurrogates-h5`` file with Fletcher32 checksums on every dataset (or, with
-    ``checksums=False``, on none: the files written before checksums were added).
+    """Copy a version-2 ``pdesurrogates-h5`` file with Fletcher32 checksums on every dataset
+    (or, with ``checksums=False``, on none: the files written before checksums were added).
 
-    Coordinates stay dimension scales attached to the fields and parameters.
+    Coordinates stay dimension scales attached to the fields and parameters. ``version=1``
+    writes the version-1 layout (``/fields``, ``/params``, float32 fields, a boolean
+    ``complete``), as the version-1 writer did.
     """
-    from pdesurrogates.datasets._schema import DIM_ORDER
+    from pdesurrogates.datasets._schema import DIM_ORDER, SCHEMA_VERSION
 
-    with h5py.File(src, "r") as f, h5py.File(dst, "w") as g:
+    version = SCHEMA_VERSION if version is None else version
+    with h5py.File(src, "r") as f, h5py.File(dst, "w", track_order=True) as g:
         for k, v in f.attrs.items():
             g.attrs[k] = v
+        if version == 1:
+            g.attrs["schema_version"] = 1
+            g.attrs["complete"] = True
+            for k in ("Conventions", "title"):
+                del g.attrs[k]
         scales = {}
         for name in DIM_ORDER:
             if name in f:
                 scales[name] = _create(g, name, f[name], checksums)
                 scales[name].make_scale(name)
-        for group in ("fields", "params"):
-            gg = g.create_group(group, track_order=True)
-            for name, ds in f[group].items():
-                new = _create(gg, name, ds, checksums)
+        for group in ("field", "param"):
+            gg = g.create_group(group + "s", track_order=True) if version == 1 else g
+            members = [(k, v) for k, v in f.items() if v.attrs.get("kind") == group]
+            for name, ds in members:
+                dtype = np.float32 if version == 1 and group == "field" else None
+                new = _create(gg, name, ds, checksums, dtype)
+                if version == 1:
+                    _to_v1(new)
                 dims = (
                     [d.decode() if isinstance(d, bytes) else str(d) for d in ds.attrs["dims"]]
                     if "dims" in ds.attrs
@@ -128,13 +168,32 @@ def checksummed_copy(
         for field, grp in f["stats"].items():
             for key, ds in grp.items():
                 _create(g.require_group(f"stats/{field}"), key, ds, checksums)
+        if version == 1:  # the statistics of the float32 values, as the v1 writer stored
+            _restat(g)
+
+
+def _restat(g: h5py.File) -> None:
+    from pdesurrogates.datasets._stats import compute_stats
+
+    train = g["splits/train"][()]
+    for field in g["stats"]:
+        ds = g[f"fields/{field}"]
+        dims = tuple(d.decode() if isinstance(d, bytes) else str(d) for d in ds.attrs["dims"])
+        for key, value in zip(("mean", "std"), compute_stats(ds, dims, train), strict=True):
+            g[f"stats/{field}/{key}"][...] = value
 
 
 def _reference(path: Path) -> dict[str, np.ndarray]:
-    with h5py.File(path, "r") as f:
-        ref = {f"fields/{k}": v[()] for k, v in f["fields"].items()}
-        ref.update({f"params/{k}": v[()] for k, v in f["params"].items()})
-        ref.update({k: f[k][()] for k in ("x", "y", "component")})
+    from pdesurrogates.datasets import open_dataset
+
+    ds = open_dataset(path, dtype=None)
+    try:
+        ref = {f"fields/{k}": ds.load(k) for k in ds.field_names}
+        ref["fields/mask"] = ref["fields/mask"][0]
+        ref.update({f"params/{k}": ds.param_values(k) for k in ds.params})
+        ref.update({k: ds.coords[k] for k in ("x", "y", "component")})
+    finally:
+        ds.close()
     return ref
 
 
@@ -169,23 +228,21 @@ def _replace(name: str, data) -> Callable[[h5py.File], None]:
     return lambda f: _recreate(f, name, data)
 
 
-def _unwritten(f: h5py.File) -> None:
-    old = f["fields/u"]
-    data, attrs, chunks = old[()], dict(old.attrs), old.chunks
-    del f["fields/u"]
-    new = f.create_dataset(
-        "fields/u",
-        shape=data.shape,
-        dtype=data.dtype,
-        chunks=chunks,
-        fillvalue=0.0,
-        fletcher32=True,
-    )
-    for i in (0, 1, 2, 4, 5):  # sample 3 is never written
-        new[i] = data[i]
-    for k, v in attrs.items():
-        if k not in ("DIMENSION_LIST",):
-            new.attrs[k] = v
+def _unwritten(path: str) -> Callable[[h5py.File], None]:
+    def edit(f: h5py.File) -> None:
+        old = f[path]
+        data, attrs, chunks = old[()], dict(old.attrs), old.chunks
+        del f[path]
+        new = f.create_dataset(
+            path, shape=data.shape, dtype=data.dtype, chunks=chunks, fillvalue=0.0, fletcher32=True
+        )
+        for i in (0, 1, 2, 4, 5):  # sample 3 is never written
+            new[i] = data[i]
+        for k, v in attrs.items():
+            if k not in ("DIMENSION_LIST",):
+                new.attrs[k] = v
+
+    return edit
 
 
 def _huge_coordinate(f: h5py.File) -> None:
@@ -193,82 +250,104 @@ def _huge_coordinate(f: h5py.File) -> None:
     f.create_dataset("x", shape=(2**40,), dtype="f8", chunks=(1024,))
 
 
-def _external(f: h5py.File) -> None:
-    with h5py.File(Path(f.filename).with_suffix(".other.h5"), "w") as g:
-        g["u"] = f["fields/u"][()]
-    del f["fields/u"]
-    f["fields/u"] = h5py.ExternalLink(Path(f.filename).with_suffix(".other.h5").name, "u")
+def _external(path: str) -> Callable[[h5py.File], None]:
+    def edit(f: h5py.File) -> None:
+        with h5py.File(Path(f.filename).with_suffix(".other.h5"), "w") as g:
+            g["u"] = f[path][()]
+        del f[path]
+        f[path] = h5py.ExternalLink(Path(f.filename).with_suffix(".other.h5").name, "u")
+
+    return edit
 
 
-def _soft(f: h5py.File) -> None:
-    del f["fields/u"]
-    f["fields/u"] = h5py.SoftLink("/fields/v")
+def _soft(path: str, target: str) -> Callable[[h5py.File], None]:
+    def edit(f: h5py.File) -> None:
+        del f[path]
+        f[path] = h5py.SoftLink(target)
+
+    return edit
 
 
-#: Schema-level defects: name -> (edit on an ``r+`` h5py.File, text the error must hold).
-DEFECTS: dict[str, tuple[Callable[[h5py.File], None], str]] = {
-    "stats-std-nan": (_set("stats/u/std", (), np.nan), "/stats/u/std"),
-    "stats-std-negative": (_set("stats/u/std", (), -1.0), "/stats/u/std"),
-    "stats-std-inf": (_set("stats/u/std", (), np.inf), "/stats/u/std"),
-    "stats-std-string": (_replace("stats/u/std", "one"), "/stats/u/std"),
-    "stats-std-shape": (_replace("stats/u/std", np.ones(3)), "/stats/u/std"),
-    "stats-vector-std-zero-nan": (_set("stats/v/std", 1, np.nan), "/stats/v/std"),
-    "stats-vector-std-shape": (_replace("stats/v/std", np.ones(5)), "/stats/v/std"),
-    "stats-mean-nan": (_set("stats/u/mean", (), np.nan), "/stats/u/mean"),
-    "stats-mean-inf": (_set("stats/v/mean", 0, -np.inf), "/stats/v/mean"),
-    "stats-mean-missing": (lambda f: f.__delitem__("stats/u/mean"), "/stats/u/mean"),
-    "stats-unknown-field": (_replace("stats/w/mean", 0.0), "/stats/w"),
-    "coord-x-nan": (_set("x", 2, np.nan), "coordinate /x"),
-    "coord-x-inf": (_set("x", 0, np.inf), "coordinate /x"),
-    "coord-x-duplicate": (_set("x", 1, 0.0), "coordinate /x"),
-    "coord-x-unsorted": (_replace("x", np.array([0.0, 0.5, 0.25, 0.75, 1.0])), "coordinate /x"),
-    "coord-y-complex": (_replace("y", np.arange(4) + 1j), "coordinate /y"),
-    "coord-sample-duplicate": (_set("sample", 2, 1), "coordinate /sample"),
-    "coord-sample-nan": (_set("sample", 4, np.nan), "coordinate /sample"),
-    "coord-x-huge": (_huge_coordinate, "coordinate /x"),
-    "complete-string-False": (_attr("/", "complete", "False"), "complete"),
-    "complete-string-no": (_attr("/", "complete", "no"), "complete"),
-    "complete-string-0": (_attr("/", "complete", "0"), "complete"),
-    "complete-bytes-False": (_attr("/", "complete", np.bytes_(b"False")), "complete"),
-    "complete-float": (_attr("/", "complete", 0.5), "complete"),
-    "complete-false": (_attr("/", "complete", False), "incomplete"),
-    "splits-duplicate": (_replace("splits/train", np.array([0, 1, 1])), "/splits/train"),
-    "splits-overlap": (_replace("splits/valid", np.array([2, 3])), "/splits/train and"),
-    "splits-empty-train": (_replace("splits/train", np.zeros(0, np.int64)), "/stats"),
-    "splits-out-of-range": (_replace("splits/test", np.array([5, 6])), "/splits/test"),
-    "splits-negative": (_replace("splits/test", np.array([-1])), "/splits/test"),
-    "splits-float": (_replace("splits/test", np.array([5.0])), "/splits/test"),
-    "splits-2d": (_replace("splits/test", np.array([[5]])), "/splits/test"),
-    "splits-unknown-name": (_replace("splits/extra", np.array([5])), "/splits/extra"),
-    "params-nan": (_set("params/nu", 1, np.nan), "/params/nu"),
-    "params-inf": (_set("params/k", 0, np.inf), "/params/k"),
-    "params-below-bounds": (_set("params/nu", 2, 0.1), "/params/nu"),
-    "params-above-bounds": (_set("params/nu", 5, 7.0), "/params/nu"),
-    "params-complex": (_set("params/nu", 0, 1.0 + 2.0j), "/params/nu"),
-    "params-string": (_replace("params/nu", np.array([b"a"] * N_SAMPLES)), "/params/nu"),
-    "params-bounds-nan": (_attr("params/nu", "bounds", np.array([np.nan, 2.0])), "/params/nu"),
-    "params-shape": (_replace("params/k", np.zeros(N_SAMPLES + 1)), "/params/k"),
-    "params-dist-unknown": (_attr("params/k", "dist", "cauchy"), "/params/k"),
-    "field-soft-link": (_soft, "/fields/u"),
-    "field-external-link": (_external, "/fields/u"),
-    "field-unwritten-chunk": (_unwritten, "sample 3"),
-    "field-complex": (_replace("fields/v", np.zeros((N_SAMPLES, NX, 2), complex)), "/fields/v"),
-    "field-int": (_replace("fields/v", np.zeros((N_SAMPLES, NX, 2), int)), "/fields/v"),
-    "field-no-dims": (lambda f: f["fields/u"].attrs.__delitem__("dims"), "/fields/u"),
-    "field-bad-role": (_attr("fields/u", "role", "target"), "/fields/u"),
-    "field-group": (
-        lambda f: (f.__delitem__("fields/mask"), f.create_group("fields/mask")),
-        "/fields/mask",
-    ),
-    "schema-version-abc": (_attr("/", "schema_version", "abc"), "schema_version"),
-    "schema-version-float": (_attr("/", "schema_version", 1.5), "schema_version"),
-    "schema-version-99": (_attr("/", "schema_version", 99), "schema_version"),
-    "n-samples-string": (_attr("/", "n_samples", "six"), "n_samples"),
-    "n-samples-zero": (_attr("/", "n_samples", 0), "n_samples"),
-    "spatial-dims-wrong": (_attr("/", "spatial_dims", np.array([b"y", b"x"])), "spatial_dims"),
-    "missing-n-spatial-dims": (lambda f: f.attrs.__delitem__("n_spatial_dims"), "n_spatial_dims"),
-    "no-schema": (lambda f: f.attrs.__delitem__("schema"), "not a pdesurrogates-h5"),
-}
+def _group(path: str) -> Callable[[h5py.File], None]:
+    return lambda f: (f.__delitem__(path), f.create_group(path))
+
+
+def defects(version: int | None = None) -> dict[str, tuple[Callable[[h5py.File], None], str]]:
+    """Schema-level defects of a file of ``version`` (default: the version written):
+    name -> (edit on an ``r+`` h5py.File, text the error must hold)."""
+    from pdesurrogates.datasets._schema import SCHEMA_VERSION, field_key, param_key
+
+    v = SCHEMA_VERSION if version is None else version
+    u, fv, mask = (field_key(v, k) for k in ("u", "v", "mask"))
+    nu, k = param_key(v, "nu"), param_key(v, "k")
+    bounds = "bounds" if v == 1 else "dist_bounds"
+    return {
+        "stats-std-nan": (_set("stats/u/std", (), np.nan), "/stats/u/std"),
+        "stats-std-negative": (_set("stats/u/std", (), -1.0), "/stats/u/std"),
+        "stats-std-inf": (_set("stats/u/std", (), np.inf), "/stats/u/std"),
+        "stats-std-string": (_replace("stats/u/std", "one"), "/stats/u/std"),
+        "stats-std-shape": (_replace("stats/u/std", np.ones(3)), "/stats/u/std"),
+        "stats-vector-std-zero-nan": (_set("stats/v/std", 1, np.nan), "/stats/v/std"),
+        "stats-vector-std-shape": (_replace("stats/v/std", np.ones(5)), "/stats/v/std"),
+        "stats-mean-nan": (_set("stats/u/mean", (), np.nan), "/stats/u/mean"),
+        "stats-mean-inf": (_set("stats/v/mean", 0, -np.inf), "/stats/v/mean"),
+        "stats-mean-missing": (lambda f: f.__delitem__("stats/u/mean"), "/stats/u/mean"),
+        "stats-unknown-field": (_replace("stats/w/mean", 0.0), "/stats/w"),
+        "coord-x-nan": (_set("x", 2, np.nan), "coordinate /x"),
+        "coord-x-inf": (_set("x", 0, np.inf), "coordinate /x"),
+        "coord-x-duplicate": (_set("x", 1, 0.0), "coordinate /x"),
+        "coord-x-unsorted": (_replace("x", np.array([0.0, 0.5, 0.25, 0.75, 1.0])), "coordinate /x"),
+        "coord-y-complex": (_replace("y", np.arange(4) + 1j), "coordinate /y"),
+        "coord-sample-duplicate": (_set("sample", 2, 1), "coordinate /sample"),
+        "coord-sample-nan": (_set("sample", 4, np.nan), "coordinate /sample"),
+        "coord-x-huge": (_huge_coordinate, "coordinate /x"),
+        "complete-string-False": (_attr("/", "complete", "False"), "complete"),
+        "complete-string-no": (_attr("/", "complete", "no"), "complete"),
+        "complete-string-0": (_attr("/", "complete", "0"), "complete"),
+        "complete-bytes-False": (_attr("/", "complete", np.bytes_(b"False")), "complete"),
+        "complete-float": (_attr("/", "complete", 0.5), "complete"),
+        "complete-false": (_attr("/", "complete", False), "incomplete"),
+        "splits-duplicate": (_replace("splits/train", np.array([0, 1, 1])), "/splits/train"),
+        "splits-overlap": (_replace("splits/valid", np.array([2, 3])), "/splits/train and"),
+        "splits-empty-train": (_replace("splits/train", np.zeros(0, np.int64)), "/stats"),
+        "splits-out-of-range": (_replace("splits/test", np.array([5, 6])), "/splits/test"),
+        "splits-negative": (_replace("splits/test", np.array([-1])), "/splits/test"),
+        "splits-float": (_replace("splits/test", np.array([5.0])), "/splits/test"),
+        "splits-2d": (_replace("splits/test", np.array([[5]])), "/splits/test"),
+        "splits-unknown-name": (_replace("splits/extra", np.array([5])), "/splits/extra"),
+        "params-nan": (_set(nu, 1, np.nan), f"/{nu}"),
+        "params-inf": (_set(k, 0, np.inf), f"/{k}"),
+        "params-below-bounds": (_set(nu, 2, 0.1), f"/{nu}"),
+        "params-above-bounds": (_set(nu, 5, 7.0), f"/{nu}"),
+        "params-complex": (_set(nu, 0, 1.0 + 2.0j), f"/{nu}"),
+        "params-string": (_replace(nu, np.array([b"a"] * N_SAMPLES)), f"/{nu}"),
+        "params-bounds-nan": (_attr(nu, bounds, np.array([np.nan, 2.0])), f"/{nu}"),
+        "params-shape": (_replace(k, np.zeros(N_SAMPLES + 1)), f"/{k}"),
+        "params-dist-unknown": (_attr(k, "dist", "cauchy"), f"/{k}"),
+        "field-soft-link": (_soft(u, f"/{fv}"), f"/{u}"),
+        "field-external-link": (_external(u), f"/{u}"),
+        "field-unwritten-chunk": (_unwritten(u), "sample 3"),
+        "field-complex": (_replace(fv, np.zeros((N_SAMPLES, NX, 2), complex)), f"/{fv}"),
+        "field-int": (_replace(fv, np.zeros((N_SAMPLES, NX, 2), int)), f"/{fv}"),
+        "field-no-dims": (lambda f: f[u].attrs.__delitem__("dims"), f"/{u}"),
+        "field-bad-role": (_attr(u, "role", "target"), f"/{u}"),
+        "field-group": (_group(mask), f"/{mask}"),
+        "schema-version-abc": (_attr("/", "schema_version", "abc"), "schema_version"),
+        "schema-version-float": (_attr("/", "schema_version", 1.5), "schema_version"),
+        "schema-version-99": (_attr("/", "schema_version", 99), "schema_version"),
+        "n-samples-string": (_attr("/", "n_samples", "six"), "n_samples"),
+        "n-samples-zero": (_attr("/", "n_samples", 0), "n_samples"),
+        "spatial-dims-wrong": (_attr("/", "spatial_dims", np.array([b"y", b"x"])), "spatial_dims"),
+        "missing-n-spatial-dims": (
+            lambda f: f.attrs.__delitem__("n_spatial_dims"),
+            "n_spatial_dims",
+        ),
+        "no-schema": (lambda f: f.attrs.__delitem__("schema"), "not a pdesurrogates-h5"),
+    }
+
+
+#: The defects of a file of the version the writer writes.
+DEFECTS = defects()
 
 
 # --- byte-level mutations -----------------------------------------------------------
@@ -347,7 +426,7 @@ def run_readers(path: str | os.PathLike, ref: dict[str, np.ndarray]) -> dict[str
     path = str(path)
 
     def read_all():
-        ds = open_dataset(path)
+        ds = open_dataset(path, dtype=None)
         try:
             got = {
                 f"fields/{k}": np.stack([ds[i][k].numpy() for i in range(len(ds))])

@@ -36,14 +36,15 @@ _LAYOUTS = {"fno-mat": "FNO .mat (MATLAB v5 or v7.3): 'coeff'/'sol' (Darcy) or '
 
 
 def mat_version(path: Path) -> str:
-    """``"7.3"`` (HDF5-based), ``"5"`` (or older, scipy-readable) or ``""``."""
+    """``"7.3"`` (HDF5 behind a MATLAB header), ``"5"`` (or older, scipy-readable),
+    ``"hdf5"`` (HDF5 without a MATLAB header: not written by MATLAB) or ``""``."""
     try:
         with open(path, "rb") as fh:
             head = fh.read(128)
     except OSError as exc:
         raise DatasetError(f"{path}: cannot read ({exc})") from exc
     if h5py.is_hdf5(path):
-        return "7.3"
+        return "7.3" if head.startswith(b"MATLAB") else "hdf5"
     if head.startswith(b"MATLAB 5.0 MAT-file") or path.suffix == ".mat":
         return "5"
     return ""
@@ -62,6 +63,18 @@ class MatSource(Source):
         self.info = {"format": f"matlab v{self.version}"}
         self.h5: h5py.File | None = None
         self._cache: dict[str, np.ndarray] = {}
+        if self.version == "hdf5":  # row-major arrays of another tool: not reversed
+            with open_source_h5(self.path) as f:
+                found = ", ".join(
+                    f"{k}{v.shape}" for k, v in sorted(f.items()) if isinstance(v, h5py.Dataset)
+                )
+            raise unknown_layout(
+                self.path,
+                f"an HDF5 file without a MATLAB header, so not a MATLAB file (arrays "
+                f"[{found or 'none at the root'}])",
+                _LAYOUTS,
+                backend="fno-mat",
+            )
         if self.version == "7.3":
             self.h5 = open_source_h5(self.path)
             shapes = {

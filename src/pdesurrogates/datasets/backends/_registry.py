@@ -4,7 +4,9 @@ Backends are found, once, in three places: every module of this package that bin
 :class:`~pdesurrogates.datasets.backends.ImporterBackend` instance to the name
 ``BACKEND``; the ``pdesurrogates.importers`` entry-point group of installed packages
 (each entry point loads a backend class or instance); and :func:`register_backend`.
-Adding an importer is therefore one new module (plus its test): the ``pdesurrogates
+A user's own arrays (``pdesurrogates import arrays``) need no backend: the roles come
+from the command line, and :func:`unknown_layout` points such files there. Adding an
+importer is therefore one new module (plus its test): the ``pdesurrogates
 import`` sub-commands, :func:`pdesurrogates.datasets.import_dataset` and reading foreign
 files in place with :func:`pdesurrogates.datasets.open_dataset` all go through here.
 """
@@ -20,6 +22,7 @@ from pathlib import Path
 import h5py
 
 from pdesurrogates._progress import logger
+from pdesurrogates.datasets.backends._array_stores import plain_arrays_hint
 from pdesurrogates.datasets.backends._base import ImporterBackend
 from pdesurrogates.errors import SchemaError
 
@@ -145,10 +148,25 @@ def unknown_layout(
     if other is not None and layout:
         todo = f"This looks like a {layout} file: use `pdesurrogates import {other.name}`"
     else:
-        todo = "Check the file, or write your own converter with DatasetWriter"
+        todo = (
+            _plain_arrays(path) or "Check the file, or write your own converter with DatasetWriter"
+        )
     return SchemaError(
         f"{path}: unknown layout: found {found}. Recognised layouts: {lines}. {todo}"
     )
+
+
+def _plain_arrays(path: str | os.PathLike) -> str:
+    """The ``import arrays`` hint for an HDF5 file of plain arrays (else ``""``)."""
+    p = Path(path)
+    try:
+        if _is_special(p) or not (p.is_file() and h5py.is_hdf5(p)):
+            return ""
+        with h5py.File(p, "r") as f:
+            hint = plain_arrays_hint(f, p)
+    except Exception:  # a damaged file: the caller's message stands alone
+        return ""
+    return hint[:1].upper() + hint[1:]
 
 
 def import_dataset(
