@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import scipy.sparse as sp
 import torch
 
 from pdesurrogates.errors import SolverError
@@ -119,8 +120,10 @@ def test_dcdm_bad_input():
     A = gallery.poisson2d(8)
     with pytest.raises(SolverError, match="3D"):
         dcdm(A, np.ones(64), net3, shape=(8, 8))
-    with pytest.raises(ValueError, match="cannot infer"):
-        dcdm(gallery.laplacian((8, 6)), np.ones(48), net2)
+    # a gallery matrix carries its 8 x 6 grid; the same matrix without it needs shape=
+    assert dcdm(gallery.laplacian((8, 6)), np.ones(48), net2, maxiter=1).n_iter == 1
+    with pytest.raises(ValueError, match=r"pass shape=<grid array shape>, e\.g\. shape=\(96, 64\)"):
+        dcdm(sp.csr_matrix(gallery.laplacian((8, 6))), np.ones(48), net2)
     b = np.ones(64)
     b[0] = np.nan
     with pytest.raises(ValueError, match="NaN"):
