@@ -145,7 +145,7 @@ def test_dcdm_status_indefinite():
     assert "not positive definite" in res.message and res.n_iter == 0
 
 
-def test_example_dcdm_poisson_smoke(tmp_path):
+def test_example_dcdm_poisson_smoke(tmp_path, monkeypatch):
     import importlib.util
     from pathlib import Path
 
@@ -153,8 +153,15 @@ def test_example_dcdm_poisson_smoke(tmp_path):
     spec = importlib.util.spec_from_file_location("dcdm_poisson_example", path)
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
-    results = mod.main(["--smoke", "--out", str(tmp_path / "model")])
-    assert (tmp_path / "model" / "config.json").is_file()
+    work = tmp_path / "cwd"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    results = mod.main(["--smoke", "-o", str(tmp_path / "run")])
+    # the model and the training vectors stay inside the run directory, none in the cwd
+    assert (tmp_path / "run" / "model" / "config.json").is_file()
+    assert (tmp_path / "run" / "ritz.h5").is_file()
+    assert list(work.iterdir()) == []
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cwd", "run"]
     for name, r in results.items():
         assert r["dcdm_converged"] and r["vcycle_converged"], name
         assert r["dcdm"] < r["cg"] / 2 and r["vcycle_pcg"] < r["cg"] / 4, (name, r)
