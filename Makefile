@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml | $(PY)
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(PY) examples/demo.py --out demo_output
+	$(PY) examples/demo.py -o runs/demo
 
 # pytest's exit code 5 ("no tests collected") is a failure, never a pass.
 test: $(STAMP)

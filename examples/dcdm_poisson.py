@@ -10,13 +10,13 @@ The second job of pdesurrogates: use a trained network to accelerate sparse SPD 
    obstacle) with :func:`~pdesurrogates.solvers.dcdm`, next to plain CG and an SPD
    learned V-cycle passed as ``M=`` to ``scipy.sparse.linalg.cg``.
 
-Run: ``python examples/dcdm_poisson.py`` (about a minute) or ``--smoke`` (seconds).
+Run: ``python examples/dcdm_poisson.py`` (about a minute) or ``--smoke`` (seconds); the
+model and the training vectors go to ``-o/--output`` (default ``runs/dcdm_poisson``).
 """
 
 from __future__ import annotations
 
 import argparse
-import tempfile
 import time
 from pathlib import Path
 
@@ -39,19 +39,28 @@ def scipy_cg_iterations(A, b, rtol, M=None):
 def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--smoke", action="store_true", help="tiny, seconds-long run")
-    ap.add_argument("-o", "--output", "--out", dest="out", type=Path, default=None,
-                    help="where to save the model")  # fmt: skip
+    ap.add_argument(
+        "-o",
+        "--output",
+        type=Path,
+        default=Path("runs/dcdm_poisson"),
+        help="output directory (default: runs/dcdm_poisson)",
+    )
+    ap.add_argument(
+        "--out", dest="output", type=Path, default=argparse.SUPPRESS, help=argparse.SUPPRESS
+    )  # the old spelling of -o
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
     if args.smoke:
         train_n, samples, lanczos, epochs, sizes = 16, 48, 30, 1, (16, 32)
     else:
         train_n, samples, lanczos, epochs, sizes = 64, 600, 300, 4, (64, 128, 256)
-    out = args.out or Path(tempfile.mkdtemp()) / "dcdm2d"
+    out = args.output  # the run directory: model/ and ritz.h5
+    out.mkdir(parents=True, exist_ok=True)
 
     # 1. training vectors, stored through the dataset layer
     train = gallery.dirichlet_box((train_n, train_n))
-    data = write_ritz_dataset(out.parent / "ritz.h5", train, samples, m=lanczos, seed=0)
+    data = write_ritz_dataset(out / "ritz.h5", train, samples, m=lanczos, seed=0)
 
     # 2. train once at one size
     torch.manual_seed(0)
@@ -60,8 +69,8 @@ def main(argv=None) -> dict:
     hist = train_dcdm(net, train.A, str(data), shape=train.shape, epochs=epochs, progress=False)
     print(f"trained on {train.shape} in {time.perf_counter() - t0:.1f} s, "
           f"DCDM loss {hist[0]['loss']:.3g} -> {hist[-1]['loss']:.3g}")  # fmt: skip
-    pdesurrogates.save(net, out)
-    net = pdesurrogates.load(out)
+    pdesurrogates.save(net, out / "model")
+    net = pdesurrogates.load(out)  # a run directory loads its model/
 
     # 3. solve at other sizes and on an unseen domain
     vcycle = LearnedVCycle(dim=2)  # SPD by construction: valid as M= in scipy's cg

@@ -40,12 +40,21 @@ from pdesurrogates.training import DeepONetConfig, train_deeponet
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", default="room_acoustics", help="output directory")
+    parser.add_argument(
+        "-o",
+        "--output",
+        type=Path,
+        default=Path("runs/deeponet_room_acoustics"),
+        help="output directory (default: runs/deeponet_room_acoustics)",
+    )
+    parser.add_argument(
+        "--out", dest="output", type=Path, default=argparse.SUPPRESS, help=argparse.SUPPRESS
+    )  # the old spelling of -o
     parser.add_argument("--smoke", action="store_true", help="tiny, seconds-long run")
     parser.add_argument("--n-sources", type=int, default=200, help="simulated sources")
     parser.add_argument("--epochs", type=int, default=400, help="training epochs")
     args = parser.parse_args()
-    out = Path(args.out)
+    out = Path(args.output)
     out.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(1)
 

@@ -220,7 +220,16 @@ def run(out: Path, *, smoke: bool = False) -> Path:
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=Path("demo_output"), help="output folder")
+    parser.add_argument(
+        "-o",
+        "--output",
+        type=Path,
+        default=Path("runs/demo"),
+        help="output directory (default: runs/demo)",
+    )
+    parser.add_argument(
+        "--out", dest="output", type=Path, default=argparse.SUPPRESS, help=argparse.SUPPRESS
+    )  # the old spelling of -o
     parser.add_argument("--smoke", action="store_true", help="tiny sizes, seconds")
     args = parser.parse_args()
-    run(args.out, smoke=args.smoke)
+    run(args.output, smoke=args.smoke)

@@ -26,9 +26,18 @@ from pdesurrogates.training import fit_multifidelity_net
 def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--smoke", action="store_true", help="tiny settings for a quick check")
-    ap.add_argument("--out", type=Path, default=Path("."), help="output directory")
+    ap.add_argument(
+        "-o",
+        "--output",
+        type=Path,
+        default=Path("runs/multifidelity_uq"),
+        help="output directory (default: runs/multifidelity_uq)",
+    )
+    ap.add_argument(
+        "--out", dest="output", type=Path, default=argparse.SUPPRESS, help=argparse.SUPPRESS
+    )  # the old spelling of -o
     args = ap.parse_args(argv)
-    args.out.mkdir(parents=True, exist_ok=True)
+    args.output.mkdir(parents=True, exist_ok=True)
 
     problem = forrester()
     n_lo = 11 if args.smoke else 21
@@ -76,9 +85,9 @@ def main(argv=None) -> dict:
     exact = problem.exact_moments()
     print(f"exact under U(0,1): mean {exact['mean']:.6f}, std {exact['std']:.6f}")
     fig = plot_uq_study(study)
-    fig.savefig(args.out / "multifidelity_uq.png", dpi=120)
+    fig.savefig(args.output / "multifidelity_uq.png", dpi=120)
     result = {"errors": errors, "uq": study.summary, "exact_uniform": exact, "rho": gp.rho}
-    (args.out / "multifidelity_uq.json").write_text(json.dumps(result, indent=2))
+    (args.output / "multifidelity_uq.json").write_text(json.dumps(result, indent=2))
     return result
 
 

@@ -98,10 +98,19 @@ def main(out: Path, *, smoke: bool = False, epochs: int | None = None, n=1000, r
 
 if __name__ == "__main__":
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--out", type=Path, default=Path("runs/mgno_darcy"))
+    p.add_argument(
+        "-o",
+        "--output",
+        type=Path,
+        default=Path("runs/train_mgno_darcy"),
+        help="output directory (default: runs/train_mgno_darcy)",
+    )
+    p.add_argument(
+        "--out", dest="output", type=Path, default=argparse.SUPPRESS, help=argparse.SUPPRESS
+    )  # the old spelling of -o
     p.add_argument("--smoke", action="store_true", help="tiny sizes, seconds")
     p.add_argument("--epochs", type=int, default=None, help="default: OperatorConfig")
     p.add_argument("--n", type=int, default=1000, help="samples to generate")
     p.add_argument("--resolution", type=int, default=64)
     a = p.parse_args()
-    main(a.out, smoke=a.smoke, epochs=a.epochs, n=a.n, res=a.resolution)
+    main(a.output, smoke=a.smoke, epochs=a.epochs, n=a.n, res=a.resolution)

@@ -189,8 +189,17 @@ def _check_simulator() -> None:
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=Path("uq_study"), help="output folder")
+    parser.add_argument(
+        "-o",
+        "--output",
+        type=Path,
+        default=Path("runs/uq_propagation"),
+        help="output directory (default: runs/uq_propagation)",
+    )
+    parser.add_argument(
+        "--out", dest="output", type=Path, default=argparse.SUPPRESS, help=argparse.SUPPRESS
+    )  # the old spelling of -o
     parser.add_argument("--smoke", action="store_true", help="tiny sizes, seconds")
     args = parser.parse_args()
     _check_simulator()
-    run(args.out, smoke=args.smoke)
+    run(args.output, smoke=args.smoke)

@@ -42,11 +42,13 @@ def test_train_dcdm_then_solve_smoke(tmp_path, capsys):
         ]
     )  # fmt: skip
     assert code == 0, capsys.readouterr()
-    cfg = json.loads((run / "config.json").read_text())
+    cfg = json.loads((run / "model" / "config.json").read_text())
     assert cfg["class"] == "ConjugateDirectionNet"
     assert cfg["metadata"]["trained_on"] == {"problem": "smoke_domain", "shape": [16, 16]}
     assert cfg["config"]["boundary"] == ["neumann", "neumann", "neumann", "dirichlet"]
-    assert (tmp_path / "runs" / "d2-ritz.h5").is_file()
+    # the training vectors are a side file of the run: inside its directory, nowhere else
+    assert (run / "ritz.h5").is_file()
+    assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == ["d2"]
     capsys.readouterr()
     plot = tmp_path / "p.png"
     code = main(

@@ -223,3 +223,27 @@ def test_operator_flags_override_the_config(darcy, tmp_path, kind):
     assert training["epochs"] == 1 and training["batch_size"] == 4 and training["lr"] == 2e-3
     assert training["grad_clip"] == defaults.grad_clip and training["loss"] == defaults.loss
     assert len((out / "metrics.jsonl").read_text().splitlines()) == 1
+
+
+def test_ensemble_summary_and_no_validation_note(tmp_path, capsys, caplog):
+    import logging
+
+    data = tmp_path / "noval.h5"
+    assert (
+        main(
+            ["generate", "darcy", "-o", str(data), "-n", "12", "-r", "16", "--quiet",
+             "--split", "0.8,0,0.2"]
+        )
+        == 0
+    )  # fmt: skip
+    cfg = tmp_path / "cfg.toml"
+    cfg.write_text(CONFIG.replace("epochs = 2", "epochs = 1"))
+    args = ["train", "mgno", "--data", str(data), "-c", str(cfg), "-q"]
+    capsys.readouterr()
+    with caplog.at_level(logging.INFO, logger="pdesurrogates"):
+        assert main([*args, "-o", str(tmp_path / "ens"), "--ensemble", "2"]) == 0
+    out = " ".join(capsys.readouterr().out.split())  # rich wraps long lines
+    assert "trained an ensemble of 2 MGNO on 10 samples" in out
+    assert "means over the members" in out
+    notes = [r for r in caplog.records if "last epoch" in r.getMessage()]
+    assert len(notes) == 1, [r.getMessage() for r in caplog.records]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import scipy.sparse as sp
 import torch
 
 from pdesurrogates.errors import SolverError
@@ -119,8 +120,10 @@ def test_dcdm_bad_input():
     A = gallery.poisson2d(8)
     with pytest.raises(SolverError, match="3D"):
         dcdm(A, np.ones(64), net3, shape=(8, 8))
-    with pytest.raises(ValueError, match="cannot infer"):
-        dcdm(gallery.laplacian((8, 6)), np.ones(48), net2)
+    # a gallery matrix carries its 8 x 6 grid; the same matrix without it needs shape=
+    assert dcdm(gallery.laplacian((8, 6)), np.ones(48), net2, maxiter=1).n_iter == 1
+    with pytest.raises(ValueError, match=r"pass shape=<grid array shape>, e\.g\. shape=\(96, 64\)"):
+        dcdm(sp.csr_matrix(gallery.laplacian((8, 6))), np.ones(48), net2)
     b = np.ones(64)
     b[0] = np.nan
     with pytest.raises(ValueError, match="NaN"):
@@ -142,7 +145,7 @@ def test_dcdm_status_indefinite():
     assert "not positive definite" in res.message and res.n_iter == 0
 
 
-def test_example_dcdm_poisson_smoke(tmp_path):
+def test_example_dcdm_poisson_smoke(tmp_path, monkeypatch):
     import importlib.util
     from pathlib import Path
 
@@ -150,8 +153,15 @@ def test_example_dcdm_poisson_smoke(tmp_path):
     spec = importlib.util.spec_from_file_location("dcdm_poisson_example", path)
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
-    results = mod.main(["--smoke", "--out", str(tmp_path / "model")])
-    assert (tmp_path / "model" / "config.json").is_file()
+    work = tmp_path / "cwd"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    results = mod.main(["--smoke", "-o", str(tmp_path / "run")])
+    # the model and the training vectors stay inside the run directory, none in the cwd
+    assert (tmp_path / "run" / "model" / "config.json").is_file()
+    assert (tmp_path / "run" / "ritz.h5").is_file()
+    assert list(work.iterdir()) == []
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cwd", "run"]
     for name, r in results.items():
         assert r["dcdm_converged"] and r["vcycle_converged"], name
         assert r["dcdm"] < r["cg"] / 2 and r["vcycle_pcg"] < r["cg"] / 4, (name, r)

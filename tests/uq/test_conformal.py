@@ -110,3 +110,55 @@ def test_shape_mismatch():
     cal = conformalize(np.zeros((19, 2)), np.ones((19, 2)), level=0.5)
     with pytest.raises(ValueError, match="shape"):
         cal.interval(np.zeros((3, 5)))
+
+
+# --- a calibrated band is scored at its own level; the channel axis may be left out ------
+
+
+def _band_case(seed=0, n_cal=199, n_test=300, shape=(5, 4)):
+    rng = np.random.default_rng(seed)
+    y = rng.normal(size=(n_cal + n_test, *shape))
+    mean = y + rng.normal(size=y.shape) * 0.5
+    return y, Prediction(mean, std=np.full(y.shape, 0.5)), n_cal
+
+
+def test_evaluate_band_with_default_levels_scores_its_own_level():
+    from pdesurrogates.uq import evaluate
+
+    y, pred, n = _band_case()
+    band = conformalize(pred[:n], y[:n], level=0.9).apply(pred[n:])
+    rep = evaluate(band, y[n:])
+    assert rep.levels.tolist() == [0.9]
+    explicit = evaluate(band, y[n:], levels=[0.9])
+    assert rep.scalars == explicit.scalars
+    lo, hi = band.quantiles
+    inside = ((y[n:] >= lo) & (y[n:] <= hi)).mean()
+    assert rep.by_level["coverage"][0] == pytest.approx(inside, abs=1e-12)
+    with pytest.raises(ValueError, match=r"levels=\(0\.9,\)") as err:
+        evaluate(band, y[n:], levels=(0.5, 0.95))
+    assert "band of level 0.9" in str(err.value)
+
+
+def test_quantile_prediction_default_levels_are_its_central_pairs():
+    from pdesurrogates.uq import evaluate
+
+    rng = np.random.default_rng(1)
+    y = rng.normal(size=(30, 4))
+    lv = [0.05, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95]
+    from scipy import stats
+
+    q = np.stack([np.zeros_like(y) + stats.norm.ppf(a) for a in lv])
+    rep = evaluate(Prediction(np.zeros_like(y), quantiles=q, levels=lv), y)
+    assert rep.levels.tolist() == pytest.approx([0.5, 0.8, 0.9])
+
+
+def test_conformalize_accepts_fields_without_channel_axis():
+    y, pred, n = _band_case(seed=2)
+    chan = Prediction(pred.mean[:, None], std=pred.std[:, None])
+    flat_cal = conformalize(pred[:n], y[:n], level=0.8)
+    chan_cal = conformalize(chan[:n], y[:n], level=0.8)
+    np.testing.assert_array_equal(chan_cal.quantile[0], flat_cal.quantile)
+    lo_f, hi_f = flat_cal.interval(pred[n:])
+    lo_c, hi_c = flat_cal.interval(chan[n:])  # calibrated on (n, X, Y), applied to (N, 1, X, Y)
+    np.testing.assert_array_equal(lo_c[:, 0], lo_f)
+    np.testing.assert_array_equal(hi_c[:, 0], hi_f)

@@ -110,8 +110,11 @@ def test_evaluate_quantiles_and_point():
     p = Prediction(mu, quantiles=q, levels=levels)
     rep = evaluate(p, y)
     _check_against_metrics(p, y, rep)
-    with pytest.raises(ValueError, match="levels"):
-        evaluate(Prediction(mu, quantiles=q[3:-3], levels=levels[3:-3]), y)
+    narrow = Prediction(mu, quantiles=q[3:-3], levels=levels[3:-3])
+    with pytest.raises(ValueError, match=r"levels=\(0\.5, 0\.8\)"):
+        evaluate(narrow, y, levels=LEVELS)
+    # by default a prediction holding only the 10-90 % quantiles is scored where it can be
+    assert evaluate(narrow, y).levels.tolist() == pytest.approx([0.5, 0.8])
     pt = evaluate(mu, y)
     assert pt.kind == "point" and "crps" not in pt.scalars
     assert pt.scalars["rel_l2"] == pytest.approx(metrics.rel_l2(mu, y))
@@ -222,3 +225,46 @@ def test_report_states_the_scored_predictive_form(form, tmp_path):
     assert f"**Predictive form scored:** {form}" in rep.to_markdown()
     if form == "samples":
         assert "5 members" in rep.describe_form()
+
+
+# --- the channel convention: (N, X, Y) and (N, 1, X, Y) are the same fields ---------------
+
+
+def _scalars_equal(a, b):
+    assert a.keys() == b.keys()
+    for k in a:
+        assert a[k] == pytest.approx(b[k], rel=1e-12, abs=1e-15), k
+
+
+@pytest.mark.parametrize("kind", ["point", "gaussian", "samples"])
+def test_channel_axis_of_one_may_be_left_out(kind):
+    rng = np.random.default_rng(3)
+    y = rng.normal(size=(9, 8, 7)) + 2.0
+    mean = 1.5 * y  # every field off by exactly half of itself: rel L2 = rel H1 = 0.5
+    if kind == "point":
+        flat, chan = mean, mean[:, None]
+    elif kind == "gaussian":
+        sd = np.full(y.shape, 0.3)
+        flat, chan = Prediction(mean, std=sd), Prediction(mean[:, None], std=sd[:, None])
+    else:
+        d = 0.2 * rng.normal(size=(4, *y.shape))
+        s = mean[None] + d - d.mean(0)  # members whose mean is exactly 1.5 y
+        flat, chan = Prediction(None, samples=s), Prediction(None, samples=s[:, :, None])
+    ref = evaluate(flat, y, spacing=0.1)
+    assert ref.scalars["rel_l2"] == pytest.approx(0.5, rel=1e-12)
+    assert ref.scalars["rel_h1"] == pytest.approx(0.5, rel=1e-12)
+    for pred, truth in ((chan, y), (flat, y[:, None]), (chan, y[:, None])):
+        rep = evaluate(pred, truth, spacing=0.1)
+        _scalars_equal(rep.scalars, ref.scalars)
+    # the model's (N, 1, X, Y) shape is kept in the report
+    assert evaluate(chan, y).field_shape == (1, 8, 7)
+    t_rep = evaluate(torch.as_tensor(mean[:, None]), torch.as_tensor(y), spacing=0.1)
+    assert t_rep.scalars["rel_h1"] == pytest.approx(0.5, rel=1e-12)
+
+
+def test_other_shape_mismatches_are_still_refused():
+    y = np.ones((4, 6, 6))
+    with pytest.raises(ValueError, match=r"\(N, C, \*spatial\)"):
+        evaluate(np.ones((4, 2, 6, 6)), y)
+    with pytest.raises(ValueError, match="y has shape"):
+        evaluate(np.ones((4, 6, 1, 6)), y)

@@ -150,7 +150,11 @@ def train_dcdm_command(
     dim: int = typer.Option(2, help="Spatial dimension (2 or 3)."),
     grid: int = typer.Option(128, help="Training grid cells per side (Dirichlet box)."),
     output: Path = typer.Option(
-        Path("runs/dcdm"), "-o", "--output", help="Directory of the saved model."
+        Path("runs/dcdm"),
+        "-o",
+        "--output",
+        help="Run directory: the model goes to OUTPUT/model, the training vectors to "
+        "OUTPUT/ritz.h5.",
     ),
     samples: int = typer.Option(800, help="Number of Ritz-vector training vectors."),
     lanczos_steps: int = typer.Option(400, "--lanczos", help="Lanczos steps (Ritz vectors)."),
@@ -172,15 +176,15 @@ def train_dcdm_command(
         None, min=0.0, help="Stop training after this many seconds (default: no limit)."
     ),
     data: Path | None = typer.Option(
-        None, help="Existing training-vector file (.h5); default: generate OUTPUT-ritz.h5."
+        None, help="Existing training-vector file (.h5); default: generate OUTPUT/ritz.h5."
     ),
     quiet: bool = typer.Option(False, "-q", "--quiet", help="No progress bar."),
 ) -> None:
     """Train a DCDM direction network on Ritz vectors of a Poisson matrix.
 
     Generates the training vectors once (Lanczos Ritz vectors weighted to the low
-    spectrum, stored next to OUTPUT as OUTPUT-ritz.h5), trains with the DCDM loss
-    ||r - A d (d^T r)/(d^T A d)||^2 and saves the model to OUTPUT (use it with
+    spectrum, stored in the run directory as OUTPUT/ritz.h5), trains with the DCDM loss
+    ||r - A d (d^T r)/(d^T A d)||^2 and saves the model to OUTPUT/model (use it with
     'pdesurrogates solve --method dcdm --model OUTPUT').
     """
     import torch
@@ -201,10 +205,10 @@ def train_dcdm_command(
         raise ValueError(f"--boundary must be 'dirichlet' or 'smoke'; got {boundary!r}")
     shape = (grid,) * dim
     prob = gallery.dirichlet_box(shape) if boundary == "dirichlet" else gallery.smoke_domain(shape)
-    output.parent.mkdir(parents=True, exist_ok=True)
+    output.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     if data is None:
-        data = output.parent / f"{output.name}-ritz.h5"
+        data = output / "ritz.h5"
         if not data.exists():
             typer.echo(f"generating {samples} Ritz-vector training vectors on {shape} ...")
             write_ritz_dataset(data, prob, samples, m=lanczos_steps, seed=seed)
@@ -220,11 +224,12 @@ def train_dcdm_command(
         "data_seconds": t_data,
         "history": hist,
     }
-    _save_run(net, output, meta)
+    _save_run(net, output / "model", meta)
     last = hist[-1]
     typer.echo(
         f"trained {len(hist)} epochs in {last['seconds']:.1f} s: loss {last['loss']:.4g}, "
-        f"valid {last['valid_loss']:.4g}; saved to {output}"
+        f"valid {last['valid_loss']:.4g}; saved to {output / 'model'} (training vectors: "
+        f"{data})"
     )
 
 

@@ -67,9 +67,10 @@ def _train(kind, data, output, config, ensemble, epochs, lr, batch_size, seed, r
     )
     con = Console()
     summary = ", ".join(f"{k} {v:.4g}" for k, v in record["summary"].items())
-    what = f"{kind.upper()}" + (
-        f" ensemble of {record['ensemble']}" if record["ensemble"] > 1 else ""
-    )
+    k = record["ensemble"]
+    what = f"an ensemble of {k} {kind.upper()}" if k > 1 else kind.upper()
+    if k > 1 and summary:
+        summary += "; means over the members"
     con.print(f"trained {what} on {record['n_train']} samples ({summary})", highlight=False)
     con.print(f"model: {Path(output) / 'model'}", highlight=False)
 

@@ -52,7 +52,13 @@ def read_inputs(path: str | os.PathLike) -> dict[str, Any]:
 
 
 def load_model_or_function(spec: str):
-    """A saved model (its directory or a run directory) or a ``module:function``."""
+    """A saved model (its directory or a run directory), a ``module:function`` or a
+    ``path/to/file.py:function``.
+
+    A module is looked up on Python's import path (``sys.path``), which holds the current
+    directory only in some ways of starting Python (``python -m``, not the installed
+    ``pdesurrogates`` command); the file form always works.
+    """
     from pdesurrogates.io import load
 
     p = Path(spec)
@@ -61,19 +67,63 @@ def load_model_or_function(spec: str):
         model.eval()
         return model
     if ":" in spec:
-        mod, _, attr = spec.partition(":")
+        mod, _, attr = spec.rpartition(":")
+        module = _import_file(spec, mod) if _is_file_spec(mod) else _import_module(spec, mod)
         try:
-            fn = getattr(importlib.import_module(mod), attr)
-        except (ImportError, AttributeError) as exc:
-            raise ValueError(
-                f"--model {spec!r}: cannot import {attr!r} from {mod!r} ({exc})"
-            ) from exc
+            fn = getattr(module, attr)
+        except AttributeError as exc:
+            raise ValueError(f"--model {spec!r}: {mod!r} has no {attr!r} ({exc})") from exc
         if not callable(fn):
             raise ValueError(f"--model {spec!r} is not callable")
         return fn
     raise FileNotFoundError(
-        f"--model {spec!r}: no such directory; give a saved model directory or module:function"
+        f"--model {spec!r}: no such directory; give a saved model directory, "
+        "module:function or path/to/file.py:function"
     )
+
+
+def _is_file_spec(mod: str) -> bool:
+    return mod.endswith(".py") or "/" in mod or os.sep in mod
+
+
+def _import_file(spec: str, path: str):
+    import importlib.util
+
+    file = Path(path)
+    if not file.is_file():
+        raise FileNotFoundError(f"--model {spec!r}: no file {file} (from {Path.cwd()})")
+    name = f"_pdesurrogates_user_{file.stem}"
+    loader = importlib.util.spec_from_file_location(name, file)
+    if loader is None or loader.loader is None:
+        raise ValueError(f"--model {spec!r}: {file} is not a Python file")
+    module = importlib.util.module_from_spec(loader)
+    try:
+        loader.loader.exec_module(module)
+    except Exception as exc:
+        raise ValueError(f"--model {spec!r}: importing {file} failed ({exc})") from exc
+    return module
+
+
+def _import_module(spec: str, mod: str):
+    import sys
+
+    try:
+        return importlib.import_module(mod)
+    except ModuleNotFoundError as exc:
+        top = mod.split(".")[0]
+        if exc.name not in (mod, top):
+            raise ValueError(f"--model {spec!r}: importing {mod!r} failed ({exc})") from exc
+        cwd = Path.cwd()
+        on_path = any(Path(p or ".").resolve() == cwd.resolve() for p in sys.path)
+        attr = spec.rpartition(":")[2]
+        raise ValueError(
+            f"--model {spec!r}: no module named {mod!r} on Python's import path (sys.path); "
+            f"the current directory {cwd} is {'' if on_path else 'not '}on it. Give the "
+            f"file instead: --model path/to/{top}.py:{attr}"
+            + ("" if on_path else ", or add its folder to PYTHONPATH")
+        ) from exc
+    except ImportError as exc:
+        raise ValueError(f"--model {spec!r}: importing {mod!r} failed ({exc})") from exc
 
 
 def propagate_from_files(

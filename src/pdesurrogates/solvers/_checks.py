@@ -18,7 +18,16 @@ from scipy.sparse.linalg import LinearOperator, aslinearoperator
 from pdesurrogates.errors import SolverError
 from pdesurrogates.solvers._result import SolveStatus
 
-__all__ = ["Monitor", "System", "check_maxiter", "check_positive_int", "check_tolerances"]
+__all__ = [
+    "Monitor",
+    "System",
+    "check_grid_stencil",
+    "check_maxiter",
+    "check_positive_int",
+    "check_tolerances",
+    "grid_shape_for",
+    "unwrap_grid",
+]
 
 EPS = float(np.finfo(np.float64).eps)
 _SAFE = (2.0**-200, 2.0**200)  # |b| in this range is solved unscaled (bit-identical to before)
@@ -287,3 +296,116 @@ class Monitor:
                 "(a singular, inconsistent or very ill-conditioned system)"
             )
         return None
+
+
+# --- the grid behind a matrix: learned preconditioners see vectors as grids ---------------
+
+ALGEBRAIC_HINT = (
+    "for a general sparse SPD matrix use an algebraic preconditioner instead: "
+    "pdesurrogates.solvers.AMG (pyamg smoothed aggregation) or IncompleteCholesky (IC(0)), "
+    "e.g. pdesurrogates.solvers.cg(A, b, M=AMG(A).aspreconditioner())"
+)
+
+
+def _is_problem(A) -> bool:
+    return hasattr(A, "A") and hasattr(A, "shape") and hasattr(A, "mask") and not hasattr(A, "nnz")
+
+
+def unwrap_grid(A, shape=None, mask=None):
+    """``(matrix, shape, mask)`` of a gallery Problem or of a matrix the gallery made.
+
+    A :class:`~pdesurrogates.solvers.gallery.Problem` gives its matrix, grid and fluid
+    mask; a matrix from :mod:`~pdesurrogates.solvers.gallery` carries its grid as
+    ``A.grid_shape``. An explicit ``shape``/``mask`` wins.
+    """
+    if _is_problem(A):
+        shape = A.shape if shape is None else shape
+        mask = A.mask if mask is None else mask
+        A = A.A
+    if shape is None:
+        shape = getattr(A, "grid_shape", None)
+    return A, shape, mask
+
+
+def grid_shape_for(
+    n: int, dim: int, shape=None, *, A=None, who: str = "the learned preconditioner"
+) -> tuple[int, ...]:
+    """The grid of an ``n``-vector: ``shape`` if given (checked), else a square/cube.
+
+    With a sparse ``A``, its sparsity pattern is checked against a stencil on that grid
+    (:func:`check_grid_stencil`), so a wrong guess or a renumbered matrix is refused.
+    """
+    guessed = shape is None
+    if shape is not None:
+        shape = tuple(int(s) for s in shape)
+        if len(shape) != dim:
+            raise SolverError(
+                f"the model is {dim}D but the problem grid {shape} is {len(shape)}D; "
+                f"use a {len(shape)}D model"
+            )
+        if int(np.prod(shape)) != n:
+            raise SolverError(f"shape {shape} holds {int(np.prod(shape))} cells, but A is {n}x{n}")
+    else:
+        side = round(n ** (1.0 / dim))
+        fits = [s for s in (side - 1, side, side + 1) if s > 0 and s**dim == n]
+        if not fits:
+            example = "(96, 64)" if dim == 2 else "(48, 32, 16)"
+            raise SolverError(
+                f"{who} needs the grid of A ({n} unknowns), and a bare matrix does not say it "
+                f"(it is not a perfect {'square' if dim == 2 else 'cube'}); pass "
+                f"shape=<grid array shape>, e.g. shape={example}, the shape whose C-order "
+                "flattening numbers the unknowns. Matrices and Problems from "
+                "pdesurrogates.solvers.gallery carry their grid and need no shape="
+            )
+        shape = (fits[0],) * dim
+    if A is not None:
+        check_grid_stencil(A, shape, guessed=guessed, who=who)
+    return shape
+
+
+def check_grid_stencil(A, shape, *, guessed: bool = False, who: str = "a grid model") -> None:
+    """Refuse a matrix whose nonzeros couple cells that are not grid neighbours.
+
+    Learned grid preconditioners (DCDM networks, the learned V-cycle) read a vector as a
+    grid of ``shape`` in C order, so ``A`` must be a stencil on that grid: every nonzero
+    ``A[i, j]`` joins cells whose indices differ by at most one along each axis (a wrap
+    across a periodic axis is allowed). One pass over the nonzeros, ``O(nnz)``. Dense
+    arrays and operators without a sparsity pattern are not checked.
+
+    Examples
+    --------
+    >>> from pdesurrogates.solvers import gallery
+    >>> check_grid_stencil(gallery.poisson2d(6, 4), (6, 4))
+    >>> check_grid_stencil(gallery.poisson2d(6, 4), (4, 6))  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    pdesurrogates.errors.SolverError: a grid model assumes A is a stencil on a grid ...
+    """
+    if not sp.issparse(A):
+        return
+    shape = tuple(int(s) for s in shape)
+    coo = sp.coo_matrix(A)
+    keep = coo.data != 0
+    row, col = coo.row[keep].astype(np.int64), coo.col[keep].astype(np.int64)
+    if row.size == 0 or int(np.prod(shape)) != A.shape[0]:
+        return
+    bad = np.zeros(row.size, dtype=bool)
+    for ri, ci, s in zip(
+        np.unravel_index(row, shape), np.unravel_index(col, shape), shape, strict=True
+    ):
+        d = np.abs(ri - ci)
+        bad |= (d > 1) & ~((d == s - 1) & (s > 2))
+    if not bad.any():
+        return
+    k = int(np.flatnonzero(bad)[0])
+    i, j = int(row[k]), int(col[k])
+    cell_i = tuple(int(v) for v in np.unravel_index(i, shape))
+    cell_j = tuple(int(v) for v in np.unravel_index(j, shape))
+    how = "guessed from its size" if guessed else "given"
+    raise SolverError(
+        f"{who} assumes A is a stencil on a grid of shape {shape} ({how}), but "
+        f"{int(bad.sum())} of its {row.size} nonzeros couple cells that are not neighbours "
+        f"(A[{i}, {j}] couples cells {cell_i} and {cell_j}): A is not numbered in C order of "
+        f"that grid (a renumbered/permuted matrix, or another grid shape). Pass the grid's "
+        f"shape=(...) if it is another grid; {ALGEBRAIC_HINT}"
+    )

@@ -24,34 +24,14 @@ from pdesurrogates.solvers._checks import (
     check_maxiter,
     check_positive_int,
     check_tolerances,
+    grid_shape_for,
     prepare,
+    unwrap_grid,
 )
 from pdesurrogates.solvers._krylov import _flexible_cg
 from pdesurrogates.solvers._result import SolveResult
 
-__all__ = ["dcdm", "grid_shape_for", "network_apply"]
-
-
-def grid_shape_for(n: int, dim: int, shape: Sequence[int] | None = None) -> tuple[int, ...]:
-    """The grid shape of an ``n``-vector: ``shape`` if given (checked), else a square/cube."""
-    if shape is not None:
-        shape = tuple(int(s) for s in shape)
-        if len(shape) != dim:
-            raise SolverError(
-                f"the model is {dim}D but the problem grid {shape} is {len(shape)}D; "
-                f"use a {len(shape)}D model"
-            )
-        if int(np.prod(shape)) != n:
-            raise SolverError(f"shape {shape} holds {int(np.prod(shape))} cells, but A is {n}x{n}")
-        return shape
-    side = round(n ** (1.0 / dim))
-    for s in (side - 1, side, side + 1):
-        if s > 0 and s**dim == n:
-            return (s,) * dim
-    raise SolverError(
-        f"cannot infer a {dim}D grid for {n} unknowns (not a perfect "
-        f"{'square' if dim == 2 else 'cube'}); pass shape=(nx, ny{', nz' if dim == 3 else ''})"
-    )
+__all__ = ["dcdm", "network_apply"]
 
 
 def network_apply(
@@ -117,8 +97,10 @@ def dcdm(
 
     Parameters
     ----------
-    A : sparse matrix, ndarray or LinearOperator, shape (n, n)
-        Symmetric positive definite; unknowns in C order of the grid.
+    A : sparse matrix, ndarray, LinearOperator or gallery Problem, shape (n, n)
+        Symmetric positive definite; unknowns in C order of the grid. A
+        :class:`~pdesurrogates.solvers.gallery.Problem` gives its grid and fluid mask, and
+        a matrix from :mod:`~pdesurrogates.solvers.gallery` its grid (``A.grid_shape``).
     b : ndarray, shape (n,)
     model : torch.nn.Module
         Maps ``(1, 1, *grid)`` residual images to directions, e.g. a trained
@@ -135,7 +117,10 @@ def dcdm(
     callback : callable, optional
         ``callback(xk)`` after every iteration.
     shape : tuple of int, optional
-        Grid shape; inferred for square/cubic grids from ``n`` and ``model.dim``.
+        Grid shape, needed only for a bare matrix of your own on a grid that is not a
+        square/cube (those are inferred from ``n`` and ``model.dim``). The sparsity of a
+        sparse ``A`` is checked against a stencil on the grid: a renumbered matrix is
+        refused with a ``SolverError`` that names the algebraic alternatives.
     mask : ndarray of bool, optional
         Cells that are unknowns of the PDE (a :class:`~pdesurrogates.solvers.gallery.Problem`
         mask); the direction is zeroed elsewhere.
@@ -151,25 +136,25 @@ def dcdm(
     ------
     SolverError
         A malformed argument, as for :func:`~pdesurrogates.solvers.cg`, a model whose
-        dimension does not match the grid, a grid shape or mask that does not fit ``A``.
+        dimension does not match the grid, a grid shape or mask that does not fit ``A``,
+        a matrix that is not a stencil on its grid.
     """
     n_orth = check_positive_int(n_orth, "n_orth")
     rtol, atol = check_tolerances(rtol, atol)
     if not callable(model):
         raise SolverError(f"model must be a callable torch module; got {type(model).__name__}")
-    if hasattr(A, "A") and hasattr(A, "shape") and hasattr(A, "mask") and not hasattr(A, "nnz"):
-        # a gallery Problem
-        shape = A.shape if shape is None else shape
-        mask = A.mask if mask is None else mask
-        A = A.A
+    A, shape, mask = unwrap_grid(A, shape, mask)
     system = prepare(A, b, x0, check_symmetric=True)
     n = system.n
     dim = getattr(model, "dim", None)
     if dim is None:
         if shape is None:
-            raise SolverError("the model has no 'dim' attribute; pass shape=(nx, ny[, nz])")
+            raise SolverError(
+                "the model has no 'dim' attribute and A carries no grid; pass "
+                "shape=<grid array shape>, e.g. shape=(96, 64)"
+            )
         dim = len(tuple(shape))
-    grid = grid_shape_for(n, int(dim), shape)
+    grid = grid_shape_for(n, int(dim), shape, A=A, who="dcdm")
     if mask is not None and np.asarray(mask).size != n:
         raise SolverError(f"mask has {np.asarray(mask).size} cells, expected {n}")
     apply = network_apply(model, grid, mask=mask)

@@ -3,7 +3,9 @@
 Every matrix here is *unscaled* (no ``1/h**2`` factor), like ``pyamg.gallery.poisson``:
 the 5-point stencil is ``[-1, -1, 4, -1, -1]`` and the 7-point stencil has ``6`` on the
 diagonal. Unknowns are numbered in C order of the grid (the last axis varies fastest), so
-``grid.reshape(-1)`` is the vector and ``vector.reshape(shape)`` the grid.
+``grid.reshape(-1)`` is the vector and ``vector.reshape(shape)`` the grid. Every matrix
+made here carries that grid as ``A.grid_shape``, so the learned preconditioners take it
+from the matrix (a 96 x 64 grid needs no ``shape=``).
 
 Problems that carry more than a matrix (a grid shape, a fluid mask) are returned as a
 :class:`Problem`. Solid cells of a smoke domain keep an identity row (``A[i, i] = 1`` and no
@@ -14,8 +16,8 @@ Examples
 --------
 >>> from pdesurrogates.solvers import gallery
 >>> A = gallery.poisson2d(3)
->>> A.shape
-(9, 9)
+>>> A.shape, A.grid_shape
+((9, 9), (3, 3))
 >>> A.toarray()[4].tolist()
 [0.0, -1.0, 0.0, -1.0, 4.0, -1.0, 0.0, -1.0, 0.0]
 >>> p = gallery.smoke_domain((8, 8), obstacles=[((0.5, 0.5), 0.2)])
@@ -46,6 +48,7 @@ __all__ = [
     "smooth_rhs",
     "variable_coefficient",
     "vector_to_grid",
+    "with_grid",
 ]
 
 
@@ -83,6 +86,10 @@ class Problem:
     def dim(self) -> int:
         """Spatial dimension (2 or 3)."""
         return len(self.shape)
+
+    def __post_init__(self) -> None:
+        if sp.issparse(self.A) and getattr(self.A, "grid_shape", None) is None:
+            with_grid(self.A, self.shape)
 
     def to_vector(self, grid: np.ndarray) -> np.ndarray:
         """Grid values ``shape`` -> vector ``(n,)``, zero on solid cells."""
@@ -152,16 +159,42 @@ def laplacian(shape: Sequence[int]) -> sp.csr_matrix:
         A = term if A is None else A + term
     A = sp.csr_matrix(A)
     A.sort_indices()
+    return with_grid(A, shape)
+
+
+def with_grid(A: sp.csr_matrix, shape: Sequence[int]) -> sp.csr_matrix:
+    """Tag ``A`` with the grid it was assembled on: ``A.grid_shape = shape``; returns ``A``.
+
+    Every matrix of this gallery carries its grid this way, so the learned
+    preconditioners (:func:`~pdesurrogates.solvers.dcdm`,
+    :class:`~pdesurrogates.solvers.LearnedPreconditioner`,
+    :class:`~pdesurrogates.solvers.MultigridHierarchy`) need no ``shape=`` for it. The tag
+    is a plain attribute: a matrix derived from ``A`` (``A.copy()``, ``A + B``,
+    ``sp.csr_matrix(A)``) does not carry it; pass ``shape=`` or tag it again.
+
+    Examples
+    --------
+    >>> A = poisson2d(96, 64)
+    >>> A.grid_shape
+    (96, 64)
+    """
+    A.grid_shape = tuple(int(s) for s in shape)
     return A
 
 
 def poisson2d(n: int, m: int | None = None) -> sp.csr_matrix:
-    """5-point Dirichlet Poisson matrix on an ``n x m`` grid (``m = n`` by default)."""
+    """5-point Dirichlet Poisson matrix on an ``n x m`` grid (``m = n`` by default).
+
+    The matrix carries its grid, ``A.grid_shape == (n, m)`` (see :func:`with_grid`).
+    """
     return laplacian((n, n if m is None else m))
 
 
 def poisson3d(n: int, m: int | None = None, k: int | None = None) -> sp.csr_matrix:
-    """7-point Dirichlet Poisson matrix on an ``n x m x k`` grid (cube by default)."""
+    """7-point Dirichlet Poisson matrix on an ``n x m x k`` grid (cube by default).
+
+    The matrix carries its grid, ``A.grid_shape == (n, m, k)`` (see :func:`with_grid`).
+    """
     return laplacian((n, n if m is None else m, n if k is None else k))
 
 
@@ -230,7 +263,7 @@ def _face_system(shape, coeff_faces, dirichlet_sides, solid) -> sp.csr_matrix:
     )
     A.sum_duplicates()
     A.sort_indices()
-    return A
+    return with_grid(A, shape)
 
 
 def smoke_domain(

@@ -10,6 +10,7 @@ import scipy.sparse as sp
 from scipy.linalg import cho_factor, cho_solve
 
 from pdesurrogates.errors import SolverError
+from pdesurrogates.solvers._checks import grid_shape_for, unwrap_grid
 from pdesurrogates.solvers._precond_base import Preconditioner, square_csr
 
 __all__ = ["MultigridHierarchy", "prolongation_1d"]
@@ -53,18 +54,23 @@ class MultigridHierarchy(Preconditioner):
     ----------
     model : LearnedVCycle
         Supplies ``numpy_parameters()``, ``smoothing_steps`` and ``coarse_cells``.
-    A : sparse matrix, shape (n, n)
-        Symmetric positive definite.
-    shape : tuple of int
-        Grid shape with ``prod(shape) == n`` (C order).
+    A : sparse matrix or gallery Problem, shape (n, n)
+        Symmetric positive definite, a stencil on the grid (checked: a renumbered matrix is
+        refused).
+    shape : tuple of int, optional
+        Grid shape with ``prod(shape) == n`` (C order); taken from a Problem or a gallery
+        matrix (``A.grid_shape``), inferred for a square/cube, needed otherwise.
     """
 
-    def __init__(self, model, A, shape: Sequence[int]):
+    def __init__(self, model, A, shape: Sequence[int] | None = None):
         t0 = time.perf_counter()
+        A, shape, _ = unwrap_grid(A, shape)
         A = square_csr(A)
-        shape = tuple(int(s) for s in shape)
-        if int(np.prod(shape)) != A.shape[0]:
-            raise ValueError(f"grid {shape} holds {int(np.prod(shape))} cells; A is {A.shape}")
+        if shape is not None and int(np.prod(tuple(int(s) for s in shape))) != A.shape[0]:
+            cells = int(np.prod(tuple(shape)))
+            raise ValueError(f"grid {tuple(shape)} holds {cells} cells; A is {A.shape}")
+        dim = getattr(model, "dim", None) or (len(shape) if shape is not None else 2)
+        shape = grid_shape_for(A.shape[0], int(dim), shape, A=A, who="the learned V-cycle")
         params = model.numpy_parameters()
         self.nu = int(model.smoothing_steps)
         self.levels: list[dict] = []

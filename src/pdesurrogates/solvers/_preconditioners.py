@@ -43,11 +43,11 @@ import time
 from collections.abc import Sequence
 
 import numpy as np
-import scipy.sparse as sp
 import scipy.sparse.linalg as sla
 
 from pdesurrogates.errors import SolverError
-from pdesurrogates.solvers._dcdm import dcdm, grid_shape_for, network_apply
+from pdesurrogates.solvers._checks import grid_shape_for, unwrap_grid
+from pdesurrogates.solvers._dcdm import dcdm, network_apply
 from pdesurrogates.solvers._ic0 import _ic0, _PivotError
 from pdesurrogates.solvers._krylov import SolveResult, cg, fcg
 from pdesurrogates.solvers._multigrid import MultigridHierarchy
@@ -184,8 +184,13 @@ class LearnedPreconditioner(Preconditioner):
         direction network such as :class:`~pdesurrogates.surrogates.ConjugateDirectionNet`
         (nonlinear: use :meth:`solve`, :func:`fcg` or :func:`dcdm`).
     A : sparse matrix or gallery Problem, shape (n, n)
+        A :class:`~pdesurrogates.solvers.gallery.Problem` or a matrix from
+        :mod:`~pdesurrogates.solvers.gallery` carries its grid (``A.grid_shape``).
     shape : tuple of int, optional
-        Grid shape (inferred for squares/cubes and from a Problem).
+        Grid shape, needed only for a bare matrix of your own whose grid is not a
+        square/cube (inferred then). ``A``'s sparsity is checked against a stencil on the
+        grid; a renumbered matrix is refused (use :class:`AMG` or
+        :class:`IncompleteCholesky`, which need no grid).
     mask : ndarray of bool, optional
         Fluid cells (from a Problem); a network's output is zeroed elsewhere.
 
@@ -200,14 +205,12 @@ class LearnedPreconditioner(Preconditioner):
     """
 
     def __init__(self, model, A, *, shape: Sequence[int] | None = None, mask=None):
-        if hasattr(A, "mask") and hasattr(A, "A") and not sp.issparse(A):
-            shape = A.shape if shape is None else shape
-            mask = A.mask if mask is None else mask
-            A = A.A
+        A, shape, mask = unwrap_grid(A, shape, mask)
         self.A = square_csr(A)
         self.n = self.A.shape[0]
         dim = getattr(model, "dim", None) or (len(shape) if shape is not None else 2)
-        self.grid_shape = grid_shape_for(self.n, int(dim), shape)
+        who = f"LearnedPreconditioner({type(model).__name__})"
+        self.grid_shape = grid_shape_for(self.n, int(dim), shape, A=self.A, who=who)
         self.model = model
         self.mask = mask
         t0 = time.perf_counter()

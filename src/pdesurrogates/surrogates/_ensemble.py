@@ -90,7 +90,12 @@ class Ensemble(nn.Module):
 
     def predict(self, *args, **kwargs):
         """Predictive distribution: :class:`pdesurrogates.uq.Prediction` with the member
-        outputs as ``samples`` (``(K, ...)``), their mean and (unbiased) std."""
+        outputs as ``samples`` (``(K, ...)``), their mean and (unbiased) std.
+
+        The prediction has the members' output shape, channel-first ``(N, C, X, Y)`` for a
+        ``(N, C, X, Y)`` input. :func:`pdesurrogates.uq.evaluate` compares it with a
+        target of shape ``(N, X, Y)`` as well (a channel axis of length 1 may be left out).
+        """
         from pdesurrogates.uq import Prediction
 
         samples = self.member_outputs(*args, **kwargs)

@@ -73,6 +73,13 @@ class NormalizedModel(nn.Module):
         the log: the training value still encodes to 0, and other values are no longer
         amplified by ``1 / eps``.
 
+    Notes
+    -----
+    Inputs and outputs are channel-first ``(N, C, *spatial)``; per-channel statistics
+    broadcast over them. With one channel, an input without the channel axis
+    (``(N, X, Y)``) is passed through as it is, for a wrapped model that accepts it (MgNO
+    and FNO do, and then return ``(N, X, Y)``).
+
     Examples
     --------
     >>> import torch

@@ -10,6 +10,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from pdesurrogates._progress import ProgressBar, logger
 from pdesurrogates.io import load, read_config, save
 from pdesurrogates.surrogates import Ensemble
 from pdesurrogates.training._checkpoint import MODEL_DIR
@@ -36,6 +37,10 @@ def fit_ensemble(
     ``seed=seed + i`` (its data order) in ``out_dir/member_<i>``. With ``resume=True``,
     finished members are loaded from disk and an interrupted one continues from its last
     checkpoint. The ensemble is saved to ``out_dir/model``.
+
+    The progress display labels the member in training (``member 2/5``) above the
+    member's own epoch bars, and the log says which member starts. Without validation
+    data this is said once for the ensemble: every member keeps its last epoch.
 
     Parameters
     ----------
@@ -65,20 +70,43 @@ def fit_ensemble(
     if resume and out_dir is None:
         raise ValueError("fit_ensemble: resume=True needs out_dir")
     out = None if out_dir is None else Path(out_dir)
+    bar, own_bar = _members_bar(trainer_kwargs.pop("progress", True))
+    task = bar.add_task(f"member 1/{n_members}", total=n_members)
+    if valid_dataset is None:
+        logger.info(
+            "no validation data: each of the %d ensemble members keeps the weights of its "
+            "last epoch (no best-epoch selection; a 'valid' split selects the best one)",
+            n_members,
+        )
     members, histories = [], []
-    for i in range(n_members):
-        member_dir = None if out is None else out / f"member_{i}"
-        done = member_dir is not None and (member_dir / MODEL_DIR / "config.json").is_file()
-        if resume and done:
-            model = load(member_dir / MODEL_DIR)
-            histories.append(read_config(member_dir / MODEL_DIR)["metadata"].get("history", []))
-            members.append(model)
-            continue
-        model = build(seed + i)
-        trainer = Trainer(model, seed=seed + i, out_dir=member_dir, **trainer_kwargs)
-        has_ckpt = member_dir is not None and (member_dir / "checkpoint.pt").is_file()
-        histories.append(trainer.fit(train_dataset, valid_dataset, resume=resume and has_ckpt))
-        members.append(trainer.model)
+    try:
+        for i in range(n_members):
+            label = f"member {i + 1}/{n_members}"
+            bar.update(task, completed=i, description=label)
+            member_dir = None if out is None else out / f"member_{i}"
+            done = member_dir is not None and (member_dir / MODEL_DIR / "config.json").is_file()
+            if resume and done:
+                logger.info("ensemble %s (seed %d): already trained, loaded", label, seed + i)
+                model = load(member_dir / MODEL_DIR)
+                meta = read_config(member_dir / MODEL_DIR)["metadata"]
+                histories.append(meta.get("history", []))
+                members.append(model)
+                continue
+            logger.info("training ensemble %s (seed %d)", label, seed + i)
+            model = build(seed + i)
+            trainer = Trainer(
+                model, seed=seed + i, out_dir=member_dir, progress=bar, **trainer_kwargs
+            )
+            trainer.announce_last_epoch = False  # said once above for the whole ensemble
+            has_ckpt = member_dir is not None and (member_dir / "checkpoint.pt").is_file()
+            histories.append(trainer.fit(train_dataset, valid_dataset, resume=resume and has_ckpt))
+            members.append(trainer.model)
+        bar.update(task, completed=n_members, description=f"{n_members} members")
+    finally:
+        if own_bar:
+            bar.stop()
+        else:
+            bar.remove_task(task)
     device = next(iter(members[0].parameters()), torch.empty(0)).device
     ensemble = Ensemble([m.to(device) for m in members]).eval()
     if out is not None and int(os.environ.get("RANK", "0")) == 0:
@@ -88,3 +116,11 @@ def fit_ensemble(
             metadata={"n_members": n_members, "seed": seed, "histories": histories},
         )
     return ensemble, histories
+
+
+def _members_bar(progress) -> tuple[ProgressBar, bool]:
+    """The display the members share: the caller's :class:`ProgressBar` or our own."""
+    if isinstance(progress, ProgressBar):
+        return progress, False
+    show = bool(progress) and int(os.environ.get("RANK", "0")) == 0
+    return ProgressBar(enabled=show).start(), True

@@ -30,7 +30,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, Subset
 
-from pdesurrogates._progress import ProgressBar, TimeBudget
+from pdesurrogates._progress import ProgressBar, TimeBudget, logger
 from pdesurrogates.errors import TrainingError
 from pdesurrogates.io import save
 from pdesurrogates.training import _distributed
@@ -192,6 +192,8 @@ class Trainer:
     >>> history[-1]["train_loss"] < 0.05
     True
     """
+
+    announce_last_epoch = True  # say once that no validation keeps the last epoch
 
     def __init__(
         self,
@@ -435,6 +437,11 @@ class Trainer:
             )
         if self.out_dir is not None and ctx.is_main:
             self.out_dir.mkdir(parents=True, exist_ok=True)
+        if valid_dataset is None and self.announce_last_epoch and ctx.is_main and not resume:
+            logger.info(
+                "no validation data: the model keeps the weights of its last epoch "
+                "(no best-epoch selection; a 'valid' split selects the best one)"
+            )
         if self.validate_start and valid_dataset is not None and start_epoch == 0:
             self.initial_valid = self.evaluate(valid_dataset)
             self._track_best(self.initial_valid["loss"], 0)

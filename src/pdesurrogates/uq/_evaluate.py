@@ -17,10 +17,10 @@ import torch
 
 from pdesurrogates.uq import metrics as M
 from pdesurrogates.uq._backend import as_tensor, check_finite, check_levels, inputs_validated
-from pdesurrogates.uq._prediction import Prediction
+from pdesurrogates.uq._prediction import Prediction, match_channel_axis
 from pdesurrogates.uq._report import UQReport
 
-__all__ = ["DEFAULT_LEVELS", "evaluate"]
+__all__ = ["DEFAULT_LEVELS", "evaluate", "evaluation_levels"]
 
 DEFAULT_LEVELS = (0.5, 0.8, 0.9, 0.95)
 
@@ -57,22 +57,65 @@ def _detached(pred: Any) -> Prediction:
     return out._as(pred.is_numpy)
 
 
+def _band_levels(qlv: np.ndarray) -> list[float]:
+    """The central levels a set of stored quantile levels holds exactly (symmetric pairs)."""
+    out = []
+    for lo in qlv[qlv < 0.5]:
+        if np.any(np.abs(qlv - (1.0 - lo)) <= 1e-9):
+            out.append(round(float(1.0 - 2.0 * lo), 12))
+    return sorted(out)
+
+
+def evaluation_levels(pred: Prediction) -> np.ndarray:
+    """The levels :func:`evaluate` scores when none are given.
+
+    :data:`DEFAULT_LEVELS`, unless a quantile prediction does not hold them all: then the
+    central intervals its stored quantiles hold exactly (a calibrated conformal band with
+    ``levels=[0.05, 0.95]`` -> ``[0.9]``), or else the default levels inside them.
+    """
+    dflt = np.asarray(DEFAULT_LEVELS, dtype=np.float64)
+    if pred.kind != "quantiles":
+        return dflt
+    qlv = pred.levels
+    widest = 1.0 - 2.0 * max(float(qlv[0]), 1.0 - float(qlv[-1]))
+    if dflt.max() <= widest + 1e-12:
+        return dflt
+    exact = _band_levels(qlv)
+    if exact:
+        return np.asarray(exact, dtype=np.float64)
+    inside = dflt[dflt <= widest + 1e-12]
+    if not inside.size:
+        raise ValueError(
+            f"the quantile prediction stores levels {qlv.tolist()}, which hold no central "
+            "interval; store a symmetric pair of quantile levels (e.g. 0.05 and 0.95)"
+        )
+    return inside
+
+
 def _check(pred: Prediction, y: Any, lv: np.ndarray, n_bins: Any) -> torch.Tensor:
     if not isinstance(n_bins, int | np.integer) or n_bins < 2:
         raise ValueError(f"n_bins must be an integer >= 2, got {n_bins!r}")
     yt = as_tensor(y, "y", like=pred.tensors()["mean"]).detach()
     check_finite(yt, "y")
+    yt = match_channel_axis(yt, pred.shape)
     if tuple(yt.shape) != pred.shape:
-        raise ValueError(f"y has shape {tuple(yt.shape)} but pred has shape {pred.shape}")
+        raise ValueError(
+            f"y has shape {tuple(yt.shape)} but pred has shape {pred.shape}; both must be "
+            "(N, C, *spatial) (a channel axis of length 1 may be left out of either)"
+        )
     if yt.ndim < 1 or yt.shape[0] < 1:
         raise ValueError("y needs a leading sample axis with at least one field")
     if pred.kind == "quantiles":
         qlv = pred.levels
         lo_need = (1 - lv) / 2
         if lo_need.min() < qlv[0] - 1e-12 or 1 - lo_need.min() > qlv[-1] + 1e-12:
+            fits = _band_levels(qlv) or [a for a in lv if (1 - a) / 2 >= qlv[0] - 1e-12]
+            hint = f"pass levels={tuple(fits)!r}" if fits else "pass narrower levels"
             raise ValueError(
-                f"levels {lv.tolist()} need quantiles outside the stored levels "
-                f"[{qlv[0]}, {qlv[-1]}]; pass narrower levels"
+                f"levels {lv.tolist()} need quantiles outside the stored quantile levels "
+                f"[{qlv[0]:.6g}, {qlv[-1]:.6g}] of this prediction (a band of level "
+                f"{qlv[-1] - qlv[0]:.6g}); {hint}, or leave levels out to score the "
+                "band's own level"
             )
     if pred.kind == "gaussian" and bool((pred.tensors()["std"] <= 0).any()):
         raise ValueError("std of pred must be strictly positive to evaluate NLL and calibration")
@@ -192,7 +235,7 @@ def evaluate(
     pred: Prediction | Any,
     y: Any,
     *,
-    levels: Sequence[float] = DEFAULT_LEVELS,
+    levels: Sequence[float] | None = None,
     n_bins: int = 100,
     pit_bins: int | None = None,
     spatial_dims: int | None = None,
@@ -219,12 +262,18 @@ def evaluate(
     Parameters
     ----------
     pred : Prediction or array
-        Prediction of shape ``(N, ...)``; a plain array is a point prediction (accuracy
-        metrics only).
+        Prediction of shape ``(N, ...)``, channel-first ``(N, C, *spatial)`` for fields;
+        a plain array is a point prediction (accuracy metrics only).
     y : array or Tensor, shape ``(N, ...)``
-        The truth. Axis 0 indexes fields.
-    levels : sequence of float in (0, 1)
-        Nominal levels of the central intervals.
+        The truth. Axis 0 indexes fields. A channel axis of length 1 may be left out:
+        ``y`` of shape ``(N, X, Y)`` is accepted for a prediction of shape
+        ``(N, 1, X, Y)`` (what models return for one field) and the reverse; the metrics
+        are the same either way.
+    levels : sequence of float in (0, 1), optional
+        Nominal levels of the central intervals. Default :data:`DEFAULT_LEVELS`
+        ``(0.5, 0.8, 0.9, 0.95)``; for a quantile prediction (e.g. a conformal band from
+        :meth:`ConformalCalibrator.apply`) the central levels its quantiles hold
+        exactly (``[0.9]`` for a 90 % band).
     n_bins : int
         Points of the calibration curve (``linspace(0, 1, n_bins)``).
     pit_bins : int, optional
@@ -232,7 +281,9 @@ def evaluate(
         20 otherwise.
     spatial_dims, spacing, coords, periodic
         Grid of the fields, as in :func:`metrics.rel_h1`; the relative H1 error is computed
-        when any of ``spatial_dims``, ``spacing`` or ``coords`` is given.
+        when any of ``spatial_dims``, ``spacing`` or ``coords`` is given. With a scalar
+        ``spacing`` alone, an axis 1 of length 1 in ``(N, 1, *spatial)`` fields is the
+        channel axis, not a spatial one.
     energy : bool
         Also compute the fair energy score per field (``O(M²)`` per field).
     chunk_elements : int
@@ -245,9 +296,12 @@ def evaluate(
     -------
     UQReport
     """
-    lv = check_levels(levels, "levels")
     pred = _detached(pred)
+    lv = evaluation_levels(pred) if levels is None else check_levels(levels, "levels")
     yt = _check(pred, y, lv, n_bins)
+    scalar_h = spacing is not None and np.ndim(spacing) == 0
+    if scalar_h and spatial_dims is None and coords is None and yt.ndim >= 3 and yt.shape[1] == 1:
+        spatial_dims = yt.ndim - 2  # (N, 1, *spatial): axis 1 is the channel axis
     n, field_shape, kind = yt.shape[0], tuple(yt.shape[1:]), pred.kind
     p_pts = max(int(np.prod(field_shape)), 1)
     chunk = max(1, int(chunk_elements) // (p_pts * (pred.n_samples or 1)))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -19,9 +20,39 @@ from pdesurrogates.uq._backend import (
     to_output,
 )
 
-__all__ = ["Prediction"]
+__all__ = ["Prediction", "match_channel_axis"]
 
 _KINDS = ("point", "gaussian", "samples", "quantiles")
+
+
+def match_channel_axis(y: Any, shape: Sequence[int]) -> Any:
+    """``y`` reshaped to ``shape`` when the two differ only by a channel axis of length 1.
+
+    The package's tensor convention is channel-first, ``(N, C, *spatial)``: models return
+    ``(N, 1, X, Y)`` for one output field, while a dataset field read on its own is
+    ``(N, X, Y)``. Every API that compares a field with a prediction (``uq.evaluate``,
+    ``uq.conformalize``, a calibrated band) goes through this one helper, so either form
+    is accepted where the other is expected. Any other mismatch returns ``y`` unchanged
+    (the caller then reports the two shapes).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> match_channel_axis(np.zeros((5, 8, 8)), (5, 1, 8, 8)).shape
+    (5, 1, 8, 8)
+    >>> match_channel_axis(np.zeros((5, 1, 8, 8)), (5, 8, 8)).shape
+    (5, 8, 8)
+    >>> match_channel_axis(np.zeros((5, 2, 8, 8)), (5, 8, 8)).shape
+    (5, 2, 8, 8)
+    """
+    have, want = tuple(y.shape), tuple(int(s) for s in shape)
+    if have == want or len(have) < 1 or len(want) < 1:
+        return y
+    if len(want) == len(have) + 1 and want[1] == 1 and want[:1] + want[2:] == have:
+        return y.reshape(want)
+    if len(have) == len(want) + 1 and have[1] == 1 and have[:1] + have[2:] == want:
+        return y.reshape(want)
+    return y
 
 
 class Prediction:
@@ -30,6 +61,11 @@ class Prediction:
     A mean plus at most one description of the spread: a Gaussian standard deviation,
     samples (ensemble members, member axis first) or quantiles at given levels. With none
     of them the prediction is a point prediction (only accuracy metrics apply).
+
+    Fields follow the package's channel-first convention ``(N, C, *spatial)``, the shape
+    models return (``(N, 1, X, Y)`` for one output field). A target compared with the
+    prediction may omit a channel axis of length 1 (``(N, X, Y)``): the evaluator and the
+    conformal calibrator accept either form (see :func:`match_channel_axis`).
 
     Parameters
     ----------

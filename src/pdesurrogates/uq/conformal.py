@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from pdesurrogates.uq._backend import as_tensor, check_finite, check_levels
-from pdesurrogates.uq._prediction import Prediction
+from pdesurrogates.uq._prediction import Prediction, match_channel_axis
 
 __all__ = ["ConformalCalibrator", "conformalize"]
 
@@ -83,12 +83,18 @@ class ConformalCalibrator:
     scale: Any = None
 
     def interval(self, pred: Prediction | Any):
-        """Calibrated band ``(lower, upper)`` for ``pred`` (same array type as ``pred``)."""
+        """Calibrated band ``(lower, upper)`` for ``pred`` (same array type as ``pred``).
+
+        A pointwise calibration done on ``(n, X, Y)`` fields applies to ``(N, 1, X, Y)``
+        predictions and the reverse (a channel axis of length 1 may be left out).
+        """
         p = _as_pred(pred, "pred")
         if self.score != "abs" and p.kind == "point":
             raise ValueError(f"score={self.score!r} needs a probabilistic pred, got a point one")
         dummy = p.tensors()["mean"]
         q = torch.as_tensor(self.quantile, dtype=dummy.dtype, device=dummy.device)
+        if self.mode == "pointwise":
+            q = match_channel_axis(q[None], (1, *p.shape[1:]))[0]
         if self.mode == "pointwise" and tuple(q.shape) != tuple(p.shape[1:]):
             raise ValueError(
                 f"pred fields have shape {p.shape[1:]} but the calibration was done on "
@@ -108,7 +114,8 @@ class ConformalCalibrator:
         """``pred`` as a quantile Prediction holding the calibrated central band.
 
         The result has ``quantiles = [lower, upper]`` at levels ``((1-a)/2, (1+a)/2)`` with
-        ``a = level``, so ``metrics.coverage(result, y, level)`` checks the band.
+        ``a = level``, so ``metrics.coverage(result, y, level)`` checks the band, and
+        ``uq.evaluate(result, y)`` scores it at its own level ``a`` by default.
         """
         p = _as_pred(pred, "pred")
         lo, hi = self.interval(p)
@@ -135,7 +142,8 @@ def conformalize(
         The model's predictions on ``n`` calibration fields not used for training. A plain
         array is a point prediction.
     y_cal : array or Tensor, shape ``(n, ...)``
-        The true calibration fields.
+        The true calibration fields. A channel axis of length 1 may be left out
+        (``(n, X, Y)`` for a prediction of shape ``(n, 1, X, Y)``, and the reverse).
     level : float in (0, 1)
         Target coverage. With ``k = ⌈(n+1)·level⌉`` the band uses the ``k``-th smallest
         score, which guarantees coverage ``≥ level`` (and ``< level + 1/(n+1)`` without
@@ -174,8 +182,12 @@ def conformalize(
     mu = p.tensors()["mean"]
     y = as_tensor(y_cal, "y_cal", like=mu)
     check_finite(y, "y_cal")
+    y = match_channel_axis(y, p.shape)
     if tuple(y.shape) != p.shape:
-        raise ValueError(f"y_cal has shape {tuple(y.shape)} but pred_cal has shape {p.shape}")
+        raise ValueError(
+            f"y_cal has shape {tuple(y.shape)} but pred_cal has shape {p.shape}; both must be "
+            "(n, C, *spatial) (a channel axis of length 1 may be left out of either)"
+        )
     if y.ndim < 1:
         raise ValueError("y_cal needs a leading axis of calibration samples")
     n = y.shape[0]
