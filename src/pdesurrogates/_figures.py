@@ -254,12 +254,14 @@ def image_panel(
     axes: Sequence[Quantity] | None = None,
     coords: Sequence[np.ndarray] | None = None,
     title: str = "",
+    cbar: bool = True,
     **imshow_kw: Any,
 ):
     """Draw a 2-D field ``img[x, y]`` on ``ax`` with labelled axes and a labelled colorbar.
 
     ``axes`` are the quantities of the two grid axes (default: grid indices) and
-    ``coords`` their values (cell centres). Returns the image.
+    ``coords`` their values (cell centres). With ``cbar=False`` the caller draws one
+    colorbar for several panels (:func:`colorbar` with a list of axes). Returns the image.
     """
     img = np.asarray(img)
     if img.ndim != 2:
@@ -271,7 +273,8 @@ def image_panel(
     label_axes(ax, ax_x, ax_y)
     if title:
         ax.set_title(title)
-    colorbar(fig, im, ax, quantity)
+    if cbar:
+        colorbar(fig, im, ax, quantity)
     return im
 
 
