@@ -27,7 +27,13 @@ _MODEL_METHODS = ("dcdm", "vcycle")
 
 
 def _residual_plot(residuals: np.ndarray, bnorm: float, title: str, path: Path) -> None:
-    from pdesurrogates._figures import figure, finish, label_axes, save_figure, style
+    from pdesurrogates._figures import save_figure
+
+    save_figure(_residual_figure(residuals, bnorm, title), path, dpi=110)
+
+
+def _residual_figure(residuals: np.ndarray, bnorm: float, title: str):
+    from pdesurrogates._figures import figure, finish, label_axes, style
 
     fig, axes = figure(size=(5.0, 3.5))
     ax = axes[0, 0]
@@ -36,7 +42,7 @@ def _residual_plot(residuals: np.ndarray, bnorm: float, title: str, path: Path) 
     label_axes(ax, "iteration", r"relative residual $\|b - Ax_k\| / \|b\|$ (–)")
     ax.set_title(title)
     ax.grid(True, which="both", alpha=0.3)
-    save_figure(finish(fig), path, dpi=110)
+    return finish(fig)
 
 
 def _model_for(method: str, model: Path | None, dim: int):
