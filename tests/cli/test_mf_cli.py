@@ -44,7 +44,7 @@ def test_fit_from_npz_then_study(tmp_path, capsys):
     rc = main(
         [
             "mf", "study", "--model", str(tmp_path / "m"), "--problem", "forrester",
-            "--n-samples", "4096", "-o", str(tmp_path / "s"),
+            "--n-samples", "4096", "-o", str(tmp_path / "s"), "--plot", str(tmp_path / "f.png"),
         ]
     )  # fmt: skip
     assert rc == 0
@@ -55,6 +55,7 @@ def test_fit_from_npz_then_study(tmp_path, capsys):
     assert abs(row["std_rel_error"]) < 0.05
     assert row["wasserstein1"] < 0.2
     assert (tmp_path / "s" / "study.png").stat().st_size > 1000
+    assert (tmp_path / "f.png").read_bytes() == (tmp_path / "s" / "study.png").read_bytes()
     # named moments with standard errors; the truth's moments are those of its outputs
     moments = {m["moment"]: m for m in doc["moments"]}
     assert list(moments) == ["mean", "std", "skewness", "excess_kurtosis"]

@@ -215,6 +215,9 @@ def study_cmd(
         "--output",
         help="Directory for study.json (moments, distances) and study.png (densities).",
     ),
+    plot: Path = typer.Option(
+        None, help="Also write the density figure here (it is always in OUTPUT/study.png)."
+    ),
     seed: int = typer.Option(0, help="Seed of the input samples."),
     as_json: bool = typer.Option(False, "--json", help="Print study.json instead of tables."),
 ) -> None:
@@ -229,11 +232,15 @@ def study_cmd(
     from pdesurrogates.runs import run_mf_study
 
     done = run_mf_study(model, problem, out, dist=dist, n_samples=n_samples, seed=seed)
+    if plot is not None:
+        from pdesurrogates.io import atomic_write_bytes
+
+        atomic_write_bytes(plot, done["written"]["figure"].read_bytes())
+        done["written"]["copy"] = plot
     if as_json:
         typer.echo(done["written"]["json"].read_text())
         return
     console = Console()
     for table in _study_tables(done):
         console.print(table)
-    written = done["written"]
-    console.print(f"wrote {written['json']}, {written['figure']}", highlight=False)
+    console.print("wrote " + ", ".join(map(str, done["written"].values())), highlight=False)
