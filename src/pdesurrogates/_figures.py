@@ -69,7 +69,7 @@ STYLE: dict[str, Any] = {
 #: resolution of written PNG files
 DPI = 150
 #: size (inches) of one image panel with its colorbar
-PANEL = (3.1, 2.6)
+PANEL = (3.3, 2.6)
 
 
 @dataclass(frozen=True)
@@ -187,6 +187,8 @@ def figure(
         size = (w * ncols, h * nrows)
     with style():
         fig = Figure(figsize=size, layout="constrained")
+        # room between a colorbar's label and the next panel's y label
+        fig.get_layout_engine().set(w_pad=0.06, wspace=0.04)
         axes = fig.subplots(nrows, ncols, squeeze=False, **subplots_kw)
     return fig, axes
 
