@@ -18,7 +18,7 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "pdesurrogates"
 
 # bottom to top; names on one line share a layer
 LAYERS: list[set[str]] = [
-    {"_version", "errors", "_files"},
+    {"_version", "errors", "_files", "_figures"},
     {"_progress", "io", "_model_checks"},
     {"solvers"},
     {"datasets"},

@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 import pytest
+from scipy import stats
 
 from pdesurrogates import load
 from pdesurrogates.cli import main
@@ -34,20 +35,64 @@ def test_fit_from_npz_then_study(tmp_path, capsys):
     assert (record["kind"], record["n_lo"], record["n_hi"]) == ("cokriging", 11, 4)
     assert (tmp_path / "m" / "model" / "config.json").is_file()
     assert not (tmp_path / "m" / "test.h5").exists()
-    capsys.readouterr()
+    out, err = capsys.readouterr()
+    assert "co-kriging level 1" in err  # the fit log (silenced by -q, see below)
+    # a table, not JSON: method, sizes and the fit time, then the files written
+    assert "Multi-fidelity fit" in out and "11 / 4" in out and "fit time" in out
+    assert f"{record['fit_seconds']:.3g} s" in out
+    assert (tmp_path / "m" / "fit.png").stat().st_size > 1000
     rc = main(
         [
             "mf", "study", "--model", str(tmp_path / "m"), "--problem", "forrester",
-            "--n-samples", "4096", "-o", str(tmp_path / "s.json"),
-            "--plot", str(tmp_path / "f.png"),
+            "--n-samples", "4096", "-o", str(tmp_path / "s"), "--plot", str(tmp_path / "f.png"),
         ]
     )  # fmt: skip
     assert rc == 0
-    row = json.loads((tmp_path / "s.json").read_text())["summary"][0]
+    out = capsys.readouterr().out
+    doc = json.loads((tmp_path / "s" / "study.json").read_text())
+    row = doc["summary"][0]
     # same samples through surrogate and truth: the 11/4 co-kriging is within a few percent
     assert abs(row["std_rel_error"]) < 0.05
     assert row["wasserstein1"] < 0.2
-    assert (tmp_path / "f.png").stat().st_size > 1000
+    assert (tmp_path / "s" / "study.png").stat().st_size > 1000
+    assert (tmp_path / "f.png").read_bytes() == (tmp_path / "s" / "study.png").read_bytes()
+    # named moments with standard errors; the truth's moments are those of its outputs
+    moments = {m["moment"]: m for m in doc["moments"]}
+    assert list(moments) == ["mean", "std", "skewness", "excess_kurtosis"]
+    truth = _forrester_truth(4096)
+    assert moments["mean"]["truth"] == pytest.approx(truth.mean(), rel=1e-9)
+    assert moments["excess_kurtosis"]["truth"] == pytest.approx(stats.kurtosis(truth), rel=1e-9)
+    assert moments["mean"]["se_truth"] == pytest.approx(truth.std(ddof=1) / 64, rel=1e-9)
+    # the printed table names the excess kurtosis and both columns; no JSON on stdout
+    assert "excess_kurtosis" in out and "surrogate" in out and "truth" in out
+    assert not out.lstrip().startswith("{")
+    assert main([*_study_args(tmp_path), "--n-samples", "256", "--json"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed == json.loads((tmp_path / "s" / "study.json").read_text())
+    assert printed["n_samples"] == 256
+
+
+def _forrester_truth(n):
+    from pdesurrogates.uq import sample_inputs
+
+    p = forrester()
+    lo, hi = p.bounds[0]
+    x = sample_inputs({"x0": stats.uniform(lo, hi - lo)}, n, method="mc", seed=0)
+    return p.high(x)
+
+
+def _study_args(tmp_path):
+    return ["mf", "study", "--model", str(tmp_path / "m"), "--problem", "forrester",
+            "--n-samples", "4096", "-o", str(tmp_path / "s")]  # fmt: skip
+
+
+def test_fit_quiet_silences_the_fit_log(tmp_path, capsys, caplog):
+    args = ["mf", "fit", "--problem", "forrester", "--n-test", "50", "-o", str(tmp_path / "m")]
+    assert main([*args, "-q"]) == 0
+    assert "co-kriging level" not in capsys.readouterr().err
+    assert not [r for r in caplog.records if "co-kriging level" in r.getMessage()]
+    record = json.loads((tmp_path / "m" / "run.json").read_text())
+    assert record["figure"] == "fit.png" and 0.9 <= record["test_coverage_95"] <= 1.0
 
 
 @pytest.mark.slow

@@ -202,8 +202,8 @@ def test_predict_in_a_fresh_process(mf_runs, tmp_path):
 def test_run_directory_feeds_study_and_propagate(mf_runs, tmp_path):
     run = mf_runs["cokriging"]
     args = ["mf", "study", "--model", str(run), "--problem", "forrester", "--n-samples", "1024"]
-    assert main([*args, "-o", str(tmp_path / "s.json")]) == 0
-    row = json.loads((tmp_path / "s.json").read_text())["summary"][0]
+    assert main([*args, "-o", str(tmp_path / "s")]) == 0
+    row = json.loads((tmp_path / "s" / "study.json").read_text())["summary"][0]
     assert abs(row["std_rel_error"]) < 0.05
     (tmp_path / "in.toml").write_text('[inputs.x0]\ndist = "uniform"\nlow = 0.0\nhigh = 1.0\n')
     args = ["uq", "propagate", "--model", str(run), "--inputs", str(tmp_path / "in.toml")]

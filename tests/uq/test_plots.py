@@ -31,7 +31,7 @@ def test_report_plots(case, tmp_path):
     p, y = case
     rep = evaluate(p, y)
     fig = plots.plot_calibration(rep)
-    line = next(ln for ln in fig.axes[0].lines if ln.get_label().startswith("pooled"))
+    line = next(ln for ln in fig.axes[0].lines if ln.get_label().startswith("observed"))
     np.testing.assert_allclose(line.get_ydata(), rep.calibration_observed)
     _renders(fig, tmp_path, "cal")
     _renders(plots.plot_pit(rep), tmp_path, "pit")

@@ -47,7 +47,7 @@ def test_streaming_moments_equal_scipy_on_the_same_samples():
     assert r.mean == pytest.approx(y.mean(), rel=1e-12)
     assert r.std == pytest.approx(y.std(ddof=1), rel=1e-10)
     assert r.skewness == pytest.approx(stats.skew(y), rel=1e-9)
-    assert r.kurtosis == pytest.approx(stats.kurtosis(y), rel=1e-9)
+    assert r.excess_kurtosis == pytest.approx(stats.kurtosis(y), rel=1e-9)  # Fisher: excess
     assert r.se_mean == pytest.approx(y.std(ddof=1) / math.sqrt(5000), rel=1e-10)
     np.testing.assert_allclose(r.quantiles, np.quantile(y, r.quantile_levels))
     # the KDE integrates to ~1 and uses Scott's bandwidth
@@ -81,10 +81,19 @@ def test_vector_outputs_torch_module_and_reference_comparison():
     np.testing.assert_allclose(cmp["wasserstein1"], 0.01, atol=1e-5)
     np.testing.assert_allclose(cmp["rmse_same_samples"], 0.01, atol=1e-5)
     np.testing.assert_allclose(cmp["std_rel_error"], 0.0, atol=1e-5)
+    # the reference's own moments, same estimators as scipy on its outputs
+    np.testing.assert_allclose(cmp["skewness"], stats.skew(r.reference_outputs), rtol=1e-9)
+    np.testing.assert_allclose(
+        cmp["excess_kurtosis"], stats.kurtosis(r.reference_outputs), rtol=1e-9
+    )
+    np.testing.assert_allclose(
+        cmp["excess_kurtosis_error"], r.excess_kurtosis - cmp["excess_kurtosis"], atol=1e-12
+    )
     doc = json.loads(r.to_json())
     assert doc["moments"]["mean"] == pytest.approx(r.mean.tolist())
+    assert "kurtosis" not in doc["moments"] and "se_excess_kurtosis" in doc["moments"]
     assert "outputs" not in doc
-    assert "vs reference" in r.summary()
+    assert "vs reference" in r.summary() and "excess kurtosis" in r.summary()
 
 
 def test_scalar_simulator_per_sample_with_kwargs():

@@ -3,13 +3,17 @@
 Data come either from a built-in benchmark problem (``--problem forrester`` with
 ``--n-lo/--n-hi``) or from an ``.npz`` file with arrays ``x_lo, y_lo, x_hi, y_hi`` (and
 optionally ``bounds`` of shape (d, 2)). ``mf fit`` writes a run directory
-(:func:`pdesurrogates.runs.fit_mf_run`); ``mf study`` and ``uq propagate`` take the run
-directory or the model directory inside it.
+(:func:`pdesurrogates.runs.fit_mf_run`, default ``runs/mf``); ``mf study``
+(:func:`pdesurrogates.runs.run_mf_study`, default ``runs/mf-study``) and ``uq propagate``
+take the run directory or the model directory inside it. Both print tables and write
+JSON plus a figure.
 """
 
 from __future__ import annotations
 
 import json
+import logging
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -20,10 +24,60 @@ from pdesurrogates.cli._app import mf_app
 __all__ = ["adapt_cmd", "fit_cmd", "study_cmd"]
 
 
+@contextmanager
+def _quiet_logs(quiet: bool):
+    """With ``quiet``, the library's INFO messages (co-kriging levels) are not shown."""
+    logger = logging.getLogger("pdesurrogates")
+    level = logger.level
+    if quiet:
+        logger.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
+def _table(title: str, columns, rows):
+    from rich.table import Table
+
+    table = Table(title=title, title_justify="left")
+    for i, c in enumerate(columns):
+        table.add_column(c, justify="left" if i == 0 else "right")
+    for r in rows:
+        table.add_row(*r)
+    return table
+
+
+def _fit_table(record: dict):
+    source = record["problem"] or Path(record["data"] or "").name
+    rows = [
+        ("method", record["method"]),
+        ("data", f"{source} ({record['in_dim']}-D input)"),
+        ("n_lo / n_hi", f"{record['n_lo']} / {record['n_hi']}"),
+    ]
+    if record.get("ensemble", 1) > 1:
+        rows.append(("ensemble members", str(record["ensemble"])))
+    names = {
+        "test_rel_l2": "test relative L2 error",
+        "test_rmse": "test RMSE",
+        "test_crps": "test CRPS",
+        "test_coverage_95": "test coverage of 95 % intervals",
+    }
+    n_test = record.get("n_test")
+    for k, label in names.items():
+        if k in record:
+            rows.append((f"{label} ({n_test} points)", f"{record[k]:.4g}"))
+    rows.append(("fit time", f"{record['fit_seconds']:.3g} s"))
+    return _table("Multi-fidelity fit", ("", "value"), rows)
+
+
 @mf_app.command("fit")
 def fit_cmd(
     out: Path = typer.Option(
-        ..., "-o", "--output", help="Run directory to create (model/, run.json, test.h5)."
+        Path("runs/mf"),
+        "-o",
+        "--output",
+        help="Run directory to create (model/, run.json, fit.png, test.h5).",
     ),
     problem: str = typer.Option(None, help="Built-in problem (forrester, nonlinear_sin, ...)."),
     data: Path = typer.Option(None, help=".npz with x_lo, y_lo, x_hi, y_hi (and bounds)."),
@@ -44,32 +98,37 @@ def fit_cmd(
         help="MF-DNN: TOML file with a [training] table (MultiFidelityConfig settings).",
     ),
     seed: int = typer.Option(0, help="Seed of the design and of the fit."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar, no fit log."),
 ) -> None:
     """Fit a multi-fidelity surrogate into a run directory.
 
-    Writes OUTPUT/model (pdesurrogates.load), OUTPUT/run.json and, with --problem,
-    OUTPUT/test.h5 (high-fidelity test points: inputs as parameters x0.., output as
-    field y) and the test error on them. Score the run with
+    Prints a table of the fit (sizes, test scores, time). Writes OUTPUT/model
+    (pdesurrogates.load), OUTPUT/run.json (the same numbers), OUTPUT/fit.png (the
+    surrogate against its data) and, with --problem, OUTPUT/test.h5 (high-fidelity test
+    points: inputs as parameters x0.., output as field y). Score the run with
     `pdesurrogates evaluate OUTPUT --data OUTPUT/test.h5 -o REPORT`.
     """
-    from pdesurrogates.runs import fit_mf_run
+    from rich.console import Console
 
-    record = fit_mf_run(
-        out,
-        problem=problem,
-        data=data,
-        method=method,
-        n_lo=n_lo,
-        n_hi=n_hi,
-        n_test=n_test,
-        members=members,
-        config=config,
-        seed=seed,
-        progress=not quiet,
-    )
-    keys = ("method", "problem", "n_lo", "n_hi", "ensemble", "test_rel_l2")
-    typer.echo(json.dumps({k: record[k] for k in keys if k in record}))
+    from pdesurrogates.runs import RUN_FILE, fit_mf_run
+
+    with _quiet_logs(quiet):
+        record = fit_mf_run(
+            out,
+            problem=problem,
+            data=data,
+            method=method,
+            n_lo=n_lo,
+            n_hi=n_hi,
+            n_test=n_test,
+            members=members,
+            config=config,
+            seed=seed,
+            progress=not quiet,
+        )
+    console = Console()
+    console.print(_fit_table(record))
+    console.print(f"wrote {out / RUN_FILE}, {out / record['figure']}", highlight=False)
 
 
 @mf_app.command("adapt")
@@ -117,6 +176,29 @@ def adapt_cmd(
     typer.echo(json.dumps(summary))
 
 
+def _study_tables(doc: dict):
+    cols = ("moment", "surrogate", "± SE", "truth", "± SE", "surrogate − truth")
+    for row in doc["summary"]:
+        name = row["distribution"]
+        rows = [
+            (
+                m["moment"],
+                f"{m['surrogate']:.5g}",
+                f"{m['se_surrogate']:.2g}",
+                f"{m['truth']:.5g}",
+                f"{m['se_truth']:.2g}",
+                f"{m['difference']:+.3g}",
+            )
+            for m in doc["moments"]
+            if m["distribution"] == name
+        ]
+        title = (
+            f"Output moments, {name} inputs, {row['n_samples']} samples (the same for "
+            f"both): Wasserstein-1 {row['wasserstein1']:.3g}, KS {row['ks']:.3g}"
+        )
+        yield _table(title, cols, rows)
+
+
 @mf_app.command("study")
 def study_cmd(
     model: Path = typer.Option(
@@ -127,45 +209,38 @@ def study_cmd(
         "uniform", help="uniform (on the bounds) | normal (centre, 1/6 of the width as std)."
     ),
     n_samples: int = typer.Option(100_000, help="Input samples (shared by model and truth)."),
-    out: Path = typer.Option(None, "-o", "--output", help="Write the summary JSON here."),
-    plot: Path = typer.Option(None, help="Write the density plot (PNG) here."),
+    out: Path = typer.Option(
+        Path("runs/mf-study"),
+        "-o",
+        "--output",
+        help="Directory for study.json (moments, distances) and study.png (densities).",
+    ),
+    plot: Path = typer.Option(
+        None, help="Also write the density figure here (it is always in OUTPUT/study.png)."
+    ),
     seed: int = typer.Option(0, help="Seed of the input samples."),
+    as_json: bool = typer.Option(False, "--json", help="Print study.json instead of tables."),
 ) -> None:
-    """Propagate an input distribution through the model and the truth; compare moments."""
-    import torch
+    """Propagate an input distribution through the model and the truth; compare moments.
 
-    from pdesurrogates import load
-    from pdesurrogates.io import atomic_write_text
-    from pdesurrogates.solvers.reference import get_mf_problem
-    from pdesurrogates.surrogates import mf_uq_study, plot_uq_study
+    Prints the mean, std, skewness and excess kurtosis (0 for a normal distribution) of
+    the surrogate's and the truth's output with their Monte Carlo standard errors, and
+    writes OUTPUT/study.json and OUTPUT/study.png.
+    """
+    from rich.console import Console
 
-    p = get_mf_problem(problem)
-    m = load(model)
-    if dist == "uniform":
-        spec = {"dist": "uniform"}
-        inputs = {
-            f"x{i}": {**spec, "low": float(lo), "high": float(hi)}
-            for i, (lo, hi) in enumerate(p.bounds)
-        }
-    elif dist == "normal":
-        inputs = {
-            f"x{i}": {"dist": "normal", "mean": float((lo + hi) / 2), "std": float((hi - lo) / 6)}
-            for i, (lo, hi) in enumerate(p.bounds)
-        }
-    else:
-        raise ValueError(f"--dist must be uniform or normal; got {dist!r}")
+    from pdesurrogates.runs import run_mf_study
 
-    def surrogate(x):
-        with torch.no_grad():
-            return m(torch.as_tensor(np.asarray(x), dtype=torch.float64)).double().numpy()
-
-    def truth(x):
-        return p.levels[-1](np.asarray(x, dtype=np.float64))
-
-    study = mf_uq_study(surrogate, truth, {dist: inputs}, n_samples=n_samples, seed=seed)
-    text = json.dumps(study.to_dict(), indent=2)
-    if out is not None:
-        atomic_write_text(out, text)
+    done = run_mf_study(model, problem, out, dist=dist, n_samples=n_samples, seed=seed)
     if plot is not None:
-        plot_uq_study(study).savefig(plot, dpi=120)
-    typer.echo(text)
+        from pdesurrogates.io import atomic_write_bytes
+
+        atomic_write_bytes(plot, done["written"]["figure"].read_bytes())
+        done["written"]["copy"] = plot
+    if as_json:
+        typer.echo(done["written"]["json"].read_text())
+        return
+    console = Console()
+    for table in _study_tables(done):
+        console.print(table)
+    console.print("wrote " + ", ".join(map(str, done["written"].values())), highlight=False)

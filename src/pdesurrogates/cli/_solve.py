@@ -27,21 +27,22 @@ _MODEL_METHODS = ("dcdm", "vcycle")
 
 
 def _residual_plot(residuals: np.ndarray, bnorm: float, title: str, path: Path) -> None:
-    import matplotlib
+    from pdesurrogates._figures import save_figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    save_figure(_residual_figure(residuals, bnorm, title), path, dpi=110)
 
-    fig, ax = plt.subplots(figsize=(5, 3.5))
-    ax.semilogy(np.arange(len(residuals)), np.asarray(residuals) / bnorm, marker=".")
-    ax.set_xlabel("iteration")
-    ax.set_ylabel(r"$\|b - Ax_k\| / \|b\|$")
+
+def _residual_figure(residuals: np.ndarray, bnorm: float, title: str):
+    from pdesurrogates._figures import figure, finish, label_axes, style
+
+    fig, axes = figure(size=(5.0, 3.5))
+    ax = axes[0, 0]
+    with style():
+        ax.semilogy(np.arange(len(residuals)), np.asarray(residuals) / bnorm, marker=".")
+    label_axes(ax, "iteration", r"relative residual $\|b - Ax_k\| / \|b\|$ (–)")
     ax.set_title(title)
     ax.grid(True, which="both", alpha=0.3)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    return finish(fig)
 
 
 def _model_for(method: str, model: Path | None, dim: int):

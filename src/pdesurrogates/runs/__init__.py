@@ -4,7 +4,8 @@
   directory; :func:`fit_mf_run` fits a multi-fidelity model (co-kriging, NARGP,
   MF-DNN) into one, with its high-fidelity test points as a dataset file;
   :func:`record_deeponet_run` records a DeepONet run (``pdesurrogates train
-  deeponet``);
+  deeponet``); :func:`run_mf_study` compares a multi-fidelity model's output
+  distribution with the truth (``study.json``, ``study.png``);
 * :data:`FAMILIES` holds one predictor per model family (operators, DeepONet,
   multi-fidelity), chosen by the run's ``kind``;
 * :func:`predict_run` writes the one prediction file of :mod:`pdesurrogates.uq`
@@ -26,8 +27,10 @@ from pdesurrogates.runs._mf import (
     fit_mf_run,
     load_mf_data,
     mf_config,
+    plot_mf_fit,
     write_mf_test_data,
 )
+from pdesurrogates.runs._mf_study import run_mf_study, study_moments
 from pdesurrogates.runs._predict import check_output, load_run, predict_run, select_split
 from pdesurrogates.runs._predictors import predict_fields, record_deeponet_run
 from pdesurrogates.runs._propagate import (
@@ -36,7 +39,7 @@ from pdesurrogates.runs._propagate import (
     read_inputs,
 )
 from pdesurrogates.runs._registry import FAMILIES, Family, Predicted, family_of, register_family
-from pdesurrogates.runs._report import plot_sample, summarize, write_run_report
+from pdesurrogates.runs._report import field_quantities, plot_sample, summarize, write_run_report
 from pdesurrogates.runs._train import (
     MODEL_KINDS,
     RUN_FILE,
@@ -62,6 +65,7 @@ __all__ = [
     "evaluate_files",
     "evaluate_run",
     "family_of",
+    "field_quantities",
     "fit_mf_run",
     "grid_coords",
     "load_config",
@@ -69,6 +73,7 @@ __all__ = [
     "load_model_or_function",
     "load_run",
     "mf_config",
+    "plot_mf_fit",
     "plot_sample",
     "predict_fields",
     "predict_run",
@@ -77,7 +82,9 @@ __all__ = [
     "record_deeponet_run",
     "register_family",
     "resolve_fields",
+    "run_mf_study",
     "select_split",
+    "study_moments",
     "summarize",
     "train_run",
     "write_mf_test_data",

@@ -117,11 +117,23 @@ def evaluate_files(
     }
     report = evaluate(pred, y, levels=levels, coords=grid_coords(truth, field), meta=meta)
     if out is not None:
-        _write(report, pred, y, Path(out), figures)
+        _write(report, pred, y, Path(out), figures, _labels(rows, field, y.shape))
     return report
 
 
-def _write(report, pred, y, out: Path, figures: bool) -> None:
+def _labels(rows, field: str, shape) -> dict[str, Any]:
+    """Field and grid-axis labels (units from the truth file) and the id of the first
+    sample, for the figures."""
+    from pdesurrogates.runs._report import field_quantities
+
+    q, axes, coords = field_quantities(rows, field)
+    if [len(c) for c in coords] != list(shape[1:]):
+        axes, coords = None, None
+    return {"field": q, "axes": axes, "coords": coords, "sample": int(rows.coords["sample"][0])}
+
+
+def _write(report, pred, y, out: Path, figures: bool, labels: dict[str, Any]) -> None:
+    from pdesurrogates._figures import save_figure
     from pdesurrogates.io import atomic_write_text
     from pdesurrogates.uq import plots
 
@@ -131,16 +143,20 @@ def _write(report, pred, y, out: Path, figures: bool) -> None:
         return
     figs = {}
     if len(pred.shape) - 1 in (1, 2):
-        figs["error_map"] = plots.plot_error_maps(pred, y)
+        figs["error_map"] = plots.plot_error_maps(
+            pred, y, index=0, split=report.meta.get("split"), **labels
+        )
     if report.kind != "point":
         figs.update(
             calibration=plots.plot_calibration(report),
             pit=plots.plot_pit(report),
             coverage=plots.plot_coverage(report),
         )
-    figs["pred_vs_true"] = plots.plot_pred_vs_true(pred, y)
+    figs["pred_vs_true"] = plots.plot_pred_vs_true(
+        pred, y, field=labels["field"], split=report.meta.get("split")
+    )
     for k, fig in figs.items():
-        getattr(fig, "figure", fig).savefig(out / f"{k}.png", dpi=110)
+        save_figure(fig, out / f"{k}.png", dpi=110)
 
 
 def evaluate_run(

@@ -4,8 +4,9 @@ predictor of the multi-fidelity family (co-kriging, NARGP, MF-DNN).
 A multi-fidelity run directory::
 
     runs/NAME/
-      run.json     # kind (cokriging, nargp, mfdnn), problem, sizes, test error, fields
+      run.json     # kind (cokriging, nargp, mfdnn), problem, sizes, fit time, test scores
       model/       # pdesurrogates.save of the CoKrigingGP or the MF-DNN (ensemble)
+      fit.png      # the surrogate against its data (and the truth with a problem)
       test.h5      # with a built-in problem: high-fidelity test points (split "test")
 
 ``test.h5`` is a ``pdesurrogates-h5`` dataset: the inputs are parameters ``x0 .. x{d-1}``
@@ -18,11 +19,13 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from pdesurrogates._figures import Quantity, figure, label_axes, save_figure, styled
 from pdesurrogates.errors import TrainingError
 from pdesurrogates.io import atomic_write_text
 from pdesurrogates.runs._registry import Family, Predicted, register_family
@@ -34,11 +37,13 @@ __all__ = [
     "fit_mf_run",
     "load_mf_data",
     "mf_config",
+    "plot_mf_fit",
     "write_mf_test_data",
 ]
 
 MF_METHODS = ("cokriging", "nargp", "mfdnn")
 TEST_FILE = "test.h5"
+FIT_FIGURE = "fit.png"
 _TARGET = "y"
 
 
@@ -214,7 +219,9 @@ def fit_mf_run(
         )
     cfg = mf_config(config, members=members, seed=seed) if method == "mfdnn" else None
     p, xs, ys, bounds = load_mf_data(problem, data, n_lo, n_hi, seed)
+    t0 = time.perf_counter()
     model, predict, k = _fit_model(method, xs, ys, bounds, cfg, seed, progress)
+    seconds = time.perf_counter() - t0
     d = xs[0].shape[1]
     record: dict[str, Any] = {
         "kind": method,
@@ -228,22 +235,109 @@ def fit_mf_run(
         "target": _TARGET,
         "ensemble": k,
         "seed": seed,
+        "fit_seconds": seconds,
     }
     if cfg is not None:
         record["training"] = cfg.to_dict()
     if bounds is not None:
         record["bounds"] = np.asarray(bounds, dtype=np.float64).tolist()
+    test = None
     if p is not None:
         xt = p.sample(n_test, seed=seed + 1000, method="uniform")
         yt = p.high(xt)
-        mean = np.asarray(predict(xt).mean, dtype=np.float64)
-        record["test_rel_l2"] = float(np.linalg.norm(mean - yt) / np.linalg.norm(yt))
+        pred = predict(xt)
+        record.update(_test_scores(pred, yt))
         record["n_test"] = int(n_test)
         write_mf_test_data(out_dir / TEST_FILE, xt, yt, p.bounds, problem=problem)
         record["test_data"] = str((out_dir / TEST_FILE).resolve())
+        test = (xt, yt, pred)
     save(model, out_dir / "model", metadata={k: v for k, v in record.items() if k != "input"})
+    fig = plot_mf_fit(predict, xs, ys, bounds, problem=p, test=test, title=_fit_title(record))
+    save_figure(fig, out_dir / FIT_FIGURE)
+    record["figure"] = FIT_FIGURE
     atomic_write_text(out_dir / RUN_FILE, json.dumps(record, indent=2))
     return record
+
+
+def _test_scores(pred, yt) -> dict[str, float]:
+    """Scores on the high-fidelity test points, from the one evaluator."""
+    from pdesurrogates.uq import evaluate
+
+    mean = np.asarray(pred.mean, dtype=np.float64)
+    scores = {"test_rel_l2": float(np.linalg.norm(mean - yt) / np.linalg.norm(yt))}
+    rep = evaluate(pred, yt, levels=(0.95,))
+    scores["test_rmse"] = float(rep.scalars["rmse"])
+    if rep.kind != "point":
+        scores["test_crps"] = float(rep.scalars["crps"])
+        scores["test_coverage_95"] = float(rep.by_level["coverage"][0])
+    return scores
+
+
+def _fit_title(record) -> str:
+    source = record["problem"] or Path(record["data"] or "data").name
+    return f"{record['method']} on {source}: {record['n_lo']} low + {record['n_hi']} high points"
+
+
+def _np_or_none(v):
+    return None if v is None else np.asarray(v, dtype=np.float64)
+
+
+_X0, _Y = Quantity("x0", long_name="input x0"), Quantity("y", long_name="output y")
+
+
+@styled
+def plot_mf_fit(predict, xs, ys, bounds=None, *, problem=None, test=None, title: str = ""):
+    """The fitted multi-fidelity surrogate against its data (and the truth when known).
+
+    1-D inputs: the predictive mean with a ±2 std band over the input range, the
+    training points of both levels and, for a built-in problem, both true functions.
+    More inputs: predicted against true high-fidelity output on the test points
+    (``test = (x, y, prediction)``), or on the high-fidelity training points.
+    """
+    fig, axes = figure(size=(5.6, 3.8))
+    ax = axes[0, 0]
+    if xs[0].shape[1] == 1:
+        _fit_curve(ax, predict, xs, ys, bounds, problem)
+    else:
+        _fit_scatter(ax, predict, xs, ys, test)
+    ax.legend(fontsize=7)
+    ax.set_title(title)
+    return fig
+
+
+def _fit_curve(ax, predict, xs, ys, bounds, problem) -> None:
+    if bounds is not None:
+        lo, hi = (float(v) for v in np.asarray(bounds, dtype=np.float64)[0])
+    else:
+        lo, hi = min(float(x.min()) for x in xs), max(float(x.max()) for x in xs)
+    grid = np.linspace(lo, hi, 400)[:, None]
+    pred = predict(grid)
+    mean, std = np.asarray(pred.mean, dtype=np.float64), _np_or_none(pred.std)
+    g = grid[:, 0]
+    if problem is not None:
+        ax.plot(g, problem.high(grid), color="k", lw=1, label="high fidelity (truth)")
+        ax.plot(g, problem.low(grid), color="0.5", lw=1, ls=":", label="low fidelity (truth)")
+    if std is not None:
+        band = (mean - 2 * std, mean + 2 * std)
+        ax.fill_between(g, *band, color="C0", alpha=0.2, lw=0, label="surrogate mean ± 2 std")
+    ax.plot(g, mean, color="C0", label="surrogate mean")
+    ax.plot(xs[0][:, 0], ys[0], "x", color="C1", label=f"low-fidelity data ({len(ys[0])})")
+    n_hi = len(ys[1])
+    ax.plot(xs[1][:, 0], ys[1], "o", mfc="none", color="k", label=f"high-fidelity data ({n_hi})")
+    label_axes(ax, _X0, _Y)
+
+
+def _fit_scatter(ax, predict, xs, ys, test) -> None:
+    _, y, pred = test if test is not None else (xs[1], ys[1], predict(xs[1]))
+    where = "test points" if test is not None else "high-fidelity training points"
+    mean, std = np.asarray(pred.mean, dtype=np.float64), _np_or_none(pred.std)
+    keep = slice(0, 400)
+    err = None if std is None else 2 * std[keep]
+    label = f"{where} ({len(y[keep])} shown)" + ("; bars: ± 2 std" if err is not None else "")
+    ax.errorbar(y[keep], mean[keep], yerr=err, fmt=".", ms=3, lw=0.6, alpha=0.6, label=label)
+    lim = [float(min(y.min(), mean.min())), float(max(y.max(), mean.max()))]
+    ax.plot(lim, lim, color="0.3", ls="--", lw=1, label="predicted = true")
+    label_axes(ax, _Y.derived("true high-fidelity {}"), _Y.derived("surrogate mean of {}"))
 
 
 # --------------------------------------------------------------------------- predictor

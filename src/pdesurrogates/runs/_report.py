@@ -16,9 +16,10 @@ from typing import Any
 
 import numpy as np
 
-from pdesurrogates.io import atomic_write_bytes, atomic_write_text
+from pdesurrogates._figures import Quantity, figure, image_panel, panel_title, save_figure, styled
+from pdesurrogates.io import atomic_write_text
 
-__all__ = ["plot_sample", "summarize", "write_run_report"]
+__all__ = ["field_quantities", "plot_sample", "summarize", "write_run_report"]
 
 
 def summarize(values) -> dict[str, float]:
@@ -34,53 +35,102 @@ def summarize(values) -> dict[str, float]:
     }
 
 
-def plot_sample(a, truth, pred, *, title: str = "", std=None):
+def _coord_attrs(ds, dims) -> dict[str, dict]:
+    """``units``/``long_name`` of coordinate variables: from the dataset when it exposes
+    them (``ds.coord_attrs``), else from the attributes of ``/<dim>`` in its file."""
+    known = getattr(ds, "coord_attrs", None)
+    if isinstance(known, dict):
+        return {d: dict(known.get(d, {})) for d in dims}
+    out: dict[str, dict] = {d: {} for d in dims}
+    path = getattr(ds, "path", None)
+    if path is None:
+        return out
+    import h5py
+
+    try:
+        with h5py.File(path, "r") as f:
+            for d in dims:
+                node = f.get(d)
+                if isinstance(node, h5py.Dataset):
+                    out[d] = {k: node.attrs[k] for k in ("units", "long_name") if k in node.attrs}
+    except OSError:  # not an HDF5 file we can open: the labels have no units
+        pass
+    return out
+
+
+def field_quantities(ds, name: str) -> tuple[Quantity, list[Quantity], list[np.ndarray]]:
+    """Labels of field ``name`` of an opened dataset: its :class:`Quantity` (long name and
+    units from the file), the quantities of its spatial axes and their coordinates."""
+    spec = ds.fields[name]
+    space = [d for d in spec.dims if d in ("x", "y", "z")]
+    attrs = _coord_attrs(ds, space)
+    axes = [Quantity.from_attrs(d, attrs[d]) for d in space]
+    return Quantity.from_attrs(name, spec), axes, [np.asarray(ds.coords[d]) for d in space]
+
+
+def _plane(arr) -> np.ndarray:
+    """A 2-D (x, y) array of one sample: size-1 channel axes dropped, first component."""
+    a = np.asarray(arr)
+    if a.ndim > 2:
+        a = a.squeeze()
+    while a.ndim > 2:
+        a = a[..., 0]
+    return a
+
+
+@styled
+def plot_sample(
+    a,
+    truth,
+    pred,
+    *,
+    title: str = "",
+    std=None,
+    input: Quantity | None = None,
+    target: Quantity | None = None,
+    axes: list[Quantity] | None = None,
+    coords: list | None = None,
+    sample=None,
+    split: str | None = None,
+):
     """Input, truth, prediction and absolute error (and the ensemble std if given) side by side.
 
     Parameters
     ----------
     a, truth, pred, std : array, shape (X, Y)
+    title : str
+        Headline of the figure (e.g. the errors); the sample id and split follow it.
+    input, target : Quantity, optional
+        What ``a`` and ``truth`` are (long names and units label the colorbars); see
+        :func:`field_quantities`.
+    axes, coords : optional
+        Quantities and coordinate values of the two grid axes (default: grid indices).
+    sample, split : optional
+        Sample id and split shown in the title.
 
     Returns
     -------
     matplotlib.figure.Figure
     """
-    from matplotlib.figure import Figure
-
+    q_in = input or Quantity("a", long_name="input")
+    q_out = target or Quantity("u", long_name="output")
+    truth, pred = _plane(truth), _plane(pred)
     panels = [
-        ("input", a, "viridis"),
-        ("truth", truth, "magma"),
-        ("prediction", pred, "magma"),
-        ("|error|", np.abs(pred - truth), "inferno"),
+        (q_in.title, _plane(a), q_in, "viridis"),
+        ("truth", truth, q_out, "magma"),
+        ("prediction", pred, q_out, "magma"),
+        ("absolute error", np.abs(pred - truth), q_out.derived("|prediction − truth|"), "inferno"),
     ]
     if std is not None:
-        panels.append(("ensemble std", std, "inferno"))
-    fig = Figure(figsize=(3.2 * len(panels), 3.2), layout="constrained")
-    axes = fig.subplots(1, len(panels))
+        panels.append(("ensemble std", _plane(std), q_out.derived("ensemble std"), "inferno"))
+    fig, grid = figure(1, len(panels))
     vmin, vmax = float(min(truth.min(), pred.min())), float(max(truth.max(), pred.max()))
-    for ax, (name, img, cmap) in zip(axes, panels, strict=True):
-        shared = name in ("truth", "prediction")
-        im = ax.imshow(
-            np.asarray(img).T,
-            origin="lower",
-            extent=(0, 1, 0, 1),
-            cmap=cmap,
-            vmin=vmin if shared else None,
-            vmax=vmax if shared else None,
-        )
-        ax.set_title(name)
-        ax.set_xticks([])
-        ax.set_yticks([])
-        fig.colorbar(im, ax=ax, shrink=0.8)
-    if title:
-        fig.suptitle(title)
+    for k, (name, img, q, cmap) in enumerate(panels):
+        kw = {"vmin": vmin, "vmax": vmax} if k in (1, 2) else {}
+        image_panel(fig, grid[0, k], img, q, axes=axes, coords=coords, title=name, cmap=cmap, **kw)
+    head = f"{q_out.title}: {title}" if title else q_out.title
+    panel_title(fig, head, sample=sample, split=split)
     return fig
-
-
-def _save_fig(fig, path: Path) -> None:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110)
-    atomic_write_bytes(path, buf.getvalue())
 
 
 def _uq_numbers(report) -> dict[str, float]:
@@ -139,34 +189,45 @@ def write_run_report(
         wr.writerow([i, int(index[i]), f"{l2[i]:.6g}", "" if h1 is None else f"{h1[i]:.6g}"])
     atomic_write_text(out / "per_sample.csv", buf.getvalue())
     pred = load_prediction(pred_file)
-    metrics["figures"] = _sample_figures(ds, record, pred, picks, l2, h1, out)
+    metrics["figures"] = _sample_figures(ds, split, record, pred, picks, l2, h1, out)
     atomic_write_text(out / "metrics.json", json.dumps(metrics, indent=2))
     atomic_write_text(out / "report.md", _markdown(metrics))
     return metrics
 
 
-def _sample_figures(ds, record, pred, picks, l2, h1, out: Path) -> dict[str, str]:
+def _sample_figures(ds, split, record, pred, picks, l2, h1, out: Path) -> dict[str, str]:
     mean = np.asarray(pred.mean)
     target, first = record.get("target"), (record.get("input") or [None])[0]
+    if mean.ndim == 4 and mean.shape[1] == 1:  # (N, 1, X, Y): one channel
+        mean = mean[:, 0]
     # only (sample, x, y) fields with an input field are drawn
     if mean.ndim != 3 or first not in ds.fields or target not in ds.fields:
         return {}
-    std = None if pred.kind == "point" else np.asarray(pred.std)
+    std = None if pred.kind == "point" else np.asarray(pred.std).reshape(mean.shape)
+    q_out, axes, coords = field_quantities(ds, target)
+    q_in = field_quantities(ds, first)[0]
+    if [len(c) for c in coords] != list(mean.shape[1:]):
+        axes, coords = None, None
+    ids = np.asarray(ds.coords["sample"])
     figures = {}
     for name, i in picks.items():
         sample = ds[i]
-        a = sample[first].numpy()
-        a = a[..., 0] if a.ndim == 3 else a
-        extra = "" if h1 is None else f", rel H1 {h1[i]:.3g}"
+        extra = "" if h1 is None else f", rel. H1 error {h1[i]:.3g}"
         fig = plot_sample(
-            a,
+            sample[first].numpy(),
             sample[target].numpy(),
             mean[i],
             std=None if std is None else std[i],
-            title=f"{name} sample (index {int(ds.indices[i])}): rel L2 {l2[i]:.3g}{extra}",
+            title=f"{name} sample, rel. L2 error {l2[i]:.3g}{extra}",
+            input=q_in,
+            target=q_out,
+            axes=axes,
+            coords=coords,
+            sample=int(ids[i]),
+            split=split,
         )
         figures[name] = f"sample_{name}.png"
-        _save_fig(fig, out / figures[name])
+        save_figure(fig, out / figures[name], dpi=110)
     return figures
 
 

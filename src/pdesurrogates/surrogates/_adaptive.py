@@ -32,6 +32,8 @@ from typing import Any
 
 import numpy as np
 
+from pdesurrogates._figures import Quantity, figure, label_axes, robust_limits, styled
+
 __all__ = [
     "AdaptiveResult",
     "MFStudyResult",
@@ -351,27 +353,37 @@ def mf_uq_study(
     return MFStudyResult(results=results, summary=summary)
 
 
-def plot_uq_study(study: MFStudyResult, *, bins: int = 80):
-    """Output densities (histograms of surrogate and truth on the same samples) per input
-    distribution, with moments and W1 in the titles. Returns the matplotlib figure."""
-    from matplotlib.figure import Figure
+@styled
+def plot_uq_study(study: MFStudyResult, *, bins: int = 80, output: Quantity | str | None = None):
+    """Output densities of surrogate and truth (histograms on the same input samples), one
+    panel per input distribution; the legend gives each one's mean and std, the title
+    the Wasserstein-1 and KS distances.
 
-    n = len(study.results)
-    fig = Figure(figsize=(4.5 * n, 3.4))
-    axes = fig.subplots(1, n, squeeze=False)
+    The x axis spans the 0.5–99.5 % quantiles of both outputs (a few outliers do not
+    squash the bulk); the share of samples outside is written in the panel. ``output``
+    (a :class:`~pdesurrogates._figures.Quantity` or a name) labels the x axis. Returns
+    the matplotlib figure.
+    """
+    q = output if isinstance(output, Quantity) else Quantity("y", long_name=output or "output y")
+    per = f"1/{q.units}" if q.units not in ("", "1") else q.units
+    fig, axes = figure(1, len(study.results), panel=(4.6, 3.4))
     for ax, (name, res), row in zip(axes[0], study.results.items(), study.summary, strict=True):
         y, r = np.asarray(res.outputs), np.asarray(res.reference_outputs)
-        lo, hi = float(min(y.min(), r.min())), float(max(y.max(), r.max()))
+        lo, hi = robust_limits(y, r)
         edges = np.linspace(lo, hi, bins + 1)
-        ax.hist(r, bins=edges, density=True, alpha=0.45, label="truth", color="0.4")
-        ax.hist(y, bins=edges, density=True, histtype="step", lw=1.5, label="surrogate")
+        outside = 100 * float(np.mean((y < lo) | (y > hi) | (r < lo) | (r > hi)))
+        truth = f"truth: mean {row['true_mean']:.4g}, std {row['true_std']:.3g}"
+        ax.hist(r, bins=edges, density=True, alpha=0.45, color="0.45", label=truth)
+        surr = f"surrogate: mean {row['mean']:.4g}, std {row['std']:.3g}"
+        ax.hist(y, bins=edges, density=True, histtype="step", lw=1.5, color="C0", label=surr)
+        note = f"x range: 0.5–99.5 % quantiles\n({outside:.2g} % of samples outside)"
+        ax.text(0.98, 0.97, note, transform=ax.transAxes, ha="right", va="top", fontsize=7)
+        ax.set_xlim(lo, hi)
+        ax.set_ylim(0, ax.get_ylim()[1] * 1.45)
         ax.set_title(
-            f"{name}: mean {row['mean']:.4g} ({row['true_mean']:.4g})\n"
-            f"std {row['std']:.4g} ({row['true_std']:.4g}), W1 {row['wasserstein1']:.2g}",
-            fontsize=9,
+            f"{name} inputs, {row['n_samples']} samples: "
+            f"W1 {row['wasserstein1']:.2g}, KS {row['ks']:.2g}"
         )
-        ax.set_xlabel("output")
-        ax.set_ylabel("density")
-        ax.legend(fontsize=8)
-    fig.tight_layout()
+        label_axes(ax, q, q.derived("probability density", units=per))
+        ax.legend(loc="upper left")
     return fig

@@ -8,9 +8,25 @@ from __future__ import annotations
 
 import numpy as np
 
+from pdesurrogates._figures import (
+    Quantity,
+    colorbar,
+    figure,
+    image_panel,
+    label_axes,
+    panel_title,
+    styled,
+)
+
 __all__ = ["plot_field_snapshots", "plot_impulse_responses"]
 
 
+_PRESSURE = Quantity("p", units="Pa", long_name="sound pressure p")
+_TIME = Quantity("time", units="ms")
+_X, _Y = Quantity("x", units="m"), Quantity("y", units="m")
+
+
+@styled
 def plot_impulse_responses(times, reference, predicted, receivers, *, source=None):
     """Predicted vs reference impulse responses, one panel per receiver.
 
@@ -24,67 +40,73 @@ def plot_impulse_responses(times, reference, predicted, receivers, *, source=Non
     -------
     matplotlib.figure.Figure
     """
-    import matplotlib.pyplot as plt
-
     r = len(receivers)
-    fig, axes = plt.subplots(r, 1, figsize=(7, 1.6 * r + 0.6), sharex=True, squeeze=False)
+    fig, axes = figure(r, 1, size=(7.0, 1.5 * r + 0.8), sharex=True)
+    t_ms = 1e3 * np.asarray(times)
     for i, ax in enumerate(axes[:, 0]):
-        ax.plot(1e3 * np.asarray(times), reference[i], "k-", lw=1.2, label="reference (FDTD)")
-        ax.plot(1e3 * np.asarray(times), predicted[i], "C1--", lw=1.2, label="DeepONet")
-        ax.set_ylabel("p (Pa)")
+        ax.plot(t_ms, reference[i], "k-", lw=1.2, label="reference (FDTD)")
+        ax.plot(t_ms, predicted[i], "C1--", lw=1.2, label="DeepONet")
+        label_axes(ax, _TIME, _PRESSURE)
         pos = ", ".join(f"{v:.2f}" for v in np.atleast_1d(receivers[i]))
-        ax.set_title(f"receiver ({pos}) m", fontsize=9)
-    axes[-1, 0].set_xlabel("time (ms)")
-    axes[0, 0].legend(fontsize=8, loc="upper right")
+        ax.set_title(f"receiver at ({pos}) m")
+    axes[0, 0].legend(loc="upper right", ncols=2)
     if source is not None:
         src = ", ".join(f"{v:.2f}" for v in np.atleast_1d(source))
-        fig.suptitle(f"impulse responses, source at ({src}) m", fontsize=10)
-    fig.tight_layout()
+        fig.suptitle(f"Impulse responses, source at ({src}) m")
     return fig
 
 
-def plot_field_snapshots(coords, reference, predicted, time_indices):
+@styled
+def plot_field_snapshots(
+    coords, reference, predicted, time_indices, *, sample=None, split: str | None = None
+):
     """Reference, predicted and error fields at chosen times (1D: curves; 2D: images).
 
     Parameters
     ----------
-    coords : dict with "time", "x"[, "y"]
+    coords : dict with "time" (s), "x"[, "y"] (m)
     reference, predicted : arrays of shape (T, n_x[, n_y]), Pa
     time_indices : sequence of int
+    sample, split : optional
+        The source (sample id) and split named in the title.
 
     Returns
     -------
     matplotlib.figure.Figure
     """
-    import matplotlib.pyplot as plt
-
     times = np.asarray(coords["time"])
     n = len(time_indices)
     if reference.ndim == 2:
-        fig, axes = plt.subplots(1, n, figsize=(4 * n, 3), squeeze=False)
+        fig, axes = figure(1, n, panel=(3.6, 2.8), sharey=True)
         for ax, k in zip(axes[0], time_indices, strict=True):
-            ax.plot(coords["x"], reference[k], "k-", label="reference")
+            ax.plot(coords["x"], reference[k], "k-", label="reference (FDTD)")
             ax.plot(coords["x"], predicted[k], "C1--", label="DeepONet")
-            ax.set_title(f"t = {1e3 * times[k]:.1f} ms", fontsize=9)
-            ax.set_xlabel("x (m)")
-        axes[0, 0].set_ylabel("p (Pa)")
-        axes[0, 0].legend(fontsize=8)
-        fig.tight_layout()
+            ax.set_title(f"t = {1e3 * times[k]:.1f} ms")
+            label_axes(ax, _X, _PRESSURE)
+        axes[0, 0].legend()
+        panel_title(fig, "Sound pressure", sample=sample, split=split)
         return fig
-    fig, axes = plt.subplots(3, n, figsize=(3.3 * n, 9), squeeze=False)
-    ext = [coords["x"][0], coords["x"][-1], coords["y"][0], coords["y"][-1]]
+    fig, axes = figure(3, n, panel=(2.9, 2.5))
+    xy = (np.asarray(coords["x"]), np.asarray(coords["y"]))
+    rows = ("reference (FDTD)", "DeepONet", "error (DeepONet − ref.)")
     for j, k in enumerate(time_indices):
         vmax = float(np.abs(reference[k]).max()) or 1.0
-        panels = (
-            (reference[k], "reference"),
-            (predicted[k], "DeepONet"),
-            (predicted[k] - reference[k], "error"),
-        )
-        for i, (img, name) in enumerate(panels):
-            im = axes[i, j].imshow(
-                img.T, origin="lower", extent=ext, cmap="RdBu_r", vmin=-vmax, vmax=vmax
+        imgs = (reference[k], predicted[k], predicted[k] - reference[k])
+        for i, (img, name) in enumerate(zip(imgs, rows, strict=True)):
+            im = image_panel(
+                fig,
+                axes[i, j],
+                img,
+                _PRESSURE,
+                axes=(_X, _Y),
+                coords=xy,
+                title=f"{name}, t = {1e3 * times[k]:.1f} ms",
+                cbar=False,
+                cmap="RdBu_r",
+                vmin=-vmax,
+                vmax=vmax,
             )
-            axes[i, j].set_title(f"{name}, t = {1e3 * times[k]:.1f} ms", fontsize=9)
-            fig.colorbar(im, ax=axes[i, j], shrink=0.8)
-    fig.tight_layout()
+        # one scale per time: reference, prediction and error share it
+        colorbar(fig, im, list(axes[:, j]), _PRESSURE, location="bottom", shrink=0.8, aspect=30)
+    panel_title(fig, "Sound pressure snapshots", sample=sample, split=split)
     return fig

@@ -398,6 +398,13 @@ def _write_report(out_dir, result, report, info, ds, field, ir_ref, ir_pred, n_p
     shape = (len(times), *[len(coords[a]) for a in _AXES[: len(setup["lengths"])]])
     k = len(times)
     chosen = [k // 8, k // 3, k - 1][: max(1, n_plots + 1)]
-    fig = plot_field_snapshots(coords, ds.fields_data[0].numpy(), field.reshape(shape), chosen)
+    fig = plot_field_snapshots(
+        coords,
+        ds.fields_data[0].numpy(),
+        field.reshape(shape),
+        chosen,
+        sample=int(info["indices"][0]),
+        split=report.meta.get("split"),
+    )
     fig.savefig(out_dir / "field_snapshots.png", dpi=110)
     plt.close(fig)

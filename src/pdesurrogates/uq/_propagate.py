@@ -18,7 +18,16 @@ from scipy import stats
 from pdesurrogates.uq._runner import Caller, jsonable, run_model
 from pdesurrogates.uq._sampling import _check_inputs, _check_n, sample_inputs
 
-__all__ = ["PropagationResult", "propagate"]
+__all__ = ["MOMENTS", "PropagationResult", "propagate"]
+
+#: the moments a propagation reports (attribute name -> printed name); each has a Monte
+#: Carlo standard error ``se_<name>``. Kurtosis is the excess kurtosis (0 for a normal).
+MOMENTS = {
+    "mean": "mean",
+    "std": "std",
+    "skewness": "skewness",
+    "excess_kurtosis": "excess kurtosis",
+}
 
 
 # ---------------------------------------------------------------------------- moments
@@ -71,11 +80,11 @@ class _Moments:
             "mean": self.mean,
             "std": std,
             "skewness": g1,
-            "kurtosis": g2,
+            "excess_kurtosis": g2,
             "se_mean": std / math.sqrt(n),
             "se_std": std_se,
             "se_skewness": np.full_like(std, se_skew),
-            "se_kurtosis": np.full_like(std, se_kurt),
+            "se_excess_kurtosis": np.full_like(std, se_kurt),
         }
 
 
@@ -95,11 +104,11 @@ class PropagationResult:
     mean: np.ndarray
     std: np.ndarray
     skewness: np.ndarray
-    kurtosis: np.ndarray
+    excess_kurtosis: np.ndarray
     se_mean: np.ndarray
     se_std: np.ndarray
     se_skewness: np.ndarray
-    se_kurtosis: np.ndarray
+    se_excess_kurtosis: np.ndarray
     quantile_levels: np.ndarray
     quantiles: np.ndarray | None = None
     kde_x: np.ndarray | None = None
@@ -121,7 +130,7 @@ class PropagationResult:
         """JSON-ready dictionary; raw input/output samples only if ``include_samples``."""
         d = {
             "format": "pdesurrogates-propagation",
-            "version": 1,
+            "version": 2,  # 2: kurtosis is named excess_kurtosis
             "names": self.names,
             "method": self.method,
             "n_samples": self.n_samples,
@@ -133,11 +142,11 @@ class PropagationResult:
                     "mean",
                     "std",
                     "skewness",
-                    "kurtosis",
+                    "excess_kurtosis",
                     "se_mean",
                     "se_std",
                     "se_skewness",
-                    "se_kurtosis",
+                    "se_excess_kurtosis",
                 )
             },
             "quantile_levels": self.quantile_levels,
@@ -177,12 +186,10 @@ class PropagationResult:
             else:
                 s = np.atleast_1d(se).ravel()[:cols]
                 cells = [f"{v:>10.5g}±{e:<8.2g}" for v, e in zip(a, s, strict=True)]
-            lines.append(f"{label:<12}" + " ".join(cells))
+            lines.append(f"{label:<16}" + " ".join(cells))
 
-        row("mean", self.mean, self.se_mean)
-        row("std", self.std, self.se_std)
-        row("skewness", self.skewness, self.se_skewness)
-        row("kurtosis", self.kurtosis, self.se_kurtosis)
+        for name, label in MOMENTS.items():
+            row(label, getattr(self, name), getattr(self, f"se_{name}"))
         if self.quantiles is not None:
             for lv, q in zip(self.quantile_levels, self.quantiles, strict=True):
                 row(f"q{lv:g}", q)
@@ -192,10 +199,10 @@ class PropagationResult:
                 if k.startswith("kde_"):
                     continue
                 if isinstance(v, int | float | np.floating):
-                    lines.append(f"  {k:<26}{float(v):.6g}")
+                    lines.append(f"  {k:<30}{float(v):.6g}")
                 else:
                     a = np.atleast_1d(np.asarray(v, dtype=float)).ravel()[:cols]
-                    lines.append(f"  {k:<26}" + " ".join(f"{x:.4g}" for x in a))
+                    lines.append(f"  {k:<30}" + " ".join(f"{x:.4g}" for x in a))
         return "\n".join(lines)
 
     def __str__(self) -> str:
@@ -213,16 +220,15 @@ def _kde(y: np.ndarray, n_points: int, bw_factor: float | None = None):
 
 
 def _compare(y: np.ndarray, r: np.ndarray, mom_s: dict, mom_r: dict, bw: float | None):
-    out: dict[str, Any] = {}
-    out["mean"] = mom_r["mean"]
-    out["std"] = mom_r["std"]
+    out: dict[str, Any] = {k: mom_r[k] for k in MOMENTS}
+    out.update({f"se_{k}": mom_r[f"se_{k}"] for k in MOMENTS})
     out["mean_error"] = mom_s["mean"] - mom_r["mean"]
     with np.errstate(divide="ignore", invalid="ignore"):
         out["std_rel_error"] = np.where(
             mom_r["std"] > 0, (mom_s["std"] - mom_r["std"]) / mom_r["std"], np.nan
         )
     out["skewness_error"] = mom_s["skewness"] - mom_r["skewness"]
-    out["kurtosis_error"] = mom_s["kurtosis"] - mom_r["kurtosis"]
+    out["excess_kurtosis_error"] = mom_s["excess_kurtosis"] - mom_r["excess_kurtosis"]
     yf, rf = y.reshape(y.shape[0], -1), r.reshape(r.shape[0], -1)
     w1 = np.array([stats.wasserstein_distance(yf[:, j], rf[:, j]) for j in range(yf.shape[1])])
     ks = np.array([stats.ks_2samp(yf[:, j], rf[:, j]).statistic for j in range(yf.shape[1])])
