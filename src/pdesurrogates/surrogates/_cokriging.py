@@ -63,6 +63,7 @@ from pdesurrogates.surrogates._cokriging_gp import (
     level_kernel,
     likelihood,
 )
+from pdesurrogates.surrogates._cokriging_kernels import build_level, check_kernel, screen_pairs
 from pdesurrogates.surrogates._limits import MAX_LEVELS, check_at_most
 
 __all__ = ["CoKrigingGP"]
@@ -122,6 +123,13 @@ class CoKrigingGP(nn.Module):
         uses the linear trend when a level has more than ``in_dim + 2`` points.
     seed : int
         Seed of the restarts, the inducing-point initialisation and NARGP draws.
+    kernel : {"auto", "rbf", "additive", "anova2"}
+        Kernel on the inputs (:mod:`._cokriging_kernels`): ARD RBF, additive, or additive
+        plus the input pairs screened from the lowest-fidelity data (second-order ANOVA;
+        sparse, inducing points per component, at the lowest level). ``"auto"``:
+        ``"anova2"`` above 10 inputs, ``"rbf"`` otherwise.
+    pairs : list of (i, j), optional
+        Pairs of the ANOVA kernel; set by :meth:`fit` (used to rebuild a saved model).
     n_train : list of int, optional
         Points per level; set by :meth:`fit` (used to rebuild a saved model).
 
@@ -154,6 +162,8 @@ class CoKrigingGP(nn.Module):
         trend: str = "auto",
         seed: int = 0,
         n_train: Sequence[int] | None = None,
+        kernel: str = "auto",
+        pairs: Sequence | None = None,
     ) -> None:
         super().__init__()
         import_gpytorch()
@@ -185,6 +195,7 @@ class CoKrigingGP(nn.Module):
         self.require_nested, self.n_restarts = bool(require_nested), int(n_restarts)
         self.noise_floor, self.n_mc, self.seed = float(noise_floor), int(n_mc), int(seed)
         self.n_train = n_train
+        self.kernel, self.pairs = kernel, check_kernel(kernel, pairs)
         self.levels = nn.ModuleList()
         self.register_buffer("x_lo", torch.zeros(self.in_dim, dtype=_DT))
         self.register_buffer("x_span", torch.ones(self.in_dim, dtype=_DT))
@@ -226,6 +237,8 @@ class CoKrigingGP(nn.Module):
             "trend": self.trend,
             "seed": self.seed,
             "n_train": self.n_train,
+            "kernel": self.kernel,
+            "pairs": None if self.pairs is None else [list(p) for p in self.pairs],
         }
 
     def to(self, *args, **kwargs):
@@ -269,9 +282,11 @@ class CoKrigingGP(nn.Module):
                 mean = gp_classes()["LinearLinkMean"](self._n_trend(x.shape[0]))
             else:
                 mean = g.means.ConstantMean()
-            gp = gp_classes()["ExactLevel"](z, y, lik, mean, kernel).to(_DT)
-            gp.register_buffer("z_train", z)
-            gp.register_buffer("y_train", y)
+            gp = build_level(self, k, z, y, lik, mean)  # additive/ANOVA kernel, or None
+            if gp is None:
+                gp = gp_classes()["ExactLevel"](z, y, lik, mean, kernel).to(_DT)
+                gp.register_buffer("z_train", z)
+                gp.register_buffer("y_train", y)
             self.levels.append(gp)
         self.n_train = [int(x.shape[0]) for x in xs]
 
@@ -348,6 +363,7 @@ class CoKrigingGP(nn.Module):
             self.y_std[k] = sd if sd > 0 else 1.0
         xs_t = [self._scale_x(torch.as_tensor(x)) for x in xs_np]
         ys_t = [(torch.as_tensor(y) - self.y_mean[k]) / self.y_std[k] for k, y in enumerate(ys_np)]
+        self.pairs = screen_pairs(self, xs_np[0], ys_np[0], bounds)  # ANOVA kernel's pairs
         self._build(xs_t)
         fit_recursive(self, xs_np, ys_t, xs_t, progress=progress, max_time=max_time)
         self.eval()

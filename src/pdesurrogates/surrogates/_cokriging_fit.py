@@ -106,6 +106,9 @@ def init_hypers(gp, k: int, z, y, gen, restart: int, *, in_dim: int, noise_floor
         u = torch.rand(shape, generator=gen, dtype=DTYPE)
         return torch.exp(math.log(lo) + u * (math.log(hi) - math.log(lo)))
 
+    reset = getattr(gp.covar_module, "reset_hypers", None)  # additive/ANOVA kernel
+    if reset is not None:
+        reset(restart, gen)
     root_d = math.sqrt(in_dim)
     for mod in gp.covar_module.modules():
         if isinstance(mod, g.kernels.RBFKernel):
@@ -143,6 +146,11 @@ def _fit_level(model, k: int, z, y, gen, budget: TimeBudget, bar, task) -> None:
     """Fit level ``k`` from its starts; keep the best marginal likelihood."""
     g = import_gpytorch()
     gp = model.levels[k]
+    if hasattr(gp, "fit_level"):  # additive/ANOVA sparse level: fits itself
+        gp.fit_level(z, y, budget=budget)
+        bar.advance(task, _n_starts(model, gp), info=f"level {k}: additive sparse GP")
+        gp.eval()
+        return
     gp.set_train_data(z, y, strict=False)
     sparse = isinstance(gp.covar_module, g.kernels.InducingPointKernel)
     if sparse:
