@@ -15,7 +15,11 @@ from scipy.stats import multivariate_normal
 from pdesurrogates import io
 from pdesurrogates.solvers.reference import highdim
 from pdesurrogates.surrogates import CoKrigingGP
-from pdesurrogates.surrogates._cokriging_kernels import AUTO_ANOVA_DIM, anova_kernel, resolve_kernel
+from pdesurrogates.surrogates._cokriging_kernels import (
+    AUTO_ANOVA_DIM,
+    anova_kernel,
+    resolve_kernel,
+)
 from pdesurrogates.surrogates._sparse_gp import AdditiveSparseGP
 
 
@@ -89,11 +93,17 @@ def test_anova_kernel_matches_its_definition():
     x1 = torch.rand(7, 5, dtype=torch.float64)  # a fifth column (y_{k-1}) is ignored
     x2 = torch.rand(6, 5, dtype=torch.float64)
     with torch.no_grad():
+        k.raw_var.copy_(torch.randn(6, dtype=torch.float64))
+        lam, ls = k.var.numpy(), float(k.ls)
         got = k(x1, x2).to_dense().numpy()
-        lam, ls = k.var.numpy(), k.ls.numpy()
-    assert ls[0] == ls[1]
-    want = _anova_gram(x1[:, :4].numpy(), x2[:, :4].numpy(), ls[0], lam, pairs)
+    want = _anova_gram(x1[:, :4].numpy(), x2[:, :4].numpy(), ls, lam, pairs)
     np.testing.assert_allclose(got, want, rtol=1e-12)
+    # the cached path (training inputs, with gradients) gives the same matrix
+    cached = k(x1, x1).to_dense()
+    cached.sum().backward()
+    want = _anova_gram(x1[:, :4].numpy(), x1[:, :4].numpy(), ls, lam, pairs)
+    np.testing.assert_allclose(cached.detach().numpy(), want, rtol=1e-12)
+    assert k.raw_var.grad.shape == (6,)
 
 
 def test_kernel_selection():
