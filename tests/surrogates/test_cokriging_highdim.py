@@ -106,7 +106,18 @@ def test_anova_kernel_matches_its_definition():
     assert k.raw_var.grad.shape == (6,)
 
 
-def test_kernel_selection():
+@pytest.fixture(scope="module")
+def chain12():
+    """Co-kriging with the default kernel on the 12-D quartic chain, 600/40 points."""
+    p = highdim(12)
+    x = p.sample(600, seed=0, method="uniform")
+    gp = CoKrigingGP(in_dim=12, n_restarts=1).fit(
+        x, p.low(x), x[:40], p.high(x[:40]), bounds=p.bounds
+    )
+    return p, gp
+
+
+def test_kernel_selection(chain12):
     assert resolve_kernel("auto", AUTO_ANOVA_DIM) == "rbf"
     assert resolve_kernel("auto", AUTO_ANOVA_DIM + 1) == "anova2"
     assert resolve_kernel("additive", 3) == "additive"
@@ -115,11 +126,7 @@ def test_kernel_selection():
     with pytest.raises(ValueError, match="pairs must be"):
         CoKrigingGP(kernel="anova2", pairs=[(2, 1)])
     # auto in 12 inputs: the chain's neighbouring pairs are screened from 600 LF points
-    p = highdim(12)
-    x = p.sample(600, seed=0, method="uniform")
-    gp = CoKrigingGP(in_dim=12, n_restarts=1).fit(
-        x, p.low(x), x[:40], p.high(x[:40]), bounds=p.bounds
-    )
+    _, gp = chain12
     assert isinstance(gp.levels[0], AdditiveSparseGP)
     assert sorted(gp.pairs) == [(i, i + 1) for i in range(11)]
     assert gp.get_config()["kernel"] == "auto"
@@ -151,17 +158,14 @@ def test_additive_cokriging_beats_rbf_and_constant_in_20d():
         gp.fit(x, y_lo, x[:60], y_hi, bounds=bounds)
         errs[kernel] = _rel(gp.predict(xt).mean, yt)
     const = _rel(np.full_like(yt, y_hi.mean()), yt)
-    # measured: additive 0.021, RBF 0.17, constant 0.99
-    assert errs["additive"] < 0.25 * errs["rbf"]
-    assert errs["additive"] < 0.05 * const
+    # measured: additive 1.1e-3, RBF 0.32, constant 0.34 (the RBF kernel learns almost
+    # nothing from 300/60 points in 20 inputs)
+    assert errs["additive"] < 0.02 * errs["rbf"]
+    assert errs["additive"] < 0.02 * const
 
 
-def test_anova_model_saves_and_loads(tmp_path):
-    p = highdim(12)
-    x = p.sample(600, seed=0, method="uniform")
-    gp = CoKrigingGP(in_dim=12, n_restarts=1, kernel="anova2").fit(
-        x, p.low(x), x[:40], p.high(x[:40]), bounds=p.bounds
-    )
+def test_anova_model_saves_and_loads(chain12, tmp_path):
+    p, gp = chain12
     xt = p.sample(50, seed=1, method="uniform")
     before = gp.predict(xt)
     io.save(gp, tmp_path / "ck")

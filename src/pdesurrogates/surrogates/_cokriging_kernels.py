@@ -137,8 +137,10 @@ def _kernel_class():
             self.register_parameter("raw_var", torch.nn.Parameter(torch.zeros(n_comp, dtype=DTYPE)))
             self.register_constraint("raw_var", g.constraints.Interval(1e-10, 1e4))
             self.register_buffer("ls", torch.full((), 0.35, dtype=DTYPE))
-            self.register_buffer("_a", torch.tensor([i for i, _ in self.pairs], dtype=torch.long))
-            self.register_buffer("_b", torch.tensor([j for _, j in self.pairs], dtype=torch.long))
+            a = torch.tensor([i for i, _ in self.pairs], dtype=torch.long)
+            b = torch.tensor([j for _, j in self.pairs], dtype=torch.long)
+            self.register_buffer("_a", a, persistent=False)
+            self.register_buffer("_b", b, persistent=False)
             self._key, self._stack = None, None
             self.reset_hypers(0, None)
 
