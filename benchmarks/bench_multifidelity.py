@@ -298,6 +298,12 @@ def main() -> None:
         default=None,
         help="time limit of every SMT MFK fit in seconds (default 360, 180 at 5,000 points)",
     )
+    ap.add_argument(
+        "--timeout",
+        type=float,
+        default=None,
+        help="time limit of every fit of our methods in seconds (default 1500, 2400 at 5,000)",
+    )
     args = ap.parse_args()
     if args.worker:
         worker_main(*args.worker, args.quick)
@@ -322,7 +328,7 @@ def main() -> None:
                 timeout = 30 if args.quick else (180 if big else 360)
                 timeout = args.mfk_timeout or timeout
             else:
-                timeout = 60 if args.quick else (2400 if big else 1500)
+                timeout = args.timeout or (60 if args.quick else (2400 if big else 1500))
             jobs.append((m, case, timeout))
     # the slowest jobs first, so that two workers finish together
     jobs.sort(key=lambda j: -j[2])
