@@ -20,7 +20,13 @@ import torch
 
 from pdesurrogates._progress import ProgressBar, TimeBudget, logger
 from pdesurrogates.errors import TrainingError
-from pdesurrogates.surrogates._cokriging_gp import DTYPE, gp_classes, gp_settings, import_gpytorch
+from pdesurrogates.surrogates._cokriging_gp import (
+    DTYPE,
+    gp_classes,
+    gp_settings,
+    import_gpytorch,
+    loo_residuals,
+)
 from pdesurrogates.surrogates._cokriging_optim import adam, lbfgs
 
 __all__ = ["check_levels", "fit_recursive", "init_hypers", "nested_index"]
@@ -123,15 +129,18 @@ def init_hypers(gp, k: int, z, y, gen, restart: int, *, in_dim: int, noise_floor
             mod.outputscale = rand(0.3, 3.0, ()) if restart > 1 else torch.tensor(1.0)
     gp.likelihood.noise = max(1e-6, 10 * noise_floor)
     if isinstance(gp.mean_module, gp_classes()["LinearLinkMean"]):
-        nt = gp.mean_module.n_trend
-        a = torch.cat([z[:, -1:], torch.ones_like(y)[:, None], z[:, :nt]], 1)
+        mean = gp.mean_module
+        a = mean.basis(z)
         sol = torch.linalg.lstsq(a, y[:, None]).solution[:, 0]
-        shrink = 1.0 if restart < 2 else 0.5
+        if restart >= 2:  # shrink towards ρ·y only
+            sol = torch.zeros_like(sol).index_fill_(0, torch.tensor([0]), 0.5 * float(sol[0]))
         with torch.no_grad():
-            gp.mean_module.rho.fill_(float(sol[0]) * shrink)
-            gp.mean_module.beta.fill_(float(sol[1]) if restart < 2 else 0.0)
-            if nt:
-                gp.mean_module.gamma.copy_(sol[2:] if restart < 2 else torch.zeros(nt))
+            for p, c in zip(
+                mean.coefficients(),
+                torch.split(sol, [int(p.numel()) for p in mean.coefficients()]),
+                strict=True,
+            ):
+                p.copy_(c)
     elif isinstance(gp.mean_module, g.means.ConstantMean):
         with torch.no_grad():
             gp.mean_module.constant.fill_(float(y.mean()))
@@ -142,15 +151,15 @@ def _n_starts(model, gp) -> int:
     return 1 if sparse else model.n_restarts
 
 
-def _fit_level(model, k: int, z, y, gen, budget: TimeBudget, bar, task) -> None:
+def _fit_level(model, k: int, z, y, gen, budget: TimeBudget, bar, task) -> float:
     """Fit level ``k`` from its starts; keep the best marginal likelihood."""
     g = import_gpytorch()
     gp = model.levels[k]
     if hasattr(gp, "fit_level"):  # additive/ANOVA sparse level: fits itself
-        gp.fit_level(z, y, budget=budget)
+        value = gp.fit_level(z, y, budget=budget)
         bar.advance(task, _n_starts(model, gp), info=f"level {k}: additive sparse GP")
         gp.eval()
-        return
+        return value
     gp.set_train_data(z, y, strict=False)
     sparse = isinstance(gp.covar_module, g.kernels.InducingPointKernel)
     if sparse:
@@ -188,6 +197,7 @@ def _fit_level(model, k: int, z, y, gen, budget: TimeBudget, bar, task) -> None:
         )
     gp.load_state_dict(best_state)
     gp.eval()
+    return best
 
 
 def _level_inputs(model, k: int, xs_np, xs_t, ys_t) -> torch.Tensor:
@@ -203,12 +213,40 @@ def _level_inputs(model, k: int, xs_np, xs_t, ys_t) -> torch.Tensor:
     return torch.cat([xs_t[k], col[:, None]], dim=1)
 
 
+def _loo_rms(gp) -> float:
+    e = loo_residuals(gp)
+    return float(e.square().mean().sqrt()) if torch.isfinite(e).all() else math.inf
+
+
+def _try_quadratic(model, k: int, value: float, gen, budget, bar, task) -> None:
+    """NARGP level ``k``: refit with the quadratic link mean ``ρ₂ y² + ηᵀx y²`` and keep it
+    when its closed-form leave-one-out error (:func:`loo_residuals`) is lower than the
+    linear link's."""
+    lin = model.levels[k]
+    n = len(lin.y_train)
+    quad = model.make_level(k, n, quadratic=True)
+    quad.z_train.copy_(lin.z_train)
+    quad.y_train.copy_(lin.y_train)
+    model.levels[k] = quad
+    try:
+        value_q = _fit_level(model, k, quad.z_train, quad.y_train, gen, budget, bar, task)
+    except TrainingError:
+        value_q = -math.inf
+    if math.isfinite(value_q) and _loo_rms(quad) < _loo_rms(lin):
+        model.quadratic[k] = True
+    else:
+        model.levels[k] = lin
+
+
 def fit_recursive(model, xs_np, ys_t, xs_t, *, progress: bool, max_time: float | None) -> None:
     """Fit every level of a built ``model`` (:meth:`CoKrigingGP._build`), lowest first."""
     gen = torch.Generator().manual_seed(model.seed)
     budget = TimeBudget(max_time)
     model.fit_seconds = []
-    total = sum(_n_starts(model, gp) for gp in model.levels)
+    total = sum(
+        _n_starts(model, gp) * (1 + model.can_be_quadratic(k, len(ys_t[k])))
+        for k, gp in enumerate(model.levels)
+    )
     with ProgressBar(enabled=progress) as bar:
         task = bar.add_task("co-kriging", total=total)
         for k in range(model.n_levels):
@@ -216,7 +254,9 @@ def fit_recursive(model, xs_np, ys_t, xs_t, *, progress: bool, max_time: float |
             gp = model.levels[k]
             gp.z_train.copy_(_level_inputs(model, k, xs_np, xs_t, ys_t))
             gp.y_train.copy_(ys_t[k])
-            _fit_level(model, k, gp.z_train, gp.y_train, gen, budget, bar, task)
+            value = _fit_level(model, k, gp.z_train, gp.y_train, gen, budget, bar, task)
+            if model.can_be_quadratic(k, len(ys_t[k])):
+                _try_quadratic(model, k, value, gen, budget, bar, task)
             model.fit_seconds.append(time.perf_counter() - t0)
             kind = "SGPR" if k == 0 and model._uses_sgpr(len(ys_t[0])) else "exact"
             rho = f", rho={model.rho[k - 1]:.4g}" if k and model.kind == "ar1" else ""
