@@ -214,7 +214,7 @@ def _hf_only_gp(x, y, xt):
 
 @pytest.mark.slow
 def test_anova_cokriging_learns_at_100d():
-    # about 5 minutes on one core
+    # about 2 minutes on one core (108 s measured), 1.6 GB
     torch.set_num_threads(1)
     p = highdim(100)
     x = p.sample(5000, seed=0, method="uniform")
