@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import warnings
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -207,13 +208,15 @@ class ExactPosterior:
         return torch.cat(means), torch.cat(variances)
 
 
-def loo_residuals(gp) -> torch.Tensor:
-    """Leave-one-out residuals ``y_i − ŷ_{−i}`` of a fitted exact level, in closed form.
+def loo_residuals(gp, folds=None) -> torch.Tensor:
+    """Leave-one-out (or ``folds``-out) residuals ``y_i − ŷ_{−i}`` of a fitted exact level,
+    in closed form.
 
     Kernel hyperparameters stay fixed; the coefficients of a link mean are re-estimated by
     generalised least squares without the left-out point (Dubrule 1983):
     ``e = Q y / diag(Q)`` with ``Q = A⁻¹ − A⁻¹H (HᵀA⁻¹H)⁻¹ HᵀA⁻¹``, ``A = K + σ²I``.
-    A constant mean counts as the basis ``H = 1``.
+    A constant mean counts as the basis ``H = 1``. With ``folds`` (index arrays covering
+    the points once) each fold is left out together: ``e_S = Q_SS⁻¹ (Q y)_S``.
     """
     z, y = gp.z_train, gp.y_train
     with torch.no_grad(), gp_settings():
@@ -224,4 +227,11 @@ def loo_residuals(gp) -> torch.Tensor:
         a_inv = torch.linalg.pinv(a, hermitian=True)
         ah = a_inv @ h
         q = a_inv - ah @ torch.linalg.pinv(h.T @ ah) @ ah.T
-        return (q @ y) / q.diagonal().clamp_min(1e-300)
+        qy = q @ y
+        if folds is None:
+            return qy / q.diagonal().clamp_min(1e-300)
+        e = torch.empty_like(y)
+        for f in folds:
+            f = torch.as_tensor(np.asarray(f), dtype=torch.long)
+            e[f] = torch.linalg.lstsq(q[f][:, f], qy[f, None]).solution[:, 0]
+        return e
