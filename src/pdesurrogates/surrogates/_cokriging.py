@@ -387,7 +387,8 @@ class CoKrigingGP(nn.Module):
         if gp.train_inputs[0] is not gp.z_train or gp.train_targets is not gp.y_train:
             gp.set_train_data(gp.z_train, gp.y_train, strict=False)
         gp.eval()
-        if not isinstance(gp.covar_module, import_gpytorch().kernels.InducingPointKernel):
+        sparse = isinstance(gp.covar_module, import_gpytorch().kernels.InducingPointKernel)
+        if not (sparse or torch.is_grad_enabled()):  # gpytorch's own path keeps autograd
             return ExactPosterior(gp)(z)
         means, variances = [], []
         with gp_settings():

@@ -173,15 +173,16 @@ class ExactPosterior:
     kernel, quadratic in the chunk; NARGP pushes ``n_mc`` draws per point through it).
 
     The mean uses gpytorch's cached weights (identical to ``gp(z).mean``); the variance a
-    Cholesky factor of the training covariance plus noise (jittered if needed).
+    Cholesky factor of the training covariance plus noise (jittered if needed). Both stay
+    differentiable in the hyperparameters (``forward``); ``predict`` runs without autograd.
     """
 
     def __init__(self, gp, chunk_elems: int = 2**21) -> None:
         self.gp = gp
         z, y = gp.z_train, gp.y_train
-        with torch.no_grad(), gp_settings():
+        with gp_settings():
             gp(z[:1])  # builds gpytorch's prediction cache
-            self.alpha = gp.prediction_strategy.mean_cache.detach()
+            self.alpha = gp.prediction_strategy.mean_cache
             k = gp.covar_module(z).to_dense()
             noise = gp.likelihood.noise.reshape(()).to(k.dtype)
             eye = torch.eye(len(y), dtype=k.dtype)
@@ -198,7 +199,7 @@ class ExactPosterior:
         """Mean and variance (latent, no noise) at ``zq`` ``(m, p)``."""
         gp = self.gp
         means, variances = [], []
-        with torch.no_grad(), gp_settings():
+        with gp_settings():
             for zc in torch.split(zq, self.chunk):
                 ks = gp.covar_module(zc, self.z).to_dense()
                 kss = gp.covar_module(zc, diag=True)
