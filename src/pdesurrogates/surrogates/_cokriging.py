@@ -63,6 +63,7 @@ from pdesurrogates.surrogates._cokriging_gp import (
     import_gpytorch,
     level_kernel,
     likelihood,
+    loo_residuals,
 )
 from pdesurrogates.surrogates._cokriging_kernels import build_level, check_kernel, screen_pairs
 from pdesurrogates.surrogates._limits import MAX_LEVELS, check_at_most
@@ -406,7 +407,8 @@ class CoKrigingGP(nn.Module):
         if hasattr(gp, "fit_level"):  # additive/ANOVA sparse level: its own posterior
             f = gp(z)
             return f.mean, f.variance
-        if not isinstance(gp.covar_module, import_gpytorch().kernels.InducingPointKernel):
+        sparse = isinstance(gp.covar_module, import_gpytorch().kernels.InducingPointKernel)
+        if not (sparse or torch.is_grad_enabled()):  # gpytorch's own path keeps autograd
             return ExactPosterior(gp)(z)
         means, variances = [], []
         with gp_settings():
@@ -471,6 +473,21 @@ class CoKrigingGP(nn.Module):
         mean = mean * self.y_std[k] + self.y_mean[k]
         std = var.sqrt() * self.y_std[k]
         return Prediction(mean.numpy(), std=std.numpy())
+
+    def cv_error(self, folds=None) -> float:
+        """Cross-validated error of the highest level on its own points, in closed form.
+
+        Leave-one-out (or leave-``folds``-out, a list of index arrays) residuals of the top
+        level's GP with its fitted kernel hyperparameters, the link coefficients re-fitted
+        by generalised least squares without the left-out points, and the lower levels as
+        fitted (:func:`~._cokriging_gp.loo_residuals`). Returns their RMS divided by the
+        standard deviation of the highest-fidelity outputs (0 = exact, 1 = no better than
+        their mean).
+        """
+        if not self.is_fitted:
+            raise ValueError("this CoKrigingGP is not fitted; call fit(...) first")
+        e = loo_residuals(self.levels[-1], folds)
+        return float(e.square().mean().sqrt())
 
     def variance_contributions(self, X) -> np.ndarray:
         """Share of each level in the predictive variance of the highest level (AR(1)).

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 
 import numpy as np
 import torch
@@ -29,7 +30,15 @@ from pdesurrogates.surrogates._cokriging_gp import (
 )
 from pdesurrogates.surrogates._cokriging_optim import adam, lbfgs
 
-__all__ = ["check_levels", "fit_recursive", "init_hypers", "nested_index"]
+__all__ = [
+    "check_levels",
+    "check_outputs",
+    "fit_recursive",
+    "init_hypers",
+    "input_box",
+    "nested_index",
+    "warn_outside",
+]
 
 
 def nested_index(x_hi: np.ndarray, x_lo: np.ndarray, tol: float = 1e-10) -> np.ndarray | None:
@@ -64,23 +73,56 @@ def _as_level(k: int, x, y, in_dim: int, need: int) -> tuple[np.ndarray, np.ndar
     return x, y
 
 
-def _check_bounds(allx: np.ndarray, in_dim: int, bounds) -> np.ndarray:
+def input_box(allx: np.ndarray, in_dim: int, bounds, *, stacklevel: int = 3) -> np.ndarray:
+    """The input box ``(d, 2)`` every multi-fidelity model scales its inputs to [0, 1] with.
+
+    ``bounds`` when declared (a ``ValueError`` if malformed; a ``UserWarning`` naming the
+    input dimension when data lie outside it), else the range of ``allx`` (a constant
+    input gets a unit span).
+    """
     if bounds is None:
         lo, hi = allx.min(0), allx.max(0)
         hi = np.where(hi > lo, hi, lo + 1.0)
         return np.stack([lo, hi], 1)
-    bounds = np.asarray(bounds, dtype=np.float64)
+    try:
+        bounds = np.asarray(bounds, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"bounds must be an array of shape ({in_dim}, 2); got {bounds!r}") from exc
     if bounds.shape != (in_dim, 2) or not np.all(bounds[:, 1] > bounds[:, 0]):
-        raise ValueError(f"bounds must have shape ({in_dim}, 2) with lower < upper")
-    span = bounds[:, 1] - bounds[:, 0]
-    bad = (allx < bounds[:, 0] - 1e-9 * span) | (allx > bounds[:, 1] + 1e-9 * span)
-    if bad.any():
-        i, j = np.argwhere(bad)[0]
         raise ValueError(
-            f"training input {allx[i, j]:g} (input {j}) is outside the declared bounds "
-            f"[{bounds[j, 0]:g}, {bounds[j, 1]:g}]"
+            f"bounds must have shape ({in_dim}, 2) with lower < upper in every row; "
+            f"got {bounds.tolist()}"
         )
+    warn_outside(allx, bounds, "training input", stacklevel=stacklevel + 1)
     return bounds
+
+
+def warn_outside(x: np.ndarray, bounds: np.ndarray, what: str, *, stacklevel: int = 3) -> None:
+    """``UserWarning`` naming each input dimension where ``x`` leaves the declared box."""
+    span = bounds[:, 1] - bounds[:, 0]
+    below = (x < bounds[:, 0] - 1e-9 * span).any(0)
+    above = (x > bounds[:, 1] + 1e-9 * span).any(0)
+    for j in np.flatnonzero(below | above):
+        col = x[:, j]
+        warnings.warn(
+            f"{what} dimension {j} has values in [{col.min():g}, {col.max():g}], outside the "
+            f"declared bounds [{bounds[j, 0]:g}, {bounds[j, 1]:g}]; the model extrapolates "
+            "there (widen bounds if that range is intended)",
+            UserWarning,
+            stacklevel=stacklevel,
+        )
+
+
+def check_outputs(ys) -> None:
+    """``ValueError`` when some fidelity's outputs are constant (zero variance)."""
+    for k, y in enumerate(ys):
+        y = np.asarray(y)
+        if len(y) and float(np.ptp(y)) <= 1e-300 + 1e-14 * float(np.abs(y).max()):
+            raise ValueError(
+                f"the outputs of fidelity level {k} are constant ({float(y[0]):g} at all "
+                f"{len(y)} points, zero variance): they carry no information to scale or "
+                "correlate; check that the right column was passed, or drop this level"
+            )
 
 
 def check_levels(xs, ys, in_dim: int, n_levels: int, bounds):
@@ -97,7 +139,8 @@ def check_levels(xs, ys, in_dim: int, n_levels: int, bounds):
     ]
     xs_np = [x for x, _ in levels]
     ys_np = [y for _, y in levels]
-    return xs_np, ys_np, _check_bounds(np.concatenate(xs_np), in_dim, bounds)
+    check_outputs(ys_np)
+    return xs_np, ys_np, input_box(np.concatenate(xs_np), in_dim, bounds, stacklevel=4)
 
 
 def init_hypers(gp, k: int, z, y, gen, restart: int, *, in_dim: int, noise_floor: float) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import warnings
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -172,15 +173,16 @@ class ExactPosterior:
     kernel, quadratic in the chunk; NARGP pushes ``n_mc`` draws per point through it).
 
     The mean uses gpytorch's cached weights (identical to ``gp(z).mean``); the variance a
-    Cholesky factor of the training covariance plus noise (jittered if needed).
+    Cholesky factor of the training covariance plus noise (jittered if needed). Both stay
+    differentiable in the hyperparameters (``forward``); ``predict`` runs without autograd.
     """
 
     def __init__(self, gp, chunk_elems: int = 2**21) -> None:
         self.gp = gp
         z, y = gp.z_train, gp.y_train
-        with torch.no_grad(), gp_settings():
+        with gp_settings():
             gp(z[:1])  # builds gpytorch's prediction cache
-            self.alpha = gp.prediction_strategy.mean_cache.detach()
+            self.alpha = gp.prediction_strategy.mean_cache
             k = gp.covar_module(z).to_dense()
             noise = gp.likelihood.noise.reshape(()).to(k.dtype)
             eye = torch.eye(len(y), dtype=k.dtype)
@@ -197,7 +199,7 @@ class ExactPosterior:
         """Mean and variance (latent, no noise) at ``zq`` ``(m, p)``."""
         gp = self.gp
         means, variances = [], []
-        with torch.no_grad(), gp_settings():
+        with gp_settings():
             for zc in torch.split(zq, self.chunk):
                 ks = gp.covar_module(zc, self.z).to_dense()
                 kss = gp.covar_module(zc, diag=True)
@@ -207,13 +209,15 @@ class ExactPosterior:
         return torch.cat(means), torch.cat(variances)
 
 
-def loo_residuals(gp) -> torch.Tensor:
-    """Leave-one-out residuals ``y_i − ŷ_{−i}`` of a fitted exact level, in closed form.
+def loo_residuals(gp, folds=None) -> torch.Tensor:
+    """Leave-one-out (or ``folds``-out) residuals ``y_i − ŷ_{−i}`` of a fitted exact level,
+    in closed form.
 
     Kernel hyperparameters stay fixed; the coefficients of a link mean are re-estimated by
     generalised least squares without the left-out point (Dubrule 1983):
     ``e = Q y / diag(Q)`` with ``Q = A⁻¹ − A⁻¹H (HᵀA⁻¹H)⁻¹ HᵀA⁻¹``, ``A = K + σ²I``.
-    A constant mean counts as the basis ``H = 1``.
+    A constant mean counts as the basis ``H = 1``. With ``folds`` (index arrays covering
+    the points once) each fold is left out together: ``e_S = Q_SS⁻¹ (Q y)_S``.
     """
     z, y = gp.z_train, gp.y_train
     with torch.no_grad(), gp_settings():
@@ -224,4 +228,11 @@ def loo_residuals(gp) -> torch.Tensor:
         a_inv = torch.linalg.pinv(a, hermitian=True)
         ah = a_inv @ h
         q = a_inv - ah @ torch.linalg.pinv(h.T @ ah) @ ah.T
-        return (q @ y) / q.diagonal().clamp_min(1e-300)
+        qy = q @ y
+        if folds is None:
+            return qy / q.diagonal().clamp_min(1e-300)
+        e = torch.empty_like(y)
+        for f in folds:
+            f = torch.as_tensor(np.asarray(f), dtype=torch.long)
+            e[f] = torch.linalg.lstsq(q[f][:, f], qy[f, None]).solution[:, 0]
+        return e
