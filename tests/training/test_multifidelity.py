@@ -111,8 +111,10 @@ def test_bad_fit_input():
         fit_mfnet(net, [x_lo, x_hi], [y_lo[:5], y_hi])
     with pytest.raises(ValueError, match="NaN"):
         fit_mfnet(net, [x_lo, x_hi], [y_lo, np.array([1.0, np.nan, 2.0, 3.0])])
-    with pytest.raises(ValueError, match="outside the declared bounds"):
-        fit_mfnet(net, [x_lo, x_hi + 0.5], [y_lo, y_hi], bounds=p.bounds)
+    with pytest.raises(ValueError, match="fidelity level 1 are constant"):
+        fit_mfnet(net, [x_lo, x_hi], [y_lo, np.zeros(4)])
+    with pytest.warns(UserWarning, match="training input dimension 0"):
+        fit_mfnet(net, [x_lo, x_hi + 0.5], [y_lo, y_hi], bounds=p.bounds, adam_steps=5)
     with pytest.raises(ValueError, match="at least 2"):
         fit_mfnet(net, [x_lo, x_hi[:1]], [y_lo, y_hi[:1]])
     with pytest.raises(ValueError, match="expected 2 levels"):

@@ -57,12 +57,15 @@ from pdesurrogates.surrogates._cokriging_gp import (
     DTYPE as _DT,
 )
 from pdesurrogates.surrogates._cokriging_gp import (
+    ExactPosterior,
     gp_classes,
     gp_settings,
     import_gpytorch,
     level_kernel,
     likelihood,
+    loo_residuals,
 )
+from pdesurrogates.surrogates._cokriging_kernels import build_level, check_kernel, screen_pairs
 from pdesurrogates.surrogates._limits import MAX_LEVELS, check_at_most
 
 __all__ = ["CoKrigingGP"]
@@ -122,8 +125,17 @@ class CoKrigingGP(nn.Module):
         uses the linear trend when a level has more than ``in_dim + 2`` points.
     seed : int
         Seed of the restarts, the inducing-point initialisation and NARGP draws.
+    kernel : {"auto", "rbf", "additive", "anova2"}
+        Kernel on the inputs (:mod:`._cokriging_kernels`): ARD RBF, additive, or additive
+        plus the input pairs screened from the lowest-fidelity data (second-order ANOVA;
+        sparse, inducing points per component, at the lowest level). ``"auto"``:
+        ``"anova2"`` above 10 inputs, ``"rbf"`` otherwise.
+    pairs : list of (i, j), optional
+        Pairs of the ANOVA kernel; set by :meth:`fit` (used to rebuild a saved model).
     n_train : list of int, optional
         Points per level; set by :meth:`fit` (used to rebuild a saved model).
+    quadratic : list of bool, optional
+        Per level, whether its NARGP link mean has the quadratic terms; set by :meth:`fit`.
 
     Examples
     --------
@@ -154,6 +166,9 @@ class CoKrigingGP(nn.Module):
         trend: str = "auto",
         seed: int = 0,
         n_train: Sequence[int] | None = None,
+        quadratic: Sequence[bool] | None = None,
+        kernel: str = "auto",
+        pairs: Sequence | None = None,
     ) -> None:
         super().__init__()
         import_gpytorch()
@@ -185,6 +200,8 @@ class CoKrigingGP(nn.Module):
         self.require_nested, self.n_restarts = bool(require_nested), int(n_restarts)
         self.noise_floor, self.n_mc, self.seed = float(noise_floor), int(n_mc), int(seed)
         self.n_train = n_train
+        self.quadratic = None if quadratic is None else [bool(q) for q in quadratic]
+        self.kernel, self.pairs = kernel, check_kernel(kernel, pairs)
         self.levels = nn.ModuleList()
         self.register_buffer("x_lo", torch.zeros(self.in_dim, dtype=_DT))
         self.register_buffer("x_span", torch.ones(self.in_dim, dtype=_DT))
@@ -226,6 +243,9 @@ class CoKrigingGP(nn.Module):
             "trend": self.trend,
             "seed": self.seed,
             "n_train": self.n_train,
+            "quadratic": self.quadratic,
+            "kernel": self.kernel,
+            "pairs": None if self.pairs is None else [list(p) for p in self.pairs],
         }
 
     def to(self, *args, **kwargs):
@@ -247,33 +267,43 @@ class CoKrigingGP(nn.Module):
     def _uses_sgpr(self, n0: int) -> bool:
         return self.lf_method == "sgpr" or (self.lf_method == "auto" and n0 > self.exact_max)
 
+    def can_be_quadratic(self, k: int, n: int) -> bool:
+        """Whether NARGP level ``k`` with ``n`` points may take the quadratic link mean."""
+        return self.kind == "nargp" and k > 0 and n > 2 * self.in_dim + 4
+
+    def make_level(self, k: int, n: int, quadratic: bool = False):
+        """A new (unfitted) GP of level ``k`` with ``n`` points and its data buffers."""
+        g = import_gpytorch()
+        d = self.in_dim
+        lik = likelihood(self.noise_floor)
+        z = torch.zeros(n, d + (k > 0), dtype=_DT)
+        y = torch.zeros(n, dtype=_DT)
+        kernel = level_kernel(k, d, self.kind)
+        if k == 0:
+            mean = g.means.ConstantMean()
+            if self._uses_sgpr(n):
+                m = min(self.n_inducing, n)
+                kernel = g.kernels.InducingPointKernel(
+                    kernel, inducing_points=torch.zeros(m, d, dtype=_DT), likelihood=lik
+                )
+        else:
+            mean = gp_classes()["LinearLinkMean"](self._n_trend(n), quadratic=quadratic)
+        custom = build_level(self, k, z, y, lik, mean)  # additive/ANOVA kernel, or None
+        if custom is not None:
+            return custom
+        gp = gp_classes()["ExactLevel"](z, y, lik, mean, kernel).to(_DT)
+        gp.register_buffer("z_train", z)
+        gp.register_buffer("y_train", y)
+        return gp
+
     def _build(self, xs: list[torch.Tensor]) -> None:
         """Create the level GPs and their data buffers for sizes ``len(xs[k])``."""
-        g = import_gpytorch()
-        self.levels = nn.ModuleList()
-        d = self.in_dim
-        for k, x in enumerate(xs):
-            n = x.shape[0]
-            lik = likelihood(self.noise_floor)
-            z = torch.zeros(n, d + (k > 0), dtype=_DT)
-            y = torch.zeros(n, dtype=_DT)
-            kernel = level_kernel(k, d, self.kind)
-            if k == 0:
-                mean = g.means.ConstantMean()
-                if self._uses_sgpr(n):
-                    m = min(self.n_inducing, n)
-                    kernel = g.kernels.InducingPointKernel(
-                        kernel, inducing_points=torch.zeros(m, d, dtype=_DT), likelihood=lik
-                    )
-            elif self.kind == "ar1":
-                mean = gp_classes()["LinearLinkMean"](self._n_trend(x.shape[0]))
-            else:
-                mean = g.means.ConstantMean()
-            gp = gp_classes()["ExactLevel"](z, y, lik, mean, kernel).to(_DT)
-            gp.register_buffer("z_train", z)
-            gp.register_buffer("y_train", y)
-            self.levels.append(gp)
+        quad = self.quadratic or [False] * len(xs)
+        self.levels = nn.ModuleList(
+            self.make_level(k, x.shape[0], bool(quad[k])) for k, x in enumerate(xs)
+        )
         self.n_train = [int(x.shape[0]) for x in xs]
+        self.quadratic = [bool(q) for q in quad]
 
     # ------------------------------------------------------------------ fitting
     def fit(
@@ -348,6 +378,8 @@ class CoKrigingGP(nn.Module):
             self.y_std[k] = sd if sd > 0 else 1.0
         xs_t = [self._scale_x(torch.as_tensor(x)) for x in xs_np]
         ys_t = [(torch.as_tensor(y) - self.y_mean[k]) / self.y_std[k] for k, y in enumerate(ys_np)]
+        self.quadratic = None
+        self.pairs = screen_pairs(self, xs_np[0], ys_np[0], bounds)  # ANOVA kernel's pairs
         self._build(xs_t)
         fit_recursive(self, xs_np, ys_t, xs_t, progress=progress, max_time=max_time)
         self.eval()
@@ -372,6 +404,12 @@ class CoKrigingGP(nn.Module):
         if gp.train_inputs[0] is not gp.z_train or gp.train_targets is not gp.y_train:
             gp.set_train_data(gp.z_train, gp.y_train, strict=False)
         gp.eval()
+        if hasattr(gp, "fit_level"):  # additive/ANOVA sparse level: its own posterior
+            f = gp(z)
+            return f.mean, f.variance
+        sparse = isinstance(gp.covar_module, import_gpytorch().kernels.InducingPointKernel)
+        if not (sparse or torch.is_grad_enabled()):  # gpytorch's own path keeps autograd
+            return ExactPosterior(gp)(z)
         means, variances = [], []
         with gp_settings():
             # chunks keep the (lazy) test covariance small: memory O(chunk² + chunk · n)
@@ -435,6 +473,21 @@ class CoKrigingGP(nn.Module):
         mean = mean * self.y_std[k] + self.y_mean[k]
         std = var.sqrt() * self.y_std[k]
         return Prediction(mean.numpy(), std=std.numpy())
+
+    def cv_error(self, folds=None) -> float:
+        """Cross-validated error of the highest level on its own points, in closed form.
+
+        Leave-one-out (or leave-``folds``-out, a list of index arrays) residuals of the top
+        level's GP with its fitted kernel hyperparameters, the link coefficients re-fitted
+        by generalised least squares without the left-out points, and the lower levels as
+        fitted (:func:`~._cokriging_gp.loo_residuals`). Returns their RMS divided by the
+        standard deviation of the highest-fidelity outputs (0 = exact, 1 = no better than
+        their mean).
+        """
+        if not self.is_fitted:
+            raise ValueError("this CoKrigingGP is not fitted; call fit(...) first")
+        e = loo_residuals(self.levels[-1], folds)
+        return float(e.square().mean().sqrt())
 
     def variance_contributions(self, X) -> np.ndarray:
         """Share of each level in the predictive variance of the highest level (AR(1)).

@@ -14,16 +14,31 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 
 import numpy as np
 import torch
 
 from pdesurrogates._progress import ProgressBar, TimeBudget, logger
 from pdesurrogates.errors import TrainingError
-from pdesurrogates.surrogates._cokriging_gp import DTYPE, gp_classes, gp_settings, import_gpytorch
+from pdesurrogates.surrogates._cokriging_gp import (
+    DTYPE,
+    gp_classes,
+    gp_settings,
+    import_gpytorch,
+    loo_residuals,
+)
 from pdesurrogates.surrogates._cokriging_optim import adam, lbfgs
 
-__all__ = ["check_levels", "fit_recursive", "init_hypers", "nested_index"]
+__all__ = [
+    "check_levels",
+    "check_outputs",
+    "fit_recursive",
+    "init_hypers",
+    "input_box",
+    "nested_index",
+    "warn_outside",
+]
 
 
 def nested_index(x_hi: np.ndarray, x_lo: np.ndarray, tol: float = 1e-10) -> np.ndarray | None:
@@ -58,23 +73,56 @@ def _as_level(k: int, x, y, in_dim: int, need: int) -> tuple[np.ndarray, np.ndar
     return x, y
 
 
-def _check_bounds(allx: np.ndarray, in_dim: int, bounds) -> np.ndarray:
+def input_box(allx: np.ndarray, in_dim: int, bounds, *, stacklevel: int = 3) -> np.ndarray:
+    """The input box ``(d, 2)`` every multi-fidelity model scales its inputs to [0, 1] with.
+
+    ``bounds`` when declared (a ``ValueError`` if malformed; a ``UserWarning`` naming the
+    input dimension when data lie outside it), else the range of ``allx`` (a constant
+    input gets a unit span).
+    """
     if bounds is None:
         lo, hi = allx.min(0), allx.max(0)
         hi = np.where(hi > lo, hi, lo + 1.0)
         return np.stack([lo, hi], 1)
-    bounds = np.asarray(bounds, dtype=np.float64)
+    try:
+        bounds = np.asarray(bounds, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"bounds must be an array of shape ({in_dim}, 2); got {bounds!r}") from exc
     if bounds.shape != (in_dim, 2) or not np.all(bounds[:, 1] > bounds[:, 0]):
-        raise ValueError(f"bounds must have shape ({in_dim}, 2) with lower < upper")
-    span = bounds[:, 1] - bounds[:, 0]
-    bad = (allx < bounds[:, 0] - 1e-9 * span) | (allx > bounds[:, 1] + 1e-9 * span)
-    if bad.any():
-        i, j = np.argwhere(bad)[0]
         raise ValueError(
-            f"training input {allx[i, j]:g} (input {j}) is outside the declared bounds "
-            f"[{bounds[j, 0]:g}, {bounds[j, 1]:g}]"
+            f"bounds must have shape ({in_dim}, 2) with lower < upper in every row; "
+            f"got {bounds.tolist()}"
         )
+    warn_outside(allx, bounds, "training input", stacklevel=stacklevel + 1)
     return bounds
+
+
+def warn_outside(x: np.ndarray, bounds: np.ndarray, what: str, *, stacklevel: int = 3) -> None:
+    """``UserWarning`` naming each input dimension where ``x`` leaves the declared box."""
+    span = bounds[:, 1] - bounds[:, 0]
+    below = (x < bounds[:, 0] - 1e-9 * span).any(0)
+    above = (x > bounds[:, 1] + 1e-9 * span).any(0)
+    for j in np.flatnonzero(below | above):
+        col = x[:, j]
+        warnings.warn(
+            f"{what} dimension {j} has values in [{col.min():g}, {col.max():g}], outside the "
+            f"declared bounds [{bounds[j, 0]:g}, {bounds[j, 1]:g}]; the model extrapolates "
+            "there (widen bounds if that range is intended)",
+            UserWarning,
+            stacklevel=stacklevel,
+        )
+
+
+def check_outputs(ys) -> None:
+    """``ValueError`` when some fidelity's outputs are constant (zero variance)."""
+    for k, y in enumerate(ys):
+        y = np.asarray(y)
+        if len(y) and float(np.ptp(y)) <= 1e-300 + 1e-14 * float(np.abs(y).max()):
+            raise ValueError(
+                f"the outputs of fidelity level {k} are constant ({float(y[0]):g} at all "
+                f"{len(y)} points, zero variance): they carry no information to scale or "
+                "correlate; check that the right column was passed, or drop this level"
+            )
 
 
 def check_levels(xs, ys, in_dim: int, n_levels: int, bounds):
@@ -91,7 +139,8 @@ def check_levels(xs, ys, in_dim: int, n_levels: int, bounds):
     ]
     xs_np = [x for x, _ in levels]
     ys_np = [y for _, y in levels]
-    return xs_np, ys_np, _check_bounds(np.concatenate(xs_np), in_dim, bounds)
+    check_outputs(ys_np)
+    return xs_np, ys_np, input_box(np.concatenate(xs_np), in_dim, bounds, stacklevel=4)
 
 
 def init_hypers(gp, k: int, z, y, gen, restart: int, *, in_dim: int, noise_floor: float) -> None:
@@ -106,6 +155,9 @@ def init_hypers(gp, k: int, z, y, gen, restart: int, *, in_dim: int, noise_floor
         u = torch.rand(shape, generator=gen, dtype=DTYPE)
         return torch.exp(math.log(lo) + u * (math.log(hi) - math.log(lo)))
 
+    reset = getattr(gp.covar_module, "reset_hypers", None)  # additive/ANOVA kernel
+    if reset is not None:
+        reset(restart, gen)
     root_d = math.sqrt(in_dim)
     for mod in gp.covar_module.modules():
         if isinstance(mod, g.kernels.RBFKernel):
@@ -120,15 +172,18 @@ def init_hypers(gp, k: int, z, y, gen, restart: int, *, in_dim: int, noise_floor
             mod.outputscale = rand(0.3, 3.0, ()) if restart > 1 else torch.tensor(1.0)
     gp.likelihood.noise = max(1e-6, 10 * noise_floor)
     if isinstance(gp.mean_module, gp_classes()["LinearLinkMean"]):
-        nt = gp.mean_module.n_trend
-        a = torch.cat([z[:, -1:], torch.ones_like(y)[:, None], z[:, :nt]], 1)
+        mean = gp.mean_module
+        a = mean.basis(z)
         sol = torch.linalg.lstsq(a, y[:, None]).solution[:, 0]
-        shrink = 1.0 if restart < 2 else 0.5
+        if restart >= 2:  # shrink towards ρ·y only
+            sol = torch.zeros_like(sol).index_fill_(0, torch.tensor([0]), 0.5 * float(sol[0]))
         with torch.no_grad():
-            gp.mean_module.rho.fill_(float(sol[0]) * shrink)
-            gp.mean_module.beta.fill_(float(sol[1]) if restart < 2 else 0.0)
-            if nt:
-                gp.mean_module.gamma.copy_(sol[2:] if restart < 2 else torch.zeros(nt))
+            for p, c in zip(
+                mean.coefficients(),
+                torch.split(sol, [int(p.numel()) for p in mean.coefficients()]),
+                strict=True,
+            ):
+                p.copy_(c)
     elif isinstance(gp.mean_module, g.means.ConstantMean):
         with torch.no_grad():
             gp.mean_module.constant.fill_(float(y.mean()))
@@ -139,10 +194,15 @@ def _n_starts(model, gp) -> int:
     return 1 if sparse else model.n_restarts
 
 
-def _fit_level(model, k: int, z, y, gen, budget: TimeBudget, bar, task) -> None:
+def _fit_level(model, k: int, z, y, gen, budget: TimeBudget, bar, task) -> float:
     """Fit level ``k`` from its starts; keep the best marginal likelihood."""
     g = import_gpytorch()
     gp = model.levels[k]
+    if hasattr(gp, "fit_level"):  # additive/ANOVA sparse level: fits itself
+        value = gp.fit_level(z, y, budget=budget)
+        bar.advance(task, _n_starts(model, gp), info=f"level {k}: additive sparse GP")
+        gp.eval()
+        return value
     gp.set_train_data(z, y, strict=False)
     sparse = isinstance(gp.covar_module, g.kernels.InducingPointKernel)
     if sparse:
@@ -180,6 +240,7 @@ def _fit_level(model, k: int, z, y, gen, budget: TimeBudget, bar, task) -> None:
         )
     gp.load_state_dict(best_state)
     gp.eval()
+    return best
 
 
 def _level_inputs(model, k: int, xs_np, xs_t, ys_t) -> torch.Tensor:
@@ -195,12 +256,40 @@ def _level_inputs(model, k: int, xs_np, xs_t, ys_t) -> torch.Tensor:
     return torch.cat([xs_t[k], col[:, None]], dim=1)
 
 
+def _loo_rms(gp) -> float:
+    e = loo_residuals(gp)
+    return float(e.square().mean().sqrt()) if torch.isfinite(e).all() else math.inf
+
+
+def _try_quadratic(model, k: int, value: float, gen, budget, bar, task) -> None:
+    """NARGP level ``k``: refit with the quadratic link mean ``ρ₂ y² + ηᵀx y²`` and keep it
+    when its closed-form leave-one-out error (:func:`loo_residuals`) is lower than the
+    linear link's."""
+    lin = model.levels[k]
+    n = len(lin.y_train)
+    quad = model.make_level(k, n, quadratic=True)
+    quad.z_train.copy_(lin.z_train)
+    quad.y_train.copy_(lin.y_train)
+    model.levels[k] = quad
+    try:
+        value_q = _fit_level(model, k, quad.z_train, quad.y_train, gen, budget, bar, task)
+    except TrainingError:
+        value_q = -math.inf
+    if math.isfinite(value_q) and _loo_rms(quad) < _loo_rms(lin):
+        model.quadratic[k] = True
+    else:
+        model.levels[k] = lin
+
+
 def fit_recursive(model, xs_np, ys_t, xs_t, *, progress: bool, max_time: float | None) -> None:
     """Fit every level of a built ``model`` (:meth:`CoKrigingGP._build`), lowest first."""
     gen = torch.Generator().manual_seed(model.seed)
     budget = TimeBudget(max_time)
     model.fit_seconds = []
-    total = sum(_n_starts(model, gp) for gp in model.levels)
+    total = sum(
+        _n_starts(model, gp) * (1 + model.can_be_quadratic(k, len(ys_t[k])))
+        for k, gp in enumerate(model.levels)
+    )
     with ProgressBar(enabled=progress) as bar:
         task = bar.add_task("co-kriging", total=total)
         for k in range(model.n_levels):
@@ -208,7 +297,9 @@ def fit_recursive(model, xs_np, ys_t, xs_t, *, progress: bool, max_time: float |
             gp = model.levels[k]
             gp.z_train.copy_(_level_inputs(model, k, xs_np, xs_t, ys_t))
             gp.y_train.copy_(ys_t[k])
-            _fit_level(model, k, gp.z_train, gp.y_train, gen, budget, bar, task)
+            value = _fit_level(model, k, gp.z_train, gp.y_train, gen, budget, bar, task)
+            if model.can_be_quadratic(k, len(ys_t[k])):
+                _try_quadratic(model, k, value, gen, budget, bar, task)
             model.fit_seconds.append(time.perf_counter() - t0)
             kind = "SGPR" if k == 0 and model._uses_sgpr(len(ys_t[0])) else "exact"
             rho = f", rho={model.rho[k - 1]:.4g}" if k and model.kind == "ar1" else ""

@@ -11,16 +11,19 @@ from __future__ import annotations
 
 import warnings
 
+import numpy as np
 import torch
 from torch import nn
 
 __all__ = [
     "DTYPE",
+    "ExactPosterior",
     "gp_classes",
     "gp_settings",
     "import_gpytorch",
     "level_kernel",
     "likelihood",
+    "loo_residuals",
     "rbf",
 ]
 
@@ -82,21 +85,37 @@ def gp_classes() -> dict:
     g = import_gpytorch()
 
     class _LinearLinkMean(g.means.Mean):
-        """``ρ · z[:, -1] + β`` (the AR(1) link on the lower level's value)."""
+        """``ρ y + β (+ γᵀx)`` on ``z = [x, y]`` (the AR(1) link on the lower level's value
+        ``y``); with ``quadratic`` also ``ρ₂ y² (+ ηᵀx y²)`` (a NARGP link mean)."""
 
-        def __init__(self, n_trend: int = 0) -> None:
+        def __init__(self, n_trend: int = 0, quadratic: bool = False) -> None:
             super().__init__()
             self.rho = nn.Parameter(torch.ones(1, dtype=DTYPE))
             self.beta = nn.Parameter(torch.zeros(1, dtype=DTYPE))
             self.n_trend = n_trend
+            self.quadratic = quadratic
             if n_trend:
                 self.gamma = nn.Parameter(torch.zeros(n_trend, dtype=DTYPE))
+            if quadratic:
+                self.rho2 = nn.Parameter(torch.zeros(1, dtype=DTYPE))
+                if n_trend:
+                    self.eta = nn.Parameter(torch.zeros(n_trend, dtype=DTYPE))
+
+        def basis(self, z: torch.Tensor) -> torch.Tensor:
+            """Columns multiplying ``[ρ, β, γ, ρ₂, η]``, shape ``(..., n_basis)``."""
+            y = z[..., -1:]
+            cols = [y, torch.ones_like(y), z[..., : self.n_trend]]
+            if self.quadratic:
+                cols += [y.square(), z[..., : self.n_trend] * y.square()]
+            return torch.cat(cols, -1)
+
+        def coefficients(self) -> list[torch.Tensor]:
+            names = ["rho", "beta"] + ["gamma"] * bool(self.n_trend)
+            names += (["rho2"] + ["eta"] * bool(self.n_trend)) * self.quadratic
+            return [getattr(self, n) for n in names]
 
         def forward(self, z: torch.Tensor) -> torch.Tensor:
-            out = self.rho * z[..., -1] + self.beta
-            if self.n_trend:
-                out = out + z[..., : self.n_trend] @ self.gamma
-            return out
+            return self.basis(z) @ torch.cat(self.coefficients())
 
     class _ExactLevel(g.models.ExactGP):
         def __init__(self, x, y, likelihood, mean, kernel) -> None:
@@ -146,3 +165,74 @@ class gp_settings:
         for s in reversed(self._stack):
             s.__exit__(*exc)
         return False
+
+
+class ExactPosterior:
+    """Latent posterior of one fitted exact level at many points, in chunks of the cross
+    covariance only (gpytorch's own call also forms the test-test covariance of a product
+    kernel, quadratic in the chunk; NARGP pushes ``n_mc`` draws per point through it).
+
+    The mean uses gpytorch's cached weights (identical to ``gp(z).mean``); the variance a
+    Cholesky factor of the training covariance plus noise (jittered if needed). Both stay
+    differentiable in the hyperparameters (``forward``); ``predict`` runs without autograd.
+    """
+
+    def __init__(self, gp, chunk_elems: int = 2**21) -> None:
+        self.gp = gp
+        z, y = gp.z_train, gp.y_train
+        with gp_settings():
+            gp(z[:1])  # builds gpytorch's prediction cache
+            self.alpha = gp.prediction_strategy.mean_cache
+            k = gp.covar_module(z).to_dense()
+            noise = gp.likelihood.noise.reshape(()).to(k.dtype)
+            eye = torch.eye(len(y), dtype=k.dtype)
+            scale = float(k.diagonal().mean())
+            for rel in (0.0, 1e-10, 1e-9, 1e-8, 1e-7, 1e-6, 1e-5, 1e-4):
+                chol, info = torch.linalg.cholesky_ex(k + (noise + rel * scale) * eye)
+                if int(info) == 0:
+                    break
+            self.chol = chol
+        self.z = z
+        self.chunk = max(1, chunk_elems // max(1, len(y)))
+
+    def __call__(self, zq: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Mean and variance (latent, no noise) at ``zq`` ``(m, p)``."""
+        gp = self.gp
+        means, variances = [], []
+        with gp_settings():
+            for zc in torch.split(zq, self.chunk):
+                ks = gp.covar_module(zc, self.z).to_dense()
+                kss = gp.covar_module(zc, diag=True)
+                v = torch.linalg.solve_triangular(self.chol, ks.T, upper=False)
+                means.append(gp.mean_module(zc) + ks @ self.alpha)
+                variances.append((kss - v.square().sum(0)).clamp_min(0.0))
+        return torch.cat(means), torch.cat(variances)
+
+
+def loo_residuals(gp, folds=None) -> torch.Tensor:
+    """Leave-one-out (or ``folds``-out) residuals ``y_i − ŷ_{−i}`` of a fitted exact level,
+    in closed form.
+
+    Kernel hyperparameters stay fixed; the coefficients of a link mean are re-estimated by
+    generalised least squares without the left-out point (Dubrule 1983):
+    ``e = Q y / diag(Q)`` with ``Q = A⁻¹ − A⁻¹H (HᵀA⁻¹H)⁻¹ HᵀA⁻¹``, ``A = K + σ²I``.
+    A constant mean counts as the basis ``H = 1``. With ``folds`` (index arrays covering
+    the points once) each fold is left out together: ``e_S = Q_SS⁻¹ (Q y)_S``.
+    """
+    z, y = gp.z_train, gp.y_train
+    with torch.no_grad(), gp_settings():
+        k = gp.covar_module(z).to_dense()
+        a = k + gp.likelihood.noise.reshape(()).to(k.dtype) * torch.eye(len(y), dtype=k.dtype)
+        mean = gp.mean_module
+        h = mean.basis(z) if hasattr(mean, "basis") else torch.ones(len(y), 1, dtype=k.dtype)
+        a_inv = torch.linalg.pinv(a, hermitian=True)
+        ah = a_inv @ h
+        q = a_inv - ah @ torch.linalg.pinv(h.T @ ah) @ ah.T
+        qy = q @ y
+        if folds is None:
+            return qy / q.diagonal().clamp_min(1e-300)
+        e = torch.empty_like(y)
+        for f in folds:
+            f = torch.as_tensor(np.asarray(f), dtype=torch.long)
+            e[f] = torch.linalg.lstsq(q[f][:, f], qy[f, None]).solution[:, 0]
+        return e

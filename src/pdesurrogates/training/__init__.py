@@ -38,6 +38,7 @@ from pdesurrogates.training._losses import (
     rel_h1,
     rel_l2,
 )
+from pdesurrogates.training._mf_auto import MultiFidelityModel, fit_multifidelity
 from pdesurrogates.training._mf_fit import fit_mfnet
 from pdesurrogates.training._multifidelity import MultiFidelityFit, fit_multifidelity_net
 from pdesurrogates.training._operator import OperatorConfig
@@ -61,6 +62,7 @@ __all__ = [
     "FullBatch",
     "MultiFidelityConfig",
     "MultiFidelityFit",
+    "MultiFidelityModel",
     "OperatorConfig",
     "RelH1Loss",
     "RelL2Loss",
@@ -77,6 +79,7 @@ __all__ = [
     "fields_to_channels",
     "fit_ensemble",
     "fit_mfnet",
+    "fit_multifidelity",
     "fit_multifidelity_net",
     "get_loss",
     "grid_gradient",

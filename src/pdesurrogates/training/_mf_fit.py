@@ -13,6 +13,7 @@ import torch
 from pdesurrogates._progress import ProgressBar
 from pdesurrogates.errors import TrainingError
 from pdesurrogates.surrogates import MultiFidelityNet
+from pdesurrogates.surrogates._cokriging_fit import check_outputs, input_box
 from pdesurrogates.training._configs import MultiFidelityConfig
 from pdesurrogates.training._mf_optim import minimise_residuals
 
@@ -60,25 +61,8 @@ def prepare_mf_data(xs, ys, in_dim: int, n_levels: int, bounds):
             )
         xs_t.append(x)
         ys_t.append(y)
-    allx = torch.cat(xs_t)
-    if bounds is None:
-        bounds = torch.stack([allx.min(0).values, allx.max(0).values], 1).numpy()
-    else:
-        bounds = np.asarray(bounds, dtype=np.float64)
-        if bounds.shape != (in_dim, 2) or not np.all(bounds[:, 1] > bounds[:, 0]):
-            raise ValueError(
-                f"bounds must have shape ({in_dim}, 2) with lower < upper; got {bounds.tolist()}"
-            )
-        span = bounds[:, 1] - bounds[:, 0]
-        outside = (allx.numpy() < bounds[:, 0] - 1e-9 * span) | (
-            allx.numpy() > bounds[:, 1] + 1e-9 * span
-        )
-        if outside.any():
-            i, j = np.argwhere(outside)[0]
-            raise ValueError(
-                f"training input {allx[i, j].item():g} (row {i}, input {j}) is outside the "
-                f"declared bounds [{bounds[j, 0]:g}, {bounds[j, 1]:g}]"
-            )
+    check_outputs([y.numpy() for y in ys_t])
+    bounds = input_box(torch.cat(xs_t).numpy(), in_dim, bounds, stacklevel=4)
     return xs_t, ys_t, bounds
 
 

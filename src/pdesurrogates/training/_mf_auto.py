@@ -1,0 +1,223 @@
+"""One entry point for two-level multi-fidelity regression: AR(1) co-kriging, NARGP or
+MF-DNN, chosen by cross-validated error on the high-fidelity points.
+
+Every candidate is scored on the same folds of the high-fidelity points (at most 5,
+:func:`cv_folds`): the two Gaussian processes in closed form (their
+kernel hyperparameters fixed, the link coefficients re-estimated without the fold:
+:meth:`~pdesurrogates.surrogates.CoKrigingGP.cv_error`), the MF-DNN by refitting its top
+correction without the fold (:func:`~pdesurrogates.training.fit_multifidelity_net` with
+``criterion="kfold"``). Scores are RMS errors divided by the standard deviation of the
+high-fidelity outputs; the lowest wins.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from pdesurrogates._progress import logger
+from pdesurrogates.surrogates import CoKrigingGP
+from pdesurrogates.surrogates._cokriging_fit import check_levels, warn_outside
+
+__all__ = ["METHODS", "MultiFidelityModel", "cv_folds", "fit_multifidelity"]
+
+#: Methods :func:`fit_multifidelity` fits, in the order ``"auto"`` tries them.
+METHODS = ("ar1", "nargp", "mfdnn")
+
+
+@dataclass
+class MultiFidelityModel:
+    """A fitted two-level model and how it was chosen (:func:`fit_multifidelity`).
+
+    Attributes
+    ----------
+    method : str
+        ``"ar1"``, ``"nargp"`` or ``"mfdnn"``.
+    model : torch.nn.Module
+        The fitted :class:`~pdesurrogates.surrogates.CoKrigingGP`, or the MF-DNN
+        (a :class:`~pdesurrogates.surrogates.Ensemble` or one
+        :class:`~pdesurrogates.surrogates.MultiFidelityNet`); save it with
+        :func:`pdesurrogates.save`.
+    scores : dict
+        Cross-validated error of every candidate tried (RMS over the high-fidelity points
+        divided by their standard deviation; lower is better).
+    bounds : ndarray ``(d, 2)``
+        Input box the inputs were scaled with (declared or the data's range).
+    bounds_declared : bool
+        Whether ``bounds`` was given (predictions outside it then warn).
+    seconds : dict
+        Fit time of every candidate (s).
+    """
+
+    method: str
+    model: torch.nn.Module
+    scores: dict = field(default_factory=dict)
+    bounds: np.ndarray | None = None
+    bounds_declared: bool = False
+    seconds: dict = field(default_factory=dict)
+    members: list = field(default_factory=list, repr=False)
+
+    def predict(self, x):
+        """Prediction at ``x`` ``(n, d)`` in the user's units: a
+        :class:`pdesurrogates.uq.Prediction` (Gaussian for the GPs, the MF-DNN members
+        as samples)."""
+        from pdesurrogates.uq import Prediction
+
+        xa = np.asarray(x.detach().cpu() if torch.is_tensor(x) else x, dtype=np.float64)
+        if xa.ndim == 1 and self.bounds is not None and self.bounds.shape[0] == 1:
+            xa = xa[:, None]
+        if self.bounds_declared and xa.ndim == 2 and xa.shape[1] == self.bounds.shape[0]:
+            warn_outside(xa, self.bounds, "prediction input")
+        if isinstance(self.model, CoKrigingGP):
+            return self.model.predict(xa)
+        xt = torch.as_tensor(xa)
+        with torch.no_grad():
+            outs = torch.stack(
+                [m(xt.to(next(m.parameters()).dtype)).double() for m in self.members]
+            )
+        if len(self.members) == 1:
+            return Prediction(outs[0].numpy())
+        return Prediction(None, samples=outs.numpy())
+
+
+def cv_folds(n: int, seed: int, max_folds: int = 5) -> list[np.ndarray]:
+    """``min(n, max_folds)`` folds of a seeded permutation of ``range(n)``."""
+    perm = np.random.default_rng(seed).permutation(n)
+    return [f for f in np.array_split(perm, min(n, max_folds)) if len(f)]
+
+
+def _fit_gp(kind, xs, ys, bounds, seed, folds, progress):
+    gp = CoKrigingGP(in_dim=xs[0].shape[1], kind=kind, seed=seed, require_nested=False)
+    gp.fit(xs[0], ys[0], xs[1], ys[1], bounds=bounds, progress=progress)
+    return gp, gp.cv_error(folds), [gp]
+
+
+def _fit_mfdnn(xs, ys, bounds, seed, folds, progress, kwargs):
+    from pdesurrogates.training._multifidelity import fit_multifidelity_net
+
+    kw = {"n_members": 4, "keep": 2, **kwargs}
+    n_hi = len(ys[1])
+    if n_hi >= 6 and "criterion" not in kwargs:
+        kw.update(criterion="kfold", folds=len(folds))
+    fit = fit_multifidelity_net(
+        list(xs), list(ys), bounds=bounds, seed=seed, progress=progress, **kw
+    )
+    scores = [fit.scores[i] for i in fit.kept]
+    score = float(np.mean(scores)) if fit.criterion == "kfold" else float("inf")
+    return fit.model, score, fit.members
+
+
+def fit_multifidelity(
+    x_lo,
+    y_lo,
+    x_hi,
+    y_hi,
+    method: str = "auto",
+    bounds=None,
+    seed: int = 0,
+    *,
+    methods: tuple[str, ...] = METHODS,
+    mfdnn_kwargs: dict | None = None,
+    progress: bool = False,
+) -> MultiFidelityModel:
+    """Fit a two-level multi-fidelity model; with ``method="auto"`` pick the best of AR(1)
+    co-kriging, NARGP and MF-DNN by cross-validated error on the high-fidelity points.
+
+    Every method maps the inputs to the unit box (``bounds`` or the data's range) and
+    standardises each fidelity's outputs internally; predictions and standard deviations
+    come back in the user's units.
+
+    Parameters
+    ----------
+    x_lo, y_lo : arrays ``(n_lo, d)``, ``(n_lo,)``
+        Low-fidelity data.
+    x_hi, y_hi : arrays ``(n_hi, d)``, ``(n_hi,)``
+        High-fidelity data (at least 3 points). They need not be a subset of ``x_lo``:
+        where they are not, the GP methods feed the low-fidelity posterior **mean** at
+        ``x_hi`` to the high level during fitting (NARGP's predictions still integrate
+        over the low-fidelity posterior by Monte Carlo), and the MF-DNN uses its own
+        low-fidelity net's prediction there, as everywhere.
+    method : {"auto", "ar1", "nargp", "mfdnn"}
+        The model, or ``"auto"``: fit each of ``methods`` and keep the one of lowest
+        cross-validated error (the GPs by closed-form leave-fold-out residuals with fixed
+        hyperparameters, the MF-DNN by refitting its top correction without each fold;
+        the same folds of at most 5 for all; :func:`cv_folds`). The MF-DNN takes part
+        only from 6 high-fidelity points. Scores within 5 % (or 1e-6) of the lowest count
+        as a tie, won by the simpler method (AR(1), then NARGP, then MF-DNN).
+    bounds : array ``(d, 2)``, optional
+        Input box. Inputs outside it (training or prediction) get a ``UserWarning`` naming
+        the dimension.
+    seed : int
+        Seed of every fit and of the folds.
+    methods : tuple of str
+        Candidates of ``"auto"``.
+    mfdnn_kwargs : dict, optional
+        Passed to :func:`~pdesurrogates.training.fit_multifidelity_net`.
+    progress : bool
+        Progress bars of the fits.
+
+    Returns
+    -------
+    MultiFidelityModel
+        ``.method``, ``.scores`` (every candidate's error) and ``.predict(x)``. The
+        choice and the scores also go to the ``pdesurrogates`` logger.
+
+    Raises
+    ------
+    ValueError
+        On shape mismatches, NaN, fewer than 3 high-fidelity points, a constant fidelity
+        (zero variance), or an unknown method.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from pdesurrogates.solvers.reference import forrester
+    >>> p = forrester()
+    >>> x_lo = np.linspace(0, 1, 11)[:, None]; x_hi = x_lo[[0, 4, 6, 10]]
+    >>> m = fit_multifidelity(x_lo, p.low(x_lo), x_hi, p.high(x_hi), method="ar1")
+    >>> m.method
+    'ar1'
+    """
+    valid = ("auto", *METHODS)
+    if method not in valid:
+        raise ValueError(f"method must be one of {', '.join(valid)}; got {method!r}")
+    bad = [m for m in methods if m not in METHODS]
+    if bad or not methods:
+        raise ValueError(f"methods must be a non-empty subset of {METHODS}; got {methods!r}")
+    x0 = np.asarray(x_lo.detach().cpu() if torch.is_tensor(x_lo) else x_lo)
+    d = 1 if x0.ndim == 1 else x0.shape[1]
+    xs, ys, box = check_levels([x_lo, x_hi], [y_lo, y_hi], d, 2, bounds)
+    folds = cv_folds(len(ys[1]), seed)
+    todo = list(methods) if method == "auto" else [method]
+    if method == "auto" and len(ys[1]) < 6:
+        todo = [m for m in todo if m != "mfdnn"] or todo
+    fits, scores, seconds = {}, {}, {}
+    for m in todo:
+        t0 = time.perf_counter()
+        if m == "mfdnn":
+            fits[m] = _fit_mfdnn(xs, ys, box, seed, folds, progress, dict(mfdnn_kwargs or {}))
+        else:
+            fits[m] = _fit_gp(m, xs, ys, box, seed, folds, progress)
+        scores[m] = fits[m][1]
+        seconds[m] = time.perf_counter() - t0
+    # near-ties (within 5 % or 1e-6) go to the simpler method, in the order of METHODS
+    low = min(scores.values())
+    best = next(k for k in todo if scores[k] <= 1.05 * low + 1e-6)
+    logger.info(
+        "fit_multifidelity: %s (cross-validated error %s)",
+        best,
+        ", ".join(f"{k} {v:.3g}" for k, v in scores.items()),
+    )
+    model, _, members = fits[best]
+    return MultiFidelityModel(
+        method=best,
+        model=model,
+        scores=scores,
+        bounds=box,
+        bounds_declared=bounds is not None,
+        seconds=seconds,
+        members=members,
+    )
