@@ -19,7 +19,14 @@ from scipy.stats import qmc
 from pdesurrogates.uq._runner import Caller, jsonable, run_model
 from pdesurrogates.uq._sampling import _check_inputs, _check_n, _to_inputs
 
-__all__ = ["SobolResult", "ishigami", "ishigami_indices", "sobol_indices"]
+__all__ = [
+    "SobolResult",
+    "g_function",
+    "g_function_indices",
+    "ishigami",
+    "ishigami_indices",
+    "sobol_indices",
+]
 
 
 @dataclass
@@ -85,13 +92,67 @@ class SobolResult:
         return self.summary()
 
 
+def _standardise(y: np.ndarray) -> np.ndarray:
+    """``(y - mean) / std`` per output column over all model runs (as SALib does).
+
+    Sobol' indices are invariant to an affine map of the output, and the Saltelli (2010)
+    first-order estimator is only shift-invariant in expectation: without centring, a large
+    output mean multiplies its sampling noise. Raises when a column has zero variance.
+    """
+    mean = y.mean(0)
+    std = y.std(0)
+    if np.any(~(std > 0)):
+        raise ValueError("the model output has zero variance; Sobol' indices are undefined")
+    return (y - mean) / std
+
+
 def _sobol_estimates(fa, fb, fab):
-    """Saltelli (2010) S1 and Jansen ST from f(A) (N, Q), f(B) (N, Q), f(AB_i) (D, N, Q)."""
-    var = np.var(np.concatenate([fa, fb], 0), axis=0, ddof=1)
+    """Saltelli (2010) S1 and Jansen ST from f(A) (N, Q), f(B) (N, Q), f(AB_i) (D, N, Q).
+
+    ``V`` is the (ddof 0) variance of ``[f_A, f_B]``; outputs are expected standardised.
+    """
+    var = np.var(np.concatenate([fa, fb], 0), axis=0)
     safe = np.where(var > 0, var, np.nan)
     s1 = np.mean(fb[None] * (fab - fa[None]), axis=1) / safe
     st = 0.5 * np.mean((fa[None] - fab) ** 2, axis=1) / safe
     return s1, st, var
+
+
+def _bootstrap(fa, fb, fab, n_boot: int, rng, chunk_bytes: int = 2**26):
+    """S1 and ST of ``n_boot`` row resamples, shapes ``(n_boot, D, Q)``.
+
+    A resample is a vector of row counts ``w`` (multinomial), so every resampled mean is
+    ``w @ terms / N``: one matrix product for all resamples, computed in column chunks.
+    """
+    d, n, q = fab.shape
+    idx = rng.integers(0, n, (n_boot, n)) + n * np.arange(n_boot)[:, None]
+    w = np.bincount(idx.ravel(), minlength=n_boot * n).reshape(n_boot, n).astype(np.float64)
+    s1 = np.empty((n_boot, d, q))
+    st = np.empty((n_boot, d, q))
+    step = max(1, chunk_bytes // (8 * n * (2 * d + 4)))
+    for lo in range(0, q, step):
+        sl = slice(lo, lo + step)
+        a, b, ab = fa[:, sl], fb[:, sl], fab[:, :, sl]
+        k = a.shape[1]
+        terms = np.concatenate(
+            [
+                np.moveaxis(b[None] * (ab - a[None]), 0, 1).reshape(n, d * k),
+                np.moveaxis(0.5 * (a[None] - ab) ** 2, 0, 1).reshape(n, d * k),
+                a,
+                b,
+                a * a,
+                b * b,
+            ],
+            1,
+        )
+        m = w @ terms / n
+        mean = 0.5 * (m[:, 2 * d * k : 2 * d * k + k] + m[:, 2 * d * k + k : 2 * d * k + 2 * k])
+        sq = 0.5 * (m[:, 2 * d * k + 2 * k : 2 * d * k + 3 * k] + m[:, 2 * d * k + 3 * k :])
+        var = sq - mean**2
+        safe = np.where(var > 0, var, np.nan)[:, None]
+        s1[:, :, sl] = m[:, : d * k].reshape(n_boot, d, k) / safe
+        st[:, :, sl] = m[:, d * k : 2 * d * k].reshape(n_boot, d, k) / safe
+    return s1, st
 
 
 def sobol_indices(
@@ -112,9 +173,15 @@ def sobol_indices(
 
     ``N = n_base`` rows of two matrices A and B (scrambled Sobol' points of dimension 2D
     mapped through the input marginals) and the D matrices AB_i (A with column i from B):
-    ``N (D + 2)`` model runs. Estimators: ``S1_i = mean(f_B (f_ABi - f_A)) / V`` (Saltelli
-    2010) and ``ST_i = mean((f_A - f_ABi)²) / (2V)`` (Jansen 1999), ``V`` the variance of
-    ``[f_A, f_B]``. Confidence intervals come from ``n_bootstrap`` resamples of the rows.
+    ``N (D + 2)`` model runs. The outputs are first standardised over all runs (centred and
+    divided by their std, as SALib does), so the indices are invariant to shifts and scales
+    of the output. Estimators: ``S1_i = mean(f_B (f_ABi - f_A)) / V`` (Saltelli 2010) and
+    ``ST_i = mean((f_A - f_ABi)²) / (2V)`` (Jansen 1999), ``V`` the variance of
+    ``[f_A, f_B]``: SALib's ``sobol.analyze`` estimators, and with an integer ``seed`` the
+    design of ``SALib.sample.sobol.sample(..., calc_second_order=False, seed=seed)``, so the
+    indices equal SALib's to rounding. Confidence intervals come from ``n_bootstrap``
+    resamples of the rows (all resamples in one matrix product); they treat the rows as
+    independent, so on the scrambled Sobol' design they are conservative.
 
     ``n_base`` must be a power of 2 (at least 16). The model calling convention is that of
     :func:`propagate`. Indices are computed per output component for array outputs.
@@ -136,9 +203,11 @@ def sobol_indices(
     if not 0 < conf_level < 1:
         raise ValueError(f"conf_level must be in (0, 1), got {conf_level}")
     d = len(names)
-    rng = np.random.default_rng(seed)
     t0 = time.perf_counter()
-    u = qmc.Sobol(d=2 * d, scramble=True, seed=rng).random_base2(m)
+    # the seed goes to the scrambling as it is, so an integer seed gives SALib's design
+    # (``SALib.sample.sobol.sample(..., calc_second_order=False, seed=seed)``) exactly
+    u = qmc.Sobol(d=2 * d, scramble=True, seed=seed).random_base2(m)
+    rng = np.random.default_rng(seed)
     a = _to_inputs(u[:, :d], dists)
     b = _to_inputs(u[:, d:], dists)
     ab = np.repeat(a[None], d, 0)
@@ -149,15 +218,11 @@ def sobol_indices(
     y = run_model(caller, x, _check_n(batch_size, "batch_size", 1), scheduler, progress, "sobol")
     out_shape = y.shape[1:]
     yf = y.reshape(y.shape[0], -1)
+    yf = _standardise(yf)
     fa, fb, fab = yf[:n], yf[n : 2 * n], yf[2 * n :].reshape(d, n, -1)
-    s1, st, var = _sobol_estimates(fa, fb, fab)
-    if np.any(var == 0):
-        raise ValueError("the model output has zero variance; Sobol' indices are undefined")
-    s1_bs = np.empty((nb, *s1.shape))
-    st_bs = np.empty((nb, *st.shape))
-    for r in range(nb):
-        idx = rng.integers(0, n, n)
-        s1_bs[r], st_bs[r], _ = _sobol_estimates(fa[idx], fb[idx], fab[:, idx])
+    s1, st, _ = _sobol_estimates(fa, fb, fab)
+    var = y.reshape(y.shape[0], -1)[: 2 * n].var(0, ddof=1)
+    s1_bs, st_bs = _bootstrap(fa, fb, fab, nb, rng)
     z = stats.norm.ppf(0.5 + conf_level / 2)
     alpha = (1 - conf_level) / 2
     if nb >= 2:
@@ -210,3 +275,27 @@ def ishigami_indices(a: float = 7.0, b: float = 0.1) -> dict[str, np.ndarray]:
     s1 = np.array([v1, v2, 0.0]) / v
     st = np.array([v1 + v13, v2, v13]) / v
     return {"variance": np.array(v), "S1": s1, "ST": st}
+
+
+def g_function(x: np.ndarray, a=(0.0, 1.0, 4.5, 9.0, 99.0, 99.0, 99.0, 99.0)) -> np.ndarray:
+    """Sobol' G-function ``Π_i (|4 x_i − 2| + a_i) / (1 + a_i)`` for ``x`` of shape (N, D).
+
+    The standard inputs are independent U(0, 1); ``D = len(a)``.
+    """
+    a = np.asarray(a, dtype=np.float64)
+    x = np.asarray(x, dtype=np.float64)
+    if x.ndim != 2 or x.shape[1] != a.size:
+        raise ValueError(f"x must have shape (N, {a.size}) for {a.size} coefficients a")
+    return np.prod((np.abs(4.0 * x - 2.0) + a) / (1.0 + a), axis=1)
+
+
+def g_function_indices(a=(0.0, 1.0, 4.5, 9.0, 99.0, 99.0, 99.0, 99.0)) -> dict[str, np.ndarray]:
+    """Exact variance and Sobol' indices of :func:`g_function` with U(0, 1) inputs.
+
+    ``V_i = 1 / (3 (1 + a_i)²)``, ``V = Π (1 + V_i) − 1``, ``S1_i = V_i / V`` and
+    ``ST_i = V_i Π_{j≠i} (1 + V_j) / V``.
+    """
+    vi = 1.0 / (3.0 * (1.0 + np.asarray(a, dtype=np.float64)) ** 2)
+    prod = np.prod(1.0 + vi)
+    v = prod - 1.0
+    return {"variance": np.array(v), "S1": vi / v, "ST": vi * prod / (1.0 + vi) / v}

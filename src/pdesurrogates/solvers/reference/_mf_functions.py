@@ -13,6 +13,8 @@ Definitions
 * ``forrester``: f_H = (6x − 2)² sin(12x − 4), f_L = A f_H + B (x − 0.5) + C with A = 0.5,
   B = 10, C = −5, on [0, 1].
 * ``nonlinear_sin``: f_L = sin(8πx), f_H = (x − √2) f_L², on [0, 1].
+* ``nonlinear_sin_wide``: the same pair on [−5, 10] (emukit's
+  ``multi_fidelity_non_linear_sin`` domain: 120 periods of f_L over the box).
 * ``currin`` (2-D, [0, 1]²), ``park`` (4-D, [0, 1]⁴, Park 1991 with x₂ + x₃²),
   ``borehole`` (8-D, the usual physical ranges): the two-level versions of the
   Virtual Library of Simulation Experiments.
@@ -58,6 +60,7 @@ __all__ = [
     "hartmann3",
     "highdim",
     "nonlinear_sin",
+    "nonlinear_sin_wide",
     "park",
 ]
 
@@ -265,6 +268,29 @@ def nonlinear_sin() -> MultiFidelityProblem:
     )
 
 
+def nonlinear_sin_wide() -> MultiFidelityProblem:
+    """The pair of :func:`nonlinear_sin` on [−5, 10], the domain emukit uses for it.
+
+    Exact moments: with ``sin² = (1 − cos 16πx)/2``, ``sin⁴ = 3/8 − cos(16πx)/2 + cos(32πx)/8``
+    and whole periods on the box, ``E f_H = (2.5 − √2)/2`` and
+    ``E f_H² = [3/8 ∫(x − √2)² dx − 15/(16π)² + 15/(4 (32π)²)] / 15``
+    (``∫_{−5}^{10} (x − √2)² cos(kx) dx = 30/k²`` for k = 16π, 32π).
+    """
+    base = nonlinear_sin()
+    r2 = math.sqrt(2.0)
+    mean = (2.5 - r2) / 2.0
+    poly = ((10.0 - r2) ** 3 - (-5.0 - r2) ** 3) / 3.0
+    second = (3.0 / 8.0 * poly - 15.0 / (16 * math.pi) ** 2 + 15.0 / (4 * (32 * math.pi) ** 2)) / 15
+    return MultiFidelityProblem(
+        name="nonlinear_sin_wide",
+        bounds=np.array([[-5.0, 10.0]]),
+        levels=base.levels,
+        costs=base.costs,
+        moments={"mean": mean, "std": math.sqrt(second - mean**2)},
+        description="(x − √2)·sin²(8πx) versus sin(8πx) on [−5, 10] (emukit's domain)",
+    )
+
+
 # ----------------------------------------------------------------------------- low-D classics
 
 
@@ -441,6 +467,7 @@ def highdim(dim: int = 20) -> MultiFidelityProblem:
 MF_PROBLEMS: dict[str, Callable[[], MultiFidelityProblem]] = {
     "forrester": forrester,
     "nonlinear_sin": nonlinear_sin,
+    "nonlinear_sin_wide": nonlinear_sin_wide,
     "currin": currin,
     "park": park,
     "borehole": borehole,

@@ -1,0 +1,344 @@
+"""Multi-fidelity methods against emukit and SMT on the peers' own test functions.
+
+Ours: AR(1) co-kriging and NARGP (:class:`pdesurrogates.surrogates.CoKrigingGP`), MF-DNN
+(:func:`pdesurrogates.training.fit_multifidelity_net`) and ``auto``
+(``pdesurrogates.training.fit_multifidelity(..., method="auto")`` when it exists; the row
+says "n/a" otherwise). All of ours go through :func:`fit_ours`, the one adapter to switch.
+Peers: SMT's ``MFK`` (always), emukit's linear (``GPyLinearMultiFidelityModel``) and
+nonlinear (``NonLinearMultiFidelityModel``) models when emukit and GPy are installed (the
+``peers`` extra), both with ARD RBF kernels in several dimensions, zero noise and 5
+optimisation restarts as in emukit's examples; and the constant predictor (mean of the
+high-fidelity outputs).
+
+Problems (emukit's definitions, see ``solvers/reference/_mf_functions.py``): Forrester
+12/6 (f_L = 0.5 f_H + 10 (x − 0.5) + 5), nonlinear sin 50/13 on [0, 1] and 50/14 on
+[−5, 10], Currin 40/10, Park 80/20, Borehole 160/40 and Hartmann-3 80/40/20 (3 levels).
+Designs: the lowest level a Latin hypercube (seeded), each higher level a random subset of
+the level below (nested, HF ⊂ LF, which every method accepts). Error: relative L2 of the
+highest-fidelity mean on 2,000 uniform test points (seeded), and the fraction of test points
+inside the central 90 % Gaussian interval of the predictive std (``coverage90``; none for
+the constant and for one-member MF-DNN fits). Seeds 0, 1, 2.
+
+Run: ``nice python benchmarks/bench_mf_peers.py`` (``--quick``: seed 0, three small
+problems). Every (problem, seed, method) result is stored in ``results/mf_peers.json`` as
+it finishes and skipped on the next run (resumable); ``--redo METHOD ...`` reruns methods.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+import traceback
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import RESULTS, markdown_table, write_results
+
+OURS = ["ar1", "nargp", "mfdnn", "auto"]
+PEERS = ["smt_mfk", "emukit_linear", "emukit_nargp"]
+METHODS = [*OURS, *PEERS, "constant"]
+# key: (problem name, factory kwargs, design sizes lowest level first)
+PROBLEMS = {
+    "forrester_12_6": ("forrester", {"c": 5.0}, (12, 6)),
+    "nonlinear_sin_50_13": ("nonlinear_sin", {}, (50, 13)),
+    "nonlinear_sin_wide_50_14": ("nonlinear_sin_wide", {}, (50, 14)),
+    "currin_40_10": ("currin", {}, (40, 10)),
+    "park_80_20": ("park", {}, (80, 20)),
+    "borehole_160_40": ("borehole", {}, (160, 40)),
+    "hartmann3_80_40_20": ("hartmann3", {}, (80, 40, 20)),
+}
+QUICK = ["forrester_12_6", "nonlinear_sin_50_13", "currin_40_10"]
+Z90 = 1.6448536269514722
+
+
+def make_problem(key: str):
+    from pdesurrogates.solvers.reference import _mf_functions as mf
+
+    name, kwargs, counts = PROBLEMS[key]
+    return getattr(mf, name)(**kwargs), counts
+
+
+def design(p, counts, seed: int):
+    """Nested design: LHS at the lowest level, random subsets above; test points uniform."""
+    rng = np.random.default_rng(seed)
+    xs = [p.sample(counts[0], seed=seed, method="lhs")]
+    for n in counts[1:]:
+        xs.append(xs[-1][np.sort(rng.choice(len(xs[-1]), n, replace=False))])
+    ys = [p(x, level) for level, x in enumerate(xs)]
+    xt = p.sample(2000, seed=10_000 + seed, method="uniform")
+    return xs, ys, xt, p.high(xt)
+
+
+# ------------------------------------------------------------------------- ours
+def fit_ours(method: str, xs, ys, bounds, seed: int):
+    """The one adapter to our multi-fidelity API: returns (mean, std or None) at test x.
+
+    ``auto`` uses ``fit_multifidelity(..., method="auto")`` when the library has it.
+    """
+    import pdesurrogates.training as tr
+
+    if method == "auto":
+        if not hasattr(tr, "fit_multifidelity"):
+            return None
+        args = (xs[0], ys[0], xs[-1], ys[-1]) if len(xs) == 2 else (xs, ys)
+        return tr.fit_multifidelity(*args, method="auto", bounds=bounds, seed=seed).predict
+    if method in ("ar1", "nargp"):
+        from pdesurrogates.surrogates import CoKrigingGP
+
+        gp = CoKrigingGP(
+            in_dim=xs[0].shape[1], n_levels=len(xs), kind=method, n_restarts=4, seed=seed
+        )
+        gp.fit_levels(xs, ys, bounds=bounds)
+        return gp.predict
+    if method == "mfdnn":
+        fit = tr.fit_multifidelity_net(xs, ys, bounds=bounds, seed=seed)
+        return fit.predict
+    raise ValueError(f"unknown method {method!r}")
+
+
+def predict_ours(predict, xt):
+    pred = predict(xt)
+    mean = np.asarray(pred.mean, dtype=np.float64).reshape(-1)
+    try:
+        std = np.asarray(pred.std, dtype=np.float64).reshape(-1)
+    except Exception:  # a single deterministic member has no spread
+        std = None
+    return mean, std
+
+
+# ------------------------------------------------------------------------- peers
+def smt_mfk(xs, ys, xt):
+    from smt.applications.mfk import MFK
+
+    model = MFK(theta0=[1.0] * xs[0].shape[1], print_global=False)
+    for level, (x, y) in enumerate(zip(xs[:-1], ys[:-1], strict=True)):
+        model.set_training_values(x, y[:, None], name=level)
+    model.set_training_values(xs[-1], ys[-1][:, None])
+    model.train()
+    var = np.maximum(model.predict_variances(xt)[:, 0], 0.0)
+    return model.predict_values(xt)[:, 0], np.sqrt(var)
+
+
+def _emukit_arrays(xs, ys):
+    from emukit.multi_fidelity.convert_lists_to_array import convert_xy_lists_to_arrays
+
+    return convert_xy_lists_to_arrays(list(xs), [y[:, None] for y in ys])
+
+
+def _with_fidelity(xt, level):
+    return np.concatenate([xt, np.full((len(xt), 1), float(level))], 1)
+
+
+def emukit_linear(xs, ys, xt):
+    import GPy
+    from emukit.model_wrappers.gpy_model_wrappers import GPyMultiOutputWrapper
+    from emukit.multi_fidelity.kernels import LinearMultiFidelityKernel
+    from emukit.multi_fidelity.models import GPyLinearMultiFidelityModel
+
+    d, k = xs[0].shape[1], len(xs)
+    x, y = _emukit_arrays(xs, ys)
+    kernel = LinearMultiFidelityKernel([GPy.kern.RBF(d, ARD=d > 1) for _ in range(k)])
+    gpy = GPyLinearMultiFidelityModel(x, y, kernel, n_fidelities=k)
+    for i in range(k):
+        name = "Gaussian_noise" if i == 0 else f"Gaussian_noise_{i}"
+        getattr(gpy.mixed_noise, name).fix(0)
+    model = GPyMultiOutputWrapper(gpy, k, n_optimization_restarts=5, verbose_optimization=False)
+    model.optimize()
+    mean, var = model.predict(_with_fidelity(xt, k - 1))
+    return mean[:, 0], np.sqrt(np.maximum(var[:, 0], 0.0))
+
+
+def emukit_nargp(xs, ys, xt):
+    import GPy
+    from emukit.multi_fidelity.models.non_linear_multi_fidelity_model import (
+        NonLinearMultiFidelityModel,
+        make_non_linear_kernels,
+    )
+
+    d, k = xs[0].shape[1], len(xs)
+    x, y = _emukit_arrays(xs, ys)
+    kernels = make_non_linear_kernels(GPy.kern.RBF, k, d, ARD=d > 1)
+    model = NonLinearMultiFidelityModel(
+        x, y, n_fidelities=k, kernels=kernels, verbose=False, optimization_restarts=5
+    )
+    for m in model.models:
+        m.Gaussian_noise.variance.fix(0)
+    model.optimize()
+    mean, var = model.predict(_with_fidelity(xt, k - 1))
+    return mean[:, 0], np.sqrt(np.maximum(var[:, 0], 0.0))
+
+
+def peer_available(method: str) -> bool:
+    import importlib.util
+
+    if method.startswith("emukit"):
+        return all(importlib.util.find_spec(m) for m in ("emukit", "GPy"))
+    if method == "smt_mfk":
+        return importlib.util.find_spec("smt") is not None
+    return True
+
+
+# ------------------------------------------------------------------------- one run
+def run_one(key: str, seed: int, method: str) -> dict:
+    import torch
+
+    torch.set_num_threads(1)
+    p, counts = make_problem(key)
+    xs, ys, xt, yt = design(p, counts, seed)
+    row = {"problem": key, "seed": seed, "method": method, "levels": len(xs)}
+    if not peer_available(method):
+        return {**row, "status": "not installed"}
+    t0 = time.perf_counter()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            if method == "constant":
+                mean, std = np.full(len(xt), ys[-1].mean()), None
+            elif method in OURS:
+                predict = fit_ours(method, xs, ys, p.bounds, seed)
+                if predict is None:
+                    return {**row, "status": "n/a (no fit_multifidelity yet)"}
+                mean, std = predict_ours(predict, xt)
+            else:
+                mean, std = globals()[method](xs, ys, xt)
+    except Exception as exc:  # recorded, the benchmark goes on
+        return {
+            **row,
+            "status": f"failed: {type(exc).__name__}: {exc}"[:300],
+            "traceback": traceback.format_exc()[-2000:],
+            "seconds": time.perf_counter() - t0,
+        }
+    seconds = time.perf_counter() - t0
+    err = float(np.linalg.norm(mean - yt) / np.linalg.norm(yt))
+    cov = None
+    if std is not None and np.all(np.isfinite(std)):
+        cov = float(np.mean(np.abs(mean - yt) <= Z90 * std))
+    return {**row, "status": "ok", "rel_l2": err, "coverage90": cov, "seconds": seconds}
+
+
+# ------------------------------------------------------------------------- tables
+def summarise(runs: list[dict], keys, seeds) -> tuple[str, list[dict]]:
+    by = {(r["problem"], r["seed"], r["method"]): r for r in runs}
+
+    def err(k, s, m):
+        r = by.get((k, s, m))
+        return r["rel_l2"] if r and r.get("status") == "ok" else None
+
+    rows, summary = [], []
+    for k in keys:
+        for s in seeds:
+            row = {"problem": k, "seed": s}
+            for m in METHODS:
+                e = err(k, s, m)
+                r = by.get((k, s, m))
+                row[m] = e if e is not None else (r["status"][:20] if r else "")
+            rows.append(row)
+            ours = [e for m in OURS if (e := err(k, s, m)) is not None]
+            peers = [e for m in PEERS if (e := err(k, s, m)) is not None]
+            const = err(k, s, "constant")
+            if not ours or const is None:
+                continue
+            bo, bp = min(ours), (min(peers) if peers else None)
+            worse = [m for m in OURS if (e := err(k, s, m)) is not None and e > const]
+            summary.append(
+                {
+                    "problem": k,
+                    "seed": s,
+                    "best ours": bo,
+                    "best peer": bp,
+                    "ours/peer": bo / bp if bp else None,
+                    "best ours <= best peer": None if bp is None else ("yes" if bo <= bp else "NO"),
+                    "ours worse than constant": ", ".join(worse) or "none",
+                }
+            )
+    extra = []
+    for k in keys:
+        for m in METHODS:
+            rs = [by.get((k, s, m)) for s in seeds]
+            ok = [r for r in rs if r and r.get("status") == "ok"]
+            if not ok:
+                continue
+            covs = [r["coverage90"] for r in ok if r["coverage90"] is not None]
+            extra.append(
+                {
+                    "problem": k,
+                    "method": m,
+                    "mean rel L2": float(np.mean([r["rel_l2"] for r in ok])),
+                    "coverage90 (mean)": float(np.mean(covs)) if covs else None,
+                    "seconds (mean)": float(np.mean([r["seconds"] for r in ok])),
+                    "seeds": len(ok),
+                }
+            )
+    md = "## Relative L2 of the highest-fidelity mean (2,000 uniform test points)\n\n"
+    md += markdown_table(rows, ["problem", "seed", *METHODS])
+    md += "\n## Per row: best of ours (incl. auto) against the best peer, and the constant\n\n"
+    md += markdown_table(summary)
+    md += "\n## Coverage of the 90 % predictive interval and fit+predict time\n\n"
+    md += markdown_table(extra)
+    return md, summary
+
+
+def load_runs() -> list[dict]:
+    path = RESULTS / "mf_peers.json"
+    if not path.exists():
+        return []
+    return json.loads(path.read_text()).get("runs", [])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="seed 0, three small problems")
+    ap.add_argument("--problems", nargs="*", default=None, choices=list(PROBLEMS))
+    ap.add_argument("--methods", nargs="*", default=METHODS, choices=METHODS)
+    ap.add_argument("--seeds", nargs="*", type=int, default=None)
+    ap.add_argument("--redo", nargs="*", default=[], choices=METHODS, help="rerun these")
+    args = ap.parse_args()
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    keys = args.problems or (QUICK if args.quick else list(PROBLEMS))
+    seeds = args.seeds if args.seeds is not None else ([0] if args.quick else [0, 1, 2])
+    runs = load_runs()
+    # n/a rows (auto before fit_multifidelity existed) are always retried
+    done = {
+        (r["problem"], r["seed"], r["method"])
+        for r in runs
+        if r["method"] not in args.redo and not r.get("status", "").startswith("n/a")
+    }
+    runs = [r for r in runs if (r["problem"], r["seed"], r["method"]) in done]
+    command = "nice python benchmarks/bench_mf_peers.py " + " ".join(sys.argv[1:])
+    all_keys = list(dict.fromkeys([*[r["problem"] for r in runs], *keys]))
+    all_keys = [k for k in PROBLEMS if k in all_keys]
+    all_seeds = sorted({*seeds, *[r["seed"] for r in runs]})
+    for k in keys:
+        for s in seeds:
+            for m in args.methods:
+                if (k, s, m) in done:
+                    continue
+                r = run_one(k, s, m)
+                runs = [x for x in runs if (x["problem"], x["seed"], x["method"]) != (k, s, m)]
+                runs.append(r)
+                print(
+                    f"{k:26s} seed {s} {m:14s} {r.get('status'):10.10s} "
+                    f"rel_l2={r.get('rel_l2', float('nan')):.3g} "
+                    f"cov90={r.get('coverage90')} {r.get('seconds', 0):.1f}s",
+                    flush=True,
+                )
+                md, summary = summarise(runs, all_keys, all_seeds)
+                write_results(
+                    "mf_peers",
+                    {"quick": args.quick, "runs": runs, "summary": summary},
+                    md,
+                    command=command,
+                )
+    md, _ = summarise(runs, all_keys, all_seeds)
+    print(md)
+
+
+if __name__ == "__main__":
+    main()
