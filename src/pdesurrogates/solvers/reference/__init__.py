@@ -32,6 +32,12 @@ from pdesurrogates.solvers.reference._mf_functions import (  # multi-fidelity be
     nonlinear_sin,
     park,
 )
+from pdesurrogates.solvers.reference._room_fdtd import (  # impedance walls, voxel rooms
+    RHO_AIR,
+    absorption_coefficient,
+    solve_room,
+)
+from pdesurrogates.solvers.reference._room_geometry import Room, dispersion_error
 from pdesurrogates.solvers.reference._wave_common import (
     C_AIR,
     gaussian_pulse,
@@ -45,9 +51,12 @@ __all__ = [
     "C_AIR",
     "DARCY_VARIANTS",
     "MF_PROBLEMS",
+    "RHO_AIR",
     "AcousticsSetup",
     "MultiFidelityProblem",
+    "Room",
     "WaveSolution",
+    "absorption_coefficient",
     "acoustics_dataset_layout",
     "acoustics_sample",
     "acoustics_setup",
@@ -59,6 +68,7 @@ __all__ = [
     "darcy_matrix",
     "darcy_sample",
     "default_receivers",
+    "dispersion_error",
     "forrester",
     "gaussian_pulse",
     "gaussian_random_field",
@@ -70,6 +80,7 @@ __all__ = [
     "park",
     "pulse_width",
     "solve_darcy",
+    "solve_room",
     "solve_wave",
     "threshold_coefficient",
     "wave_grid",
