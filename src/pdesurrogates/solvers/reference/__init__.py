@@ -8,6 +8,7 @@ from pdesurrogates.solvers.reference._acoustics import (  # acoustics datasets
     acoustics_sample,
     acoustics_setup,
     default_receivers,
+    grid_receivers,
 )
 from pdesurrogates.solvers.reference._darcy import (
     DARCY_VARIANTS,
@@ -38,6 +39,11 @@ from pdesurrogates.solvers.reference._room_fdtd import (  # impedance walls, vox
     solve_room,
 )
 from pdesurrogates.solvers.reference._room_geometry import Room, dispersion_error
+from pdesurrogates.solvers.reference._room_metrics import (  # room-acoustic measures
+    decay_errors,
+    early_decay_time,
+    energy_decay_curve,
+)
 from pdesurrogates.solvers.reference._wave_common import (
     C_AIR,
     gaussian_pulse,
@@ -67,12 +73,16 @@ __all__ = [
     "darcy_dataset_layout",
     "darcy_matrix",
     "darcy_sample",
+    "decay_errors",
     "default_receivers",
     "dispersion_error",
+    "early_decay_time",
+    "energy_decay_curve",
     "forrester",
     "gaussian_pulse",
     "gaussian_random_field",
     "get_mf_problem",
+    "grid_receivers",
     "hartmann3",
     "highdim",
     "modal_wave",

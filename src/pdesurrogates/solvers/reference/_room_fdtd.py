@@ -196,7 +196,7 @@ def solve_room(
         Record the discrete acoustic energy (J, or J/m in 2D) at the output times.
     min_ppw : float
         Warn (with the implied dispersion error) below this many points per wavelength.
-    dtype, device : torch dtype and device, optional
+    dtype, device : torch dtype (or its name) and device, optional
         Default ``torch.float64`` on the CPU.
 
     Returns
@@ -258,6 +258,8 @@ def solve_room(
         raise ValueError(f"field_stride must be a positive integer; got {field_stride!r}")
     stride = int(field_stride)
     tdtype = torch.float64 if dtype is None else dtype
+    if isinstance(tdtype, str):
+        tdtype = getattr(torch, tdtype)
     dev = torch.device("cpu") if device is None else torch.device(device)
 
     vol, opens, wall = _operators(room.air_cells(cells), spacing, beta)
@@ -333,32 +335,35 @@ class _Staggered:
         g = 0.5 * c * dt * wall / safe  # semi-implicit wall loss per step
         self.a = t((1.0 - g) / (1.0 + g) * (vol > 0))
         self.b = t(rho * c * c * dt / (safe * (1.0 + g)) * (vol > 0))
-        self.open = [t(o) for o in opens]
+        self.open_h = [t(o / h) for o, h in zip(opens, spacing, strict=True)]
         self.vcoef = [t((o > 0) * dt / (rho * h)) for o, h in zip(opens, spacing, strict=True)]
-        self.inv_h = [1.0 / h for h in spacing]
         self.p = t(p0)
         # v^{-1/2} = +dt/(2 rho) grad p0, so the first step gives v^{1/2} = -dt/(2 rho) grad p0
-        self.v = [0.5 * vc * self._grad(self.p, d) for d, vc in enumerate(self.vcoef)]
+        self.v = [0.5 * vc * torch_diff(self.p, d) for d, vc in enumerate(self.vcoef)]
+        self.buf = [torch.empty_like(v) for v in self.v]
+        self.div = torch.empty_like(self.p)
         # energy weights: node volumes / (2 rho c^2) and edge volumes rho / 2 (m^3)
         cell = math.prod(spacing)
         self.w_p = t(vol * cell / (2 * rho * c * c))
         self.w_v = [t(o * cell * rho / 2) for o in opens]
 
-    def _grad(self, p, d):
-        return torch_diff(p, d)
-
     def step(self) -> None:
+        """One leapfrog step: velocities to n + 1/2, then pressures to n + 1 (in place)."""
         import torch
 
-        div = torch.zeros_like(self.p)
+        div, p = self.div, self.p
+        div.zero_()
         for d in range(self.dim):
-            v = self.v[d]
-            v.sub_(self.vcoef[d] * torch_diff(self.p, d))
-            flux = self.open[d] * v * self.inv_h[d]
-            n = flux.shape[d]
-            div.narrow(d, 0, n).add_(flux)
-            div.narrow(d, 1, n).sub_(flux)
-        self.p.mul_(self.a).sub_(self.b * div)
+            n = p.shape[d] - 1
+            g = self.buf[d]
+            torch.sub(p.narrow(d, 1, n), p.narrow(d, 0, n), out=g)
+            g.mul_(self.vcoef[d])
+            self.v[d].sub_(g)
+            torch.mul(self.open_h[d], self.v[d], out=g)  # flux through the dual faces
+            div.narrow(d, 0, n).add_(g)
+            div.narrow(d, 1, n).sub_(g)
+        div.mul_(self.b)
+        p.mul_(self.a).sub_(div)
 
     def energy(self) -> float:
         """Conserved discrete energy ``sum V p^2/(2 rho c^2) + sum rho A h v^- v^+ / 2``."""
