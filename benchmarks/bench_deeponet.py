@@ -80,7 +80,7 @@ for _name, _geometry, _z, _margin in (
     CASES[_name] = {
         "dim": 3,
         "size": [2.0, 2.0, 2.0],
-        "n_sources": 40,
+        "n_sources": 100,
         "resolution": 12,
         "ppw": 8.0,
         "geometry": _geometry,
@@ -433,6 +433,32 @@ def run_case_3d(name, cfg, data, work, quick, reuse, gen_seconds) -> dict:
     }
 
 
+def fdtd_timing_3d() -> list[dict]:
+    """Single-threaded staggered FDTD of a 2 m cube, impedance walls, 50 ms, one receiver."""
+    torch.set_num_threads(1)
+    rows = []
+    for fmax, ppw in ((500.0, 8.0), (500.0, 12.0), (500.0, 20.0), (1000.0, 8.0), (1000.0, 12.0)):
+        t0 = time.perf_counter()
+        sol = solve_room(
+            [2.0, 2.0, 2.0],
+            [0.7, 0.8, 0.9],
+            duration=DURATION,
+            fmax=fmax,
+            ppw=ppw,
+            impedance=7400.0,
+            receivers=[[1.5, 1.5, 1.5]],
+            store_field=False,
+            dtype=torch.float32,
+            min_ppw=0.0,
+        )
+        seconds = time.perf_counter() - t0
+        nodes = [len(c) for c in sol.coords]
+        rows.append({"fmax (Hz)": fmax, "ppw": ppw, "nodes": f"{nodes[0]}^3", "steps": sol.n_steps,
+                     "seconds": seconds})  # fmt: skip
+        print(rows[-1], flush=True)
+    return rows
+
+
 def _merge_previous(results: list[dict], quick: bool) -> list[dict]:
     """Previous results of the cases not run now, then these (in CASES order)."""
     import json
@@ -449,6 +475,13 @@ def _merge_previous(results: list[dict], quick: bool) -> list[dict]:
     return [by_name[c] for c in order]
 
 
+def _previous_timing() -> list[dict]:
+    import json
+
+    path = RESULTS / "deeponet.json"
+    return json.loads(path.read_text()).get("fdtd_3d_timing", []) if path.is_file() else []
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="seconds-long sanity run")
@@ -456,6 +489,7 @@ def main() -> int:
     parser.add_argument("--work", default=None, help="keep data and runs in this directory")
     parser.add_argument("--reuse", action="store_true", help="load trained runs from --work")
     parser.add_argument("--train-only", action="store_true", help="train, write no results")
+    parser.add_argument("--fdtd-timing", action="store_true", help="also time the 3D FDTD")
     args = parser.parse_args()
     results = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -472,6 +506,7 @@ def main() -> int:
     if args.train_only:
         return 0
     results = _merge_previous(results, args.quick)
+    timing = fdtd_timing_3d() if args.fdtd_timing else _previous_timing()
     rows, lat_rows, room_rows = [], [], []
     for r in results:
         rows.append(
@@ -496,7 +531,7 @@ def main() -> int:
             ("deeponet_batched_per_ir", "DeepONet, batch of 100 sources, per IR"),
             ("fdtd_same_grid", f"FDTD float32, data grid ({r['solver_ppw']:.0f} ppw)"),
             ("fdtd_10ppw", "FDTD float32, 10 ppw"),
-            ("fdtd_2x_fmax", f"FDTD float32, 2x fmax, {20 if r['dim'] < 3 else 11} ppw"),
+            ("fdtd_2x_fmax", f"FDTD float32, 2x fmax, {20 if r['dim'] < 3 else 8} ppw"),
             ("fdtd_4x_fmax", "FDTD float32, 4x fmax, 20 ppw"),
             ("modal_exact", "exact modal sum (rectangles only)"),
         ):
@@ -545,7 +580,13 @@ def main() -> int:
     )
     threads = os.environ.get("OMP_NUM_THREADS")
     command = " ".join(([f"OMP_NUM_THREADS={threads}"] if threads else []) + ["python", *sys.argv])
-    write_results("deeponet", {"quick": args.quick, "cases": results}, md, command=command)
+    if timing:
+        md += (
+            "\n3D staggered FDTD alone, 2 m cube, impedance walls, 50 ms, float32, one "
+            "thread:\n\n" + markdown_table(timing)
+        )
+    payload = {"quick": args.quick, "cases": results, "fdtd_3d_timing": timing}
+    write_results("deeponet", payload, md, command=command)
     print(md)
     return 0
 

@@ -121,3 +121,23 @@ def test_schroeder_curve_and_edt_of_an_exponential_decay():
     scores = impulse_response_scores(1.1 * ir[None], ir[None], t)
     assert scores["ir_rel_l2"] == pytest.approx(0.1)
     assert scores["peak_normalised_rmse"] == pytest.approx(0.1 * np.sqrt(np.mean(ir**2)))
+
+
+@pytest.mark.slow
+def test_example_runs_in_smoke_mode(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[2] / "examples" / "room_acoustics_3d.py"
+    run = subprocess.run(
+        [sys.executable, str(script), "--smoke", "--geometry", "l-shape", "-o", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert results["moving_source"]["speedup"] > 0
+    for name in ("impulse_responses.png", "decay_curves.png", "field_slices.png"):
+        assert (tmp_path / name).stat().st_size > 1000
