@@ -87,6 +87,12 @@ def test_train_and_evaluate_in_3d(lshape_file, tmp_path):
     assert ir.shape == (1, 9)
     field = model.predict_field([0.5, 0.5, 1.0], [np.linspace(0, 2, 5)] * 3, [0.0, 0.002])
     assert field.shape == (2, 5, 5, 5)
+    # the model knows the L: positions in its solid part are refused, naming them
+    assert model.get_config()["room"] == {"kind": "l-shape", "notch": [1.0, 1.0]}
+    with pytest.raises(ValueError, match=r"solid part.*#1 \[1.5, 1.5, 1.0\]"):
+        model.impulse_response([0.5, 0.5, 1.0], [[0.4, 0.4, 0.4], [1.5, 1.5, 1.0]], [0.0])
+    with pytest.raises(ValueError, match="source inside the solid part"):
+        model.impulse_response([1.5, 1.2, 1.0], [[0.4, 0.4, 0.4]], [0.0])
 
 
 def test_separable_impulse_response_matches_forward_in_3d():

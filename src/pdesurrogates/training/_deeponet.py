@@ -187,6 +187,8 @@ def _build_model(setup: dict, model_kwargs: dict, seed: int):
     from pdesurrogates.surrogates import DeepONet
 
     kwargs = {k: setup[k] for k in _SETUP_KEYS}
+    if setup.get("room", {}).get("kind", "box") != "box":
+        kwargs["room"] = {k: v for k, v in setup["room"].items() if k in ("kind", "notch")}
     kwargs.update(model_kwargs)
     with torch.random.fork_rng(devices=[]):  # seeded initialisation, global state untouched
         torch.manual_seed(seed)
