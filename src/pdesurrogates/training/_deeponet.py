@@ -236,7 +236,7 @@ def train_deeponet(
     Parameters
     ----------
     data : path
-        Acoustics dataset (``pdesurrogates generate acoustics1d|acoustics2d``).
+        Acoustics dataset (``pdesurrogates generate acoustics1d|acoustics2d|acoustics3d``).
     out_dir : path
         Run directory.
     config : DeepONetConfig, optional
