@@ -1,4 +1,4 @@
-"""Acoustics commands: ``generate acoustics1d|acoustics2d`` and ``train deeponet``.
+"""Acoustics commands: ``generate acoustics1d|2d|3d`` and ``train deeponet``.
 
 The commands are thin wrappers of :func:`pdesurrogates.datasets.generate_acoustics` and
 :func:`pdesurrogates.training.train_deeponet`, imported when a command runs (so this
@@ -30,6 +30,9 @@ def _parse_floats(text: str | None, name: str) -> list[float] | None:
         raise typer.BadParameter(f"{name} must be comma-separated numbers, got {text!r}") from None
 
 
+_EXAMPLE_POINTS = {1: "0.3;1.7", 2: "0.5,0.5;1.5,0.4", 3: "0.5,0.5,1;1.5,0.4,1"}
+
+
 def _parse_receivers(text: str | None, dim: int):
     if text is None:
         return None
@@ -40,7 +43,7 @@ def _parse_receivers(text: str | None, dim: int):
     if not rec or any(len(r) != dim for r in rec):
         raise typer.BadParameter(
             f"--receivers must be ';'-separated points of {dim} comma-separated coordinates "
-            f"(m), e.g. {'0.5,0.5;1.5,0.4' if dim == 2 else '0.3;1.7'}; got {text!r}"
+            f"(m), e.g. {_EXAMPLE_POINTS[dim]}; got {text!r}"
         )
     return rec
 
@@ -77,6 +80,12 @@ def _generate_command(dim: int):
         split: str = typer.Option("0.8,0.1,0.1", "--split", help="Train,valid,test fractions."),
         compression: str = typer.Option(None, "--compression", help="None, lzf or gzip."),
         quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+        geometry: str = typer.Option(
+            "box", "--geometry", help="Room shape: box, or l-shape (3D: a quarter removed)."
+        ),
+        impedance: float = typer.Option(
+            None, "--impedance", help="Wall impedance in Pa s/m (default: rigid walls)."
+        ),
     ) -> None:
         from pdesurrogates.datasets._acoustics import generate_acoustics
 
@@ -102,23 +111,28 @@ def _generate_command(dim: int):
             progress=not quiet,
             split=_parse_split(split),
             compression=compression,
+            geometry=geometry,
+            impedance=impedance,
         )
         if not (resume and before is not None and before == _identity(path)):
             typer.echo(f"wrote {path}")  # else the file was complete: the log says so
 
-    room = "tube [0, L]" if dim == 1 else "room [0, Lx] x [0, Ly]"
+    room = {1: "tube [0, L]", 2: "room [0, Lx] x [0, Ly]", 3: "room (box or L-shape)"}[dim]
     command.__doc__ = (
-        f"Generate {dim}D acoustics data: Gaussian pulses in a rigid {room}, solved by FDTD.\n\n"
+        f"Generate {dim}D acoustics data: Gaussian pulses in a {room}, solved by FDTD.\n\n"
         "Each sample is one source position (uniform, --margin from the walls, stored in "
         "/params) with the pressure field p(time, x...) and the impulse responses "
         "ir(time, receiver). The solver runs at --ppw points per wavelength (a CFL and "
-        "resolution check runs first); --workers starts a dask cluster."
+        "resolution check runs first); --workers starts a dask cluster. Walls are rigid "
+        "unless --impedance Z (Pa s/m) is given; 3D rooms, impedance walls and --geometry "
+        "l-shape use the staggered pressure-velocity FDTD, with receivers on a grid."
     )
     return command
 
 
 generate_app.command("acoustics1d")(_generate_command(1))
 generate_app.command("acoustics2d")(_generate_command(2))
+generate_app.command("acoustics3d")(_generate_command(3))
 
 
 # --------------------------------------------------------------------------- command

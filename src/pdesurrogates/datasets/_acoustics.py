@@ -1,7 +1,7 @@
-"""Acoustics data: Gaussian-pulse sources in a rigid room, solved by FDTD.
+"""Acoustics data: Gaussian-pulse sources in a room, solved by FDTD.
 
 :func:`generate_acoustics` is the function behind ``pdesurrogates generate
-acoustics1d|acoustics2d``; it writes a ``pdesurrogates-h5`` file through
+acoustics1d|acoustics2d|acoustics3d``; it writes a ``pdesurrogates-h5`` file through
 :func:`~pdesurrogates.datasets.generate_dataset`.
 """
 
@@ -36,6 +36,8 @@ def generate_acoustics(
     progress: bool = True,
     split=(0.8, 0.1, 0.1),
     compression: str | None = None,
+    geometry: str = "box",
+    impedance: float | None = None,
 ) -> Path:
     """Simulate ``n_sources`` Gaussian-pulse sources by FDTD into a dataset file.
 
@@ -43,6 +45,11 @@ def generate_acoustics(
     impulse responses ``ir`` (time, component = receiver) at the receivers; the source
     position is in ``/params`` (``xs``[, ``ys``], uniform within the margin). See
     :func:`pdesurrogates.solvers.reference.acoustics_setup` for the grid choices.
+
+    ``geometry="l-shape"`` removes the quarter ``x > L_x/2, y > L_y/2`` of the room;
+    ``impedance`` (Pa s/m) makes every wall locally reacting. In 3D (and with either of
+    these) the staggered solver :func:`~pdesurrogates.solvers.reference.solve_room`
+    runs, with receivers on a 3 x 3 x 3 grid by default.
     """
     from pdesurrogates.datasets._generate import generate_dataset
     from pdesurrogates.solvers.reference import (
@@ -69,9 +76,11 @@ def generate_acoustics(
         resolution=resolution,
         ppw=ppw,
         n_times=n_times,
+        geometry=geometry,
+        impedance=impedance,
     )
     layout = acoustics_dataset_layout(setup)
-    source = {"generator": f"acoustics{dim}d", "solver": "fdtd-leapfrog", "seed": seed}
+    source = {"generator": f"acoustics{dim}d", "solver": setup.solver, "seed": seed}
     source.update(setup.to_dict())
     return generate_dataset(
         output,

@@ -92,6 +92,10 @@ class DeepONet(DeepONetResponses, DeepONetLeanPath, DeepONetChecks, DeepONetEnco
         wavelength at ``fmax``, ends included).
     source_bounds : sequence of (low, high), optional
         Box of the training source positions (m); sources outside it warn.
+    room : dict, optional
+        Shape of a room that is not a box, as written by the data generator
+        (``{"kind": "l-shape", "notch": [x, y]}``): sources and receivers in its solid
+        part are refused.
     encoding : {"periodic", "fourier", "random", "none"}
         Trunk encoding of ``(x, t)``. ``periodic``: ``cos(k pi x_d / L_d)`` wall modes
         and ``cos/sin(j pi t / duration)`` time harmonics up to the pulse bandwidth; every
@@ -196,6 +200,7 @@ class DeepONet(DeepONetResponses, DeepONetLeanPath, DeepONetChecks, DeepONetEnco
         source_input: str = "pulse",
         sensors: int | Sequence[int] | None = None,
         source_bounds: Sequence[Sequence[float]] | None = None,
+        room: dict | None = None,
         encoding: str = "periodic",
         frequencies: Sequence[float] | None = None,
         n_random: int = 64,
@@ -240,6 +245,9 @@ class DeepONet(DeepONetResponses, DeepONetLeanPath, DeepONetChecks, DeepONetEnco
         self.seed = int(seed)
         self._set_sensors(sensors)
         self._set_source_bounds(source_bounds)
+        self.room = None if room is None else dict(room)
+        if self.room is not None:
+            self._room_shape  # noqa: B018 (checks the room now, not at the first query)
         if frequencies is None:
             frequencies = [self.fmax / 2, self.fmax / 4, self.fmax / 6]
         self.frequencies = [positive("frequencies", float(f)) for f in frequencies]
@@ -340,6 +348,7 @@ class DeepONet(DeepONetResponses, DeepONetLeanPath, DeepONetChecks, DeepONetEnco
             "source_input": self.source_input,
             "sensors": list(self.sensors),
             "source_bounds": [list(b) for b in self.source_bounds],
+            "room": self.room,
             "encoding": self.encoding,
             "frequencies": list(self.frequencies),
             "n_random": self.n_random,

@@ -65,7 +65,28 @@ class DeepONetChecks:
                 f"{name} {arr[np.argmax(bad)].tolist()} is outside the room {box} m the model "
                 "was trained on"
             )
+        shape = self._room_shape
+        if shape is not None:
+            solid = np.flatnonzero(~shape.contains(arr))
+            if len(solid):
+                listed = ", ".join(f"#{i} {arr[i].tolist()}" for i in solid[:10])
+                raise ValueError(
+                    f"{name} inside the solid part of the room the model was trained on: "
+                    f"{listed} ({shape.describe()})"
+                )
         return arr
+
+    @functools.cached_property
+    def _room_shape(self):
+        """The trained room as a :class:`~pdesurrogates.solvers.reference.Room`, if not a box."""
+        room = getattr(self, "room", None)
+        if not room or room.get("kind", "box") == "box":
+            return None
+        from pdesurrogates.solvers.reference import Room
+
+        if room["kind"] == "l-shape":
+            return Room.l_shape(self.lengths, notch=room["notch"])
+        raise ValueError(f"room kind {room['kind']!r} cannot be checked by the model")
 
     def _check_times(self, times) -> np.ndarray:
         if torch.is_tensor(times):
@@ -109,7 +130,8 @@ class DeepONetChecks:
                 arr = arr[None, :]
             lo, hi, _ = self._bounds_np
             if arr.ndim == 2 and arr.shape[1] == self.dim and ((arr >= lo) & (arr <= hi)).all():
-                return arr
+                if self._room_shape is None or self._room_shape.contains(arr).all():
+                    return arr
         src = self._as_points("source", source)
         self._check_bounds(src)
         return src
@@ -119,7 +141,8 @@ class DeepONetChecks:
             arr = np.ascontiguousarray(value, dtype=float)
             if arr.ndim == 2 and arr.shape[1] == self.dim:
                 if ((arr >= 0.0) & (arr <= self._bounds_np[2])).all():
-                    return arr
+                    if self._room_shape is None or self._room_shape.contains(arr).all():
+                        return arr
         return self._as_points(name, value)
 
     def _fast_times(self, times) -> np.ndarray:

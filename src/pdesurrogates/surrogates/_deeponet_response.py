@@ -138,8 +138,15 @@ class DeepONetResponses:
 
     @torch.no_grad()
     def predict_field(self, source, coords: Sequence, times) -> np.ndarray:
-        """Pressure (Pa) on a tensor grid, shape ``(T, n_1, ..., n_D)`` for one source."""
+        """Pressure (Pa) on a tensor grid, shape ``(T, n_1, ..., n_D)`` for one source.
+
+        In a room that is not a box, grid points in its solid part are 0 (as in the data).
+        """
         grids = np.meshgrid(*[np.asarray(c, dtype=float) for c in coords], indexing="ij")
         pts = np.stack([g.reshape(-1) for g in grids], axis=-1)
-        ir = self.impulse_response(np.asarray(source, dtype=float).reshape(-1), pts, times)
-        return ir.T.reshape((len(np.atleast_1d(times)), *grids[0].shape))
+        shape = getattr(self, "_room_shape", None)
+        air = np.ones(len(pts), dtype=bool) if shape is None else shape.contains(pts)
+        out = np.zeros((len(pts), len(np.atleast_1d(times))))
+        src = np.asarray(source, dtype=float).reshape(-1)
+        out[air] = self.impulse_response(src, pts[air], times)
+        return out.T.reshape((len(np.atleast_1d(times)), *grids[0].shape))

@@ -25,6 +25,7 @@ __all__ = [
     "FieldPointStep",
     "SourceFields",
     "evaluate_deeponet",
+    "impulse_response_scores",
     "load_source_fields",
     "train_deeponet",
 ]
@@ -75,7 +76,7 @@ def load_source_fields(path, split: str) -> tuple[SourceFields, dict[str, Any]]:
     if not str(setup.get("generator", "")).startswith("acoustics") or "p" not in ds.fields:
         raise DatasetError(
             f"{path}: not an acoustics dataset (needs field 'p' and a source written by "
-            "'pdesurrogates generate acoustics1d|acoustics2d')"
+            "'pdesurrogates generate acoustics1d|2d|3d')"
         )
     splits = ds.splits
     if split not in splits or len(splits[split]) == 0:
@@ -186,6 +187,8 @@ def _build_model(setup: dict, model_kwargs: dict, seed: int):
     from pdesurrogates.surrogates import DeepONet
 
     kwargs = {k: setup[k] for k in _SETUP_KEYS}
+    if setup.get("room", {}).get("kind", "box") != "box":
+        kwargs["room"] = {k: v for k, v in setup["room"].items() if k in ("kind", "notch")}
     kwargs.update(model_kwargs)
     with torch.random.fork_rng(devices=[]):  # seeded initialisation, global state untouched
         torch.manual_seed(seed)
@@ -233,7 +236,7 @@ def train_deeponet(
     Parameters
     ----------
     data : path
-        Acoustics dataset (``pdesurrogates generate acoustics1d|acoustics2d``).
+        Acoustics dataset (``pdesurrogates generate acoustics1d|acoustics2d|acoustics3d``).
     out_dir : path
         Run directory.
     config : DeepONetConfig, optional
@@ -327,15 +330,30 @@ def _impulse_scores(model, sources, setup, info) -> tuple[dict, np.ndarray, np.n
     times = info["coords"]["time"]
     ir_ref = np.transpose(info["ir"], (0, 2, 1))  # (N, R, T)
     ir_pred = np.mean([m.impulse_response(sources, rec, times) for m in _members(model)], axis=0)
-    peak = np.abs(ir_ref).max(axis=-1, keepdims=True)
-    pn_rmse = np.sqrt(np.mean(((ir_pred - ir_ref) / peak) ** 2, axis=-1))  # (N, R)
-    ir_rel = np.linalg.norm(ir_pred - ir_ref, axis=-1) / np.linalg.norm(ir_ref, axis=-1)
-    scores = {
+    return impulse_response_scores(ir_pred, ir_ref, times), ir_ref, ir_pred
+
+
+def impulse_response_scores(predicted, reference, times) -> dict:
+    """Paper-style and room-acoustic errors of impulse responses ``(..., T)`` (Pa).
+
+    ``peak_normalised_rmse`` (RMSE over time divided by the reference peak of each
+    response, mean over responses) and its max, ``ir_rel_l2``, ``ir_rmse_pa`` (RMSE in
+    Pa: the sources have a 1 Pa peak), and the Schroeder decay-curve and EDT errors of
+    :func:`pdesurrogates.solvers.reference.decay_errors` (``edc_*_db``, ``edt_*``).
+    """
+    from pdesurrogates.solvers.reference import decay_errors
+
+    pred, ref = np.asarray(predicted, dtype=float), np.asarray(reference, dtype=float)
+    peak = np.abs(ref).max(axis=-1, keepdims=True)
+    pn_rmse = np.sqrt(np.mean(((pred - ref) / peak) ** 2, axis=-1))
+    ir_rel = np.linalg.norm(pred - ref, axis=-1) / np.linalg.norm(ref, axis=-1)
+    return {
         "peak_normalised_rmse": float(pn_rmse.mean()),
         "peak_normalised_rmse_max": float(pn_rmse.max()),
         "ir_rel_l2": float(ir_rel.mean()),
+        "ir_rmse_pa": float(np.sqrt(np.mean((pred - ref) ** 2))),
+        **decay_errors(pred, ref, times),
     }
-    return scores, ir_ref, ir_pred
 
 
 def evaluate_deeponet(model, data, *, split: str = "test", out_dir=None, n_plots: int = 2):
@@ -392,19 +410,37 @@ def _write_report(out_dir, result, report, info, ds, field, ir_ref, ir_pred, n_p
     times = coords["time"]
     rec = np.asarray(setup["receivers"])
     source = ds.sources[0].numpy().astype(np.float64)
-    fig = plot_impulse_responses(times, ir_ref[0], ir_pred[0], rec, source=source)
-    fig.savefig(out_dir / "impulse_responses.png", dpi=110)
-    plt.close(fig)
-    shape = (len(times), *[len(coords[a]) for a in _AXES[: len(setup["lengths"])]])
+    dim = len(setup["lengths"])
+    shape = (len(times), *[len(coords[a]) for a in _AXES[:dim]])
     k = len(times)
     chosen = [k // 8, k // 3, k - 1][: max(1, n_plots + 1)]
-    fig = plot_field_snapshots(
-        coords,
-        ds.fields_data[0].numpy(),
-        field.reshape(shape),
-        chosen,
-        sample=int(info["indices"][0]),
-        split=report.meta.get("split"),
-    )
-    fig.savefig(out_dir / "field_snapshots.png", dpi=110)
-    plt.close(fig)
+    reference = ds.fields_data[0].numpy()
+    if dim == 3:
+        from pdesurrogates.training import _acoustics3d_plots as plots3d
+
+        figs = {
+            "impulse_responses.png": plots3d.plot_room_responses(
+                times, ir_ref[0], ir_pred[0], rec, source=source
+            ),
+            "field_snapshots.png": plots3d.plot_field_slices(
+                coords, reference, field.reshape(shape), chosen, at=float(source[2])
+            ),
+            "decay_curves.png": plots3d.plot_decay_curves(times, ir_ref[0], ir_pred[0], rec),
+        }
+    else:
+        figs = {
+            "impulse_responses.png": plot_impulse_responses(
+                times, ir_ref[0], ir_pred[0], rec, source=source
+            ),
+            "field_snapshots.png": plot_field_snapshots(
+                coords,
+                reference,
+                field.reshape(shape),
+                chosen,
+                sample=int(info["indices"][0]),
+                split=report.meta.get("split"),
+            ),
+        }
+    for name, fig in figs.items():
+        fig.savefig(out_dir / name, dpi=110)
+        plt.close(fig)

@@ -8,6 +8,7 @@ from pdesurrogates.solvers.reference._acoustics import (  # acoustics datasets
     acoustics_sample,
     acoustics_setup,
     default_receivers,
+    grid_receivers,
 )
 from pdesurrogates.solvers.reference._darcy import (
     DARCY_VARIANTS,
@@ -32,6 +33,17 @@ from pdesurrogates.solvers.reference._mf_functions import (  # multi-fidelity be
     nonlinear_sin,
     park,
 )
+from pdesurrogates.solvers.reference._room_fdtd import (  # impedance walls, voxel rooms
+    RHO_AIR,
+    absorption_coefficient,
+    solve_room,
+)
+from pdesurrogates.solvers.reference._room_geometry import Room, dispersion_error
+from pdesurrogates.solvers.reference._room_metrics import (  # room-acoustic measures
+    decay_errors,
+    early_decay_time,
+    energy_decay_curve,
+)
 from pdesurrogates.solvers.reference._wave_common import (
     C_AIR,
     gaussian_pulse,
@@ -45,9 +57,12 @@ __all__ = [
     "C_AIR",
     "DARCY_VARIANTS",
     "MF_PROBLEMS",
+    "RHO_AIR",
     "AcousticsSetup",
     "MultiFidelityProblem",
+    "Room",
     "WaveSolution",
+    "absorption_coefficient",
     "acoustics_dataset_layout",
     "acoustics_sample",
     "acoustics_setup",
@@ -58,11 +73,16 @@ __all__ = [
     "darcy_dataset_layout",
     "darcy_matrix",
     "darcy_sample",
+    "decay_errors",
     "default_receivers",
+    "dispersion_error",
+    "early_decay_time",
+    "energy_decay_curve",
     "forrester",
     "gaussian_pulse",
     "gaussian_random_field",
     "get_mf_problem",
+    "grid_receivers",
     "hartmann3",
     "highdim",
     "modal_wave",
@@ -70,6 +90,7 @@ __all__ = [
     "park",
     "pulse_width",
     "solve_darcy",
+    "solve_room",
     "solve_wave",
     "threshold_coefficient",
     "wave_grid",

@@ -64,6 +64,12 @@ class WaveSolution:
         Points per wavelength at ``fmax`` on the solver grid (coarsest axis).
     n_steps : int
         Number of leapfrog steps taken.
+    energy : ndarray, shape (T,) or None
+        Discrete acoustic energy (J) at the output times, if recorded
+        (:func:`~pdesurrogates.solvers.reference.solve_room` with ``energy=True``).
+    active : ndarray of bool or None
+        Stored nodes that lie in the air (:func:`~pdesurrogates.solvers.reference.solve_room`);
+        ``None`` means every node.
     """
 
     times: np.ndarray
@@ -76,6 +82,8 @@ class WaveSolution:
     courant: float
     ppw: float
     n_steps: int
+    energy: np.ndarray | None = None
+    active: np.ndarray | None = None
 
 
 def _interp_weights(points: np.ndarray, spacing, cells):
