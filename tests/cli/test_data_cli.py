@@ -48,7 +48,7 @@ def test_generate_then_info(tmp_path, capsys):
         "float32 u(sample, x, y)",
         "sample = 6",
         "complete: True",
-        "yes, all finite",
+        "NaN/Inf: none",
         "train: 5",
         '"variant": "smooth"',
     ):
@@ -132,7 +132,7 @@ def test_bad_files_exit_nonzero_with_a_message(tmp_path, capsys, content, messag
     elif content == "nan":
         assert main(["generate", "darcy", "-n", "2", "-r", "8", "-q", "-o", str(path)]) == 0
         with h5py.File(path, "r+") as f:
-            f["fields/u"][1, 2, 3] = np.nan
+            f["u"][1, 2, 3] = np.nan
         capsys.readouterr()
     elif content is not None:
         path.write_bytes(content)
@@ -178,7 +178,7 @@ def test_validate_deep_names_the_corrupt_sample(tmp_path, capsys):
     assert main(["validate", "--deep", str(path)]) == 0
     assert "deep check passed" in capsys.readouterr().out
     with h5py.File(path, "r") as f:
-        offset = f["fields/v"].id.get_chunk_info(2).byte_offset
+        offset = f["v"].id.get_chunk_info(2).byte_offset
     data = bytearray(path.read_bytes())
     data[offset + 3] ^= 0x01
     path.write_bytes(bytes(data))
@@ -191,7 +191,7 @@ def test_validate_notes_a_file_without_checksums(tmp_path, capsys):
     path = tmp_path / "d.h5"
     assert main(["generate", "darcy", "-n", "2", "-r", "8", "-q", "-o", str(path)]) == 0
     with h5py.File(path) as f:
-        checksummed = f["fields/u"].fletcher32
+        checksummed = f["u"].fletcher32
     capsys.readouterr()
     assert main(["validate", str(path)]) == 0
     captured = capsys.readouterr()
