@@ -84,7 +84,7 @@ def migrate(path: str | os.PathLike, *, dry_run: bool = False) -> Migration:
     >>> from pdesurrogates.testing._fuzz_datasets import build_base
     >>> old = build_base(tempfile.mkdtemp(), version=1)
     >>> print(migrate(old, dry_run=True).changes[0])
-    fields u, v, mask: /fields/<name> -> /<name> (root variables with their coordinates)
+    fields mask, u, v: /fields/<name> -> /<name> (root variables with their coordinates)
     >>> migrate(old).changed, migrate(old).changed
     (True, False)
     """
