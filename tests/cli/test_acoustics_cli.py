@@ -47,9 +47,9 @@ def test_generated_tube_matches_the_exact_solution(tube):
     assert ds.params["xs"].dist == "uniform" and ds.params["xs"].bounds == (0.6, 1.4)
     assert ds.params["xs"].units == "m"
     with h5py.File(tube, "r") as f:
-        p = f["fields/p"][...]
-        ir = f["fields/ir"][...]
-        xs = f["params/xs"][...]
+        p = f["p"][...]
+        ir = f["ir"][...]
+        xs = f["xs"][...]
         t = f["time"][...]
         x = f["x"][...]
     assert p.shape == (10, 21, 33) and ir.shape == (10, 21, 2)
@@ -298,5 +298,5 @@ def test_dask_workers_give_the_same_file(tmp_path):
     assert main(["generate", "acoustics2d", "-o", str(tmp_path / "one.h5"), *args]) == 0
     assert main(["generate", "acoustics2d", "-o", str(tmp_path / "two.h5"), "-w", "2", *args]) == 0
     with h5py.File(tmp_path / "one.h5", "r") as a, h5py.File(tmp_path / "two.h5", "r") as b:
-        for name in ("fields/p", "fields/ir", "params/xs", "params/ys"):
+        for name in ("p", "ir", "xs", "ys"):
             np.testing.assert_array_equal(a[name][...], b[name][...])

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import h5py
 import numpy as np
@@ -19,7 +21,9 @@ def test_version(capsys):
     assert capsys.readouterr().out.strip() == f"pdesurrogates {__version__}"
 
 
-@pytest.mark.parametrize("args", [[], ["generate"], ["generate", "darcy"], ["info"], ["validate"]])
+@pytest.mark.parametrize(
+    "args", [[], ["generate"], ["generate", "darcy"], ["info"], ["validate"], ["migrate"]]
+)
 def test_help_on_every_data_command(args, capsys):
     assert main([*args, "--help"]) == 0
     out = capsys.readouterr().out
@@ -48,7 +52,7 @@ def test_generate_then_info(tmp_path, capsys):
         "float32 u(sample, x, y)",
         "sample = 6",
         "complete: True",
-        "yes, all finite",
+        "NaN/Inf: none",
         "train: 5",
         '"variant": "smooth"',
     ):
@@ -132,7 +136,7 @@ def test_bad_files_exit_nonzero_with_a_message(tmp_path, capsys, content, messag
     elif content == "nan":
         assert main(["generate", "darcy", "-n", "2", "-r", "8", "-q", "-o", str(path)]) == 0
         with h5py.File(path, "r+") as f:
-            f["fields/u"][1, 2, 3] = np.nan
+            f["u"][1, 2, 3] = np.nan
         capsys.readouterr()
     elif content is not None:
         path.write_bytes(content)
@@ -178,7 +182,7 @@ def test_validate_deep_names_the_corrupt_sample(tmp_path, capsys):
     assert main(["validate", "--deep", str(path)]) == 0
     assert "deep check passed" in capsys.readouterr().out
     with h5py.File(path, "r") as f:
-        offset = f["fields/v"].id.get_chunk_info(2).byte_offset
+        offset = f["v"].id.get_chunk_info(2).byte_offset
     data = bytearray(path.read_bytes())
     data[offset + 3] ^= 0x01
     path.write_bytes(bytes(data))
@@ -191,7 +195,7 @@ def test_validate_notes_a_file_without_checksums(tmp_path, capsys):
     path = tmp_path / "d.h5"
     assert main(["generate", "darcy", "-n", "2", "-r", "8", "-q", "-o", str(path)]) == 0
     with h5py.File(path) as f:
-        checksummed = f["fields/u"].fletcher32
+        checksummed = f["u"].fletcher32
     capsys.readouterr()
     assert main(["validate", str(path)]) == 0
     captured = capsys.readouterr()
@@ -225,3 +229,50 @@ def test_info_on_a_huge_declared_coordinate_does_not_allocate(tmp_path, capsys):
         f.create_dataset("x", shape=(2**40,), dtype="f8", chunks=(1024,))
     assert main(["info", str(path)]) == 1
     assert "coordinate /x declares shape (1099511627776,) (8 TiB)" in capsys.readouterr().err
+
+
+V1 = Path(__file__).parents[1] / "datasets" / "data" / "v1_small.h5"
+
+
+def test_migrate_dry_run_then_in_place_then_current(tmp_path, capsys):
+    path = tmp_path / "old.h5"
+    shutil.copyfile(V1, path)
+    assert main(["migrate", str(path), "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "would migrate" in out and "schema version 1 -> 2" in out
+    assert path.read_bytes() == V1.read_bytes()
+    assert main(["migrate", str(path)]) == 0
+    assert f"migrated {path}" in capsys.readouterr().out
+    assert main(["validate", str(path)]) == 0
+    capsys.readouterr()
+    assert main(["migrate", str(path)]) == 0
+    assert "already at schema version 2; nothing to do" in capsys.readouterr().out
+
+
+def test_migrate_refuses_a_locked_file(tmp_path, capsys):
+    from pdesurrogates._files import WriteLock
+
+    path = tmp_path / "old.h5"
+    shutil.copyfile(V1, path)
+    with WriteLock(path, command="a generator"):
+        assert main(["migrate", str(path)]) != 0
+    assert "is being written by" in capsys.readouterr().err
+    assert path.read_bytes() == V1.read_bytes()
+
+
+def test_info_says_what_the_stats_cover_and_words_the_nan_check(tmp_path, capsys):
+    from pdesurrogates.datasets import DatasetWriter, FieldSpec
+
+    path = tmp_path / "all.h5"
+    with DatasetWriter(path, n_samples=3, coords={"x": 4},
+                       fields={"u": FieldSpec(("sample", "x"))}) as w:  # fmt: skip
+        w.write_batch(0, {"u": np.arange(12.0).reshape(3, 4)})
+        w.finalize(splits={})
+    assert main(["info", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "NaN/Inf: not checked (run with --check to scan every value)" in out
+    assert "stats (mean, std over all 3 samples: the file has no train split):" in out
+    assert "u: mean 5.5" in out  # the mean of 0..11
+    assert "train split" in out and "(train split)" not in out
+    assert main(["info", str(path), "--check"]) == 0
+    assert "NaN/Inf: none (every value was scanned)" in capsys.readouterr().out

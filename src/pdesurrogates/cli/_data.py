@@ -1,4 +1,4 @@
-"""Data commands: ``generate darcy``, ``info`` and ``validate``.
+"""Data commands: ``generate darcy``, ``info``, ``validate`` and ``migrate``.
 
 Parsing and printing only: the recipe is :func:`pdesurrogates.datasets.generate_darcy`,
 the summary :func:`pdesurrogates.datasets.describe`.
@@ -12,7 +12,7 @@ import typer
 
 from pdesurrogates.cli._app import app, generate_app
 
-__all__ = ["check_workers", "generate_darcy_cmd", "info", "validate_cmd"]
+__all__ = ["check_workers", "generate_darcy_cmd", "info", "migrate_cmd", "validate_cmd"]
 
 
 def check_workers(workers: int, scheduler: str | None) -> None:
@@ -100,7 +100,9 @@ def _parse_split(text: str) -> tuple[float, float, float]:
 @app.command("info")
 def info(
     file: Path = typer.Argument(..., help="A pdesurrogates-h5 file."),
-    check: bool = typer.Option(False, "--check", help="Also scan every value for NaN/Inf."),
+    check: bool = typer.Option(
+        False, "--check", help="Also scan every value for NaN/Inf (otherwise not checked)."
+    ),
 ) -> None:
     """Print a file's fields, dims, shapes, params, splits, stats and completeness.
 
@@ -137,3 +139,19 @@ def validate_cmd(
         + ("; deep check passed" if deep else "")
         + ")"
     )
+
+
+@app.command("migrate")
+def migrate_cmd(
+    file: Path = typer.Argument(..., help="A pdesurrogates-h5 file to upgrade in place."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Only say what would change."),
+) -> None:
+    """Upgrade a dataset file to the current schema version (2), in place and atomically.
+
+    The new layout is written beside the file, validated and compared value by value
+    with the original, then renamed over it: the original is unchanged on any failure. A
+    file another writer holds (FILE.lock) is refused; a current file is left alone.
+    """
+    from pdesurrogates.datasets import migrate
+
+    typer.echo(str(migrate(file, dry_run=dry_run)))

@@ -20,6 +20,7 @@ from pdesurrogates.datasets._acoustics import generate_acoustics
 from pdesurrogates.datasets._darcy import generate_darcy
 from pdesurrogates.datasets._describe import describe, file_metadata
 from pdesurrogates.datasets._generate import generate_dataset
+from pdesurrogates.datasets._migrate import migrate
 from pdesurrogates.datasets._schema import (
     SCHEMA_NAME,
     SCHEMA_VERSION,
@@ -72,6 +73,7 @@ __all__ = [
     "import_pdebench",
     "import_the_well",
     "list_backends",
+    "migrate",
     "open_dataset",
     "open_xarray",
     "validate",

@@ -66,8 +66,8 @@ def describe(path: str | os.PathLike, *, check: bool = False, isolate: bool = Fa
     ...                    fields={"u": FieldSpec(("sample", "x"))}) as w:
     ...     w.write_batch(0, {"u": [[1.0, 2.0], [3.0, 4.0]]})
     ...     _ = w.finalize()
-    >>> print(next(line for line in describe(path).splitlines() if "float32" in line))
-      float32 u(sample, x)  shape (2, 2)  role=output  'u'
+    >>> print(next(line for line in describe(path).splitlines() if "u(sample" in line))
+      float64 u(sample, x)  shape (2, 2)  role=output  'u'
     """
     if isolate:
         from pdesurrogates.datasets._isolate import run_isolated

@@ -86,12 +86,10 @@ def load_source_fields(path, split: str) -> tuple[SourceFields, dict[str, Any]]:
         )
     idx = np.sort(np.asarray(splits[split]))
     dim = len(setup["lengths"])
-    import h5py
-
-    with h5py.File(ds.path, "r") as f:
-        p = np.asarray(f["fields/p"][idx])
-        ir = np.asarray(f["fields/ir"][idx]) if "ir" in f["fields"] else None
-        src = np.stack([np.asarray(f[f"params/{a}s"][idx]) for a in _AXES[:dim]], axis=-1)
+    sub = ds.subset(idx)  # ds holds every sample: positions are the file's rows
+    p = sub.load("p")
+    ir = sub.load("ir") if "ir" in ds.fields else None
+    src = np.stack([sub.param_values(f"{a}s") for a in _AXES[:dim]], axis=-1)
     coords = {k: np.asarray(v) for k, v in ds.coords.items()}
     info = {"coords": coords, "setup": setup, "ir": ir, "indices": idx, "sources": src}
     return SourceFields(torch.from_numpy(p), torch.from_numpy(src.astype(np.float32))), info
