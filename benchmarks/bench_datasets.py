@@ -3,7 +3,7 @@
 Reads: 2,000 samples of two float32 fields (``a``, ``u``) at 64² and 256², one epoch in
 batches of 32, sequential and shuffled order. Competitors, in one process:
 
-* ``raw h5py``: ``f["fields/a"][i:i+32]`` slices (sorted fancy indexing when shuffled),
+* ``raw h5py``: ``f["a"][i:i+32]`` slices (sorted fancy indexing when shuffled),
   on the same file, whose fields carry Fletcher32 checksums as every file we write does;
 * ``raw h5py, no checksums``: the same reads of a copy of the fields without the checksum
   filter, which states what verifying the checksums costs;
@@ -59,8 +59,8 @@ def plain_copy(path: Path) -> Path:
     out = path.with_name(path.stem + "_plain.h5")
     with h5py.File(path, "r") as src, h5py.File(out, "w") as dst:
         for name in ("a", "u"):
-            d = src["fields"][name]
-            dst.create_dataset(f"fields/{name}", data=d[()], chunks=d.chunks)
+            d = src[name]
+            dst.create_dataset(name, data=d[()], chunks=d.chunks)
     return out
 
 
@@ -74,7 +74,7 @@ def raw_h5py(path: Path, n: int, shuffle: bool, how: str = "slice") -> float:
     t0 = time.perf_counter()
     total = 0
     with h5py.File(path, "r") as f:
-        a, u = f["fields/a"], f["fields/u"]
+        a, u = f["a"], f["u"]
         for idx in batches(n, shuffle):
             if not shuffle:
                 xa, xu = a[idx[0] : idx[-1] + 1], u[idx[0] : idx[-1] + 1]
