@@ -96,7 +96,9 @@ def _data_and_model(args, out: Path):
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("-o", "--output", default="runs/room_acoustics_3d", help="output dir")
+    parser.add_argument(
+        "-o", "--output", type=Path, default=Path("runs/room_acoustics_3d"), help="output dir"
+    )
     parser.add_argument("--smoke", action="store_true", help="tiny, seconds-long run")
     parser.add_argument("--geometry", default="box", choices=["box", "l-shape"])
     parser.add_argument("--n-sources", type=int, default=64, help="simulated sources")

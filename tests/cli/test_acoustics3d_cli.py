@@ -26,7 +26,7 @@ def test_generate_l_shaped_room_with_impedance_walls(tmp_path):
     assert "Z = 7400" in ds.attrs["pde"]
     assert validate(out).n_samples == 2  # raises on an invalid file
     with h5py.File(out, "r") as f:
-        p = f["fields/p"][0]
+        p = f["p"][0]
     assert np.all(p[:, 3:, 3:, :] == 0)  # nodes strictly inside the notch stay silent
 
 

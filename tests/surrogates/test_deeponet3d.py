@@ -45,9 +45,9 @@ def lshape_file(tmp_path_factory):
 def test_recipe_writes_staggered_fdtd_samples_with_grid_receivers(lshape_file):
     with h5py.File(lshape_file) as f:
         source = json.loads(f.attrs["source"])
-        p = f["fields/p"][:]
-        ir = f["fields/ir"][:]
-        xs, ys = f["params/xs"][:], f["params/ys"][:]
+        p = f["p"][:]
+        ir = f["ir"][:]
+        xs, ys = f["xs"][:], f["ys"][:]
     assert source["solver"] == "fdtd-staggered" and source["impedance"] == 7400.0
     assert source["room"]["kind"] == "l-shape"
     assert p.shape == (6, 9, 9, 9, 9) and ir.shape == (6, 9, 24)

@@ -43,9 +43,9 @@ _AXIS = {"time": "T", "x": "X", "y": "Y", "z": "Z"}
 _COORD_NAMES = {
     "sample": "sample index",
     "time": "time",
-    "x": "x coordinate",
-    "y": "y coordinate",
-    "z": "z coordinate",
+    "x": "x",
+    "y": "y",
+    "z": "z",
     "component": "vector component",
 }
 
