@@ -54,6 +54,15 @@ def test_plain_xarray_opens_a_generated_file_with_data_and_coordinates(darcy):
     assert ours.fields["a"].long_name == xr.open_dataset(darcy, engine="h5netcdf")["a"].long_name
 
 
+def test_the_reader_gives_coordinate_units_and_names_of_both_versions(darcy):
+    """What xarray shows as the coordinates' attributes is what the reader exposes."""
+    with xr.open_dataset(darcy, engine="h5netcdf") as ds:
+        want = {d: {k: ds[d].attrs[k] for k in ("units", "long_name")} for d in ("x", "y")}
+    got = open_dataset(darcy).coord_attrs
+    assert {d: got[d] for d in ("x", "y")} == want and want["x"]["long_name"] == "x"
+    assert open_dataset(V1).coord_attrs["x"] == {"units": "m"}
+
+
 def test_params_are_variables_along_sample(tmp_path):
     path = tmp_path / "p.h5"
     from pdesurrogates.datasets import ParamSpec

@@ -126,6 +126,11 @@ class FieldDataset(torch.utils.data.Dataset):
         return coords
 
     @property
+    def coord_attrs(self) -> dict[str, dict[str, str]]:
+        """``units`` and ``long_name`` of each coordinate variable, by dim name."""
+        return {d: dict(a) for d, a in self._meta["coord_attrs"].items()}
+
+    @property
     def spatial_dims(self) -> list[str]:
         return list(self._meta["spatial_dims"])
 

@@ -72,7 +72,7 @@ def read_structure(f: h5py.File, path) -> dict[str, Any]:
     """Check the structure and metadata of an open file and return them (no value scan)."""
     out = _Findings(path)
     n, spatial, version = _check_root(f, out)
-    coords = _read_coords(f, out, n, spatial, version)
+    coords, coord_attrs = _read_coords(f, out, n, spatial, version)
     fields, shapes, checksums = _read_fields(f, out, coords, version)
     params, param_values = _read_params(f, out, n, version)
     splits = _read_splits(f, out, n)
@@ -86,6 +86,7 @@ def read_structure(f: h5py.File, path) -> dict[str, Any]:
         "n_samples": n,
         "spatial_dims": spatial,
         "coords": coords,
+        "coord_attrs": coord_attrs,
         "fields": fields,
         "shapes": shapes,
         "params": params,
@@ -215,7 +216,9 @@ def _check_root(f: h5py.File, out: _Findings) -> tuple[int, list[str], int]:
 
 # --- coordinates --------------------------------------------------------------------
 def _read_coords(f: h5py.File, out: _Findings, n: int, spatial: list[str], version: int):
+    """The coordinate arrays by dim, and their ``units``/``long_name`` attributes."""
     coords: dict[str, np.ndarray] = {}
+    attrs: dict[str, dict[str, str]] = {}
     for name in DIM_ORDER:
         if version > 1 and _kind(f, name) in ("field", "param"):
             continue  # a variable named like a dim the file does not use
@@ -228,6 +231,7 @@ def _read_coords(f: h5py.File, out: _Findings, n: int, spatial: list[str], versi
             continue
         values = read_bounded(ds, out.path, where)
         coords[name] = values
+        attrs[name] = {k: _text(ds.attrs[k]) for k in ("units", "long_name") if k in ds.attrs}
         _check_coord(out, name, where, values)
     if "sample" not in coords or len(coords["sample"]) != n:
         raise out.fail(
@@ -238,7 +242,7 @@ def _read_coords(f: h5py.File, out: _Findings, n: int, spatial: list[str], versi
     for d in spatial:
         if d not in coords:
             raise out.fail(f"spatial coordinate /{d}", "is missing", "regenerate the file")
-    return coords
+    return coords, attrs
 
 
 def _check_coord(out: _Findings, name: str, where: str, values: np.ndarray) -> None:

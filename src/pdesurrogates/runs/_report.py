@@ -36,26 +36,9 @@ def summarize(values) -> dict[str, float]:
 
 
 def _coord_attrs(ds, dims) -> dict[str, dict]:
-    """``units``/``long_name`` of coordinate variables: from the dataset when it exposes
-    them (``ds.coord_attrs``), else from the attributes of ``/<dim>`` in its file."""
-    known = getattr(ds, "coord_attrs", None)
-    if isinstance(known, dict):
-        return {d: dict(known.get(d, {})) for d in dims}
-    out: dict[str, dict] = {d: {} for d in dims}
-    path = getattr(ds, "path", None)
-    if path is None:
-        return out
-    import h5py
-
-    try:
-        with h5py.File(path, "r") as f:
-            for d in dims:
-                node = f.get(d)
-                if isinstance(node, h5py.Dataset):
-                    out[d] = {k: node.attrs[k] for k in ("units", "long_name") if k in node.attrs}
-    except OSError:  # not an HDF5 file we can open: the labels have no units
-        pass
-    return out
+    """``units``/``long_name`` of the coordinates of ``dims``, as the dataset read them."""
+    known = getattr(ds, "coord_attrs", {})
+    return {d: dict(known.get(d, {})) for d in dims}
 
 
 def field_quantities(ds, name: str) -> tuple[Quantity, list[Quantity], list[np.ndarray]]:
