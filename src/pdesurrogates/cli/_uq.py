@@ -78,7 +78,10 @@ def propagate_cmd(
         ...,
         "--model",
         "-m",
-        help="Saved model directory (runs/NAME or runs/NAME/model) or module:function.",
+        help=(
+            "Saved model directory (runs/NAME or runs/NAME/model), module:function "
+            "(module on sys.path) or path/to/file.py:function."
+        ),
     ),
     inputs: Path = typer.Option(
         ..., "--inputs", "-i", help="TOML file of input distributions ([inputs.<name>])."
