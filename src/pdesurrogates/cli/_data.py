@@ -30,7 +30,10 @@ def generate_darcy_cmd(
     resolution: int = typer.Option(64, "--resolution", "-r", help="Cells per side (4-2048)."),
     seed: int = typer.Option(0, "--seed", help="Base seed; sample i uses the stream (seed, i)."),
     variant: str = typer.Option(
-        "smooth", "--variant", help="Coefficient field: 'smooth' (tau=3) or 'rough' (tau=5)."
+        "smooth",
+        "--variant",
+        help="Coefficient field: 'smooth' (tau=3), 'rough' (tau=5) or 'multiscale' "
+        "(six trigonometric scales, solved on a 3x finer grid).",
     ),
     workers: int = typer.Option(1, "--workers", "-w", help="Worker processes (dask LocalCluster)."),
     scheduler: str = typer.Option(
@@ -46,8 +49,8 @@ def generate_darcy_cmd(
 ) -> None:
     """Generate Darcy flow samples: -div(a grad u) = 1, u = 0 on the unit-square walls.
 
-    The coefficient a is a thresholded Gaussian random field (values 12 and 3); u is
-    solved by cell-centred finite differences with a sparse direct solver. Files made
+    The coefficient a is a thresholded Gaussian random field (values 12 and 3) or the
+    multiscale trigonometric field (a in [2.4e-4, 130]); u is solved by cell-centred finite differences with a sparse direct solver. Files made
     with any number of workers hold identical values. A run locks OUTPUT.lock (a second
     writer is refused), writes OUTPUT.partial and renames it when complete; --resume
     continues an interrupted run (remove the stale lock first) and does nothing when

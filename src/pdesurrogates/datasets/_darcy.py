@@ -1,8 +1,9 @@
 """The Darcy recipe: the dataset behind ``pdesurrogates generate darcy``.
 
 ``-div(a grad u) = 1`` on the unit square, ``u = 0`` on the walls; the coefficient is a
-thresholded Gaussian random field (values 12 and 3), the solution comes from the reference
-finite-difference solver in :mod:`pdesurrogates.solvers.reference`.
+thresholded Gaussian random field (values 12 and 3) or the trigonometric multiscale field,
+the solution comes from the reference finite-difference solver in
+:mod:`pdesurrogates.solvers.reference`.
 """
 
 from __future__ import annotations
@@ -48,8 +49,11 @@ def generate_darcy(
         Cells per side (4 to 2048).
     seed : int
         Base seed.
-    variant : {"smooth", "rough"}
-        The coefficient field: Gaussian random field with ``tau`` 3 (smooth) or 5 (rough).
+    variant : {"smooth", "rough", "multiscale"}
+        The coefficient field: a thresholded Gaussian random field with ``tau`` 3
+        (smooth) or 5 (rough), or the trigonometric multiscale product of six scales
+        (solved on a 3x finer grid; see
+        :func:`pdesurrogates.solvers.reference.multiscale_coefficient`).
     workers, scheduler, resume, overwrite, progress, split, compression
         As for :func:`pdesurrogates.datasets.generate_dataset`.
 

@@ -17,6 +17,7 @@ from pdesurrogates.solvers.reference._darcy import (
     darcy_matrix,
     darcy_sample,
     gaussian_random_field,
+    multiscale_coefficient,
     solve_darcy,
     threshold_coefficient,
 )
@@ -86,6 +87,7 @@ __all__ = [
     "hartmann3",
     "highdim",
     "modal_wave",
+    "multiscale_coefficient",
     "nonlinear_sin",
     "park",
     "pulse_width",

@@ -11,6 +11,16 @@ The coefficient is a Gaussian random field with covariance ``(−Δ + τ² I)^(�
 cosine modes), thresholded to 12 where it is non-negative and 3 elsewhere, as in the
 FNO and MgNO Darcy benchmarks. ``variant="smooth"`` uses (α, τ) = (2, 3) and ``"rough"``
 uses (2, 5), which gives smaller, more numerous inclusions.
+
+``variant="multiscale"`` is the trigonometric multiscale coefficient of the HANO and MgNO
+"Darcy multiscale" benchmark (Owhadi's gamblet example with random frequencies)::
+
+    a(x) = Π_{k=1}^{6} (1 + ½ cos(a_k π (x + y))) (1 + ½ sin(a_k π (y − 3x))),
+    a_k ~ U[2^(k−1), 2^k]
+
+which spans about 2.4e−4 to 130. Its finest scale (period 1/64) is below a 64² grid, so
+the solve runs on a grid ``refine`` (3) times finer, whose cell centres contain the
+stored ones, and the stored ``a`` and ``u`` are its values at the stored cell centres.
 """
 
 from __future__ import annotations
@@ -33,6 +43,7 @@ __all__ = [
     "darcy_matrix",
     "darcy_sample",
     "gaussian_random_field",
+    "multiscale_coefficient",
     "solve_darcy",
     "threshold_coefficient",
 ]
@@ -40,6 +51,7 @@ __all__ = [
 DARCY_VARIANTS: dict[str, dict[str, float]] = {
     "smooth": {"alpha": 2.0, "tau": 3.0},
     "rough": {"alpha": 2.0, "tau": 5.0},
+    "multiscale": {"n_scales": 6, "refine": 3},
 }
 MIN_RESOLUTION = 4
 MAX_RESOLUTION = 2048
@@ -101,6 +113,40 @@ def gaussian_random_field(
     scaled[1:, :] *= 0.5
     scaled[:, 1:] *= 0.5
     return scipy.fft.idctn(scaled, type=2, norm=None) * (4 * r * r)
+
+
+def multiscale_coefficient(
+    resolution: int, *, n_scales: int = 6, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """Sample the trigonometric multiscale coefficient at the cell centres.
+
+    ``a(x) = Π_k (1 + ½cos(a_k π(x + y))) (1 + ½sin(a_k π(y − 3x)))`` with
+    ``a_k ~ U[2^(k−1), 2^k]``, ``k = 1..n_scales``. The frequencies are the only random
+    numbers, so the same generator state gives the same continuous field on every grid.
+
+    Returns
+    -------
+    a : ndarray, shape (resolution, resolution)
+        The coefficient, ``a[i, j] = a(x_i, y_j)``.
+    freqs : ndarray, shape (n_scales,)
+        The frequencies ``a_k``.
+
+    Examples
+    --------
+    >>> a, freqs = multiscale_coefficient(16, rng=np.random.default_rng(0))
+    >>> a.shape, bool(a.min() >= 0.5**12 and a.max() <= 1.5**12), freqs.round(2).tolist()[:2]
+    ((16, 16), True, [1.64, 2.54])
+    """
+    if isinstance(n_scales, bool) or not isinstance(n_scales, int) or n_scales < 1:
+        raise ValueError(f"n_scales must be a positive integer, got {n_scales!r}")
+    x = cell_centres(resolution)
+    X, Y = np.meshgrid(x, x, indexing="ij")
+    k = np.arange(1, n_scales + 1)
+    freqs = rng.uniform(2.0 ** (k - 1), 2.0**k)
+    a = np.ones_like(X)
+    for f in freqs:
+        a *= (1 + 0.5 * np.cos(f * np.pi * (X + Y))) * (1 + 0.5 * np.sin(f * np.pi * (Y - 3 * X)))
+    return a, freqs
 
 
 def threshold_coefficient(psi: np.ndarray) -> np.ndarray:
@@ -204,10 +250,35 @@ def darcy_sample(
     if variant not in DARCY_VARIANTS:
         raise ValueError(f"variant must be one of {sorted(DARCY_VARIANTS)}, got {variant!r}")
     rng = np.random.default_rng([int(seed), int(index)])
-    psi = gaussian_random_field(resolution, rng=rng, **DARCY_VARIANTS[variant])
-    a = threshold_coefficient(psi)
-    u = solve_darcy(a, 1.0)
+    if variant == "multiscale":
+        m = int(DARCY_VARIANTS[variant]["refine"])  # odd: coarse centres are fine centres
+        if _check_resolution(resolution) * m > MAX_RESOLUTION:
+            raise ValueError(
+                f"resolution {resolution} is too fine for the multiscale variant, which "
+                f"solves on a {m}x finer grid: use at most {MAX_RESOLUTION // m}"
+            )
+        fine, _ = multiscale_coefficient(
+            _check_resolution(resolution) * m,
+            n_scales=int(DARCY_VARIANTS[variant]["n_scales"]),
+            rng=rng,
+        )
+        keep = slice(m // 2, None, m)
+        a, u = fine[keep, keep], solve_darcy(fine, 1.0)[keep, keep]
+    else:
+        psi = gaussian_random_field(resolution, rng=rng, **DARCY_VARIANTS[variant])
+        a = threshold_coefficient(psi)
+        u = solve_darcy(a, 1.0)
     return {"a": a.astype(np.float32), "u": u.astype(np.float32)}, {}
+
+
+_COEFFICIENT = {
+    "smooth": "a in {3, 12}",
+    "rough": "a in {3, 12}",
+    "multiscale": (
+        "a = prod_k (1 + cos(a_k pi (x + y))/2)(1 + sin(a_k pi (y - 3x))/2), "
+        "a_k ~ U[2^(k-1), 2^k], k = 1..6"
+    ),
+}
 
 
 def darcy_dataset_layout(resolution: int, variant: str = "smooth") -> dict[str, Any]:
@@ -237,5 +308,5 @@ def darcy_dataset_layout(resolution: int, variant: str = "smooth") -> dict[str, 
         },
         "units": {"x": "1", "y": "1"},
         "dataset_name": f"darcy-{variant}-{resolution}",
-        "pde": "-div(a grad u) = 1 on (0,1)^2, u = 0 on the boundary; a in {3, 12}",
+        "pde": "-div(a grad u) = 1 on (0,1)^2, u = 0 on the boundary; " + _COEFFICIENT[variant],
     }
