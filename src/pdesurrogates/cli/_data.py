@@ -50,8 +50,9 @@ def generate_darcy_cmd(
     """Generate Darcy flow samples: -div(a grad u) = 1, u = 0 on the unit-square walls.
 
     The coefficient a is a thresholded Gaussian random field (values 12 and 3) or the
-    multiscale trigonometric field (a in [2.4e-4, 130]); u is solved by cell-centred finite differences with a sparse direct solver. Files made
-    with any number of workers hold identical values. A run locks OUTPUT.lock (a second
+    multiscale trigonometric field (a in [2.4e-4, 130]); u is solved by cell-centred
+    finite differences with a sparse direct solver. Files made with any number of
+    workers hold identical values. A run locks OUTPUT.lock (a second
     writer is refused), writes OUTPUT.partial and renames it when complete; --resume
     continues an interrupted run (remove the stale lock first) and does nothing when
     OUTPUT is already complete.

@@ -99,19 +99,22 @@ def ns_initial_vorticity(
 
 
 def _wavenumbers(s: int, device, dtype) -> tuple[torch.Tensor, ...]:
-    """2π·k_x (full FFT axis), 2π·k_y (rfft axis) with Nyquist derivatives zeroed, −|2πk|²,
-    and the 2/3-rule mask."""
+    """Spectral operators on the rfft2 layout: ``2πk_x``, ``2πk_y`` (Nyquist derivatives
+    zeroed), the Laplacian symbol ``−|2πk|²``, the 2/3-rule mask and the inverse of
+    ``−Δ`` (zero on the mean and the Nyquist modes, which carry no real flow)."""
     kx = torch.fft.fftfreq(s, d=1.0 / s, device=device, dtype=dtype)
     ky = torch.fft.rfftfreq(s, d=1.0 / s, device=device, dtype=dtype)
     keep = (kx.abs()[:, None] <= s / 3) & (ky.abs()[None, :] <= s / 3)
+    nyquist = (kx.abs() == s // 2)[:, None] | (ky.abs() == s // 2)[None, :]
     dx = torch.where(kx.abs() == s // 2, 0.0, 2 * math.pi * kx)[:, None]
     dy = torch.where(ky.abs() == s // 2, 0.0, 2 * math.pi * ky)[None, :]
     lap = -(4 * math.pi**2) * (kx[:, None] ** 2 + ky[None, :] ** 2)
-    return dx, dy, lap, keep
+    inv = torch.where((lap == 0) | nyquist, 0.0, -1.0 / torch.where(lap == 0, 1.0, lap))
+    return dx, dy, lap, keep, inv
 
 
-def _velocity_hat(w_hat: torch.Tensor, dx, dy, lap) -> tuple[torch.Tensor, torch.Tensor]:
-    inv = torch.where(lap == 0, 0.0, -1.0 / torch.where(lap == 0, 1.0, lap))
+def _velocity_hat(w_hat: torch.Tensor, ops) -> tuple[torch.Tensor, torch.Tensor]:
+    dx, dy, _, _, inv = ops
     psi_hat = w_hat * inv  # −Δψ = w
     return 1j * dy * psi_hat, -1j * dx * psi_hat
 
@@ -119,18 +122,18 @@ def _velocity_hat(w_hat: torch.Tensor, dx, dy, lap) -> tuple[torch.Tensor, torch
 def ns_velocity(w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """The divergence-free velocity ``(u, v) = (∂_y ψ, −∂_x ψ)`` of a vorticity ``w``.
 
-    ``w`` has shape (..., s, s) on the grid ``j/s`` of the unit torus; its mean is ignored.
+    ``w`` has shape (..., s, s) on the grid ``j/s`` of the unit torus; its mean and its
+    Nyquist modes are ignored.
     """
     s = w.shape[-1]
-    dx, dy, lap, _ = _wavenumbers(s, w.device, w.dtype)
-    u_hat, v_hat = _velocity_hat(torch.fft.rfft2(w), dx, dy, lap)
+    u_hat, v_hat = _velocity_hat(torch.fft.rfft2(w), _wavenumbers(s, w.device, w.dtype))
     return torch.fft.irfft2(u_hat, s=(s, s)), torch.fft.irfft2(v_hat, s=(s, s))
 
 
 def _tendency(w_hat, f_hat, ops, s):
     """Explicit part ``−(u·∇w)^ + f^`` (dealiased) and the largest velocity component."""
-    dx, dy, lap, keep = ops
-    u_hat, v_hat = _velocity_hat(w_hat, dx, dy, lap)
+    dx, dy, _, keep, _ = ops
+    u_hat, v_hat = _velocity_hat(w_hat, ops)
     u = torch.fft.irfft2(u_hat, s=(s, s))
     v = torch.fft.irfft2(v_hat, s=(s, s))
     w = torch.fft.irfft2(w_hat, s=(s, s))
