@@ -1,7 +1,9 @@
-"""Data commands: ``generate darcy``, ``info``, ``validate`` and ``migrate``.
+"""Data commands: ``generate darcy|helmholtz|navier-stokes``, ``info``, ``validate``, ``migrate``.
 
-Parsing and printing only: the recipe is :func:`pdesurrogates.datasets.generate_darcy`,
-the summary :func:`pdesurrogates.datasets.describe`.
+Parsing and printing only: the recipes are :func:`pdesurrogates.datasets.generate_darcy`,
+:func:`~pdesurrogates.datasets.generate_helmholtz` and
+:func:`~pdesurrogates.datasets.generate_navier_stokes`, the summary
+:func:`pdesurrogates.datasets.describe`.
 """
 
 from __future__ import annotations
@@ -12,7 +14,15 @@ import typer
 
 from pdesurrogates.cli._app import app, generate_app
 
-__all__ = ["check_workers", "generate_darcy_cmd", "info", "migrate_cmd", "validate_cmd"]
+__all__ = [
+    "check_workers",
+    "generate_darcy_cmd",
+    "generate_helmholtz_cmd",
+    "generate_navier_stokes_cmd",
+    "info",
+    "migrate_cmd",
+    "validate_cmd",
+]
 
 
 def check_workers(workers: int, scheduler: str | None) -> None:
@@ -63,23 +73,158 @@ def generate_darcy_cmd(
     if variant not in DARCY_VARIANTS:
         raise typer.BadParameter(f"--variant must be one of {sorted(DARCY_VARIANTS)}")
     check_workers(workers, scheduler)
-    before = _identity(output)
-    path = generate_darcy(
+    _run(
+        generate_darcy,
         output,
+        resume,
         n_samples=n_samples,
         resolution=resolution,
         seed=seed,
         variant=variant,
         workers=workers,
         scheduler=scheduler,
-        resume=resume,
         overwrite=overwrite,
         progress=not quiet,
         split=_parse_split(split),
         compression=compression,
     )
+
+
+def _run(recipe, output: Path, resume: bool, **kwargs) -> None:
+    """Run a generator recipe and say where it wrote (unless a resume found it complete)."""
+    before = _identity(output)
+    path = recipe(output, resume=resume, **kwargs)
     if not (resume and before is not None and before == _identity(path)):
         typer.echo(f"wrote {path}")  # else the file was complete: the log says so
+
+
+@generate_app.command("helmholtz")
+def generate_helmholtz_cmd(
+    output: Path = typer.Option(..., "-o", "--output", help="Output file (.h5)."),
+    n_samples: int = typer.Option(1000, "--n-samples", "-n", min=1, help="Number of samples."),
+    resolution: int = typer.Option(
+        101, "--resolution", "-r", help="Grid points per side, walls included (3-4097)."
+    ),
+    omega: float = typer.Option(
+        1000.0, "--omega", help="Angular frequency (rad/s); wavespeed c is about 20 m/s."
+    ),
+    refine: int = typer.Option(
+        1, "--refine", min=1, help="Solve on a grid this many times finer, store its nodes."
+    ),
+    seed: int = typer.Option(0, "--seed", help="Base seed; sample i uses the stream (seed, i)."),
+    workers: int = typer.Option(1, "--workers", "-w", help="Worker processes (dask LocalCluster)."),
+    scheduler: str = typer.Option(
+        None, "--scheduler", help="Address of an existing dask scheduler, e.g. tcp://host:8786."
+    ),
+    resume: bool = typer.Option(False, "--resume", help="Finish an interrupted run."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output file."),
+    split: str = typer.Option(
+        "0.8,0.1,0.1", "--split", help="Train,valid,test fractions of contiguous blocks."
+    ),
+    compression: str = typer.Option(None, "--compression", help="None (default), lzf or gzip."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+) -> None:
+    """Generate Helmholtz samples: -lap u - (omega/c)^2 u = 0 on the unit square (m).
+
+    Neumann walls with du/dn = 1 on |x - 0.5| <= 0.15 of the top wall; the input is the
+    wavespeed c = 20 + tanh(random cosine series) m/s, the output the wavefield u, solved
+    by 5-point finite differences (second order) with a sparse direct solver. The
+    defaults are the MgNO / de Hoop et al. benchmark (101 points, omega = 1000 rad/s).
+    Files made with any number of workers hold identical values. A run locks
+    OUTPUT.lock, writes OUTPUT.partial and renames it when complete; --resume continues
+    an interrupted run.
+    """
+    from pdesurrogates.datasets import generate_helmholtz
+
+    check_workers(workers, scheduler)
+    _run(
+        generate_helmholtz,
+        output,
+        resume,
+        n_samples=n_samples,
+        resolution=resolution,
+        omega=omega,
+        refine=refine,
+        seed=seed,
+        workers=workers,
+        scheduler=scheduler,
+        overwrite=overwrite,
+        progress=not quiet,
+        split=_parse_split(split),
+        compression=compression,
+    )
+
+
+@generate_app.command("navier-stokes")
+def generate_navier_stokes_cmd(
+    output: Path = typer.Option(..., "-o", "--output", help="Output file (.h5)."),
+    n_samples: int = typer.Option(1000, "--n-samples", "-n", min=1, help="Number of trajectories."),
+    resolution: int = typer.Option(
+        64, "--resolution", "-r", help="Grid points per side of the torus (even, 4-4096)."
+    ),
+    nu: float = typer.Option(1e-3, "--nu", help="Viscosity (FNO benchmark: 1e-3, 1e-4, 1e-5)."),
+    duration: float = typer.Option(
+        50.0, "--duration", "-T", help="Final time (time units; the torus has side 1)."
+    ),
+    n_times: int = typer.Option(
+        51, "--n-times", help="Stored times, uniform from 0 to --duration, t = 0 included."
+    ),
+    refine: int = typer.Option(
+        1, "--refine", min=1, help="Solve on a grid this many times finer, store its points."
+    ),
+    cfl: float = typer.Option(0.25, "--cfl", help="CFL number of the adaptive time step."),
+    dt_max: float = typer.Option(0.01, "--dt-max", help="Largest time step (time units)."),
+    device: str = typer.Option("cpu", "--device", help="Torch device, e.g. cpu or cuda."),
+    seed: int = typer.Option(0, "--seed", help="Base seed; trajectory i uses (seed, i)."),
+    workers: int = typer.Option(1, "--workers", "-w", help="Worker processes (dask LocalCluster)."),
+    scheduler: str = typer.Option(
+        None, "--scheduler", help="Address of an existing dask scheduler, e.g. tcp://host:8786."
+    ),
+    resume: bool = typer.Option(False, "--resume", help="Finish an interrupted run."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output file."),
+    split: str = typer.Option(
+        "0.8,0.1,0.1", "--split", help="Train,valid,test fractions of contiguous blocks."
+    ),
+    compression: str = typer.Option(None, "--compression", help="None (default), lzf or gzip."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+) -> None:
+    """Generate 2-D Navier-Stokes vorticity trajectories on the unit torus.
+
+    w_t + u.grad w = nu lap w + f with the FNO benchmark's forcing
+    f = 0.1 (sin 2pi(x+y) + cos 2pi(x+y)) and random initial vorticity; pseudo-spectral
+    with 2/3 dealiasing, Crank-Nicolson viscosity and Heun advection, in torch. Writes
+    the field w (sample, time, x, y) on a uniform time axis. Files made with any
+    number of workers hold identical values. A run locks OUTPUT.lock, writes
+    OUTPUT.partial and renames it when complete; --resume continues an interrupted run.
+    """
+    from pdesurrogates.datasets import generate_navier_stokes
+
+    check_workers(workers, scheduler)
+    if n_times < 2 or duration <= 0 or nu <= 0 or cfl <= 0 or dt_max <= 0:
+        raise typer.BadParameter(
+            "--n-times must be >= 2 and --duration, --nu, --cfl, --dt-max must be > 0"
+        )
+    _run(
+        generate_navier_stokes,
+        output,
+        resume,
+        n_samples=n_samples,
+        resolution=resolution,
+        nu=nu,
+        duration=duration,
+        n_times=n_times,
+        refine=refine,
+        cfl=cfl,
+        dt_max=dt_max,
+        device=device,
+        seed=seed,
+        workers=workers,
+        scheduler=scheduler,
+        overwrite=overwrite,
+        progress=not quiet,
+        split=_parse_split(split),
+        compression=compression,
+    )
 
 
 def _identity(path: Path) -> tuple[int, int, int] | None:

@@ -1,9 +1,10 @@
 """The ``pdesurrogates-h5`` dataset layer: schema, writer, reader, xarray view, importers.
 
-Write with :class:`DatasetWriter` (or :func:`generate_dataset` for a per-sample simulator,
-:func:`generate_darcy` for the Darcy recipe), read with :func:`open_dataset` (a torch
-``Dataset``) or :func:`open_xarray`, check a file with :func:`validate` and summarise it
-with :func:`describe`. Foreign formats come in through the importer backends of
+Write with :class:`DatasetWriter` (or :func:`generate_dataset` for a per-sample simulator;
+:func:`generate_darcy`, :func:`generate_helmholtz` and :func:`generate_navier_stokes` are
+the PDE-family recipes), read with :func:`open_dataset` (a torch ``Dataset``) or
+:func:`open_xarray`, check a file with :func:`validate` and summarise it with
+:func:`describe`. Foreign formats come in through the importer backends of
 :mod:`pdesurrogates.datasets.backends` (:func:`import_dataset`, or one ``import_*``
 function per format); a user's own arrays through :func:`from_arrays`,
 :func:`from_xarray` and :func:`import_arrays`.
@@ -20,7 +21,9 @@ from pdesurrogates.datasets._acoustics import generate_acoustics
 from pdesurrogates.datasets._darcy import generate_darcy
 from pdesurrogates.datasets._describe import describe, file_metadata
 from pdesurrogates.datasets._generate import generate_dataset
+from pdesurrogates.datasets._helmholtz import generate_helmholtz
 from pdesurrogates.datasets._migrate import migrate
+from pdesurrogates.datasets._ns import generate_navier_stokes
 from pdesurrogates.datasets._schema import (
     SCHEMA_NAME,
     SCHEMA_VERSION,
@@ -65,6 +68,8 @@ __all__ = [
     "generate_acoustics",
     "generate_darcy",
     "generate_dataset",
+    "generate_helmholtz",
+    "generate_navier_stokes",
     "guess_backend",
     "import_arrays",
     "import_dataset",
