@@ -86,6 +86,7 @@ def test_helmholtz_file_holds_the_wavespeed_and_the_solution(tmp_path):
         (lambda p: generate_helmholtz(p, refine=0), "refine"),
         (lambda p: generate_navier_stokes(p, nu=0.0), "must be > 0"),
         (lambda p: generate_navier_stokes(p, n_times=1), "n_times must be >= 2"),
+        (lambda p: generate_navier_stokes(p, device="gpu0"), "not a torch device"),
     ],
 )
 def test_bad_arguments_write_nothing(tmp_path, call, message):

@@ -88,6 +88,7 @@ def generate_navier_stokes(
         raise ValueError(f"refine must be a positive integer, got {refine!r}")
     if not (nu > 0 and cfl > 0 and dt_max > 0):
         raise ValueError(f"nu, cfl and dt_max must be > 0, got {nu}, {cfl}, {dt_max}")
+    _check_device(device)
     layout = ns_dataset_layout(resolution, nu=nu, duration=duration, n_times=n_times)
     source = {
         "generator": "navier-stokes",
@@ -129,3 +130,14 @@ def generate_navier_stokes(
         source=source,
         **layout,
     )
+
+
+def _check_device(device: str) -> None:
+    import torch
+
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise ValueError(f"device {device!r} is not a torch device (e.g. cpu, cuda)") from exc
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {device!r} is not available here: use device='cpu'")
