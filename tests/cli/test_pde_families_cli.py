@@ -64,3 +64,14 @@ def test_bad_arguments(tmp_path, capsys, args, message):
     captured = capsys.readouterr()
     assert code != 0 and message in captured.err + captured.out
     assert "Traceback" not in captured.err and not (tmp_path / "x.h5").exists()
+
+
+@pytest.mark.parametrize(
+    ("command", "units"),
+    [("helmholtz", ["rad/s", "m/s"]), ("navier-stokes", ["time units", "Viscosity"])],
+)
+def test_help_states_the_units(capsys, command, units):
+    assert main(["generate", command, "--help"]) == 0
+    text = capsys.readouterr().out
+    for unit in units:
+        assert unit in text
