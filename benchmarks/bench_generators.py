@@ -128,12 +128,14 @@ def ns_verification():
     return out
 
 
-def _time(fn, repeats):
-    fn(0)  # warm-up (imports, FFT plans)
-    t0 = time.perf_counter()
+def _time(fn, repeats, warm_up=True):
+    """(wall, CPU) seconds per call; CPU time is the robust figure on a shared machine."""
+    if warm_up:
+        fn(0)  # imports, FFT plans
+    t0, c0 = time.perf_counter(), time.process_time()
     for i in range(1, repeats + 1):
         fn(i)
-    return (time.perf_counter() - t0) / repeats
+    return (time.perf_counter() - t0) / repeats, (time.process_time() - c0) / repeats
 
 
 def costs(quick: bool):
@@ -142,24 +144,30 @@ def costs(quick: bool):
     rep = 1 if quick else 3
     for r in res:
         for variant in ("smooth", "rough", "multiscale"):
-            sec = _time(lambda i, v=variant, r=r: darcy_sample(i, 0, resolution=r, variant=v), rep)
-            rows.append({"generator": f"darcy {variant}", "grid": f"{r}²", "s/sample": sec})
-        sec = _time(lambda i, r=r: helmholtz_sample(i, 0, resolution=r), rep)
-        rows.append({"generator": "helmholtz ω=1000", "grid": f"{r}²", "s/sample": sec})
+            wall, cpu = _time(
+                lambda i, v=variant, r=r: darcy_sample(i, 0, resolution=r, variant=v), rep
+            )
+            rows.append(_row(f"darcy {variant}", r, wall, cpu))
+        wall, cpu = _time(lambda i, r=r: helmholtz_sample(i, 0, resolution=r), rep)
+        rows.append(_row("helmholtz ω=1000", r, wall, cpu))
     for r in res:
         for nu in (1e-3, 1e-4):
             duration = 1.0 if quick else 50.0
             n_times = 3 if quick else 51
-            t0 = time.perf_counter()
-            ns_sample(0, 0, resolution=r, nu=nu, duration=duration, n_times=n_times)
-            rows.append(
-                {
-                    "generator": f"navier-stokes ν={nu:g}, T={duration:g}, {n_times} frames",
-                    "grid": f"{r}²",
-                    "s/sample": time.perf_counter() - t0,
-                }
+            wall, cpu = _time(
+                lambda i, r=r, nu=nu, d=duration, n=n_times: ns_sample(
+                    i, 0, resolution=r, nu=nu, duration=d, n_times=n
+                ),
+                1,
+                warm_up=False,
             )
+            name = f"navier-stokes ν={nu:g}, T={duration:g}, {n_times} frames"
+            rows.append(_row(name, r, wall, cpu))
     return rows
+
+
+def _row(name, r, wall, cpu):
+    return {"generator": name, "grid": f"{r}²", "wall s/sample": wall, "CPU s/sample": cpu}
 
 
 def main() -> None:
@@ -173,7 +181,11 @@ def main() -> None:
         "navier_stokes": ns_verification(),
     }
     rows = costs(args.quick)
-    md = "## Seconds per sample (one process, one thread)\n\n" + markdown_table(rows)
+    md = (
+        "## Seconds per sample (one process, one thread)\n\n"
+        "Wall time depends on the other jobs sharing the cores; CPU time much less so.\n\n"
+        + markdown_table(rows)
+    )
     md += "\n## Verification\n\n"
     for name in ("darcy", "helmholtz"):
         v = verification[name]
