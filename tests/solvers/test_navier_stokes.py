@@ -137,7 +137,7 @@ def test_runs_in_the_dtype_of_the_initial_vorticity():
 
 def test_too_large_a_step_is_reported_not_returned():
     w0 = torch.tensor(50 * ns_initial_vorticity(16, rng=np.random.default_rng(0)))
-    with pytest.raises(SolverError, match="NaN/Inf before t = "):
+    with pytest.raises(SolverError, match=r"NaN/Inf .*before t = 20"):
         solve_navier_stokes(w0, [0.0, 20.0], nu=1e-4, cfl=math.inf, dt_max=1.0)
 
 

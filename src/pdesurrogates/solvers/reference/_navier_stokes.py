@@ -215,7 +215,13 @@ def solve_navier_stokes(
     for target in times:
         while target - t > 1e-12 * max(1.0, target):
             e0, speed = _tendency(w_hat, f_hat, ops, s)
-            dt = min(dt_max, cfl / (s * max(float(speed), 1e-300)))
+            speed = float(speed)
+            if not math.isfinite(speed):
+                raise SolverError(
+                    f"the velocity became NaN/Inf at t = {t:g}, before t = {target:g}: "
+                    "lower cfl or dt_max"
+                )
+            dt = min(dt_max, cfl / (s * max(speed, 1e-300)))
             dt = (target - t) / math.ceil((target - t) / dt - 1e-9)
             half = 0.5 * dt * nu * lap
             a, b = 1 + half, 1 - half
