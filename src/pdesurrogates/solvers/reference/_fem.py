@@ -30,6 +30,7 @@ __all__ = [
     "FEM_FAMILIES",
     "FEMSystem",
     "Mesh",
+    "elasticity_system",
     "fem_family",
     "fem_l2_error",
     "fem_mesh",
@@ -229,7 +230,7 @@ def fem_sequence(
     ]
 
 
-FEM_FAMILIES = ("poisson", "lognormal", "anisotropic")
+FEM_FAMILIES = ("poisson", "lognormal", "anisotropic", "elasticity")
 
 
 def fem_family(kind: str, m: int, *, domain: str = "square", seed=None, sigma=None) -> FEMSystem:
@@ -238,7 +239,9 @@ def fem_family(kind: str, m: int, *, domain: str = "square", seed=None, sigma=No
     ``poisson``: ``kappa = 1``; ``lognormal``: a lognormal field (``sigma`` random in
     ``[0.5, 2]`` unless given, correlation length in ``[0.05, 0.3]``); ``anisotropic``:
     per-triangle tensors ``R diag(1, eps) R^T`` with ``eps`` in ``[1e-2, 1]`` and an angle
-    field that varies smoothly.
+    field that varies smoothly; ``elasticity``: plane-strain linear elasticity
+    (:func:`elasticity_system`) with a lognormal Young's modulus and Poisson ratio in
+    ``[0.2, 0.45]``.
     """
     if kind not in FEM_FAMILIES:
         raise ValueError(f"kind must be one of {FEM_FAMILIES}; got {kind!r}")
@@ -247,6 +250,9 @@ def fem_family(kind: str, m: int, *, domain: str = "square", seed=None, sigma=No
     c = mesh.centroids
     if kind == "poisson":
         return fem_system(mesh)
+    if kind == "elasticity":
+        E = lognormal_field(c, sigma=rng.uniform(0, 1.5), length=0.2, seed=rng.integers(2**31))
+        return elasticity_system(mesh, E, rng.uniform(0.2, 0.45))
     if kind == "lognormal":
         s = rng.uniform(0.5, 2.0) if sigma is None else float(sigma)
         ell = rng.uniform(0.05, 0.3)
@@ -262,3 +268,42 @@ def fem_family(kind: str, m: int, *, domain: str = "square", seed=None, sigma=No
     )
     K = np.einsum("tij,j,tkj->tik", R, np.array([1.0, eps]), R)
     return fem_system(mesh, K)
+
+
+def elasticity_system(mesh: Mesh, young=1.0, poisson_ratio: float = 0.3) -> FEMSystem:
+    """Plane-strain P1 linear elasticity, both displacements fixed on the boundary.
+
+    Unknowns are interleaved ``(u_x, u_y)`` per interior node; ``young`` is a scalar or
+    one value per triangle; the load is a unit body force in ``-y``. The matrix is SPD,
+    with positive off-diagonal entries and 2x2 blocks: unlike a diffusion matrix.
+    """
+    if not 0 <= poisson_ratio < 0.5:
+        raise ValueError(f"poisson_ratio must be in [0, 0.5); got {poisson_ratio}")
+    p = mesh.points[mesh.triangles]
+    d1, d2 = p[:, 1] - p[:, 0], p[:, 2] - p[:, 0]
+    det = d1[:, 0] * d2[:, 1] - d1[:, 1] * d2[:, 0]
+    # gradients of the hat functions: rows of inv(J)^T applied to the reference gradients
+    gx = np.stack([d1[:, 1] - d2[:, 1], d2[:, 1], -d1[:, 1]], 1) / det[:, None]
+    gy = np.stack([d2[:, 0] - d1[:, 0], -d2[:, 0], d1[:, 0]], 1) / det[:, None]
+    T = len(det)
+    B = np.zeros((T, 3, 6))
+    B[:, 0, 0::2], B[:, 1, 1::2] = gx, gy
+    B[:, 2, 0::2], B[:, 2, 1::2] = gy, gx
+    nu = float(poisson_ratio)
+    D = np.array([[1 - nu, nu, 0], [nu, 1 - nu, 0], [0, 0, (1 - 2 * nu) / 2]])
+    D = D / ((1 + nu) * (1 - 2 * nu))
+    E = np.broadcast_to(np.asarray(young, dtype=float), (T,))
+    Ke = (0.5 * np.abs(det) * E)[:, None, None] * np.einsum("tia,ij,tjb->tab", B, D, B)
+    dof = np.stack([2 * mesh.triangles, 2 * mesh.triangles + 1], axis=2).reshape(T, 6)
+    rows = np.repeat(dof, 6, axis=1).ravel()
+    cols = np.tile(dof, (1, 6)).ravel()
+    N = 2 * len(mesh.points)
+    K = sp.csr_matrix((Ke.ravel(), (rows, cols)), shape=(N, N))
+    free = np.stack([2 * mesh.interior, 2 * mesh.interior + 1], 1).ravel()
+    A = sp.csr_matrix(K[free][:, free])
+    A = sp.csr_matrix((A + A.T) * 0.5)
+    A.sort_indices()
+    area = 0.5 * np.abs(det)
+    f = np.zeros(N)
+    np.add.at(f, 2 * mesh.triangles.ravel() + 1, -np.repeat(area / 3, 3))
+    return FEMSystem(A, f[free], mesh, np.array(E))
