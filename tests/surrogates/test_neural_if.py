@@ -16,6 +16,7 @@ from pdesurrogates.errors import SolverError
 from pdesurrogates.solvers import FactoredPreconditioner, cg, gallery
 from pdesurrogates.solvers.reference import fem_family
 from pdesurrogates.surrogates import NeuralIncompleteCholesky
+from pdesurrogates.testing import PreconditionerContract
 
 
 def _random_model(seed=0, scale=0.3):
@@ -144,3 +145,12 @@ def test_constructor_validates_arguments():
         NeuralIncompleteCholesky(latent=0)
     with pytest.raises(ValueError, match="rounds"):
         NeuralIncompleteCholesky(rounds=10**6)
+
+
+class TestNeuralICPreconditionerContract(PreconditionerContract):
+    """The preconditioner contract, with weights that are not the initial ones."""
+
+    max_iteration_ratio = 0.5
+
+    def make_preconditioner(self, problem):
+        return _random_model(seed=5, scale=0.05).precondition(problem.A)
