@@ -109,6 +109,7 @@ BUILTIN_MODELS: dict[str, str] = {
     "LearnedVCycle": "pdesurrogates.surrogates._dcdm_net",
     "MgNO": "pdesurrogates.surrogates._mgno",
     "MultiFidelityNet": "pdesurrogates.surrogates._mfnet",
+    "NeuralIncompleteCholesky": "pdesurrogates.surrogates._neural_if",
     "NormalizedModel": "pdesurrogates.surrogates._normalized",
     "Normalizer": "pdesurrogates.surrogates._normalizer",
 }

@@ -7,6 +7,7 @@ import sys as _sys
 from pdesurrogates.solvers import _gallery as gallery
 from pdesurrogates.solvers import _krylov as krylov
 from pdesurrogates.solvers._dcdm import dcdm
+from pdesurrogates.solvers._factor import FactoredPreconditioner
 from pdesurrogates.solvers._krylov import cg, fcg
 from pdesurrogates.solvers._multigrid import MultigridHierarchy
 from pdesurrogates.solvers._precond_base import Preconditioner
@@ -28,6 +29,7 @@ __all__ = [
     "AMG",
     "MODEL_METHODS",
     "SOLVE_METHODS",
+    "FactoredPreconditioner",
     "IncompleteCholesky",
     "Jacobi",
     "LearnedPreconditioner",

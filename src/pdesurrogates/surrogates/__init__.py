@@ -22,6 +22,7 @@ from pdesurrogates.surrogates._fno import FNO
 from pdesurrogates.surrogates._interactions import screen_interactions
 from pdesurrogates.surrogates._mfnet import MultiFidelityNet
 from pdesurrogates.surrogates._mgno import MgNO
+from pdesurrogates.surrogates._neural_if import NeuralIncompleteCholesky
 from pdesurrogates.surrogates._normalized import NormalizedModel
 from pdesurrogates.surrogates._normalizer import Normalizer
 
@@ -36,6 +37,7 @@ __all__ = [
     "MFStudyResult",
     "MgNO",
     "MultiFidelityNet",
+    "NeuralIncompleteCholesky",
     "NormalizedModel",
     "Normalizer",
     "adaptive_cokriging",

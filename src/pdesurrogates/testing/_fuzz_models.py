@@ -74,6 +74,7 @@ def small_models() -> dict[str, tuple[torch.nn.Module, tuple]]:
         "DeepONet": (don, (don.encode_source(torch.tensor([[0.7, 0.6], [1.1, 0.9]])).float(), xq)),
         "ConjugateDirectionNet": (s.ConjugateDirectionNet(dim=2, width=4), (field,)),
         "LearnedVCycle": (s.LearnedVCycle(dim=2, coarse_cells=4), (field,)),
+        "NeuralIncompleteCholesky": (s.NeuralIncompleteCholesky(latent=4, rounds=1), _graph()),
         "MultiFidelityNet": (
             s.MultiFidelityNet(in_dim=3, n_levels=2, low_width=4, corr_width=4),
             (torch.rand(5, 3, generator=g),),
@@ -90,6 +91,15 @@ def small_models() -> dict[str, tuple[torch.nn.Module, tuple]]:
         ),
         "Normalizer": (s.Normalizer(mean=[1.0], std=[3.0]), (field,)),
     }
+
+
+def _graph() -> tuple:
+    """The input tensors of a graph model for a small Poisson matrix."""
+    from pdesurrogates.solvers import gallery
+    from pdesurrogates.surrogates._neural_if import matrix_graph
+
+    g = matrix_graph(gallery.poisson2d(4))
+    return (g.node, g.edge, g.row, g.col, g.lower)
 
 
 # ------------------------------------------------------------------------- pickles

@@ -42,6 +42,11 @@ from pdesurrogates.training._losses import (
 from pdesurrogates.training._mf_auto import MultiFidelityModel, fit_multifidelity
 from pdesurrogates.training._mf_fit import fit_mfnet
 from pdesurrogates.training._multifidelity import MultiFidelityFit, fit_multifidelity_net
+from pdesurrogates.training._neural_ic import (
+    fem_training_matrices,
+    pcg_proxy_loss,
+    train_neural_ic,
+)
 from pdesurrogates.training._operator import OperatorConfig
 from pdesurrogates.training._steps import (
     BatchSource,
@@ -77,6 +82,7 @@ __all__ = [
     "dcdm_loss",
     "default_step",
     "evaluate_deeponet",
+    "fem_training_matrices",
     "fields_to_channels",
     "fit_ensemble",
     "fit_mfnet",
@@ -87,6 +93,7 @@ __all__ = [
     "impulse_response_scores",
     "lanczos",
     "load_source_fields",
+    "pcg_proxy_loss",
     "plot_field_snapshots",
     "plot_impulse_responses",
     "predict_deeponet_members",
@@ -98,6 +105,7 @@ __all__ = [
     "sparse_to_torch",
     "train_dcdm",
     "train_deeponet",
+    "train_neural_ic",
     "train_vcycle",
     "write_ritz_dataset",
 ]
