@@ -31,6 +31,7 @@ from pdesurrogates.solvers.reference._mf_functions import (  # multi-fidelity be
     hartmann3,
     highdim,
     nonlinear_sin,
+    nonlinear_sin_wide,
     park,
 )
 from pdesurrogates.solvers.reference._room_fdtd import (  # impedance walls, voxel rooms
@@ -87,6 +88,7 @@ __all__ = [
     "highdim",
     "modal_wave",
     "nonlinear_sin",
+    "nonlinear_sin_wide",
     "park",
     "pulse_width",
     "solve_darcy",
