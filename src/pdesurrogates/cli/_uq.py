@@ -106,9 +106,7 @@ def propagate_cmd(
         None, "--sobol", help="Also compute Sobol' indices with this many base samples (2^k)."
     ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
-    as_json: bool = typer.Option(
-        False, "--json", help="Print propagation.json instead of tables."
-    ),
+    as_json: bool = typer.Option(False, "--json", help="Print propagation.json instead of tables."),
 ) -> None:
     """Propagate input uncertainty through a surrogate or simulator.
 
@@ -171,7 +169,8 @@ def _propagation_table(res, output):
         a = np.ravel(arr)[:k]
         if se is None:
             return [fmt(v, ".5g") for v in a]
-        return [f"{fmt(v, '.5g')} ± {fmt(e, '.2g')}" for v, e in zip(a, np.ravel(se)[:k], strict=True)]
+        s = np.ravel(se)[:k]
+        return [f"{fmt(v, '.5g')} ± {fmt(e, '.2g')}" for v, e in zip(a, s, strict=True)]
 
     dimless = {"skewness", "excess_kurtosis"}
     rows = [
