@@ -268,9 +268,18 @@ def test_uq_evaluate_uses_the_recorded_split(truth, tmp_path, capsys):
     save_prediction(tmp_path / "p.h5", pred, field="u", like=path, split="test")
     args = ["uq", "evaluate", str(tmp_path / "p.h5"), str(path), "--no-figures"]
     assert main([*args, "-o", str(tmp_path / "r")]) == 0
-    assert "field u, split test (2 samples)" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "field u, split test (2 samples)" in out
     doc = json.loads((tmp_path / "r" / "uq_report.json").read_text())
-    assert doc["scalars"]["crps"] == pytest.approx(evaluate(pred, u[8:]).scalars["crps"])
+    ref = evaluate(pred, u[8:])
+    assert doc["scalars"]["crps"] == pytest.approx(ref.scalars["crps"])
+    # tables: every pooled metric with its value, and the coverage of every level
+    for metric, value, _, _ in ref.metric_rows():
+        assert metric in out and value in out
+    assert "Central prediction intervals" in out and "coverage" in out
+    # --json prints the report the file holds
+    assert main([*args, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["scalars"] == doc["scalars"]
 
 
 def test_uq_propagate_prints_a_table_with_units_and_writes_json(tmp_path, capsys, monkeypatch):

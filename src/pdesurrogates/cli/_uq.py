@@ -46,6 +46,9 @@ def evaluate_cmd(
     ),
     name: str = typer.Option(None, "--name", help="Model name shown in the report."),
     no_figures: bool = typer.Option(False, "--no-figures", help="Write the JSON only."),
+    as_json: bool = typer.Option(
+        False, "--json", help="Print the report as JSON (uq_report.json) instead of tables."
+    ),
 ) -> None:
     """Judge a probabilistic prediction: accuracy, CRPS, NLL, coverage, calibration.
 
@@ -66,13 +69,30 @@ def evaluate_cmd(
         name=name,
         figures=not no_figures,
     )
-    typer.echo(
+    if as_json:
+        typer.echo(report.to_json())
+        return
+    from rich.console import Console
+
+    console = Console()
+    console.print(
         f"field {report.meta['field']}, split {report.meta['split']} "
-        f"({report.meta['n_samples']} samples)"
+        f"({report.meta['n_samples']} samples)",
+        highlight=False,
     )
-    typer.echo(report.summary())
+    console.print(
+        table(
+            report.title(),
+            ("metric", "value", "better", "meaning"),
+            report.metric_rows(),
+            caption=f"Predictive form scored: {report.describe_form()}.",
+        )
+    )
+    cols, rows = report.level_rows()
+    if rows:
+        console.print(table("Central prediction intervals", cols, rows))
     if out is not None:
-        typer.echo(f"wrote {Path(out) / 'uq_report.json'}")
+        console.print(f"wrote {Path(out) / 'uq_report.json'}", highlight=False)
 
 
 @uq_app.command("propagate")
