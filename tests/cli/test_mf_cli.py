@@ -121,7 +121,8 @@ def test_adapt_problem(tmp_path, capsys):
     pred = load_prediction(tmp_path / "p.h5")
     y = forrester().high(np.asarray(_test_inputs(tmp_path / "a" / "test.h5")))
     rel = np.linalg.norm(np.ravel(pred.mean) - y) / np.linalg.norm(y)
-    assert rel == pytest.approx(record["test_rel_l2"], rel=1e-6)
+    # (the prediction file stores float32: ~1e-7 of |y| moves this 3e-5 error a little)
+    assert rel == pytest.approx(record["test_rel_l2"], abs=1e-6)
     assert load(tmp_path / "a") is not None
 
 
@@ -180,7 +181,7 @@ def test_fit_auto_chooses_by_cross_validation_and_its_model_loads_anywhere(
     pred = load_prediction(tmp_path / "p.h5")
     y = forrester().high(_test_inputs(tmp_path / "runs" / "auto" / "test.h5"))
     rel = np.linalg.norm(np.ravel(pred.mean) - y) / np.linalg.norm(y)
-    assert rel == pytest.approx(record["test_rel_l2"], rel=1e-6)
+    assert rel == pytest.approx(record["test_rel_l2"], abs=1e-6)  # file: float32
     doc = json.loads((tmp_path / "runs" / "propagate" / "propagation.json").read_text())
     exact = forrester().moments
     assert doc["moments"]["mean"] == pytest.approx(exact["mean"], abs=4 * exact["std"] / 64)
