@@ -42,4 +42,4 @@ format: $(STAMP)
 	$(VENV)/bin/ruff check --fix .
 
 clean:
-	rm -rf $(VENV) docs/_build demo_output
+	rm -rf $(VENV) docs/_build runs/demo

@@ -66,7 +66,7 @@ def main(argv=None) -> dict:
     torch.manual_seed(0)
     net = ConjugateDirectionNet(dim=2, width=8)
     t0 = time.perf_counter()
-    hist = train_dcdm(net, train.A, str(data), shape=train.shape, epochs=epochs, progress=False)
+    hist = train_dcdm(net, train, str(data), epochs=epochs, progress=False)  # grid: the Problem
     print(f"trained on {train.shape} in {time.perf_counter() - t0:.1f} s, "
           f"DCDM loss {hist[0]['loss']:.3g} -> {hist[-1]['loss']:.3g}")  # fmt: skip
     pdesurrogates.save(net, out / "model")

@@ -100,12 +100,134 @@ def test_fit_quiet_silences_the_fit_log(tmp_path, capsys, caplog):
 def test_adapt_problem(tmp_path, capsys):
     rc = main(
         ["mf", "adapt", "--problem", "forrester", "--budget", "32", "--costs", "1,4",
-         "--n-lo", "6", "--n-hi", "3", "-o", str(tmp_path / "a")]
+         "--n-lo", "6", "--n-hi", "3", "--n-test", "500", "-o", str(tmp_path / "a"), "-q"]
     )  # fmt: skip
     assert rc == 0
-    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    assert out["spent"] <= 32 and out["iterations"] >= 1
+    out = capsys.readouterr().out
+    # a table, not JSON; the same numbers in run.json
+    assert "Adaptive multi-fidelity design" in out and not out.lstrip().startswith("{")
+    record = json.loads((tmp_path / "a" / "run.json").read_text())
+    assert record["spent"] <= 32 and record["iterations"] == len(record["history"]) >= 1
+    assert f"{record['spent']:g} / 32" in out
+    # every added point cost 1 (low) or 1 + 4 (low and high): the budget adds up
+    added = record["spent"] - (6 * 1 + 3 * 4)
+    n_new_hi = record["n_hi"] - 3
+    assert added == pytest.approx((record["n_lo"] - 6) * 1 + n_new_hi * 4)
+    # a run like mf fit's: predict scores the model exactly as run.json says
+    assert main(["predict", str(tmp_path / "a"), "--data", str(tmp_path / "a" / "test.h5"),
+                 "-o", str(tmp_path / "p.h5")]) == 0  # fmt: skip
+    from pdesurrogates.uq import load_prediction
+
+    pred = load_prediction(tmp_path / "p.h5")
+    y = forrester().high(np.asarray(_test_inputs(tmp_path / "a" / "test.h5")))
+    rel = np.linalg.norm(np.ravel(pred.mean) - y) / np.linalg.norm(y)
+    # (the prediction file stores float32: ~1e-7 of |y| moves this 3e-5 error a little)
+    assert rel == pytest.approx(record["test_rel_l2"], abs=1e-6)
     assert load(tmp_path / "a") is not None
+
+
+def _in_fresh_process(*commands, cwd):
+    """Run CLI commands in a fresh process (nothing imported or registered before)."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    src = Path(__file__).resolve().parents[2] / "src"
+    env = {**os.environ, "PYTHONPATH": str(src), "OMP_NUM_THREADS": "1"}
+    script = "import sys\nfrom pdesurrogates.cli import main\n" + "".join(
+        f"assert main({list(map(str, c))!r}) == 0\n" for c in commands
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=cwd, env=env, capture_output=True, text=True,
+        timeout=600,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def test_fit_auto_chooses_by_cross_validation_and_its_model_loads_anywhere(
+    tmp_path, capsys, monkeypatch
+):
+    monkeypatch.chdir(tmp_path)
+    # 5 high-fidelity points: auto weighs AR(1) against NARGP (MF-DNN from 6 points)
+    args = ["mf", "fit", "--problem", "forrester", "--n-lo", "12", "--n-hi", "5",
+            "--method", "auto", "--n-test", "300", "-q"]  # fmt: skip
+    assert main([*args, "-o", "runs/auto"]) == 0
+    out = capsys.readouterr().out
+    record = json.loads((tmp_path / "runs" / "auto" / "run.json").read_text())
+    scores = record["cv_scores"]
+    assert record["method"] == "auto" and set(scores) == {"cokriging", "nargp"}
+    # the chosen one has the lowest score, near-ties going to the simpler AR(1)
+    assert record["chosen"] == record["kind"] in scores
+    assert scores[record["kind"]] <= 1.05 * min(scores.values()) + 1e-6
+    if record["kind"] == "nargp":
+        assert scores["nargp"] < scores["cokriging"] / 1.05
+    # the table names the choice and every score
+    assert f"auto: chose {record['kind']}" in out
+    for kind, v in scores.items():
+        assert f"cross-validated error, {kind}" in out and f"{v:.4g}" in out
+    assert read_config(tmp_path / "runs" / "auto")["metadata"]["chosen"] == record["kind"]
+    # a fresh process predicts the test points with the saved model (the recorded error)
+    # and propagates a distribution through it (Forrester's exact mean and std)
+    (tmp_path / "d.toml").write_text('[inputs.x0]\ndist = "uniform"\nlow = 0.0\nhigh = 1.0\n')
+    _in_fresh_process(
+        ["predict", "runs/auto", "--data", "runs/auto/test.h5", "-o", "p.h5"],
+        ["uq", "propagate", "--model", "runs/auto", "-i", "d.toml", "-n", "4096", "-q"],
+        cwd=tmp_path,
+    )
+    from pdesurrogates.uq import load_prediction
+
+    pred = load_prediction(tmp_path / "p.h5")
+    y = forrester().high(_test_inputs(tmp_path / "runs" / "auto" / "test.h5"))
+    rel = np.linalg.norm(np.ravel(pred.mean) - y) / np.linalg.norm(y)
+    assert rel == pytest.approx(record["test_rel_l2"], abs=1e-6)  # file: float32
+    doc = json.loads((tmp_path / "runs" / "propagate" / "propagation.json").read_text())
+    exact = forrester().moments
+    assert doc["moments"]["mean"] == pytest.approx(exact["mean"], abs=4 * exact["std"] / 64)
+    assert doc["moments"]["std"] == pytest.approx(exact["std"], rel=0.05)
+
+
+def test_fit_auto_refuses_settings_it_decides(tmp_path, capsys):
+    (tmp_path / "c.toml").write_text('[training]\ncriterion = "holdout"\n')
+    args = [
+        "mf",
+        "fit",
+        "--problem",
+        "forrester",
+        "--method",
+        "auto",
+        "-c",
+        str(tmp_path / "c.toml"),
+    ]
+    assert main([*args, "-o", str(tmp_path / "m")]) == 1
+    err = capsys.readouterr().err
+    assert "--method auto" in err and "criterion" in err
+    assert not (tmp_path / "m").exists()
+
+
+@pytest.mark.slow
+def test_fit_auto_with_the_mfdnn_among_the_candidates(tmp_path, capsys):
+    (tmp_path / "c.toml").write_text(
+        "[training]\nadam_steps = 60\nlbfgs_steps = 10\nlm_steps = 5\nn_members = 2\n"
+    )
+    args = ["mf", "fit", "--problem", "forrester", "--n-lo", "12", "--n-hi", "6", "--n-test",
+            "300", "--method", "auto", "-c", str(tmp_path / "c.toml"), "-q"]  # fmt: skip
+    assert main([*args, "-o", str(tmp_path / "m")]) == 0
+    record = json.loads((tmp_path / "m" / "run.json").read_text())
+    assert set(record["cv_scores"]) == {"cokriging", "nargp", "mfdnn"}
+    assert record["cv_scores"]["mfdnn"] is not None  # scored on the same k folds
+    assert "cross-validated error, mfdnn" in capsys.readouterr().out
+    model = load(tmp_path / "m")
+    expected = "CoKrigingGP" if record["kind"] != "mfdnn" else ("Ensemble", "MultiFidelityNet")
+    assert type(model).__name__ in expected
+
+
+def _test_inputs(path):
+    from pdesurrogates.datasets import open_dataset
+
+    ds = open_dataset(path)
+    return ds.param_values("x0")[:, None]
 
 
 def test_bad_input(tmp_path, capsys):

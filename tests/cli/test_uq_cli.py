@@ -268,6 +268,56 @@ def test_uq_evaluate_uses_the_recorded_split(truth, tmp_path, capsys):
     save_prediction(tmp_path / "p.h5", pred, field="u", like=path, split="test")
     args = ["uq", "evaluate", str(tmp_path / "p.h5"), str(path), "--no-figures"]
     assert main([*args, "-o", str(tmp_path / "r")]) == 0
-    assert "field u, split test (2 samples)" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "field u, split test (2 samples)" in out
     doc = json.loads((tmp_path / "r" / "uq_report.json").read_text())
-    assert doc["scalars"]["crps"] == pytest.approx(evaluate(pred, u[8:]).scalars["crps"])
+    ref = evaluate(pred, u[8:])
+    assert doc["scalars"]["crps"] == pytest.approx(ref.scalars["crps"])
+    # tables: every pooled metric with its value, and the coverage of every level
+    for metric, value, _, _ in ref.metric_rows():
+        assert metric in out and value in out
+    assert "Central prediction intervals" in out and "coverage" in out
+    # --json prints the report the file holds
+    assert main([*args, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["scalars"] == doc["scalars"]
+
+
+def test_uq_propagate_prints_a_table_with_units_and_writes_json(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "sim.py").write_text("def f(x):\n    return 2.0 * x[:, 0] + 1.0\n")
+    _write_toml(
+        tmp_path / "d.toml",
+        '[inputs.a]\ndist = "normal"\nmean = 0.0\nstd = 1.0\n'
+        '[output]\nname = "T"\nunits = "K"\nlong_name = "peak temperature"\n',
+    )
+    args = ["uq", "propagate", "-m", "sim.py:f", "-i", "d.toml", "-n", "4096", "-q"]
+    assert main(args) == 0  # no -o: the default directory under runs/
+    out = capsys.readouterr().out
+    doc = json.loads((tmp_path / "runs" / "propagate" / "propagation.json").read_text())
+    m = doc["moments"]
+    # y = 2 a + 1 with a ~ N(0, 1): mean 1, std 2, skewness 0, excess kurtosis 0
+    assert m["mean"] == pytest.approx(1.0, abs=4 * 2 / 64)
+    assert m["std"] == pytest.approx(2.0, rel=0.05)
+    assert abs(m["excess_kurtosis"]) < 4 * m["se_excess_kurtosis"]
+    assert doc["meta"]["output"] == {"name": "T", "units": "K", "long_name": "peak temperature"}
+    # the table: the output with its units, named moments with standard errors, quantiles
+    assert "peak temperature (K)" in out and "excess_kurtosis" in out
+    assert f"{m['mean']:.5g} ± {m['se_mean']:.2g}" in out
+    median = doc["quantiles"][doc["quantile_levels"].index(0.5)]
+    assert "quantile 50 %" in out and f"{median:.5g}" in out
+    assert (tmp_path / "runs" / "propagate" / "propagation.png").stat().st_size > 1000
+    # --json prints the file instead of the table
+    assert main([*args, "-o", "o2", "--json"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert (
+        printed["moments"]
+        == json.loads((tmp_path / "o2" / "propagation.json").read_text())["moments"]
+    )
+    # an [output] table with a typo is refused, naming the file and the keys it takes
+    _write_toml(
+        tmp_path / "bad.toml",
+        '[inputs.a]\ndist = "normal"\nmean = 0.0\nstd = 1.0\n[output]\nunit = "K"\n',
+    )
+    assert main(["uq", "propagate", "-m", "sim.py:f", "-i", "bad.toml", "-n", "64"]) == 1
+    err = capsys.readouterr().err
+    assert "bad.toml" in err and "[output] takes only name, units, long_name" in err

@@ -104,3 +104,60 @@ def test_dcdm_history_and_time_budget():
     # a budget stops long before 10,000 epochs
     hist = train_dcdm(net, p.A, X, shape=p.shape, epochs=10_000, max_seconds=1.0, progress=False)
     assert len(hist) < 10_000 and hist[-1]["seconds"] < 5.0
+
+
+# ------------------------------------------------------------------ grids known where made
+def _dcdm_hist(A, data, **kw):
+    torch.manual_seed(0)
+    net = ConjugateDirectionNet(dim=2, width=0)
+    hist = train_dcdm(net, A, data, epochs=2, lr=3e-3, batch_size=8, progress=False, **kw)
+    return [h["loss"] for h in hist]
+
+
+def test_train_dcdm_takes_the_grid_from_the_gallery_matrix_problem_or_file(tmp_path):
+    import scipy.sparse as sp
+
+    from pdesurrogates.errors import SolverError
+
+    grid = (12, 8)  # not a square: a bare matrix could not say it
+    p = gallery.dirichlet_box(grid)
+    path = write_ritz_dataset(tmp_path / "ritz.h5", p, 16, m=12, seed=0)  # 14 train, 2 valid
+    X = ritz_training_vectors(p.A, 16, m=12, seed=0)  # the file's vectors, flat (16, 96)
+    losses = _dcdm_hist(sp.csr_matrix(p.A), X, shape=grid)  # a bare matrix with shape=
+    assert np.isfinite(losses).all()
+    # the same training, the grid taken from a gallery matrix, a Problem, a grid array
+    for A, data in [(p.A, X), (p, X), (sp.csr_matrix(p.A), X.reshape(16, *grid))]:
+        assert _dcdm_hist(A, data) == losses
+    # ... or a training file of write_ritz_dataset (its field r is (sample, 12, 8))
+    from_file = _dcdm_hist(sp.csr_matrix(p.A), str(path))
+    assert from_file == pytest.approx(_dcdm_hist(p.A, X[:14], shape=grid), rel=1e-5)
+    # several sizes: each grid from its own matrix
+    q = gallery.dirichlet_box((8, 12))
+    both = _dcdm_hist([p.A, q.A], [X, ritz_training_vectors(q.A, 16, m=12, seed=1)])
+    assert len(both) == 2 and np.isfinite(both).all()
+    # a bare matrix with flat vectors: the error names the argument
+    with pytest.raises(SolverError, match=r"train_dcdm.*shape=") as err:
+        _dcdm_hist(sp.csr_matrix(p.A), X)
+    assert "gallery" in str(err.value)
+    # a square bare matrix is read as its square grid, checked against its stencil
+    s = gallery.dirichlet_box((10, 10))
+    Xs = ritz_training_vectors(s.A, 8, m=12, seed=0)
+    assert _dcdm_hist(sp.csr_matrix(s.A), Xs) == _dcdm_hist(s.A, Xs)
+
+
+def test_train_vcycle_takes_the_grid_from_the_gallery_matrix_or_problem():
+    import scipy.sparse as sp
+
+    from pdesurrogates.errors import SolverError
+
+    def hist(*args, **kw):
+        m = LearnedVCycle(dim=2, coarse_cells=16)
+        return [h["loss"] for h in train_vcycle(m, *args, steps=3, progress=False, **kw)]
+
+    p = gallery.dirichlet_box((12, 8))
+    ref = hist((12, 8))  # the Dirichlet Laplacian on shape, as before
+    assert hist(A=p) == pytest.approx(ref, rel=1e-12)
+    assert hist(A=p.A) == pytest.approx(ref, rel=1e-12)
+    assert hist(A=sp.csr_matrix(p.A), shape=(12, 8)) == pytest.approx(ref, rel=1e-12)
+    with pytest.raises(SolverError, match=r"train_vcycle.*shape="):
+        hist(A=sp.csr_matrix(p.A))

@@ -3,72 +3,69 @@
 Data come either from a built-in benchmark problem (``--problem forrester`` with
 ``--n-lo/--n-hi``) or from an ``.npz`` file with arrays ``x_lo, y_lo, x_hi, y_hi`` (and
 optionally ``bounds`` of shape (d, 2)). ``mf fit`` writes a run directory
-(:func:`pdesurrogates.runs.fit_mf_run`, default ``runs/mf``); ``mf study``
+(:func:`pdesurrogates.runs.fit_mf_run`, default ``runs/mf``), and so does ``mf adapt``
+(:func:`pdesurrogates.runs.adapt_mf_run`, default ``runs/mf-adapt``); ``mf study``
 (:func:`pdesurrogates.runs.run_mf_study`, default ``runs/mf-study``) and ``uq propagate``
-take the run directory or the model directory inside it. Both print tables and write
+take the run directory or the model directory inside it. Each prints tables and writes
 JSON plus a figure.
 """
 
 from __future__ import annotations
 
-import json
-import logging
-from contextlib import contextmanager
 from pathlib import Path
 
-import numpy as np
 import typer
 
 from pdesurrogates.cli._app import mf_app
+from pdesurrogates.cli._tables import fmt, quiet_logs, table
 
 __all__ = ["adapt_cmd", "fit_cmd", "study_cmd"]
 
 
-@contextmanager
-def _quiet_logs(quiet: bool):
-    """With ``quiet``, the library's INFO messages (co-kriging levels) are not shown."""
-    logger = logging.getLogger("pdesurrogates")
-    level = logger.level
-    if quiet:
-        logger.setLevel(logging.WARNING)
-    try:
-        yield
-    finally:
-        logger.setLevel(level)
+_SCORES = {
+    "test_rel_l2": "test relative L2 error",
+    "test_rmse": "test RMSE",
+    "test_crps": "test CRPS",
+    "test_coverage_95": "test coverage of 95 % intervals",
+}
 
 
-def _table(title: str, columns, rows):
-    from rich.table import Table
-
-    table = Table(title=title, title_justify="left")
-    for i, c in enumerate(columns):
-        table.add_column(c, justify="left" if i == 0 else "right")
-    for r in rows:
-        table.add_row(*r)
-    return table
+def _score_rows(record: dict) -> list[tuple[str, str]]:
+    n_test = record.get("n_test")
+    return [
+        (f"{label} ({n_test} points)", f"{record[k]:.4g}")
+        for k, label in _SCORES.items()
+        if k in record
+    ]
 
 
 def _fit_table(record: dict):
     source = record["problem"] or Path(record["data"] or "").name
+    method = record["method"]
+    if method == "auto":
+        method = f"auto: chose {record['kind']} (lowest cross-validated error)"
     rows = [
-        ("method", record["method"]),
+        ("method", method),
         ("data", f"{source} ({record['in_dim']}-D input)"),
         ("n_lo / n_hi", f"{record['n_lo']} / {record['n_hi']}"),
     ]
     if record.get("ensemble", 1) > 1:
         rows.append(("ensemble members", str(record["ensemble"])))
-    names = {
-        "test_rel_l2": "test relative L2 error",
-        "test_rmse": "test RMSE",
-        "test_crps": "test CRPS",
-        "test_coverage_95": "test coverage of 95 % intervals",
-    }
-    n_test = record.get("n_test")
-    for k, label in names.items():
-        if k in record:
-            rows.append((f"{label} ({n_test} points)", f"{record[k]:.4g}"))
+    rows += _score_rows(record)
+    for kind, score in record.get("cv_scores", {}).items():
+        mark = " (chosen)" if kind == record["kind"] else ""
+        label = f"cross-validated error, {kind}{mark}"
+        rows.append((label, fmt(score) if score is not None else "not scored"))
     rows.append(("fit time", f"{record['fit_seconds']:.3g} s"))
-    return _table("Multi-fidelity fit", ("", "value"), rows)
+    caption = None
+    if "cv_scores" in record:
+        caption = (
+            "Cross-validated error: RMS over held-out high-fidelity points (the same folds "
+            "for every method) divided by their std; within 5 % of the lowest is a tie, "
+            "won by the simpler method (cokriging, nargp, mfdnn). The MF-DNN takes part "
+            "from 6 high-fidelity points."
+        )
+    return table("Multi-fidelity fit", ("", "value"), rows, caption=caption)
 
 
 @mf_app.command("fit")
@@ -81,7 +78,11 @@ def fit_cmd(
     ),
     problem: str = typer.Option(None, help="Built-in problem (forrester, nonlinear_sin, ...)."),
     data: Path = typer.Option(None, help=".npz with x_lo, y_lo, x_hi, y_hi (and bounds)."),
-    method: str = typer.Option("cokriging", help="cokriging | nargp | mfdnn."),
+    method: str = typer.Option(
+        "cokriging",
+        help="cokriging | nargp | mfdnn | auto (the best of the three by cross-validated "
+        "error on the high-fidelity points).",
+    ),
     n_lo: int = typer.Option(21, help="Low-fidelity points (with --problem)."),
     n_hi: int = typer.Option(6, help="High-fidelity points (with --problem; nested)."),
     n_test: int = typer.Option(
@@ -95,7 +96,8 @@ def fit_cmd(
         None,
         "--config",
         "-c",
-        help="MF-DNN: TOML file with a [training] table (MultiFidelityConfig settings).",
+        help="MF-DNN (mfdnn, auto): TOML file with a [training] table (MultiFidelityConfig "
+        "settings).",
     ),
     seed: int = typer.Option(0, help="Seed of the design and of the fit."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar, no fit log."),
@@ -112,7 +114,7 @@ def fit_cmd(
 
     from pdesurrogates.runs import RUN_FILE, fit_mf_run
 
-    with _quiet_logs(quiet):
+    with quiet_logs(quiet):
         record = fit_mf_run(
             out,
             problem=problem,
@@ -131,49 +133,72 @@ def fit_cmd(
     console.print(f"wrote {out / RUN_FILE}, {out / record['figure']}", highlight=False)
 
 
+def _adapt_table(record: dict):
+    n0 = record["n_initial"]
+    rows = [
+        ("method", f"adaptive co-kriging, criterion {record['criterion']}"),
+        ("problem", f"{record['problem']} ({record['in_dim']}-D input)"),
+        ("cost spent / budget", f"{record['spent']:g} / {record['budget']:g}"),
+        ("cost per run (low, high)", ", ".join(f"{c:g}" for c in record["costs"])),
+        ("n_lo / n_hi, initial", f"{n0[0]} / {n0[1]}"),
+        ("n_lo / n_hi, final", f"{record['n_lo']} / {record['n_hi']}"),
+        ("points added", str(record["iterations"])),
+        *_score_rows(record),
+        ("time", f"{record['fit_seconds']:.3g} s"),
+    ]
+    return table("Adaptive multi-fidelity design", ("", "value"), rows)
+
+
 @mf_app.command("adapt")
 def adapt_cmd(
     problem: str = typer.Option(..., help="Built-in two-level problem to sample."),
-    out: Path = typer.Option(None, "-o", "--output", help="Save the final model here."),
+    out: Path = typer.Option(
+        Path("runs/mf-adapt"),
+        "-o",
+        "--output",
+        help="Run directory to create (model/, run.json, fit.png, test.h5).",
+    ),
     budget: float = typer.Option(60.0, help="Total simulator cost, initial design included."),
     costs: str = typer.Option("1,10", help="Cost per run of each level, comma-separated."),
     n_lo: int = typer.Option(8, help="Initial low-fidelity points."),
     n_hi: int = typer.Option(3, help="Initial high-fidelity points (nested)."),
     criterion: str = typer.Option("variance", help="variance | ivr."),
+    n_test: int = typer.Option(
+        2000, min=1, help="High-fidelity test points written to test.h5 and scored."
+    ),
     seed: int = typer.Option(0, help="Seed."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar, no log."),
 ) -> None:
-    """Adaptive co-kriging: grow the design by calling the problem's simulators."""
-    from pdesurrogates import save
-    from pdesurrogates.solvers.reference import get_mf_problem
-    from pdesurrogates.surrogates import adaptive_cokriging
+    """Adaptive co-kriging: grow the design by calling the problem's simulators.
 
-    p = get_mf_problem(problem)
+    Prints a table (cost spent, design sizes, test scores) and writes a run directory
+    like `mf fit`: OUTPUT/model, OUTPUT/run.json (the same numbers and every added
+    point), OUTPUT/fit.png and OUTPUT/test.h5.
+    """
+    from rich.console import Console
+
+    from pdesurrogates.runs import RUN_FILE, adapt_mf_run
+
     try:
         cost_list = [float(c) for c in costs.split(",")]
     except ValueError as exc:
         raise ValueError(f"--costs must be comma-separated numbers; got {costs!r}") from exc
-    res = adaptive_cokriging(
-        list(p.levels),
-        p.bounds,
-        initial=[n_lo, n_hi],
-        costs=cost_list,
-        budget=budget,
-        criterion=criterion,
-        seed=seed,
-        progress=True,
-    )
-    xt = p.sample(2000, seed=seed + 1000, method="uniform")
-    yt = p.high(xt)
-    err = float(np.linalg.norm(res.model.predict(xt).mean - yt) / np.linalg.norm(yt))
-    summary = {
-        "spent": res.spent,
-        "n_per_level": [len(y) for y in res.ys],
-        "iterations": len(res.history),
-        "test_rel_l2": err,
-    }
-    if out is not None:
-        save(res.model, out, metadata={"problem": problem, **summary})
-    typer.echo(json.dumps(summary))
+    with quiet_logs(quiet):
+        record = adapt_mf_run(
+            out,
+            problem,
+            budget=budget,
+            costs=cost_list,
+            n_lo=n_lo,
+            n_hi=n_hi,
+            criterion=criterion,
+            n_test=n_test,
+            seed=seed,
+            progress=not quiet,
+        )
+    console = Console()
+    console.print(_adapt_table(record))
+    console.print(f"wrote {out / RUN_FILE}, {out / record['figure']}", highlight=False)
 
 
 def _study_tables(doc: dict):
@@ -196,7 +221,7 @@ def _study_tables(doc: dict):
             f"Output moments, {name} inputs, {row['n_samples']} samples (the same for "
             f"both): Wasserstein-1 {row['wasserstein1']:.3g}, KS {row['ks']:.3g}"
         )
-        yield _table(title, cols, rows)
+        yield table(title, cols, rows)
 
 
 @mf_app.command("study")
@@ -220,6 +245,7 @@ def study_cmd(
     ),
     seed: int = typer.Option(0, help="Seed of the input samples."),
     as_json: bool = typer.Option(False, "--json", help="Print study.json instead of tables."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
     """Propagate an input distribution through the model and the truth; compare moments.
 
@@ -231,7 +257,9 @@ def study_cmd(
 
     from pdesurrogates.runs import run_mf_study
 
-    done = run_mf_study(model, problem, out, dist=dist, n_samples=n_samples, seed=seed)
+    done = run_mf_study(
+        model, problem, out, dist=dist, n_samples=n_samples, seed=seed, progress=not quiet
+    )
     if plot is not None:
         from pdesurrogates.io import atomic_write_bytes
 
@@ -241,6 +269,6 @@ def study_cmd(
         typer.echo(done["written"]["json"].read_text())
         return
     console = Console()
-    for table in _study_tables(done):
-        console.print(table)
+    for t in _study_tables(done):
+        console.print(t)
     console.print("wrote " + ", ".join(map(str, done["written"].values())), highlight=False)

@@ -217,7 +217,7 @@ def train_dcdm_command(
     with torch.random.fork_rng(devices=[]):  # seeded initialisation, global RNG untouched
         torch.manual_seed(seed)
         net = ConjugateDirectionNet(dim=dim, width=width, boundary=boundary)
-    hist = train_dcdm(net, prob.A, str(data), shape=shape, progress=not quiet, **cfg.to_dict())
+    hist = train_dcdm(net, prob, str(data), progress=not quiet, **cfg.to_dict())  # grid: prob
     meta = {
         "config": cfg.to_dict(),
         "trained_on": {"problem": prob.name, "shape": list(shape)},
@@ -261,6 +261,7 @@ def train_vcycle_command(
     Minimises the estimated contraction factor of the V-cycle's error propagation and saves
     the model to OUTPUT (use it with 'pdesurrogates solve --method vcycle --model OUTPUT').
     """
+    from pdesurrogates.solvers import gallery
     from pdesurrogates.surrogates import LearnedVCycle
     from pdesurrogates.training import VCycleConfig, train_vcycle
 
@@ -274,7 +275,7 @@ def train_vcycle_command(
     net = LearnedVCycle(dim=dim, smoothing_steps=smoothing_steps, coarse_cells=coarse_cells)
     t0 = time.perf_counter()
     settings = {k: v for k, v in cfg.to_dict().items() if k != "shape"}
-    hist = train_vcycle(net, shape, progress=not quiet, **settings)
+    hist = train_vcycle(net, A=gallery.dirichlet_box(shape), progress=not quiet, **settings)
     seconds = time.perf_counter() - t0
     meta = {
         "trained_on": {"problem": "dirichlet_box", "shape": list(shape)},

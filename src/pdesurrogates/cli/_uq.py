@@ -11,6 +11,9 @@ from pathlib import Path
 import typer
 
 from pdesurrogates.cli._app import uq_app
+from pdesurrogates.cli._tables import fmt, table
+
+_MAX_COLUMNS = 6  # output components shown in the table of a vector output
 
 __all__ = ["evaluate_cmd", "propagate_cmd"]
 
@@ -43,6 +46,9 @@ def evaluate_cmd(
     ),
     name: str = typer.Option(None, "--name", help="Model name shown in the report."),
     no_figures: bool = typer.Option(False, "--no-figures", help="Write the JSON only."),
+    as_json: bool = typer.Option(
+        False, "--json", help="Print the report as JSON (uq_report.json) instead of tables."
+    ),
 ) -> None:
     """Judge a probabilistic prediction: accuracy, CRPS, NLL, coverage, calibration.
 
@@ -63,13 +69,30 @@ def evaluate_cmd(
         name=name,
         figures=not no_figures,
     )
-    typer.echo(
+    if as_json:
+        typer.echo(report.to_json())
+        return
+    from rich.console import Console
+
+    console = Console()
+    console.print(
         f"field {report.meta['field']}, split {report.meta['split']} "
-        f"({report.meta['n_samples']} samples)"
+        f"({report.meta['n_samples']} samples)",
+        highlight=False,
     )
-    typer.echo(report.summary())
+    console.print(
+        table(
+            report.title(),
+            ("metric", "value", "better", "meaning"),
+            report.metric_rows(),
+            caption=f"Predictive form scored: {report.describe_form()}.",
+        )
+    )
+    cols, rows = report.level_rows()
+    if rows:
+        console.print(table("Central prediction intervals", cols, rows))
     if out is not None:
-        typer.echo(f"wrote {Path(out) / 'uq_report.json'}")
+        console.print(f"wrote {Path(out) / 'uq_report.json'}", highlight=False)
 
 
 @uq_app.command("propagate")
@@ -87,7 +110,12 @@ def propagate_cmd(
         ..., "--inputs", "-i", help="TOML file of input distributions ([inputs.<name>])."
     ),
     n_samples: int = typer.Option(10000, "--n-samples", "-n", min=4, help="Model evaluations."),
-    out: Path = typer.Option(..., "-o", "--output", help="Output directory."),
+    out: Path = typer.Option(
+        Path("runs/propagate"),
+        "-o",
+        "--output",
+        help="Directory for propagation.json, outputs.npz and the figures.",
+    ),
     method: str = typer.Option("mc", "--method", help="mc, lhs or sobol (power-of-2 N)."),
     seed: int = typer.Option(0, "--seed", help="Seed of the input design."),
     batch_size: int = typer.Option(4096, "--batch-size", min=1, help="Inputs per model call."),
@@ -98,11 +126,17 @@ def propagate_cmd(
         None, "--sobol", help="Also compute Sobol' indices with this many base samples (2^k)."
     ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+    as_json: bool = typer.Option(False, "--json", help="Print propagation.json instead of tables."),
 ) -> None:
     """Propagate input uncertainty through a surrogate or simulator.
 
     The model receives a (B, D) batch of inputs in the order of the TOML file and returns
-    one output (scalar or array) per row. Writes propagation.json, outputs.npz and figures.
+    one output (scalar or array) per row. Prints the output's mean, std, skewness and
+    excess kurtosis (0 for a normal distribution) with Monte Carlo standard errors, and
+    its quantiles; an optional [output] table in the TOML file (name, units, long_name)
+    labels them. Writes OUTPUT/propagation.json (the same numbers), OUTPUT/outputs.npz
+    (the samples) and OUTPUT/propagation.png (scalar outputs); with --sobol also
+    sobol.json and sobol.png.
     """
     from pdesurrogates.runs import propagate_from_files
 
@@ -118,8 +152,87 @@ def propagate_cmd(
         sobol_base=sobol,
         progress=not quiet,
     )
-    typer.echo(done["result"].summary())
+    if as_json:
+        typer.echo(done["written"]["propagation"].read_text())
+        return
+    from rich.console import Console
+
+    console = Console()
+    console.print(_propagation_table(done["result"], done["output"]))
     if done["sobol"] is not None:
-        typer.echo(done["sobol"].summary())
-    for p in done["written"].values():
-        typer.echo(f"wrote {p}")
+        console.print(_sobol_table(done["sobol"]))
+    console.print("wrote " + ", ".join(map(str, done["written"].values())), highlight=False)
+
+
+def _components(res) -> tuple[list[str], int]:
+    """Column names of the output components shown, and how many there are in all."""
+    import numpy as np
+
+    shape = np.shape(res.mean)
+    if not shape:
+        return ["value"], 1
+    idx = list(np.ndindex(*shape))
+    names = [f"[{', '.join(map(str, i))}]" for i in idx[:_MAX_COLUMNS]]
+    return names, len(idx)
+
+
+def _propagation_table(res, output):
+    """Moments (with standard errors) and quantiles of the propagated output."""
+    import numpy as np
+
+    from pdesurrogates.uq._propagate import MOMENTS
+
+    cols, total = _components(res)
+    k = len(cols)
+
+    def cells(arr, se=None):
+        a = np.ravel(arr)[:k]
+        if se is None:
+            return [fmt(v, ".5g") for v in a]
+        s = np.ravel(se)[:k]
+        return [f"{fmt(v, '.5g')} ± {fmt(e, '.2g')}" for v, e in zip(a, s, strict=True)]
+
+    dimless = {"skewness", "excess_kurtosis"}
+    rows = [
+        (m, *([output.units if m not in dimless else "1"] if output.units else []),
+         *cells(getattr(res, m), getattr(res, f"se_{m}")))
+        for m in MOMENTS
+    ]  # fmt: skip
+    if res.quantiles is not None:
+        for lv, q in zip(res.quantile_levels, res.quantiles, strict=True):
+            unit = [output.units] if output.units else []
+            rows.append((f"quantile {100 * float(lv):g} %", *unit, *cells(q)))
+    shown = "" if total == len(cols) else f"; first {len(cols)} of {total} components"
+    title = f"Output {output.label}"
+    caption = (
+        f"{res.n_samples} samples ({res.method}) of {', '.join(res.names)} in "
+        f"{res.seconds:.3g} s. Values ± Monte Carlo standard error; excess kurtosis is 0 "
+        f"for a normal distribution{shown}."
+    )
+    columns = ("statistic", *(["units"] if output.units else []), *cols)
+    return table(title, columns, rows, caption=caption)
+
+
+def _sobol_table(sob):
+    """First-order and total Sobol' indices with their bootstrap half-widths."""
+    import numpy as np
+
+    level = round(100 * float(sob.conf_level))
+    rows = []
+    for i, name in enumerate(sob.names):
+
+        def first(a, i=i):
+            return float(np.ravel(np.asarray(a)[i])[0])
+
+        rows.append(
+            (
+                name,
+                f"{first(sob.S1):.4f} ± {first(sob.S1_conf):.2g}",
+                f"{first(sob.ST):.4f} ± {first(sob.ST_conf):.2g}",
+            )
+        )
+    title = (
+        f"Sobol' indices: {sob.n_base} base samples, {sob.n_evaluations} evaluations, "
+        f"± {level} % bootstrap half-width (first output component)"
+    )
+    return table(title, ("input", "first order S1", "total ST"), rows)

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from pdesurrogates.runs._evaluate import DEFAULT_LEVELS, evaluate_files, evaluate_run, grid_coords
 from pdesurrogates.runs._mf import (
+    MF_KINDS,
     MF_METHODS,
     TEST_FILE,
     fit_mf_run,
@@ -30,11 +31,14 @@ from pdesurrogates.runs._mf import (
     plot_mf_fit,
     write_mf_test_data,
 )
+from pdesurrogates.runs._mf_adapt import adapt_mf_run
 from pdesurrogates.runs._mf_study import run_mf_study, study_moments
 from pdesurrogates.runs._predict import check_output, load_run, predict_run, select_split
 from pdesurrogates.runs._predictors import predict_fields, record_deeponet_run
 from pdesurrogates.runs._propagate import (
+    DEFAULT_PROPAGATE_DIR,
     load_model_or_function,
+    output_quantity,
     propagate_from_files,
     read_inputs,
 )
@@ -52,13 +56,16 @@ from pdesurrogates.runs._train import (
 
 __all__ = [
     "DEFAULT_LEVELS",
+    "DEFAULT_PROPAGATE_DIR",
     "FAMILIES",
+    "MF_KINDS",
     "MF_METHODS",
     "MODEL_KINDS",
     "RUN_FILE",
     "TEST_FILE",
     "Family",
     "Predicted",
+    "adapt_mf_run",
     "build_surrogate",
     "check_output",
     "default_levels",
@@ -73,6 +80,7 @@ __all__ = [
     "load_model_or_function",
     "load_run",
     "mf_config",
+    "output_quantity",
     "plot_mf_fit",
     "plot_sample",
     "predict_fields",

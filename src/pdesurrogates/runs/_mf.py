@@ -32,6 +32,7 @@ from pdesurrogates.runs._registry import Family, Predicted, register_family
 from pdesurrogates.runs._train import RUN_FILE
 
 __all__ = [
+    "MF_KINDS",
     "MF_METHODS",
     "TEST_FILE",
     "fit_mf_run",
@@ -41,7 +42,13 @@ __all__ = [
     "write_mf_test_data",
 ]
 
-MF_METHODS = ("cokriging", "nargp", "mfdnn")
+MF_METHODS = ("cokriging", "nargp", "mfdnn", "auto")
+#: run kinds (``run.json`` ``kind``): the model a run holds; ``auto`` records its choice
+MF_KINDS = ("cokriging", "nargp", "mfdnn")
+#: names of :func:`~pdesurrogates.training.fit_multifidelity` -> run kinds
+_AUTO_KINDS = {"ar1": "cokriging", "nargp": "nargp", "mfdnn": "mfdnn"}
+#: MF-DNN settings that ``auto`` decides itself (every candidate on the same k folds)
+_AUTO_OWN = ("criterion", "holdout", "folds", "seed")
 TEST_FILE = "test.h5"
 FIT_FIGURE = "fit.png"
 _TARGET = "y"
@@ -143,15 +150,67 @@ def mf_config(config=None, *, members: int | None = None, seed: int | None = Non
         raise ConfigError(f"{config or 'config'}: {exc}") from exc
 
 
+def _auto_mfdnn_kwargs(cfg) -> dict[str, Any]:
+    """The MF-DNN settings a user changed, for ``fit_multifidelity(method="auto")``."""
+    from pdesurrogates.training import MultiFidelityConfig
+
+    if cfg is None:
+        return {}
+    default = MultiFidelityConfig(seed=cfg.seed)
+    changed = {k for k, v in cfg.to_dict().items() if v != default.to_dict()[k]}
+    own = sorted(changed & set(_AUTO_OWN))
+    if own:
+        raise ValueError(
+            f"--method auto scores every candidate on the same folds; remove {own} from the "
+            "MF-DNN config (or fit --method mfdnn)"
+        )
+    kwargs: dict[str, Any] = {k: getattr(cfg, k) for k in changed & {"n_members", "keep"}}
+    kwargs.update({k: getattr(cfg, k) for k in changed & {"low_arch", "l2_grid"}})
+    fit = {k: v for k, v in cfg.fit_kwargs().items() if k in changed}
+    if fit:
+        kwargs["fit_kwargs"] = fit
+    return kwargs
+
+
+def _fit_auto(xs, ys, bounds, cfg, seed, progress):
+    """``fit_multifidelity(..., method="auto")``: the chosen model and its scores."""
+    from pdesurrogates.training import fit_multifidelity
+
+    fit = fit_multifidelity(
+        xs[0],
+        ys[0],
+        xs[1],
+        ys[1],
+        method="auto",
+        bounds=bounds,
+        seed=seed,
+        mfdnn_kwargs=_auto_mfdnn_kwargs(cfg),
+        progress=progress,
+    )
+    k = len(fit.members) if fit.method == "mfdnn" else 1
+
+    def finite(v):
+        return float(v) if np.isfinite(v) else None
+
+    choice = {
+        "chosen": _AUTO_KINDS[fit.method],
+        "cv_scores": {_AUTO_KINDS[m]: finite(v) for m, v in fit.scores.items()},
+        "cv_seconds": {_AUTO_KINDS[m]: float(v) for m, v in fit.seconds.items()},
+    }
+    return fit.model, fit.predict, k, choice
+
+
 def _fit_model(method, xs, ys, bounds, cfg, seed, progress):
     from pdesurrogates.surrogates import CoKrigingGP
     from pdesurrogates.training import fit_multifidelity_net
 
+    if method == "auto":
+        return _fit_auto(xs, ys, bounds, cfg, seed, progress)
     if method in ("cokriging", "nargp"):
         kind = "ar1" if method == "cokriging" else "nargp"
         model = CoKrigingGP(in_dim=xs[0].shape[1], kind=kind, seed=seed)
         model.fit(xs[0], ys[0], xs[1], ys[1], bounds=bounds, progress=progress)
-        return model, model.predict, 1
+        return model, model.predict, 1, None
     fit = fit_multifidelity_net(
         xs,
         ys,
@@ -167,7 +226,7 @@ def _fit_model(method, xs, ys, bounds, cfg, seed, progress):
         progress=progress,
         fit_kwargs=cfg.fit_kwargs(),
     )
-    return fit.model, fit.predict, len(fit.members)
+    return fit.model, fit.predict, len(fit.members), None
 
 
 def fit_mf_run(
@@ -192,14 +251,20 @@ def fit_mf_run(
 
     Parameters
     ----------
-    method : {"cokriging", "nargp", "mfdnn"}
-        AR(1) co-kriging, NARGP (both :class:`~pdesurrogates.surrogates.CoKrigingGP`) or
+    method : {"cokriging", "nargp", "mfdnn", "auto"}
+        AR(1) co-kriging, NARGP (both :class:`~pdesurrogates.surrogates.CoKrigingGP`),
         the MF-DNN ensemble of :func:`~pdesurrogates.training.fit_multifidelity_net`
-        (``members`` trained, half kept).
+        (``members`` trained, half kept), or ``"auto"``: the best of the three by
+        cross-validated error on the high-fidelity points
+        (:func:`~pdesurrogates.training.fit_multifidelity`). An ``auto`` run records
+        ``kind`` (the model chosen), ``chosen``, ``cv_scores`` (error of every candidate,
+        RMS over the high-fidelity points divided by their std; None when not scored)
+        and ``cv_seconds``; its model loads like any other.
     config : path or mapping, optional
-        MF-DNN settings: a TOML file with a ``[training]`` table of
-        :class:`~pdesurrogates.training.MultiFidelityConfig` (``adam_steps``,
-        ``n_members``, ...); ``members`` and ``seed`` override it.
+        MF-DNN settings (``mfdnn`` and ``auto``): a TOML file with a ``[training]`` table
+        of :class:`~pdesurrogates.training.MultiFidelityConfig` (``adam_steps``,
+        ``n_members``, ...); ``members`` and ``seed`` override it. ``auto`` takes the
+        settings of one net and the member counts; it chooses the folds itself.
 
     Returns
     -------
@@ -213,19 +278,22 @@ def fit_mf_run(
     out_dir = Path(out_dir)
     if (out_dir / RUN_FILE).exists() or (out_dir / "config.json").exists():
         raise TrainingError(f"{out_dir} already holds a run or model; choose another -o")
-    if method != "mfdnn" and (config is not None or members is not None):
+    if method not in ("mfdnn", "auto") and (config is not None or members is not None):
         raise ValueError(
             f"--config and --members set the MF-DNN fit; --method {method} takes neither"
         )
-    cfg = mf_config(config, members=members, seed=seed) if method == "mfdnn" else None
+    cfg = mf_config(config, members=members, seed=seed) if method in ("mfdnn", "auto") else None
+    if method == "auto":
+        _auto_mfdnn_kwargs(cfg)  # refuse settings auto decides before anything is fitted
     p, xs, ys, bounds = load_mf_data(problem, data, n_lo, n_hi, seed)
     t0 = time.perf_counter()
-    model, predict, k = _fit_model(method, xs, ys, bounds, cfg, seed, progress)
+    model, predict, k, choice = _fit_model(method, xs, ys, bounds, cfg, seed, progress)
     seconds = time.perf_counter() - t0
     d = xs[0].shape[1]
     record: dict[str, Any] = {
-        "kind": method,
+        "kind": choice["chosen"] if choice else method,
         "method": method,
+        **(choice or {}),
         "problem": problem,
         "data": None if data is None else str(Path(data).resolve()),
         "n_lo": len(ys[0]),
@@ -237,7 +305,7 @@ def fit_mf_run(
         "seed": seed,
         "fit_seconds": seconds,
     }
-    if cfg is not None:
+    if cfg is not None and (method == "mfdnn" or record["kind"] == "mfdnn"):
         record["training"] = cfg.to_dict()
     if bounds is not None:
         record["bounds"] = np.asarray(bounds, dtype=np.float64).tolist()
@@ -275,7 +343,10 @@ def _test_scores(pred, yt) -> dict[str, float]:
 
 def _fit_title(record) -> str:
     source = record["problem"] or Path(record["data"] or "data").name
-    return f"{record['method']} on {source}: {record['n_lo']} low + {record['n_hi']} high points"
+    method = record["method"]
+    if method == "auto":
+        method = f"{record['kind']} (chosen by cross-validation)"
+    return f"{method} on {source}: {record['n_lo']} low + {record['n_hi']} high points"
 
 
 def _np_or_none(v):
@@ -387,7 +458,7 @@ def _mf_infer(model) -> dict | None:
 register_family(
     Family(
         name="multifidelity",
-        kinds=MF_METHODS,
+        kinds=MF_KINDS,
         expects=lambda r: (
             f"a pdesurrogates-h5 dataset of input points as parameters {r['input']} (and "
             f"the output as field {_TARGET!r} to score), such as {TEST_FILE} written by "

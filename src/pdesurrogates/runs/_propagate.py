@@ -14,7 +14,26 @@ import numpy as np
 
 from pdesurrogates.errors import ConfigError
 
-__all__ = ["load_model_or_function", "propagate_from_files", "read_inputs"]
+__all__ = [
+    "DEFAULT_PROPAGATE_DIR",
+    "load_model_or_function",
+    "output_quantity",
+    "propagate_from_files",
+    "read_inputs",
+]
+
+#: where ``uq propagate`` writes without ``-o``
+DEFAULT_PROPAGATE_DIR = Path("runs/propagate")
+_OUTPUT_KEYS = ("name", "units", "long_name")
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise FileNotFoundError(f"inputs file {path} does not exist")
+    try:
+        return tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML ({exc})") from exc
 
 
 def read_inputs(path: str | os.PathLike) -> dict[str, Any]:
@@ -27,17 +46,15 @@ def read_inputs(path: str | os.PathLike) -> dict[str, Any]:
         dist = "uniform"
         low = 0.5
         high = 2.0
+
+    An optional ``[output]`` table names the output for tables and figures (see
+    :func:`output_quantity`); it is never an input.
     """
     from pdesurrogates.uq import make_distribution
 
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"inputs file {path} does not exist")
-    try:
-        doc = tomllib.loads(path.read_text())
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: not valid TOML ({exc})") from exc
-    table = doc.get("inputs", doc)
+    doc = _read_toml(path)
+    table = doc.get("inputs", {k: v for k, v in doc.items() if k != "output"})
     if not isinstance(table, dict) or not table:
         raise ConfigError(f"{path}: no inputs; add tables like [inputs.x] with dist = ...")
     out = {}
@@ -49,6 +66,50 @@ def read_inputs(path: str | os.PathLike) -> dict[str, Any]:
         except ValueError as exc:
             raise ConfigError(str(exc)) from exc
     return out
+
+
+def output_quantity(inputs: str | os.PathLike, model: str | None = None):
+    """What the propagated output is: a :class:`~pdesurrogates._figures.Quantity`.
+
+    From the ``[output]`` table of the inputs file (``name``, ``units``, ``long_name``),
+    else from a saved model's metadata (``target`` and ``target_units`` /
+    ``target_long_name`` when its run recorded them), else ``"output"`` with unknown
+    units::
+
+        [output]
+        name = "T"
+        units = "K"
+        long_name = "peak temperature"
+    """
+    from pdesurrogates._figures import Quantity
+
+    path = Path(inputs)
+    spec = _read_toml(path).get("output", {})
+    if not isinstance(spec, dict) or set(spec) - set(_OUTPUT_KEYS):
+        raise ConfigError(
+            f"{path}: [output] takes only {', '.join(_OUTPUT_KEYS)} (strings); got {spec!r}"
+        )
+    meta = _model_metadata(model) if model is not None else {}
+    name = spec.get("name") or meta.get("target") or "output"
+    return Quantity(
+        str(name),
+        units=str(spec.get("units", meta.get("target_units", ""))),
+        long_name=str(spec.get("long_name", meta.get("target_long_name", ""))),
+    )
+
+
+def _model_metadata(model: str) -> dict[str, Any]:
+    """The metadata of a saved model directory (empty for a function)."""
+    from pdesurrogates.errors import PdeSurrogatesError
+    from pdesurrogates.io import read_config
+
+    if not Path(model).exists():
+        return {}
+    try:
+        meta = read_config(model).get("metadata", {})
+    except (PdeSurrogatesError, OSError):
+        return {}
+    return meta if isinstance(meta, dict) else {}
 
 
 def load_model_or_function(spec: str):
@@ -130,7 +191,7 @@ def propagate_from_files(
     model: str,
     inputs: str | os.PathLike,
     n_samples: int,
-    out: str | os.PathLike,
+    out: str | os.PathLike = DEFAULT_PROPAGATE_DIR,
     *,
     method: str = "mc",
     seed: int = 0,
@@ -141,27 +202,39 @@ def propagate_from_files(
 ) -> dict[str, Any]:
     """Run :func:`pdesurrogates.uq.propagate` (and optionally Sobol') and write the results.
 
-    Writes ``propagation.json`` (moments, standard errors, quantiles, KDE), ``outputs.npz``
-    (input and output samples), ``propagation.png`` for a scalar output, and with
-    ``sobol_base`` ``sobol.json`` and ``sobol.png``.
+    Writes into the directory ``out`` ``propagation.json`` (moments with standard errors,
+    among them ``excess_kurtosis``; quantiles; KDE; ``meta.output``: the output's name,
+    units and long name), ``outputs.npz`` (input and output samples),
+    ``propagation.png`` for a scalar output, and with ``sobol_base`` ``sobol.json`` and
+    ``sobol.png``.
 
     Returns
     -------
     dict
         ``"written"``: name -> path of every file written; ``"result"``: the
         :class:`~pdesurrogates.uq.PropagationResult`; ``"sobol"``: the
-        :class:`~pdesurrogates.uq.SobolResult` or None.
+        :class:`~pdesurrogates.uq.SobolResult` or None; ``"output"``: the output's
+        :class:`~pdesurrogates._figures.Quantity` (:func:`output_quantity`).
     """
     from pdesurrogates.io import atomic_write_bytes
     from pdesurrogates.uq import plots, propagate, sobol_indices
 
+    out = Path(out)
+    if out.suffix in (".json", ".png", ".npz"):
+        raise ValueError(f"-o {out}: give a directory; propagation.json and figures go in it")
     fn = load_model_or_function(model)
     dists = read_inputs(inputs)
-    out = Path(out)
+    output = output_quantity(inputs, model)
     out.mkdir(parents=True, exist_ok=True)
     common = dict(seed=seed, batch_size=batch_size, scheduler=scheduler, progress=progress)
     res = propagate(fn, dists, n_samples, method=method, **common)
-    res.meta.update({"model": str(model), "inputs_file": str(inputs)})
+    res.meta.update(
+        {
+            "model": str(model),
+            "inputs_file": str(inputs),
+            "output": {k: getattr(output, k) for k in _OUTPUT_KEYS},
+        }
+    )
     written = {"propagation": out / "propagation.json"}
     res.to_json(written["propagation"])
     buf = io.BytesIO()
@@ -169,13 +242,24 @@ def propagate_from_files(
     atomic_write_bytes(out / "outputs.npz", buf.getvalue())
     written["samples"] = out / "outputs.npz"
     if res.outputs is not None and res.outputs.ndim == 1:
-        plots.plot_propagation(res).savefig(out / "propagation.png", dpi=120)
+        _save_and_close(plots.plot_propagation(res, output=output), out / "propagation.png")
         written["figure"] = out / "propagation.png"
     sob = None
     if sobol_base:
         sob = sobol_indices(fn, dists, sobol_base, **common)
         written["sobol"] = out / "sobol.json"
         sob.to_json(written["sobol"])
-        plots.plot_sobol(sob).savefig(out / "sobol.png", dpi=120)
+        _save_and_close(plots.plot_sobol(sob), out / "sobol.png")
         written["sobol_figure"] = out / "sobol.png"
-    return {"written": written, "result": res, "sobol": sob}
+    return {"written": written, "result": res, "sobol": sob, "output": output}
+
+
+def _save_and_close(fig, path: Path) -> None:
+    import matplotlib.pyplot as plt
+
+    from pdesurrogates._figures import save_figure
+
+    try:
+        save_figure(fig, path)
+    finally:
+        plt.close(fig)

@@ -333,28 +333,66 @@ class _VectorBatches(BatchSource):
         return [(k, self.sets[k][idx]) for k, idx in out]
 
 
-def _training_sets(A, data, shape, dev, dtype):
+def _data_grid(data) -> tuple[int, ...] | None:
+    """The grid a training set was stored on: the per-sample shape of field ``"r"`` of a
+    file or dataset (:func:`write_ritz_dataset` writes ``(sample, x, y[, z])``), or of a
+    grid-shaped array ``(n_samples, *grid)``; None for flat vectors ``(n_samples, n)``."""
+    if isinstance(data, np.ndarray):
+        return tuple(int(s) for s in data.shape[1:]) if data.ndim >= 3 else None
+    from pdesurrogates.datasets import open_dataset
+
+    ds = open_dataset(data) if isinstance(data, str | os.PathLike) else data
+    if "r" not in getattr(ds, "fields", {}):
+        return None
+    grid = tuple(int(s) for s in ds.shape("r"))
+    return grid if len(grid) >= 2 else None
+
+
+def _grid(model, A, data, shape, label: str):
+    """``(matrix, grid)`` of one training size: ``shape`` if given, else the grid the
+    Problem or gallery matrix carries, else the training file's; checked (and, for a
+    bare square/cube matrix, inferred) by :func:`~pdesurrogates.solvers.grid_shape_for`."""
+    from pdesurrogates.solvers._checks import grid_shape_for, unwrap_grid
+
+    A, grid, _ = unwrap_grid(A, shape)
+    if grid is None:
+        grid = _data_grid(data)
+    dim = getattr(model, "dim", None) or (len(grid) if grid is not None else None)
+    if dim is None:
+        raise ValueError(
+            f"train_dcdm: the model has no 'dim' attribute and {label} carries no grid; pass "
+            "shape=<grid array shape>, e.g. shape=(96, 64)"
+        )
+    return A, grid_shape_for(A.shape[0], int(dim), grid, A=A, who=f"train_dcdm ({label})")
+
+
+def _training_sets(model, A, data, shape, dev, dtype):
     """``(matrices, train vectors, valid vectors or None, shapes)`` per training size."""
-    if not _is_shape(shape):
-        shapes = [tuple(int(v) for v in s) for s in shape]
-        if not isinstance(A, Sequence) or not isinstance(data, Sequence) or isinstance(data, str):
+    several = isinstance(A, list | tuple)
+    if several:
+        if not isinstance(data, list | tuple):
             raise ValueError(
-                "with several training shapes, A and data must be lists with one entry per shape"
+                "with several training sizes, A and data must be lists with one entry per size"
             )
-        if not (len(A) == len(data) == len(shapes)) or not shapes:
+        shapes = [None] * len(A) if shape is None else list(shape)
+        if _is_shape(shapes) or not (len(A) == len(data) == len(shapes)) or not shapes:
             raise ValueError(
-                f"A ({len(A)}), data ({len(data)}) and shape ({len(shapes)}) need the same "
-                "non-zero number of entries"
+                f"A ({len(A)}), data ({len(data)}) and shape "
+                f"({'-' if shape is None else len(shapes)}) need the same non-zero number of "
+                "entries (shape: one grid per training size, or None)"
             )
         mats, datas = list(A), list(data)
     else:
-        shapes, mats, datas = [tuple(int(s) for s in shape)], [A], [data]
-    out_m, out_x, out_v = [], [], []
-    for Ak, Dk, sk in zip(mats, datas, shapes, strict=True):
-        n = int(np.prod(sk))
-        if Ak.shape != (n, n):
-            raise ValueError(f"A has shape {Ak.shape}; the grid {sk} needs ({n}, {n})")
-        train, valid = _load_vectors(Dk, sk)
+        if shape is not None and not _is_shape(shape):
+            raise ValueError(
+                "with several training shapes, A and data must be lists with one entry per shape"
+            )
+        shapes, mats, datas = [shape], [A], [data]
+    out_m, out_x, out_v, grids = [], [], [], []
+    for k, (Ak, Dk, sk) in enumerate(zip(mats, datas, shapes, strict=True)):
+        Ak, grid = _grid(model, Ak, Dk, sk, f"A[{k}]" if several else "A")
+        n = int(np.prod(grid))
+        train, valid = _load_vectors(Dk, grid)
         if train.shape[1] != n:
             raise TrainingError(f"training vectors have {train.shape[1]} entries; expected {n}")
         if not np.all(np.isfinite(train)):
@@ -363,7 +401,8 @@ def _training_sets(A, data, shape, dev, dtype):
         out_x.append(torch.from_numpy(train).to(dev, dtype))
         has_valid = valid is not None and len(valid)
         out_v.append(torch.from_numpy(valid).to(dev, dtype) if has_valid else None)
-    return out_m, out_x, out_v, shapes
+        grids.append(grid)
+    return out_m, out_x, out_v, grids
 
 
 _D = DCDMConfig  # the defaults
@@ -374,7 +413,7 @@ def train_dcdm(
     A,
     data,
     *,
-    shape: Sequence[int] | Sequence[Sequence[int]],
+    shape: Sequence[int] | Sequence[Sequence[int] | None] | None = None,
     epochs: int = _D.epochs,
     batch_size: int = _D.batch_size,
     lr: float = _D.lr,
@@ -388,8 +427,15 @@ def train_dcdm(
     The loop is the :class:`~pdesurrogates.training.Trainer`'s, with :class:`DCDMStep`;
     the defaults are those of :class:`~pdesurrogates.training.DCDMConfig`.
 
-    One network can be trained on several grid sizes at once: pass lists of matrices,
-    training sets and shapes (``A=[A64, A128]``, ``data=[X64, X128]``,
+    The grid of the training matrix is known wherever we made it: a
+    :class:`~pdesurrogates.solvers.gallery.Problem` or a gallery matrix carries it
+    (``A.grid_shape``), and so does a training file of :func:`write_ritz_dataset` (its
+    field ``r`` is ``(sample, x, y[, z])``) or a grid-shaped array. ``shape=`` is needed
+    only for a bare matrix of your own with flat training vectors, when its grid is not
+    a square or cube; a clear error says so.
+
+    One network can be trained on several grid sizes at once: pass lists of matrices and
+    training sets (``A=[A64, A128]``, ``data=[X64, X128]``, and, for bare matrices,
     ``shape=[(64, 64), (128, 128)]``). Every batch holds vectors of one size; the batches
     of all sizes are shuffled together, and every training vector counts equally in the
     loss. Training on several sizes keeps a network with level-shared weights from
@@ -399,13 +445,14 @@ def train_dcdm(
     ----------
     model : torch.nn.Module
         ``(batch, 1, *shape) -> (batch, 1, *shape)``, e.g. ``ConjugateDirectionNet``.
-    A : sparse matrix, shape (n, n), or a list of them
+    A : sparse matrix, shape (n, n), gallery Problem, or a list of them
         The training matrix (one per training size).
     data : ndarray (n_samples, n), path to a pdesurrogates-h5 file, or FieldDataset
         Training vectors (field ``"r"`` in a file; its ``valid`` split is used for
         validation); a list of them with one entry per training size.
-    shape : tuple of int, or a list of tuples
-        Grid shape of the training matrix (one per training size).
+    shape : tuple of int, or a list of tuples, optional
+        Grid shape of the training matrix (one per training size); default: the grid
+        ``A`` or ``data`` carries (see above).
     epochs, batch_size, lr, seed
         Optimiser settings; ``seed`` fixes the shuffling.
     progress : bool
@@ -425,7 +472,7 @@ def train_dcdm(
     DCDMConfig(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, max_seconds=max_seconds)
     dev = torch.device(device) if device else next(model.parameters()).device
     dtype = next(model.parameters()).dtype
-    mats, train, valid, shapes = _training_sets(A, data, shape, dev, dtype)
+    mats, train, valid, shapes = _training_sets(model, A, data, shape, dev, dtype)
     has_valid = all(V is not None for V in valid)
     trainer = Trainer(
         model,

@@ -64,10 +64,35 @@ class _RandomVectors(BatchSource):
 _V = VCycleConfig  # the defaults
 
 
+def _training_matrix(model, A, shape, dtype) -> tuple[torch.Tensor, tuple[int, ...]]:
+    """Dense training matrix and its grid: ``A`` (a gallery Problem or matrix, whose grid
+    it carries, or a bare matrix with ``shape``), else the Dirichlet Laplacian on
+    ``shape`` (default :attr:`VCycleConfig.shape`)."""
+    from pdesurrogates.solvers._checks import grid_shape_for, unwrap_grid
+    from pdesurrogates.surrogates._dcdm_net import _laplacian_dense
+
+    if A is None:
+        shape = tuple(int(s) for s in (_V.shape if shape is None else shape))
+        _check_size(shape)
+        return _laplacian_dense(shape, dtype, "cpu"), shape
+    A, grid, _ = unwrap_grid(A, shape)
+    dim = getattr(model, "dim", None) or (len(grid) if grid is not None else 2)
+    grid = grid_shape_for(A.shape[0], int(dim), grid, A=A, who="train_vcycle")
+    _check_size(grid)
+    dense = A.toarray() if hasattr(A, "toarray") else np.asarray(A)
+    return torch.as_tensor(dense, dtype=dtype), grid
+
+
+def _check_size(shape) -> None:
+    if int(np.prod(shape)) > 40_000:
+        raise ValueError(f"train_vcycle uses dense algebra; grid {shape} is too large (<= 200^2)")
+
+
 def train_vcycle(
     model: torch.nn.Module,
-    shape: Sequence[int],
+    shape: Sequence[int] | None = None,
     *,
+    A=None,
     steps: int = _V.steps,
     batch_size: int = _V.batch_size,
     power: int = _V.power,
@@ -75,7 +100,12 @@ def train_vcycle(
     seed: int = _V.seed,
     progress: bool = True,
 ) -> list[dict]:
-    """Train a :class:`~pdesurrogates.surrogates.LearnedVCycle` on the Dirichlet Laplacian.
+    """Train a :class:`~pdesurrogates.surrogates.LearnedVCycle` on an SPD grid matrix.
+
+    The training matrix is ``A`` (a :class:`~pdesurrogates.solvers.gallery.Problem` or
+    a gallery matrix, which carry their grid; a bare matrix of your own needs ``shape=``
+    unless its grid is a square or cube), else the unscaled Dirichlet Laplacian on
+    ``shape`` (default ``VCycleConfig.shape``).
 
     Minimises the mean of ``log(||E^k e||_A^2 / ||e||_A^2)`` over random vectors ``e``,
     where ``E = I - B A`` is the V-cycle's error propagation and ``k = power``: a smooth
@@ -91,16 +121,11 @@ def train_vcycle(
         ``step`` and ``loss`` every 10 steps (and the last), with ``rho`` the estimated
         contraction factor per V-cycle ``exp(loss / (2 k))``.
     """
-    from pdesurrogates.surrogates._dcdm_net import _laplacian_dense
-
-    cfg = VCycleConfig(shape=shape, steps=steps, batch_size=batch_size, power=power, lr=lr)
-    shape = tuple(int(s) for s in cfg.shape)
-    n = int(np.prod(shape))
-    if n > 40_000:
-        raise ValueError(f"train_vcycle uses dense algebra; grid {shape} is too large (<= 200^2)")
+    VCycleConfig(steps=steps, batch_size=batch_size, power=power, lr=lr, seed=seed)
     dtype = torch.float64
+    A, shape = _training_matrix(model, A, shape, dtype)
+    n = int(np.prod(shape))
     model.to(dtype)
-    A = _laplacian_dense(shape, dtype, "cpu")
     trainer = Trainer(
         model,
         step=VCycleStep(A, shape, power),

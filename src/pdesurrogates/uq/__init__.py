@@ -15,7 +15,14 @@ from pdesurrogates.uq._prediction import Prediction
 from pdesurrogates.uq._propagate import PropagationResult, propagate
 from pdesurrogates.uq._report import UQReport, compare
 from pdesurrogates.uq._sampling import make_distribution, sample_inputs
-from pdesurrogates.uq._sobol import SobolResult, ishigami, ishigami_indices, sobol_indices
+from pdesurrogates.uq._sobol import (
+    SobolResult,
+    g_function,
+    g_function_indices,
+    ishigami,
+    ishigami_indices,
+    sobol_indices,
+)
 from pdesurrogates.uq.conformal import ConformalCalibrator, conformalize
 
 __all__ = [
@@ -30,6 +37,8 @@ __all__ = [
     "conformal",
     "conformalize",
     "evaluate",
+    "g_function",
+    "g_function_indices",
     "ishigami",
     "ishigami_indices",
     "load_prediction",

@@ -219,39 +219,54 @@ class UQReport:
         return xr.Dataset(data, coords=coords, attrs=attrs)
 
     # ------------------------------------------------------------------ display
-    def summary(self) -> str:
-        """A printable plain-text table of the pooled metrics and the per-level ones."""
-        lines = []
+    def title(self) -> str:
+        """One line: the model name (if any), the predictive form, fields and members."""
         title = f"UQ report: {self.kind} prediction, {self.n_fields} fields of {self.field_shape}"
         if self.n_members:
             title += f", {self.n_members} members"
         if self.meta.get("name"):
             title = f"{self.meta['name']} - " + title
-        lines.append(title)
-        lines.append(f"predictive form scored: {self.describe_form()}")
-        w = max(len(k) for k in self.scalars) if self.scalars else 10
-        lines.append(f"{'metric':<{w}}  {'value':>12}  better   meaning")
+        return title
+
+    def metric_rows(self) -> list[tuple[str, str, str, str]]:
+        """``(metric, value, better, meaning)`` of every pooled metric, formatted."""
+        rows = []
         for k, v in self.scalars.items():
             doc, better = _SCALAR_DOC.get(k, ("", ""))
-            lines.append(f"{k:<{w}}  {_fmt(v):>12}  {better:<7}  {doc}")
-        if self.by_level:
+            rows.append((k, _fmt(v), better, doc))
+        return rows
+
+    def level_rows(self) -> tuple[list[str], list[tuple[str, ...]]]:
+        """Columns and formatted rows (one per central-interval level) of the per-level
+        metrics; empty for a point prediction."""
+        names = (
+            "coverage",
+            "coverage_gap",
+            "coverage_p10",
+            "field_coverage",
+            "interval_score",
+            "width",
+        )
+        cols = [c for c in names if c in self.by_level]
+        rows = [
+            (f"{lv:.3g}", *(_fmt(self.by_level[c][i]) for c in cols))
+            for i, lv in enumerate(self.levels)
+        ]
+        return (["level", *cols], rows) if cols else ([], [])
+
+    def summary(self) -> str:
+        """A printable plain-text table of the pooled metrics and the per-level ones."""
+        lines = [self.title(), f"predictive form scored: {self.describe_form()}"]
+        w = max(len(k) for k in self.scalars) if self.scalars else 10
+        lines.append(f"{'metric':<{w}}  {'value':>12}  better   meaning")
+        for k, v, better, doc in self.metric_rows():
+            lines.append(f"{k:<{w}}  {v:>12}  {better:<7}  {doc}")
+        cols, rows = self.level_rows()
+        if rows:
             lines.append("")
-            cols = [
-                c
-                for c in (
-                    "coverage",
-                    "coverage_gap",
-                    "coverage_p10",
-                    "field_coverage",
-                    "interval_score",
-                    "width",
-                )
-                if c in self.by_level
-            ]
-            lines.append(f"{'level':>6}  " + "  ".join(f"{c:>14}" for c in cols))
-            for i, lv in enumerate(self.levels):
-                row = "  ".join(f"{_fmt(self.by_level[c][i]):>14}" for c in cols)
-                lines.append(f"{lv:>6.3g}  {row}")
+            lines.append(f"{cols[0]:>6}  " + "  ".join(f"{c:>14}" for c in cols[1:]))
+            for r in rows:
+                lines.append(f"{r[0]:>6}  " + "  ".join(f"{v:>14}" for v in r[1:]))
         return "\n".join(lines)
 
     def to_markdown(self) -> str:

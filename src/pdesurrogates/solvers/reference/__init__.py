@@ -54,6 +54,7 @@ from pdesurrogates.solvers.reference._mf_functions import (  # multi-fidelity be
     hartmann3,
     highdim,
     nonlinear_sin,
+    nonlinear_sin_wide,
     park,
 )
 from pdesurrogates.solvers.reference._navier_stokes import (  # vorticity on the torus
@@ -137,6 +138,7 @@ __all__ = [
     "modal_wave",
     "multiscale_coefficient",
     "nonlinear_sin",
+    "nonlinear_sin_wide",
     "ns_dataset_layout",
     "ns_initial_vorticity",
     "ns_sample",
