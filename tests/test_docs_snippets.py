@@ -1,9 +1,11 @@
 """Every shell and Python snippet in README.md and docs/guide/*.md runs, in order, on small sizes.
 
 Each document runs in one fresh child process in its own empty directory: shell blocks
-(``bash``/``sh``) go to ``bash -euo pipefail``, Python blocks are executed one after another in
-one namespace, so a later block sees the names an earlier one defined, exactly as a reader who
-types them in would. A wrong attribute name or a command out of order fails here.
+(``bash``/``sh``) go to ``bash -euo pipefail``; in a ``console`` block the ``$ `` lines (with
+their ``\\`` continuations) are the commands and every other line is output, not run. Python
+blocks are executed one after another in one namespace, so a later block sees the names an
+earlier one defined, exactly as a reader who types them in would. A wrong attribute name or a
+command out of order fails here.
 
 A snippet can carry directives in HTML comments on the lines just above its fence (invisible in
 the rendered docs)::
@@ -12,6 +14,7 @@ the rendered docs)::
     <!-- snippet: file dists.toml -->        (the block is a file the later snippets read)
     <!-- snippet: setup pdebench-darcy -->   (run a named fixture below before the block)
     <!-- snippet: skip REASON -->            (not run; the reason is required)
+    <!-- snippet: fails TEXT -->             (a shell block that must fail, printing TEXT)
 
 A ``shrink`` whose left side is not in the block fails the test, so a rewrite cannot go stale
 silently. Blocks in other languages (``text``, ``toml`` without ``file``, ...) are not run.
@@ -32,17 +35,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs" / "guide").glob("*.md"))]
-# Guides whose snippets are not yet sized for the test suite (they train for minutes).
-PENDING = {
-    "acoustics.md",
-    "datasets.md",
-    "import.md",
-    "multifidelity.md",
-    "preconditioners.md",
-    "train.md",
-    "uq.md",
-}
-RUN_LANGS = {"bash": "bash", "sh": "bash", "shell": "bash", "python": "python"}
+RUN_LANGS = {"bash": "bash", "sh": "bash", "shell": "bash", "console": "bash", "python": "python"}
 FENCE = re.compile(r"^(?P<indent> *)```(?P<lang>[\w+-]*)\s*$")
 DIRECTIVE = re.compile(r"^\s*<!--\s*snippet:\s*(?P<verb>\w+)\s*(?P<arg>.*?)\s*-->\s*$")
 
@@ -100,6 +93,16 @@ def parse(path: Path) -> list[Snippet]:
     return out
 
 
+def console_commands(block: str) -> str:
+    """The commands of a ``console`` block: its ``$ `` lines and their continuations."""
+    out, more = [], False
+    for line in block.splitlines():
+        if more or line.startswith("$ "):
+            out.append(line if more else line[2:])
+            more = line.rstrip().endswith("\\")
+    return "\n".join(out)
+
+
 def steps(snippets: list[Snippet]) -> list[dict]:
     """What the child runs: shrunk code, fixture files, in document order."""
     out = []
@@ -109,7 +112,7 @@ def steps(snippets: list[Snippet]) -> list[dict]:
         if "skip" in verbs:
             assert verbs["skip"], f"{where}: `snippet: skip` needs a reason"
             continue
-        code = s.code
+        code = console_commands(s.code) if s.lang == "console" else s.code
         for verb, arg in s.directives:
             if verb == "shrink":
                 for rule in filter(None, (r.strip() for r in arg.split(";"))):
@@ -119,12 +122,18 @@ def steps(snippets: list[Snippet]) -> list[dict]:
             elif verb == "setup":
                 assert arg in SETUPS, f"{where}: unknown setup {arg!r}; known: {sorted(SETUPS)}"
                 out.append({"kind": "python", "where": where, "code": SETUPS[arg]})
+            elif verb == "fails":
+                assert arg, f"{where}: `snippet: fails` needs the text the error prints"
             elif verb not in {"file", "skip"}:
                 raise AssertionError(f"{where}: unknown snippet directive {verb!r}")
         if "file" in verbs:
             out.append({"kind": "file", "where": where, "name": verbs["file"], "code": code})
-        elif s.lang in RUN_LANGS:
-            out.append({"kind": RUN_LANGS[s.lang], "where": where, "code": code})
+        elif s.lang in RUN_LANGS and code.strip():
+            step = {"kind": RUN_LANGS[s.lang], "where": where, "code": code}
+            if "fails" in verbs:
+                assert step["kind"] == "bash", f"{where}: only a shell block can fail"
+                step["fails"] = verbs["fails"]
+            out.append(step)
     return out
 
 
@@ -138,6 +147,13 @@ CHILD = textwrap.dedent(
         print(f"=== {step['where']} ({step['kind']})", flush=True)
         if step["kind"] == "file":
             open(step["name"], "w").write(step["code"] + "\\n")
+        elif step["kind"] == "bash" and "fails" in step:
+            r = subprocess.run(["bash", "-uo", "pipefail", "-c", step["code"]],
+                               capture_output=True, text=True)
+            print(r.stdout, r.stderr, sep="\\n", flush=True)
+            said = " ".join((r.stdout + r.stderr).split())
+            if not r.returncode or " ".join(step["fails"].split()) not in said:
+                sys.exit(f"FAILED {step['where']}: expected a failure printing {step['fails']!r}")
         elif step["kind"] == "bash":
             r = subprocess.run(["bash", "-euo", "pipefail", "-c", step["code"]])
             if r.returncode:
@@ -154,8 +170,6 @@ CHILD = textwrap.dedent(
 
 @pytest.mark.parametrize("doc", DOCS, ids=lambda p: p.name)
 def test_snippets_run_in_order(doc, tmp_path):
-    if doc.name in PENDING:
-        pytest.skip(f"{doc.name}: snippets not yet sized for the default suite")
     plan = steps(parse(doc))
     if not plan:
         pytest.skip(f"{doc.name} has no runnable snippet")
