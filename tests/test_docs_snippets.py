@@ -54,6 +54,17 @@ SETUPS = {
             _f.attrs["beta"] = 1.0
         """
     ),
+    # the "your simulator" of the dataset-layer guide: 1-D heat equation, 64 points, 11 times
+    "heat-solver": textwrap.dedent(
+        """
+        import numpy as np
+        def my_solver(i):
+            _x, _t = np.linspace(0, 1, 64), np.linspace(0, 1, 11)[:, None]
+            kappa = 1e-3 * 100 ** (i / 100)
+            u0 = np.sin(np.pi * _x)
+            return u0, np.exp(-kappa * np.pi**2 * _t) * u0, kappa
+        """
+    ),
 }
 
 
