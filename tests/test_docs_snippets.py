@@ -54,6 +54,45 @@ SETUPS = {
             _f.attrs["beta"] = 1.0
         """
     ),
+    "the-well-trl": textwrap.dedent(
+        """
+        import os, h5py, numpy as np
+        _rng, _text = np.random.default_rng(1), h5py.string_dtype()
+        for _split in ("train", "valid", "test"):
+            _dir = f"datasets/turbulent_radiative_layer_2D/data/{_split}"
+            os.makedirs(_dir, exist_ok=True)
+            with h5py.File(f"{_dir}/trl_{_split}.hdf5", "w") as _f:
+                _f.attrs.update({"dataset_name": "trl", "n_spatial_dims": 2,
+                                 "n_trajectories": 2})
+                _dims = _f.create_group("dimensions")
+                _dims.attrs["spatial_dims"] = np.array(["x", "y"], dtype=_text)
+                for _name, _n in (("time", 3), ("x", 8), ("y", 6)):
+                    _d = _dims.create_dataset(_name, data=np.linspace(0, 1, _n))
+                    _d.attrs.update({"sample_varying": False, "time_varying": _name == "time"})
+                _g = _f.create_group("t0_fields")
+                _g.attrs["field_names"] = np.array(["density"], dtype=_text)
+                _d = _g.create_dataset("density", data=_rng.normal(size=(2, 3, 8, 6)))
+                _d.attrs.update({"sample_varying": True, "time_varying": True})
+                _d.attrs["dim_varying"] = np.array([True, True])
+        """
+    ),
+    "fno-mat-darcy": textwrap.dedent(
+        """
+        import numpy as np, scipy.io
+        _rng = np.random.default_rng(2)
+        scipy.io.savemat("piececonst_r421_N1024_smooth1.mat",
+                         {"coeff": _rng.choice([3.0, 12.0], size=(12, 15, 15)),
+                          "sol": _rng.normal(size=(12, 15, 15))})
+        """
+    ),
+    "neuralop-pt-darcy": textwrap.dedent(
+        """
+        import torch
+        _g = torch.Generator().manual_seed(3)
+        torch.save({"x": (torch.rand(12, 16, 16, generator=_g) > 0.5),
+                    "y": torch.randn(12, 16, 16, generator=_g)}, "darcy_train_16.pt")
+        """
+    ),
     # the "your simulator" of the dataset-layer guide: 1-D heat equation, 64 points, 11 times
     "heat-solver": textwrap.dedent(
         """
