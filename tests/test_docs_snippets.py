@@ -93,6 +93,45 @@ SETUPS = {
                     "y": torch.randn(12, 16, 16, generator=_g)}, "darcy_train_16.pt")
         """
     ),
+    # the UQ guide's "your models and data": a truth file darcy.h5 (10 fields, 6 in the test
+    # split) and stand-ins for a trained 4-member ensemble, a second model's report, held-out
+    # calibration predictions, a saved 2-input MF-DNN (untrained) and its simulator
+    "uq-stand-ins": textwrap.dedent(
+        """
+        import numpy as np, torch
+        import pdesurrogates
+        from pdesurrogates.datasets import DatasetWriter, FieldSpec
+        from pdesurrogates.surrogates import MultiFidelityNet
+        from pdesurrogates.uq import Prediction, evaluate as _evaluate, save_prediction
+        _rng = np.random.default_rng(0)
+        _a, _u = _rng.uniform(1, 2, size=(10, 12, 10)), _rng.normal(size=(10, 12, 10))
+        with DatasetWriter("darcy.h5", n_samples=10, coords={"x": 12, "y": 10},
+                           fields={"a": FieldSpec(("sample", "x", "y"), role="input"),
+                                   "u": FieldSpec(("sample", "x", "y"), role="output")}) as _w:
+            _w.write_batch(0, {"a": _a, "u": _u})
+            _w.finalize(splits={"train": [0, 1, 2, 3], "test": [4, 5, 6, 7, 8, 9]})
+        a_test, u_test = _a[4:], _u[4:]
+
+        class _StandInEnsemble:
+            def predict(self, a):
+                _s = u_test + 0.3 * _rng.normal(size=(4, *u_test.shape))
+                return Prediction(_s.mean(0), samples=_s)
+
+        ensemble = _StandInEnsemble()
+        save_prediction("pred.h5", ensemble.predict(a_test), field="u", like="darcy.h5",
+                        split="test", data="darcy.h5")
+        other = _evaluate(Prediction(mean=u_test + 0.1, std=np.full(u_test.shape, 0.3)), u_test)
+        y_cal, y_test = _rng.normal(size=(40, 8)), _rng.normal(size=(20, 8))
+        pred_cal = Prediction(mean=np.zeros((40, 8)), std=np.full((40, 8), 0.5))
+        pred_test = Prediction(mean=np.zeros((20, 8)), std=np.full((20, 8), 0.5))
+        torch.manual_seed(0)
+        pdesurrogates.save(MultiFidelityNet(in_dim=2), "runs/mfnet")
+        model = pdesurrogates.load("runs/mfnet")
+
+        def simulator(x):
+            return x[:, 0] * x[:, 1]
+        """
+    ),
     # the "your simulator" of the dataset-layer guide: 1-D heat equation, 64 points, 11 times
     "heat-solver": textwrap.dedent(
         """
