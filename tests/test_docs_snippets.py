@@ -237,11 +237,73 @@ def steps(snippets: list[Snippet]) -> list[dict]:
 
 CHILD = textwrap.dedent(
     """
-    import json, subprocess, sys, traceback
+    import atexit, json, os, signal, socket, subprocess, sys, traceback
     import matplotlib
     matplotlib.use("Agg")
+
+
+    def serve(path, parent):
+        # Run each `pdesurrogates` command in a fork of this process, which imported the
+        # package (and torch, scipy, matplotlib) once: the same CLI entry point without a
+        # cold start per command. The shim on PATH passes argv, cwd, env and its stdio.
+        devnull = os.open(os.devnull, os.O_RDWR)
+        for fd in (0, 1, 2):
+            os.dup2(devnull, fd)
+        srv = socket.socket(socket.AF_UNIX)
+        srv.bind(path)
+        srv.listen(16)
+        import scipy.stats, torch, torch._dynamo, matplotlib.pyplot  # noqa: F401
+        import pdesurrogates.cli, pdesurrogates.runs  # noqa: F401
+        signal.signal(signal.SIGCHLD, signal.SIG_IGN)
+        srv.settimeout(1.0)
+        while os.getppid() == parent:
+            try:
+                conn, _ = srv.accept()
+            except socket.timeout:
+                continue
+            if os.fork():
+                conn.close()
+                continue
+            signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+            srv.close()
+            conn.settimeout(None)
+            data, fds, _, _ = socket.recv_fds(conn, 1 << 16, 3)
+            while len(data) < 8 or len(data) < 8 + int.from_bytes(data[:8], "big"):
+                data += conn.recv(1 << 16)
+            req = json.loads(data[8:])
+            for i, fd in enumerate(fds):
+                os.dup2(fd, i)
+                os.close(fd)
+            os.chdir(req["cwd"])
+            os.environ.clear()
+            os.environ.update(req["env"])
+            sys.argv = ["pdesurrogates", *req["argv"]]
+            code = 1
+            try:
+                from pdesurrogates.cli import main
+                code = main(req["argv"])
+            except SystemExit as exc:
+                code = exc.code if isinstance(exc.code, int) else int(exc.code is not None)
+            except BaseException:
+                traceback.print_exc()
+            finally:
+                sys.stdout.flush()
+                sys.stderr.flush()
+                conn.sendall(int(code or 0).to_bytes(4, "big"))
+                os._exit(0)
+        os._exit(0)
+
+
+    plan = json.load(open(sys.argv[1]))
+    cli = os.environ.get("PDESURROGATES_SNIPPET_CLI")
+    if cli and any(s["kind"] == "bash" for s in plan):
+        parent = os.getpid()
+        server = os.fork()
+        if not server:
+            serve(cli, parent)
+        atexit.register(os.kill, server, signal.SIGKILL)
     ns = {"__name__": "__main__"}
-    for step in json.load(open(sys.argv[1])):
+    for step in plan:
         print(f"=== {step['where']} ({step['kind']})", flush=True)
         if step["kind"] == "file":
             open(step["name"], "w").write(step["code"] + "\\n")
@@ -265,6 +327,46 @@ CHILD = textwrap.dedent(
     """
 )
 
+# `pdesurrogates` on the PATH of the snippets: hands the command to the child's CLI server.
+SHIM = textwrap.dedent(
+    """
+    import json, os, socket, sys
+    s = socket.socket(socket.AF_UNIX)
+    s.connect(os.environ["PDESURROGATES_SNIPPET_CLI"])
+    req = {"argv": sys.argv[1:], "cwd": os.getcwd(), "env": dict(os.environ)}
+    msg = json.dumps(req).encode()
+    socket.send_fds(s, [len(msg).to_bytes(8, "big") + msg], [0, 1, 2])
+    rc = b""
+    while len(rc) < 4:
+        chunk = s.recv(4 - len(rc))
+        if not chunk:
+            sys.exit("pdesurrogates: the snippet test's command server died")
+        rc += chunk
+    sys.exit(int.from_bytes(rc, "big"))
+    """
+)
+
+
+def write_runner(tmp_path: Path) -> dict:
+    """child.py, the ``pdesurrogates`` shim and the environment they run in."""
+    (tmp_path / "child.py").write_text(CHILD)
+    shim_dir = tmp_path / "bin"
+    shim_dir.mkdir()
+    shim = shim_dir / "pdesurrogates"
+    shim.write_text(f"#!{sys.executable} -S" + SHIM)
+    shim.chmod(0o755)
+    path = [str(shim_dir), str(Path(sys.executable).parent), os.environ.get("PATH", "")]
+    return {
+        **os.environ,
+        "PATH": os.pathsep.join(path),
+        "PDESURROGATES_SNIPPET_CLI": str(tmp_path / "cli.sock"),
+        "MPLBACKEND": "Agg",
+        "OMP_NUM_THREADS": "1",
+        "PYTHONPATH": os.pathsep.join(
+            filter(None, [str(ROOT / "src"), os.environ.get("PYTHONPATH")])
+        ),
+    }
+
 
 @pytest.mark.parametrize("doc", DOCS, ids=lambda p: p.name)
 def test_snippets_run_in_order(doc, tmp_path):
@@ -272,19 +374,9 @@ def test_snippets_run_in_order(doc, tmp_path):
     if not plan:
         pytest.skip(f"{doc.name} has no runnable snippet")
     (tmp_path / "steps.json").write_text(json.dumps(plan))
-    (tmp_path / "child.py").write_text(CHILD)
+    env = write_runner(tmp_path)
     work = tmp_path / "work"
     work.mkdir()
-    bindir = str(Path(sys.executable).parent)
-    env = {
-        **os.environ,
-        "PATH": bindir + os.pathsep + os.environ.get("PATH", ""),
-        "MPLBACKEND": "Agg",
-        "OMP_NUM_THREADS": "1",
-        "PYTHONPATH": os.pathsep.join(
-            filter(None, [str(ROOT / "src"), os.environ.get("PYTHONPATH")])
-        ),
-    }
     r = subprocess.run(
         [sys.executable, str(tmp_path / "child.py"), str(tmp_path / "steps.json")],
         cwd=work,
