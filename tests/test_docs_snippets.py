@@ -406,3 +406,18 @@ def test_parser_reads_directives_and_rejects_stale_rewrites(tmp_path):
         {"kind": "bash", "where": "x.md:3", "code": "echo 10"},
         {"kind": "file", "where": "x.md:7", "name": "a.toml", "code": "k = 1"},
     ]
+
+
+def test_console_blocks_run_their_commands_only(tmp_path):
+    md = tmp_path / "c.md"
+    md.write_text(
+        "<!-- snippet: fails no such file -->\n```console\n$ cat a \\\n    b\nerror: no such file\n"
+        "$ echo 2\n2\n```\n"
+    )
+    (step,) = steps(parse(md))
+    assert step == {
+        "kind": "bash",
+        "where": "c.md:2",
+        "code": "cat a \\\n    b\necho 2",
+        "fails": "no such file",
+    }
