@@ -237,7 +237,7 @@ def steps(snippets: list[Snippet]) -> list[dict]:
 
 CHILD = textwrap.dedent(
     """
-    import atexit, json, os, signal, socket, subprocess, sys, traceback
+    import atexit, json, os, signal, socket, subprocess, sys, traceback, types
     import matplotlib
     matplotlib.use("Agg")
 
@@ -278,6 +278,8 @@ CHILD = textwrap.dedent(
             os.environ.clear()
             os.environ.update(req["env"])
             sys.argv = ["pdesurrogates", *req["argv"]]
+            # spawned workers (dask) must not re-run this file as their __main__
+            sys.modules["__main__"] = types.ModuleType("__main__")
             code = 1
             try:
                 from pdesurrogates.cli import main
