@@ -18,6 +18,11 @@ the rendered docs)::
 
 A ``shrink`` whose left side is not in the block fails the test, so a rewrite cannot go stale
 silently. Blocks in other languages (``text``, ``toml`` without ``file``, ...) are not run.
+
+``pdesurrogates`` in a shell block is a shim that hands argv, cwd, environment and stdio to a
+server forked from the child: each command runs ``pdesurrogates.cli.main`` in a fork of a
+process that imported the package once, so a page with twenty commands does not pay twenty
+cold starts (several seconds each).
 """
 
 from __future__ import annotations
