@@ -6,7 +6,13 @@ import h5py
 import numpy as np
 import pytest
 
-from pdesurrogates.datasets import import_the_well, open_dataset, open_xarray, validate
+from pdesurrogates.datasets import (
+    import_the_well,
+    open_dataset,
+    open_xarray,
+    to_channel_first,
+    validate,
+)
 from pdesurrogates.errors import DatasetError, SchemaError
 
 B, T, W, H = 2, 5, 8, 6
@@ -139,7 +145,8 @@ def test_dataset_folder_maps_train_valid_test_to_splits(tmp_path):
     np.testing.assert_array_equal(ds.splits["test"], [6, 7])
     order = [("train", 0), ("train", 1), ("valid", 2), ("test", 3)]
     expected = np.concatenate([parts[k]["velocity"] for k in order])
-    np.testing.assert_array_equal(ds.load("velocity"), expected)
+    velocity = ds.fields["velocity"].dims
+    np.testing.assert_array_equal(ds.load("velocity"), to_channel_first(expected, velocity))
     np.testing.assert_array_equal(
         ds.param_values("tcool"), np.repeat([0.1 * (s + 1) for s in range(4)], B)
     )
@@ -153,12 +160,17 @@ def test_dataset_folder_maps_train_valid_test_to_splits(tmp_path):
     assert {k: len(v) for k, v in small.splits.items()} == {"train": 1, "valid": 1, "test": 1}
     # the folder and a file also open without conversion
     direct = open_dataset(tmp_path / "toy_well")
-    np.testing.assert_array_equal(direct.split("valid").load("velocity"), expected[4:6])
+    np.testing.assert_array_equal(
+        direct.split("valid").load("velocity"), to_channel_first(expected[4:6], velocity)
+    )
     for name in ("velocity", "density", "mask"):  # per component; static field too
         for got, want in zip(direct.stats(name), ds.stats(name), strict=True):
             np.testing.assert_allclose(got, want, rtol=1e-7)
     one = open_dataset(tmp_path / "toy_well" / "data" / "test" / "toy_03.hdf5")
-    np.testing.assert_array_equal(one.load("stress_x"), parts[("test", 3)]["stress"][..., 0, :])
+    stress_x = parts[("test", 3)]["stress"][..., 0, :]
+    np.testing.assert_array_equal(
+        one.load("stress_x"), to_channel_first(stress_x, one.fields["stress_x"].dims)
+    )
 
 
 def test_grids_differing_across_files_name_the_first_offending_sample(tmp_path):

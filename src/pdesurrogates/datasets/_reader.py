@@ -346,7 +346,11 @@ class FieldDataset(torch.utils.data.Dataset):
         """Batched fetch used by ``DataLoader``: one HDF5 read per field and index run."""
         rows = self.indices[np.asarray(positions, dtype=np.int64)]
         read = self._channel_first(self._read(rows))
-        arrays = {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in read.items()}
+        # a field without a sample axis is a read-only broadcast view: copy it
+        arrays = {
+            k: torch.from_numpy(np.ascontiguousarray(v) if v.flags.writeable else np.array(v))
+            for k, v in read.items()
+        }
         params = {k: torch.from_numpy(v) for k, v in self._params(rows).items()}
         return _Batch({**arrays, "params": params}, len(rows))
 
@@ -388,8 +392,8 @@ class FieldDataset(torch.utils.data.Dataset):
             raise DatasetError(
                 f"{self.path}: no field {name!r}; available fields: {sorted(self.fields)}"
             )
-        arr = self.select([name])._read(self.indices)[name]
-        return np.ascontiguousarray(to_channel_first(arr, self._dims(name)))
+        arr = to_channel_first(self.select([name])._read(self.indices)[name], self._dims(name))
+        return np.ascontiguousarray(arr) if arr.flags.writeable else np.array(arr)
 
     def __repr__(self) -> str:
         shapes = ", ".join(f"{k}{self.shape(k)}" for k in self.field_names)
