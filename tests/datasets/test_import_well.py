@@ -107,14 +107,19 @@ def test_single_well_file_round_trips(tmp_path):
     assert ds.fields["profile"].dims == ("sample", "time", "x")
     assert ds.fields["energy"].dims == ("sample", "time")
     for i in range(B):
-        s = ds[i]
-        for name in ("density", "velocity", "obstacle", "profile"):
-            np.testing.assert_array_equal(s[name].numpy(), data[name][i])
+        s = ds[i]  # channel-first: scalar fields (1, ...), vectors (C, ...)
+        for name in ("density", "obstacle", "profile"):
+            np.testing.assert_array_equal(s[name].numpy(), data[name][i][None])
+        np.testing.assert_array_equal(
+            s["velocity"].numpy(), np.moveaxis(data["velocity"][i], -1, 0)
+        )
         # rank-2 tensors: one field per row, columns along the component dim
-        np.testing.assert_array_equal(s["stress_x"].numpy(), data["stress"][i, ..., 0, :])
-        np.testing.assert_array_equal(s["stress_y"].numpy(), data["stress"][i, ..., 1, :])
-        np.testing.assert_array_equal(s["mask"].numpy(), data["mask"])
-        np.testing.assert_array_equal(s["energy"].numpy(), data["energy"][i].astype(np.float32))
+        for name, row in (("stress_x", 0), ("stress_y", 1)):
+            want = np.moveaxis(data["stress"][i, ..., row, :], -1, 0)
+            np.testing.assert_array_equal(s[name].numpy(), want)
+        np.testing.assert_array_equal(s["mask"].numpy(), data["mask"][None])
+        energy = data["energy"][i].astype(np.float32)[None]
+        np.testing.assert_array_equal(s["energy"].numpy(), energy)
     np.testing.assert_array_equal(ds.param_values("tcool"), [0.1, 0.1])
     np.testing.assert_array_equal(ds.coords["y"], np.linspace(0, 3, H))
     np.testing.assert_array_equal(ds.coords["component"], [0, 1])

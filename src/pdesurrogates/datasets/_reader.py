@@ -348,7 +348,9 @@ class FieldDataset(torch.utils.data.Dataset):
         read = self._channel_first(self._read(rows))
         # a field without a sample axis is a read-only broadcast view: copy it
         arrays = {
-            k: torch.from_numpy(np.ascontiguousarray(v) if v.flags.writeable else np.array(v))
+            k: torch.from_numpy(
+                np.ascontiguousarray(v) if v.flags.writeable else np.array(v, order="C")
+            )
             for k, v in read.items()
         }
         params = {k: torch.from_numpy(v) for k, v in self._params(rows).items()}
@@ -393,7 +395,7 @@ class FieldDataset(torch.utils.data.Dataset):
                 f"{self.path}: no field {name!r}; available fields: {sorted(self.fields)}"
             )
         arr = to_channel_first(self.select([name])._read(self.indices)[name], self._dims(name))
-        return np.ascontiguousarray(arr) if arr.flags.writeable else np.array(arr)
+        return np.ascontiguousarray(arr) if arr.flags.writeable else np.array(arr, order="C")
 
     def __repr__(self) -> str:
         shapes = ", ".join(f"{k}{self.shape(k)}" for k in self.field_names)
