@@ -84,7 +84,7 @@ def test_evaluate_report(run, darcy, tmp_path):
     model = pdesurrogates.load(run / "model")
     s = ds[0]
     with torch.no_grad():
-        p = model(s["a"][None, None])[0, 0]
+        p = model(s["a"][None])[0]  # items are channel-first (1, X, Y)
     expected = float((p - s["u"]).norm() / s["u"].norm())
     assert l2[0] == pytest.approx(expected, rel=1e-4)
     for name in ("best", "median", "worst"):

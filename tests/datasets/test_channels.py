@@ -51,7 +51,7 @@ def _expected(values):
         "a": values["a"][:, None],
         "vel": np.transpose(values["vel"], (0, 3, 1, 2)),
         "traj": values["traj"][:, None],
-        "q": values["q"][:, None],
+        "q": values["q"],  # one number per sample: (N,), no channel axis
         "mask": np.broadcast_to(values["mask"], (N, NX, NY))[:, None],
     }
 
@@ -60,7 +60,7 @@ def test_load_items_batches_and_shape_are_channel_first(fields):
     path, values = fields
     ds = open_dataset(path)
     want = _expected(values)
-    shapes = {"a": (1, NX, NY), "vel": (C, NX, NY), "traj": (1, NT, NX), "q": (1,),
+    shapes = {"a": (1, NX, NY), "vel": (C, NX, NY), "traj": (1, NT, NX), "q": (),
               "mask": (1, NX, NY)}  # fmt: skip
     for name, w in want.items():
         assert ds.shape(name) == shapes[name], name
@@ -88,7 +88,7 @@ def test_conversions_round_trip_and_accept_a_missing_channel_axis():
         (("sample", "x", "y"), (4, 6, 5)),
         (("sample", "x", "y", "component"), (4, 6, 5, 3)),
         (("sample", "time", "x"), (4, 3, 6)),
-        (("sample",), (4,)),
+        (("sample",), (4,)),  # stays (N,)
     ):
         arr = rng.normal(size=shape)
         cf = to_channel_first(arr, dims)
@@ -102,6 +102,7 @@ def test_conversions_round_trip_and_accept_a_missing_channel_axis():
     # a scalar field given without its channel axis of 1 is taken as it is
     arr = rng.normal(size=(4, 6, 5))
     assert from_channel_first(arr, ("sample", "x", "y")) is arr
+    assert from_channel_first(np.zeros((4, 1)), ("sample",)).shape == (4,)
     with pytest.raises(ValueError, match="has 2 channels"):
         from_channel_first(np.zeros((4, 2, 6, 5)), ("sample", "x", "y"))
     with pytest.raises(ValueError, match=r"shape \(4, 6\) cannot hold a field with dims"):

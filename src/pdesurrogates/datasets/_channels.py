@@ -7,11 +7,14 @@ or takes from one (dataset items and batches, :meth:`FieldDataset.load`,
 axis right after the sample axis:
 
 * a scalar field (no ``component`` dim) gets a channel axis of length 1:
-  ``(N, X, Y)`` in the file -> ``(N, 1, X, Y)``; a field with only a sample axis
-  (one number per sample) -> ``(N, 1)``;
+  ``(N, X, Y)`` in the file -> ``(N, 1, X, Y)``;
 * a field with a ``component`` dim keeps it as the channel axis: ``(N, X, Y, C)`` in
   the file -> ``(N, C, X, Y)``;
-* the remaining axes (``time``, then the grid) keep the file's order.
+* the remaining axes (``time``, then the grid) keep the file's order;
+* a field with only a sample axis (one number per sample, e.g. a multi-fidelity output)
+  is not a field on a grid: it stays ``(N,)``, like a parameter and like the ``(N,)``
+  predictions of scalar-output models (the evaluator then pools its relative error over
+  the samples, as for any 1-D array).
 
 :func:`to_channel_first` and :func:`from_channel_first` are the only conversions
 between the two layouts; the reader and the prediction file call them, nothing else
@@ -30,6 +33,8 @@ Examples
 (5, 8, 6)
 >>> channel_first_shape((8, 6, 2), ("sample", "x", "y", "component"))
 (2, 8, 6)
+>>> to_channel_first(np.zeros(5), ("sample",)).shape  # one number per sample
+(5,)
 """
 
 from __future__ import annotations
@@ -44,6 +49,10 @@ __all__ = ["channel_first_shape", "from_channel_first", "to_channel_first"]
 
 def _has_component(dims: Sequence[str]) -> bool:
     return len(dims) > 0 and dims[-1] == "component"
+
+
+def _per_sample_scalar(dims: Sequence[str]) -> bool:
+    return tuple(dims) == ("sample",)
 
 
 def _moveaxis(arr: Any, src: int, dst: int) -> Any:
@@ -68,6 +77,8 @@ def to_channel_first(arr: Any, dims: Sequence[str], *, lead: int = 0) -> Any:
     """
     dims = tuple(dims)
     _check_ndim(arr, lead + len(dims), dims, lead, "in the file's layout")
+    if _per_sample_scalar(dims):
+        return arr
     if _has_component(dims):
         return _moveaxis(arr, -1, lead + 1)
     return arr[(slice(None),) * (lead + 1) + (None,)]
@@ -77,7 +88,8 @@ def from_channel_first(arr: Any, dims: Sequence[str], *, lead: int = 0) -> Any:
     """A channel-first field back in the file's layout (``dims``, starting with ``sample``).
 
     A field without a ``component`` dim may also be given without its channel axis of
-    length 1 (``(N, X, Y)`` for ``(N, 1, X, Y)``); it is then returned as it is.
+    length 1 (``(N, X, Y)`` for ``(N, 1, X, Y)``); it is then returned as it is. A
+    per-sample scalar (dims ``("sample",)``) is ``(N,)``, and ``(N, 1)`` is accepted.
     """
     dims = tuple(dims)
     if _has_component(dims):
@@ -98,6 +110,8 @@ def channel_first_shape(shape: Sequence[int], dims: Sequence[str]) -> tuple[int,
     """Channel-first shape ``(C, *grid)`` of one sample of a field stored with ``dims``
     (``shape`` is the file's per-sample shape, the sample axis removed)."""
     shape = tuple(int(s) for s in shape)
+    if _per_sample_scalar(dims):
+        return shape
     if _has_component(dims):
         return (shape[-1], *shape[:-1])
     return (1, *shape)

@@ -10,6 +10,7 @@ Every field comes out channel-first (the package's one tensor convention, define
 and :meth:`FieldDataset.load` are ``(N, C, *grid)``. A scalar field has ``C = 1``
 (``(X, Y)`` in the file -> ``(1, X, Y)``); a field with a ``component`` dim has it as
 ``C`` (``(X, Y, C)`` -> ``(C, X, Y)``); ``time`` and the grid axes keep the file's order.
+A field of one number per sample (dims ``("sample",)``) stays ``(N,)``.
 Coordinates, parameters and :meth:`FieldDataset.stats` (per component) are unchanged.
 """
 
