@@ -142,7 +142,7 @@ def _write(report, pred, y, out: Path, figures: bool, labels: dict[str, Any]) ->
     if not figures:
         return
     figs = {}
-    if pred.shape[1] == 1 and len(pred.shape) - 2 in (1, 2):  # one channel on a 1-D/2-D grid
+    if len(pred.shape) in (3, 4) and pred.shape[1] == 1:  # one channel on a 1-D/2-D grid
         figs["error_map"] = plots.plot_error_maps(
             pred, y, index=0, split=report.meta.get("split"), **labels
         )
