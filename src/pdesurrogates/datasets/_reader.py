@@ -67,7 +67,7 @@ class FieldDataset(torch.utils.data.Dataset):
     Batches (:meth:`loader`, :meth:`collate`, ``DataLoader``) and :meth:`load` are
     ``(N, C, *grid)``, what the models take and return. Fields are float32 (what the
     models train in) whatever the file stores, unless ``dtype`` says otherwise.
-    Fields without a sample axis are returned unchanged with every sample.
+    Fields without a sample axis are returned (channel-first) with every sample.
 
     Use :func:`pdesurrogates.datasets.open_dataset` to create one.
 
