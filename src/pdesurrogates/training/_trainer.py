@@ -182,7 +182,7 @@ class Trainer:
     >>> class Pairs(Dataset):
     ...     def __len__(self): return 32
     ...     def __getitem__(self, i):
-    ...         a = torch.rand(8, 8, generator=torch.Generator().manual_seed(i))
+    ...         a = torch.rand(1, 8, 8, generator=torch.Generator().manual_seed(i))  # (C, X, Y)
     ...         return {"a": a, "u": 2 * a}
     >>> _ = torch.manual_seed(0)
     >>> model = torch.nn.Conv2d(1, 1, 1)
