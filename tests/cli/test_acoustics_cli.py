@@ -247,7 +247,7 @@ def test_separable_training_step_draws_a_space_time_subgrid(tube):
     xx = torch.randint(0, n_x, (10,))
     x = torch.as_tensor(info["coords"]["x"], dtype=torch.float32)[xx]
     t = torch.as_tensor(info["coords"]["time"], dtype=torch.float32)[tt]
-    expect = fields[:, tt][:, :, xx].transpose(1, 2).reshape(3, -1)
+    expect = fields[:, 0, tt][:, :, xx].transpose(1, 2).reshape(3, -1)  # channel 0 of (3, 1, T, X)
     torch.testing.assert_close(target, expect, rtol=0, atol=0)
     coords = torch.stack([x[:, None].expand(10, 6), t[None, :].expand(10, 6)], -1)
     with torch.no_grad():

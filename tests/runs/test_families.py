@@ -74,6 +74,7 @@ def test_deeponet_routes_agree_and_match_evaluate_deeponet(tube, k, tmp_path, ca
     test = open_dataset(data).split("test")
     pred = load_prediction(pred_file)
     assert pred.shape == (len(test), *test.shape("p"))
+    assert pred.shape[1] == 1  # channel-first, like the dataset: (N, 1, T, X)
     np.testing.assert_array_equal(info.source_index, test.indices)
     if k == 2:  # the members are in the file
         assert pred.samples.shape == (2, *pred.shape)
@@ -121,7 +122,9 @@ def mf_runs(tmp_path_factory):
 
 def _test_points(run: Path) -> tuple[np.ndarray, np.ndarray]:
     ds = open_dataset(run / "test.h5").split("test")
-    return ds.param_values("x0")[:, None], ds.load("y")
+    y = ds.load("y")
+    assert y.shape == (len(ds),)  # one number per sample: no grid, no channel axis
+    return ds.param_values("x0")[:, None], y
 
 
 def test_mf_fit_writes_a_run_directory(mf_runs):
@@ -153,6 +156,7 @@ def test_cokriging_routes_agree_and_match_model_predict(mf_runs, tmp_path, capsy
     pred = load_prediction(pred_file)
     x, y = _test_points(run)
     ref = pdesurrogates.load(run).predict(x)
+    assert pred.shape == ref.shape == (len(x),)
     np.testing.assert_allclose(pred.mean, ref.mean, rtol=1e-6)
     np.testing.assert_allclose(pred.std, ref.std, rtol=1e-6)
     # oracle: the relative L2 error of model.predict on the file's points
