@@ -213,7 +213,7 @@ def run_case(name: str, cfg: dict, work: Path, quick: bool, reuse: bool = False)
         [modal_wave(lengths, s, sigma=setup["sigma"], times=times, points=rec) for s in sources]
     )
     pred = model.impulse_response(sources, rec, times)
-    fdtd_ref = np.transpose(info["ir"], (0, 2, 1))[:, :, :100]
+    fdtd_ref = info["ir"][:, :, :100]  # (N, R, T): receivers are the channels
 
     # cold: every call a new source and a new set of receivers (nothing source- or
     # receiver-dependent is reused); off-grid: times off the model's native time grid,
@@ -337,7 +337,7 @@ def run_case_3d(name, cfg, data, work, quick, reuse, gen_seconds) -> dict:
     rec_all = np.asarray(setup["receivers"])
     times_101 = info["coords"]["time"]
     sources = ds.sources.numpy().astype(np.float64)
-    ref = np.transpose(info["ir"], (0, 2, 1))  # (N, R, T)
+    ref = info["ir"]  # (N, R, T): receivers are the channels
     pred = model.impulse_response(sources, rec_all, times_101)
     scores = impulse_response_scores(pred, ref, times_101)
     rigid_box = setup.get("impedance") is None and setup["room"]["kind"] == "box"

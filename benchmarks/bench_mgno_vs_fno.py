@@ -55,11 +55,12 @@ class _Pairs(torch.utils.data.Dataset):
 
 
 def darcy(n, resolution, seed):
-    a = np.empty((n, resolution, resolution), np.float32)
+    """Coefficients and solutions, channel-first ``(n, 1, X, Y)``."""
+    a = np.empty((n, 1, resolution, resolution), np.float32)
     u = np.empty_like(a)
     for i in range(n):
         sample, _ = darcy_sample(i, seed, resolution=resolution, variant="smooth")
-        a[i], u[i] = sample["a"], sample["u"]
+        a[i, 0], u[i, 0] = sample["a"], sample["u"]
     return a, u
 
 
@@ -207,7 +208,7 @@ def main(argv=None):
             f"{key}: {n_params(net):,} parameters, training for {budget / 60:.1f} min", flush=True
         )
         # one untimed forward/backward pass: one-time kernel set-up stays out of the budget
-        model(torch.as_tensor(a_tr[: args.batch_size])[:, None]).square().mean().backward()
+        model(torch.as_tensor(a_tr[: args.batch_size])).square().mean().backward()
         model.zero_grad(set_to_none=True)
         load_before = os.getloadavg()
         with PeakMemory() as mem_train, Timer() as t_train:

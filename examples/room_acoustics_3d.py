@@ -117,7 +117,7 @@ def main() -> None:
     times = info["coords"]["time"]
     rec_all = np.asarray(setup["receivers"])
     sources = ds.sources.numpy().astype(np.float64)
-    reference = np.transpose(info["ir"], (0, 2, 1))
+    reference = info["ir"]  # (N, R, T): receivers are the channels
     predicted = model.impulse_response(sources, rec_all, times)
     scores = impulse_response_scores(predicted, reference, times)
     print(
@@ -135,7 +135,11 @@ def main() -> None:
     field_pred = model.predict_field(sources[0], [coords[a] for a in "xyz"], times)
     k = len(times)
     fig = plot_field_slices(
-        coords, ds.fields_data[0].numpy(), field_pred, [k // 10, k // 4, k // 2], at=sources[0][2]
+        coords,
+        ds.fields_data[0, 0].numpy(),
+        field_pred,
+        [k // 10, k // 4, k // 2],
+        at=sources[0][2],
     )
     fig.savefig(out / "field_slices.png", dpi=110)
     plt.close(fig)

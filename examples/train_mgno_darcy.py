@@ -75,10 +75,9 @@ def main(out: Path, *, smoke: bool = False, epochs: int | None = None, n=1000, r
 
     # the saved model is self-contained: reload it anywhere
     model = pdesurrogates.load(out / "run" / "model")
-    a = torch.stack([test[i]["a"] for i in range(len(test))])
-    u = torch.stack([test[i]["u"] for i in range(len(test))])
+    a, u = torch.from_numpy(test.load("a")), torch.from_numpy(test.load("u"))  # (N, 1, X, Y)
     with torch.no_grad():
-        pred = model(a[:, None])[:, 0]
+        pred = model(a)  # (N, 1, X, Y), like the dataset's fields
     grid = [test.coords["x"], test.coords["y"]]  # H1 with the file's grid spacing
     l2, h1 = float(rel_l2(pred, u)), float(rel_h1(pred, u, coords=grid))
     print(f"test ({len(test)} samples): rel L2 {l2:.4f}, rel H1 {h1:.4f}")
@@ -88,10 +87,9 @@ def main(out: Path, *, smoke: bool = False, epochs: int | None = None, n=1000, r
     if not fine.exists():  # same seed: the same coefficient fields, refined
         cli(["generate", "darcy", "-n", str(n), "-r", str(2 * res), "-o", str(fine), "--quiet"])
     fine_test = open_dataset(fine).split("test")
-    a2 = torch.stack([fine_test[i]["a"] for i in range(len(fine_test))])
-    u2 = torch.stack([fine_test[i]["u"] for i in range(len(fine_test))])
+    a2, u2 = torch.from_numpy(fine_test.load("a")), torch.from_numpy(fine_test.load("u"))
     with torch.no_grad():
-        l2_fine = float(rel_l2(model(a2[:, None])[:, 0], u2))
+        l2_fine = float(rel_l2(model(a2), u2))
     print(f"zero-shot at {2 * res}²: rel L2 {l2_fine:.4f}")
     return {"rel_l2": l2, "rel_h1": h1, "rel_l2_zero_shot": l2_fine, "history": history}
 

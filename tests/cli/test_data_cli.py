@@ -42,7 +42,7 @@ def test_generate_then_info(tmp_path, capsys):
     code = main(["generate", "darcy", "-n", "6", "-r", "16", "--seed", "3", "-q", "-o", str(out)])
     assert code == 0
     ds = open_dataset(out)
-    assert len(ds) == 6 and ds.shape("a") == (16, 16)
+    assert len(ds) == 6 and ds.shape("a") == (1, 16, 16)
     assert {k: len(v) for k, v in ds.splits.items()} == {"train": 5, "valid": 1, "test": 0}
     capsys.readouterr()
     assert main(["info", str(out), "--check"]) == 0

@@ -13,7 +13,7 @@ import scipy.io
 import torch
 
 from pdesurrogates.cli import main
-from pdesurrogates.datasets import open_dataset, validate
+from pdesurrogates.datasets import open_dataset, to_channel_first, validate
 
 RNG = np.random.default_rng(3)
 
@@ -64,8 +64,8 @@ def test_import_pdebench_command(tmp_path, capsys):
     assert code == 0, text
     assert f"wrote {out} (10 samples; a(10, 8, 8), u(10, 8, 8); splits test: 1, train: 9)" in text
     ds = open_dataset(out)
-    np.testing.assert_array_equal(ds.load("a"), nu)
-    np.testing.assert_array_equal(ds.load("u"), u[:, 0])
+    np.testing.assert_array_equal(ds.load("a"), nu[:, None])  # channel-first (N, 1, X, Y)
+    np.testing.assert_array_equal(ds.load("u"), u)
     out2 = tmp_path / "u_only.h5"
     code, text = _run(
         ["import", "pdebench", src, "-o", out2, "--fields", "u", "--limit", "4", "-q"], capsys
@@ -79,14 +79,17 @@ def test_import_other_formats_command(tmp_path, capsys):
     u = _well(well)
     code, text = _run(["import", "the-well", well, "-o", tmp_path / "w.h5", "-q"], capsys)
     assert code == 0, text
-    np.testing.assert_array_equal(open_dataset(tmp_path / "w.h5").load("u"), u)
+    w = open_dataset(tmp_path / "w.h5")
+    np.testing.assert_array_equal(w.load("u"), to_channel_first(u, w.fields["u"].dims))
 
     mat = tmp_path / "darcy.mat"
     coeff, sol = RNG.normal(size=(5, 6, 4)), RNG.normal(size=(5, 6, 4))
     scipy.io.savemat(mat, {"coeff": coeff, "sol": sol})
     code, text = _run(["import", "fno-mat", mat, "-o", tmp_path / "m.h5", "-q"], capsys)
     assert code == 0, text
-    np.testing.assert_array_equal(open_dataset(tmp_path / "m.h5").load("u"), sol.astype("f4"))
+    np.testing.assert_array_equal(
+        open_dataset(tmp_path / "m.h5").load("u"), sol.astype("f4")[:, None]
+    )
 
     pt = tmp_path / "darcy_train_4.pt"
     x, y = torch.rand(5, 4, 4) > 0.5, torch.randn(5, 4, 4)
@@ -96,8 +99,8 @@ def test_import_other_formats_command(tmp_path, capsys):
     )
     assert code == 0, text
     ds = open_dataset(tmp_path / "p.h5")
-    np.testing.assert_array_equal(ds.load("a"), x.numpy().astype("f4"))
-    np.testing.assert_array_equal(ds.load("u"), y.numpy())
+    np.testing.assert_array_equal(ds.load("a"), x.numpy().astype("f4")[:, None])
+    np.testing.assert_array_equal(ds.load("u"), y.numpy()[:, None])
 
 
 def test_import_errors_are_one_line(tmp_path, capsys):
@@ -208,7 +211,7 @@ def test_import_arrays_shows_the_plan_then_writes(plain, tmp_path, capsys, monke
     report = validate(out)
     assert report.splits == {"train": 51, "valid": 6, "test": 7}
     ds = open_dataset(out)
-    np.testing.assert_array_equal(ds[5]["solution"].numpy(), solution[5].astype(np.float32))
+    np.testing.assert_array_equal(ds[5]["solution"].numpy(), solution[5:6].astype(np.float32))
     ds.close()
     with h5py.File(out) as f:
         np.testing.assert_allclose(f["x"][()], np.linspace(0, 2, 32))

@@ -104,7 +104,7 @@ def test_predict_writes_the_uq_prediction_file(run, darcy, tmp_path, capsys):
     pred = load_prediction(out)
     model = pdesurrogates.load(run)
     with torch.no_grad():
-        expected = model(src[1]["a"][None, None])[0, 0]
+        expected = model(src[1]["a"][None])[0]  # (1, X, Y): the item is channel-first
     torch.testing.assert_close(torch.as_tensor(pred.mean[1]), expected, atol=1e-6, rtol=1e-5)
     # the output never replaces the data file, even with --overwrite
     data = darcy / "d.h5"
@@ -133,7 +133,7 @@ def test_ensemble_train_evaluate_predict(darcy, tmp_path):
     pred = load_prediction(rep / "predictions.h5")
     src = open_dataset(darcy / "d.h5").split("test")
     with torch.no_grad():
-        members = torch.stack([mem(src[2]["a"][None, None]) for mem in ens.members])[:, 0, 0]
+        members = torch.stack([mem(src[2]["a"][None]) for mem in ens.members])[:, 0]
     torch.testing.assert_close(torch.as_tensor(pred.samples[:, 2]), members)
 
 

@@ -91,16 +91,17 @@ def test_round_trip_values_and_metadata(toy):
     ds = open_dataset(path)
     assert len(ds) == N
     assert ds.field_names == ["a", "traj", "vel", "mask"]
-    assert ds.shape("vel") == (NX, NY, 2) and ds.shape("mask") == (NX, NY)
+    # channel-first: a scalar field gets a channel axis of 1, a 'component' dim is C
+    assert ds.shape("vel") == (2, NX, NY) and ds.shape("mask") == (1, NX, NY)
     for i in (0, 4, 9):
         s = ds[i]
-        np.testing.assert_array_equal(s["a"].numpy(), v["a"][i])
-        np.testing.assert_array_equal(s["traj"].numpy(), v["traj"][i])
-        np.testing.assert_array_equal(s["vel"].numpy(), v["vel"][i])
-        np.testing.assert_array_equal(s["mask"].numpy(), v["mask"])
+        np.testing.assert_array_equal(s["a"].numpy(), v["a"][i][None])
+        np.testing.assert_array_equal(s["traj"].numpy(), v["traj"][i][None])
+        np.testing.assert_array_equal(s["vel"].numpy(), np.moveaxis(v["vel"][i], -1, 0))
+        np.testing.assert_array_equal(s["mask"].numpy(), v["mask"][None])
         assert s["params"]["nu"].item() == v["nu"][i]
         assert s["a"].dtype == torch.float32 and s["params"]["nu"].dtype == torch.float64
-    assert ds[-1]["a"].numpy().tolist() == v["a"][-1].tolist()
+    assert ds[-1]["a"].numpy().tolist() == [v["a"][-1].tolist()]
     assert ds.params["nu"].bounds == (0.1, 0.5) and ds.params["z"].scale == 2.0
     np.testing.assert_array_equal(ds.param_values("nu"), v["nu"])
     assert ds.attrs["schema"] == "pdesurrogates-h5" and ds.attrs["complete"]
@@ -130,12 +131,12 @@ def test_splits_and_subsets(toy):
     ds = open_dataset(path)
     assert {k: len(x) for k, x in ds.splits.items()} == {"train": 6, "valid": 2, "test": 2}
     test = open_dataset(path, split="test")
-    np.testing.assert_array_equal(test[1]["a"].numpy(), v["a"][9])
+    np.testing.assert_array_equal(test[1]["a"].numpy(), v["a"][9][None])
     np.testing.assert_array_equal(test.coords["sample"], [8, 9])
     only_a = ds.select(["a"])
     assert set(only_a[0]) == {"a", "params"}
     sub = ds.subset([3, 1])
-    np.testing.assert_array_equal(sub[0]["a"].numpy(), v["a"][3])
+    np.testing.assert_array_equal(sub[0]["a"].numpy(), v["a"][3][None])
     with pytest.raises(DatasetError, match="no field"):
         open_dataset(path, fields=["nope"])
 
@@ -172,7 +173,7 @@ def test_dataloader_with_workers(toy, workers):
     ds[0]  # open a handle in this process first: it must not leak into the workers
     loader = torch.utils.data.DataLoader(ds, batch_size=4, num_workers=workers, shuffle=False)
     got = torch.cat([b["a"] for b in loader]).numpy()
-    np.testing.assert_array_equal(got, v["a"])
+    np.testing.assert_array_equal(got, v["a"][:, None])  # (N, 1, X, Y)
     ds.close()
 
 
@@ -182,7 +183,7 @@ def test_pickle_drops_the_handle(toy):
     ds[0]
     clone = pickle.loads(pickle.dumps(ds))
     assert clone._h5 is None
-    np.testing.assert_array_equal(clone[3]["a"].numpy(), v["a"][3])
+    np.testing.assert_array_equal(clone[3]["a"].numpy(), v["a"][3][None])
 
 
 def test_xarray_named_dims_and_values(toy):
@@ -322,7 +323,7 @@ def test_writer_refuses_to_clobber(toy):
     with pytest.raises(DatasetError, match=r"already exists.*overwrite"):
         _write(path, v)
     _write(path, _values(5), overwrite=True)
-    np.testing.assert_array_equal(open_dataset(path)[0]["a"].numpy(), _values(5)["a"][0])
+    np.testing.assert_array_equal(open_dataset(path)[0]["a"].numpy(), _values(5)["a"][:1])
 
 
 def test_resume_rejects_other_arguments(tmp_path):
@@ -342,7 +343,9 @@ def test_lzf_compression_round_trips(tmp_path):
     path = _write(tmp_path / "c.h5", v, compression="lzf")
     with h5py.File(path) as f:
         assert f["a"].compression == "lzf" and f["a"].chunks == (1, NX, NY)
-    np.testing.assert_array_equal(open_dataset(path)[2]["vel"].numpy(), v["vel"][2])
+    np.testing.assert_array_equal(
+        open_dataset(path)[2]["vel"].numpy(), np.moveaxis(v["vel"][2], -1, 0)
+    )
 
 
 def test_open_xarray_load_refuses_nan_naming_variable_and_sample(tmp_path):

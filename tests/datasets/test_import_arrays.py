@@ -77,7 +77,7 @@ def test_plain_hdf5_becomes_a_valid_dataset(plain, tmp_path):
     # the statistics are those of the train split
     assert mean == pytest.approx(solution[train].mean(), rel=1e-12)
     ds = open_dataset(out, split="train")
-    assert len(ds) == 51 and tuple(ds[0]["coeff"].shape) == (32, 32)
+    assert len(ds) == 51 and tuple(ds[0]["coeff"].shape) == (1, 32, 32)
     ds.close()
 
 

@@ -61,8 +61,9 @@ def test_fno_darcy_mat_round_trips(tmp_path, version):
     validate(out)
     ds = open_dataset(out)
     assert ds.fields["a"].dims == ("sample", "x", "y") and ds.fields["a"].role == "input"
-    np.testing.assert_array_equal(ds.load("a"), arrays["coeff"].astype(np.float32))
-    np.testing.assert_array_equal(ds.load("u"), arrays["sol"].astype(np.float32))
+    # channel-first: (N, 1, X, Y)
+    np.testing.assert_array_equal(ds.load("a"), arrays["coeff"].astype(np.float32)[:, None])
+    np.testing.assert_array_equal(ds.load("u"), arrays["sol"].astype(np.float32)[:, None])
     np.testing.assert_array_equal(ds.coords["x"], np.linspace(0, 1, X))
     np.testing.assert_array_equal(ds.coords["y"], np.linspace(0, 1, Y))
     xa = open_xarray(out)
@@ -70,7 +71,7 @@ def test_fno_darcy_mat_round_trips(tmp_path, version):
     xa.close()
     direct = open_dataset(src)
     assert direct.layout == "fno-mat"
-    np.testing.assert_array_equal(direct[4]["u"].numpy(), arrays["sol"][4].astype(np.float32))
+    np.testing.assert_array_equal(direct[4]["u"].numpy(), arrays["sol"][4:5].astype(np.float32))
 
 
 @pytest.mark.parametrize("version", ["v5", "v7.3"])
@@ -83,11 +84,12 @@ def test_fno_ns_trajectories_put_time_second(tmp_path, version):
         write_mat73(src, arrays)
     ds = open_dataset(import_fno_mat(src, tmp_path / "ns.h5", progress=False))
     assert ds.fields["u"].dims == ("sample", "time", "x", "y")
-    np.testing.assert_array_equal(ds.load("u"), np.moveaxis(arrays["u"], -1, 1))
-    np.testing.assert_array_equal(ds.load("a"), arrays["a"])
+    # (N, 1, T, X, Y): channel first, then time, then the grid
+    np.testing.assert_array_equal(ds.load("u"), np.moveaxis(arrays["u"], -1, 1)[:, None])
+    np.testing.assert_array_equal(ds.load("a"), arrays["a"][:, None])
     np.testing.assert_array_equal(ds.coords["time"], arrays["t"].ravel())
     sub = open_dataset(import_fno_mat(src, tmp_path / "ns2.h5", limit=2, progress=False))
-    np.testing.assert_array_equal(sub.load("u"), np.moveaxis(arrays["u"][:2], -1, 1))
+    np.testing.assert_array_equal(sub.load("u"), np.moveaxis(arrays["u"][:2], -1, 1)[:, None])
 
 
 def test_fno_burgers_mat_is_one_dimensional(tmp_path):
@@ -97,7 +99,7 @@ def test_fno_burgers_mat_is_one_dimensional(tmp_path):
     scipy.io.savemat(src, {"a": a, "u": u})
     ds = open_dataset(import_fno_mat(src, tmp_path / "b.h5", progress=False))
     assert ds.fields["u"].dims == ("sample", "x")
-    np.testing.assert_array_equal(ds.load("u"), u.astype(np.float32))
+    np.testing.assert_array_equal(ds.load("u"), u.astype(np.float32)[:, None])
 
 
 def test_mat_errors(tmp_path):
@@ -133,14 +135,14 @@ def test_neuralop_darcy_pt_round_trips(tmp_path):
     torch.save({"x": x, "y": y}, src)
     out = import_neuralop_pt(src, tmp_path / "darcy.h5", progress=False)
     ds = open_dataset(out)
-    np.testing.assert_array_equal(ds.load("a"), x.numpy().astype(np.float32))
-    np.testing.assert_array_equal(ds.load("u"), y.numpy())
+    np.testing.assert_array_equal(ds.load("a"), x.numpy().astype(np.float32)[:, None])
+    np.testing.assert_array_equal(ds.load("u"), y.numpy()[:, None])
     assert set(np.unique(ds.load("a"))) == {0.0, 1.0}
     xa = open_xarray(out)
     assert xa["a"].dims == ("sample", "x", "y")
     xa.close()
     direct = open_dataset(src)
-    np.testing.assert_array_equal(direct[3]["a"].numpy(), x[3].numpy().astype(np.float32))
+    np.testing.assert_array_equal(direct[3]["a"].numpy(), x[3:4].numpy().astype(np.float32))
 
 
 @pytest.mark.parametrize("zipformat", [True, False])
@@ -155,8 +157,8 @@ def test_neuralop_burgers_pt_keeps_time_and_visc(tmp_path, zipformat):
     )
     ds = open_dataset(import_neuralop_pt(src, tmp_path / "b.h5", progress=False))
     assert ds.fields["u"].dims == ("sample", "time", "x")
-    np.testing.assert_array_equal(ds.load("u"), y.numpy().astype(np.float32))
-    np.testing.assert_array_equal(ds.load("a"), x.numpy().astype(np.float32))
+    np.testing.assert_array_equal(ds.load("u"), y.numpy().astype(np.float32)[:, None])
+    np.testing.assert_array_equal(ds.load("a"), x.numpy().astype(np.float32)[:, None])
     np.testing.assert_array_equal(ds.param_values("visc"), np.full(N, 0.01))
     assert len(ds.coords["time"]) == 17
 

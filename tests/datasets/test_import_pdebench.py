@@ -14,6 +14,7 @@ from pdesurrogates.datasets import (
     import_pdebench,
     open_dataset,
     open_xarray,
+    to_channel_first,
     validate,
 )
 from pdesurrogates.errors import DatasetError, SchemaError
@@ -98,6 +99,9 @@ def write_ns(path, b=3, nt=4, nx=6, ny=5):
 
 
 def _assert_all_samples(ds, name, expected):
+    """Every sample of ``name`` equals ``expected`` (given in the file's layout), read
+    channel-first."""
+    expected = to_channel_first(np.asarray(expected), ds.fields[name].dims)
     got = np.stack([ds[i][name].numpy() for i in range(len(ds))])
     assert got.dtype == np.float32
     np.testing.assert_array_equal(got, expected)
@@ -171,7 +175,7 @@ def test_darcy_round_trips_and_reads_in_place(tmp_path):
     np.testing.assert_array_equal(direct.splits["test"], ds.splits["test"])
     test = open_dataset(src, split="test")
     assert len(test) == 2
-    np.testing.assert_array_equal(test[1]["u"].numpy(), data["tensor"][1, 0])
+    np.testing.assert_array_equal(test[1]["u"].numpy(), data["tensor"][1])  # (1, X, Y)
 
 
 @pytest.mark.parametrize("spatial", [(7,), (6, 5), (4, 3, 5)])
@@ -268,8 +272,8 @@ def test_streaming_blocks_give_identical_files(tmp_path):
     with open_pdebench(src) as s:
         b = convert(s, tmp_path / "b.h5", progress=False)
     for name, j in (("u", 0), ("v", 1)):
-        np.testing.assert_array_equal(open_dataset(a).load(name), data[..., j])
-        np.testing.assert_array_equal(open_dataset(b).load(name), data[..., j])
+        np.testing.assert_array_equal(open_dataset(a).load(name), data[:, None, ..., j])
+        np.testing.assert_array_equal(open_dataset(b).load(name), data[:, None, ..., j])
 
 
 # --- bad input ---------------------------------------------------------------------------
@@ -342,7 +346,7 @@ def test_missing_requested_field_lists_available_fields(tmp_path):
     # the source's own name selects the mapped field
     ds = open_dataset(import_pdebench(src, tmp_path / "o.h5", fields=["nu"], progress=False))
     assert ds.field_names == ["a"]
-    np.testing.assert_array_equal(ds.load("a"), data["nu"])
+    np.testing.assert_array_equal(ds.load("a"), data["nu"][:, None])  # (N, 1, X, Y)
 
 
 def test_existing_output_is_not_overwritten(tmp_path):
@@ -432,8 +436,8 @@ def test_imported_darcy_feeds_a_dataloader_and_mgno_learns(tmp_path):
     def epoch_loss(step: bool) -> float:
         total = 0.0
         for batch in loader:
-            pred = model(batch["a"].unsqueeze(1) / 12.0)
-            loss = torch.mean((pred[:, 0] - batch["u"]) ** 2) / torch.mean(batch["u"] ** 2)
+            pred = model(batch["a"] / 12.0)  # batches are channel-first, as MgNO takes them
+            loss = torch.mean((pred - batch["u"]) ** 2) / torch.mean(batch["u"] ** 2)
             if step:
                 opt.zero_grad()
                 loss.backward()
@@ -453,12 +457,12 @@ def test_in_place_view_pickles_and_works_with_worker_processes(tmp_path):
     src = tmp_path / "2D_DarcyFlow_beta1.0_Train.hdf5"
     data = write_darcy(src, n=12, nx=8, ny=8)
     ds = open_dataset(src, split="train")
-    assert ds[0]["u"].shape == (8, 8)  # opens the source in this process
+    assert ds[0]["u"].shape == (1, 8, 8)  # opens the source in this process
     clone = pickle.loads(pickle.dumps(ds))
-    np.testing.assert_array_equal(clone[3]["a"].numpy(), data["nu"][ds.indices[3]])
+    np.testing.assert_array_equal(clone[3]["a"].numpy(), data["nu"][ds.indices[3]][None])
     loader = torch.utils.data.DataLoader(ds, batch_size=4, num_workers=2)
     got = torch.cat([b["u"] for b in loader]).numpy()
-    np.testing.assert_array_equal(got, data["tensor"][ds.indices, 0])
+    np.testing.assert_array_equal(got, data["tensor"][ds.indices, :1])
     # statistics are computed on first use, over the train split, as in a converted file
     converted = open_dataset(import_pdebench(src, tmp_path / "c.h5", progress=False))
     for name in ("a", "u"):

@@ -6,7 +6,13 @@ import h5py
 import numpy as np
 import pytest
 
-from pdesurrogates.datasets import import_the_well, open_dataset, open_xarray, validate
+from pdesurrogates.datasets import (
+    import_the_well,
+    open_dataset,
+    open_xarray,
+    to_channel_first,
+    validate,
+)
 from pdesurrogates.errors import DatasetError, SchemaError
 
 B, T, W, H = 2, 5, 8, 6
@@ -101,14 +107,19 @@ def test_single_well_file_round_trips(tmp_path):
     assert ds.fields["profile"].dims == ("sample", "time", "x")
     assert ds.fields["energy"].dims == ("sample", "time")
     for i in range(B):
-        s = ds[i]
-        for name in ("density", "velocity", "obstacle", "profile"):
-            np.testing.assert_array_equal(s[name].numpy(), data[name][i])
+        s = ds[i]  # channel-first: scalar fields (1, ...), vectors (C, ...)
+        for name in ("density", "obstacle", "profile"):
+            np.testing.assert_array_equal(s[name].numpy(), data[name][i][None])
+        np.testing.assert_array_equal(
+            s["velocity"].numpy(), np.moveaxis(data["velocity"][i], -1, 0)
+        )
         # rank-2 tensors: one field per row, columns along the component dim
-        np.testing.assert_array_equal(s["stress_x"].numpy(), data["stress"][i, ..., 0, :])
-        np.testing.assert_array_equal(s["stress_y"].numpy(), data["stress"][i, ..., 1, :])
-        np.testing.assert_array_equal(s["mask"].numpy(), data["mask"])
-        np.testing.assert_array_equal(s["energy"].numpy(), data["energy"][i].astype(np.float32))
+        for name, row in (("stress_x", 0), ("stress_y", 1)):
+            want = np.moveaxis(data["stress"][i, ..., row, :], -1, 0)
+            np.testing.assert_array_equal(s[name].numpy(), want)
+        np.testing.assert_array_equal(s["mask"].numpy(), data["mask"][None])
+        energy = data["energy"][i].astype(np.float32)[None]
+        np.testing.assert_array_equal(s["energy"].numpy(), energy)
     np.testing.assert_array_equal(ds.param_values("tcool"), [0.1, 0.1])
     np.testing.assert_array_equal(ds.coords["y"], np.linspace(0, 3, H))
     np.testing.assert_array_equal(ds.coords["component"], [0, 1])
@@ -139,7 +150,8 @@ def test_dataset_folder_maps_train_valid_test_to_splits(tmp_path):
     np.testing.assert_array_equal(ds.splits["test"], [6, 7])
     order = [("train", 0), ("train", 1), ("valid", 2), ("test", 3)]
     expected = np.concatenate([parts[k]["velocity"] for k in order])
-    np.testing.assert_array_equal(ds.load("velocity"), expected)
+    velocity = ds.fields["velocity"].dims
+    np.testing.assert_array_equal(ds.load("velocity"), to_channel_first(expected, velocity))
     np.testing.assert_array_equal(
         ds.param_values("tcool"), np.repeat([0.1 * (s + 1) for s in range(4)], B)
     )
@@ -153,12 +165,17 @@ def test_dataset_folder_maps_train_valid_test_to_splits(tmp_path):
     assert {k: len(v) for k, v in small.splits.items()} == {"train": 1, "valid": 1, "test": 1}
     # the folder and a file also open without conversion
     direct = open_dataset(tmp_path / "toy_well")
-    np.testing.assert_array_equal(direct.split("valid").load("velocity"), expected[4:6])
+    np.testing.assert_array_equal(
+        direct.split("valid").load("velocity"), to_channel_first(expected[4:6], velocity)
+    )
     for name in ("velocity", "density", "mask"):  # per component; static field too
         for got, want in zip(direct.stats(name), ds.stats(name), strict=True):
             np.testing.assert_allclose(got, want, rtol=1e-7)
     one = open_dataset(tmp_path / "toy_well" / "data" / "test" / "toy_03.hdf5")
-    np.testing.assert_array_equal(one.load("stress_x"), parts[("test", 3)]["stress"][..., 0, :])
+    stress_x = parts[("test", 3)]["stress"][..., 0, :]
+    np.testing.assert_array_equal(
+        one.load("stress_x"), to_channel_first(stress_x, one.fields["stress_x"].dims)
+    )
 
 
 def test_grids_differing_across_files_name_the_first_offending_sample(tmp_path):

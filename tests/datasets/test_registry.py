@@ -39,7 +39,7 @@ def test_import_dataset_picks_the_backend_by_asking_each(tmp_path):
     assert guess_backend(tmp_path / "1D_Burgers.hdf5").name == "pdebench"
     out = import_dataset(tmp_path / "1D_Burgers.hdf5", tmp_path / "o.h5", progress=False)
     ds = open_dataset(out)
-    np.testing.assert_array_equal(np.stack([ds[i]["u"].numpy() for i in range(5)]), u)
+    np.testing.assert_array_equal(np.stack([ds[i]["u"].numpy() for i in range(5)]), u[:, None])
     assert guess_backend(out) is None  # our own files belong to no backend
 
 
@@ -91,14 +91,14 @@ def test_a_registered_backend_is_used_everywhere(tmp_path, monkeypatch):
     out = import_dataset(tmp_path / "d.npz", tmp_path / "d.h5", progress=False)
     assert file_metadata(out)["shapes"] == {"a": (3, 4), "u": (3, 4)}
     in_place = open_dataset(tmp_path / "d.npz")
-    np.testing.assert_array_equal(in_place[2]["u"].numpy(), u[2])
+    np.testing.assert_array_equal(in_place[2]["u"].numpy(), u[2:3])  # (1, X): channel-first
 
 
 def test_generate_darcy_and_describe(tmp_path):
     out = generate_darcy(tmp_path / "d.h5", n_samples=3, resolution=8, seed=4, progress=False)
     ds = open_dataset(out)
     a = ds[0]["a"].numpy()
-    assert a.shape == (8, 8) and set(np.unique(a)) <= {3.0, 12.0}
+    assert a.shape == (1, 8, 8)  # channel-first and set(np.unique(a)) <= {3.0, 12.0}
     assert float(ds[0]["u"].min()) >= 0.0  # -div(a grad u) = 1 > 0 with u = 0 on the walls
     text = describe(out, check=True)
     assert "float32 a(sample, x, y)  shape (3, 8, 8)  role=input" in text

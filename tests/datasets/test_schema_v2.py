@@ -45,7 +45,7 @@ def test_plain_xarray_opens_a_generated_file_with_data_and_coordinates(darcy):
             var = ds[name]
             assert var.dims == ("sample", "x", "y")
             assert var.attrs["long_name"] and var.attrs["units"]
-            np.testing.assert_array_equal(var.values, ours.load(name))
+            np.testing.assert_array_equal(var.values[:, None], ours.load(name))  # (N, 1, X, Y)
         # the Darcy grid: 8 cell centres of the unit interval per axis
         np.testing.assert_allclose(ds["x"].values, (np.arange(8) + 0.5) / 8)
         assert ds["x"].attrs["axis"] == "X" and ds["y"].attrs["axis"] == "Y"
@@ -90,12 +90,12 @@ def test_netcdf4_and_h5py_views(darcy):
         assert set(nc.dimensions) == {"sample", "x", "y"}
         var = nc.variables["u"]
         assert var.dimensions == ("sample", "x", "y") and var.units == ours.fields["u"].units
-        np.testing.assert_array_equal(np.asarray(var[:]), ours.load("u"))
+        np.testing.assert_array_equal(np.asarray(var[:])[:, None], ours.load("u"))
         assert set(nc.groups) == {"splits", "stats"}
         np.testing.assert_array_equal(nc["splits"]["train"][:], ours.splits["train"])
     with h5py.File(darcy, "r") as f:
         assert f["u"].dims[1][0].name == "/x" and f["u"].attrs["kind"] == "field"
-        np.testing.assert_array_equal(f["a"][()], ours.load("a"))
+        np.testing.assert_array_equal(f["a"][()][:, None], ours.load("a"))
         assert "fields" not in f and "params" not in f
 
 
@@ -106,7 +106,7 @@ def test_a_version_1_file_keeps_opening():
     report = validate(V1, deep=True)
     assert report.shapes["vel"] == (6, 5, 4, 2)
     with open_xarray(V1, load=True) as x:
-        np.testing.assert_array_equal(x["a"].values, ds.load("a"))
+        np.testing.assert_array_equal(x["a"].values[:, None], ds.load("a"))
         np.testing.assert_array_equal(x["param_nu"].values, ds.param_values("nu"))
     assert "v1; `pdesurrogates migrate` upgrades it" in describe(V1)
 

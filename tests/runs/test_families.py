@@ -74,6 +74,7 @@ def test_deeponet_routes_agree_and_match_evaluate_deeponet(tube, k, tmp_path, ca
     test = open_dataset(data).split("test")
     pred = load_prediction(pred_file)
     assert pred.shape == (len(test), *test.shape("p"))
+    assert pred.shape[1] == 1  # channel-first, like the dataset: (N, 1, T, X)
     np.testing.assert_array_equal(info.source_index, test.indices)
     if k == 2:  # the members are in the file
         assert pred.samples.shape == (2, *pred.shape)
@@ -120,8 +121,11 @@ def mf_runs(tmp_path_factory):
 
 
 def _test_points(run: Path) -> tuple[np.ndarray, np.ndarray]:
+    """Inputs ``(N, 1)`` and outputs ``(N,)`` (the one channel of ``y``, read ``(N, 1)``)."""
     ds = open_dataset(run / "test.h5").split("test")
-    return ds.param_values("x0")[:, None], ds.load("y")
+    y = ds.load("y")
+    assert y.shape == (len(ds), 1)  # one number per sample: channel-first (N, C)
+    return ds.param_values("x0")[:, None], y[:, 0]
 
 
 def test_mf_fit_writes_a_run_directory(mf_runs):
@@ -153,8 +157,9 @@ def test_cokriging_routes_agree_and_match_model_predict(mf_runs, tmp_path, capsy
     pred = load_prediction(pred_file)
     x, y = _test_points(run)
     ref = pdesurrogates.load(run).predict(x)
-    np.testing.assert_allclose(pred.mean, ref.mean, rtol=1e-6)
-    np.testing.assert_allclose(pred.std, ref.std, rtol=1e-6)
+    assert pred.shape == (len(x), 1)  # the prediction file reads channel-first
+    np.testing.assert_allclose(pred.mean[:, 0], ref.mean, rtol=1e-6)
+    np.testing.assert_allclose(pred.std[:, 0], ref.std, rtol=1e-6)
     # oracle: the relative L2 error of model.predict on the file's points
     mean = np.asarray(ref.mean, dtype=np.float32).astype(np.float64)
     direct = np.linalg.norm(mean - y) / np.linalg.norm(y)
@@ -174,8 +179,8 @@ def test_mfdnn_routes_agree_and_keep_the_members(mf_runs, tmp_path, capsys):
     x, _ = _test_points(run)
     with torch.no_grad():
         members = ens.member_outputs(torch.as_tensor(x, dtype=torch.float64)).numpy()
-    assert pred.samples.shape == members.shape == (len(ens), 64)
-    np.testing.assert_array_equal(pred.samples, members.astype(np.float32))
+    assert members.shape == (len(ens), 64) and pred.samples.shape == (len(ens), 64, 1)
+    np.testing.assert_array_equal(pred.samples[..., 0], members.astype(np.float32))
     assert a["n_members"] == len(ens) == json.loads((run / "run.json").read_text())["ensemble"]
 
 

@@ -72,11 +72,11 @@ def test_prediction_file_holds_the_members(ensemble_run, tmp_path):
     assert info.kinds == {"u": "samples"} and info.split == "test"
     pred = load_prediction(tmp_path / "p.h5")
     test = open_dataset(data).split("test")
-    assert pred.samples.shape == (3, len(test), 16, 16)
+    assert pred.samples.shape == (3, len(test), 1, 16, 16)  # channel-first, members first
     ens = pdesurrogates.load(run)
-    a = torch.stack([test[i]["a"] for i in range(len(test))])[:, None]
+    a = torch.from_numpy(test.load("a"))  # (N, 1, X, Y): what the model takes
     with torch.no_grad():
-        members = ens.member_outputs(a)[:, :, 0]
+        members = ens.member_outputs(a)
     np.testing.assert_array_equal(pred.samples, members.numpy())
     np.testing.assert_allclose(pred.mean, members.mean(0).numpy(), rtol=1e-6, atol=1e-9)
     # scoring the members by hand gives the file route's CRPS

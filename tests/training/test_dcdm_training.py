@@ -26,7 +26,7 @@ def test_ritz_dataset_round_trip_and_training_reduces_loss(tmp_path):
     ds = open_dataset(path)
     assert len(ds) == 60
     r0 = np.asarray(ds[0]["r"])
-    assert r0.shape == (16, 16)
+    assert r0.shape == (1, 16, 16)  # channel-first
     assert np.linalg.norm(r0) == pytest.approx(1.0, abs=1e-5)
     assert ds.attrs["dataset_name"] == "dcdm_ritz"
     torch.manual_seed(0)

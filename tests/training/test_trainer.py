@@ -33,7 +33,7 @@ def _mgno(seed=0):
 def test_loss_falls_and_history_is_logged(tmp_path):
     train, valid = SmoothingPairs(32, seed=0), SmoothingPairs(16, seed=1)
     model = _mgno()
-    before = rel_l2(model(valid.a[:, None])[:, 0], valid.u).item()
+    before = rel_l2(model(valid.a), valid.u).item()
     trainer = Trainer(
         model,
         loss="rel_l2",
@@ -57,7 +57,7 @@ def test_loss_falls_and_history_is_logged(tmp_path):
     loaded = pdesurrogates.load(tmp_path / "model")
     best = min(history, key=lambda r: r["valid_loss"])
     assert trainer.best_epoch == best["epoch"]
-    x = valid.a[:4, None]
+    x = valid.a[:4]
     with torch.no_grad():
         torch.testing.assert_close(loaded(x), model.eval()(x), atol=0, rtol=0)
     assert (
@@ -83,7 +83,7 @@ def test_normalisers_are_saved_with_the_model(tmp_path):
     assert float(loaded.output_normalizer.mean) == 1.0
     assert float(loaded.output_normalizer.std) == pytest.approx(0.3)
     with torch.no_grad():
-        torch.testing.assert_close(loaded(train.a[:2, None]), model.eval()(train.a[:2, None]))
+        torch.testing.assert_close(loaded(train.a[:2]), model.eval()(train.a[:2]))
 
 
 def test_early_stopping_restores_best_weights():
@@ -143,7 +143,7 @@ def test_step_fn_for_point_models():
 
 def test_nan_in_batch_names_batch_and_indices():
     ds = SmoothingPairs(16)
-    ds.a[5, 3, 3] = float("nan")
+    ds.a[5, 0, 3, 3] = float("nan")
     trainer = Trainer(_mgno(), epochs=1, batch_size=4, scheduler=None, progress=False, seed=0)
     with pytest.raises(TrainingError, match=r"NaN/Inf\) in a of batch \d+ .*indices \[.*5"):
         trainer.fit(ds)

@@ -76,6 +76,23 @@ def test_torch_autograd_and_numpy_agree():
     assert p.grad is not None and torch.isfinite(p.grad).all()
 
 
+def test_a_channel_axis_of_one_is_not_a_spatial_axis():
+    """Channel-first ``(N, 1, X, Y)`` fields: the default spatial axes are ``X, Y``, so the
+    numbers are those of ``(N, X, Y)`` and of an explicit ``spatial_dims=2``, and the
+    relative H1 error keeps its closed form."""
+    u, w = _fields(64, 2)
+    a = 0.3
+    p = u + a * w
+    plain = float(metrics.rel_h1(p, u))
+    assert float(metrics.rel_h1(p[:, None], u[:, None])) == pytest.approx(plain, rel=1e-12)
+    explicit = metrics.rel_h1(p[:, None], u[:, None], spatial_dims=2)
+    assert float(explicit) == pytest.approx(plain, rel=1e-12)
+    assert plain == pytest.approx(_exact(2, a), rel=2e-3)
+    assert float(metrics.rel_l2(p[:, None], u[:, None])) == pytest.approx(
+        float(metrics.rel_l2(p, u)), rel=1e-12
+    )
+
+
 def test_bad_grid_arguments_say_what_to_do():
     u, _ = _fields(8, 2)
     with pytest.raises(ValueError, match="spacing or coords"):
@@ -84,7 +101,8 @@ def test_bad_grid_arguments_say_what_to_do():
         metrics.rel_h1(u, u, spatial_dims=1, coords=[np.arange(8), np.arange(8)])
     with pytest.raises(ValueError, match="strictly increasing"):
         metrics.rel_h1(u, u, coords=[np.zeros(8), np.arange(8)])
+    two = np.stack([u, u], axis=1)  # (1, 2, 8, 8): a channel axis of 2 taken as spatial
     with pytest.raises(ValueError, match=r"at least 3 points .* lower spatial_dims"):
-        metrics.rel_h1(u[:, None], u[:, None])  # the channel axis taken as spatial
+        metrics.rel_h1(two, two)
     with pytest.raises(ValueError, match="periodic needs one flag"):
         metrics.rel_h1(u, u, periodic=[True])

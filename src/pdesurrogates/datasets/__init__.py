@@ -4,7 +4,9 @@ Write with :class:`DatasetWriter` (or :func:`generate_dataset` for a per-sample 
 :func:`generate_darcy`, :func:`generate_helmholtz` and :func:`generate_navier_stokes` are
 the PDE-family recipes), read with :func:`open_dataset` (a torch ``Dataset``) or
 :func:`open_xarray`, check a file with :func:`validate` and summarise it with
-:func:`describe`. Foreign formats come in through the importer backends of
+:func:`describe`. Fields come out channel-first, ``(N, C, *grid)``
+(:func:`to_channel_first` / :func:`from_channel_first` convert from / to the file's
+layout). Foreign formats come in through the importer backends of
 :mod:`pdesurrogates.datasets.backends` (:func:`import_dataset`, or one ``import_*``
 function per format); a user's own arrays through :func:`from_arrays`,
 :func:`from_xarray` and :func:`import_arrays`.
@@ -18,6 +20,11 @@ from __future__ import annotations
 from typing import Any
 
 from pdesurrogates.datasets._acoustics import generate_acoustics
+from pdesurrogates.datasets._channels import (
+    channel_first_shape,
+    from_channel_first,
+    to_channel_first,
+)
 from pdesurrogates.datasets._darcy import generate_darcy
 from pdesurrogates.datasets._describe import describe, file_metadata
 from pdesurrogates.datasets._generate import generate_dataset
@@ -60,10 +67,12 @@ __all__ = [
     "ParamSpec",
     "SourceDataset",
     "ValidationReport",
+    "channel_first_shape",
     "contiguous_splits",
     "describe",
     "file_metadata",
     "from_arrays",
+    "from_channel_first",
     "from_xarray",
     "generate_acoustics",
     "generate_darcy",
@@ -81,6 +90,7 @@ __all__ = [
     "migrate",
     "open_dataset",
     "open_xarray",
+    "to_channel_first",
     "validate",
 ]
 

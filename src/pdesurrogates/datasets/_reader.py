@@ -4,6 +4,13 @@ The h5py handle is opened lazily, once per process, and never pickled, so a
 :class:`FieldDataset` works with ``DataLoader(num_workers=K)`` under fork, spawn and
 forkserver alike. Batched fetches (``__getitems__``) read whole index runs with one
 HDF5 call.
+
+Every field comes out channel-first (the package's one tensor convention, defined in
+:mod:`pdesurrogates.datasets._channels`): ``ds[i][name]`` is ``(C, *grid)``, a batch
+and :meth:`FieldDataset.load` are ``(N, C, *grid)``. A scalar field has ``C = 1``
+(``(X, Y)`` in the file -> ``(1, X, Y)``); a field with a ``component`` dim has it as
+``C`` (``(X, Y, C)`` -> ``(C, X, Y)``); ``time`` and the grid axes keep the file's order.
+Coordinates, parameters and :meth:`FieldDataset.stats` (per component) are unchanged.
 """
 
 from __future__ import annotations
@@ -17,6 +24,7 @@ import h5py
 import numpy as np
 import torch
 
+from pdesurrogates.datasets._channels import channel_first_shape, to_channel_first
 from pdesurrogates.datasets._schema import FieldSpec, ParamSpec, open_h5, reading
 from pdesurrogates.datasets._structure import read_structure
 from pdesurrogates.errors import DatasetError
@@ -52,10 +60,12 @@ class _Batch(Sequence):
 class FieldDataset(torch.utils.data.Dataset):
     """A ``pdesurrogates-h5`` file as a map-style torch dataset of dict samples.
 
-    ``ds[i]`` is ``{"<field>": Tensor, ..., "params": {"<name>": Tensor(())}}`` with the
-    sample axis removed from every field (dims as in the file, e.g. ``(x, y)``). Fields
-    are float32 (what the models train in) whatever the file stores, unless ``dtype``
-    says otherwise.
+    ``ds[i]`` is ``{"<field>": Tensor, ..., "params": {"<name>": Tensor(())}}`` with
+    every field channel-first, ``(C, *grid)``: ``(1, X, Y)`` for a scalar field stored
+    as ``(sample, x, y)``, ``(C, X, Y)`` for one stored as ``(sample, x, y, component)``.
+    Batches (:meth:`loader`, :meth:`collate`, ``DataLoader``) and :meth:`load` are
+    ``(N, C, *grid)``, what the models take and return. Fields are float32 (what the
+    models train in) whatever the file stores, unless ``dtype`` says otherwise.
     Fields without a sample axis are returned unchanged with every sample.
 
     Use :func:`pdesurrogates.datasets.open_dataset` to create one.
@@ -152,9 +162,20 @@ class FieldDataset(torch.utils.data.Dataset):
         return dict(self._meta["splits"])
 
     def shape(self, name: str) -> tuple[int, ...]:
-        """Shape of field ``name`` for one sample (the sample axis removed)."""
+        """Channel-first shape ``(C, *grid)`` of field ``name`` for one sample (what
+        ``ds[i][name]`` has)."""
         spec, full = self.fields[name], self._meta["shapes"][name]
-        return tuple(full[1:]) if spec.dims[0] == "sample" else tuple(full)
+        per_sample = tuple(full[1:]) if spec.dims[0] == "sample" else tuple(full)
+        return channel_first_shape(per_sample, spec.dims)
+
+    def _dims(self, name: str) -> tuple[str, ...]:
+        """Dims of field ``name`` as :meth:`_read` returns it (a sample axis first)."""
+        dims = tuple(self.fields[name].dims)
+        return dims if dims[0] == "sample" else ("sample", *dims)
+
+    def _channel_first(self, arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """:meth:`_read`'s arrays (the file's layout) as channel-first views."""
+        return {k: to_channel_first(v, self._dims(k)) for k, v in arrays.items()}
 
     def stats(self, name: str) -> tuple[np.ndarray, np.ndarray]:
         """``(mean, std)`` of field ``name`` over the train split, as stored in the file."""
@@ -316,7 +337,7 @@ class FieldDataset(torch.utils.data.Dataset):
         if not -n <= int(i) < n:
             raise IndexError(f"index {i} out of range for a dataset of {n} samples")
         rows = self.indices[[int(i)]]
-        arrays = self._read(rows)
+        arrays = self._channel_first(self._read(rows))
         sample: dict[str, Any] = {k: torch.from_numpy(np.array(v[0])) for k, v in arrays.items()}
         sample["params"] = {k: torch.tensor(v[0]) for k, v in self._params(rows).items()}
         return sample
@@ -324,7 +345,14 @@ class FieldDataset(torch.utils.data.Dataset):
     def __getitems__(self, positions: Sequence[int]) -> list[dict[str, Any]]:
         """Batched fetch used by ``DataLoader``: one HDF5 read per field and index run."""
         rows = self.indices[np.asarray(positions, dtype=np.int64)]
-        arrays = {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in self._read(rows).items()}
+        read = self._channel_first(self._read(rows))
+        # a field without a sample axis is a read-only broadcast view: copy it
+        arrays = {
+            k: torch.from_numpy(
+                np.ascontiguousarray(v) if v.flags.writeable else np.array(v, order="C")
+            )
+            for k, v in read.items()
+        }
         params = {k: torch.from_numpy(v) for k, v in self._params(rows).items()}
         return _Batch({**arrays, "params": params}, len(rows))
 
@@ -332,7 +360,8 @@ class FieldDataset(torch.utils.data.Dataset):
     def collate(batch: list[dict[str, Any]]) -> dict[str, Any]:
         """Collate function that reuses the tensors ``__getitems__`` already stacked.
 
-        Gives the same result as ``torch.utils.data.default_collate`` without a copy.
+        Gives the same result as ``torch.utils.data.default_collate`` without a copy:
+        fields ``(N, C, *grid)``, parameters ``(N,)``.
         """
         if isinstance(batch, _Batch):
             return batch.stacked
@@ -341,7 +370,8 @@ class FieldDataset(torch.utils.data.Dataset):
     def loader(
         self, batch_size: int = 32, *, shuffle: bool = False, num_workers: int = 0, **kwargs
     ) -> torch.utils.data.DataLoader:
-        """A ``DataLoader`` over this dataset with the copy-free :meth:`collate`.
+        """A ``DataLoader`` over this dataset with the copy-free :meth:`collate`; its
+        batches hold fields ``(N, C, *grid)``.
 
         With workers, ``persistent_workers`` defaults to True so each worker keeps its
         file handle across epochs.
@@ -358,12 +388,14 @@ class FieldDataset(torch.utils.data.Dataset):
         )
 
     def load(self, name: str) -> np.ndarray:
-        """Read field ``name`` for all of this dataset's samples into memory."""
+        """Read field ``name`` for all of this dataset's samples into memory,
+        channel-first ``(N, C, *grid)`` (``(N, 1, X, Y)`` for a scalar 2-D field)."""
         if name not in self.fields:
             raise DatasetError(
                 f"{self.path}: no field {name!r}; available fields: {sorted(self.fields)}"
             )
-        return self.select([name])._read(self.indices)[name]
+        arr = to_channel_first(self.select([name])._read(self.indices)[name], self._dims(name))
+        return np.ascontiguousarray(arr) if arr.flags.writeable else np.array(arr, order="C")
 
     def __repr__(self) -> str:
         shapes = ", ".join(f"{k}{self.shape(k)}" for k in self.field_names)

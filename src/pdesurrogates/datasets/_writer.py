@@ -118,7 +118,7 @@ class DatasetWriter:
     ...     _ = w.finalize(split=(0.5, 0.25, 0.25))
     >>> ds = open_dataset(path)
     >>> len(ds), tuple(ds[1]["u"].shape)
-    (4, (8,))
+    (4, (1, 8))
     """
 
     def __init__(

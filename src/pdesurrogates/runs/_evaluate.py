@@ -127,7 +127,7 @@ def _labels(rows, field: str, shape) -> dict[str, Any]:
     from pdesurrogates.runs._report import field_quantities
 
     q, axes, coords = field_quantities(rows, field)
-    if [len(c) for c in coords] != list(shape[1:]):
+    if [len(c) for c in coords] != list(shape[2:]):  # (N, C, *grid)
         axes, coords = None, None
     return {"field": q, "axes": axes, "coords": coords, "sample": int(rows.coords["sample"][0])}
 
@@ -142,7 +142,7 @@ def _write(report, pred, y, out: Path, figures: bool, labels: dict[str, Any]) ->
     if not figures:
         return
     figs = {}
-    if len(pred.shape) - 1 in (1, 2):
+    if pred.shape[1] == 1 and len(pred.shape) - 2 in (1, 2):  # one channel on a 1-D/2-D grid
         figs["error_map"] = plots.plot_error_maps(
             pred, y, index=0, split=report.meta.get("split"), **labels
         )

@@ -17,14 +17,11 @@ __all__ = ["predict_fields", "record_deeponet_run"]
 
 # --------------------------------------------------------------------------- operators
 def _batches(ds, inputs, target, batch_size):
-    from torch.utils.data import DataLoader
-
     from pdesurrogates.training import fields_to_channels
 
-    component = {k: s.dims[-1] == "component" for k, s in ds.fields.items()}
-    for batch in DataLoader(ds, batch_size=batch_size, shuffle=False):
-        x = fields_to_channels(batch, inputs, component)
-        y = fields_to_channels(batch, target, component) if target in batch else None
+    for batch in ds.loader(batch_size=batch_size, shuffle=False):
+        x = fields_to_channels(batch, inputs)
+        y = fields_to_channels(batch, target) if target in batch else None
         yield x, y
 
 
@@ -61,12 +58,6 @@ def predict_fields(
     )
 
 
-def _layout(t: torch.Tensor, component: bool, lead: int) -> np.ndarray:
-    """Channel-first ``(..., C, X, Y)`` -> the file's ``(..., X, Y[, C])``."""
-    t = torch.movedim(t, lead, -1) if component else t.select(lead, 0)
-    return t.cpu().numpy()
-
-
 def _operator_check(ds, record) -> str | None:
     missing = [n for n in record["input"] if n not in ds.fields]
     if missing:
@@ -82,10 +73,11 @@ def _operator_predict(model, record, ds, split, batch_size) -> Predicted:
     mean, samples, truth, _ = predict_fields(model, rows, inputs, target, batch_size=batch_size)
     ref = ds.fields.get(target) or ds.fields[inputs[0]]
     comp = ref.dims[-1] == "component"
+    mean = mean.cpu().numpy()
     if samples is not None:
-        pred = Prediction(_layout(mean, comp, 1), samples=_layout(samples, comp, 2))
+        pred = Prediction(mean, samples=samples.cpu().numpy())
     else:
-        pred = Prediction(_layout(mean, comp, 1))
+        pred = Prediction(mean)
     dims = ref.dims if target in ds.fields or not comp else (*ref.dims[:-1], "component")
     coords = {d: ds.coords[d] for d in dims if d != "sample" and d in ds.coords}
     if comp and "component" not in coords:
@@ -97,7 +89,7 @@ def _operator_predict(model, record, ds, split, batch_size) -> Predicted:
         coords,
         units=ref.units if target in ds.fields else "",
         source_index=np.asarray(rows.indices),
-        truth=None if truth is None else _layout(truth, comp, 1),
+        truth=None if truth is None else truth.cpu().numpy(),
     )
 
 
@@ -152,7 +144,7 @@ def _deeponet_predict(model, record, ds, split, batch_size) -> Predicted:
     samples = samples[:, order].reshape(samples.shape[0], *shape)
     mean = samples.mean(0)
     pred = Prediction(mean.numpy()) if samples.shape[0] == 1 else Prediction(mean, samples=samples)
-    truth = src.fields_data[order].numpy()
+    truth = src.fields_data[order].numpy()  # channel-first, like the prediction
     coords = {d: ds.coords[d] for d in spec.dims[1:]}
     index = info["indices"][order.numpy()]
     return Predicted(pred, "p", spec.dims, coords, spec.units, index, truth)

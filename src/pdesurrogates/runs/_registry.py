@@ -28,7 +28,9 @@ class Predicted:
     Attributes
     ----------
     prediction : pdesurrogates.uq.Prediction
-        Shape ``(N, ...)`` in the file's layout of ``field``; ensemble members as samples.
+        Channel-first, ``(N, C, *grid)`` (the package's one tensor convention); a field
+        without a ``component`` dim may leave its channel axis of 1 out (the multi-fidelity
+        family predicts ``(N,)``). Ensemble members as samples.
     field : str
         The predicted field (its name in the data file).
     dims : tuple of str
@@ -39,7 +41,8 @@ class Predicted:
     source_index : array of int
         Rows of the data file that were predicted, in the order of the data file's split.
     truth : array, optional
-        The true field on those rows when the data file holds it.
+        The true field on those rows when the data file holds it, as
+        :meth:`FieldDataset.load` reads it (channel-first).
     """
 
     prediction: Any

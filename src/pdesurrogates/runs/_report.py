@@ -80,7 +80,7 @@ def plot_sample(
 
     Parameters
     ----------
-    a, truth, pred, std : array, shape (X, Y)
+    a, truth, pred, std : array, shape (X, Y) or channel-first (1, X, Y)
     title : str
         Headline of the figure (e.g. the errors); the sample id and split follow it.
     input, target : Quantity, optional
@@ -181,7 +181,7 @@ def write_run_report(
 def _sample_figures(ds, split, record, pred, picks, l2, h1, out: Path) -> dict[str, str]:
     mean = np.asarray(pred.mean)
     target, first = record.get("target"), (record.get("input") or [None])[0]
-    if mean.ndim == 4 and mean.shape[1] == 1:  # (N, 1, X, Y): one channel
+    if mean.ndim == 4 and mean.shape[1] == 1:  # channel-first (N, 1, X, Y): the one channel
         mean = mean[:, 0]
     # only (sample, x, y) fields with an input field are drawn
     if mean.ndim != 3 or first not in ds.fields or target not in ds.fields:

@@ -114,13 +114,12 @@ def _spatial_shape(ds, name: str) -> tuple[int, int]:
             f"{ds.path}: field {name!r} has dims {spec.dims}; MgNO and FNO need "
             "(sample, x, y) or (sample, x, y, component) fields"
         )
-    shape = ds.shape(name)
-    return int(shape[0]), int(shape[1])
+    _, nx, ny = ds.shape(name)  # channel-first (C, X, Y)
+    return int(nx), int(ny)
 
 
 def _channels(ds, name: str) -> int:
-    spec = ds.fields[name]
-    return int(ds.shape(name)[-1]) if spec.dims[-1] == "component" else 1
+    return int(ds.shape(name)[0])  # channel-first (C, X, Y): 1 for a scalar field
 
 
 def resolve_fields(ds, inputs=None, target=None) -> tuple[list[str], str]:

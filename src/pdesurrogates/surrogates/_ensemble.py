@@ -93,8 +93,10 @@ class Ensemble(nn.Module):
         outputs as ``samples`` (``(K, ...)``), their mean and (unbiased) std.
 
         The prediction has the members' output shape, channel-first ``(N, C, X, Y)`` for a
-        ``(N, C, X, Y)`` input. :func:`pdesurrogates.uq.evaluate` compares it with a
-        target of shape ``(N, X, Y)`` as well (a channel axis of length 1 may be left out).
+        ``(N, C, X, Y)`` input, the layout a dataset gives: ``evaluate(ens.predict(a), u)``
+        with ``a, u = ds.load("a"), ds.load("u")`` needs no reshaping.
+        :func:`pdesurrogates.uq.evaluate` also accepts a target ``(N, X, Y)`` (a channel
+        axis of length 1 may be left out).
         """
         from pdesurrogates.uq import Prediction
 

@@ -303,8 +303,17 @@ def run_readers(path: str | os.PathLike, ref: dict[str, np.ndarray]) -> dict[str
             ds.close()
 
     def read_xarray():
+        from pdesurrogates.datasets import to_channel_first
+
         with open_xarray(path, load=True) as x:
-            got = {f"fields/{k}": x[k].values for k in ("u", "v", "mask") if k in x}
+            got = {}  # channel-first, like the reference read by open_dataset
+            for k in ("u", "v", "mask"):
+                if k in x:
+                    v, dims = x[k].values, tuple(x[k].dims)
+                    if dims[:1] == ("sample",):
+                        got[f"fields/{k}"] = to_channel_first(v, dims)
+                    else:  # a field without a sample axis: as one sample
+                        got[f"fields/{k}"] = to_channel_first(v[None], ("sample", *dims))[0]
             got.update(
                 {f"params/{k}": x[f"param_{k}"].values for k in ("nu", "k") if f"param_{k}" in x}
             )

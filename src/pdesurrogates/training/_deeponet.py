@@ -37,8 +37,8 @@ _AXES = ("x", "y", "z")
 class SourceFields(torch.utils.data.Dataset):
     """In-memory dataset of pressure fields and source positions (for DeepONet training).
 
-    Items are ``{"p": Tensor (T, n_1, ..., n_D), "params": {"xs": Tensor(()), ...}}``,
-    the :class:`~pdesurrogates.datasets.FieldDataset` format, held in memory because
+    Items are ``{"p": Tensor (1, T, n_1, ..., n_D), "params": {"xs": Tensor(()), ...}}``,
+    the :class:`~pdesurrogates.datasets.FieldDataset` format (channel-first), held in memory because
     DeepONet training draws a few thousand random points from each field every step.
     """
 
@@ -64,7 +64,8 @@ def load_source_fields(path, split: str) -> tuple[SourceFields, dict[str, Any]]:
     dataset : SourceFields
     info : dict
         ``coords`` (time, x, ...), ``setup`` (the generator's parameters), ``ir``
-        (impulse responses, (N, T, R)), ``indices``.
+        (impulse responses, channel-first with the receivers as channels: (N, R, T)),
+        ``indices``.
     """
     from pdesurrogates.datasets import open_dataset
 
@@ -326,7 +327,7 @@ def _impulse_scores(model, sources, setup, info) -> tuple[dict, np.ndarray, np.n
     """
     rec = np.asarray(setup["receivers"])
     times = info["coords"]["time"]
-    ir_ref = np.transpose(info["ir"], (0, 2, 1))  # (N, R, T)
+    ir_ref = info["ir"]  # (N, R, T): receivers are the channels
     ir_pred = np.mean([m.impulse_response(sources, rec, times) for m in _members(model)], axis=0)
     return impulse_response_scores(ir_pred, ir_ref, times), ir_ref, ir_pred
 
@@ -412,7 +413,7 @@ def _write_report(out_dir, result, report, info, ds, field, ir_ref, ir_pred, n_p
     shape = (len(times), *[len(coords[a]) for a in _AXES[:dim]])
     k = len(times)
     chosen = [k // 8, k // 3, k - 1][: max(1, n_plots + 1)]
-    reference = ds.fields_data[0].numpy()
+    reference = ds.fields_data[0, 0].numpy()  # the one channel of sample 0: (T, ...)
     if dim == 3:
         from pdesurrogates.training import _acoustics3d_plots as plots3d
 

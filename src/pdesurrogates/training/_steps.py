@@ -101,12 +101,13 @@ class FullBatch(BatchSource):
         return [self.batch]
 
 
-def fields_to_channels(
-    batch: Mapping[str, Any], keys: str | Sequence[str], component: Mapping[str, bool]
-) -> torch.Tensor:
-    """Stack batched fields channel-first: ``(B, X, Y)`` -> ``(B, 1, X, Y)``,
-    ``(B, X, Y, C)`` with a trailing ``component`` axis -> ``(B, C, X, Y)``; several keys
-    are concatenated along the channel axis."""
+def fields_to_channels(batch: Mapping[str, Any], keys: str | Sequence[str]) -> torch.Tensor:
+    """The fields ``keys`` of a batch as one channel-first tensor ``(B, C, *grid)``.
+
+    Batches of a :class:`~pdesurrogates.datasets.FieldDataset` are already channel-first
+    (``(B, 1, X, Y)`` for a scalar field, ``(B, C, X, Y)`` for one with a ``component``
+    dim); several keys are concatenated along the channel axis.
+    """
     if isinstance(keys, str):
         keys = [keys]
     parts = []
@@ -116,12 +117,7 @@ def fields_to_channels(
                 f"batch has no field {k!r} (fields: {sorted(x for x in batch if x != 'params')}); "
                 "set input_key/target_key to field names of the dataset"
             )
-        t = batch[k]
-        if component.get(k, False):
-            t = torch.movedim(t, -1, 1)
-        else:
-            t = t.unsqueeze(1)
-        parts.append(t)
+        parts.append(batch[k])
     return parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)
 
 
@@ -131,13 +127,11 @@ def default_step(
     *,
     input_key: str | Sequence[str] = "a",
     target_key: str = "u",
-    component: Mapping[str, bool] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """``model(inputs) , target`` with fields stacked channel-first (see
-    :func:`fields_to_channels`)."""
-    component = component or {}
-    x = fields_to_channels(batch, input_key, component)
-    y = fields_to_channels(batch, target_key, component)
+    """``model(inputs), target`` for a channel-first batch: the input fields concatenated
+    along the channel axis (see :func:`fields_to_channels`)."""
+    x = fields_to_channels(batch, input_key)
+    y = fields_to_channels(batch, target_key)
     return model(x), y
 
 

@@ -57,12 +57,11 @@ from pdesurrogates.training._looptools import (
     to_device,
 )
 from pdesurrogates.training._losses import get_loss, rel_h1, rel_l2
-from pdesurrogates.training._steps import (  # noqa: F401  (fields_to_channels: old path)
+from pdesurrogates.training._steps import (
     BatchSource,
     SupervisedStep,
     TrainingStep,
     default_step,
-    fields_to_channels,
 )
 
 __all__ = ["Trainer"]
@@ -127,7 +126,8 @@ class Trainer:
         Show a progress bar (rank 0 only); a running :class:`ProgressBar` gets this
         trainer's bars as tasks (removed at the end), e.g. below a caller's own bar.
     input_key : str or sequence of str
-        Field(s) fed to the model by the default step, stacked as channels.
+        Field(s) fed to the model by the default step: the batch's channel-first
+        fields ``(B, C, *grid)`` concatenated along the channel axis.
     target_key : str
         Field the default step compares with.
     weight_decay : float
@@ -264,7 +264,6 @@ class Trainer:
         self.valid_every = valid_every
         self.validate_start = bool(validate_start)
         self.restore_best = bool(restore_best)
-        self._component: dict[str, bool] = {}
         if step is None:
             fns = {
                 m: partial(_METRICS[m], spatial_dims=spatial_dims, reduction="sum")
@@ -306,13 +305,7 @@ class Trainer:
     def _predict(self, model, batch):
         if self.step_fn is not None:
             return self.step_fn(model, batch)
-        return default_step(
-            model,
-            batch,
-            input_key=self.input_key,
-            target_key=self.target_key,
-            component=self._component,
-        )
+        return default_step(model, batch, input_key=self.input_key, target_key=self.target_key)
 
     def _check_dataset(self, ds, name):
         if ds is None:
@@ -331,11 +324,6 @@ class Trainer:
                 f"{name} is empty; check the split exists and holds samples "
                 "(FieldDataset.split('train') / 'valid')"
             )
-        fields = getattr(ds, "fields", None)
-        if isinstance(fields, Mapping):
-            for k, spec in fields.items():
-                dims = tuple(getattr(spec, "dims", ()))
-                self._component[k] = bool(dims) and dims[-1] == "component"
 
     def _trained_params(self) -> list[nn.Parameter]:
         return list(self.model.parameters()) if self.params is None else self.params

@@ -281,9 +281,9 @@ def evaluate(
         20 otherwise.
     spatial_dims, spacing, coords, periodic
         Grid of the fields, as in :func:`metrics.rel_h1`; the relative H1 error is computed
-        when any of ``spatial_dims``, ``spacing`` or ``coords`` is given. With a scalar
-        ``spacing`` alone, an axis 1 of length 1 in ``(N, 1, *spatial)`` fields is the
-        channel axis, not a spatial one.
+        when any of ``spatial_dims``, ``spacing`` or ``coords`` is given. Without
+        ``spatial_dims`` or ``coords``, an axis 1 of length 1 in ``(N, 1, *spatial)``
+        fields is the channel axis, not a spatial one (the metrics' default).
     energy : bool
         Also compute the fair energy score per field (``O(M²)`` per field).
     chunk_elements : int
@@ -299,9 +299,6 @@ def evaluate(
     pred = _detached(pred)
     lv = evaluation_levels(pred) if levels is None else check_levels(levels, "levels")
     yt = _check(pred, y, lv, n_bins)
-    scalar_h = spacing is not None and np.ndim(spacing) == 0
-    if scalar_h and spatial_dims is None and coords is None and yt.ndim >= 3 and yt.shape[1] == 1:
-        spatial_dims = yt.ndim - 2  # (N, 1, *spatial): axis 1 is the channel axis
     n, field_shape, kind = yt.shape[0], tuple(yt.shape[1:]), pred.kind
     p_pts = max(int(np.prod(field_shape)), 1)
     chunk = max(1, int(chunk_elements) // (p_pts * (pred.n_samples or 1)))

@@ -6,6 +6,8 @@ and :func:`pdesurrogates.uq.evaluate` reads. Layout version 2, for a predicted f
 
 * ``/fields/<f>``: the predictive **mean**, same dims, coordinates and units as the field
   in the truth file (so the file opens in xarray and validates like any dataset);
+  on disk in the file's layout of the field, in memory channel-first like every field
+  (:func:`save_prediction` takes and :func:`load_prediction` returns ``(N, C, *grid)``);
 * ``/fields/<f>_std`` (optional): the std of a Gaussian prediction, same dims;
 * ``/predictive/<f>/samples`` (optional): float32 array ``(S, N, ...)``, ensemble members
   or samples, **member axis first**;
@@ -102,7 +104,11 @@ def save_prediction(
     overwrite: bool = False,
     source: dict[str, Any] | None = None,
 ) -> Path:
-    """Write ``pred`` (shape ``(N, ...)``) as a prediction file for field ``field``.
+    """Write ``pred`` (channel-first, ``(N, C, *grid)``) as a prediction file for ``field``.
+
+    The arrays are stored in the file's layout of the field (``dims``); a field without a
+    ``component`` dim may also be given without its channel axis of 1 (``(N, X, Y)``
+    where ``(N, 1, X, Y)`` is expected).
 
     Parameters
     ----------
@@ -126,7 +132,7 @@ def save_prediction(
     source : dict, optional
         Extra provenance stored in the file's ``source`` attribute.
     """
-    from pdesurrogates.datasets import DatasetWriter, FieldSpec, open_dataset
+    from pdesurrogates.datasets import DatasetWriter, FieldSpec, channel_first_shape, open_dataset
 
     if not isinstance(pred, Prediction):
         pred = Prediction(pred)
@@ -146,10 +152,13 @@ def save_prediction(
     dims = tuple(dims)
     if dims[0] != "sample":
         raise ValueError(f"dims must start with 'sample', got {dims}")
-    expected = tuple(len(coords[d]) for d in dims[1:])
-    if tuple(pred.shape[1:]) != expected:
+    grid = tuple(len(coords[d]) for d in dims[1:])
+    expected = channel_first_shape(grid, dims)
+    accepted = (expected,) if dims[-1] == "component" else (expected, grid)
+    if tuple(pred.shape[1:]) not in accepted:
         raise ValueError(
-            f"pred has fields of shape {pred.shape[1:]} but the grid {dims[1:]} has {expected}"
+            f"pred has fields of shape {pred.shape[1:]} but the grid {dims[1:]} needs "
+            f"{expected} (channel-first)"
         )
     n = pred.shape[0]
     if source_index is not None:
@@ -173,11 +182,11 @@ def save_prediction(
         overwrite=overwrite,
         inputs=[data] if data is not None else (),
     ) as w:
-        batch = {field: _np32(pred.mean)}
+        batch = {field: _stored(pred.mean, dims)}
         if std is not None:
-            batch[f"{field}_std"] = _np32(std)
+            batch[f"{field}_std"] = _stored(std, dims)
         w.write_batch(0, batch)
-        _write_predictive(w.file, field, pred, source_index)
+        _write_predictive(w.file, field, pred, dims, source_index)
         return w.finalize(
             splits={split: np.arange(n)} if split in _SPLITS else {},
             extra_attrs={
@@ -190,14 +199,21 @@ def save_prediction(
         )
 
 
-def _write_predictive(f: h5py.File, field: str, pred: Prediction, source_index) -> None:
+def _stored(x: Any, dims: tuple[str, ...], lead: int = 0) -> np.ndarray:
+    """A channel-first array in the file's layout of a field with ``dims``, float32."""
+    from pdesurrogates.datasets import from_channel_first
+
+    return np.ascontiguousarray(from_channel_first(_np32(x), dims, lead=lead))
+
+
+def _write_predictive(f: h5py.File, field: str, pred: Prediction, dims, source_index) -> None:
     grp = f.require_group(f"predictive/{field}")
     grp.attrs["kind"] = pred.kind
     if pred.kind == "samples":
-        s = _np32(pred.samples)
+        s = _stored(pred.samples, dims, lead=1)
         grp.create_dataset("samples", data=s, chunks=(s.shape[0], 1, *s.shape[2:]))
     elif pred.kind == "quantiles":
-        q = _np32(pred.quantiles)
+        q = _stored(pred.quantiles, dims, lead=1)
         d = grp.create_dataset("quantiles", data=q, chunks=(q.shape[0], 1, *q.shape[2:]))
         d.attrs["levels"] = np.asarray(pred.levels, dtype=np.float64)
     if source_index is not None:
@@ -271,12 +287,13 @@ def read_prediction_info(path: str | os.PathLike) -> PredictionInfo:
 def load_prediction(
     path: str | os.PathLike, field: str | None = None, *, indices: Any = None
 ) -> Prediction:
-    """Read the predictive distribution of ``field`` from a prediction file.
+    """Read the predictive distribution of ``field`` from a prediction file, channel-first
+    ``(N, C, *grid)`` like :meth:`FieldDataset.load` (members ``(S, N, C, *grid)``).
 
     ``field`` defaults to the only predicted field of the file. ``indices`` selects samples.
     Raises :class:`SchemaError` for a file in an older layout, saying how to regenerate it.
     """
-    from pdesurrogates.datasets import open_dataset
+    from pdesurrogates.datasets import open_dataset, to_channel_first
 
     info = read_prediction_info(path)
     if field is None:
@@ -294,12 +311,13 @@ def load_prediction(
         grp = f.get(f"predictive/{field}")
         if grp is not None:
             try:
+                dims = ds.fields[field].dims
                 if "samples" in grp:
-                    samples = grp["samples"][()][:, rows]
+                    samples = to_channel_first(grp["samples"][()][:, rows], dims, lead=1)
                 if "quantiles" in grp:
-                    quantiles = grp["quantiles"][()][:, rows]
+                    quantiles = to_channel_first(grp["quantiles"][()][:, rows], dims, lead=1)
                     levels = np.asarray(grp["quantiles"].attrs["levels"], dtype=np.float64)
-            except (KeyError, OSError) as exc:
+            except (KeyError, OSError, ValueError) as exc:
                 raise SchemaError(
                     f"{path}: /predictive/{field} is unreadable or lacks 'levels' ({exc}); "
                     + _REGENERATE

@@ -25,7 +25,7 @@ from pdesurrogates._figures import (
     styled,
 )
 from pdesurrogates.uq._evaluate import evaluate
-from pdesurrogates.uq._prediction import Prediction
+from pdesurrogates.uq._prediction import Prediction, match_channel_axis
 from pdesurrogates.uq._report import UQReport
 
 __all__ = [
@@ -183,17 +183,21 @@ def plot_coverage(report: UQReport | Prediction, y: Any = None, *, ax=None):
 
 
 def _field_arrays(pred, y, index):
+    """Mean, truth and std of field ``index``, without the channel axis of a one-channel
+    field (``(N, 1, X, Y)`` and ``(N, X, Y)`` are both accepted, on either side)."""
     p = pred if isinstance(pred, Prediction) else Prediction(pred)
-    mean, yt = _np(p.mean), _np(y)
-    if yt.shape != mean.shape and yt.shape == mean.shape[:1] + mean.shape[2:]:
-        mean = mean[:, 0] if mean.shape[1] == 1 else mean  # a channel axis of size 1
+    mean = _np(p.mean)
+    yt = match_channel_axis(_np(y), mean.shape)
     if yt.shape != mean.shape:
         raise ValueError(f"y has shape {yt.shape} but pred has shape {mean.shape}")
     if not 0 <= index < yt.shape[0]:
         raise ValueError(f"index={index} is out of range for {yt.shape[0]} fields")
     sd = _np(p.std)
     s = None if sd is None else sd.reshape(mean.shape)[index]
-    return mean[index], yt[index], s
+    m, t = mean[index], yt[index]
+    if m.ndim >= 2 and m.shape[0] == 1:  # (1, *grid): the one channel
+        m, t, s = m[0], t[0], None if s is None else s[0]
+    return m, t, s
 
 
 @styled
@@ -215,6 +219,9 @@ def plot_error_maps(
 
     Parameters
     ----------
+    pred, y : Prediction or array, and array
+        One-channel fields, channel-first ``(N, 1, *grid)``; ``(N, *grid)`` (the channel
+        axis of 1 left out) is accepted on either side.
     field : Quantity or str, optional
         What the field is (long name and units label the colorbars); default ``"value"``.
     axes, coords : optional

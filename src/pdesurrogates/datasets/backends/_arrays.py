@@ -20,7 +20,7 @@ Examples
 ...                    path=os.path.join(tempfile.mkdtemp(), "mine.h5"))
 >>> ds = open_dataset(path)
 >>> len(ds), tuple(ds[0]["u"].shape), [len(ds.split(s)) for s in ("train", "valid", "test")]
-(10, (8, 6), [8, 1, 1])
+(10, (1, 8, 6), [8, 1, 1])
 """
 
 from __future__ import annotations

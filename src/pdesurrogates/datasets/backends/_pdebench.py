@@ -533,7 +533,7 @@ def import_pdebench(
     ...                       os.path.join(d, "adv.h5"), progress=False)
     >>> ds = open_dataset(out)
     >>> len(ds), tuple(ds[0]["u"].shape), len(ds.splits["test"])
-    (10, (5, 8), 1)
+    (10, (1, 5, 8), 1)
     """
     return BACKEND.import_file(
         src,

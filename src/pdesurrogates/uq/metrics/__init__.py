@@ -28,8 +28,9 @@ Conventions shared by every metric:
 Discrete norms (relative L2 and H1)
 -----------------------------------
 * **Spatial axes**: the last ``spatial_dims`` axes; default the number of ``coords`` /
-  ``spacing`` entries, else every axis after axis 0. Axes in between are components,
-  summed in the norm.
+  ``spacing`` entries, else every axis after axis 0 but a channel axis of length 1
+  (channel-first ``(N, 1, X, Y)``: ``X, Y``). Axes in between are components, summed in
+  the norm.
 * **Default grid**: the unit interval per axis cut into ``n`` cells, one point per cell,
   so the spacing is ``h = 1/n``.
 * **Quadrature**: each point weighs its cell width (``h`` on a uniform grid: the midpoint

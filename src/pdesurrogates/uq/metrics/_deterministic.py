@@ -69,7 +69,7 @@ def rel_l2(
         Truth, same shape. A 1-D array is a single field.
     spatial_dims : int, optional
         Number of trailing spatial (grid) axes; default from ``coords``/``spacing``, else
-        every axis after axis 0.
+        every axis after axis 0 but a channel axis of length 1 at axis 1.
     spacing : float or sequence of float, optional
         Uniform grid spacing per spatial axis (cancels on uniform grids).
     coords : sequence of 1-D arrays, optional
@@ -126,7 +126,8 @@ def rel_h1(
         Shape ``(N, [components...,] n_1, ..., n_d)``, at least 3 points per spatial axis.
     spatial_dims : int, optional
         Number ``d`` of trailing spatial axes; default from ``coords``/``spacing``, else
-        every axis after axis 0. Axes between 0 and the spatial ones are components.
+        every axis after axis 0 but a channel axis of length 1 at axis 1 (``(N, 1, X, Y)``
+        has ``d = 2``). Axes between 0 and the spatial ones are components.
     spacing : float or sequence of float, optional
         Uniform spacing per spatial axis in physical units (default ``1/n``).
     coords : sequence of 1-D arrays, optional

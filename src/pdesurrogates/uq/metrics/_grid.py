@@ -5,8 +5,10 @@ losses):
 
 * **Spatial axes** are the last ``spatial_dims`` axes of ``y``. Default: the number of
   ``coords`` arrays or of ``spacing`` values when those are sequences, else every axis
-  after the sample axis 0. Axes between the sample axis and the spatial axes (channels,
-  components, time) are summed in the norm: one value per sample for the whole field.
+  after the sample axis 0 except a channel axis of length 1 right after it (the
+  channel-first ``(N, 1, X, Y)`` of one field has the spatial axes ``X, Y``). Axes
+  between the sample axis and the spatial axes (channels, components, time) are summed
+  in the norm: one value per sample for the whole field.
   A 1-D array is a single 1-D field (no sample axis).
 * **Grid**: per spatial axis either 1-D coordinates (strictly increasing) or a uniform
   spacing ``h``. Default ``h = 1/n`` for ``n`` points: the unit interval cut into ``n``
@@ -56,7 +58,8 @@ class Grid:
         return tuple(range(1 if self.has_sample_axis else 0, ndim))
 
 
-def _n_spatial(ndim: int, spatial_dims: Any, spacing: Any, coords: Any) -> int:
+def _n_spatial(shape: Sequence[int], spatial_dims: Any, spacing: Any, coords: Any) -> int:
+    ndim = len(shape)
     given = None
     if coords is not None:
         given = len(coords)
@@ -76,6 +79,8 @@ def _n_spatial(ndim: int, spatial_dims: Any, spacing: Any, coords: Any) -> int:
         return int(spatial_dims)
     if given is not None:
         return given
+    if ndim >= 3 and shape[1] == 1:  # channel-first (N, 1, *grid): one channel
+        return ndim - 2
     return max(ndim - 1, 1)
 
 
@@ -133,7 +138,7 @@ def make_grid(
     ndim = len(shape)
     if coords is not None and spacing is not None:
         raise ValueError("give spacing or coords, not both")
-    n_sp = _n_spatial(ndim, spatial_dims, spacing, coords)
+    n_sp = _n_spatial(shape, spatial_dims, spacing, coords)
     single = ndim == 1 and n_sp == 1
     if not single and n_sp > ndim - 1:
         raise ValueError(
