@@ -43,6 +43,7 @@ from pdesurrogates.training._mf_auto import MultiFidelityModel, fit_multifidelit
 from pdesurrogates.training._mf_fit import fit_mfnet
 from pdesurrogates.training._multifidelity import MultiFidelityFit, fit_multifidelity_net
 from pdesurrogates.training._operator import OperatorConfig
+from pdesurrogates.training._rollout_train import PushforwardStep
 from pdesurrogates.training._steps import (
     BatchSource,
     FullBatch,
@@ -65,6 +66,7 @@ __all__ = [
     "MultiFidelityFit",
     "MultiFidelityModel",
     "OperatorConfig",
+    "PushforwardStep",
     "RelH1Loss",
     "RelL2Loss",
     "SourceFields",
