@@ -116,7 +116,8 @@ def time_to_threshold(
     if not (threshold > 0 and math.isfinite(threshold)):
         raise ValueError(f"threshold must be a positive number, got {threshold!r}")
     e = errors.detach().cpu().numpy() if torch.is_tensor(errors) else np.asarray(errors)
-    e = e.astype(np.float64)
+    if not np.issubdtype(e.dtype, np.floating):
+        e = e.astype(np.float64)
     if e.ndim not in (1, 2) or e.shape[-1] == 0:
         raise ValueError(f"errors must have shape (T,) or (N, T), got {e.shape}")
     if np.isnan(e).any():
@@ -124,7 +125,7 @@ def time_to_threshold(
     t = np.arange(1, e.shape[-1] + 1, dtype=np.float64) if times is None else np.asarray(times)
     if t.shape != (e.shape[-1],):
         raise ValueError(f"times has shape {t.shape}, errors have {e.shape[-1]} steps")
-    above = e > threshold
+    above = e > e.dtype.type(threshold)  # in the errors' precision: 0.1 is not above 0.1
     first = np.argmax(above, axis=-1)
     out = np.where(above.any(axis=-1), t[first], np.inf).astype(np.float64)
     return float(out) if out.ndim == 0 else out
