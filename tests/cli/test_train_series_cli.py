@@ -12,7 +12,7 @@ import pdesurrogates
 from pdesurrogates.cli import main
 from pdesurrogates.datasets import TimePairs, open_dataset
 from pdesurrogates.errors import DatasetError
-from pdesurrogates.runs import train_run
+from pdesurrogates.runs import predict_run, train_run
 from pdesurrogates.surrogates import rollout
 from pdesurrogates.uq.metrics import rollout_rel_l2
 
@@ -59,6 +59,9 @@ def test_train_mgno_on_a_time_series_from_the_cli_and_roll_out(ns):
     assert float(err[0]) < 0.5
     with pytest.raises(ValueError, match="horizon is 9 states"):
         rollout(model, truth[:, :, :2], 10, horizon=valid.horizon)
+    # predict/evaluate score one-shot operators: a step-model run says to roll out
+    with pytest.raises(DatasetError, match="Roll it out instead"):
+        predict_run(out, ns / "ns.h5", ns / "pred.h5")
 
 
 def test_train_fno_teacher_forcing_through_the_runs_api(ns, tmp_path):
