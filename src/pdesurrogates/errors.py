@@ -13,6 +13,7 @@ __all__ = [
     "DatasetError",
     "OutputError",
     "PdeSurrogatesError",
+    "RolloutError",
     "SchemaError",
     "SolverError",
     "TrainingError",
@@ -56,3 +57,12 @@ class OutputError(PdeSurrogatesError):
 
 class ConfigError(PdeSurrogatesError, ValueError):
     """A configuration file or value is invalid."""
+
+
+class RolloutError(PdeSurrogatesError, FloatingPointError):
+    """An autoregressive rollout produced NaN or Inf; ``step`` is the model call (from 1)
+    that did."""
+
+    def __init__(self, message: str, step: int | None = None) -> None:
+        super().__init__(message)
+        self.step = step

@@ -185,12 +185,22 @@ def _spread_skill(self, pred, y, **kw):
 TestSpreadSkill.metric = _spread_skill
 
 
+class TestRolloutRelL2(MetricContract):
+    grid = (2, 4, 6, 5)  # (C, T, X, Y): trajectories with two channels and four steps
+    point_invariant = False  # the time axis is not a set of points
+
+    def metric(self, pred, y, **kw):
+        # the time axis stays third from the end when the contract inserts a channel axis
+        return metrics.rollout_rel_l2(pred, y, time_axis=len(y.shape) - 3, **kw)
+
+
 def test_every_public_metric_has_a_contract_class():
     covered = {
         "rel_l2", "rel_h1", "rmse", "mae", "nrmse", "nll_gaussian", "crps_gaussian",
         "crps_ensemble", "crps", "energy_score", "interval_score", "coverage",
         "calibration_curve", "miscalibration_area", "rmsce", "mace", "sharpness", "pit",
-        "spread_skill_ratio",
+        "spread_skill_ratio", "rollout_rel_l2",
     }  # fmt: skip
-    not_metrics = {"calibration_error", "grid_gradient"}  # act on curves / fields
+    # act on curves / fields
+    not_metrics = {"calibration_error", "grid_gradient", "time_to_threshold"}
     assert set(metrics.__all__) == covered | not_metrics

@@ -43,11 +43,26 @@ _SEED = typer.Option(
 )
 _RESUME = typer.Option(False, "--resume", help="Continue an interrupted run in --output.")
 _QUIET = typer.Option(False, "--quiet", "-q", help="No progress bar.")
+_HISTORY = typer.Option(
+    None,
+    "--history",
+    min=1,
+    help="Time series: states the step model sees (default 1; a field with a time axis "
+    "trains a step model).",
+)
+_UNROLL = typer.Option(
+    None,
+    "--unroll",
+    min=1,
+    help="Time series: model calls unrolled per training sample (default 1: teacher "
+    "forcing; > 1: pushforward training).",
+)
 _RUN_HELP = "Run directory of `pdesurrogates train mgno|fno|deeponet` or `pdesurrogates mf fit`."
 _SPLIT = typer.Option("test", "--split", help="test (default), valid, train or all.")
 
 
-def _train(kind, data, output, config, ensemble, epochs, lr, batch_size, seed, resume, quiet):
+def _train(kind, data, output, config, ensemble, epochs, lr, batch_size, seed, resume, quiet,
+           history=None, unroll=None):  # fmt: skip
     from rich.console import Console
 
     from pdesurrogates.runs import train_run
@@ -64,6 +79,8 @@ def _train(kind, data, output, config, ensemble, epochs, lr, batch_size, seed, r
         seed=seed,
         resume=resume,
         progress=not quiet,
+        history=history,
+        unroll=unroll,
     )
     con = Console()
     summary = ", ".join(f"{k} {v:.4g}" for k, v in record["summary"].items())
@@ -87,14 +104,19 @@ def train_mgno(
     seed: int = _SEED,
     resume: bool = _RESUME,
     quiet: bool = _QUIET,
+    history: int = _HISTORY,
+    unroll: int = _UNROLL,
 ) -> None:
     """Train a multigrid neural operator (MgNO) on a 2-D field dataset.
 
     Inputs and target default to the fields with role 'input' and 'output'; the
     validation split (when present) selects the best epoch. Writes the model, a
-    checkpoint every epoch and metrics.jsonl to OUTPUT.
+    checkpoint every epoch and metrics.jsonl to OUTPUT. A field with a time axis
+    (e.g. `generate navier-stokes`) trains a step model: --history states in, the next
+    one out (use padding_mode = "circular" in [model] for periodic data).
     """
-    _train("mgno", data, output, config, ensemble, epochs, lr, batch_size, seed, resume, quiet)
+    _train("mgno", data, output, config, ensemble, epochs, lr, batch_size, seed, resume, quiet,
+           history, unroll)  # fmt: skip
 
 
 @train_app.command("fno")
@@ -109,9 +131,12 @@ def train_fno(
     seed: int = _SEED,
     resume: bool = _RESUME,
     quiet: bool = _QUIET,
+    history: int = _HISTORY,
+    unroll: int = _UNROLL,
 ) -> None:
     """Train neuraloperator's Fourier neural operator (FNO) on a 2-D field dataset."""
-    _train("fno", data, output, config, ensemble, epochs, lr, batch_size, seed, resume, quiet)
+    _train("fno", data, output, config, ensemble, epochs, lr, batch_size, seed, resume, quiet,
+           history, unroll)  # fmt: skip
 
 
 @app.command("evaluate")

@@ -6,7 +6,8 @@ the PDE-family recipes), read with :func:`open_dataset` (a torch ``Dataset``) or
 :func:`open_xarray`, check a file with :func:`validate` and summarise it with
 :func:`describe`. Fields come out channel-first, ``(N, C, *grid)``
 (:func:`to_channel_first` / :func:`from_channel_first` convert from / to the file's
-layout). Foreign formats come in through the importer backends of
+layout); :class:`TimePairs` cuts time series into (history -> next states) pairs.
+Foreign formats come in through the importer backends of
 :mod:`pdesurrogates.datasets.backends` (:func:`import_dataset`, or one ``import_*``
 function per format); a user's own arrays through :func:`from_arrays`,
 :func:`from_xarray` and :func:`import_arrays`.
@@ -38,6 +39,12 @@ from pdesurrogates.datasets._schema import (
     ParamSpec,
     ValidationReport,
 )
+from pdesurrogates.datasets._time_pairs import (
+    TimePairs,
+    check_uniform_time,
+    stack_time,
+    unstack_time,
+)
 from pdesurrogates.datasets._validate import validate
 from pdesurrogates.datasets._writer import DatasetWriter, contiguous_splits
 from pdesurrogates.datasets._xarray import open_xarray
@@ -66,8 +73,10 @@ __all__ = [
     "FieldSpec",
     "ParamSpec",
     "SourceDataset",
+    "TimePairs",
     "ValidationReport",
     "channel_first_shape",
+    "check_uniform_time",
     "contiguous_splits",
     "describe",
     "file_metadata",
@@ -90,7 +99,9 @@ __all__ = [
     "migrate",
     "open_dataset",
     "open_xarray",
+    "stack_time",
     "to_channel_first",
+    "unstack_time",
     "validate",
 ]
 

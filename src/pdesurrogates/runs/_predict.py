@@ -132,6 +132,13 @@ def predict_run(
 
     check_output(output, data)
     model, record = load_run(run_dir)
+    if "time_series" in record:
+        raise DatasetError(
+            f"{run_dir}: a step model trained on the time series {record['target']!r}; "
+            "predict and evaluate score one-shot operators. Roll it out instead: "
+            "pdesurrogates.surrogates.rollout(pdesurrogates.load(run), u0, steps) and "
+            "pdesurrogates.uq.metrics.rollout_rel_l2"
+        )
     fam = family_of(record)
     split = split or "all"
     full = open_dataset(data)

@@ -41,7 +41,13 @@ __all__ = [
 RUN_FILE = "run.json"
 MODEL_KINDS = ("mgno", "fno")
 _TABLES = ("model", "training", "data")
-_DATA_KEYS = {"input": (str, list), "target": (str,), "ensemble": (int,)}
+_DATA_KEYS = {
+    "input": (str, list),
+    "target": (str,),
+    "ensemble": (int,),
+    "history": (int,),
+    "unroll": (int,),
+}
 
 
 def load_config(path: str | os.PathLike | Mapping | None) -> dict[str, Any]:
@@ -52,7 +58,8 @@ def load_config(path: str | os.PathLike | Mapping | None) -> dict[str, Any]:
     (``loss``, ``lr``, ``epochs``, ``batch_size``, ``scheduler``, ``patience``, ``seed``,
     ``weight_decay``, ``grad_clip``, ``max_time``, ``num_workers``, ``pct_start``) and
     ``[data]`` the fields (``input`` = a name or list of names, ``target`` = a name,
-    ``ensemble`` = K).
+    ``ensemble`` = K; for a time series ``history`` = states in, ``unroll`` = model calls
+    per training sample).
 
     Parameters
     ----------
@@ -229,6 +236,8 @@ def train_run(
     resume: bool = False,
     progress: bool = True,
     device: str | None = None,
+    history: int | None = None,
+    unroll: int | None = None,
 ) -> dict[str, Any]:
     """Train an MgNO or FNO (or an ensemble of them) on the train split of ``data``.
 
@@ -237,6 +246,10 @@ def train_run(
     when given, override the ``[training]`` table of ``config`` (whose defaults are those
     of :class:`~pdesurrogates.training.OperatorConfig`). Returns the run record also
     written to ``out_dir/run.json``.
+
+    A field with a ``time`` dim trains a step model instead (see
+    :mod:`pdesurrogates.runs._series`): ``history`` states in, the next one out, unrolled
+    ``unroll`` calls per sample (pushforward training when ``> 1``).
     """
     if kind not in MODEL_KINDS:
         raise ValueError(f"model kind must be one of {MODEL_KINDS}, got {kind!r}")
@@ -250,11 +263,12 @@ def train_run(
     # one writer per run directory: a second `train` into it fails at once naming this one
     with WriteLock(out_dir / RUN_FILE, command=f"train {kind} -o {out_dir}"):
         return _train_locked(kind, data, out_dir, training, cfg, ensemble, resume, progress,
-                             device)  # fmt: skip
+                             device, (history, unroll))  # fmt: skip
 
 
-def _train_locked(kind, data, out_dir, training, cfg, ensemble, resume, progress, device):
+def _train_locked(kind, data, out_dir, training, cfg, ensemble, resume, progress, device, hu):
     from pdesurrogates.datasets import open_dataset
+    from pdesurrogates.runs._series import series_plan
 
     run_path = out_dir / RUN_FILE
     if run_path.exists() and not resume:
@@ -262,23 +276,29 @@ def _train_locked(kind, data, out_dir, training, cfg, ensemble, resume, progress
             f"{out_dir} already holds a run; pass --resume to continue it or choose another -o"
         )
     ds = open_dataset(data)
-    train = ds.split("train")
-    splits = ds.splits
-    valid = ds.split("valid") if "valid" in splits and len(splits["valid"]) else None
-    inputs, target = resolve_fields(ds, cfg["data"].get("input"), cfg["data"].get("target"))
-    n = _spatial_shape(ds, target)[0]
+    plan = series_plan(ds, cfg["data"], history=hu[0], unroll=hu[1], loss=training.loss)
+    if plan is None:
+        train = ds.split("train")
+        splits = ds.splits
+        valid = ds.split("valid") if "valid" in splits and len(splits["valid"]) else None
+        inputs, target = resolve_fields(ds, cfg["data"].get("input"), cfg["data"].get("target"))
+        n = _spatial_shape(ds, target)[0]
+        in_ch, out_ch = sum(_channels(ds, f) for f in inputs), _channels(ds, target)
+        stats_in, stats_out = _stats_vector(ds, inputs), _stats_vector(ds, [target])
+    else:  # a step model on a time series: pairs "a" (history) -> "u" (next states)
+        train, valid, target, n = plan.train, plan.valid, plan.target, plan.resolution
+        inputs, in_ch, out_ch = [target], plan.in_channels, plan.out_channels
+        stats_in, stats_out = plan.stats_in, plan.stats_out
     k = ensemble if ensemble is not None else cfg["data"].get("ensemble", 1)
     if not isinstance(k, int) or k < 1:
         raise ValueError(f"ensemble size must be an integer >= 1, got {k!r}")
-    in_ch = sum(_channels(ds, f) for f in inputs)
-    stats_in, stats_out = _stats_vector(ds, inputs), _stats_vector(ds, [target])
 
     def build(member_seed: int) -> torch.nn.Module:
         return build_surrogate(
             kind,
             cfg["model"],
             in_channels=in_ch,
-            out_channels=_channels(ds, target),
+            out_channels=out_ch,
             resolution=n,
             input_stats=stats_in,
             output_stats=stats_out,
@@ -306,6 +326,7 @@ def _train_locked(kind, data, out_dir, training, cfg, ensemble, resume, progress
         "training": training.to_dict(),
         "n_train": len(train),
         "n_valid": 0 if valid is None else len(valid),
+        **({} if plan is None else plan.record),
     }
     atomic_write_text(run_path, json.dumps(record, indent=2))
     record["histories"] = _fit(
@@ -322,11 +343,12 @@ def _train_locked(kind, data, out_dir, training, cfg, ensemble, resume, progress
         inputs,
         target,
         record,
+        plan,
     )
     last = [h[-1] for h in record["histories"] if h]
     record["summary"] = {
         key: float(np.mean([r[key] for r in last]))
-        for key in ("train_loss", "valid_rel_l2", "valid_rel_h1")
+        for key in ("train_loss", "valid_rel_l2", "valid_rel_h1", "valid_rel_l2_last")
         if last and all(key in r for r in last)
     }
     atomic_write_text(run_path, json.dumps(record, indent=2))
@@ -347,12 +369,14 @@ def _fit(
     inputs,
     target,
     record,
+    plan=None,
 ) -> list[list[dict]]:
     from pdesurrogates.training import Trainer, fit_ensemble
 
     kwargs = dict(
-        input_key=inputs,
-        target_key=target,
+        input_key=inputs if plan is None else "a",
+        target_key=target if plan is None else "u",
+        step=None if plan is None else plan.step,
         progress=progress,
         device=device,
         metrics=("rel_l2", "rel_h1"),

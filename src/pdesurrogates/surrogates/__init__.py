@@ -25,6 +25,7 @@ from pdesurrogates.surrogates._mgno import MgNO
 from pdesurrogates.surrogates._neural_if import NeuralIncompleteCholesky
 from pdesurrogates.surrogates._normalized import NormalizedModel
 from pdesurrogates.surrogates._normalizer import Normalizer
+from pdesurrogates.surrogates._rollout import rollout
 
 __all__ = [
     "FNO",
@@ -43,5 +44,6 @@ __all__ = [
     "adaptive_cokriging",
     "mf_uq_study",
     "plot_uq_study",
+    "rollout",
     "screen_interactions",
 ]

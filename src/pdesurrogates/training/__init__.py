@@ -48,6 +48,7 @@ from pdesurrogates.training._neural_ic import (
     train_neural_ic,
 )
 from pdesurrogates.training._operator import OperatorConfig
+from pdesurrogates.training._rollout_train import PushforwardStep
 from pdesurrogates.training._steps import (
     BatchSource,
     FullBatch,
@@ -70,6 +71,7 @@ __all__ = [
     "MultiFidelityFit",
     "MultiFidelityModel",
     "OperatorConfig",
+    "PushforwardStep",
     "RelH1Loss",
     "RelL2Loss",
     "SourceFields",

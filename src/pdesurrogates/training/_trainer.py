@@ -121,7 +121,8 @@ class Trainer:
         ``target_key``.
     step : TrainingStep or None
         The family's step: the loss of a batch and the validation sums (instead of
-        ``step_fn`` and ``loss``).
+        ``step_fn`` and ``loss``). Step models on time series: the default step on
+        ``TimePairs`` is teacher forcing, :class:`PushforwardStep` multi-step training.
     progress : bool or ProgressBar
         Show a progress bar (rank 0 only); a running :class:`ProgressBar` gets this
         trainer's bars as tasks (removed at the end), e.g. below a caller's own bar.

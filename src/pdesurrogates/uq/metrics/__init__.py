@@ -4,7 +4,8 @@ field predictions.
 Three modules by responsibility, one namespace: ``_deterministic`` (relative L2 / H1,
 RMSE, MAE, nRMSE of the predictive mean), ``_scores`` (proper scores: NLL, CRPS, energy
 and interval scores) and ``_calibration`` (coverage, calibration curve and errors,
-sharpness, PIT, spread-skill). The training losses
+sharpness, PIT, spread-skill); ``_trajectory`` scores rollouts (relative L2 per time
+step, time until it crosses a threshold) with :func:`rel_l2`. The training losses
 (:class:`pdesurrogates.training.RelL2Loss` / ``RelH1Loss``) call :func:`rel_l2` and
 :func:`rel_h1`, so a loss and a report can never disagree.
 
@@ -75,6 +76,7 @@ from pdesurrogates.uq.metrics._scores import (
     interval_score,
     nll_gaussian,
 )
+from pdesurrogates.uq.metrics._trajectory import rollout_rel_l2, time_to_threshold
 
 __all__ = [
     "calibration_curve",
@@ -96,6 +98,8 @@ __all__ = [
     "rel_l2",
     "rmsce",
     "rmse",
+    "rollout_rel_l2",
     "sharpness",
     "spread_skill_ratio",
+    "time_to_threshold",
 ]
