@@ -70,7 +70,7 @@ def generate_darcy(
     ...                      resolution=8, progress=False)
     >>> ds = open_dataset(out)
     >>> len(ds), tuple(ds[0]["a"].shape), sorted(ds.splits)
-    (4, (8, 8), ['test', 'train', 'valid'])
+    (4, (1, 8, 8), ['test', 'train', 'valid'])
     """
     from pdesurrogates.solvers.reference import DARCY_VARIANTS, darcy_dataset_layout, darcy_sample
 

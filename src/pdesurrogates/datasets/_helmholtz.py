@@ -72,7 +72,7 @@ def generate_helmholtz(
     ...                          resolution=11, omega=100.0, progress=False)
     >>> ds = open_dataset(out)
     >>> len(ds), tuple(ds[0]["c"].shape), [ds.fields[k].role for k in ("c", "u")]
-    (3, (11, 11), ['input', 'output'])
+    (3, (1, 11, 11), ['input', 'output'])
     """
     from pdesurrogates.solvers.reference import (
         HELMHOLTZ_DEFAULTS,

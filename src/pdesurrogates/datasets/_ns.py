@@ -80,7 +80,7 @@ def generate_navier_stokes(
     ...                              resolution=16, duration=1.0, n_times=3, progress=False)
     >>> ds = open_dataset(out)
     >>> tuple(ds[0]["w"].shape), ds.coords["time"].tolist(), ds.fields["w"].role
-    ((3, 16, 16), [0.0, 0.5, 1.0], 'state')
+    ((1, 3, 16, 16), [0.0, 0.5, 1.0], 'state')
     """
     from pdesurrogates.solvers.reference import NS_DEFAULTS, ns_dataset_layout, ns_sample
 
