@@ -18,7 +18,7 @@ def test_generate_darcy_multiscale(tmp_path):
     assert main([*args, "-o", str(out)]) == 0
     ds = open_dataset(out)
     a = np.stack([ds[i]["a"].numpy() for i in range(3)])
-    assert a.shape == (3, 16, 16) and a.max() / a.min() > 10  # not the two-valued field
+    assert a.shape == (3, 1, 16, 16) and a.max() / a.min() > 10  # not the two-valued field
     assert "multiscale" in ds.attrs["dataset_name"]
 
 
@@ -28,7 +28,7 @@ def test_generate_helmholtz(tmp_path, capsys):
     assert main([*args, "-o", str(out)]) == 0
     assert f"wrote {out}" in capsys.readouterr().out
     ds = open_dataset(out)
-    assert ds.shape("c") == (17, 17) and ds.fields["c"].role == "input"
+    assert ds.shape("c") == (1, 17, 17) and ds.fields["c"].role == "input"
     assert ds.coord_attrs["x"]["units"] == "m"
     c = ds[0]["c"].numpy()
     assert 19 < c.min() and c.max() < 21
@@ -40,7 +40,7 @@ def test_generate_navier_stokes_then_resume_does_nothing(tmp_path, capsys):
     args = ["generate", "navier-stokes", "-n", "2", "-r", "16", "-T", "1", "--n-times", "5"]
     assert main([*args, "--nu", "1e-4", "-q", "-o", str(out)]) == 0
     ds = open_dataset(out)
-    assert ds.shape("w") == (5, 16, 16) and ds.fields["w"].role == "state"
+    assert ds.shape("w") == (1, 5, 16, 16) and ds.fields["w"].role == "state"
     np.testing.assert_allclose(ds.coords["time"], [0, 0.25, 0.5, 0.75, 1.0])
     assert json.loads(ds.attrs["source"])["nu"] == 1e-4
     capsys.readouterr()
