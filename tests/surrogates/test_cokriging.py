@@ -249,7 +249,7 @@ def test_cv_error_is_leave_one_out():
 def test_forrester_12_6_length_scales_by_leave_one_out():
     # the peer benchmark's design (bench_mf_peers.py, seed 0). The likelihood alone picks
     # ℓ = 0.185 for the low fidelity and gives 1.43e-2 (emukit's linear model: 1.5e-3);
-    # with the leave-one-out check of the length scales, ℓ = 0.30 and 3.7e-3
+    # with the leave-one-out check of the length scales, ℓ = 0.30 and 4.5e-3
     p = forrester(c=5.0)
     x_lo = p.sample(12, seed=0, method="lhs")
     x_hi = x_lo[np.sort(np.random.default_rng(0).choice(12, 6, replace=False))]

@@ -48,6 +48,8 @@ LS_FACTORS = (0.7, 1.3, 1.6, 2.0)
 #: A multiplier replaces the likelihood's length scales only if its leave-one-out error is
 #: below this fraction of theirs.
 LS_SWITCH = 0.8
+#: Levels whose length scales are checked by leave-one-out.
+LS_SEARCH_LEVELS = range(0, 100)
 #: Largest exact level (points) searched by :func:`_loo_lengthscales` (cost O(n³) each).
 LS_SEARCH_MAX = 600
 
@@ -250,7 +252,7 @@ def _fit_level(model, k: int, z, y, gen, budget: TimeBudget, bar, task) -> float
             "noise_floor"
         )
     gp.load_state_dict(best_state)
-    if not sparse and len(y) <= LS_SEARCH_MAX:
+    if not sparse and len(y) <= LS_SEARCH_MAX and k in LS_SEARCH_LEVELS and not budget.exhausted():
         _loo_lengthscales(gp, mll, z, y)
     gp.eval()
     return best
@@ -258,8 +260,8 @@ def _fit_level(model, k: int, z, y, gen, budget: TimeBudget, bar, task) -> float
 
 def _loo_lengthscales(gp, mll, z, y) -> None:
     """Keep the marginal-likelihood fit of an exact RBF level, or its length scales times
-    one of :data:`LS_FACTORS` (the other hyperparameters refitted by L-BFGS with the length
-    scales fixed) when that lowers the closed-form leave-one-out error below
+    one of :data:`LS_FACTORS` (output scale and link coefficients refitted by L-BFGS, the
+    length scales and the noise fixed) when that lowers the closed-form leave-one-out error below
     :data:`LS_SWITCH` times the fit's.
 
     Why: from a dozen points the likelihood's optimum length scale is often too short for
@@ -282,6 +284,8 @@ def _loo_lengthscales(gp, mll, z, y) -> None:
             con = m.raw_lengthscale_constraint
             m.lengthscale = (ls * c).clamp(1.001 * con.lower_bound, 0.999 * con.upper_bound)
             m.raw_lengthscale.requires_grad_(False)
+        noise = gp.likelihood.noise_covar.raw_noise
+        noise.requires_grad_(False)  # a larger noise would smooth instead of interpolate
         gp.train()
         try:
             with gp_settings():
@@ -289,6 +293,7 @@ def _loo_lengthscales(gp, mll, z, y) -> None:
         except (RuntimeError, ValueError, np.linalg.LinAlgError):
             value = -math.inf
         finally:
+            noise.requires_grad_(True)
             for m in rbfs:
                 m.raw_lengthscale.requires_grad_(True)
         gp.eval()
@@ -296,15 +301,17 @@ def _loo_lengthscales(gp, mll, z, y) -> None:
         if loo < min(limit, best_loo):
             best_loo, best_state = loo, {n: t.detach().clone() for n, t in gp.state_dict().items()}
     if best_state is base:
+        gp.load_state_dict(base)
         return
     # the longer length scales interpolate better but their posterior variance between the
     # points is much smaller than the likelihood fit's; widen it by the
     # median ratio of the two at midpoints between training points
     probe = _midpoints(z)
-    gp.load_state_dict(base)
-    var_ml = ExactPosterior(gp)(probe)[1]
-    gp.load_state_dict(best_state)
-    var_cv = ExactPosterior(gp)(probe)[1]
+    with torch.no_grad():
+        gp.load_state_dict(base)
+        var_ml = ExactPosterior(gp)(probe)[1]
+        gp.load_state_dict(best_state)
+        var_cv = ExactPosterior(gp)(probe)[1]
     ratio = float((var_ml / var_cv.clamp_min(1e-300)).median())
     gp.var_factor = min(max(ratio, 1.0), 100.0) if math.isfinite(ratio) else 1.0
 
