@@ -90,6 +90,7 @@ def test_bad_input():
         m.predict(xt + 0.5)
 
 
+@pytest.mark.slow
 def test_three_levels_and_every_candidate():
     # fit_multifidelity for any number of levels; every fitted candidate is kept
     p = hartmann3()
