@@ -254,7 +254,7 @@ def fit_multifidelity_levels(
     >>> import numpy as np
     >>> from pdesurrogates.solvers.reference import hartmann3
     >>> p = hartmann3()
-    >>> x0 = p.sample(30, seed=0); x1 = x0[:15]; x2 = x1[:8]
+    >>> x0 = p.sample(20, seed=0); x1 = x0[:10]; x2 = x1[:5]
     >>> m = fit_multifidelity_levels([x0, x1, x2], [p(x0, 0), p(x1, 1), p(x2, 2)],
     ...                              method="ar1", bounds=p.bounds)
     >>> m.method, m.predict(x0[:4]).mean.shape
