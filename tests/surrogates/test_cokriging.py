@@ -256,4 +256,4 @@ def test_forrester_12_6_length_scales_by_leave_one_out():
     gp = CoKrigingGP(n_restarts=4).fit(x_lo, p.low(x_lo), x_hi, p.high(x_hi), bounds=p.bounds)
     xt = p.sample(2000, seed=10_000, method="uniform")
     assert _rel(gp.predict(xt).mean, p.high(xt)) < 5e-3
-    assert float(gp.levels[0].covar_module.base_kernel.lengthscale) > 0.22  # lengthened
+    assert float(gp.levels[0].covar_module.base_kernel.lengthscale.detach()) > 0.22  # lengthened
