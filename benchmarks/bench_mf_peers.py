@@ -1,9 +1,9 @@
 """Multi-fidelity methods against emukit and SMT on the peers' own test functions.
 
-Ours: AR(1) co-kriging and NARGP (:class:`pdesurrogates.surrogates.CoKrigingGP`), MF-DNN
-(:func:`pdesurrogates.training.fit_multifidelity_net`) and ``auto``
-(``pdesurrogates.training.fit_multifidelity(..., method="auto")`` when it exists; the row
-says "n/a" otherwise). All of ours go through :func:`fit_ours`, the one adapter to switch.
+Ours: one call of ``fit_multifidelity_levels(xs, ys, method="auto")`` (``fit_multifidelity``
+for any number of levels) per problem and seed gives the ``auto`` column and the AR(1)
+co-kriging, NARGP and MF-DNN candidates it fitted and scored (each with the defaults of
+``method=<that method>``; MF-DNN's small-design settings up to 50 high-fidelity points).
 Peers: SMT's ``MFK`` (always), emukit's linear (``GPyLinearMultiFidelityModel``) and
 nonlinear (``NonLinearMultiFidelityModel``) models when emukit and GPy are installed (the
 ``peers`` extra), both with ARD RBF kernels in several dimensions, zero noise and 5
@@ -21,7 +21,9 @@ the constant and for one-member MF-DNN fits). Seeds 0, 1, 2.
 
 Run: ``nice python benchmarks/bench_mf_peers.py`` (``--quick``: seed 0, three small
 problems). Every (problem, seed, method) result is stored in ``results/mf_peers.json`` as
-it finishes and skipped on the next run (resumable); ``--redo METHOD ...`` reruns methods.
+it finishes and skipped on the next run (resumable); ``--redo METHOD ...`` reruns methods;
+two runs with different ``--methods`` may share the file; ``--tables`` only rewrites the
+tables. Seed 0 of every problem runs first.
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import RESULTS, markdown_table, write_results
 
-OURS = ["ar1", "nargp", "mfdnn", "auto"]
+OURS = ["auto", "ar1", "nargp", "mfdnn"]  # one auto fit gives all four
 PEERS = ["smt_mfk", "emukit_linear", "emukit_nargp"]
 METHODS = [*OURS, *PEERS, "constant"]
 # key: (problem name, factory kwargs, design sizes lowest level first)
@@ -77,30 +79,18 @@ def design(p, counts, seed: int):
 
 
 # ------------------------------------------------------------------------- ours
-def fit_ours(method: str, xs, ys, bounds, seed: int):
-    """The one adapter to our multi-fidelity API: returns (mean, std or None) at test x.
+def fit_ours(xs, ys, bounds, seed: int):
+    """The one adapter to our multi-fidelity API: ``fit_multifidelity_levels(...,
+    method="auto")`` (``fit_multifidelity`` for any number of levels). Returns
+    ``{method: (predict, seconds)}`` for ``auto`` and every candidate it fitted (AR(1),
+    NARGP, MF-DNN), each with the library defaults of ``method=<that method>``."""
+    from pdesurrogates.training._mf_auto import fit_multifidelity_levels
 
-    ``auto`` uses ``fit_multifidelity(..., method="auto")`` when the library has it.
-    """
-    import pdesurrogates.training as tr
-
-    if method == "auto":
-        if not hasattr(tr, "fit_multifidelity"):
-            return None
-        args = (xs[0], ys[0], xs[-1], ys[-1]) if len(xs) == 2 else (xs, ys)
-        return tr.fit_multifidelity(*args, method="auto", bounds=bounds, seed=seed).predict
-    if method in ("ar1", "nargp"):
-        from pdesurrogates.surrogates import CoKrigingGP
-
-        gp = CoKrigingGP(
-            in_dim=xs[0].shape[1], n_levels=len(xs), kind=method, n_restarts=4, seed=seed
-        )
-        gp.fit_levels(xs, ys, bounds=bounds)
-        return gp.predict
-    if method == "mfdnn":
-        fit = tr.fit_multifidelity_net(xs, ys, bounds=bounds, seed=seed)
-        return fit.predict
-    raise ValueError(f"unknown method {method!r}")
+    t0 = time.perf_counter()
+    fit = fit_multifidelity_levels(list(xs), list(ys), "auto", bounds=bounds, seed=seed)
+    out = {m: (c.predict, fit.seconds[m]) for m, c in fit.candidates.items()}
+    out["auto"] = (fit.predict, time.perf_counter() - t0)
+    return out, fit
 
 
 def predict_ours(predict, xt):
@@ -186,36 +176,7 @@ def peer_available(method: str) -> bool:
 
 
 # ------------------------------------------------------------------------- one run
-def run_one(key: str, seed: int, method: str) -> dict:
-    import torch
-
-    torch.set_num_threads(1)
-    p, counts = make_problem(key)
-    xs, ys, xt, yt = design(p, counts, seed)
-    row = {"problem": key, "seed": seed, "method": method, "levels": len(xs)}
-    if not peer_available(method):
-        return {**row, "status": "not installed"}
-    t0 = time.perf_counter()
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            if method == "constant":
-                mean, std = np.full(len(xt), ys[-1].mean()), None
-            elif method in OURS:
-                predict = fit_ours(method, xs, ys, p.bounds, seed)
-                if predict is None:
-                    return {**row, "status": "n/a (no fit_multifidelity yet)"}
-                mean, std = predict_ours(predict, xt)
-            else:
-                mean, std = globals()[method](xs, ys, xt)
-    except Exception as exc:  # recorded, the benchmark goes on
-        return {
-            **row,
-            "status": f"failed: {type(exc).__name__}: {exc}"[:300],
-            "traceback": traceback.format_exc()[-2000:],
-            "seconds": time.perf_counter() - t0,
-        }
-    seconds = time.perf_counter() - t0
+def _scores(row: dict, mean, std, yt, seconds: float) -> dict:
     err = float(np.linalg.norm(mean - yt) / np.linalg.norm(yt))
     cov = None
     if std is not None and np.all(np.isfinite(std)):
@@ -223,8 +184,60 @@ def run_one(key: str, seed: int, method: str) -> dict:
     return {**row, "status": "ok", "rel_l2": err, "coverage90": cov, "seconds": seconds}
 
 
+def run_one(key: str, seed: int, method: str) -> list[dict]:
+    """Rows of one (problem, seed, method); ``auto`` also gives the rows of its candidates."""
+    import torch
+
+    torch.set_num_threads(1)
+    p, counts = make_problem(key)
+    xs, ys, xt, yt = design(p, counts, seed)
+    row = {"problem": key, "seed": seed, "method": method, "levels": len(xs)}
+    if not peer_available(method):
+        return [{**row, "status": "not installed"}]
+    t0 = time.perf_counter()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            if method == "constant":
+                return [_scores(row, np.full(len(xt), ys[-1].mean()), None, yt, 0.0)]
+            if method in OURS:
+                fits, fit = fit_ours(xs, ys, p.bounds, seed)
+                rows = []
+                for m, (predict, seconds) in fits.items():
+                    t1 = time.perf_counter()
+                    mean, std = predict_ours(predict, xt)
+                    r = {**row, "method": m}
+                    if m == "auto":
+                        r.update(choice=fit.method, cv_scores=fit.scores)
+                    rows.append(_scores(r, mean, std, yt, seconds + time.perf_counter() - t1))
+                return rows
+            mean, std = globals()[method](xs, ys, xt)
+    except Exception as exc:  # recorded, the benchmark goes on
+        return [
+            {
+                **row,
+                "status": f"failed: {type(exc).__name__}: {exc}"[:300],
+                "traceback": traceback.format_exc()[-2000:],
+                "seconds": time.perf_counter() - t0,
+            }
+        ]
+    return [_scores(row, mean, std, yt, time.perf_counter() - t0)]
+
+
 # ------------------------------------------------------------------------- tables
+def current(runs: list[dict]) -> list[dict]:
+    """Drop rows of AR(1), NARGP and MF-DNN not fitted by the ``auto`` run of their
+    (problem, seed) (left from an earlier version that fitted them separately)."""
+    auto = {(r["problem"], r["seed"]) for r in runs if r["method"] == "auto" and "choice" in r}
+    return [
+        r
+        for r in runs
+        if r["method"] not in ("ar1", "nargp", "mfdnn") or (r["problem"], r["seed"]) in auto
+    ]
+
+
 def summarise(runs: list[dict], keys, seeds) -> tuple[str, list[dict]]:
+    runs = current(runs)
     by = {(r["problem"], r["seed"], r["method"]): r for r in runs}
 
     def err(k, s, m):
@@ -246,6 +259,8 @@ def summarise(runs: list[dict], keys, seeds) -> tuple[str, list[dict]]:
             if not ours or const is None:
                 continue
             bo, bp = min(ours), (min(peers) if peers else None)
+            en, on = err(k, s, "emukit_nargp"), err(k, s, "nargp")
+            auto = by.get((k, s, "auto")) or {}
             worse = [m for m in OURS if (e := err(k, s, m)) is not None and e > const]
             summary.append(
                 {
@@ -256,6 +271,8 @@ def summarise(runs: list[dict], keys, seeds) -> tuple[str, list[dict]]:
                     "ours/peer": bo / bp if bp else None,
                     "best ours <= best peer": None if bp is None else ("yes" if bo <= bp else "NO"),
                     "ours worse than constant": ", ".join(worse) or "none",
+                    "nargp/emukit_nargp": on / en if on is not None and en else None,
+                    "auto chose": auto.get("choice"),
                 }
             )
     extra = []
@@ -292,6 +309,17 @@ def load_runs() -> list[dict]:
     return json.loads(path.read_text()).get("runs", [])
 
 
+def _merge(on_disk: list[dict], mine: list[dict], produced: set) -> list[dict]:
+    """``mine`` updated with the file's rows, except the keys this process ``produced``
+    (another process, e.g. one running other methods, may have written rows since)."""
+    rows = {(r["problem"], r["seed"], r["method"]): r for r in mine}
+    for r in on_disk:
+        key = (r["problem"], r["seed"], r["method"])
+        if key not in produced:
+            rows[key] = r
+    return list(rows.values())
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="seed 0, three small problems")
@@ -299,7 +327,22 @@ def main() -> None:
     ap.add_argument("--methods", nargs="*", default=METHODS, choices=METHODS)
     ap.add_argument("--seeds", nargs="*", type=int, default=None)
     ap.add_argument("--redo", nargs="*", default=[], choices=METHODS, help="rerun these")
+    ap.add_argument(
+        "--tables", action="store_true", help="only rewrite the tables from the stored results"
+    )
     args = ap.parse_args()
+    if args.tables:
+        runs = current(load_runs())
+        keys = [k for k in PROBLEMS if any(r["problem"] == k for r in runs)]
+        md, summary = summarise(runs, keys, sorted({r["seed"] for r in runs}))
+        write_results(
+            "mf_peers",
+            {"quick": False, "runs": runs, "summary": summary},
+            md,
+            command="nice python benchmarks/bench_mf_peers.py",
+        )
+        print(md)
+        return
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     keys = args.problems or (QUICK if args.quick else list(PROBLEMS))
     seeds = args.seeds if args.seeds is not None else ([0] if args.quick else [0, 1, 2])
@@ -311,32 +354,41 @@ def main() -> None:
         if r["method"] not in args.redo and not r.get("status", "").startswith("n/a")
     }
     runs = [r for r in runs if (r["problem"], r["seed"], r["method"]) in done]
+    produced: set = set()
     command = "nice python benchmarks/bench_mf_peers.py " + " ".join(sys.argv[1:])
-    all_keys = list(dict.fromkeys([*[r["problem"] for r in runs], *keys]))
-    all_keys = [k for k in PROBLEMS if k in all_keys]
-    all_seeds = sorted({*seeds, *[r["seed"] for r in runs]})
-    for k in keys:
-        for s in seeds:
+
+    def scope(runs):
+        present = {*keys, *[r["problem"] for r in runs]}
+        return [k for k in PROBLEMS if k in present], sorted({*seeds, *[r["seed"] for r in runs]})
+
+    for s in seeds:  # every problem at seed 0 first: a partial run covers every row
+        for k in keys:
             for m in args.methods:
                 if (k, s, m) in done:
                     continue
-                r = run_one(k, s, m)
-                runs = [x for x in runs if (x["problem"], x["seed"], x["method"]) != (k, s, m)]
-                runs.append(r)
-                print(
-                    f"{k:26s} seed {s} {m:14s} {r.get('status'):10.10s} "
-                    f"rel_l2={r.get('rel_l2', float('nan')):.3g} "
-                    f"cov90={r.get('coverage90')} {r.get('seconds', 0):.1f}s",
-                    flush=True,
-                )
-                md, summary = summarise(runs, all_keys, all_seeds)
+                new = run_one(k, s, m)
+                # re-read the file: another run (other methods) may have added rows meanwhile
+                runs = _merge(load_runs(), runs, produced)
+                for r in new:
+                    key = (k, s, r["method"])
+                    runs = [x for x in runs if (x["problem"], x["seed"], x["method"]) != key]
+                    runs.append(r)
+                    done.add(key)
+                    produced.add(key)
+                    print(
+                        f"{k:26s} seed {s} {r['method']:14s} {r.get('status'):10.10s} "
+                        f"rel_l2={r.get('rel_l2', float('nan')):.3g} "
+                        f"cov90={r.get('coverage90')} {r.get('seconds', 0):.1f}s",
+                        flush=True,
+                    )
+                md, summary = summarise(runs, *scope(runs))
                 write_results(
                     "mf_peers",
                     {"quick": args.quick, "runs": runs, "summary": summary},
                     md,
                     command=command,
                 )
-    md, _ = summarise(runs, all_keys, all_seeds)
+    md, _ = summarise(_merge(load_runs(), runs, produced), *scope(runs))
     print(md)
 
 

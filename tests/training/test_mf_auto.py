@@ -7,9 +7,10 @@ import logging
 import numpy as np
 import pytest
 
-from pdesurrogates.solvers.reference import forrester, nonlinear_sin
+from pdesurrogates.solvers.reference import forrester, hartmann3, nonlinear_sin
 from pdesurrogates.surrogates import MultiFidelityNet
 from pdesurrogates.training import MultiFidelityModel, fit_mfnet, fit_multifidelity
+from pdesurrogates.training._mf_auto import fit_multifidelity_levels
 
 
 def _rel(a, b):
@@ -87,3 +88,21 @@ def test_bad_input():
     assert _rel(m.predict(xt).mean, p.high(xt)) < 0.3
     with pytest.warns(UserWarning, match="prediction input dimension 0"):
         m.predict(xt + 0.5)
+
+
+@pytest.mark.slow
+def test_three_levels_and_every_candidate():
+    # fit_multifidelity for any number of levels; every fitted candidate is kept
+    p = hartmann3()
+    x0 = p.sample(60, seed=0)
+    x1, x2 = x0[:30], x0[:15]
+    m = fit_multifidelity_levels(
+        [x0, x1, x2], [p(x0, 0), p(x1, 1), p(x2, 2)], bounds=p.bounds, methods=("ar1", "nargp")
+    )
+    assert set(m.candidates) == set(m.scores) == {"ar1", "nargp"}
+    assert m.candidates[m.method] is m
+    xt = p.sample(500, seed=1, method="uniform")
+    const = _rel(np.full(len(xt), p(x2, 2).mean()), p.high(xt))
+    for c in m.candidates.values():
+        assert c.model.n_levels == 3
+        assert _rel(c.predict(xt).mean, p.high(xt)) < 0.3 * const

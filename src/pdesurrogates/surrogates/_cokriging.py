@@ -132,6 +132,12 @@ class CoKrigingGP(nn.Module):
         ``"anova2"`` above 10 inputs, ``"rbf"`` otherwise.
     pairs : list of (i, j), optional
         Pairs of the ANOVA kernel; set by :meth:`fit` (used to rebuild a saved model).
+    var_scale : list of float, optional
+        Per level, the factor on its posterior variance: the leave-one-out ratio of
+        squared errors to predicted variances of the fitted exact level, at least 1
+        (:func:`~._cokriging_gp.loo_variance_ratio`; 1 for sparse levels); set by
+        :meth:`fit`. With a dozen points the likelihood's output scale is often too small
+        and the 90 % intervals covered 63–70 % of test points.
     n_train : list of int, optional
         Points per level; set by :meth:`fit` (used to rebuild a saved model).
     quadratic : list of bool, optional
@@ -169,6 +175,7 @@ class CoKrigingGP(nn.Module):
         quadratic: Sequence[bool] | None = None,
         kernel: str = "auto",
         pairs: Sequence | None = None,
+        var_scale: Sequence[float] | None = None,
     ) -> None:
         super().__init__()
         import_gpytorch()
@@ -202,6 +209,14 @@ class CoKrigingGP(nn.Module):
         self.n_train = n_train
         self.quadratic = None if quadratic is None else [bool(q) for q in quadratic]
         self.kernel, self.pairs = kernel, check_kernel(kernel, pairs)
+        self.var_scale = [1.0] * self.n_levels
+        if var_scale is not None:
+            vs = [float(v) for v in var_scale]
+            if len(vs) != self.n_levels or not all(np.isfinite(v) and v > 0 for v in vs):
+                raise ValueError(
+                    f"var_scale must be {self.n_levels} positive numbers; got {var_scale!r}"
+                )
+            self.var_scale = vs
         self.levels = nn.ModuleList()
         self.register_buffer("x_lo", torch.zeros(self.in_dim, dtype=_DT))
         self.register_buffer("x_span", torch.ones(self.in_dim, dtype=_DT))
@@ -246,6 +261,7 @@ class CoKrigingGP(nn.Module):
             "quadratic": self.quadratic,
             "kernel": self.kernel,
             "pairs": None if self.pairs is None else [list(p) for p in self.pairs],
+            "var_scale": list(self.var_scale),
         }
 
     def to(self, *args, **kwargs):
@@ -379,6 +395,7 @@ class CoKrigingGP(nn.Module):
         xs_t = [self._scale_x(torch.as_tensor(x)) for x in xs_np]
         ys_t = [(torch.as_tensor(y) - self.y_mean[k]) / self.y_std[k] for k, y in enumerate(ys_np)]
         self.quadratic = None
+        self.var_scale = [1.0] * self.n_levels
         self.pairs = screen_pairs(self, xs_np[0], ys_np[0], bounds)  # ANOVA kernel's pairs
         self._build(xs_t)
         fit_recursive(self, xs_np, ys_t, xs_t, progress=progress, max_time=max_time)
@@ -419,16 +436,20 @@ class CoKrigingGP(nn.Module):
                 variances.append(f.variance.clamp_min(0.0))
         return torch.cat(means), torch.cat(variances)
 
-    def _predict_scaled(self, xs: torch.Tensor, upto: int):
-        """Mean and variance of level ``upto`` in its standardised units."""
+    def _predict_scaled(self, xs: torch.Tensor, upto: int, calibrated: bool = False):
+        """Mean and variance of level ``upto`` in its standardised units (``calibrated``:
+        with the cross-validation factors :attr:`var_scale`)."""
         mean, var = self._level_posterior(0, xs)
         gen = torch.Generator().manual_seed(self.seed + 1)
+        # calibrated variance (var_scale) of every level; NARGP's draws use the fitted one
+        cal = var * self.var_scale[0]
         for k in range(1, upto + 1):
             lower_mean, lower_var = mean, var
             if self.kind == "ar1":
                 dm, dv = self._level_posterior(k, torch.cat([xs, lower_mean[:, None]], 1))
                 rho = self.levels[k].mean_module.rho
                 mean, var = dm, rho.square() * lower_var + dv
+                cal = rho.square() * cal + self.var_scale[k] * dv
             else:
                 s = self.n_mc
                 eps = torch.randn(s, xs.shape[0], generator=gen, dtype=_DT)
@@ -441,7 +462,10 @@ class CoKrigingGP(nn.Module):
                 dv = dv.reshape(s, -1)
                 mean = dm.mean(0)
                 var = dv.mean(0) + dm.var(0)
-        return mean, var
+                # the spread of dm scales with the lower level's variance (linearised)
+                ratio = (cal / lower_var.clamp_min(1e-300)).clamp(1.0, 100.0)
+                cal = self.var_scale[k] * dv.mean(0) + ratio * dm.var(0)
+        return mean, (cal if calibrated else var)
 
     def _check_x(self, x) -> torch.Tensor:
         if not self.is_fitted:
@@ -469,7 +493,7 @@ class CoKrigingGP(nn.Module):
         xt = self._check_x(X)
         k = self.n_levels - 1 if level is None else level % self.n_levels
         with torch.no_grad():
-            mean, var = self._predict_scaled(self._scale_x(xt), k)
+            mean, var = self._predict_scaled(self._scale_x(xt), k, calibrated=True)
         mean = mean * self.y_std[k] + self.y_mean[k]
         std = var.sqrt() * self.y_std[k]
         return Prediction(mean.numpy(), std=std.numpy())
@@ -505,11 +529,11 @@ class CoKrigingGP(nn.Module):
         xs = self._scale_x(self._check_x(X))
         with torch.no_grad():
             mean, var = self._level_posterior(0, xs)
-            parts = [var]
+            parts = [var * self.var_scale[0]]
             for k in range(1, self.n_levels):
                 dm, dv = self._level_posterior(k, torch.cat([xs, mean[:, None]], 1))
                 rho2 = self.levels[k].mean_module.rho.square()
-                parts = [c * rho2 for c in parts] + [dv]
+                parts = [c * rho2 for c in parts] + [dv * self.var_scale[k]]
                 mean = dm
         return (torch.stack(parts) * self.y_std[-1] ** 2).numpy()
 
@@ -522,13 +546,13 @@ class CoKrigingGP(nn.Module):
             gp = self.levels[0]
             self._level_posterior(0, xs[:1])  # make sure the training data are attached
             f = gp(xs)
-            mean, cov = f.mean, f.covariance_matrix
+            mean, cov = f.mean, f.covariance_matrix * self.var_scale[0]
             for k in range(1, self.n_levels):
                 gp = self.levels[k]
                 self._level_posterior(k, torch.cat([xs[:1], mean[:1, None]], 1))
                 f = gp(torch.cat([xs, mean[:, None]], 1))
                 rho2 = gp.mean_module.rho.square()
-                mean, cov = f.mean, rho2 * cov + f.covariance_matrix
+                mean, cov = f.mean, rho2 * cov + self.var_scale[k] * f.covariance_matrix
         return (cov * self.y_std[-1] ** 2).numpy()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

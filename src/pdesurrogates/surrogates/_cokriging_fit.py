@@ -23,10 +23,12 @@ from pdesurrogates._progress import ProgressBar, TimeBudget, logger
 from pdesurrogates.errors import TrainingError
 from pdesurrogates.surrogates._cokriging_gp import (
     DTYPE,
+    ExactPosterior,
     gp_classes,
     gp_settings,
     import_gpytorch,
     loo_residuals,
+    loo_variance_ratio,
 )
 from pdesurrogates.surrogates._cokriging_optim import adam, lbfgs
 
@@ -39,6 +41,17 @@ __all__ = [
     "nested_index",
     "warn_outside",
 ]
+
+
+#: Length-scale multipliers tried by :func:`_loo_lengthscales` after the likelihood fit.
+LS_FACTORS = (0.7, 1.3, 1.6, 2.0)
+#: A multiplier replaces the likelihood's length scales only if its leave-one-out error is
+#: below this fraction of theirs.
+LS_SWITCH = 0.8
+#: Levels whose length scales are checked by leave-one-out.
+LS_SEARCH_LEVELS = range(0, 100)
+#: Largest exact level (points) searched by :func:`_loo_lengthscales` (cost O(n³) each).
+LS_SEARCH_MAX = 600
 
 
 def nested_index(x_hi: np.ndarray, x_lo: np.ndarray, tol: float = 1e-10) -> np.ndarray | None:
@@ -239,8 +252,76 @@ def _fit_level(model, k: int, z, y, gen, budget: TimeBudget, bar, task) -> float
             "noise_floor"
         )
     gp.load_state_dict(best_state)
+    if not sparse and len(y) <= LS_SEARCH_MAX and k in LS_SEARCH_LEVELS and not budget.exhausted():
+        _loo_lengthscales(gp, mll, z, y)
     gp.eval()
     return best
+
+
+def _loo_lengthscales(gp, mll, z, y) -> None:
+    """Keep the marginal-likelihood fit of an exact RBF level, or its length scales times
+    one of :data:`LS_FACTORS` (output scale and link coefficients refitted by L-BFGS, the
+    length scales and the noise fixed) when that lowers the closed-form leave-one-out error below
+    :data:`LS_SWITCH` times the fit's.
+
+    Why: from a dozen points the likelihood's optimum length scale is often too short for
+    a smooth response (Forrester's low fidelity from 12 points: ℓ = 0.185, leave-one-out
+    error 0.074 and test error 4.7e-3; at 1.6 ℓ, 0.012 and 1.3e-3). Cross-validation is the
+    more robust estimate when the kernel is misspecified (Bachoc 2013).
+    """
+    g = import_gpytorch()
+    rbfs = [m for m in gp.covar_module.modules() if isinstance(m, g.kernels.RBFKernel)]
+    if not rbfs:
+        return
+    base = {n: t.detach().clone() for n, t in gp.state_dict().items()}
+    ls0 = [m.lengthscale.detach().clone() for m in rbfs]
+    gp.eval()
+    best_loo, best_state = _loo_rms(gp), base
+    limit = LS_SWITCH * best_loo
+    for c in LS_FACTORS:
+        gp.load_state_dict(base)
+        for m, ls in zip(rbfs, ls0, strict=True):
+            con = m.raw_lengthscale_constraint
+            m.lengthscale = (ls * c).clamp(1.001 * con.lower_bound, 0.999 * con.upper_bound)
+            m.raw_lengthscale.requires_grad_(False)
+        noise = gp.likelihood.noise_covar.raw_noise
+        noise.requires_grad_(False)  # a larger noise would smooth instead of interpolate
+        gp.train()
+        try:
+            with gp_settings():
+                value = lbfgs(gp, mll, z, y, steps=60)
+        except (RuntimeError, ValueError, np.linalg.LinAlgError):
+            value = -math.inf
+        finally:
+            noise.requires_grad_(True)
+            for m in rbfs:
+                m.raw_lengthscale.requires_grad_(True)
+        gp.eval()
+        loo = _loo_rms(gp) if math.isfinite(value) else math.inf
+        if loo < min(limit, best_loo):
+            best_loo, best_state = loo, {n: t.detach().clone() for n, t in gp.state_dict().items()}
+    if best_state is base:
+        gp.load_state_dict(base)
+        return
+    # the longer length scales interpolate better but their posterior variance between the
+    # points is much smaller than the likelihood fit's; widen it by the
+    # median ratio of the two at midpoints between training points
+    probe = _midpoints(z)
+    with torch.no_grad():
+        gp.load_state_dict(base)
+        var_ml = ExactPosterior(gp)(probe)[1]
+        gp.load_state_dict(best_state)
+        var_cv = ExactPosterior(gp)(probe)[1]
+    ratio = float((var_ml / var_cv.clamp_min(1e-300)).median())
+    gp.var_factor = min(max(ratio, 1.0), 100.0) if math.isfinite(ratio) else 1.0
+
+
+def _midpoints(z: torch.Tensor, n: int = 256) -> torch.Tensor:
+    """Midpoints of ``n`` seeded random pairs of distinct rows of ``z``."""
+    gen = torch.Generator().manual_seed(0)
+    i = torch.randint(len(z), (n,), generator=gen)
+    j = (i + 1 + torch.randint(len(z) - 1, (n,), generator=gen)) % len(z)
+    return 0.5 * (z[i] + z[j])
 
 
 def _level_inputs(model, k: int, xs_np, xs_t, ys_t) -> torch.Tensor:
@@ -254,6 +335,16 @@ def _level_inputs(model, k: int, xs_np, xs_t, ys_t) -> torch.Tensor:
         with torch.no_grad():
             col = model._predict_scaled(xs_t[k], k - 1)[0].detach()
     return torch.cat([xs_t[k], col[:, None]], dim=1)
+
+
+def _var_scale(gp) -> float:
+    """Cross-validation factor of an exact level's predictive variance (1 otherwise)."""
+    g = import_gpytorch()
+    if hasattr(gp, "fit_level") or isinstance(gp.covar_module, g.kernels.InducingPointKernel):
+        return 1.0
+    if len(gp.y_train) > LS_SEARCH_MAX:
+        return 1.0
+    return min(loo_variance_ratio(gp) * getattr(gp, "var_factor", 1.0), 100.0)
 
 
 def _loo_rms(gp) -> float:
@@ -300,6 +391,7 @@ def fit_recursive(model, xs_np, ys_t, xs_t, *, progress: bool, max_time: float |
             value = _fit_level(model, k, gp.z_train, gp.y_train, gen, budget, bar, task)
             if model.can_be_quadratic(k, len(ys_t[k])):
                 _try_quadratic(model, k, value, gen, budget, bar, task)
+            model.var_scale[k] = _var_scale(model.levels[k])
             model.fit_seconds.append(time.perf_counter() - t0)
             kind = "SGPR" if k == 0 and model._uses_sgpr(len(ys_t[0])) else "exact"
             rho = f", rho={model.rho[k - 1]:.4g}" if k and model.kind == "ar1" else ""

@@ -22,7 +22,13 @@ from pdesurrogates._progress import logger
 from pdesurrogates.surrogates import CoKrigingGP
 from pdesurrogates.surrogates._cokriging_fit import check_levels, warn_outside
 
-__all__ = ["METHODS", "MultiFidelityModel", "cv_folds", "fit_multifidelity"]
+__all__ = [
+    "METHODS",
+    "MultiFidelityModel",
+    "cv_folds",
+    "fit_multifidelity",
+    "fit_multifidelity_levels",
+]
 
 #: Methods :func:`fit_multifidelity` fits, in the order ``"auto"`` tries them.
 METHODS = ("ar1", "nargp", "mfdnn")
@@ -50,6 +56,9 @@ class MultiFidelityModel:
         Whether ``bounds`` was given (predictions outside it then warn).
     seconds : dict
         Fit time of every candidate (s).
+    candidates : dict
+        Every fitted candidate (method → :class:`MultiFidelityModel`, this one included),
+        to compare their predictions.
     """
 
     method: str
@@ -59,6 +68,7 @@ class MultiFidelityModel:
     bounds_declared: bool = False
     seconds: dict = field(default_factory=dict)
     members: list = field(default_factory=list, repr=False)
+    candidates: dict = field(default_factory=dict, repr=False)
 
     def predict(self, x):
         """Prediction at ``x`` ``(n, d)`` in the user's units: a
@@ -83,6 +93,19 @@ class MultiFidelityModel:
         return Prediction(None, samples=outs.numpy())
 
 
+#: Up to this many highest-fidelity points the MF-DNN candidate uses :data:`SMALL_MFDNN`.
+SMALL_HI = 50
+#: MF-DNN settings for small designs: two members, two penalties and short stages.
+#: On 12/6 points the default (4 members, 6 penalties scored on 5 folds, 1,000 Adam
+#: steps per stage) spent minutes on a fit of a few dozen weights.
+SMALL_MFDNN = {
+    "n_members": 2,
+    "keep": 2,
+    "l2_grid": (1e-5, 1e-2),
+    "fit_kwargs": {"adam_steps": 300, "lbfgs_steps": 100, "lm_steps": 50},
+}
+
+
 def cv_folds(n: int, seed: int, max_folds: int = 5) -> list[np.ndarray]:
     """``min(n, max_folds)`` folds of a seeded permutation of ``range(n)``."""
     perm = np.random.default_rng(seed).permutation(n)
@@ -90,16 +113,21 @@ def cv_folds(n: int, seed: int, max_folds: int = 5) -> list[np.ndarray]:
 
 
 def _fit_gp(kind, xs, ys, bounds, seed, folds, progress):
-    gp = CoKrigingGP(in_dim=xs[0].shape[1], kind=kind, seed=seed, require_nested=False)
-    gp.fit(xs[0], ys[0], xs[1], ys[1], bounds=bounds, progress=progress)
+    gp = CoKrigingGP(
+        in_dim=xs[0].shape[1], n_levels=len(xs), kind=kind, seed=seed, require_nested=False
+    )
+    gp.fit_levels(xs, ys, bounds=bounds, progress=progress)
     return gp, gp.cv_error(folds), [gp]
 
 
 def _fit_mfdnn(xs, ys, bounds, seed, folds, progress, kwargs):
     from pdesurrogates.training._multifidelity import fit_multifidelity_net
 
-    kw = {"n_members": 4, "keep": 2, **kwargs}
-    n_hi = len(ys[1])
+    n_hi = len(ys[-1])
+    kw = {"n_members": 4, "keep": 2}
+    if n_hi <= SMALL_HI:
+        kw.update(SMALL_MFDNN)
+    kw.update(kwargs)
     if n_hi >= 6 and "criterion" not in kwargs:
         kw.update(criterion="kfold", folds=len(folds))
     fit = fit_multifidelity_net(
@@ -181,18 +209,68 @@ def fit_multifidelity(
     >>> m.method
     'ar1'
     """
+    x0 = np.asarray(x_lo.detach().cpu() if torch.is_tensor(x_lo) else x_lo)
+    d = 1 if x0.ndim == 1 else x0.shape[1]
+    return fit_multifidelity_levels(
+        [x_lo, x_hi],
+        [y_lo, y_hi],
+        method,
+        bounds,
+        seed,
+        methods=methods,
+        mfdnn_kwargs=mfdnn_kwargs,
+        progress=progress,
+        in_dim=d,
+    )
+
+
+def _check_methods(method: str, methods) -> None:
     valid = ("auto", *METHODS)
     if method not in valid:
         raise ValueError(f"method must be one of {', '.join(valid)}; got {method!r}")
     bad = [m for m in methods if m not in METHODS]
     if bad or not methods:
         raise ValueError(f"methods must be a non-empty subset of {METHODS}; got {methods!r}")
-    x0 = np.asarray(x_lo.detach().cpu() if torch.is_tensor(x_lo) else x_lo)
-    d = 1 if x0.ndim == 1 else x0.shape[1]
-    xs, ys, box = check_levels([x_lo, x_hi], [y_lo, y_hi], d, 2, bounds)
-    folds = cv_folds(len(ys[1]), seed)
+
+
+def fit_multifidelity_levels(
+    xs,
+    ys,
+    method: str = "auto",
+    bounds=None,
+    seed: int = 0,
+    *,
+    methods: tuple[str, ...] = METHODS,
+    mfdnn_kwargs: dict | None = None,
+    progress: bool = False,
+    in_dim: int | None = None,
+) -> MultiFidelityModel:
+    """:func:`fit_multifidelity` for any number of levels: ``xs``, ``ys`` are lists with
+    one array per level, lowest fidelity first (the scores are cross-validated on the
+    highest level's points; nested or not, as there).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from pdesurrogates.solvers.reference import hartmann3
+    >>> p = hartmann3()
+    >>> x0 = p.sample(20, seed=0); x1 = x0[:10]; x2 = x1[:5]
+    >>> m = fit_multifidelity_levels([x0, x1, x2], [p(x0, 0), p(x1, 1), p(x2, 2)],
+    ...                              method="ar1", bounds=p.bounds)
+    >>> m.method, m.predict(x0[:4]).mean.shape
+    ('ar1', (4,))
+    """
+    _check_methods(method, methods)
+    if not isinstance(xs, list | tuple) or not isinstance(ys, list | tuple) or len(xs) < 2:
+        raise ValueError("xs and ys must be lists with one array per level (at least 2)")
+    if in_dim is None:
+        x0 = np.asarray(xs[0].detach().cpu() if torch.is_tensor(xs[0]) else xs[0])
+        in_dim = 1 if x0.ndim == 1 else x0.shape[1]
+    xs, ys, box = check_levels(list(xs), list(ys), in_dim, len(xs), bounds)
+    n_hi = len(ys[-1])
+    folds = cv_folds(n_hi, seed)
     todo = list(methods) if method == "auto" else [method]
-    if method == "auto" and len(ys[1]) < 6:
+    if method == "auto" and n_hi < 6:
         todo = [m for m in todo if m != "mfdnn"] or todo
     fits, scores, seconds = {}, {}, {}
     for m in todo:
@@ -211,13 +289,18 @@ def fit_multifidelity(
         best,
         ", ".join(f"{k} {v:.3g}" for k, v in scores.items()),
     )
-    model, _, members = fits[best]
-    return MultiFidelityModel(
-        method=best,
-        model=model,
-        scores=scores,
-        bounds=box,
-        bounds_declared=bounds is not None,
-        seconds=seconds,
-        members=members,
-    )
+    candidates = {
+        m: MultiFidelityModel(
+            method=m,
+            model=fits[m][0],
+            scores=scores,
+            bounds=box,
+            bounds_declared=bounds is not None,
+            seconds=seconds,
+            members=fits[m][2],
+        )
+        for m in todo
+    }
+    for c in candidates.values():
+        c.candidates = candidates
+    return candidates[best]
