@@ -39,7 +39,11 @@ from pdesurrogates.training._losses import (
     rel_h1,
     rel_l2,
 )
-from pdesurrogates.training._mf_auto import MultiFidelityModel, fit_multifidelity
+from pdesurrogates.training._mf_auto import (
+    MultiFidelityModel,
+    fit_multifidelity,
+    fit_multifidelity_levels,
+)
 from pdesurrogates.training._mf_fit import fit_mfnet
 from pdesurrogates.training._multifidelity import MultiFidelityFit, fit_multifidelity_net
 from pdesurrogates.training._neural_ic import (
@@ -89,6 +93,7 @@ __all__ = [
     "fit_ensemble",
     "fit_mfnet",
     "fit_multifidelity",
+    "fit_multifidelity_levels",
     "fit_multifidelity_net",
     "get_loss",
     "grid_gradient",
