@@ -344,7 +344,7 @@ def _data_grid(data) -> tuple[int, ...] | None:
     ds = open_dataset(data) if isinstance(data, str | os.PathLike) else data
     if "r" not in getattr(ds, "fields", {}):
         return None
-    grid = tuple(int(s) for s in ds.shape("r"))
+    grid = tuple(int(s) for s in ds.shape("r")[1:])  # (C, *grid), C = 1
     return grid if len(grid) >= 2 else None
 
 
