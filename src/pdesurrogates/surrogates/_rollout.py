@@ -41,7 +41,7 @@ def rollout(
     model : nn.Module or callable
         Step model ``(N, C*k, *grid) -> (N, C*m, *grid)``. Called in eval mode (its mode
         is restored afterwards) without gradients, on the device and dtype of ``u0``.
-    u0 : Tensor or array, shape (N, C, k, *grid)
+    u0 : Tensor or array, shape ``(N, C, k, *grid)``
         The first ``k`` states of each trajectory, channel-first with a time axis, as
         ``FieldDataset.load(field)[:, :, :k]`` reads them.
     steps : int
@@ -52,7 +52,7 @@ def rollout(
 
     Returns
     -------
-    Tensor, shape (N, C, steps * m, *grid)
+    Tensor, shape ``(N, C, steps * m, *grid)``
         The predicted states after ``u0`` (compare with ``truth[:, :, k : k + steps*m]``).
 
     Raises
