@@ -15,7 +15,18 @@ from pathlib import Path
 import typer
 
 from pdesurrogates.cli._app import generate_app, train_app
-from pdesurrogates.cli._data import _identity, _parse_split, check_workers
+from pdesurrogates.cli._data import (
+    COMPRESSION,
+    OVERWRITE,
+    QUIET,
+    RESUME,
+    SCHEDULER,
+    SPLIT,
+    WORKERS,
+    _identity,
+    _parse_split,
+    check_workers,
+)
 from pdesurrogates.errors import DatasetError
 
 __all__ = ["train_deeponet_cmd"]
@@ -71,15 +82,13 @@ def _generate_command(dim: int):
         ppw: float = typer.Option(20.0, "--ppw", help="Solver points per wavelength at fmax."),
         n_times: int = typer.Option(None, "--n-times", help="Time samples (default 4 fmax T + 1)."),
         seed: int = typer.Option(0, "--seed", help="Base seed; source i uses (seed, i)."),
-        workers: int = typer.Option(1, "--workers", "-w", help="Worker processes (dask)."),
-        scheduler: str = typer.Option(
-            None, "--scheduler", help="Address of an existing dask scheduler."
-        ),
-        resume: bool = typer.Option(False, "--resume", help="Finish an interrupted run."),
-        overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing file."),
-        split: str = typer.Option("0.8,0.1,0.1", "--split", help="Train,valid,test fractions."),
-        compression: str = typer.Option(None, "--compression", help="None, lzf or gzip."),
-        quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+        workers: int = WORKERS,
+        scheduler: str = SCHEDULER,
+        resume: bool = RESUME,
+        overwrite: bool = OVERWRITE,
+        split: str = SPLIT,
+        compression: str = COMPRESSION,
+        quiet: bool = QUIET,
         geometry: str = typer.Option(
             "box", "--geometry", help="Room shape: box, or l-shape (3D: a quarter removed)."
         ),

@@ -25,6 +25,20 @@ __all__ = [
 ]
 
 
+# Options every generator shares, declared once (typer reads a default per command).
+WORKERS = typer.Option(1, "--workers", "-w", help="Worker processes (dask LocalCluster).")
+SCHEDULER = typer.Option(
+    None, "--scheduler", help="Address of an existing dask scheduler, e.g. tcp://host:8786."
+)
+RESUME = typer.Option(False, "--resume", help="Finish an interrupted run.")
+OVERWRITE = typer.Option(False, "--overwrite", help="Replace an existing output file.")
+SPLIT = typer.Option(
+    "0.8,0.1,0.1", "--split", help="Train,valid,test fractions of contiguous blocks."
+)
+COMPRESSION = typer.Option(None, "--compression", help="None (default), lzf or gzip.")
+QUIET = typer.Option(False, "--quiet", "-q", help="No progress bar.")
+
+
 def check_workers(workers: int, scheduler: str | None) -> None:
     """Shared argument check of the generators' ``--workers`` / ``--scheduler`` options."""
     if workers < 1:
@@ -45,17 +59,13 @@ def generate_darcy_cmd(
         help="Coefficient field: 'smooth' (tau=3), 'rough' (tau=5) or 'multiscale' "
         "(six trigonometric scales, solved on a 3x finer grid).",
     ),
-    workers: int = typer.Option(1, "--workers", "-w", help="Worker processes (dask LocalCluster)."),
-    scheduler: str = typer.Option(
-        None, "--scheduler", help="Address of an existing dask scheduler, e.g. tcp://host:8786."
-    ),
-    resume: bool = typer.Option(False, "--resume", help="Finish an interrupted run."),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output file."),
-    split: str = typer.Option(
-        "0.8,0.1,0.1", "--split", help="Train,valid,test fractions of contiguous blocks."
-    ),
-    compression: str = typer.Option(None, "--compression", help="None (default), lzf or gzip."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+    workers: int = WORKERS,
+    scheduler: str = SCHEDULER,
+    resume: bool = RESUME,
+    overwrite: bool = OVERWRITE,
+    split: str = SPLIT,
+    compression: str = COMPRESSION,
+    quiet: bool = QUIET,
 ) -> None:
     """Generate Darcy flow samples: -div(a grad u) = 1, u = 0 on the unit-square walls.
 
@@ -112,17 +122,13 @@ def generate_helmholtz_cmd(
         1, "--refine", min=1, help="Solve on a grid this many times finer, store its nodes."
     ),
     seed: int = typer.Option(0, "--seed", help="Base seed; sample i uses the stream (seed, i)."),
-    workers: int = typer.Option(1, "--workers", "-w", help="Worker processes (dask LocalCluster)."),
-    scheduler: str = typer.Option(
-        None, "--scheduler", help="Address of an existing dask scheduler, e.g. tcp://host:8786."
-    ),
-    resume: bool = typer.Option(False, "--resume", help="Finish an interrupted run."),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output file."),
-    split: str = typer.Option(
-        "0.8,0.1,0.1", "--split", help="Train,valid,test fractions of contiguous blocks."
-    ),
-    compression: str = typer.Option(None, "--compression", help="None (default), lzf or gzip."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+    workers: int = WORKERS,
+    scheduler: str = SCHEDULER,
+    resume: bool = RESUME,
+    overwrite: bool = OVERWRITE,
+    split: str = SPLIT,
+    compression: str = COMPRESSION,
+    quiet: bool = QUIET,
 ) -> None:
     """Generate Helmholtz samples: -lap u - (omega/c)^2 u = 0 on the unit square (m).
 
@@ -176,17 +182,13 @@ def generate_navier_stokes_cmd(
     dt_max: float = typer.Option(0.01, "--dt-max", help="Largest time step (time units)."),
     device: str = typer.Option("cpu", "--device", help="Torch device, e.g. cpu or cuda."),
     seed: int = typer.Option(0, "--seed", help="Base seed; trajectory i uses (seed, i)."),
-    workers: int = typer.Option(1, "--workers", "-w", help="Worker processes (dask LocalCluster)."),
-    scheduler: str = typer.Option(
-        None, "--scheduler", help="Address of an existing dask scheduler, e.g. tcp://host:8786."
-    ),
-    resume: bool = typer.Option(False, "--resume", help="Finish an interrupted run."),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output file."),
-    split: str = typer.Option(
-        "0.8,0.1,0.1", "--split", help="Train,valid,test fractions of contiguous blocks."
-    ),
-    compression: str = typer.Option(None, "--compression", help="None (default), lzf or gzip."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+    workers: int = WORKERS,
+    scheduler: str = SCHEDULER,
+    resume: bool = RESUME,
+    overwrite: bool = OVERWRITE,
+    split: str = SPLIT,
+    compression: str = COMPRESSION,
+    quiet: bool = QUIET,
 ) -> None:
     """Generate 2-D Navier-Stokes vorticity trajectories on the unit torus.
 
