@@ -119,3 +119,64 @@ def write_results(name: str, data: dict, markdown: str, *, command: str | None =
             fh.write(text)
         os.replace(tmp, target)
     return RESULTS / f"{name}.json"
+
+
+# --- peak memory of one run, measured in a fresh process ---------------------------------
+
+PEAK_TAG = "PEAK_RSS_JSON "
+
+
+def fresh_process_peak(script, args, *, report: dict | None = None, timeout: float = 3600.0):
+    """Peak memory of one run in a fresh Python process (``ru_maxrss``, MiB).
+
+    Two halves of one protocol. The parent calls ``fresh_process_peak(script, args)``:
+    it runs ``python script *args`` (``OMP_NUM_THREADS=1``) and returns the dict the
+    worker reported. The worker (the same script, started with a worker flag) first does
+    its imports and loads its inputs, calls ``base = fresh_process_peak(None, None)``,
+    runs the measured code, then calls
+    ``fresh_process_peak(None, None, report={"baseline_mib": base, ...})``, which prints
+    ``baseline_mib``, ``peak_mib`` (absolute peak RSS) and
+    ``delta_mib = peak_mib - baseline_mib`` (the memory the run needed above the process
+    after imports and input load) plus the other keys of ``report``.
+
+    The baseline call resets the kernel's high-water mark to the current RSS (Linux
+    ``/proc/self/clear_refs``) and returns that RSS, so a transient peak of the imports
+    does not hide the run's own; where that reset is not available it returns the
+    high-water mark so far (``reset: false`` in the report: then ``delta_mib`` is a lower
+    bound). Unlike an RSS delta inside a long-lived process, memory the allocator kept
+    from an earlier run does not hide the figure either.
+    """
+    import resource
+    import subprocess
+
+    if script is None:
+        kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        peak = kib / 2**20 if sys.platform == "darwin" else kib / 1024  # bytes on macOS
+        if report is not None:
+            out = {**report, "peak_mib": peak, "delta_mib": peak - float(report["baseline_mib"])}
+            print(PEAK_TAG + json.dumps(out, default=float), flush=True)
+            return out
+        try:
+            with open("/proc/self/clear_refs", "w") as fh:
+                fh.write("5")
+            with open("/proc/self/status") as fh:
+                rss = next(ln for ln in fh if ln.startswith("VmRSS:"))
+            return float(rss.split()[1]) / 1024
+        except (OSError, StopIteration):
+            return peak
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(
+        [sys.executable, str(script), *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+        check=False,
+    )
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith(PEAK_TAG)]
+    if proc.returncode != 0 or not lines:
+        raise RuntimeError(
+            f"memory worker {script} {' '.join(map(str, args))} failed (exit "
+            f"{proc.returncode}):\n{proc.stderr[-2000:]}"
+        )
+    return json.loads(lines[-1][len(PEAK_TAG) :])

@@ -7,7 +7,8 @@ One process, every solver side by side on the same systems, scipy ``cg`` at rtol
   ``sa``: ``pyamg.smoothed_aggregation_solver(A).aspreconditioner()`` (defaults);
   ``nic``: ``NeuralIncompleteCholesky`` trained here on our FEM families;
   ``nic_init``: the same network after its first training phase only (fitted to IC(0)),
-  the learned method's own initialisation.
+  the learned method's own initialisation; ``nic_sgs``: the network as constructed (zero
+  output heads), which is exactly symmetric Gauss-Seidel.
 * Unseen FEM matrices: P1 on new random meshes, families poisson / lognormal (sigma 2.5,
   beyond the training range 0.5-2) / anisotropic / plane-strain elasticity, unit square
   and L-shape, m = 64, 128 (the training meshes have m = 10-22, i.e. 80-900 unknowns).
@@ -18,19 +19,27 @@ One process, every solver side by side on the same systems, scipy ``cg`` at rtol
   it converges in at most twice the iterations it took when new (``sa_reuse``); ``nic``
   reuses the pattern via ``update()``.
 
-Reported: iterations, setup and solve wall time, peak RSS increase (MiB), and ratios
-ours/theirs. Single-threaded on a shared 2-core machine: iterations are exact, times are
-indicative (about +-30 %).
+Reported: iterations, setup and solve wall time (all solvers in this process, side by
+side), and ratios ours/theirs. Peak memory is measured apart: every (matrix, solver) pair
+is rerun in a fresh process (``_common.fresh_process_peak``) that imports, loads the
+matrix (and the saved model), resets the kernel's RSS high-water mark, runs setup and
+solve and reads ``ru_maxrss``; ``mem_mib`` is that peak above the RSS after loading,
+``rss_mib`` the absolute peak RSS of the process during setup and solve (for the largest
+FEM meshes and pyamg's matrices). Single-threaded on a shared 2-core machine: iterations
+are exact, times are indicative (about +-30 %).
 
-Run: ``OMP_NUM_THREADS=1 python benchmarks/bench_algebraic.py`` (``--quick`` for a short
-sanity run).
+Run: ``OMP_NUM_THREADS=1 nice python benchmarks/bench_algebraic.py`` (``--quick`` for a
+short sanity run).
 """
 
 from __future__ import annotations
 
 import argparse
 import copy
+import sys
+import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 import pyamg
@@ -38,12 +47,13 @@ import scipy.sparse as sp
 import scipy.sparse.linalg as sla
 import torch
 
+import pdesurrogates
 from pdesurrogates.solvers import IncompleteCholesky
 from pdesurrogates.solvers.reference import FEM_FAMILIES, fem_family, fem_mesh, fem_sequence
 from pdesurrogates.surrogates import NeuralIncompleteCholesky
 from pdesurrogates.training import fem_training_matrices, train_neural_ic
 
-from _common import PeakMemory, markdown_table, write_results
+from _common import fresh_process_peak, markdown_table, write_results
 
 RTOL = 1e-6
 MAXITER = 5000
@@ -55,36 +65,64 @@ PYAMG_EXAMPLES = (
     "unit_cube",
     "unit_square",
 )
+SOLVERS = ("cg", "ic0", "sa", "nic_sgs", "nic_init", "nic")
+MODELS = ("nic_sgs", "nic_init", "nic")  # the solvers that are a NeuralIncompleteCholesky
+# memory is measured (one fresh process each) for these solvers on the largest FEM meshes
+# and pyamg's matrices; nic_sgs / nic_init share nic's architecture, pattern and cost
+MEMORY_SOLVERS = ("cg", "ic0", "sa", "nic")
 
 
 def run_pcg(A, b, setup):
-    """``(iterations, setup s, solve s, relative residual, peak MiB)``."""
-    with PeakMemory() as mem:
-        t0 = time.perf_counter()
-        M = setup(A) if setup is not None else None
-        t1 = time.perf_counter()
-        count = [0]
-        x, _ = sla.cg(
-            A,
-            b,
-            rtol=RTOL,
-            maxiter=MAXITER,
-            M=M,
-            callback=lambda xk: count.__setitem__(0, count[0] + 1),
-        )
-        t2 = time.perf_counter()
+    """``(iterations, setup s, solve s, relative residual)``."""
+    t0 = time.perf_counter()
+    M = setup(A) if setup is not None else None
+    t1 = time.perf_counter()
+    count = [0]
+    x, _ = sla.cg(
+        A,
+        b,
+        rtol=RTOL,
+        maxiter=MAXITER,
+        M=M,
+        callback=lambda xk: count.__setitem__(0, count[0] + 1),
+    )
+    t2 = time.perf_counter()
     rel = float(np.linalg.norm(b - A @ x) / np.linalg.norm(b))
-    return count[0], t1 - t0, t2 - t1, rel, mem.peak_mb
+    return count[0], t1 - t0, t2 - t1, rel
 
 
-def solvers(model, model_init):
-    return {
-        "cg": None,
-        "ic0": lambda A: IncompleteCholesky(A).aspreconditioner(),
-        "sa": lambda A: pyamg.smoothed_aggregation_solver(A).aspreconditioner(),
-        "nic_init": lambda A: model_init.precondition(A).aspreconditioner(),
-        "nic": lambda A: model.precondition(A).aspreconditioner(),
-    }
+def setup_of(name: str, model=None):
+    """The preconditioner set-up function of solver ``name`` (``model`` for the nic ones)."""
+    if name == "cg":
+        return None
+    if name == "ic0":
+        return lambda A: IncompleteCholesky(A).aspreconditioner()
+    if name == "sa":
+        return lambda A: pyamg.smoothed_aggregation_solver(A).aspreconditioner()
+    return lambda A: model.precondition(A).aspreconditioner()
+
+
+def memory_worker(matrix: str, solver: str, model_dir: str) -> None:
+    """One solve in this fresh process; prints its peak RSS (see ``fresh_process_peak``)."""
+    torch.set_num_threads(1)
+    A = sp.load_npz(matrix).tocsr()
+    b = np.load(matrix.replace(".npz", "_b.npy"))
+    model = pdesurrogates.load(model_dir) if solver in MODELS else None
+    base = fresh_process_peak(None, None)
+    it, *_ = run_pcg(A, b, setup_of(solver, model))
+    fresh_process_peak(None, None, report={"baseline_mib": base, "iters": it})
+
+
+def measure_memory(name, A, b, models, workdir: Path) -> dict:
+    """``{solver: worker report}`` for one matrix, one fresh process per solver."""
+    path = workdir / f"{name}.npz"
+    sp.save_npz(path, sp.csr_matrix(A))
+    np.save(workdir / f"{name}_b.npy", b)
+    out = {}
+    for solver in MEMORY_SOLVERS:
+        mdir = workdir / solver if solver in MODELS else workdir
+        out[solver] = fresh_process_peak(__file__, ["--memory-worker", path, solver, mdir])
+    return out
 
 
 def is_spd(A) -> bool:
@@ -99,8 +137,7 @@ def is_spd(A) -> bool:
         return False
 
 
-def test_matrices(quick: bool):
-    sizes = (32,) if quick else (64, 128)
+def test_matrices(sizes):
     out = []
     k = 0
     for m in sizes:
@@ -124,6 +161,7 @@ def test_matrices(quick: bool):
 def train(quick: bool):
     mats = fem_training_matrices(12 if quick else 48, seed=0)
     model = NeuralIncompleteCholesky(latent=16, rounds=3, seed=0)
+    model_sgs = copy.deepcopy(model)
     t0 = time.perf_counter()
     h0 = train_neural_ic(model, mats, steps=0, init_steps=20 if quick else 200, progress=False)
     t1 = time.perf_counter()
@@ -139,7 +177,7 @@ def train(quick: bool):
         "pcg_proxy_loss_first": h1["loss"][0],
         "pcg_proxy_loss_final": float(np.mean(h1["loss"][-10:])),
     }
-    return model, model_init, info
+    return {"nic_sgs": model_sgs, "nic_init": model_init, "nic": model}, info
 
 
 def sequence(model, m: int, quick: bool):
@@ -161,21 +199,16 @@ def sequence(model, m: int, quick: bool):
         nic_p[0] = model.precondition(A) if nic_p[0] is None else nic_p[0].update(A)
         return nic_p[0].aspreconditioner()
 
-    setups = {
-        "ic0": lambda A: IncompleteCholesky(A).aspreconditioner(),
-        "sa": lambda A: pyamg.smoothed_aggregation_solver(A).aspreconditioner(),
-        "sa_reuse": sa_reuse,
-        "nic": nic_update,
-    }
+    setups = {"ic0": setup_of("ic0"), "sa": setup_of("sa"), "sa_reuse": sa_reuse, "nic": nic_update}
     for name, setup in setups.items():
-        its, tset, tsol, peak = [], 0.0, 0.0, 0.0
+        its, tset, tsol = [], 0.0, 0.0
         sa.update(ml=None, base=None, last=None)
         for s, b in zip(systems, bs, strict=True):
-            it, a, c, _rel, pk = run_pcg(s.A, b, setup)
+            it, a, c, _rel = run_pcg(s.A, b, setup)
             sa["last"] = it
             sa["base"] = it if sa["base"] is None else sa["base"]
             its.append(it)
-            tset, tsol, peak = tset + a, tsol + c, max(peak, pk)
+            tset, tsol = tset + a, tsol + c
         rows.append(
             {
                 "solver": name,
@@ -187,7 +220,6 @@ def sequence(model, m: int, quick: bool):
                 "setup_s": tset,
                 "solve_s": tsol,
                 "total_s": tset + tsol,
-                "peak_mb": peak,
             }
         )
     sa_total = next(r["total_s"] for r in rows if r["solver"] == "sa")
@@ -198,20 +230,15 @@ def sequence(model, m: int, quick: bool):
     return rows
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true", help="a short sanity run")
-    args = ap.parse_args()
-    torch.set_num_threads(1)
-    model, model_init, train_info = train(args.quick)
-    mats, skipped = test_matrices(args.quick)
+def solve_rows(mats, models, workdir: Path, memory_for, log) -> list[dict]:
+    """Every solver on every matrix (timed here), then its memory in fresh processes."""
     rows = []
     rng = np.random.default_rng(0)
     for name, group, A in mats:
         b = rng.normal(size=A.shape[0])
         res = {}
-        for sname, setup in solvers(model, model_init).items():
-            it, tset, tsol, rel, peak = run_pcg(A, b, setup)
+        for sname in SOLVERS:
+            it, tset, tsol, rel = run_pcg(A, b, setup_of(sname, models.get(sname)))
             res[sname] = it, tset + tsol
             rows.append(
                 {
@@ -225,50 +252,107 @@ def main() -> None:
                     "solve_s": tsol,
                     "total_s": tset + tsol,
                     "rel_residual": rel,
-                    "peak_mb": peak,
                 }
             )
+        mem = measure_memory(name, A, b, models, workdir) if name in memory_for else {}
         for r in rows[-len(res) :]:
             r["iters_vs_sa"] = r["iters"] / max(res["sa"][0], 1)
             r["total_vs_sa"] = r["total_s"] / res["sa"][1]
             r["iters_vs_ic0"] = r["iters"] / max(res["ic0"][0], 1)
-    seq = [r for m in ((16,) if args.quick else (32, 128)) for r in sequence(model, m, args.quick)]
+            m = mem.get(r["solver"])
+            if m is not None:
+                r["mem_mib"], r["rss_mib"] = m["delta_mib"], m["peak_mib"]
+                r["mem_worker_iters"] = m["iters"]  # the fresh process ran the same solve
+        log(f"{name}: " + ", ".join(f"{k} {v[0]}" for k, v in res.items()))
+    return rows
+
+
+def summarise(mats, rows) -> list[dict]:
     summary = []
     for name, _group, _ in mats:
         by = {r["solver"]: r for r in rows if r["matrix"] == name}
+        nic = by["nic"]
         summary.append(
             {
                 "matrix": name,
-                "n": by["nic"]["n"],
-                "cg": by["cg"]["iters"],
-                "ic0": by["ic0"]["iters"],
-                "sa": by["sa"]["iters"],
-                "nic_init": by["nic_init"]["iters"],
-                "nic": by["nic"]["iters"],
-                "nic/sa iters": by["nic"]["iters_vs_sa"],
-                "nic/ic0 iters": by["nic"]["iters_vs_ic0"],
-                "nic/sa total": by["nic"]["total_vs_sa"],
-                "target <=1.5x SA": "met" if by["nic"]["iters_vs_sa"] <= 1.5 else "missed",
+                "n": nic["n"],
+                **{f"it {s}": by[s]["iters"] for s in SOLVERS},
+                **{f"t {s}": by[s]["total_s"] for s in SOLVERS if s != "cg"},
+                "nic/sa it": nic["iters_vs_sa"],
+                "nic/ic0 it": nic["iters_vs_ic0"],
+                "nic_init/nic it": by["nic_init"]["iters"] / max(nic["iters"], 1),
+                "nic/sa t": nic["total_vs_sa"],
+                "mem nic MiB": nic.get("mem_mib"),
+                "mem sa MiB": by["sa"].get("mem_mib"),
+                "<=1.5x SA it": "met" if nic["iters_vs_sa"] <= 1.5 else "missed",
             }
         )
+    return summary
+
+
+def main() -> None:
+    if len(sys.argv) == 5 and sys.argv[1] == "--memory-worker":
+        memory_worker(*sys.argv[2:])
+        return
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="a short sanity run")
+    args = ap.parse_args()
+    torch.set_num_threads(1)
+    t_start = time.perf_counter()
+
+    def log(msg):
+        print(f"[{time.perf_counter() - t_start:7.1f}s] {msg}", flush=True)
+
+    models, train_info = train(args.quick)
+    log(f"trained: {train_info}")
+    sizes = (24,) if args.quick else (64, 128)
+    mats, skipped = test_matrices(sizes)
+    memory_for = {
+        name
+        for name, group, _ in mats
+        if (group == "pyamg" or name.endswith(f"_m{sizes[-1]}"))
+        and (not args.quick or name == "airfoil")
+    }
+    with tempfile.TemporaryDirectory(prefix="bench_algebraic_") as tmp:
+        workdir = Path(tmp)
+        for name, model in models.items():
+            pdesurrogates.save(model, workdir / name)
+        rows = solve_rows(mats, models, workdir, memory_for, log)
+    seq = [
+        r
+        for m in ((16,) if args.quick else (32, 128))
+        for r in sequence(models["nic"], m, args.quick)
+    ]
+    summary = summarise(mats, rows)
     data = {
         "rtol": RTOL,
         "train": train_info,
         "skipped_not_spd": skipped,
+        "memory": "mem_mib: peak RSS (ru_maxrss, high-water mark reset after loading) of setup "
+        "+ solve in a fresh process, above the RSS after imports, matrix and model load; "
+        "rss_mib: the absolute peak RSS of that process during setup + solve",
         "rows": rows,
         "sequence": seq,
         "summary": summary,
+        "wall_s": time.perf_counter() - t_start,
     }
-    cols = ["matrix", "n", "cg", "ic0", "sa", "nic_init", "nic", "nic/sa iters", "nic/ic0 iters"]
     md = [
-        "Iterations to rtol 1e-6 (scipy cg, white-noise b). `nic`: the learned incomplete "
-        "Cholesky; `nic_init`: its IC(0)-fitted initialisation. Skipped (not SPD): "
-        f"{', '.join(skipped) or 'none'}.\n\n",
-        markdown_table(summary, [*cols, "nic/sa total", "target <=1.5x SA"]),
+        "Iterations (`it`) and total setup + solve seconds (`t`) to rtol 1e-6 (scipy cg, "
+        "white-noise b, x0 = 0). `nic`: the learned incomplete Cholesky; `nic_init`: its "
+        "initialisation, the same network fitted to IC(0) only; `nic_sgs`: the network as "
+        "constructed (zero heads = symmetric Gauss-Seidel); `ic0`: our IC(0); `sa`: pyamg "
+        "smoothed aggregation (defaults). `mem`: peak RSS of setup + solve measured in a "
+        "fresh process per solver (peak RSS of setup + solve above the RSS after imports and "
+        "loading; "
+        "absolute peaks in the table below), for the largest FEM meshes and pyamg's matrices "
+        "and the solvers cg, ic0, sa, nic (nic_sgs and nic_init have nic's architecture and "
+        f"cost); blank: not measured. Skipped (not SPD): {', '.join(skipped) or 'none'}."
+        "\n\n",
+        markdown_table(summary),
         "\n## Setup, solve and memory per solver\n\n",
         markdown_table(
             rows,
-            ["matrix", "solver", "iters", "setup_s", "solve_s", "total_s", "peak_mb"],
+            ["matrix", "solver", "iters", "setup_s", "solve_s", "total_s", "mem_mib", "rss_mib"],
         ),
         "\n## 20-matrix sequence on one pattern (drifting lognormal coefficient)\n\n",
         markdown_table(seq),
