@@ -1,9 +1,11 @@
-"""The 'solve', 'train dcdm' and 'train vcycle' commands."""
+"""The 'solve', 'train dcdm', 'train vcycle' and 'train neural-ic' commands."""
 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
+import numpy as np
 import pytest
 
 from pdesurrogates.cli import _solve, main
@@ -126,3 +128,74 @@ def test_solve_tolerances(capsys, tmp_path):
     assert main(["solve", "--n", "16", "--rtol", "0", "--plot", plot]) == 1
     cap = capsys.readouterr()
     assert "NOT converged (stagnated)" in cap.out and "floating-point floor" in cap.err
+
+
+def test_train_neural_ic_then_solve_an_unseen_fem_matrix_in_a_fresh_process(tmp_path, capsys):
+    import os
+    import subprocess
+    import sys
+
+    import scipy.sparse as sp
+
+    import pdesurrogates
+    from pdesurrogates.solvers import cg
+    from pdesurrogates.solvers.reference import fem_family
+
+    run = tmp_path / "nic"
+    code = main(
+        ["train", "neural-ic", "-o", str(run), "--matrices", "6", "--sizes", "6,10",
+         "--steps", "3", "--init-steps", "15", "--latent", "8", "--rounds", "2", "-q"]
+    )  # fmt: skip
+    assert code == 0, capsys.readouterr()
+    cfg = json.loads((run / "config.json").read_text())
+    assert cfg["class"] == "NeuralIncompleteCholesky"
+    A = fem_family("anisotropic", 20, domain="lshape", seed=123).A  # a mesh never seen
+    path = tmp_path / "A.npz"
+    sp.save_npz(path, A)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    src = str(Path(pdesurrogates.__file__).resolve().parents[1])
+    env["PYTHONPATH"] = src + os.pathsep + env.get("PYTHONPATH", "")
+
+    def solve(method, *more):
+        done = subprocess.run(
+            [sys.executable, "-m", "pdesurrogates", "solve", "--matrix", str(path), "--method",
+             method, "--rtol", "1e-8", "--seed", "4", "--plot", str(tmp_path / f"{method}.png"),
+             *more],
+            capture_output=True, text=True, env=env, timeout=300, check=False,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        assert f"A.npz ({A.shape[0]} unknowns) method={method}" in done.stdout
+        return int(done.stdout.split("iterations=")[1].split(",")[0])
+
+    it = solve("neural_ic", "--model", str(run))
+    b = np.random.default_rng(4).standard_normal(A.shape[0])  # the CLI's --rhs random
+    model = pdesurrogates.load(run)
+    ref = cg(A, b, rtol=1e-8, M=model.precondition(A))
+    assert ref.converged and it == ref.n_iter
+    assert it < cg(A, b, rtol=1e-8).n_iter / 3
+
+
+def test_solve_matrix_file_errors(tmp_path, capsys):
+    import scipy.sparse as sp
+
+    from pdesurrogates.solvers import gallery
+
+    assert main(["solve", "--matrix", str(tmp_path / "none.npz")]) == 1
+    assert "none.npz: no such file" in capsys.readouterr().err
+    bad = tmp_path / "A.txt"
+    bad.write_text("1 2 3")
+    assert main(["solve", "--matrix", str(bad)]) == 1
+    assert "unknown format '.txt'" in capsys.readouterr().err
+    A = gallery.poisson2d(8)
+    perm = np.random.default_rng(0).permutation(64)
+    path = tmp_path / "perm.npz"
+    sp.save_npz(path, sp.csr_matrix(A[perm][:, perm]))
+    code = main(
+        ["solve", "--matrix", str(path), "--method", "vcycle", "--plot", str(tmp_path / "p.png")]
+    )
+    err = capsys.readouterr().err
+    assert code == 1 and "not neighbours" in err and "neural_ic" in err
+    assert main(["solve", "--matrix", str(path), "--method", "neural_ic"]) == 1
+    assert "--method neural_ic needs --model" in capsys.readouterr().err
+    assert main(["solve", "--matrix", str(path), "--rhs", "smooth"]) == 1
+    assert "--rhs smooth needs a grid" in capsys.readouterr().err

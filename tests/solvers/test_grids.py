@@ -104,3 +104,16 @@ def test_stencil_check_accepts_every_gallery_stencil_and_periodic_wraps():
     check_grid_stencil(sp.csr_matrix(nine), (6, 5))
     with pytest.raises(SolverError):
         check_grid_stencil(sp.csr_matrix(nine), (5, 6))
+
+
+@pytest.mark.parametrize("model_dim, shape", [(2, (6, 5, 4)), (3, (12, 10))])
+def test_a_model_of_the_other_dimension_is_refused(model_dim, shape):
+    A = gallery.poisson3d(*shape) if len(shape) == 3 else gallery.poisson2d(*shape)
+    b = np.ones(A.shape[0])
+    want = f"{model_dim}D but the problem grid {shape} is {len(shape)}D; use a {len(shape)}D"
+    with pytest.raises(SolverError, match=want.replace("(", r"\(").replace(")", r"\)")):
+        LearnedPreconditioner(LearnedVCycle(dim=model_dim), A)
+    with pytest.raises(SolverError, match=f"{model_dim}D"):
+        dcdm(A, b, ConjugateDirectionNet(dim=model_dim, width=0))
+    with pytest.raises(SolverError, match=f"{model_dim}D"):
+        LearnedPreconditioner(ConjugateDirectionNet(dim=model_dim, width=0), A)

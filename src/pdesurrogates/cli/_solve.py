@@ -1,4 +1,5 @@
-"""``pdesurrogates solve``, ``train dcdm`` and ``train vcycle``: learned and classical solvers.
+"""``pdesurrogates solve``, ``train dcdm``, ``train vcycle`` and ``train neural-ic``: learned
+and classical solvers.
 
 Parsing and printing only: the problems come from
 :func:`pdesurrogates.solvers.gallery.named_problem` and the solve is
@@ -17,13 +18,18 @@ import typer
 
 from pdesurrogates.cli._app import app, train_app
 
-__all__ = ["solve_command", "train_dcdm_command", "train_vcycle_command"]
+__all__ = [
+    "solve_command",
+    "train_dcdm_command",
+    "train_neural_ic_command",
+    "train_vcycle_command",
+]
 
 # literal copies of solvers.gallery.PROBLEM_NAMES / solvers.SOLVE_METHODS for the help
 # text (importing solvers here would import scipy when the CLI starts; a test checks them)
 _PROBLEMS = ("poisson2d", "poisson3d", "smoke2d", "smoke3d", "varcoef2d")
-_METHODS = ("cg", "jacobi", "ic", "amg", "dcdm", "vcycle")
-_MODEL_METHODS = ("dcdm", "vcycle")
+_METHODS = ("cg", "jacobi", "ic", "amg", "dcdm", "vcycle", "neural_ic")
+_MODEL_METHODS = ("dcdm", "vcycle", "neural_ic")
 
 
 def _residual_plot(residuals: np.ndarray, bnorm: float, title: str, path: Path) -> None:
@@ -66,18 +72,73 @@ def _model_for(method: str, model: Path | None, dim: int):
             "--method dcdm needs --model (a saved direction network, e.g. from "
             "'pdesurrogates train dcdm')"
         )
+    if method == "neural_ic":
+        raise ValueError(
+            "--method neural_ic needs --model (a saved NeuralIncompleteCholesky, e.g. from "
+            "'pdesurrogates train neural-ic')"
+        )
     return None
+
+
+def read_matrix(path: Path):
+    """A sparse matrix from ``.npz`` (``scipy.sparse.save_npz``) or ``.mtx`` (Matrix Market).
+
+    Never unpickles; a missing, unreadable or non-square file is a ``DatasetError`` that
+    names the file.
+    """
+    import scipy.io
+    import scipy.sparse as sp
+
+    from pdesurrogates.errors import DatasetError
+
+    if not path.is_file():
+        raise DatasetError(f"--matrix {path}: no such file")
+    suffix = path.suffix.lower()
+    if suffix not in (".npz", ".mtx"):
+        raise DatasetError(
+            f"--matrix {path}: unknown format {suffix!r}; give a .npz file written by "
+            "scipy.sparse.save_npz or a Matrix Market .mtx file"
+        )
+    try:
+        A = sp.load_npz(path) if suffix == ".npz" else scipy.io.mmread(path)
+        A = sp.csr_matrix(A, dtype=float)
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise DatasetError(f"--matrix {path}: cannot read a sparse matrix ({exc})") from exc
+    if A.ndim != 2 or A.shape[0] != A.shape[1] or A.shape[0] == 0:
+        raise DatasetError(f"--matrix {path}: the matrix is {A.shape[0]}x{A.shape[1]}, not square")
+    return A
+
+
+def _system(problem: str, n: int, matrix: Path | None, rhs: str, seed: int, obstacle: bool):
+    """``(system, b, label)``: a gallery Problem or the matrix of ``--matrix``."""
+    from pdesurrogates.solvers import gallery
+
+    if matrix is None:
+        prob = gallery.named_problem(problem, n, obstacle=obstacle, seed=seed)
+        b = (gallery.random_rhs if rhs == "random" else gallery.smooth_rhs)(prob, seed=seed)
+        return prob, b, f"{problem} n={n} ({prob.n} unknowns)"
+    if rhs != "random":
+        raise ValueError("--rhs smooth needs a grid; with --matrix use --rhs random")
+    A = read_matrix(matrix)
+    b = np.random.default_rng(seed).standard_normal(A.shape[0])
+    return A, b, f"{matrix.name} ({A.shape[0]} unknowns)"
 
 
 @app.command("solve")
 def solve_command(
     problem: str = typer.Option("poisson2d", help=f"Test problem: {', '.join(_PROBLEMS)}."),
     n: int = typer.Option(128, "--n", help="Grid cells per side."),
+    matrix: Path | None = typer.Option(
+        None,
+        help="Solve this sparse SPD matrix instead of a gallery problem: a .npz file "
+        "(scipy.sparse.save_npz) or a Matrix Market .mtx file; right-hand side: random.",
+    ),
     method: str = typer.Option("cg", help=f"Solver: {', '.join(_METHODS)}."),
     model: Path | None = typer.Option(
         None,
-        help="Saved model (directory) for dcdm (from 'train dcdm') or vcycle (from 'train "
-        "vcycle'; default: the untrained geometric V-cycle).",
+        help="Saved model (directory) for dcdm (from 'train dcdm'), vcycle (from 'train "
+        "vcycle'; default: the untrained geometric V-cycle) or neural_ic (from 'train "
+        "neural-ic').",
     ),
     rtol: float = typer.Option(
         1e-6,
@@ -95,9 +156,14 @@ def solve_command(
 ) -> None:
     """Solve a gallery system and print iterations, setup time and solve time.
 
-    Saves a plot of the relative residual against the iteration number.
+    Saves a plot of the relative residual against the iteration number. With --matrix,
+    the system is that file's matrix (e.g. an unstructured finite-element matrix: use
+    --method neural_ic, ic or amg; the grid methods dcdm and vcycle refuse a matrix that
+    is not a stencil on a square or cube grid).
 
     Example: pdesurrogates solve --problem smoke2d --n 256 --method dcdm --model runs/dcdm2d
+
+    Example: pdesurrogates solve --matrix A.npz --method neural_ic --model runs/nic
     """
     if problem not in _PROBLEMS:
         raise ValueError(f"unknown --problem {problem!r}; choose one of {', '.join(_PROBLEMS)}")
@@ -112,12 +178,12 @@ def solve_command(
     import torch
 
     from pdesurrogates.errors import SolverError
-    from pdesurrogates.solvers import gallery, solve_with
+    from pdesurrogates.solvers import solve_with
 
     torch.set_num_threads(threads)
-    prob = gallery.named_problem(problem, n, obstacle=obstacle, seed=seed)
-    b = (gallery.random_rhs if rhs == "random" else gallery.smooth_rhs)(prob, seed=seed)
-    net = _model_for(method, model, prob.dim)
+    prob, b, label = _system(problem, n, matrix, rhs, seed, obstacle)
+    dim = getattr(prob, "dim", None) or len(getattr(prob, "grid_shape", None) or (0, 0))
+    net = _model_for(method, model, dim)
     try:
         res = solve_with(prob, b, method, model=net, rtol=rtol, maxiter=maxiter)
     except ValueError as exc:  # SolverError is a ValueError: a bad --rtol, --maxiter, model
@@ -125,7 +191,7 @@ def solve_command(
     status = "converged" if res.converged else f"NOT converged ({res.status.value})"
     used = f" model={res.info['model_class']}" if net is not None else ""
     typer.echo(
-        f"{problem} n={n} ({prob.n} unknowns) method={method}{used}: {status}, "
+        f"{label} method={method}{used}: {status}, "
         f"iterations={res.n_iter}, setup={res.info['setup_seconds']:.3f} s, "
         f"solve={res.info['solve_seconds']:.3f} s, "
         f"relative residual={res.relative_residual:.2e}"
@@ -133,8 +199,10 @@ def solve_command(
     fb = res.info.get("fallbacks", 0)
     if fb:
         typer.echo(f"note: {fb} iterations fell back to the residual direction")
-    path = plot or Path(f"solve_{problem}_{method}.png")
-    _residual_plot(res.residuals, res.info["bnorm"], f"{problem} {n}: {method}", path)
+    name = problem if matrix is None else matrix.stem
+    path = plot or Path(f"solve_{name}_{method}.png")
+    title = f"{problem} {n}: {method}" if matrix is None else f"{matrix.name}: {method}"
+    _residual_plot(res.residuals, res.info["bnorm"], title, path)
     typer.echo(f"residual plot: {path}")
     if not res.converged:
         raise SolverError(f"{method} did not converge: {res.message}")
@@ -288,3 +356,59 @@ def train_vcycle_command(
         f"trained {cfg.steps} steps in {seconds:.1f} s: contraction {hist[0]['rho']:.3f} -> "
         f"{hist[-1]['rho']:.3f}; saved to {output}"
     )
+
+
+@train_app.command("neural-ic")
+def train_neural_ic_command(
+    output: Path = typer.Option(
+        Path("runs/neural_ic"), "-o", "--output", help="Directory of the saved model."
+    ),
+    matrices: int = typer.Option(48, min=1, help="Random P1 FEM training matrices."),
+    sizes: str = typer.Option(
+        "10,22", help="Smallest,largest mesh cells per side of the training matrices."
+    ),
+    steps: int = typer.Option(200, min=0, help="Adam steps on the unrolled-PCG loss."),
+    init_steps: int = typer.Option(200, min=0, help="Adam steps fitting IC(0) first."),
+    batch_size: int = typer.Option(4, min=1, help="Matrices per step."),
+    lr: float = typer.Option(3e-3, min=0.0, help="Adam learning rate."),
+    latent: int = typer.Option(16, min=1, help="Width of the node and edge states."),
+    rounds: int = typer.Option(3, min=1, help="Message-passing rounds."),
+    seed: int = typer.Option(0, help="Seed of the matrices, the initialisation and the probes."),
+    quiet: bool = typer.Option(False, "-q", "--quiet", help="No progress bar."),
+) -> None:
+    """Train a learned incomplete Cholesky factorisation on random P1 FEM matrices.
+
+    Fits the network to IC(0) (--init-steps), then minimises the energy-norm error left
+    after a few unrolled PCG steps (--steps), on Poisson, lognormal, anisotropic and
+    elasticity matrices of random unstructured meshes. Saves the model to OUTPUT (use it
+    with 'pdesurrogates solve --matrix A.npz --method neural_ic --model OUTPUT').
+    """
+    try:
+        lo, hi = (int(v) for v in sizes.split(","))
+    except ValueError as exc:
+        raise ValueError(f"--sizes must be two integers 'lo,hi'; got {sizes!r}") from exc
+    if not 4 <= lo <= hi:
+        raise ValueError(f"--sizes must satisfy 4 <= lo <= hi; got {sizes!r}")
+    from pdesurrogates.surrogates import NeuralIncompleteCholesky
+    from pdesurrogates.training import fem_training_matrices, train_neural_ic
+
+    t0 = time.perf_counter()
+    mats = fem_training_matrices(matrices, sizes=(lo, hi), seed=seed)
+    net = NeuralIncompleteCholesky(latent=latent, rounds=rounds, seed=seed)
+    hist = train_neural_ic(
+        net,
+        mats,
+        steps=steps,
+        init_steps=init_steps,
+        lr=lr,
+        batch=batch_size,
+        seed=seed,
+        progress=not quiet,
+    )
+    seconds = time.perf_counter() - t0
+    config = dict(matrices=matrices, sizes=[lo, hi], steps=steps, init_steps=init_steps)
+    config.update(batch_size=batch_size, lr=lr, seed=seed)
+    meta = {"config": config, "seconds": seconds, "history": hist}
+    _save_run(net, output, meta)
+    last = hist["loss"][-1] if hist["loss"] else hist["init_loss"][-1]
+    typer.echo(f"trained in {seconds:.1f} s: final loss {last:.4g}; saved to {output}")

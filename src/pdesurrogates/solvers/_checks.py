@@ -303,7 +303,9 @@ class Monitor:
 ALGEBRAIC_HINT = (
     "for a general sparse SPD matrix use an algebraic preconditioner instead: "
     "pdesurrogates.solvers.AMG (pyamg smoothed aggregation) or IncompleteCholesky (IC(0)), "
-    "e.g. pdesurrogates.solvers.cg(A, b, M=AMG(A).aspreconditioner())"
+    "e.g. pdesurrogates.solvers.cg(A, b, M=AMG(A).aspreconditioner()), or the learned "
+    "pdesurrogates.surrogates.NeuralIncompleteCholesky (M = model.precondition(A); "
+    "solve_with(A, b, 'neural_ic', model=model); 'pdesurrogates solve --method neural_ic')"
 )
 
 

@@ -1,7 +1,9 @@
-"""Solve a gallery system by method name: the library behind ``pdesurrogates solve``.
+"""Solve a gallery system or a sparse SPD matrix by method name: the library behind
+``pdesurrogates solve``.
 
 :func:`solve_with` takes model *objects* only; loading a saved model or constructing a
-default one is the caller's job (this layer never imports the models).
+default one is the caller's job (this layer never imports the models: a model is
+recognised by what it offers, e.g. ``precondition(A)`` for a learned factorisation).
 
 Examples
 --------
@@ -17,6 +19,7 @@ from __future__ import annotations
 import time
 
 import numpy as np
+import scipy.sparse as sp
 
 from pdesurrogates.errors import SolverError
 from pdesurrogates.solvers._checks import check_maxiter, check_tolerances, prepare
@@ -32,11 +35,12 @@ from pdesurrogates.solvers._result import SolveResult, SolveStatus
 
 __all__ = ["MODEL_METHODS", "SOLVE_METHODS", "solve_with"]
 
-SOLVE_METHODS = ("cg", "jacobi", "ic", "amg", "dcdm", "vcycle")
+SOLVE_METHODS = ("cg", "jacobi", "ic", "amg", "dcdm", "vcycle", "neural_ic")
 """Method names of :func:`solve_with`: plain CG, PCG with Jacobi / IC(0) / pyamg AMG,
-DCDM with a direction network, PCG with a (learned) V-cycle."""
+DCDM with a direction network, PCG with a (learned) V-cycle, PCG with a learned
+incomplete Cholesky factor."""
 
-MODEL_METHODS = ("dcdm", "vcycle")
+MODEL_METHODS = ("dcdm", "vcycle", "neural_ic")
 """The methods that take a model."""
 
 _CLASSICAL = {"jacobi": Jacobi, "ic": IncompleteCholesky, "amg": AMG}
@@ -44,6 +48,18 @@ _CLASSICAL = {"jacobi": Jacobi, "ic": IncompleteCholesky, "amg": AMG}
 
 def _is_vcycle(model) -> bool:
     return hasattr(model, "numpy_parameters")
+
+
+def _is_factor_model(model) -> bool:
+    """A learned factorisation: ``model.precondition(A)`` gives an SPD preconditioner."""
+    return callable(getattr(model, "precondition", None))
+
+
+_NEEDS = {
+    "vcycle": "a LearnedVCycle",
+    "dcdm": "a direction network",
+    "neural_ic": "a NeuralIncompleteCholesky",
+}
 
 
 def check_model(method: str, model, problem) -> None:
@@ -59,8 +75,21 @@ def check_model(method: str, model, problem) -> None:
             )
         return
     if model is None:
-        need = "a LearnedVCycle" if method == "vcycle" else "a direction network"
-        raise SolverError(f"method {method!r} needs a model ({need}); pass model=...")
+        raise SolverError(f"method {method!r} needs a model ({_NEEDS[method]}); pass model=...")
+    if _is_factor_model(model) != (method == "neural_ic"):
+        if method == "neural_ic":
+            right = "vcycle" if _is_vcycle(model) else "dcdm"
+            raise SolverError(
+                f"method 'neural_ic' needs a learned factorisation (a model with "
+                f"precondition(A), such as NeuralIncompleteCholesky), but the model is a "
+                f"{name}; use method {right!r} for a {name}"
+            )
+        raise SolverError(
+            f"method {method!r} needs {_NEEDS[method]}, but the model is a {name}, a learned "
+            f"factorisation for any sparse SPD matrix; use method 'neural_ic' for a {name}"
+        )
+    if method == "neural_ic":
+        return
     if method == "vcycle" and not _is_vcycle(model):
         raise SolverError(
             f"method 'vcycle' runs a V-cycle and needs a LearnedVCycle, but the model is a "
@@ -72,11 +101,26 @@ def check_model(method: str, model, problem) -> None:
             f"model is a {name}; use method 'vcycle' for a {name}"
         )
     mdim = getattr(model, "dim", None)
-    if mdim is not None and int(mdim) != problem.dim:
-        raise SolverError(
-            f"the {name} is {mdim}D but the problem ({problem.name}, grid {problem.shape}) is "
-            f"{problem.dim}D; use a {problem.dim}D model"
+    pdim = _problem_dim(problem)
+    if mdim is not None and pdim is not None and int(mdim) != pdim:
+        what = (
+            f"the problem ({problem.name}, grid {problem.shape})"
+            if _is_gallery_problem(problem)
+            else f"the matrix (grid {problem.grid_shape})"
         )
+        raise SolverError(f"the {name} is {mdim}D but {what} is {pdim}D; use a {pdim}D model")
+
+
+def _is_gallery_problem(problem) -> bool:
+    return all(hasattr(problem, a) for a in ("A", "shape", "dim", "mask"))
+
+
+def _problem_dim(problem) -> int | None:
+    """The grid dimension of a gallery Problem or of a gallery matrix; ``None`` if unknown."""
+    if _is_gallery_problem(problem):
+        return int(problem.dim)
+    shape = getattr(problem, "grid_shape", None)
+    return None if shape is None else len(shape)
 
 
 def solve_with(
@@ -86,19 +130,25 @@ def solve_with(
 
     Parameters
     ----------
-    problem : gallery.Problem
-        The system (matrix ``problem.A``, grid ``problem.shape``, fluid ``problem.mask``).
+    problem : gallery.Problem or sparse matrix
+        The system: a gallery Problem (matrix ``problem.A``, grid ``problem.shape``, fluid
+        ``problem.mask``) or a bare sparse SPD matrix ``A`` (e.g. a finite-element matrix
+        read from a file). The grid methods ``dcdm``/``vcycle`` need a grid: a bare matrix
+        must be a stencil on a square/cube grid in C order (checked; a permuted or
+        unstructured matrix is refused, naming ``neural_ic``, ``ic`` and ``amg``).
     b : ndarray, shape (n,)
         Right-hand side.
-    method : {"cg", "jacobi", "ic", "amg", "dcdm", "vcycle"}
+    method : {"cg", "jacobi", "ic", "amg", "dcdm", "vcycle", "neural_ic"}
         ``cg``: plain CG. ``jacobi``/``ic``/``amg``: CG preconditioned by
         :class:`Jacobi`, :class:`IncompleteCholesky` or :class:`AMG`. ``dcdm``:
         :func:`dcdm` with a direction network. ``vcycle``: CG preconditioned by a
-        :class:`~pdesurrogates.surrogates.LearnedVCycle` (never DCDM).
+        :class:`~pdesurrogates.surrogates.LearnedVCycle` (never DCDM). ``neural_ic``: CG
+        preconditioned by ``model.precondition(A)``, the SPD factor ``L L^T`` of a
+        :class:`~pdesurrogates.surrogates.NeuralIncompleteCholesky`.
     model : torch.nn.Module, optional
-        Required by ``dcdm`` (a direction network) and ``vcycle`` (a ``LearnedVCycle``;
-        ``LearnedVCycle(dim=problem.dim)`` is the untrained geometric one); an error for
-        the other methods.
+        Required by ``dcdm`` (a direction network), ``vcycle`` (a ``LearnedVCycle``;
+        ``LearnedVCycle(dim=problem.dim)`` is the untrained geometric one) and
+        ``neural_ic`` (a model with ``precondition(A)``); an error for the other methods.
     rtol : float
         Relative tolerance on the residual.
     maxiter : int, optional
@@ -116,26 +166,29 @@ def solve_with(
     Raises
     ------
     SolverError
-        A malformed argument (as for :func:`cg`), an unknown method, or a model that does
-        not fit the method or the problem's dimension (``SolverError`` is a
-        ``ValueError``).
+        A malformed argument (as for :func:`cg`), an unknown method, a model that does
+        not fit the method or the problem's dimension, or, for ``dcdm``/``vcycle``, a
+        matrix that is not a stencil on the grid the model assumes (a permuted or
+        unstructured matrix; the message names the algebraic methods) (``SolverError``
+        is a ``ValueError``).
     """
-    if not all(hasattr(problem, a) for a in ("A", "shape", "dim", "mask")):
+    if not (_is_gallery_problem(problem) or sp.issparse(problem)):
         raise SolverError(
-            f"problem must be a gallery Problem (from gallery.named_problem); got "
-            f"{type(problem).__name__}"
+            f"problem must be a gallery Problem (from gallery.named_problem) or a sparse "
+            f"matrix; got {type(problem).__name__}"
         )
     check_model(method, model, problem)
     check_tolerances(rtol, 0.0)
-    A = problem.A
+    A = problem.A if _is_gallery_problem(problem) else problem
     system = prepare(A, b, None, check_symmetric=True)
     check_maxiter(maxiter, system.n)
     t0 = time.perf_counter()
     _, _, _, early = _start(system, method, rtol, 0.0)
     M = None
-    if early is None and method in _CLASSICAL:
+    if early is None and method in (*_CLASSICAL, "neural_ic"):
+        make = model.precondition if method == "neural_ic" else _CLASSICAL[method]
         try:
-            M = _CLASSICAL[method](A)
+            M = make(A)
         except SolverError as exc:  # IC(0) breakdown and the like: A is not SPD
             early = _setup_failed(system, method, exc)
     elif early is None and method == "vcycle":
