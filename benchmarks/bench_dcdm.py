@@ -19,19 +19,26 @@ One process, every solver side by side on the same systems:
 * Sequence: 10 smoke systems whose obstacle moves (the matrix changes each step);
   SA-PCG redoes its setup every step, DCDM reuses the network.
 
-Reported per run: iterations, setup and solve wall time, peak RSS increase (MiB).
+Reported per run: iterations, setup and solve wall time. Peak memory is measured apart,
+one fresh process per (problem, solver) at the largest sizes (``--only memory`` re-measures
+just that and merges it into the stored results): ``mem_mib`` is the peak RSS of setup +
+solve above the RSS after imports and building the problem (``_common.fresh_process_peak``).
+DCDM and the V-cycle run there at their initialisation (same architecture, width and
+per-iteration cost as the trained ones).
 The scipy solvers stop on their recursive residual; the true relative residual is
 recomputed and stored. All timings single-threaded (``torch.set_num_threads(1)``) on a
 shared 2-core machine: iteration counts are exact, times are indicative.
 
 Run: ``python benchmarks/bench_dcdm.py`` (``--quick`` for a short sanity run;
 ``--only growth-sequence`` retrains the 2D networks and re-measures only their rows and
-the sequence, merged into the stored results).
+the sequence, merged into the stored results; ``--only memory`` re-measures peak memory).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import sys
 import time
 
 import numpy as np
@@ -49,7 +56,7 @@ from pdesurrogates.solvers import (
 from pdesurrogates.surrogates import ConjugateDirectionNet, LearnedVCycle
 from pdesurrogates.training import ritz_training_vectors, train_dcdm, train_vcycle
 
-from _common import PeakMemory, markdown_table, write_results
+from _common import RESULTS, fresh_process_peak, markdown_table, write_results
 
 SEQ_SOLVERS = ("sa_amg", "dcdm_smoke", "dcdm_smoke_init", "dcdm", "ic0", "learned_vcycle")
 
@@ -105,10 +112,101 @@ def run_vcycle(problem, b, rtol, model, maxiter):
 
 
 def measure(fn):
-    with PeakMemory() as pm:
-        out = fn()
-    out["peak_mb"] = pm.peak_mb
-    return out
+    return fn()  # peak memory: measured apart, in fresh processes (memory_rows)
+
+
+MEMORY_CASES = (("dirichlet", 512, 2), ("smoke", 512, 2), ("dirichlet", 64, 3))
+MEMORY_SOLVERS = ("cg", "ic0", "sa_amg", "dcdm", "learned_vcycle")
+
+
+def memory_worker(kind, n, dim, solver, width) -> None:
+    """One solve (random b, rtol 1e-6) in this fresh process; prints its peak RSS."""
+    torch.set_num_threads(1)
+    n, dim, width = int(n), int(dim), int(width)
+    p = make_problem(kind, n, dim)
+    b = gallery.random_rhs(p, seed=1)
+    setups = {"cg": None, "ic0": ic_setup, "sa_amg": sa_setup}
+    if solver == "dcdm":
+        net = ConjugateDirectionNet(
+            dim=dim, width=width, boundary="smoke" if kind == "smoke" else "dirichlet"
+        )
+        base = fresh_process_peak(None, None)
+        out = run_dcdm(p, b, 1e-6, net, 1000)
+    elif solver == "learned_vcycle":
+        vc = LearnedVCycle(dim=dim).float()
+        base = fresh_process_peak(None, None)
+        out = run_vcycle(p, b, 1e-6, vc, 20000)
+    else:
+        base = fresh_process_peak(None, None)
+        out = scipy_pcg(p.A, b, 1e-6, setups[solver], 20000)
+    fresh_process_peak(None, None, report={"baseline_mib": base, "iters": out["iterations"]})
+
+
+def memory_rows(args, log) -> list[dict]:
+    rows = []
+    cases = MEMORY_CASES if not args.quick else (("dirichlet", 32, 2), ("smoke", 32, 2))
+    for kind, n, dim in cases:
+        for solver in MEMORY_SOLVERS:
+            width = args.width if dim == 2 else args.width3d
+            rep = fresh_process_peak(__file__, ["--memory-worker", kind, n, dim, solver, width])
+            rows.append(
+                {
+                    "problem": kind,
+                    "dim": dim,
+                    "n": n,
+                    "solver": solver,
+                    "iterations": rep["iters"],
+                    "mem_mib": rep["delta_mib"],
+                    "rss_mib": rep["peak_mib"],
+                }
+            )
+            log(f"memory {kind}{dim}d n={n} {solver}: {rep['delta_mib']:.1f} MiB")
+    return rows
+
+
+MEMORY_NOTE = (
+    "\n## Peak memory (fresh process per solver, random b, rtol 1e-6)\n\n"
+    "mem_mib: peak RSS of setup + solve above the RSS after imports and building the "
+    "problem (kernel high-water mark reset there); rss_mib: the absolute peak. DCDM and "
+    "the V-cycle at their initialisation (same architecture and cost as the trained ones; "
+    "DCDM on smoke with the smoke-padded network). Earlier 'peak_mb' figures (an in-process "
+    "RSS delta, mostly 0.004 MiB) were an artefact and are dropped.\n\n"
+)
+
+
+def apply_memory(data, mem) -> None:
+    """Put the fresh-process figures into the summary; drop in-process ``peak_mb``."""
+    by = {(r["problem"], r["dim"], r["n"], r["solver"]): r["mem_mib"] for r in mem}
+    for r in data["runs"]:
+        r.pop("peak_mb", None)
+    for r in data["summary"]:
+        kind, dim = r["problem"].split()[0], int(r["problem"].split()[1][0])
+        for col, solver in (("mem DCDM MiB", "dcdm"), ("mem SA MiB", "sa_amg")):
+            measured = r["rhs"] == "random" and r["rtol"] == 1e-6
+            r[col] = by.get((kind, dim, r["n"], solver)) if measured else None
+    data["memory"] = mem
+
+
+def memory_only(args, log) -> None:
+    """Re-measure peak memory and merge it into the stored dcdm.json / dcdm.md."""
+    path = RESULTS / "dcdm.json"
+    data = json.loads(path.read_text())
+    md = (RESULTS / "dcdm.md").read_text()
+    body = md.partition("\n\n")[2]  # after "# Benchmark: dcdm": the command line, then md
+    body = body.split("\n\n", 1)[1] if body.startswith("Command:") else body
+    old_table = markdown_table(data["summary"])
+    mem = memory_rows(args, log)
+    apply_memory(data, mem)
+    cmd = " ".join(["python", "bench_dcdm.py", *sys.argv[1:]])
+    data["memory_command"] = cmd
+    if old_table in body:
+        body = body.replace(old_table, markdown_table(data["summary"]))
+    body = body.split(MEMORY_NOTE.split("(")[0])[0].rstrip("\n") + "\n"
+    body += MEMORY_NOTE + f"Command: `{cmd}`\n\n" + markdown_table(mem)
+    previous = data.pop("command", None)
+    data.pop("benchmark", None)
+    data.pop("environment", None)
+    write_results("dcdm", data, body, command=previous)
 
 
 def make_problem(kind, n, dim):
@@ -245,15 +343,19 @@ def merge_previous(rows, seq, train_info, only_solvers_seq, log):
 
 
 def main():
+    if len(sys.argv) == 7 and sys.argv[1] == "--memory-worker":
+        memory_worker(*sys.argv[2:])
+        return
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="seconds-long sanity run")
     ap.add_argument(
         "--only",
-        choices=("all", "growth-sequence"),
+        choices=("all", "growth-sequence", "memory"),
         default="all",
         help="'growth-sequence': retrain the 2D DCDM networks and re-measure only the DCDM "
         "rows of the 2D problems and the sequence (SA-PCG and DCDM), merging them into the "
-        "stored results/dcdm.json and .md (other rows are kept)",
+        "stored results/dcdm.json and .md (other rows are kept); 'memory': re-measure only "
+        "the peak memory (fresh process per solver) and merge it into the stored results",
     )
     ap.add_argument("--sizes2d", default="64,128,256,512")
     ap.add_argument("--sizes3d", default="32,64")
@@ -287,6 +389,11 @@ def main():
 
     def log(msg):
         print(f"[{time.perf_counter() - t_start:7.1f}s] {msg}", flush=True)
+
+    if args.only == "memory":
+        memory_only(args, log)
+        log("done")
+        return
 
     nets, train_info = train_models(args, log, only_2d=subset)
     net_v2 = (
@@ -460,6 +567,8 @@ def main():
         "sequence": {"n": N, "steps": args.seq_steps, "runs": seq, "totals": seq_tot},
         "wall_s": time.perf_counter() - t_start,
     }
+    if not subset:
+        apply_memory(data, memory_rows(args, log))
     data["full_run_command"] = previous_command if subset else "python bench_dcdm.py"
     if subset:
         data["note"] = (
@@ -510,6 +619,8 @@ def main():
     train_rows = [{"model": k, **v} for k, v in train_info.items()]
     train_cols = list(dict.fromkeys(c for r in train_rows for c in r))
     md.append(markdown_table(train_rows, train_cols))
+    if not subset:
+        md.append(MEMORY_NOTE + markdown_table(data["memory"]))
     write_results("dcdm", data, "".join(md))
     log("done")
 
