@@ -215,8 +215,9 @@ def test_solve_with_contract():
         res = solve_with(q, b, method)  # Jacobi/IC would refuse the diagonal: a status
         assert res.status is SolveStatus.INDEFINITE and "A[2, 2] = -1" in res.message
         assert res.info["solve_method"] == method
-    with pytest.raises(SolverError, match="problem must be a gallery Problem"):
-        solve_with(p.A, b, "cg")
+    with pytest.raises(SolverError, match=r"problem must be a gallery Problem .* or a sparse"):
+        solve_with(p.A.toarray(), b, "cg")  # a dense array: neither
+    assert solve_with(p.A, b, "cg").n_iter == solve_with(p, b, "cg").n_iter  # a bare matrix
     with pytest.raises(SolverError, match="rtol"):
         solve_with(p, b, "ic", rtol=-1)
     with pytest.raises(SolverError, match=r"b holds NaN or Inf: b\[0\]"):

@@ -273,12 +273,20 @@ def _solve_with_case(rng):
     import dataclasses
 
     from pdesurrogates.solvers import SOLVE_METHODS, gallery, solve_with
-    from pdesurrogates.surrogates import ConjugateDirectionNet, LearnedVCycle
+    from pdesurrogates.surrogates import (
+        ConjugateDirectionNet,
+        LearnedVCycle,
+        NeuralIncompleteCholesky,
+    )
 
     k = int(rng.integers(4, 9))
     p = gallery.named_problem(str(rng.choice(["poisson2d", "smoke2d", "varcoef2d"])), k)
     method = str(rng.choice(SOLVE_METHODS))
-    models = {"dcdm": ConjugateDirectionNet(dim=2, width=0), "vcycle": LearnedVCycle(dim=2)}
+    models = {
+        "dcdm": ConjugateDirectionNet(dim=2, width=0),
+        "vcycle": LearnedVCycle(dim=2),
+        "neural_ic": NeuralIncompleteCholesky(latent=4, rounds=1, seed=0),
+    }
     model = models.get(method)
     blabel, b, reject = _rhs(rng, p.n)
     kw = {"rtol": float(rng.choice([1e-6, 1e-9, 0.0]))}
@@ -295,7 +303,7 @@ def _solve_with_case(rng):
         method, model, reject = "gmres", None, ("unknown method",)
         desc += ", method gmres"
     elif reject is None and r < 0.4 and method in models:
-        model = models["vcycle" if method == "dcdm" else "dcdm"]
+        model = models["vcycle" if method in ("dcdm", "neural_ic") else "dcdm"]
         reject = ("needs",)
         desc += ", wrong model"
     elif reject is None and r < 0.55 and method not in ("dcdm", "vcycle"):
