@@ -145,6 +145,10 @@ def memory_worker(kind, n, dim, solver, width) -> None:
 def memory_rows(args, log) -> list[dict]:
     rows = []
     cases = MEMORY_CASES if not args.quick else (("dirichlet", 32, 2), ("smoke", 32, 2))
+    if args.memory_cases:
+        cases = [
+            (k, int(n), int(d)) for k, n, d in (c.split(":") for c in args.memory_cases.split(","))
+        ]
     for kind, n, dim in cases:
         for solver in MEMORY_SOLVERS:
             width = args.width if dim == 2 else args.width3d
@@ -374,6 +378,12 @@ def main():
     ap.add_argument("--vcycle-steps", type=int, default=60)
     ap.add_argument("--seq-n", type=int, default=256)
     ap.add_argument("--seq-steps", type=int, default=10)
+    ap.add_argument(
+        "--memory-cases",
+        default="",
+        help="problem:n:dim,... of the memory runs (default: dirichlet:512:2,smoke:512:2,"
+        "dirichlet:64:3)",
+    )
     args = ap.parse_args()
     if args.quick:
         args.sizes2d, args.sizes3d = "32,64", "16"
