@@ -127,7 +127,7 @@ PEAK_TAG = "PEAK_RSS_JSON "
 
 
 def fresh_process_peak(script, args, *, report: dict | None = None, timeout: float = 3600.0):
-    """Peak memory of one run in a fresh Python process (``ru_maxrss``, MiB).
+    """Peak memory of one run in a fresh Python process (MiB).
 
     Two halves of one protocol. The parent calls ``fresh_process_peak(script, args)``:
     it runs ``python script *args`` (``OMP_NUM_THREADS=1``) and returns the dict the
@@ -135,7 +135,7 @@ def fresh_process_peak(script, args, *, report: dict | None = None, timeout: flo
     its imports and loads its inputs, calls ``base = fresh_process_peak(None, None)``,
     runs the measured code, then calls
     ``fresh_process_peak(None, None, report={"baseline_mib": base, ...})``, which prints
-    ``baseline_mib``, ``peak_mib`` (absolute peak RSS) and
+    ``baseline_mib``, ``peak_mib`` (absolute peak RSS of this process, ``VmHWM``) and
     ``delta_mib = peak_mib - baseline_mib`` (the memory the run needed above the process
     after imports and input load) plus the other keys of ``report``.
 
@@ -150,8 +150,11 @@ def fresh_process_peak(script, args, *, report: dict | None = None, timeout: flo
     import subprocess
 
     if script is None:
+        # VmHWM, the high-water mark of this process's own memory map: ru_maxrss would also
+        # hold the parent's peak, inherited through fork/vfork + exec
+        hwm = _proc_status_mib("VmHWM")
         kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        peak = kib / 2**20 if sys.platform == "darwin" else kib / 1024  # bytes on macOS
+        peak = hwm if hwm is not None else kib / (2**20 if sys.platform == "darwin" else 1024)
         if report is not None:
             out = {**report, "peak_mib": peak, "delta_mib": peak - float(report["baseline_mib"])}
             print(PEAK_TAG + json.dumps(out, default=float), flush=True)
@@ -159,11 +162,10 @@ def fresh_process_peak(script, args, *, report: dict | None = None, timeout: flo
         try:
             with open("/proc/self/clear_refs", "w") as fh:
                 fh.write("5")
-            with open("/proc/self/status") as fh:
-                rss = next(ln for ln in fh if ln.startswith("VmRSS:"))
-            return float(rss.split()[1]) / 1024
-        except (OSError, StopIteration):
+        except OSError:
             return peak
+        rss = _proc_status_mib("VmRSS")
+        return peak if rss is None else rss
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.run(
         [sys.executable, str(script), *map(str, args)],
@@ -180,3 +182,13 @@ def fresh_process_peak(script, args, *, report: dict | None = None, timeout: flo
             f"{proc.returncode}):\n{proc.stderr[-2000:]}"
         )
     return json.loads(lines[-1][len(PEAK_TAG) :])
+
+
+def _proc_status_mib(field: str) -> float | None:
+    """``field`` (e.g. ``VmHWM``) of ``/proc/self/status`` in MiB; ``None`` off Linux."""
+    try:
+        with open("/proc/self/status") as fh:
+            line = next(ln for ln in fh if ln.startswith(field + ":"))
+    except (OSError, StopIteration):
+        return None
+    return float(line.split()[1]) / 1024

@@ -290,12 +290,97 @@ def summarise(mats, rows) -> list[dict]:
     return summary
 
 
+MEMORY_NOTE = (
+    "mem_mib: peak RSS of setup + solve in a fresh process (VmHWM, reset after loading) "
+    "above the RSS after imports, matrix and model load; rss_mib: that process's absolute "
+    "peak during setup + solve. Measured with --only memory: the nic row with the network "
+    "as constructed (same architecture, factor pattern and per-iteration cost as the "
+    "trained one; its iterations are in mem_worker_iters)"
+)
+ROW_COLUMNS = ["matrix", "solver", "iters", "setup_s", "solve_s", "total_s"]
+MEMORY_MATRICES = (
+    "fem_poisson_square_m128",
+    "fem_lognormal_square_m128",
+    "fem_anisotropic_square_m128",
+    "fem_elasticity_square_m128",
+)
+
+
+def render(data) -> str:
+    return "".join(
+        [
+            "Iterations (`it`) and total setup + solve seconds (`t`) to rtol 1e-6 (scipy cg, "
+            "white-noise b, x0 = 0). `nic`: the learned incomplete Cholesky; `nic_init`: its "
+            "initialisation, the same network fitted to IC(0) only; `nic_sgs`: the network as "
+            "constructed (zero heads = symmetric Gauss-Seidel); `ic0`: our IC(0); `sa`: pyamg "
+            "smoothed aggregation (defaults). `mem`: peak RSS of setup + solve in a fresh "
+            "process per solver, above the RSS after imports and loading (absolute peaks in "
+            "the table below), for cg, ic0, sa and nic on the largest square meshes; blank: "
+            f"not measured. {data['memory']}. Skipped (not SPD): "
+            f"{', '.join(data['skipped_not_spd']) or 'none'}.\n\n",
+            markdown_table(data["summary"]),
+            "\n## Setup, solve and memory per solver\n\n",
+            markdown_table(
+                data["rows"],
+                [*ROW_COLUMNS, "mem_mib", "rss_mib", "mem_worker_iters"],
+            ),
+            "\n## 20-matrix sequence on one pattern (drifting lognormal coefficient)\n\n",
+            markdown_table(data["sequence"]),
+            "\n## Training\n\n",
+            markdown_table([data["train"]]),
+        ]
+    )
+
+
+def memory_only(log) -> None:
+    """Measure peak memory (fresh processes) and merge it into the stored results."""
+    import json
+
+    from _common import RESULTS
+
+    data = json.loads((RESULTS / "algebraic.json").read_text())
+    command = data.pop("command")
+    for key in ("benchmark", "environment"):
+        data.pop(key, None)
+    mats, _ = test_matrices((64, 128))
+    rng = np.random.default_rng(0)
+    bs = {name: rng.normal(size=A.shape[0]) for name, _, A in mats}  # the same b as the run
+    model = NeuralIncompleteCholesky(latent=16, rounds=3, seed=0)
+    with tempfile.TemporaryDirectory(prefix="bench_algebraic_") as tmp:
+        workdir = Path(tmp)
+        pdesurrogates.save(model, workdir / "nic")
+        for name, _, A in mats:
+            for r in data["rows"]:
+                if r["matrix"] == name:
+                    for k in ("mem_mib", "rss_mib", "mem_worker_iters"):
+                        r.pop(k, None)
+            if name not in MEMORY_MATRICES:
+                continue
+            mem = measure_memory(name, A, bs[name], {}, workdir)
+            for r in data["rows"]:
+                m = mem.get(r["solver"]) if r["matrix"] == name else None
+                if m is not None:
+                    r["mem_mib"], r["rss_mib"] = m["delta_mib"], m["peak_mib"]
+                    r["mem_worker_iters"] = m["iters"]
+            log(f"memory {name}: " + ", ".join(f"{k} {v['delta_mib']:.1f}" for k, v in mem.items()))
+    data["summary"] = summarise(mats, data["rows"])
+    data["memory"] = MEMORY_NOTE
+    data["memory_command"] = " ".join(["python", "bench_algebraic.py", *sys.argv[1:]])
+    write_results("algebraic", data, render(data), command=command)
+
+
 def main() -> None:
     if len(sys.argv) == 5 and sys.argv[1] == "--memory-worker":
         memory_worker(*sys.argv[2:])
         return
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="a short sanity run")
+    ap.add_argument(
+        "--only",
+        choices=("all", "memory"),
+        default="all",
+        help="'memory': measure only the peak memory and merge it into the stored results",
+    )
     args = ap.parse_args()
     torch.set_num_threads(1)
     t_start = time.perf_counter()
@@ -303,16 +388,15 @@ def main() -> None:
     def log(msg):
         print(f"[{time.perf_counter() - t_start:7.1f}s] {msg}", flush=True)
 
+    if args.only == "memory":
+        memory_only(log)
+        return
+
     models, train_info = train(args.quick)
     log(f"trained: {train_info}")
     sizes = (24,) if args.quick else (64, 128)
     mats, skipped = test_matrices(sizes)
-    memory_for = {
-        name
-        for name, group, _ in mats
-        if (group == "pyamg" or name.endswith(f"_m{sizes[-1]}"))
-        and (not args.quick or name == "airfoil")
-    }
+    memory_for = set(MEMORY_MATRICES) if not args.quick else {mats[0][0]}
     with tempfile.TemporaryDirectory(prefix="bench_algebraic_") as tmp:
         workdir = Path(tmp)
         for name, model in models.items():
@@ -328,39 +412,14 @@ def main() -> None:
         "rtol": RTOL,
         "train": train_info,
         "skipped_not_spd": skipped,
-        "memory": "mem_mib: peak RSS (ru_maxrss, high-water mark reset after loading) of setup "
-        "+ solve in a fresh process, above the RSS after imports, matrix and model load; "
-        "rss_mib: the absolute peak RSS of that process during setup + solve",
+        "memory": MEMORY_NOTE.split(". Measured with")[0],
         "rows": rows,
         "sequence": seq,
         "summary": summary,
         "wall_s": time.perf_counter() - t_start,
     }
-    md = [
-        "Iterations (`it`) and total setup + solve seconds (`t`) to rtol 1e-6 (scipy cg, "
-        "white-noise b, x0 = 0). `nic`: the learned incomplete Cholesky; `nic_init`: its "
-        "initialisation, the same network fitted to IC(0) only; `nic_sgs`: the network as "
-        "constructed (zero heads = symmetric Gauss-Seidel); `ic0`: our IC(0); `sa`: pyamg "
-        "smoothed aggregation (defaults). `mem`: peak RSS of setup + solve measured in a "
-        "fresh process per solver (peak RSS of setup + solve above the RSS after imports and "
-        "loading; "
-        "absolute peaks in the table below), for the largest FEM meshes and pyamg's matrices "
-        "and the solvers cg, ic0, sa, nic (nic_sgs and nic_init have nic's architecture and "
-        f"cost); blank: not measured. Skipped (not SPD): {', '.join(skipped) or 'none'}."
-        "\n\n",
-        markdown_table(summary),
-        "\n## Setup, solve and memory per solver\n\n",
-        markdown_table(
-            rows,
-            ["matrix", "solver", "iters", "setup_s", "solve_s", "total_s", "mem_mib", "rss_mib"],
-        ),
-        "\n## 20-matrix sequence on one pattern (drifting lognormal coefficient)\n\n",
-        markdown_table(seq),
-        "\n## Training\n\n",
-        markdown_table([train_info]),
-    ]
-    write_results("algebraic", data, "".join(md))
-    print("".join(md))
+    write_results("algebraic", data, render(data))
+    print(render(data))
 
 
 if __name__ == "__main__":
