@@ -139,11 +139,13 @@ def fresh_process_peak(script, args, *, report: dict | None = None, timeout: flo
     ``delta_mib = peak_mib - baseline_mib`` (the memory the run needed above the process
     after imports and input load) plus the other keys of ``report``.
 
-    The baseline call resets the kernel's high-water mark to the current RSS (Linux
-    ``/proc/self/clear_refs``) and returns that RSS, so a transient peak of the imports
-    does not hide the run's own; where that reset is not available it returns the
-    high-water mark so far (``reset: false`` in the report: then ``delta_mib`` is a lower
-    bound). Unlike an RSS delta inside a long-lived process, memory the allocator kept
+    The baseline call returns freed heap to the system (glibc ``malloc_trim``), resets the
+    kernel's high-water mark to the current RSS (Linux ``/proc/self/clear_refs``) and
+    returns that RSS, so neither a transient peak of the imports nor memory the loading
+    freed hides the run's own (what is still counted low: a run's allocations that reuse
+    free memory the allocator keeps below the top of its heap). Off Linux it falls back
+    to ``ru_maxrss`` without a reset (then ``delta_mib`` is a lower bound). Unlike an RSS
+    delta inside a long-lived process, memory the allocator kept
     from an earlier run does not hide the figure either.
     """
     import resource
@@ -159,6 +161,12 @@ def fresh_process_peak(script, args, *, report: dict | None = None, timeout: flo
             out = {**report, "peak_mib": peak, "delta_mib": peak - float(report["baseline_mib"])}
             print(PEAK_TAG + json.dumps(out, default=float), flush=True)
             return out
+        try:  # hand freed heap back first, so that the run's allocations show up in the RSS
+            import ctypes
+
+            ctypes.CDLL("libc.so.6").malloc_trim(0)
+        except (OSError, AttributeError):
+            pass
         try:
             with open("/proc/self/clear_refs", "w") as fh:
                 fh.write("5")
