@@ -16,15 +16,19 @@
    against the exact indices and wall time.
 4. ``uq.sobol_indices`` beside SALib (``sobol.sample`` + ``sobol.analyze``, first and total
    order, 100 bootstrap resamples each) and ``scipy.stats.sobol_indices`` (point estimates
-   only: its BCa bootstrap is far slower), on Ishigami and the G-function with
+   only: its BCa bootstrap is far slower, timed once), on Ishigami and the G-function with
    a = [0, 1, 4.5, 9, 99, 99, 99, 99], N = 2¹⁰..2¹⁴, over ``--seeds`` seeds: RMSE of S1 and
-   ST against the closed forms (all indices, all seeds), the ratio ours/SALib, coverage of
-   the exact indices by the 95 % intervals (S ± conf, SALib's convention) and time. SALib
-   runs with seed + 1000, so its designs are independent of ours (with the same integer
-   seed both use the same design and agree to rounding; that difference is reported too).
+   ST against the closed forms (all indices, all seeds), the ratio ours/SALib with its
+   bootstrap standard error over seeds, coverage of the exact indices by S ± conf at 90 %
+   and 95 %, and time; ours both by default (one net, bootstrap) and with
+   ``replicates=8`` (Student-t intervals). SALib runs on the same designs as ours (same
+   integer seed), so the ratio is paired: it measures the estimators, not the luck of
+   independent scramblings (the scrambled-net errors are heavy-tailed, and two identical
+   methods on independent seed sets differ by up to 1.6x over 100 seeds).
 
 Run: ``python benchmarks/bench_uq.py`` (``--quick`` for a seconds-long sanity run;
-``--only-sobol`` reruns parts 3–4 and keeps the stored rows of parts 1–2).
+``--sections sobol,sobol_peers`` reruns parts 3–4 and keeps the stored rows of the
+others; ``--only-sobol`` is the same).
 All timings single-threaded (``torch.set_num_threads(1)``), best of ``--repeats``.
 """
 
@@ -245,10 +249,97 @@ def _scipy(ins: dict, fn, n: int, seed: int):
     return res.first_order, res.total_order
 
 
-def bench_sobol_peers(exponents: list[int], n_seeds: int) -> list[dict]:
-    """Ours beside SALib and scipy on Ishigami and the G-function over seeds."""
+def _ratio_se(ours: np.ndarray, theirs: np.ndarray, n_boot: int = 2000) -> float:
+    """Bootstrap standard error of RMSE(ours) / RMSE(theirs), paired over seeds.
+
+    ``ours``/``theirs``: per-seed mean squared errors on the same designs; the seeds are
+    resampled jointly.
+    """
+    rng = np.random.default_rng(0)
+    i = rng.integers(0, ours.size, (n_boot, ours.size))
+    return float(np.std(np.sqrt(ours[i].mean(1) / theirs[i].mean(1)), ddof=1))
+
+
+def _covered(err, conf) -> list:
+    return list(np.abs(np.asarray(err)) <= np.asarray(conf))
+
+
+def _peer_cell(fn, ins, ex, problem, n: int, n_seeds: int, reps: int) -> dict:
+    """One (problem, N) cell: ours (one net; ``reps`` replicates), SALib, scipy."""
     import warnings
 
+    keys = ("o", "r", "s", "p")  # ours, ours with replicates, SALib, scipy
+    err = {f"{k}{i}": [] for k in keys for i in "1t"}
+    cov = {f"{k}{lv}": [] for k in "ors" for lv in (90, 95)}
+    sec = dict.fromkeys(keys, 0.0)
+    same = []
+    z = stats.norm.ppf(0.95) / stats.norm.ppf(0.975)  # 90 % from a 95 % z half-width
+    tq = stats.t.ppf(0.95, reps - 1) / stats.t.ppf(0.975, reps - 1)
+    for seed in range(n_seeds):
+        t0 = time.perf_counter()
+        r = sobol_indices(fn, ins, n, seed=seed, n_bootstrap=100)
+        sec["o"] += time.perf_counter() - t0
+        t0 = time.perf_counter()
+        rr = sobol_indices(fn, ins, n, seed=seed, replicates=reps)
+        sec["r"] += time.perf_counter() - t0
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            t0 = time.perf_counter()
+            s = _salib(problem, fn, n, seed)  # the same design as ours
+            sec["s"] += time.perf_counter() - t0
+            t0 = time.perf_counter()
+            p1, pt = _scipy(ins, fn, n, seed + 2000)
+            sec["p"] += time.perf_counter() - t0
+        same.append(np.abs(s["S1"] - r.S1).max())
+        est = {
+            "o": (r.S1, r.ST, r.S1_conf, r.ST_conf, z),
+            "r": (rr.S1, rr.ST, rr.S1_conf, rr.ST_conf, tq),
+            "s": (s["S1"], s["ST"], s["S1_conf"], s["ST_conf"], z),
+            "p": (p1, pt, None, None, None),
+        }
+        for k, (e1, et, c1, ct, q) in est.items():
+            err[k + "1"].append(e1 - ex["S1"])
+            err[k + "t"].append(et - ex["ST"])
+            if c1 is not None:
+                cov[f"{k}95"] += _covered(e1 - ex["S1"], c1) + _covered(et - ex["ST"], ct)
+                cov[f"{k}90"] += _covered(e1 - ex["S1"], q * c1) + _covered(et - ex["ST"], q * ct)
+    mse = {k: np.mean(np.square(v), axis=1) for k, v in err.items()}  # per seed
+
+    def rmse(k):
+        return float(np.sqrt(mse[k].mean()))
+
+    row = {"n_base": n, "seeds": n_seeds, "replicates": reps}
+    for i, lab in (("1", "S1"), ("t", "ST")):
+        row |= {
+            f"ours_rmse_{lab}": rmse("o" + i),
+            f"salib_rmse_{lab}": rmse("s" + i),
+            f"ratio_{lab}": rmse("o" + i) / rmse("s" + i),
+            f"ratio_{lab}_se": _ratio_se(mse["o" + i], mse["s" + i]),
+            f"ours_replicates_rmse_{lab}": rmse("r" + i),
+            f"replicates_cost_{lab}": rmse("r" + i) / rmse("o" + i),
+            f"scipy_rmse_{lab}": rmse("p" + i),
+            f"top5_seeds_share_of_mse_{lab}": float(
+                np.sort(mse["o" + i])[-5:].sum() / mse["o" + i].sum()
+            ),
+        }
+    row |= {
+        f"coverage{lv}_{k}": float(np.mean(cov[f"{c}{lv}"]))
+        for c, k in zip("ors", ("ours_bootstrap", "ours_replicates", "salib"), strict=True)
+        for lv in (90, 95)
+    }
+    row |= {
+        "same_design_max_abs_diff_S1": float(np.max(same)),
+        "ours_seconds": sec["o"] / n_seeds,
+        "ours_replicates_seconds": sec["r"] / n_seeds,
+        "salib_seconds": sec["s"] / n_seeds,
+        "scipy_seconds_no_ci": sec["p"] / n_seeds,
+        "time_ratio_ours_salib": sec["o"] / sec["s"],
+    }
+    return row
+
+
+def bench_sobol_peers(exponents: list[int], n_seeds: int, reps: int = 8) -> list[dict]:
+    """Ours beside SALib and scipy on Ishigami and the G-function over seeds."""
     g_a = (0.0, 1.0, 4.5, 9.0, 99.0, 99.0, 99.0, 99.0)
     cases = {
         "ishigami": (
@@ -268,129 +359,146 @@ def bench_sobol_peers(exponents: list[int], n_seeds: int) -> list[dict]:
     for name, (fn, ins, ex, bounds) in cases.items():
         problem = {"num_vars": len(ins), "names": list(ins), "bounds": bounds}
         for m in exponents:
-            n = 2**m
-            acc = {k: [] for k in ("o1", "ot", "s1", "st", "p1", "pt", "oc", "sc", "same")}
-            t_ours = t_salib = t_scipy = 0.0
-            for seed in range(n_seeds):
-                t0 = time.perf_counter()
-                r = sobol_indices(fn, ins, n, seed=seed, n_bootstrap=100)
-                t_ours += time.perf_counter() - t0
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore")
-                    t0 = time.perf_counter()
-                    s = _salib(problem, fn, n, seed + 1000)
-                    t_salib += time.perf_counter() - t0
-                    t0 = time.perf_counter()
-                    p1, pt = _scipy(ins, fn, n, seed + 2000)
-                    t_scipy += time.perf_counter() - t0
-                    same = _salib(problem, fn, n, seed) if seed < 3 else None
-                if same is not None:
-                    acc["same"].append(
-                        max(np.abs(same["S1"] - r.S1).max(), np.abs(same["ST"] - r.ST).max())
-                    )
-                acc["o1"].append(r.S1 - ex["S1"])
-                acc["ot"].append(r.ST - ex["ST"])
-                acc["s1"].append(s["S1"] - ex["S1"])
-                acc["st"].append(s["ST"] - ex["ST"])
-                acc["p1"].append(p1 - ex["S1"])
-                acc["pt"].append(pt - ex["ST"])
-                acc["oc"] += [np.abs(r.S1 - ex["S1"]) <= r.S1_conf]
-                acc["oc"] += [np.abs(r.ST - ex["ST"]) <= r.ST_conf]
-                acc["sc"] += [np.abs(s["S1"] - ex["S1"]) <= s["S1_conf"]]
-                acc["sc"] += [np.abs(s["ST"] - ex["ST"]) <= s["ST_conf"]]
-
-            def rmse(k, acc=acc):
-                return float(np.sqrt(np.mean(np.square(acc[k]))))
-
-            rows.append(
-                {
-                    "problem": name,
-                    "n_base": n,
-                    "seeds": n_seeds,
-                    "ours_rmse_S1": rmse("o1"),
-                    "salib_rmse_S1": rmse("s1"),
-                    "ratio_S1": rmse("o1") / rmse("s1"),
-                    "ours_rmse_ST": rmse("ot"),
-                    "salib_rmse_ST": rmse("st"),
-                    "ratio_ST": rmse("ot") / rmse("st"),
-                    "scipy_rmse_S1": rmse("p1"),
-                    "scipy_rmse_ST": rmse("pt"),
-                    "ours_coverage95": float(np.mean(acc["oc"])),
-                    "salib_coverage95": float(np.mean(acc["sc"])),
-                    "same_design_max_abs_diff": float(np.max(acc["same"])),
-                    "ours_seconds": t_ours / n_seeds,
-                    "salib_seconds": t_salib / n_seeds,
-                    "scipy_seconds_no_ci": t_scipy / n_seeds,
-                    "time_ratio_ours_salib": t_ours / t_salib,
-                }
-            )
+            rows.append({"problem": name} | _peer_cell(fn, ins, ex, problem, 2**m, n_seeds, reps))
             print(rows[-1], flush=True)
     return rows
 
 
+def _scipy_bootstrap_seconds(n: int) -> float:
+    """Time of scipy's BCa bootstrap (100 resamples) on Ishigami, once."""
+    ins = [stats.uniform(-math.pi, 2 * math.pi)] * 3
+    res = stats.sobol_indices(
+        func=lambda x: ishigami(x.T), n=n, dists=ins, rng=np.random.default_rng(0)
+    )
+    t0 = time.perf_counter()
+    res.bootstrap(confidence_level=0.95, n_resamples=100)
+    return time.perf_counter() - t0
+
+
 def sobol_peers_markdown(rows: list[dict]) -> str:
+    reps = rows[0]["replicates"]
     md = (
         "\n## Sobol' indices beside SALib and scipy (Ishigami; G-function, "
         "a = [0, 1, 4.5, 9, 99, 99, 99, 99])\n\n"
-        "RMSE over all indices and seeds against the closed forms; SALib on independent "
-        "designs (seed + 1000); coverage: fraction of exact indices inside S ± conf "
-        "(nominal 95 %); times per call (model runs included), ours with 100 bootstrap "
-        "resamples, SALib with 100, scipy point estimates only. Last column: ours against "
-        "SALib on the same design (same seed, seeds 0–2).\n\n"
+        "RMSE over all indices and seeds against the closed forms. Ours (default, one "
+        "scrambled Sobol' net, bootstrap intervals) and SALib run on the same designs "
+        "(seeds 0..S-1; their S1 agree to rounding, last column, and ours divides ST by "
+        "the variance of all runs, SALib by that of the A and B runs); scipy on its own "
+        "designs of the same kind (seeds 2000..). "
+        "'± SE': bootstrap standard error of the RMSE ratio, seeds resampled jointly. "
+        "'top-5 share': fraction of our MSE carried by the 5 worst seeds. "
+        f"'R={reps}': our `replicates={reps}` (8 independent scramblings of N/8 rows, "
+        "the same model runs; Student-t intervals), its RMSE and its cost against the "
+        "default. Coverage: fraction of exact indices inside S ± conf at 90 % / 95 % "
+        "(nominal). Times per call, model runs included; ours and SALib with 100 "
+        "bootstrap resamples; scipy point estimates only.\n\n"
     )
-    return md + markdown_table(
-        [
+    table = []
+    for r in rows:
+        table.append(
             {
                 "problem": r["problem"],
                 "N": r["n_base"],
                 "seeds": r["seeds"],
                 "S1 RMSE ours": r["ours_rmse_S1"],
                 "S1 RMSE SALib": r["salib_rmse_S1"],
-                "S1 ours/SALib": r["ratio_S1"],
+                "S1 ours/SALib ± SE": f"{r['ratio_S1']:.2f} ± {r['ratio_S1_se']:.2f}",
                 "ST RMSE ours": r["ours_rmse_ST"],
                 "ST RMSE SALib": r["salib_rmse_ST"],
-                "ST ours/SALib": r["ratio_ST"],
-                "S1/ST RMSE scipy": f"{r['scipy_rmse_S1']:.3g} / {r['scipy_rmse_ST']:.3g}",
-                "coverage ours / SALib": (
-                    f"{r['ours_coverage95']:.3f} / {r['salib_coverage95']:.3f}"
+                "ST ours/SALib ± SE": f"{r['ratio_ST']:.2f} ± {r['ratio_ST_se']:.2f}",
+                "top-5 share S1/ST": (
+                    f"{r['top5_seeds_share_of_mse_S1']:.2f} / {r['top5_seeds_share_of_mse_ST']:.2f}"
                 ),
+                "S1/ST RMSE scipy": f"{r['scipy_rmse_S1']:.3g} / {r['scipy_rmse_ST']:.3g}",
+                f"S1/ST RMSE R={reps} (x default)": (
+                    f"{r['ours_replicates_rmse_S1']:.3g} / {r['ours_replicates_rmse_ST']:.3g} "
+                    f"(x{r['replicates_cost_S1']:.1f} / x{r['replicates_cost_ST']:.1f})"
+                ),
+                "cov. 90/95 ours bootstrap": (
+                    f"{r['coverage90_ours_bootstrap']:.3f} / {r['coverage95_ours_bootstrap']:.3f}"
+                ),
+                f"cov. 90/95 ours R={reps}": (
+                    f"{r['coverage90_ours_replicates']:.3f} / {r['coverage95_ours_replicates']:.3f}"
+                ),
+                "cov. 90/95 SALib": (f"{r['coverage90_salib']:.3f} / {r['coverage95_salib']:.3f}"),
                 "s ours": r["ours_seconds"],
+                f"s ours R={reps}": r["ours_replicates_seconds"],
                 "s SALib": r["salib_seconds"],
                 "s scipy (no CI)": r["scipy_seconds_no_ci"],
                 "time ours/SALib": r["time_ratio_ours_salib"],
-                "same design max diff": r["same_design_max_abs_diff"],
+                "same design max S1 diff": r["same_design_max_abs_diff_S1"],
             }
-            for r in rows
-        ]
-    )
+        )
+    return md + markdown_table(table)
+
+
+SECTIONS = ("evaluate", "propagate", "sobol", "sobol_peers")
+
+
+def _run_sections(args) -> tuple[dict, dict]:
+    """Results of the requested sections; the others come from the stored uq.json."""
+    quick = args.quick
+    runners = {
+        "evaluate": lambda: (
+            bench_evaluate(50, 32, 10, 1) if quick else bench_evaluate(1000, 64, 10, args.repeats)
+        ),
+        "propagate": lambda: (
+            bench_propagate(10_000, 200, 200) if quick else bench_propagate(100_000, 3000, 2000)
+        ),
+        "sobol": lambda: bench_sobol([10, 12] if quick else [10, 12, 14, 16]),
+        "sobol_peers": lambda: {
+            "rows": bench_sobol_peers(
+                [10, 12] if quick else [10, 11, 12, 13, 14], 3 if quick else args.seeds
+            ),
+            "scipy_bca_bootstrap_seconds_ishigami_4096": _scipy_bootstrap_seconds(4096),
+        },
+    }
+    command = "python benchmarks/bench_uq.py " + " ".join(sys.argv[1:])
+    wanted = SECTIONS if not args.sections else tuple(args.sections.split(","))
+    if args.only_sobol:
+        wanted = ("sobol", "sobol_peers")
+    unknown = set(wanted) - set(SECTIONS)
+    if unknown:
+        raise SystemExit(f"--sections: unknown {sorted(unknown)}; choose from {SECTIONS}")
+    old = {}
+    if set(wanted) != set(SECTIONS):
+        old = json.loads((RESULTS / "uq.json").read_text())
+    out, commands = {}, {}
+    for sec in SECTIONS:
+        if sec in wanted:
+            out[sec], commands[sec] = runners[sec](), command
+            continue
+        stored = old["sobol_peers"] if sec == "sobol_peers" else old[sec]
+        if sec == "sobol_peers" and isinstance(stored, list):  # the layout before v2
+            stored = {"rows": stored}
+        out[sec] = stored
+        fallback = old["command"]
+        if sec in ("evaluate", "propagate"):
+            fallback = old.get("evaluate_propagate_command", fallback)
+        commands[sec] = old.get("section_commands", {}).get(sec, fallback)
+    return out, commands
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="seconds-long sanity run")
     ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--seeds", type=int, default=20, help="seeds of the SALib comparison")
+    ap.add_argument("--seeds", type=int, default=100, help="seeds of the SALib comparison")
     ap.add_argument(
-        "--only-sobol", action="store_true", help="rerun the Sobol' parts, keep the others"
+        "--sections",
+        default="",
+        help=f"comma-separated parts to run (of {', '.join(SECTIONS)}; default all); "
+        "the others keep their stored rows from results/uq.json",
+    )
+    ap.add_argument(
+        "--only-sobol", action="store_true", help="same as --sections sobol,sobol_peers"
     )
     args = ap.parse_args()
     torch.set_num_threads(1)
     load_before = os.getloadavg()[0]
-    if args.only_sobol:
-        old = json.loads((RESULTS / "uq.json").read_text())
-        ev, pr = old["evaluate"], old["propagate"]
-    elif args.quick:
-        ev = bench_evaluate(50, 32, 10, 1)
-        pr = bench_propagate(10_000, 200, 200)
-    else:
-        ev = bench_evaluate(1000, 64, 10, args.repeats)
-        pr = bench_propagate(100_000, 3000, 2000)
-    if args.quick:
-        sob = bench_sobol([10, 12])
-        peers = bench_sobol_peers([10, 12], 3)
-    else:
-        sob = bench_sobol([10, 12, 14, 16])
-        peers = bench_sobol_peers([10, 11, 12, 13, 14], args.seeds)
+    res, commands = _run_sections(args)
+    ev, pr, sob = res["evaluate"], res["propagate"], res["sobol"]
+    peers = res["sobol_peers"]["rows"]
 
     load_after = os.getloadavg()[0]
     md = (
@@ -464,11 +572,17 @@ def main() -> None:
         ]
     )
     md += sobol_peers_markdown(peers)
+    bca = res["sobol_peers"].get("scipy_bca_bootstrap_seconds_ishigami_4096")
+    if bca is not None:
+        md += (
+            f"\nscipy's BCa bootstrap (`res.bootstrap(n_resamples=100)`) on Ishigami, "
+            f"N = 4096: {bca:.3g} s.\n"
+        )
     data = {"quick": args.quick, "load_average": [load_before, load_after]}
-    if args.only_sobol:
-        data["evaluate_propagate_command"] = old["command"]
-        md += f"\nParts 1–2 (evaluate, propagate) are from `{old['command']}`.\n"
-    data.update(evaluate=ev, propagate=pr, sobol=sob, sobol_peers=peers)
+    data.update(evaluate=ev, propagate=pr, sobol=sob, sobol_peers=res["sobol_peers"])
+    data["section_commands"] = commands
+    md += "\nCommands per section: " + "; ".join(f"{k}: `{v}`" for k, v in commands.items())
+    md += "\n"
     write_results("uq", data, md, command="python benchmarks/bench_uq.py " + " ".join(sys.argv[1:]))
     print(md)
 
