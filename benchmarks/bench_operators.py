@@ -539,7 +539,12 @@ def _check_row(family, runs):
     return row
 
 
-def report(a, sz, results, t0, load_start, planned):
+def _columns(rows):
+    """Every key of ``rows``, in order of first appearance (families add columns)."""
+    return list(dict.fromkeys(k for r in rows for k in r))
+
+
+def report(a, sz, results, t0, load_start, planned, *, load_end=None, command=None):
     rows = [_run_row(fam, r) for fam, runs in results.items() for r in runs.values()]
     checks = [_check_row(fam, runs) for fam, runs in results.items()]
     n_done = sum(len(runs) for runs in results.values())
@@ -555,7 +560,7 @@ def report(a, sz, results, t0, load_start, planned):
         f"time, so each model gets {2 * a.budget / 60:g} min of training in total per family. "
         f"Machine: {os.cpu_count()} cores shared with other jobs; load average (1/5/15 min) "
         f"at the start {tuple(round(x, 1) for x in load_start)}, at the end "
-        f"{tuple(round(x, 1) for x in os.getloadavg())} (per run in the table).\n\n"
+        f"{tuple(round(x, 1) for x in load_end or os.getloadavg())} (per run in the table).\n\n"
         f"Data: {sz['n_train']} training and {sz['n_test']} test samples at {res}² per steady "
         f"family (multiscale Darcy and Helmholtz: {_n('helmholtz', sz)[0]} and "
         f"{_n('helmholtz', sz)[1]}, their solves cost 10-40x more); the same test fields at "
@@ -578,9 +583,9 @@ def report(a, sz, results, t0, load_start, planned):
         "training itself. Inference: best of 3 batches of 8, per sample, while the "
         "other model's evaluation worker runs.\n\n"
         "## Done-when checks (each model at its better loss)\n\n"
-        + markdown_table(checks)
+        + markdown_table(checks, _columns(checks))
         + "\n## All runs\n\n"
-        + markdown_table(rows)
+        + markdown_table(rows, _columns(rows))
         + (
             ""
             if n_done == planned
@@ -601,11 +606,11 @@ def report(a, sz, results, t0, load_start, planned):
         "lr": LR,
         "batch_size": BATCH,
         "loadavg_start": load_start,
-        "loadavg_now": os.getloadavg(),
+        "loadavg_now": load_end or os.getloadavg(),
         "checks": checks,
         "runs": results,
     }
-    write_results(NAME, data, md, env=env, results_dir=a.results_dir)
+    write_results(NAME, data, md, env=env, results_dir=a.results_dir, command=command)
     return md
 
 
