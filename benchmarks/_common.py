@@ -20,7 +20,15 @@ import psutil
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
-__all__ = ["RESULTS", "PeakMemory", "Timer", "environment", "markdown_table", "write_results"]
+__all__ = [
+    "RESULTS",
+    "PeakMemory",
+    "Timer",
+    "environment",
+    "markdown_table",
+    "peak_rss_mb",
+    "write_results",
+]
 
 
 class PeakMemory:
@@ -71,6 +79,24 @@ class Timer:
         self.seconds = time.perf_counter() - self._t0
 
 
+def peak_rss_mb() -> float:
+    """Peak resident set size of this process's own address space (MiB).
+
+    Reads ``VmHWM`` from ``/proc/self/status`` (Linux). Unlike
+    ``resource.getrusage(RUSAGE_SELF).ru_maxrss``, it starts afresh at ``exec``: a
+    subprocess's ``ru_maxrss`` also counts its parent's RSS at the time of the fork, so a
+    worker started from a 500 MB parent reports at least 500 MB whatever it does. Falls
+    back to ``ru_maxrss`` where ``/proc`` is missing.
+    """
+    hwm = _proc_status_mib("VmHWM")
+    if hwm is not None:
+        return hwm
+    import resource
+
+    scale = 2**20 if sys.platform == "darwin" else 1024  # bytes on macOS, KiB on Linux
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / scale
+
+
 def environment() -> dict:
     """Machine and library facts stored with every result file."""
     import numpy
@@ -103,22 +129,35 @@ def markdown_table(rows: list[dict], columns: list[str] | None = None) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_results(name: str, data: dict, markdown: str, *, command: str | None = None) -> Path:
+def write_results(
+    name: str,
+    data: dict,
+    markdown: str,
+    *,
+    command: str | None = None,
+    env: dict | None = None,
+    results_dir: str | os.PathLike | None = None,
+) -> Path:
     """Write ``results/<name>.json`` and ``results/<name>.md`` atomically.
 
-    ``command`` (default: the command line that ran) is recorded in both files.
+    ``command`` (default: the command line that ran) is recorded in both files. ``env``
+    replaces :func:`environment` (e.g. facts gathered in a worker process, so that the
+    caller need not import torch); ``results_dir`` replaces ``benchmarks/results``
+    (e.g. a temporary folder for a smoke run).
     """
-    RESULTS.mkdir(parents=True, exist_ok=True)
+    out = RESULTS if results_dir is None else Path(results_dir)
+    out.mkdir(parents=True, exist_ok=True)
     command = command or " ".join(["python", *sys.argv])
-    payload = {"benchmark": name, "command": command, "environment": environment(), **data}
+    env = environment() if env is None else env
+    payload = {"benchmark": name, "command": command, "environment": env, **data}
     md = f"# Benchmark: {name}\n\nCommand: `{command}`\n\n{markdown}"
     for suffix, text in ((".json", json.dumps(payload, indent=2, default=float)), (".md", md)):
-        target = RESULTS / f"{name}{suffix}"
-        fd, tmp = tempfile.mkstemp(dir=RESULTS, prefix=f".{name}", suffix=".partial")
+        target = out / f"{name}{suffix}"
+        fd, tmp = tempfile.mkstemp(dir=out, prefix=f".{name}", suffix=".partial")
         with os.fdopen(fd, "w") as fh:
             fh.write(text)
         os.replace(tmp, target)
-    return RESULTS / f"{name}.json"
+    return out / f"{name}.json"
 
 
 # --- peak memory of one run, measured in a fresh process ---------------------------------
@@ -148,15 +187,12 @@ def fresh_process_peak(script, args, *, report: dict | None = None, timeout: flo
     delta inside a long-lived process, memory the allocator kept
     from an earlier run does not hide the figure either.
     """
-    import resource
     import subprocess
 
     if script is None:
         # VmHWM, the high-water mark of this process's own memory map: ru_maxrss would also
         # hold the parent's peak, inherited through fork/vfork + exec
-        hwm = _proc_status_mib("VmHWM")
-        kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        peak = hwm if hwm is not None else kib / (2**20 if sys.platform == "darwin" else 1024)
+        peak = peak_rss_mb()
         if report is not None:
             out = {**report, "peak_mib": peak, "delta_mib": peak - float(report["baseline_mib"])}
             print(PEAK_TAG + json.dumps(out, default=float), flush=True)
