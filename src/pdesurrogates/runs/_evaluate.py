@@ -28,6 +28,48 @@ def grid_coords(ds, field: str) -> list | None:
     return [ds.coords[d] for d in space]
 
 
+def _time_axis(dims) -> int:
+    """The axis of the ``time`` dim of a field with ``dims`` read channel-first."""
+    return 2 + [d for d in dims[1:] if d != "component"].index("time")
+
+
+def _truth_at_times(rows, field: str, y, times, pred_ds, truth_path: Path):
+    """The truth ``y`` (channel-first) at the predicted ``times``: the matching states,
+    or, for a rollout of resampled data, the truth interpolated linearly onto them."""
+    import json
+
+    import numpy as np
+
+    from pdesurrogates.datasets._time_pairs import interpolate_time
+
+    dims = rows.fields[field].dims
+    if "time" not in dims:
+        raise DatasetError(
+            f"{truth_path}: field {field!r} has dims {dims} without 'time', but the "
+            "prediction is a trajectory (it has a time axis); compare with the time series "
+            "it was predicted from"
+        )
+    axis = _time_axis(dims)
+    t = np.asarray(rows.coords["time"], dtype=np.float64)
+    tol = 1e-6 * max(float(np.max(np.abs(t))), 1e-30)
+    j = np.clip(np.searchsorted(t, times), 0, len(t) - 1)
+    lo = np.maximum(j - 1, 0)
+    j = np.where(np.abs(t[lo] - times) < np.abs(t[j] - times), lo, j)
+    if np.all(np.abs(t[j] - times) <= tol):
+        return np.take(y, j, axis=axis)
+    try:
+        source = json.loads(pred_ds.attrs.get("source", "") or "{}")
+    except ValueError:
+        source = {}
+    inside = times.min() >= t[0] - tol and times.max() <= t[-1] + tol
+    if source.get("rollout", {}).get("resample") and inside:
+        return interpolate_time(y, t, times, axis).astype(y.dtype, copy=False)
+    raise DatasetError(
+        f"{truth_path}: field {field!r} has no states at the predicted times "
+        f"{times[:4].tolist()}...; compare with the file the trajectories were predicted from"
+    )
+
+
 def _truth_rows(truth, info, split: str | None, truth_path: Path):
     """The truth samples a prediction file predicted, and the split's name."""
     if split is None:
@@ -78,6 +120,12 @@ def evaluate_files(
     name : str, optional
         Model name stored in the report.
 
+    A prediction with a ``time`` dim (a rollout of ``pdesurrogates predict`` on a
+    step-model run) is compared with the truth's states at the predicted times, and the
+    report adds the relative L2 of every state along the trajectory
+    (``report.by_step``) and the time the error first exceeds 10 %
+    (``report.scalars["time_to_10pct"]``), see :func:`pdesurrogates.uq.evaluate`.
+
     Returns
     -------
     pdesurrogates.uq.UQReport
@@ -85,6 +133,8 @@ def evaluate_files(
         spacing taken from the truth file's coordinates. ``report.meta`` names the
         prediction, truth, field and split.
     """
+    import numpy as np
+
     from pdesurrogates.datasets import open_dataset
     from pdesurrogates.uq import evaluate, load_prediction, read_prediction_info
 
@@ -101,6 +151,12 @@ def evaluate_files(
         )
     rows, split = _truth_rows(truth, info, split, truth_path)
     y = rows.load(field)
+    pred_ds = open_dataset(pred_path)
+    time_axis = times = None
+    if "time" in pred_ds.fields[field].dims:  # a trajectory: score it per step too
+        time_axis = _time_axis(pred_ds.fields[field].dims)
+        times = np.asarray(pred_ds.coords["time"], dtype=np.float64)
+        y = _truth_at_times(rows, field, y, times, pred_ds, truth_path)
     if tuple(y.shape) != pred.shape:
         raise DatasetError(
             f"{pred_path} predicts {field!r} with shape {pred.shape} but {truth_path} "
@@ -115,7 +171,8 @@ def evaluate_files(
         "split": split,
         "n_samples": int(y.shape[0]),
     }
-    report = evaluate(pred, y, levels=levels, coords=grid_coords(truth, field), meta=meta)
+    report = evaluate(pred, y, levels=levels, coords=grid_coords(truth, field), meta=meta,
+                      time_axis=time_axis, times=times)  # fmt: skip
     if out is not None:
         _write(report, pred, y, Path(out), figures, _labels(rows, field, y.shape))
     return report
