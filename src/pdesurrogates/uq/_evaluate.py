@@ -20,7 +20,7 @@ from pdesurrogates.uq._backend import as_tensor, check_finite, check_levels, inp
 from pdesurrogates.uq._prediction import Prediction, match_channel_axis
 from pdesurrogates.uq._report import UQReport
 
-__all__ = ["DEFAULT_LEVELS", "ROLLOUT_THRESHOLD", "evaluate", "evaluation_levels"]
+__all__ = ["DEFAULT_LEVELS", "evaluate", "evaluation_levels"]
 
 DEFAULT_LEVELS = (0.5, 0.8, 0.9, 0.95)
 ROLLOUT_THRESHOLD = 0.1  # the error level of the time-to-threshold of a rollout (10 %)
@@ -329,7 +329,7 @@ def evaluate(
         ``time_axis=2``): also score every state along the trajectory with
         :func:`~metrics.rollout_rel_l2` (``report.per_sample["rel_l2_by_step"]``, ``(N,
         T)``; its mean over fields in ``report.by_step["rel_l2"]``) and the time when that
-        mean first exceeds :data:`ROLLOUT_THRESHOLD` (10 %), from
+        mean first exceeds 10 %, from
         :func:`~metrics.time_to_threshold` (``report.scalars["time_to_10pct"]``, the time of
         that state; ``steps_to_10pct``, its step number; ``inf`` when the error stays
         below over the whole trajectory). The pooled metrics score the
