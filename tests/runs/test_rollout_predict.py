@@ -184,6 +184,13 @@ def test_a_different_time_step_or_a_steady_file_is_refused(series, tmp_path):
     flat = from_xarray(steady, {"u": "target"}, path=tmp_path / "s.h5", split=(0.5, 0, 0.5))
     with pytest.raises(DatasetError, match="no field 'u' with a time axis"):
         predict_run(d / "fno", flat, tmp_path / "q.h5")
+    two = xr.Dataset(
+        {"u": (("sample", "time", "x", "y", "component"), np.ones((5, NT, 8, 8, 2), "f4"))},
+        coords={"time": np.arange(NT) * DT},
+    )
+    vector = from_xarray(two, {"u": "state"}, path=tmp_path / "v.h5", split=(0.6, 0, 0.4))
+    with pytest.raises(DatasetError, match=r"has 2 channel.* per state, .* predicts 1"):
+        predict_run(d / "fno", vector, tmp_path / "v_pred.h5")
 
 
 def test_non_uniform_time_is_refused_naming_file_and_field_or_resampled_on_request(

@@ -145,6 +145,17 @@ def _check_step(pairs, ts: dict, run_dir: Any, name: str) -> None:
         )
 
 
+def _check_channels(pairs, record: dict, run_dir: Any, name: str) -> None:
+    """Refuse a field whose states have another number of channels than the run's."""
+    want = (record.get("model") or {}).get("config", {}).get("out_channels")
+    if want is not None and pairs.channels != want:
+        raise DatasetError(
+            f"{pairs.dataset.path}: field {name!r} has {pairs.channels} channel(s) per state, "
+            f"the step model of {run_dir} predicts {want}; pass a file like the one it was "
+            "trained on"
+        )
+
+
 @torch.no_grad()
 def _roll_members(model, u0: torch.Tensor, steps: int, horizon: int, batch_size: int):
     """``(mean, members or None)``: every member rolled out from ``u0``, in batches."""
@@ -207,6 +218,7 @@ def predict_series(
     k, m = int(ts["history"]), int(ts.get("steps", 1))
     pairs = TimePairs(rows, name, history=k, steps=m, resample=resample)
     _check_step(pairs, ts, run_dir, name)
+    _check_channels(pairs, record, run_dir, name)
     horizon = pairs.horizon
     calls = horizon // m if steps is None else steps
     if isinstance(calls, bool) or not isinstance(calls, int) or calls < 1:
