@@ -136,6 +136,12 @@ def test_steps_shorten_the_rollout_and_beyond_the_horizon_is_refused(series, cap
     np.testing.assert_allclose(
         report.by_step["rel_l2"], rollout_rel_l2(pred, truth, reduction="mean"), rtol=1e-5
     )
+    capsys.readouterr()
+    assert main(["uq", "evaluate", str(out), str(data)]) == 0  # the rich table
+    shown = capsys.readouterr().out
+    assert "Relative L2 along the trajectory" in shown and "steps_to_10pct" in shown
+    first = f"{report.by_step['rel_l2'][0]:.5g}"
+    assert any(r.startswith("│ 1 ") and first in r for r in shown.splitlines())  # step 1
     with pytest.raises(ValueError, match=r"horizon is 5 states after the first 2 .* at most"):
         predict_run(d / "fno", data, d / "long.h5", steps=6)
     assert not (d / "long.h5").exists()

@@ -96,7 +96,8 @@ def evaluate_cmd(
     cols, rows = report.step_rows()
     if rows:
         caption = report.step_caption()
-        console.print(table("Relative L2 along the trajectory", cols, rows, caption=caption))
+        title = "Relative L2 along the trajectory"
+        console.print(table(title, cols, rows, caption=caption, min_width=len(caption) // 2 + 4))
     if out is not None:
         console.print(f"wrote {Path(out) / 'uq_report.json'}", highlight=False)
 
