@@ -50,8 +50,8 @@ def shifting_series(path, *, nx=16, times=None, n=N, seed=0):
     u = 1.0 + a * np.sin(2 * np.pi * (X - s)) + b * np.cos(2 * np.pi * Y)
     u = u + c * np.sin(2 * np.pi * (X - s + Y))
     data = xr.Dataset(
-        {"u": (("sample", "time", "x", "y"), u.astype(np.float32))},
-        coords={"time": t, "x": x, "y": x},
+        {"u": (("sample", "time", "x", "y"), u.astype(np.float32), {"units": "m/s"})},
+        coords={"time": ("time", t, {"units": "s"}), "x": x, "y": x},
     )
     return from_xarray(data, {"u": "state"}, path=path, split=(0.6, 0.2, 0.2))
 
@@ -82,6 +82,8 @@ assert main(["train", "fno", "-d", data, "-o", run, "-c", sys.argv[4], "--histor
 assert main(["predict", run, "-d", data, "-o", pred]) == 0
 print("=== report ===")
 assert main(["uq", "evaluate", pred, data, "--json"]) == 0
+print("=== evaluate ===")
+assert main(["evaluate", run, "-d", data, "-o", sys.argv[5]]) == 0
 """
 
 _TOML = """
@@ -104,12 +106,13 @@ def test_train_predict_evaluate_in_a_fresh_process_matches_the_direct_rollout(tm
     src = str(Path(pdesurrogates.__file__).parents[1])
     done = subprocess.run(
         [sys.executable, "-c", _SCRIPT, str(data), str(run), str(pred_file),
-         str(tmp_path / "cfg.toml")],
-        capture_output=True, text=True, timeout=300,
+         str(tmp_path / "cfg.toml"), str(tmp_path / "report")],
+        capture_output=True, text=True, timeout=600,
         env={"PYTHONPATH": src, "OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"},
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
-    report = json.loads(done.stdout.split("=== report ===", 1)[1])
+    printed, summary = done.stdout.split("=== report ===", 1)[1].split("=== evaluate ===")
+    report = json.loads(printed)
     pred, truth, times = _direct(run, data)
     assert pred.shape == (2, 1, NT - 2, 16, 16)  # 2 test trajectories, 5 states after 2
     direct = rollout_rel_l2(pred, truth, reduction="none")
@@ -125,6 +128,7 @@ def test_train_predict_evaluate_in_a_fresh_process_matches_the_direct_rollout(tm
     np.testing.assert_allclose(ds.coords["time"], np.arange(2, NT) * DT)
     np.testing.assert_allclose(load_prediction(pred_file).mean, pred.numpy(), atol=1e-6)
     assert report["meta"]["split"] == "test" and report["n_fields"] == 2
+    _check_run_report(tmp_path / "report", summary, direct.mean(0).numpy(), times)
 
 
 def test_steps_shorten_the_rollout_and_beyond_the_horizon_is_refused(series, capsys):
@@ -245,3 +249,59 @@ def test_mgno_trained_at_16_rolls_out_on_a_32_grid(tmp_path):
     report = evaluate_files(out, data32, figures=False)
     assert report.by_step["rel_l2"].shape == (NT - 2,)
     assert np.isfinite(report.by_step["rel_l2"]).all()
+
+
+def _check_run_report(out, summary: str, direct, times):
+    """`pdesurrogates evaluate` on a step-model run: per-step errors in metrics.json,
+    report.md and the summary line, and time-snapshot sample figures."""
+    metrics = json.loads((out / "metrics.json").read_text())
+    steps = metrics["by_step"]
+    np.testing.assert_allclose(steps["rel_l2"], direct, rtol=1e-5)
+    np.testing.assert_allclose(steps["time"], times, rtol=1e-12)
+    hit = time_to_threshold(direct, 0.1, times=times)
+    n_hit = time_to_threshold(direct, 0.1)
+    assert steps["time_to_10pct"] == (None if np.isinf(hit) else pytest.approx(hit))
+    assert steps["steps_to_10pct"] == (None if np.isinf(n_hit) else n_hit)
+    assert json.loads((out / "uq_report.json").read_text())["by_step"]["rel_l2"] == steps["rel_l2"]
+    line = " ".join(summary.split())  # the summary line names the time to 10 %
+    if np.isinf(hit):
+        assert "below 10 % over all 5 steps of the rollout" in line
+    else:
+        assert f"exceeds 10 % at time {hit:.4g} (step {n_hit:.0f} of 5)" in line
+    # report.md: the per-step table, one row per state (5 <= 10 rows), and the figure
+    md = (out / "report.md").read_text()
+    assert "## Error along the rollout" in md and "![rollout error](rollout_error.png)" in md
+    for i, (t, e) in enumerate(zip(times, direct, strict=True)):
+        assert f"| {i + 1} | {t:.6g} | {float(f'{e:.5g}'):.5g} |" in md
+    # the sample figures show time snapshots instead of being skipped
+    assert set(metrics["figures"]) == {"best", "median", "worst"}
+    for name in {*metrics["figures"].values(), "rollout_error.png"}:
+        assert (out / name).stat().st_size > 5000
+
+
+def test_snapshot_figure_shows_truth_prediction_and_error_at_labelled_times():
+    from pdesurrogates._figures import Quantity
+    from pdesurrogates.runs import plot_snapshots
+
+    rng = np.random.default_rng(0)
+    truth, pred = rng.random((2, 5, 6, 4))
+    times = 0.2 + 0.1 * np.arange(5)
+    fig = plot_snapshots(
+        truth, pred, times, target=Quantity("u", units="m/s", long_name="velocity"),
+        time=Quantity("time", units="s"), sample=3, split="test",
+    )  # fmt: skip
+    panels = [ax for ax in fig.axes if ax.get_images()]
+    assert len(panels) == 9  # 3 snapshots (first, middle, last) x truth, prediction, error
+    titles = [ax.get_title() for ax in panels]
+    assert titles[:3] == ["truth, time = 0.2 s", "prediction, time = 0.2 s",
+                          "absolute error, time = 0.2 s"]  # fmt: skip
+    assert titles[3].endswith("time = 0.4 s") and titles[6].endswith("time = 0.6 s")
+    for k, j in enumerate([0, 2, 4]):  # images are drawn (y, x): the transpose
+        np.testing.assert_array_equal(panels[3 * k].get_images()[0].get_array(), truth[j].T)
+        np.testing.assert_array_equal(panels[3 * k + 1].get_images()[0].get_array(), pred[j].T)
+        err = panels[3 * k + 2].get_images()[0].get_array()
+        np.testing.assert_allclose(err, np.abs(pred[j] - truth[j]).T)
+    bars = [ax.get_ylabel() for ax in fig.axes if not ax.get_images()]
+    assert bars.count("velocity (m/s)") == 3  # truth and prediction share one per row
+    assert bars.count("|prediction − truth| (m/s)") == 3
+    assert "sample 3, test split" in fig.get_suptitle()

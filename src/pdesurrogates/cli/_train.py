@@ -158,20 +158,15 @@ def evaluate(
     """Predict SPLIT of DATA and score it: the same as `predict` followed by
     `uq evaluate`. Writes predictions.h5, uq_report.json, report.md, metrics.json,
     per_sample.csv and figures (best, median and worst samples; calibration for
-    ensembles)."""
+    ensembles). A step-model run is rolled out: the report adds the error of every
+    step and the time it first exceeds 10 %, and the sample figures show a few time
+    snapshots."""
     from rich.console import Console
 
-    from pdesurrogates.runs import evaluate_run
+    from pdesurrogates.runs import evaluate_run, summary_line
 
     m = evaluate_run(run, data, output, split=split)
-    line = f"split {m['split']} ({m['n_samples']} samples, {m['form']}): rel L2 " + (
-        f"{m['rel_l2']['mean']:.4g} (median {m['rel_l2']['median']:.4g})"
-    )
-    if "rel_h1" in m:
-        line += f", rel H1 {m['rel_h1']['mean']:.4g}"
-    if "crps" in m.get("uq", {}):
-        line += f", CRPS {m['uq']['crps']:.4g}"
-    Console().print(line, highlight=False)
+    Console().print(summary_line(m), highlight=False)
     Console().print(f"report: {Path(output) / 'report.md'}", highlight=False)
 
 

@@ -11,6 +11,7 @@ from typing import Any
 
 from pdesurrogates.errors import DatasetError
 from pdesurrogates.runs._predict import check_output, predict_run
+from pdesurrogates.runs._series import time_axis_of, truth_at_times
 
 __all__ = ["DEFAULT_LEVELS", "evaluate_files", "evaluate_run", "grid_coords"]
 
@@ -26,48 +27,6 @@ def grid_coords(ds, field: str) -> list | None:
     if not space or list(dims[1:]) != space:
         return None
     return [ds.coords[d] for d in space]
-
-
-def _time_axis(dims) -> int:
-    """The axis of the ``time`` dim of a field with ``dims`` read channel-first."""
-    return 2 + [d for d in dims[1:] if d != "component"].index("time")
-
-
-def _truth_at_times(rows, field: str, y, times, pred_ds, truth_path: Path):
-    """The truth ``y`` (channel-first) at the predicted ``times``: the matching states,
-    or, for a rollout of resampled data, the truth interpolated linearly onto them."""
-    import json
-
-    import numpy as np
-
-    from pdesurrogates.datasets._time_pairs import interpolate_time
-
-    dims = rows.fields[field].dims
-    if "time" not in dims:
-        raise DatasetError(
-            f"{truth_path}: field {field!r} has dims {dims} without 'time', but the "
-            "prediction is a trajectory (it has a time axis); compare with the time series "
-            "it was predicted from"
-        )
-    axis = _time_axis(dims)
-    t = np.asarray(rows.coords["time"], dtype=np.float64)
-    tol = 1e-6 * max(float(np.max(np.abs(t))), 1e-30)
-    j = np.clip(np.searchsorted(t, times), 0, len(t) - 1)
-    lo = np.maximum(j - 1, 0)
-    j = np.where(np.abs(t[lo] - times) < np.abs(t[j] - times), lo, j)
-    if np.all(np.abs(t[j] - times) <= tol):
-        return np.take(y, j, axis=axis)
-    try:
-        source = json.loads(pred_ds.attrs.get("source", "") or "{}")
-    except ValueError:
-        source = {}
-    inside = times.min() >= t[0] - tol and times.max() <= t[-1] + tol
-    if source.get("rollout", {}).get("resample") and inside:
-        return interpolate_time(y, t, times, axis).astype(y.dtype, copy=False)
-    raise DatasetError(
-        f"{truth_path}: field {field!r} has no states at the predicted times "
-        f"{times[:4].tolist()}...; compare with the file the trajectories were predicted from"
-    )
 
 
 def _truth_rows(truth, info, split: str | None, truth_path: Path):
@@ -154,9 +113,9 @@ def evaluate_files(
     pred_ds = open_dataset(pred_path)
     time_axis = times = None
     if "time" in pred_ds.fields[field].dims:  # a trajectory: score it per step too
-        time_axis = _time_axis(pred_ds.fields[field].dims)
+        time_axis = time_axis_of(pred_ds.fields[field].dims)
         times = np.asarray(pred_ds.coords["time"], dtype=np.float64)
-        y = _truth_at_times(rows, field, y, times, pred_ds, truth_path)
+        y = truth_at_times(rows, field, y, times, pred_ds.attrs.get("source"), truth_path)
     if tuple(y.shape) != pred.shape:
         raise DatasetError(
             f"{pred_path} predicts {field!r} with shape {pred.shape} but {truth_path} "
@@ -179,14 +138,16 @@ def evaluate_files(
 
 
 def _labels(rows, field: str, shape) -> dict[str, Any]:
-    """Field and grid-axis labels (units from the truth file) and the id of the first
-    sample, for the figures."""
-    from pdesurrogates.runs._report import field_quantities
+    """Field, grid-axis and time labels (units from the truth file) and the id of the
+    first sample, for the figures."""
+    from pdesurrogates.runs._report import field_quantities, time_quantity
 
     q, axes, coords = field_quantities(rows, field)
     if [len(c) for c in coords] != list(shape[2:]):  # (N, C, *grid)
         axes, coords = None, None
-    return {"field": q, "axes": axes, "coords": coords, "sample": int(rows.coords["sample"][0])}
+    sample = int(rows.coords["sample"][0])
+    return {"field": q, "axes": axes, "coords": coords, "sample": sample,
+            "time": time_quantity(rows)}  # fmt: skip
 
 
 def _write(report, pred, y, out: Path, figures: bool, labels: dict[str, Any]) -> None:
@@ -199,10 +160,13 @@ def _write(report, pred, y, out: Path, figures: bool, labels: dict[str, Any]) ->
     if not figures:
         return
     figs = {}
+    time = labels.pop("time")
     if len(pred.shape) in (3, 4) and pred.shape[1] == 1:  # one channel on a 1-D/2-D grid
         figs["error_map"] = plots.plot_error_maps(
             pred, y, index=0, split=report.meta.get("split"), **labels
         )
+    if report.by_step:  # a rollout: the error of every state against time
+        figs["rollout_error"] = plots.plot_rollout_error(report, time=time)
     if report.kind != "point":
         figs.update(
             calibration=plots.plot_calibration(report),

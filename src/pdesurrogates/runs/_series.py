@@ -18,7 +18,7 @@ import torch
 
 from pdesurrogates.errors import DatasetError
 
-__all__ = ["SeriesPlan", "predict_series", "series_plan"]
+__all__ = ["SeriesPlan", "predict_series", "series_plan", "time_axis_of", "truth_at_times"]
 
 _DT_RTOL = 1e-3  # relative tolerance between the run's time step and the data's
 
@@ -240,3 +240,47 @@ def predict_series(
     pred = Prediction(mean.numpy(), samples=None if samples is None else samples.numpy())
     index = np.asarray(rows.indices)
     return Predicted(pred, name, tuple(spec.dims), coords, units=spec.units, source_index=index)
+
+
+def time_axis_of(dims) -> int:
+    """The axis of the ``time`` dim of a field with ``dims`` read channel-first."""
+    return 2 + [d for d in dims[1:] if d != "component"].index("time")
+
+
+def truth_at_times(rows, field: str, y, times, source: Any, truth_path: Any):
+    """The truth ``y`` (channel-first) at the predicted ``times``: the matching states,
+    or, for a rollout of resampled data (``source``, the prediction file's JSON
+    ``source`` attribute, says ``rollout.resample``), the truth interpolated linearly
+    onto them. ``time`` is at :func:`time_axis_of` the field's dims."""
+    import json
+
+    from pdesurrogates.datasets._time_pairs import interpolate_time
+
+    dims = rows.fields[field].dims
+    if "time" not in dims:
+        raise DatasetError(
+            f"{truth_path}: field {field!r} has dims {dims} without 'time', but the "
+            "prediction is a trajectory (it has a time axis); compare with the time series "
+            "it was predicted from"
+        )
+    axis = time_axis_of(dims)
+    t = np.asarray(rows.coords["time"], dtype=np.float64)
+    tol = 1e-6 * max(float(np.max(np.abs(t))), 1e-30)
+    j = np.clip(np.searchsorted(t, times), 0, len(t) - 1)
+    lo = np.maximum(j - 1, 0)
+    j = np.where(np.abs(t[lo] - times) < np.abs(t[j] - times), lo, j)
+    if np.all(np.abs(t[j] - times) <= tol):
+        return np.take(y, j, axis=axis)
+    if isinstance(source, str | bytes):
+        try:
+            source = json.loads(source or "{}")
+        except ValueError:
+            source = {}
+    source = source if isinstance(source, dict) else {}
+    inside = times.min() >= t[0] - tol and times.max() <= t[-1] + tol
+    if source.get("rollout", {}).get("resample") and inside:
+        return interpolate_time(y, t, times, axis).astype(y.dtype, copy=False)
+    raise DatasetError(
+        f"{truth_path}: field {field!r} has no states at the predicted times "
+        f"{times[:4].tolist()}...; compare with the file the trajectories were predicted from"
+    )

@@ -284,21 +284,22 @@ class UQReport:
         ]
         return (["level", *cols], rows) if cols else ([], [])
 
-    def step_rows(self) -> tuple[list[str], list[tuple[str, ...]]]:
+    def step_rows(self, max_rows: int = _STEP_ROWS) -> tuple[list[str], list[tuple[str, ...]]]:
         """Columns and formatted rows (one per state along the trajectory; evenly spaced
-        ones, the last included, for more than 25 states) of the per-step errors; empty
-        when the fields are no trajectories."""
+        ones, the first and last included, for more than ``max_rows`` states) of the
+        per-step errors; empty when the fields are no trajectories."""
         if "rel_l2" not in self.by_step:
             return [], []
         err = np.asarray(self.by_step["rel_l2"])
         n = len(err)
-        shown = np.unique(np.linspace(0, n - 1, min(n, _STEP_ROWS)).round().astype(int))
+        shown = np.unique(np.linspace(0, n - 1, min(n, max(max_rows, 2))).round().astype(int))
         times = self.step_times if self.step_times is not None else np.arange(1, n + 1)
         rows = [(str(i + 1), f"{float(times[i]):.6g}", _fmt(err[i])) for i in shown]
         return ["step", "time", "rel_l2"], rows
 
-    def step_caption(self) -> str:
-        """One line on the per-step table: how many states and the time to 10 %."""
+    def step_caption(self, max_rows: int = _STEP_ROWS) -> str:
+        """One line on the per-step table (of ``max_rows`` rows at most): how many
+        states and the time to 10 %."""
         n = len(self.by_step.get("rel_l2", ()))
         hit = self.scalars.get("time_to_10pct", math.inf)
         step = self.scalars.get("steps_to_10pct", math.inf)
@@ -307,7 +308,8 @@ class UQReport:
             if math.isfinite(hit)
             else "at no step of the rollout"
         )
-        shown = "" if n <= _STEP_ROWS else f"; {_STEP_ROWS} of {n} states shown"
+        rows = len(self.step_rows(max_rows)[1])
+        shown = "" if n <= rows else f"; {rows} of {n} states shown"
         return f"Mean over fields of each state's relative L2; it exceeds 10 % {when}{shown}."
 
     def summary(self) -> str:
