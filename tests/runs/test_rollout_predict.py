@@ -279,6 +279,17 @@ def _check_run_report(out, summary: str, direct, times):
         assert (out / name).stat().st_size > 5000
 
 
+def test_uq_evaluate_draws_the_rollout_error_against_the_files_time(series, tmp_path):
+    from pdesurrogates.runs import time_quantity
+
+    d, data = series
+    assert time_quantity(open_dataset(data)).label == "time (s)"  # the file's units
+    out = predict_run(d / "fno", data, tmp_path / "p.h5", steps=3)
+    assert main(["uq", "evaluate", str(out), str(data), "-o", str(tmp_path / "uq")]) == 0
+    assert (tmp_path / "uq" / "rollout_error.png").stat().st_size > 5000
+    assert not (tmp_path / "uq" / "error_map.png").exists()  # no 2-D map of a trajectory
+
+
 def test_snapshot_figure_shows_truth_prediction_and_error_at_labelled_times():
     from pdesurrogates._figures import Quantity
     from pdesurrogates.runs import plot_snapshots
