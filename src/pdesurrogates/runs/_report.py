@@ -330,7 +330,7 @@ def write_run_report(
         wr.writerow([i, int(index[i]), f"{l2[i]:.6g}", "" if h1 is None else f"{h1[i]:.6g}"])
     atomic_write_text(out / "per_sample.csv", buf.getvalue())
     pred = load_prediction(pred_file)
-    if report.by_step:
+    if "time_series" in record and np.ndim(pred.mean) == 5:  # a rollout (N, C, T, X, Y)
         metrics["figures"] = _trajectory_figures(ds, split, record, pred, pred_file, picks, l2, out)
     else:
         metrics["figures"] = _sample_figures(ds, split, record, pred, picks, l2, h1, out)
