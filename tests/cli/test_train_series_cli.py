@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 import torch
 
@@ -14,6 +15,7 @@ from pdesurrogates.datasets import TimePairs, open_dataset
 from pdesurrogates.errors import DatasetError
 from pdesurrogates.runs import predict_run, train_run
 from pdesurrogates.surrogates import rollout
+from pdesurrogates.uq import load_prediction
 from pdesurrogates.uq.metrics import rollout_rel_l2
 
 CONFIG = """
@@ -47,6 +49,7 @@ def test_train_mgno_on_a_time_series_from_the_cli_and_roll_out(ns):
     record = json.loads((out / "run.json").read_text())
     assert record["time_series"] == {
         "field": "w", "history": 2, "steps": 1, "unroll": 2, "dt": 0.2, "horizon": 9,
+        "resampled": False,
     }  # fmt: skip
     assert record["model"]["config"]["in_channels"] == 2
     assert record["model"]["config"]["padding_mode"] == "circular"
@@ -59,9 +62,10 @@ def test_train_mgno_on_a_time_series_from_the_cli_and_roll_out(ns):
     assert float(err[0]) < 0.5
     with pytest.raises(ValueError, match="horizon is 9 states"):
         rollout(model, truth[:, :, :2], 10, horizon=valid.horizon)
-    # predict/evaluate score one-shot operators: a step-model run says to roll out
-    with pytest.raises(DatasetError, match="Roll it out instead"):
-        predict_run(out, ns / "ns.h5", ns / "pred.h5")
+    # predict rolls the step model out over the rest of the time axis: the same numbers
+    got = load_prediction(predict_run(out, ns / "ns.h5", ns / "pred.h5", split="valid"))
+    np.testing.assert_allclose(got.mean[:, :, :5], pred.numpy(), atol=1e-6)
+    assert got.mean.shape[2] == valid.horizon
 
 
 def test_train_fno_teacher_forcing_through_the_runs_api(ns, tmp_path):

@@ -86,7 +86,8 @@ def test_non_uniform_time_is_refused_naming_file_and_coordinate(tmp_path):
     with pytest.raises(DatasetError) as err:
         TimePairs(open_dataset(path), "u")
     msg = str(err.value)
-    assert str(path) in msg and "'time' is not uniform" in msg and "resample=True" in msg
+    assert f"{path}, field 'u'" in msg and "'time' is not uniform" in msg
+    assert "resample=True" in msg and "--resample" in msg
 
 
 def test_resampling_on_request_interpolates_linearly(tmp_path):

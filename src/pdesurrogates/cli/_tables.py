@@ -28,13 +28,24 @@ def quiet_logs(quiet: bool):
 
 
 def table(
-    title: str, columns: Sequence[str], rows: Iterable[Sequence[str]], caption: str | None = None
+    title: str,
+    columns: Sequence[str],
+    rows: Iterable[Sequence[str]],
+    caption: str | None = None,
+    min_width: int | None = None,
 ):
     """A rich table: ``columns`` headers, ``rows`` of strings, an optional ``caption``
-    (notes) below."""
+    (notes) below; ``min_width`` (characters) keeps a narrow table's title and caption
+    from wrapping."""
     from rich.table import Table
 
-    out = Table(title=title, title_justify="left", caption=caption, caption_justify="left")
+    out = Table(
+        title=title,
+        title_justify="left",
+        caption=caption,
+        caption_justify="left",
+        min_width=min_width,
+    )
     for i, c in enumerate(columns):
         out.add_column(c, justify="left" if i == 0 else "right")
     for r in rows:

@@ -57,12 +57,18 @@ _UNROLL = typer.Option(
     help="Time series: model calls unrolled per training sample (default 1: teacher "
     "forcing; > 1: pushforward training).",
 )
+_RESAMPLE = typer.Option(
+    False,
+    "--resample",
+    help="Time series: interpolate a non-uniform time axis linearly onto a uniform one "
+    "(same first and last time and number of times) instead of refusing it.",
+)
 _RUN_HELP = "Run directory of `pdesurrogates train mgno|fno|deeponet` or `pdesurrogates mf fit`."
 _SPLIT = typer.Option("test", "--split", help="test (default), valid, train or all.")
 
 
 def _train(kind, data, output, config, ensemble, epochs, lr, batch_size, seed, resume, quiet,
-           history=None, unroll=None):  # fmt: skip
+           history=None, unroll=None, resample=False):  # fmt: skip
     from rich.console import Console
 
     from pdesurrogates.runs import train_run
@@ -81,6 +87,7 @@ def _train(kind, data, output, config, ensemble, epochs, lr, batch_size, seed, r
         progress=not quiet,
         history=history,
         unroll=unroll,
+        resample=resample,
     )
     con = Console()
     summary = ", ".join(f"{k} {v:.4g}" for k, v in record["summary"].items())
@@ -106,6 +113,7 @@ def train_mgno(
     quiet: bool = _QUIET,
     history: int = _HISTORY,
     unroll: int = _UNROLL,
+    resample: bool = _RESAMPLE,
 ) -> None:
     """Train a multigrid neural operator (MgNO) on a 2-D field dataset.
 
@@ -116,7 +124,7 @@ def train_mgno(
     one out (use padding_mode = "circular" in [model] for periodic data).
     """
     _train("mgno", data, output, config, ensemble, epochs, lr, batch_size, seed, resume, quiet,
-           history, unroll)  # fmt: skip
+           history, unroll, resample)  # fmt: skip
 
 
 @train_app.command("fno")
@@ -133,10 +141,11 @@ def train_fno(
     quiet: bool = _QUIET,
     history: int = _HISTORY,
     unroll: int = _UNROLL,
+    resample: bool = _RESAMPLE,
 ) -> None:
     """Train neuraloperator's Fourier neural operator (FNO) on a 2-D field dataset."""
     _train("fno", data, output, config, ensemble, epochs, lr, batch_size, seed, resume, quiet,
-           history, unroll)  # fmt: skip
+           history, unroll, resample)  # fmt: skip
 
 
 @app.command("evaluate")
@@ -149,20 +158,15 @@ def evaluate(
     """Predict SPLIT of DATA and score it: the same as `predict` followed by
     `uq evaluate`. Writes predictions.h5, uq_report.json, report.md, metrics.json,
     per_sample.csv and figures (best, median and worst samples; calibration for
-    ensembles)."""
+    ensembles). A step-model run is rolled out: the report adds the error of every
+    step and the time it first exceeds 10 %, and the sample figures show a few time
+    snapshots."""
     from rich.console import Console
 
-    from pdesurrogates.runs import evaluate_run
+    from pdesurrogates.runs import evaluate_run, summary_line
 
     m = evaluate_run(run, data, output, split=split)
-    line = f"split {m['split']} ({m['n_samples']} samples, {m['form']}): rel L2 " + (
-        f"{m['rel_l2']['mean']:.4g} (median {m['rel_l2']['median']:.4g})"
-    )
-    if "rel_h1" in m:
-        line += f", rel H1 {m['rel_h1']['mean']:.4g}"
-    if "crps" in m.get("uq", {}):
-        line += f", CRPS {m['uq']['crps']:.4g}"
-    Console().print(line, highlight=False)
+    Console().print(summary_line(m), highlight=False)
     Console().print(f"report: {Path(output) / 'report.md'}", highlight=False)
 
 
@@ -175,16 +179,30 @@ def predict(
     output: Path = typer.Option(..., "-o", "--output", help="Prediction file (.h5)."),
     split: str = _SPLIT,
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output file."),
+    steps: int = typer.Option(
+        None,
+        "--steps",
+        min=1,
+        help="Step models: model calls of the rollout (default: the rest of the data's "
+        "time axis after the first --history states).",
+    ),
+    resample: bool = _RESAMPLE,
 ) -> None:
     """Predict the target field of SPLIT and write a prediction file (the layout
     `uq evaluate` reads: mean, ensemble members or Gaussian std, the split and the
-    source rows). Works for runs of train mgno|fno|deeponet and mf fit."""
+    source rows). Works for runs of train mgno|fno|deeponet and mf fit.
+
+    A step model (train mgno|fno on a time series) is rolled out from the first
+    --history states of each trajectory; the file keeps the time axis (the predicted
+    times), and `uq evaluate` adds the error of every step and the time to 10 % error."""
     from rich.console import Console
 
     from pdesurrogates.runs import predict_run
     from pdesurrogates.uq import read_prediction_info
 
-    path = predict_run(run, data, output, split=split, overwrite=overwrite)
+    path = predict_run(
+        run, data, output, split=split, overwrite=overwrite, steps=steps, resample=resample
+    )
     info = read_prediction_info(path)
     Console().print(
         f"predicted {info.n_samples} samples of split {info.split} "

@@ -55,7 +55,9 @@ def evaluate_cmd(
     PRED.h5 is a prediction file (`pdesurrogates predict`, or
     pdesurrogates.uq.save_prediction): the predictive mean, and the ensemble members,
     a Gaussian std or quantiles. The only predicted field is chosen without --field,
-    and the split the file records is compared unless --split says otherwise.
+    and the split the file records is compared unless --split says otherwise. A
+    prediction with a time axis (a rollout) also gets the relative L2 of every step
+    and the time the error first exceeds 10 %.
     """
     from pdesurrogates.runs import evaluate_files
 
@@ -91,6 +93,11 @@ def evaluate_cmd(
     cols, rows = report.level_rows()
     if rows:
         console.print(table("Central prediction intervals", cols, rows))
+    cols, rows = report.step_rows()
+    if rows:
+        caption = report.step_caption()
+        title = "Relative L2 along the trajectory"
+        console.print(table(title, cols, rows, caption=caption, min_width=len(caption) // 2 + 4))
     if out is not None:
         console.print(f"wrote {Path(out) / 'uq_report.json'}", highlight=False)
 

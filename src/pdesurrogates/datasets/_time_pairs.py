@@ -39,7 +39,7 @@ import numpy as np
 
 from pdesurrogates.errors import DatasetError
 
-__all__ = ["TimePairs", "check_uniform_time", "stack_time", "unstack_time"]
+__all__ = ["TimePairs", "check_uniform_time", "interpolate_time", "stack_time", "unstack_time"]
 
 _RTOL = 1e-6  # relative tolerance of the uniform-step check (float32 time coordinates)
 
@@ -84,15 +84,17 @@ def check_uniform_time(times: Any, *, where: str, coord: str = "time") -> float:
     if worst > _RTOL * max(abs(step), abs(t[-1]), abs(t[0])):
         raise DatasetError(
             f"{where}: coordinate {coord!r} is not uniform (steps from {dt.min():.6g} to "
-            f"{dt.max():.6g}); a step model needs one time step. Pass resample=True to "
-            "interpolate the trajectories linearly onto a uniform time grid, or regenerate "
-            "the data with a uniform time axis"
+            f"{dt.max():.6g}); a step model needs one time step. Pass resample=True "
+            "(--resample on the command line) to interpolate the trajectories linearly onto "
+            "a uniform time grid, or regenerate the data with a uniform time axis"
         )
     return float(step)
 
 
-def _resample(u: np.ndarray, t: np.ndarray, t_new: np.ndarray, axis: int) -> np.ndarray:
-    """Linear interpolation of ``u`` along ``axis`` from times ``t`` to ``t_new``."""
+def interpolate_time(u: np.ndarray, t: Any, t_new: Any, axis: int) -> np.ndarray:
+    """Linear interpolation of ``u`` along ``axis`` from times ``t`` (increasing) to
+    ``t_new`` (inside ``[t[0], t[-1]]``): what ``resample=True`` does."""
+    t, t_new = np.asarray(t, dtype=np.float64), np.asarray(t_new, dtype=np.float64)
     j = np.clip(np.searchsorted(t, t_new, side="right") - 1, 0, len(t) - 2)
     w = (t_new - t[j]) / (t[j + 1] - t[j])
     shape = [1] * u.ndim
@@ -134,6 +136,8 @@ class TimePairs:
     ----------
     times : ndarray
         The (uniform) times of the trajectories; ``dt`` their step.
+    resampled : bool
+        Whether the file's time axis was not uniform and ``times`` is the resampled one.
     horizon : int
         States after the first history window (``T - k``): the longest rollout, in
         states, that the data can score.
@@ -177,7 +181,8 @@ class TimePairs:
         t = np.asarray(dataset.coords["time"], dtype=np.float64)
         self._t_file = t
         try:
-            self.dt = check_uniform_time(t, where=str(path))
+            names = ", ".join(repr(n) for n in self.fields)
+            self.dt = check_uniform_time(t, where=f"{path}, field {names}")
             self.times = t
             self._t_new = None
         except DatasetError:
@@ -186,6 +191,7 @@ class TimePairs:
             self._t_new = np.linspace(t[0], t[-1], len(t))
             self.times = self._t_new
             self.dt = float(self._t_new[1] - self._t_new[0])
+        self.resampled = self._t_new is not None
         n_t = len(t)
         need = history + steps * unroll
         if n_t < need:
@@ -205,7 +211,7 @@ class TimePairs:
         if self._t_new is None:
             return u
         axis = u.ndim - len(self.dataset.shape(self.fields[0])) + 1
-        return _resample(u, self._t_file, self._t_new, axis)
+        return interpolate_time(u, self._t_file, self._t_new, axis)
 
     def _load_all(self) -> np.ndarray:
         parts = [self.dataset.load(name) for name in self.fields]

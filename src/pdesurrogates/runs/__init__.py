@@ -43,7 +43,15 @@ from pdesurrogates.runs._propagate import (
     read_inputs,
 )
 from pdesurrogates.runs._registry import FAMILIES, Family, Predicted, family_of, register_family
-from pdesurrogates.runs._report import field_quantities, plot_sample, summarize, write_run_report
+from pdesurrogates.runs._report import (
+    field_quantities,
+    plot_sample,
+    plot_snapshots,
+    summarize,
+    summary_line,
+    time_quantity,
+    write_run_report,
+)
 from pdesurrogates.runs._train import (
     MODEL_KINDS,
     RUN_FILE,
@@ -83,6 +91,7 @@ __all__ = [
     "output_quantity",
     "plot_mf_fit",
     "plot_sample",
+    "plot_snapshots",
     "predict_fields",
     "predict_run",
     "propagate_from_files",
@@ -94,6 +103,8 @@ __all__ = [
     "select_split",
     "study_moments",
     "summarize",
+    "summary_line",
+    "time_quantity",
     "train_run",
     "write_mf_test_data",
     "write_run_report",

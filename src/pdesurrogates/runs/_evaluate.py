@@ -11,6 +11,7 @@ from typing import Any
 
 from pdesurrogates.errors import DatasetError
 from pdesurrogates.runs._predict import check_output, predict_run
+from pdesurrogates.runs._series import time_axis_of, truth_at_times
 
 __all__ = ["DEFAULT_LEVELS", "evaluate_files", "evaluate_run", "grid_coords"]
 
@@ -78,6 +79,12 @@ def evaluate_files(
     name : str, optional
         Model name stored in the report.
 
+    A prediction with a ``time`` dim (a rollout of ``pdesurrogates predict`` on a
+    step-model run) is compared with the truth's states at the predicted times, and the
+    report adds the relative L2 of every state along the trajectory
+    (``report.by_step``) and the time the error first exceeds 10 %
+    (``report.scalars["time_to_10pct"]``), see :func:`pdesurrogates.uq.evaluate`.
+
     Returns
     -------
     pdesurrogates.uq.UQReport
@@ -85,6 +92,8 @@ def evaluate_files(
         spacing taken from the truth file's coordinates. ``report.meta`` names the
         prediction, truth, field and split.
     """
+    import numpy as np
+
     from pdesurrogates.datasets import open_dataset
     from pdesurrogates.uq import evaluate, load_prediction, read_prediction_info
 
@@ -101,6 +110,12 @@ def evaluate_files(
         )
     rows, split = _truth_rows(truth, info, split, truth_path)
     y = rows.load(field)
+    pred_ds = open_dataset(pred_path)
+    time_axis = times = None
+    if "time" in pred_ds.fields[field].dims:  # a trajectory: score it per step too
+        time_axis = time_axis_of(pred_ds.fields[field].dims)
+        times = np.asarray(pred_ds.coords["time"], dtype=np.float64)
+        y = truth_at_times(rows, field, y, times, pred_ds.attrs.get("source"), truth_path)
     if tuple(y.shape) != pred.shape:
         raise DatasetError(
             f"{pred_path} predicts {field!r} with shape {pred.shape} but {truth_path} "
@@ -115,21 +130,24 @@ def evaluate_files(
         "split": split,
         "n_samples": int(y.shape[0]),
     }
-    report = evaluate(pred, y, levels=levels, coords=grid_coords(truth, field), meta=meta)
+    report = evaluate(pred, y, levels=levels, coords=grid_coords(truth, field), meta=meta,
+                      time_axis=time_axis, times=times)  # fmt: skip
     if out is not None:
         _write(report, pred, y, Path(out), figures, _labels(rows, field, y.shape))
     return report
 
 
 def _labels(rows, field: str, shape) -> dict[str, Any]:
-    """Field and grid-axis labels (units from the truth file) and the id of the first
-    sample, for the figures."""
-    from pdesurrogates.runs._report import field_quantities
+    """Field, grid-axis and time labels (units from the truth file) and the id of the
+    first sample, for the figures."""
+    from pdesurrogates.runs._report import field_quantities, time_quantity
 
     q, axes, coords = field_quantities(rows, field)
     if [len(c) for c in coords] != list(shape[2:]):  # (N, C, *grid)
         axes, coords = None, None
-    return {"field": q, "axes": axes, "coords": coords, "sample": int(rows.coords["sample"][0])}
+    sample = int(rows.coords["sample"][0])
+    return {"field": q, "axes": axes, "coords": coords, "sample": sample,
+            "time": time_quantity(rows)}  # fmt: skip
 
 
 def _write(report, pred, y, out: Path, figures: bool, labels: dict[str, Any]) -> None:
@@ -142,10 +160,13 @@ def _write(report, pred, y, out: Path, figures: bool, labels: dict[str, Any]) ->
     if not figures:
         return
     figs = {}
+    time = labels.pop("time")
     if len(pred.shape) in (3, 4) and pred.shape[1] == 1:  # one channel on a 1-D/2-D grid
         figs["error_map"] = plots.plot_error_maps(
             pred, y, index=0, split=report.meta.get("split"), **labels
         )
+    if report.by_step:  # a rollout: the error of every state against time
+        figs["rollout_error"] = plots.plot_rollout_error(report, time=time)
     if report.kind != "point":
         figs.update(
             calibration=plots.plot_calibration(report),

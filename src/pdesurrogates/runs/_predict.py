@@ -12,6 +12,7 @@ import torch
 from pdesurrogates.errors import CheckpointError, DatasetError, OutputError
 from pdesurrogates.runs import _mf, _predictors  # noqa: F401  (register the families)
 from pdesurrogates.runs._registry import FAMILIES, Family, family_of
+from pdesurrogates.runs._series import predict_series
 from pdesurrogates.runs._train import RUN_FILE
 
 __all__ = ["check_output", "load_run", "predict_run", "select_split"]
@@ -93,6 +94,16 @@ def _check_family(fam: Family, ds, record, run_dir, data) -> None:
         )
 
 
+def _rollout_source(record, got, resample: bool) -> dict[str, Any]:
+    """How a step model's rollout was made (stored in the prediction file's source)."""
+    ts = record["time_series"]
+    return {
+        "history": ts["history"],
+        "states": len(got.coords["time"]),
+        "resample": bool(resample),
+    }
+
+
 def predict_run(
     run_dir: str | os.PathLike,
     data: str | os.PathLike,
@@ -101,6 +112,8 @@ def predict_run(
     split: str | None = "test",
     batch_size: int = 16,
     overwrite: bool = False,
+    steps: int | None = None,
+    resample: bool = False,
 ) -> Path:
     """Predict the target field of ``split`` of ``data`` and write a prediction file.
 
@@ -120,6 +133,16 @@ def predict_run(
         sample. A split the file lacks raises :class:`DatasetError`.
     overwrite : bool
         Replace an existing output file (never the data file itself).
+    steps : int, optional
+        Step-model runs (trained on a time series, ``train mgno|fno --history K``) only:
+        model calls of the rollout. Each trajectory's first ``K`` states are the initial
+        condition; the default rolls out over the rest of the file's time axis, and a
+        longer rollout is refused (``ValueError`` naming the horizon). The prediction
+        keeps the time axis, with the times of the predicted states as its ``time``
+        coordinate; ensemble members each roll out their own trajectory.
+    resample : bool
+        Step-model runs only: interpolate a non-uniform time axis linearly onto a
+        uniform one (same first and last time and number of times) instead of refusing it.
 
     Raises
     ------
@@ -132,20 +155,23 @@ def predict_run(
 
     check_output(output, data)
     model, record = load_run(run_dir)
-    if "time_series" in record:
-        raise DatasetError(
-            f"{run_dir}: a step model trained on the time series {record['target']!r}; "
-            "predict and evaluate score one-shot operators. Roll it out instead: "
-            "pdesurrogates.surrogates.rollout(pdesurrogates.load(run), u0, steps) and "
-            "pdesurrogates.uq.metrics.rollout_rel_l2"
+    series = "time_series" in record
+    if not series and (steps is not None or resample):
+        raise ValueError(
+            f"--steps/--resample: {run_dir} is a {record.get('kind')} run without a time "
+            "series; they apply to step models (train mgno|fno --history K)"
         )
     fam = family_of(record)
     split = split or "all"
     full = open_dataset(data)
-    _check_family(fam, full, record, run_dir, data)
     select_split(full, split)  # a clear error for a missing split
     model.eval()
-    got = fam.predict(model, record, full, split, batch_size)
+    if series:
+        got = predict_series(model, record, full, split, steps=steps, batch_size=batch_size,
+                             resample=resample, run_dir=run_dir)  # fmt: skip
+    else:
+        _check_family(fam, full, record, run_dir, data)
+        got = fam.predict(model, record, full, split, batch_size)
     return save_prediction(
         output,
         got.prediction,
@@ -163,5 +189,6 @@ def predict_run(
             "model": record["kind"],
             "family": fam.name,
             "ensemble": record.get("ensemble", 1),
+            **({"rollout": _rollout_source(record, got, resample)} if series else {}),
         },
     )

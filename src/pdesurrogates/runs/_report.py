@@ -10,16 +10,36 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import os
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from pdesurrogates._figures import Quantity, figure, image_panel, panel_title, save_figure, styled
+from pdesurrogates._figures import (
+    Quantity,
+    colorbar,
+    figure,
+    image_panel,
+    panel_title,
+    save_figure,
+    styled,
+)
 from pdesurrogates.io import atomic_write_text
 
-__all__ = ["field_quantities", "plot_sample", "summarize", "write_run_report"]
+__all__ = [
+    "field_quantities",
+    "plot_sample",
+    "plot_snapshots",
+    "summarize",
+    "summary_line",
+    "time_quantity",
+    "write_run_report",
+]
+
+SNAPSHOTS = 3  # time snapshots of a trajectory in its sample figure
+STEP_TABLE_ROWS = 10  # rows of the per-step table of report.md
 
 
 def summarize(values) -> dict[str, float]:
@@ -49,6 +69,12 @@ def field_quantities(ds, name: str) -> tuple[Quantity, list[Quantity], list[np.n
     attrs = _coord_attrs(ds, space)
     axes = [Quantity.from_attrs(d, attrs[d]) for d in space]
     return Quantity.from_attrs(name, spec), axes, [np.asarray(ds.coords[d]) for d in space]
+
+
+def time_quantity(ds) -> Quantity:
+    """The :class:`Quantity` of the ``time`` coordinate of an opened dataset (its long
+    name and units when the file stores them; ``"time"`` otherwise)."""
+    return Quantity.from_attrs("time", _coord_attrs(ds, ["time"])["time"])
 
 
 def _plane(arr) -> np.ndarray:
@@ -116,13 +142,143 @@ def plot_sample(
     return fig
 
 
+def _snapshot_steps(n_t: int, k: int = SNAPSHOTS) -> list[int]:
+    """``k`` evenly spaced states of ``n_t`` (the first and last included)."""
+    return sorted({int(v) for v in np.linspace(0, n_t - 1, min(k, n_t)).round()})
+
+
+def _time_text(time: Quantity, t: float) -> str:
+    from pdesurrogates._figures import units_text
+
+    u = units_text(time.units)
+    return f"{time.name} = {t:.4g}" + (f" {u}" if u and u != "–" else "")
+
+
+@styled
+def plot_snapshots(
+    truth,
+    pred,
+    times,
+    *,
+    title: str = "",
+    std=None,
+    target: Quantity | None = None,
+    time: Quantity | None = None,
+    axes: list[Quantity] | None = None,
+    coords: list | None = None,
+    sample=None,
+    split: str | None = None,
+    snapshots: int = SNAPSHOTS,
+):
+    """Truth, prediction and absolute error (and the ensemble std) of one trajectory at a
+    few times: one row per snapshot (the first, last and evenly spaced predicted states).
+
+    Parameters
+    ----------
+    truth, pred, std : array, shape (T, X, Y)
+        The trajectory at the predicted ``times`` (one channel).
+    times : array, shape (T,)
+        The time of each state; each row's titles name it (with ``time``'s units).
+    target, time : Quantity, optional
+        What the field and the time coordinate are (long names and units label the
+        colorbars and titles).
+    """
+    truth, pred = np.asarray(truth), np.asarray(pred)
+    if truth.ndim != 3 or truth.shape != pred.shape:
+        raise ValueError(
+            f"snapshots need a trajectory (T, X, Y) on both sides, got {truth.shape} and "
+            f"{pred.shape}"
+        )
+    q = target or Quantity("u", long_name="output")
+    tq = time or Quantity("time")
+    steps = _snapshot_steps(len(truth), snapshots)
+    cols = 3 if std is None else 4
+    fig, grid = figure(len(steps), cols)
+    for r, j in enumerate(steps):
+        when = _time_text(tq, float(times[j]))
+        panels = [
+            ("truth", truth[j], q, "magma"),
+            ("prediction", pred[j], q, "magma"),
+            ("absolute error", np.abs(pred[j] - truth[j]), q.derived("|prediction − truth|"),
+             "inferno"),
+        ]  # fmt: skip
+        if std is not None:
+            panels.append(("ensemble std", np.asarray(std)[j], q.derived("ensemble std"),
+                           "inferno"))  # fmt: skip
+        lim = {"vmin": float(min(truth[j].min(), pred[j].min())),
+               "vmax": float(max(truth[j].max(), pred[j].max()))}  # fmt: skip
+        for c, (name, img, qc, cmap) in enumerate(panels):
+            kw = lim if c < 2 else {}
+            im = image_panel(fig, grid[r, c], img, qc, axes=axes, coords=coords, cbar=c > 1,
+                             title=f"{name}, {when}", cmap=cmap, **kw)  # fmt: skip
+            if c == 0:  # truth and prediction share one colour scale
+                colorbar(fig, im, [grid[r, 0], grid[r, 1]], q)
+    head = f"{q.title}: {title}" if title else q.title
+    panel_title(fig, head, sample=sample, split=split)
+    return fig
+
+
+_STEP_SCALARS = ("steps_to_10pct", "time_to_10pct")
+
+
 def _uq_numbers(report) -> dict[str, float]:
-    uq = {k: float(v) for k, v in report.scalars.items() if k not in ("rel_l2", "rel_h1")}
+    skip = ("rel_l2", "rel_h1", *_STEP_SCALARS)
+    uq = {k: float(v) for k, v in report.scalars.items() if k not in skip}
     cov = report.by_level.get("coverage")
     if cov is not None:
         for level, c in zip(report.levels, cov, strict=True):
             uq[f"coverage_{round(100 * float(level))}"] = float(c)
     return uq
+
+
+def _step_numbers(report) -> dict[str, Any]:
+    """``metrics.json``'s ``by_step``: the time and relative L2 of every state of a
+    rollout, and the time to 10 % error (``null`` when it stays below)."""
+
+    def num(key: str) -> float | None:
+        v = float(report.scalars.get(key, math.inf))
+        return v if math.isfinite(v) else None
+
+    times = report.step_times
+    err = np.asarray(report.by_step["rel_l2"], dtype=np.float64)
+    return {
+        "time": (np.arange(1, err.size + 1) if times is None else np.asarray(times)).tolist(),
+        "rel_l2": err.tolist(),
+        **{k: num(k) for k in _STEP_SCALARS},
+    }
+
+
+def _step_markdown(report) -> list[str]:
+    """The compact per-step table of ``report.md`` (empty for no rollout)."""
+    cols, rows = report.step_rows(STEP_TABLE_ROWS)
+    if not rows:
+        return []
+    out = ["## Error along the rollout", "", "| " + " | ".join(cols) + " |"]
+    out += ["|---" * len(cols) + "|"] + ["| " + " | ".join(r) + " |" for r in rows]
+    return [*out, "", report.step_caption(STEP_TABLE_ROWS)]
+
+
+def summary_line(m: dict[str, Any]) -> str:
+    """The one-line summary of a run report (``metrics.json``'s contents ``m``), as
+    ``pdesurrogates evaluate`` prints it."""
+    line = f"split {m['split']} ({m['n_samples']} samples, {m['form']}): rel L2 " + (
+        f"{m['rel_l2']['mean']:.4g} (median {m['rel_l2']['median']:.4g})"
+    )
+    if "rel_h1" in m:
+        line += f", rel H1 {m['rel_h1']['mean']:.4g}"
+    if "crps" in m.get("uq", {}):
+        line += f", CRPS {m['uq']['crps']:.4g}"
+    steps = m.get("by_step")
+    if steps:
+        n = len(steps["rel_l2"])
+        if steps["time_to_10pct"] is None:
+            line += f"; rel L2 below 10 % over all {n} steps of the rollout"
+        else:
+            line += (
+                f"; rel L2 exceeds 10 % at time {steps['time_to_10pct']:.4g} "
+                f"(step {steps['steps_to_10pct']:.0f} of {n})"
+            )
+    return line
 
 
 def _form(report) -> str:
@@ -165,6 +321,8 @@ def write_run_report(
         metrics["rel_h1"] = summarize(h1)
     if report.kind != "point":
         metrics["uq"] = _uq_numbers(report)
+    if report.by_step:
+        metrics["by_step"] = _step_numbers(report)
     buf = io.StringIO()
     wr = csv.writer(buf)
     wr.writerow(["position", "sample_index", "rel_l2", "rel_h1"])
@@ -172,9 +330,15 @@ def write_run_report(
         wr.writerow([i, int(index[i]), f"{l2[i]:.6g}", "" if h1 is None else f"{h1[i]:.6g}"])
     atomic_write_text(out / "per_sample.csv", buf.getvalue())
     pred = load_prediction(pred_file)
-    metrics["figures"] = _sample_figures(ds, split, record, pred, picks, l2, h1, out)
+    if "time_series" in record and np.ndim(pred.mean) == 5:  # a rollout (N, C, T, X, Y)
+        metrics["figures"] = _trajectory_figures(ds, split, record, pred, pred_file, picks, l2, out)
+    else:
+        metrics["figures"] = _sample_figures(ds, split, record, pred, picks, l2, h1, out)
     atomic_write_text(out / "metrics.json", json.dumps(metrics, indent=2))
-    atomic_write_text(out / "report.md", _markdown(metrics))
+    extra = _step_markdown(report)
+    if extra and (out / "rollout_error.png").is_file():
+        extra += ["", "![rollout error](rollout_error.png)"]
+    atomic_write_text(out / "report.md", _markdown(metrics, extra))
     return metrics
 
 
@@ -214,7 +378,52 @@ def _sample_figures(ds, split, record, pred, picks, l2, h1, out: Path) -> dict[s
     return figures
 
 
-def _markdown(m: dict[str, Any]) -> str:
+def _trajectory_figures(ds, split, record, pred, pred_file, picks, l2, out: Path):
+    """Snapshots (truth, prediction, error at a few predicted times) of the best, median
+    and worst trajectories of a rollout."""
+    from pdesurrogates.datasets import open_dataset
+    from pdesurrogates.runs._series import truth_at_times
+
+    target = record.get("target")
+    if target not in ds.fields or "time" not in ds.fields[target].dims:
+        return {}
+    pds = open_dataset(pred_file)
+    times = np.asarray(pds.coords["time"], dtype=np.float64)
+    mean = np.asarray(pred.mean)
+    std = None if pred.kind == "point" else np.asarray(pred.std).reshape(mean.shape)[:, 0]
+    q_out, axes, coords = field_quantities(ds, target)
+    if [len(c) for c in coords] != list(mean.shape[3:]):
+        axes, coords = None, None
+    n_c = mean.shape[1]
+    what = "" if n_c == 1 else f" (component 1 of {n_c})"
+    ids = np.asarray(ds.coords["sample"])
+    figures: dict[str, str] = {}
+    for name, i in picks.items():
+        same = next((k for k, j in picks.items() if j == i and k in figures), None)
+        if same is not None:  # a small split: the median is also the best or worst
+            figures[name] = figures[same]
+            continue
+        y = np.asarray(ds[i][target])[None]  # (1, C, T, X, Y) of the data
+        y = truth_at_times(ds, target, y, times, pds.attrs.get("source"), ds.path)
+        fig = plot_snapshots(
+            y[0, 0],
+            mean[i, 0],
+            times,
+            std=None if std is None else std[i],
+            title=f"{name} trajectory{what}, rel. L2 error {l2[i]:.3g}",
+            target=q_out,
+            time=time_quantity(ds),
+            axes=axes,
+            coords=coords,
+            sample=int(ids[i]),
+            split=split,
+        )
+        figures[name] = f"sample_{name}.png"
+        save_figure(fig, out / figures[name], dpi=110)
+    return figures
+
+
+def _markdown(m: dict[str, Any], extra: list[str] = ()) -> str:
     lines = [
         f"# Evaluation of {m['model'].upper()}"
         + (f" ensemble (K = {m['ensemble']})" if m["ensemble"] > 1 else ""),
@@ -238,6 +447,8 @@ def _markdown(m: dict[str, Any]) -> str:
         lines += ["", f"## Uncertainty ({m['form']})", "", "| metric | value |", "|---|---|"]
         lines += [f"| {k} | {v:.4g} |" for k, v in m["uq"].items()]
         lines += ["", "![calibration](calibration.png)"]
+    if extra:
+        lines += ["", *extra]
     lines += ["", "## Samples", ""]
     for name, fig in m["figures"].items():
         s = m["samples"][name]

@@ -238,6 +238,7 @@ def train_run(
     device: str | None = None,
     history: int | None = None,
     unroll: int | None = None,
+    resample: bool = False,
 ) -> dict[str, Any]:
     """Train an MgNO or FNO (or an ensemble of them) on the train split of ``data``.
 
@@ -249,7 +250,9 @@ def train_run(
 
     A field with a ``time`` dim trains a step model instead (see
     :mod:`pdesurrogates.runs._series`): ``history`` states in, the next one out, unrolled
-    ``unroll`` calls per sample (pushforward training when ``> 1``).
+    ``unroll`` calls per sample (pushforward training when ``> 1``). A non-uniform time
+    axis is refused (naming the file and field) unless ``resample`` interpolates it
+    linearly onto a uniform one.
     """
     if kind not in MODEL_KINDS:
         raise ValueError(f"model kind must be one of {MODEL_KINDS}, got {kind!r}")
@@ -263,7 +266,7 @@ def train_run(
     # one writer per run directory: a second `train` into it fails at once naming this one
     with WriteLock(out_dir / RUN_FILE, command=f"train {kind} -o {out_dir}"):
         return _train_locked(kind, data, out_dir, training, cfg, ensemble, resume, progress,
-                             device, (history, unroll))  # fmt: skip
+                             device, (history, unroll, resample))  # fmt: skip
 
 
 def _train_locked(kind, data, out_dir, training, cfg, ensemble, resume, progress, device, hu):
@@ -276,7 +279,9 @@ def _train_locked(kind, data, out_dir, training, cfg, ensemble, resume, progress
             f"{out_dir} already holds a run; pass --resume to continue it or choose another -o"
         )
     ds = open_dataset(data)
-    plan = series_plan(ds, cfg["data"], history=hu[0], unroll=hu[1], loss=training.loss)
+    plan = series_plan(
+        ds, cfg["data"], history=hu[0], unroll=hu[1], loss=training.loss, resample=hu[2]
+    )
     if plan is None:
         train = ds.split("train")
         splits = ds.splits

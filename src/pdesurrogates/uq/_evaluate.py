@@ -23,6 +23,7 @@ from pdesurrogates.uq._report import UQReport
 __all__ = ["DEFAULT_LEVELS", "evaluate", "evaluation_levels"]
 
 DEFAULT_LEVELS = (0.5, 0.8, 0.9, 0.95)
+ROLLOUT_THRESHOLD = 0.1  # the error level of the time-to-threshold of a rollout (10 %)
 
 
 def _np(v: Any) -> np.ndarray:
@@ -231,6 +232,36 @@ def _pooled_distribution(ps: _PerSample, report: UQReport, pit_counts: np.ndarra
     report.pit_counts = pit_counts
 
 
+def _step_times(time_axis: int | None, times: Any, shape: tuple[int, ...]) -> np.ndarray | None:
+    """The times of the states along ``time_axis`` (``1..T`` by default), checked."""
+    if time_axis is None:
+        if times is not None:
+            raise ValueError("times= needs time_axis= (the axis of the states along a trajectory)")
+        return None
+    if isinstance(time_axis, bool) or not isinstance(time_axis, int):
+        raise ValueError(f"time_axis must be an integer axis, got {time_axis!r}")
+    if not 1 <= time_axis < len(shape):
+        raise ValueError(
+            f"time_axis={time_axis} is not an axis after the sample axis of shape {shape}"
+        )
+    n_t = shape[time_axis]
+    t = np.arange(1, n_t + 1, dtype=np.float64) if times is None else _np(times).reshape(-1)
+    if t.shape != (n_t,):
+        raise ValueError(f"times holds {t.size} values but axis {time_axis} holds {n_t} states")
+    return t
+
+
+def _pooled_steps(ps: _PerSample, report: UQReport, times: np.ndarray) -> None:
+    """Per-step relative L2 (mean over fields) and the time it first exceeds 10 %."""
+    per_step = ps["rel_l2_by_step"].mean(0)
+    report.per_sample["rel_l2_by_step"] = ps["rel_l2_by_step"]
+    report.step_times = times
+    report.by_step = {"rel_l2": per_step}
+    report.scalars["steps_to_10pct"] = float(M.time_to_threshold(per_step, ROLLOUT_THRESHOLD))
+    hit = M.time_to_threshold(per_step, ROLLOUT_THRESHOLD, times=times)
+    report.scalars["time_to_10pct"] = float(hit)
+
+
 def evaluate(
     pred: Prediction | Any,
     y: Any,
@@ -245,6 +276,8 @@ def evaluate(
     energy: bool = False,
     chunk_elements: int = 1 << 20,
     meta: Mapping[str, Any] | None = None,
+    time_axis: int | None = None,
+    times: Sequence[float] | None = None,
 ) -> UQReport:
     """Judge a (probabilistic) prediction of ``N`` fields against the truth.
 
@@ -291,6 +324,19 @@ def evaluate(
         memory.
     meta : mapping, optional
         Stored in the report (e.g. ``{"name": "MgNO", "dataset": "darcy"}``).
+    time_axis : int, optional
+        The fields are trajectories (e.g. a rollout, ``(N, C, T, *grid)`` with
+        ``time_axis=2``): also score every state along the trajectory with
+        :func:`~metrics.rollout_rel_l2` (``report.per_sample["rel_l2_by_step"]``, ``(N,
+        T)``; its mean over fields in ``report.by_step["rel_l2"]``) and the time when that
+        mean first exceeds 10 %, from
+        :func:`~metrics.time_to_threshold` (``report.scalars["time_to_10pct"]``, the time of
+        that state; ``steps_to_10pct``, its step number; ``inf`` when the error stays
+        below over the whole trajectory). The pooled metrics score the
+        whole trajectory as one field.
+    times : sequence of float, optional
+        The time of each state along ``time_axis`` (default ``1, 2, ..., T``: the time to
+        10 % is then a number of steps).
 
     Returns
     -------
@@ -309,6 +355,7 @@ def evaluate(
         grid["periodic"] = periodic
     if pit_bins is None:
         pit_bins = (pred.n_samples or 0) + 1 if kind == "samples" else 20
+    step_times = _step_times(time_axis, times, yt.shape)
     ps = _PerSample(n)
     pit_counts = np.zeros(int(pit_bins), dtype=np.float64)
     # y and pred are checked once above; the metrics share each chunk's derived tensors
@@ -317,6 +364,9 @@ def evaluate(
             sl = slice(i0, min(i0 + chunk, n))
             sub, yy = pred[sl]._memoized(), yt[sl]
             _score_accuracy(ps, sl, sub, yy, grid)
+            if time_axis is not None:
+                step = M.rollout_rel_l2(sub, yy, time_axis=time_axis, reduction="none")
+                ps.put("rel_l2_by_step", sl, step)
             if kind != "point":
                 u = _score_distribution(ps, sl, sub, yy, lv, int(n_bins), energy)
                 idx = np.minimum(np.floor(np.clip(u, 0, 1) * pit_bins), pit_bins - 1)
@@ -332,6 +382,8 @@ def evaluate(
     )
     keys = ("rel_l2", "rel_h1", "rmse", "mae", "max_abs_error")
     report.per_sample = {k: ps[k] for k in keys if k in ps}
+    if time_axis is not None:
+        _pooled_steps(ps, report, step_times)
     if kind != "point":
         _pooled_distribution(ps, report, pit_counts)
     return report

@@ -40,7 +40,13 @@ _SCALAR_DOC = {
     "sharpness": ("RMS predictive std", "lower"),
     "spread_skill_ratio": ("spread / skill (1 = reliable)", "target 1"),
     "pit_deviation": ("mean |PIT histogram density - 1|", "lower"),
+    "steps_to_10pct": (
+        "first step whose mean rel L2 exceeds 10 % (inf: none in the rollout)",
+        "higher",
+    ),
+    "time_to_10pct": ("time of that state (the data's time coordinate)", "higher"),
 }
+_STEP_ROWS = 25  # rows of the per-step table; longer rollouts show evenly spaced steps
 
 
 @dataclass
@@ -74,6 +80,12 @@ class UQReport:
         Pooled calibration curve; ``calibration_observed_per_sample`` is (N, n_bins).
     pit_edges, pit_counts : ndarray
         PIT histogram (rank histogram for ensembles).
+    by_step : dict of str to ndarray (T,)
+        For trajectories (``evaluate(..., time_axis=...)``): ``rel_l2``, the relative L2
+        error of each state along the trajectory, mean over fields (per field in
+        ``per_sample["rel_l2_by_step"]``, ``(N, T)``); empty otherwise.
+    step_times : ndarray (T,) or None
+        The time of each state of ``by_step``.
     meta : dict
         Free-form description (model name, dataset, ...).
     """
@@ -92,6 +104,8 @@ class UQReport:
     pit_edges: np.ndarray | None = None
     pit_counts: np.ndarray | None = None
     meta: dict[str, Any] = field(default_factory=dict)
+    by_step: dict[str, np.ndarray] = field(default_factory=dict)
+    step_times: np.ndarray | None = None
 
     @property
     def predictive_form(self) -> str:
@@ -137,6 +151,7 @@ class UQReport:
                 "observed": conv(self.calibration_observed),
             },
             "pit": {"edges": conv(self.pit_edges), "counts": conv(self.pit_counts)},
+            "by_step": {"time": conv(self.step_times), **conv(self.by_step)},
             "meta": self.meta,
         }
 
@@ -162,13 +177,19 @@ class UQReport:
         def arr(v):
             return None if v is None else np.asarray(v, dtype=np.float64)
 
+        steps = dict(d.get("by_step") or {})
+        times = arr(steps.pop("time", None))
+        scalars = {k: (math.nan if v is None else float(v)) for k, v in d["scalars"].items()}
+        for key in ("steps_to_10pct", "time_to_10pct"):
+            if key in d["scalars"] and d["scalars"][key] is None:
+                scalars[key] = math.inf  # never crossed within the rollout
         return cls(
             kind=d.get("predictive_form", d.get("kind")),
             n_fields=int(d["n_fields"]),
             field_shape=tuple(d["field_shape"]),
             n_members=d["n_members"],
             levels=np.asarray(d["levels"], dtype=np.float64),
-            scalars={k: (math.nan if v is None else float(v)) for k, v in d["scalars"].items()},
+            scalars=scalars,
             by_level={k: arr(v) for k, v in d["by_level"].items()},
             per_sample={k: arr(v) for k, v in d["per_sample"].items()},
             calibration_expected=arr(d["calibration"]["expected"]),
@@ -176,10 +197,13 @@ class UQReport:
             pit_edges=arr(d["pit"]["edges"]),
             pit_counts=arr(d["pit"]["counts"]),
             meta=d.get("meta", {}),
+            by_step={k: arr(v) for k, v in steps.items()},
+            step_times=times,
         )
 
     def to_xarray(self):
-        """An ``xarray.Dataset`` with dims ``sample``, ``level``, ``prob`` and ``pit_bin``."""
+        """An ``xarray.Dataset`` with dims ``sample``, ``level``, ``prob`` and ``pit_bin``
+        (and ``time`` for the per-step errors of a trajectory)."""
         import xarray as xr
 
         data: dict[str, Any] = {}
@@ -190,7 +214,11 @@ class UQReport:
         for k, v in self.per_sample.items():
             v = np.asarray(v)
             dims = ("sample",) if v.ndim == 1 else ("sample", "level")
+            if k.endswith("_by_step"):
+                dims = ("sample", "time")
             data[f"{k}_per_sample"] = (dims, v)
+        for k, v in self.by_step.items():
+            data[f"{k}_by_step"] = (("time",), np.asarray(v))
         coords: dict[str, Any] = {
             "sample": np.arange(self.n_fields),
             "level": self.levels,
@@ -203,6 +231,8 @@ class UQReport:
                     ("sample", "prob"),
                     self.calibration_observed_per_sample,
                 )
+        if self.step_times is not None:
+            coords["time"] = self.step_times
         if self.pit_counts is not None:
             centres = 0.5 * (self.pit_edges[1:] + self.pit_edges[:-1])
             coords["pit_bin"] = centres
@@ -254,6 +284,34 @@ class UQReport:
         ]
         return (["level", *cols], rows) if cols else ([], [])
 
+    def step_rows(self, max_rows: int = _STEP_ROWS) -> tuple[list[str], list[tuple[str, ...]]]:
+        """Columns and formatted rows (one per state along the trajectory; evenly spaced
+        ones, the first and last included, for more than ``max_rows`` states) of the
+        per-step errors; empty when the fields are no trajectories."""
+        if "rel_l2" not in self.by_step:
+            return [], []
+        err = np.asarray(self.by_step["rel_l2"])
+        n = len(err)
+        shown = np.unique(np.linspace(0, n - 1, min(n, max(max_rows, 2))).round().astype(int))
+        times = self.step_times if self.step_times is not None else np.arange(1, n + 1)
+        rows = [(str(i + 1), f"{float(times[i]):.6g}", _fmt(err[i])) for i in shown]
+        return ["step", "time", "rel_l2"], rows
+
+    def step_caption(self, max_rows: int = _STEP_ROWS) -> str:
+        """One line on the per-step table (of ``max_rows`` rows at most): how many
+        states and the time to 10 %."""
+        n = len(self.by_step.get("rel_l2", ()))
+        hit = self.scalars.get("time_to_10pct", math.inf)
+        step = self.scalars.get("steps_to_10pct", math.inf)
+        when = (
+            f"at step {step:.0f} (time {hit:.6g})"
+            if math.isfinite(hit)
+            else "at no step of the rollout"
+        )
+        rows = len(self.step_rows(max_rows)[1])
+        shown = "" if n <= rows else f"; {rows} of {n} states shown"
+        return f"Mean over fields of each state's relative L2; it exceeds 10 % {when}{shown}."
+
     def summary(self) -> str:
         """A printable plain-text table of the pooled metrics and the per-level ones."""
         lines = [self.title(), f"predictive form scored: {self.describe_form()}"]
@@ -267,6 +325,11 @@ class UQReport:
             lines.append(f"{cols[0]:>6}  " + "  ".join(f"{c:>14}" for c in cols[1:]))
             for r in rows:
                 lines.append(f"{r[0]:>6}  " + "  ".join(f"{v:>14}" for v in r[1:]))
+        cols, rows = self.step_rows()
+        if rows:
+            lines += ["", "  ".join(f"{c:>10}" for c in cols)]
+            lines += ["  ".join(f"{v:>10}" for v in r) for r in rows]
+            lines.append(self.step_caption())
         return "\n".join(lines)
 
     def to_markdown(self) -> str:
@@ -291,6 +354,11 @@ class UQReport:
             for i, lv in enumerate(self.levels):
                 cells = " | ".join(_fmt(self.by_level[c][i]) for c in cols)
                 out.append(f"| {lv:.3g} | {cells} |")
+        cols, rows = self.step_rows()
+        if rows:
+            out += ["", "| " + " | ".join(cols) + " |", "|---" * len(cols) + "|"]
+            out += ["| " + " | ".join(r) + " |" for r in rows]
+            out += ["", self.step_caption()]
         return "\n".join(out) + "\n"
 
     def __str__(self) -> str:
@@ -300,7 +368,7 @@ class UQReport:
 def _fmt(v: float) -> str:
     v = float(v)
     if not math.isfinite(v):
-        return "nan"
+        return "nan" if math.isnan(v) else ("inf" if v > 0 else "-inf")
     if v != 0 and (abs(v) < 1e-3 or abs(v) >= 1e5):
         return f"{v:.4e}"
     return f"{v:.5g}"

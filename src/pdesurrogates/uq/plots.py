@@ -36,6 +36,7 @@ __all__ = [
     "plot_pit",
     "plot_pred_vs_true",
     "plot_propagation",
+    "plot_rollout_error",
     "plot_sobol",
 ]
 
@@ -263,6 +264,68 @@ def _error_curve(m, t, s, q, axes, coords, sample, split):
     label_axes(ax, axes[0] if axes else Quantity("grid index"), q)
     ax.legend()
     panel_title(ax, q.title, sample=sample, split=split)
+    return fig
+
+
+def _trajectory_band(per: np.ndarray) -> tuple[np.ndarray, np.ndarray, str]:
+    """Lower and upper edges of the spread of per-trajectory errors ``per`` (N, T) and
+    its legend label: the 10–90 % range over 10 or more trajectories, else min–max."""
+    n = per.shape[0]
+    if n >= 10:
+        lo, hi = np.quantile(per, [0.1, 0.9], axis=0)
+        return lo, hi, f"10–90 % of {n} trajectories"
+    return per.min(0), per.max(0), f"range of {n} trajectories"
+
+
+@styled
+def plot_rollout_error(
+    report: UQReport,
+    *,
+    ax=None,
+    time: Quantity | str | None = None,
+    threshold: float = 0.1,
+):
+    """Relative L2 error of every state of a rollout against time (log scale).
+
+    The line is ``report.by_step["rel_l2"]`` (mean over trajectories), the shaded band
+    the spread of the per-trajectory errors (``report.per_sample["rel_l2_by_step"]``:
+    10–90 % of them, or their range for fewer than 10), and the dashed line the
+    ``threshold`` of ``steps_to_10pct`` / ``time_to_10pct`` (10 %); the first state above
+    it is marked. ``time`` (a Quantity, e.g. the data's ``time`` coordinate with its
+    units, or a name) labels the x axis; default ``"time"``.
+
+    Parameters
+    ----------
+    report : UQReport
+        Of trajectories: ``evaluate(..., time_axis=...)`` or ``uq evaluate`` of a
+        rollout's prediction file.
+    """
+    if not isinstance(report, UQReport) or "rel_l2" not in report.by_step:
+        raise ValueError(
+            "plot_rollout_error needs the UQReport of trajectories (evaluate(..., "
+            "time_axis=...) or the prediction file of a rollout); this one has no per-step errors"
+        )
+    err = np.asarray(report.by_step["rel_l2"], dtype=np.float64)
+    t = report.step_times if report.step_times is not None else np.arange(1, err.size + 1)
+    t = np.asarray(t, dtype=np.float64)
+    fig, ax = _axes(ax, size=(5.2, 3.6))
+    per = report.per_sample.get("rel_l2_by_step")
+    if per is not None and np.asarray(per).shape[0] > 1:
+        lo, hi, what = _trajectory_band(np.asarray(per, dtype=np.float64))
+        ax.fill_between(t, lo, hi, color="C0", alpha=0.2, lw=0, label=what)
+    n = report.n_fields
+    what = f"mean over {n} trajector{'y' if n == 1 else 'ies'}"
+    ax.plot(t, err, "o-", color="C0", ms=3, label=what)
+    ax.axhline(threshold, color="C3", ls="--", lw=1, label=f"{100 * threshold:g} % threshold")
+    above = np.flatnonzero(err > threshold)
+    if above.size:
+        i = int(above[0])
+        ax.plot(t[i], err[i], "s", color="C3", ms=6, mfc="none",
+                label=f"first above: step {i + 1}, t = {t[i]:.4g}")  # fmt: skip
+    ax.set_yscale("log")
+    label_axes(ax, _quantity(time, "time"), "relative L2 error (–)")
+    ax.set(title=_title("Error along the rollout", report))
+    ax.legend(loc="best")
     return fig
 
 
