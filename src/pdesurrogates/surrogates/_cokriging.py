@@ -123,8 +123,7 @@ class CoKrigingGP(nn.Module):
     trend : {"auto", "constant", "linear"}
         Regression part of the AR(1) link mean: ``ρ y_{k−1} + β`` (constant) or
         ``ρ y_{k−1} + β + γᵀx`` (linear, universal kriging of the discrepancy). ``"auto"``
-        uses the linear trend when a level has more than ``in_dim + 2`` points and (AR(1))
-        its leave-one-out error is below the constant trend's.
+        uses the linear trend when a level has more than ``in_dim + 2`` points.
     seed : int
         Seed of the restarts, the inducing-point initialisation and NARGP draws.
     kernel : {"auto", "rbf", "additive", "anova2"}

@@ -420,52 +420,13 @@ def _try_quadratic(model, k: int, value: float, gen, budget, bar, task) -> None:
         model.levels[k] = lin
 
 
-def _try_constant_trend(model, k: int, gen, budget, bar, task) -> None:
-    """AR(1) level ``k`` with the linear trend ``ρ y + β + γᵀx``: refit it with the
-    constant one ``ρ y + β`` and keep that when its closed-form leave-one-out error
-    (:func:`loo_residuals`, link coefficients re-estimated) is not higher.
-
-    Why: with few points the trend's ``d`` extra coefficients can fit the discrepancy's
-    shape where its GP should (Currin 40/10, seed 0: ρ = 1.09 and test error 2.0e-2 with
-    the trend; ρ = 0.995 and 1.9e-2 without), and elsewhere they help (seeds 1, 2: 3.7e-2
-    and 2.7e-2 with, 4.4e-2 and 3.1e-2 without); cross-validation tells them apart.
-    """
-    lin = model.levels[k]
-    n = len(lin.y_train)
-    model.linear_trend[k] = False
-    const = model.make_level(k, n, quadratic=bool(model.quadratic[k]))
-    const.z_train.copy_(lin.z_train)
-    const.y_train.copy_(lin.y_train)
-    model.levels[k] = const
-    try:
-        value = _fit_level(model, k, const.z_train, const.y_train, gen, budget, bar, task)
-    except TrainingError:
-        value = -math.inf
-    if not (math.isfinite(value) and _loo_rms(const) <= _loo_rms(lin)):
-        model.levels[k] = lin
-        model.linear_trend[k] = True
-
-
-def _can_drop_trend(model, k: int) -> bool:
-    gp = model.levels[k]
-    mean = getattr(gp, "mean_module", None)
-    return (
-        model.kind == "ar1"
-        and k > 0
-        and model.trend == "auto"
-        and getattr(mean, "n_trend", 0) > 0
-        and not hasattr(gp, "fit_level")
-    )
-
-
 def fit_recursive(model, xs_np, ys_t, xs_t, *, progress: bool, max_time: float | None) -> None:
     """Fit every level of a built ``model`` (:meth:`CoKrigingGP._build`), lowest first."""
     gen = torch.Generator().manual_seed(model.seed)
     budget = TimeBudget(max_time)
     model.fit_seconds = []
     total = sum(
-        _n_starts(model, gp)
-        * (1 + model.can_be_quadratic(k, len(ys_t[k])) + _can_drop_trend(model, k))
+        _n_starts(model, gp) * (1 + model.can_be_quadratic(k, len(ys_t[k])))
         for k, gp in enumerate(model.levels)
     )
     with ProgressBar(enabled=progress) as bar:
@@ -478,8 +439,6 @@ def fit_recursive(model, xs_np, ys_t, xs_t, *, progress: bool, max_time: float |
             value = _fit_level(model, k, gp.z_train, gp.y_train, gen, budget, bar, task)
             if model.can_be_quadratic(k, len(ys_t[k])):
                 _try_quadratic(model, k, value, gen, budget, bar, task)
-            if _can_drop_trend(model, k):
-                _try_constant_trend(model, k, gen, budget, bar, task)
             model.var_scale[k] = _var_scale(model.levels[k])
             model.fit_seconds.append(time.perf_counter() - t0)
             kind = "SGPR" if k == 0 and model._uses_sgpr(len(ys_t[0])) else "exact"
