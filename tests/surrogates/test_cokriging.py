@@ -192,12 +192,12 @@ def _random_forrester(seed, n_lo=12, n_hi=6, n_test=400):
     return p, x_lo, x_lo[:n_hi], xt
 
 
-@pytest.mark.parametrize(("seed", "target"), [(0, 0.06), (1, 0.02), (2, 0.35)])
+@pytest.mark.parametrize(("seed", "target"), [(0, 0.05), (1, 0.02), (2, 0.35)])
 def test_nargp_forrester_12_6_beats_a_constant(seed, target):
     # before the link mean, NARGP gave 0.70 / 0.57 / 0.27 here (constant: 1.0 / 1.26 / 1.12);
     # seed 2 leaves (0.81, 1] without low-fidelity points, where every model extrapolates.
-    # Seed 0 has near-duplicate points (0.813, 0.816): a fitted nugget of 4e-9 gave 6.8e-3,
-    # the interpolation noise floor (chosen by leave-one-out) gives 5.3e-2
+    # Seed 0 has near-duplicate points (0.813, 0.816): the fitted nugget of 4e-9 gives
+    # 6.8e-3; at the noise floor (leave-one-out alone, likelihood 0.18 nats lower): 5.3e-2
     p, x_lo, x_hi, xt = _random_forrester(seed)
     gp = CoKrigingGP(kind="nargp", n_restarts=2, n_mc=64, seed=seed)
     gp.fit(x_lo, p.low(x_lo), x_hi, p.high(x_hi), bounds=p.bounds)
