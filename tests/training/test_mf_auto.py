@@ -106,3 +106,37 @@ def test_three_levels_and_every_candidate():
     for c in m.candidates.values():
         assert c.model.n_levels == 3
         assert _rel(c.predict(xt).mean, p.high(xt)) < 0.3 * const
+
+
+def test_select_method_breaks_near_ties_towards_the_simpler_model():
+    from pdesurrogates.training._mf_auto import TIE_REL, select_method
+
+    # within 10 %: the simpler method (AR(1) < NARGP < MF-DNN) wins
+    assert select_method({"ar1": 1.0, "nargp": 0.95, "mfdnn": 0.92}) == "ar1"
+    assert select_method({"ar1": 2.0, "nargp": 1.0, "mfdnn": 0.95}) == "nargp"
+    # clearly lower wins
+    assert select_method({"ar1": 1.0, "nargp": 0.5, "mfdnn": 0.2}) == "mfdnn"
+    # scores at round-off (an exactly linear link) all tie: AR(1)
+    assert select_method({"ar1": 1.6e-14, "nargp": 2.5e-15, "mfdnn": 2.8e-4}) == "ar1"
+    low = 0.3
+    assert select_method({"ar1": TIE_REL * low, "nargp": low}) == "ar1"
+    assert select_method({"ar1": TIE_REL * low + 2e-6, "nargp": low}) == "nargp"
+
+
+def test_mfdnn_score_adds_the_low_fidelity_part():
+    from pdesurrogates.surrogates import CoKrigingGP
+    from pdesurrogates.training._mf_auto import cv_folds, low_fidelity_part, mfdnn_score
+
+    assert mfdnn_score(3e-4, 4e-2) == pytest.approx(np.hypot(3e-4, 4e-2), rel=1e-12)
+    # Forrester's link is exactly affine: the top link's held-out error is round-off, so
+    # all of AR(1)'s held-out error at new inputs is the low-fidelity emulator's
+    p = forrester()
+    x_lo = np.linspace(0, 1, 11)[:, None]
+    x_hi = x_lo[[0, 2, 4, 6, 8, 10]]
+    gp = CoKrigingGP(n_restarts=2).fit(x_lo, p.low(x_lo), x_hi, p.high(x_hi), bounds=p.bounds)
+    folds = cv_folds(6, 0)
+    top = gp.cv_error(folds)
+    full = gp.cv_error(folds, all_levels=True)
+    low = low_fidelity_part(gp, folds)
+    assert top < 1e-6 < low
+    assert low == pytest.approx(full, rel=1e-3)

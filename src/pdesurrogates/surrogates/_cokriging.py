@@ -60,6 +60,7 @@ from pdesurrogates.surrogates._cokriging_gp import (
     ExactPosterior,
     gp_classes,
     gp_settings,
+    holdout_residuals,
     import_gpytorch,
     level_kernel,
     likelihood,
@@ -142,6 +143,8 @@ class CoKrigingGP(nn.Module):
         Points per level; set by :meth:`fit` (used to rebuild a saved model).
     quadratic : list of bool, optional
         Per level, whether its NARGP link mean has the quadratic terms; set by :meth:`fit`.
+    linear_trend : list of bool, optional
+        Per level, whether its link mean has the linear trend; set by :meth:`fit`.
 
     Examples
     --------
@@ -173,6 +176,7 @@ class CoKrigingGP(nn.Module):
         seed: int = 0,
         n_train: Sequence[int] | None = None,
         quadratic: Sequence[bool] | None = None,
+        linear_trend: Sequence[bool] | None = None,
         kernel: str = "auto",
         pairs: Sequence | None = None,
         var_scale: Sequence[float] | None = None,
@@ -208,6 +212,7 @@ class CoKrigingGP(nn.Module):
         self.noise_floor, self.n_mc, self.seed = float(noise_floor), int(n_mc), int(seed)
         self.n_train = n_train
         self.quadratic = None if quadratic is None else [bool(q) for q in quadratic]
+        self.linear_trend = None if linear_trend is None else [bool(t) for t in linear_trend]
         self.kernel, self.pairs = kernel, check_kernel(kernel, pairs)
         self.var_scale = [1.0] * self.n_levels
         if var_scale is not None:
@@ -259,6 +264,7 @@ class CoKrigingGP(nn.Module):
             "seed": self.seed,
             "n_train": self.n_train,
             "quadratic": self.quadratic,
+            "linear_trend": self.linear_trend,
             "kernel": self.kernel,
             "pairs": None if self.pairs is None else [list(p) for p in self.pairs],
             "var_scale": list(self.var_scale),
@@ -274,8 +280,10 @@ class CoKrigingGP(nn.Module):
     def is_fitted(self) -> bool:
         return len(self.levels) == self.n_levels
 
-    def _n_trend(self, n: int) -> int:
-        """Inputs with a linear trend term in the AR(1) link mean (0 or in_dim)."""
+    def _n_trend(self, n: int, k: int | None = None) -> int:
+        """Inputs with a linear trend term in the link mean of level ``k`` (0 or in_dim)."""
+        if k is not None and self.linear_trend is not None:
+            return self.in_dim if self.linear_trend[k] else 0
         if self.trend == "linear" or (self.trend == "auto" and n > self.in_dim + 2):
             return self.in_dim
         return 0
@@ -303,7 +311,7 @@ class CoKrigingGP(nn.Module):
                     kernel, inducing_points=torch.zeros(m, d, dtype=_DT), likelihood=lik
                 )
         else:
-            mean = gp_classes()["LinearLinkMean"](self._n_trend(n), quadratic=quadratic)
+            mean = gp_classes()["LinearLinkMean"](self._n_trend(n, k), quadratic=quadratic)
         custom = build_level(self, k, z, y, lik, mean)  # additive/ANOVA kernel, or None
         if custom is not None:
             return custom
@@ -320,6 +328,7 @@ class CoKrigingGP(nn.Module):
         )
         self.n_train = [int(x.shape[0]) for x in xs]
         self.quadratic = [bool(q) for q in quad]
+        self.linear_trend = [k > 0 and self._n_trend(len(x), k) > 0 for k, x in enumerate(xs)]
 
     # ------------------------------------------------------------------ fitting
     def fit(
@@ -394,7 +403,7 @@ class CoKrigingGP(nn.Module):
             self.y_std[k] = sd if sd > 0 else 1.0
         xs_t = [self._scale_x(torch.as_tensor(x)) for x in xs_np]
         ys_t = [(torch.as_tensor(y) - self.y_mean[k]) / self.y_std[k] for k, y in enumerate(ys_np)]
-        self.quadratic = None
+        self.quadratic = self.linear_trend = None
         self.var_scale = [1.0] * self.n_levels
         self.pairs = screen_pairs(self, xs_np[0], ys_np[0], bounds)  # ANOVA kernel's pairs
         self._build(xs_t)
@@ -498,20 +507,44 @@ class CoKrigingGP(nn.Module):
         std = var.sqrt() * self.y_std[k]
         return Prediction(mean.numpy(), std=std.numpy())
 
-    def cv_error(self, folds=None) -> float:
+    def cv_error(self, folds=None, *, all_levels: bool = False) -> float:
         """Cross-validated error of the highest level on its own points, in closed form.
 
-        Leave-one-out (or leave-``folds``-out, a list of index arrays) residuals of the top
-        level's GP with its fitted kernel hyperparameters, the link coefficients re-fitted
-        by generalised least squares without the left-out points, and the lower levels as
-        fitted (:func:`~._cokriging_gp.loo_residuals`). Returns their RMS divided by the
-        standard deviation of the highest-fidelity outputs (0 = exact, 1 = no better than
-        their mean).
+        Leave-one-out (or leave-``folds``-out, a list of index arrays) residuals
+        (:meth:`cv_residuals`) of the highest level, their RMS divided by the standard
+        deviation of the highest-fidelity outputs (0 = exact, 1 = no better than their
+        mean).
+        """
+        e = self.cv_residuals(folds, all_levels=all_levels)
+        return float(e.square().mean().sqrt())
+
+    def cv_residuals(self, folds=None, *, all_levels: bool = False) -> torch.Tensor:
+        """Held-out residuals of the highest level at its points (standardised units).
+
+        Kernel hyperparameters stay as fitted; the link coefficients are re-fitted by
+        generalised least squares without the left-out points (no refit, closed form:
+        :func:`~._cokriging_gp.loo_residuals`, :func:`~._cokriging_gp.holdout_mean`).
+        ``folds``: index arrays of the highest level's points (default: one per point).
+
+        ``all_levels=False``: the lower levels stay as fitted, so the held-out point's
+        lower-fidelity value is the observed one (nested design): the error of the top
+        link alone. ``all_levels=True``: the fold's inputs are also removed from every
+        lower level that has them, and the top level is evaluated at the lower levels'
+        held-out predictions, as at a new input: the link's error plus the propagated
+        low-fidelity emulation error (sparse or additive levels fall back to
+        ``all_levels=False``).
         """
         if not self.is_fitted:
             raise ValueError("this CoKrigingGP is not fitted; call fit(...) first")
-        e = loo_residuals(self.levels[-1], folds)
-        return float(e.square().mean().sqrt())
+        top = self.levels[-1]
+        exact = all(
+            not hasattr(gp, "fit_level")
+            and not isinstance(gp.covar_module, import_gpytorch().kernels.InducingPointKernel)
+            for gp in self.levels
+        )
+        if not (all_levels and exact):
+            return loo_residuals(top, folds)
+        return holdout_residuals(self.levels, self.in_dim, folds)
 
     def variance_contributions(self, X) -> np.ndarray:
         """Share of each level in the predictive variance of the highest level (AR(1)).

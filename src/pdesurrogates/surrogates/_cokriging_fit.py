@@ -253,9 +253,77 @@ def _fit_level(model, k: int, z, y, gen, budget: TimeBudget, bar, task) -> float
         )
     gp.load_state_dict(best_state)
     if not sparse and len(y) <= LS_SEARCH_MAX and k in LS_SEARCH_LEVELS and not budget.exhausted():
+        _interpolation_noise(gp, mll, z, y, model.noise_floor)
         _loo_lengthscales(gp, mll, z, y)
     gp.eval()
     return best
+
+
+def _refit_fixed(gp, mll, z, y, fixed, steps: int = 60) -> float:
+    """Refit ``gp`` by L-BFGS with the parameters ``fixed`` frozen; its log likelihood."""
+    for p in fixed:
+        p.requires_grad_(False)
+    gp.train()
+    try:
+        with gp_settings():
+            return lbfgs(gp, mll, z, y, steps=steps)
+    except (RuntimeError, ValueError, np.linalg.LinAlgError):
+        return -math.inf
+    finally:
+        for p in fixed:
+            p.requires_grad_(True)
+        gp.eval()
+
+
+#: Noise variance (times the model's floor) an exact level is tried at by
+#: :func:`_interpolation_noise`.
+NOISE_TRY = 2.0
+#: Largest drop of the log likelihood (total, nats) that still counts as the flat part
+#: the noise is lowered along by :func:`_interpolation_noise`.
+LL_FLAT = 0.1
+
+
+def _interpolation_noise(gp, mll, z, y, floor: float) -> None:
+    """Lower a fitted noise variance to the floor (``NOISE_TRY`` times it) when that does
+    not raise the closed-form leave-one-out error; the other hyperparameters are refitted
+    with the noise fixed.
+
+    Why: on noise-free data the marginal likelihood is flat in the noise once it is far
+    below the kernel matrix's small eigenvalues, and L-BFGS stops wherever the flat part
+    begins. That nugget smooths an interpolant: on Forrester's low fidelity from 12
+    points the fit stopped at a noise of 6e-8 (standardised) and the test error of the
+    level was 1.5e-3; at the floor, 5e-4 (emukit's zero-noise linear model: 4.8e-4).
+    Noisy data keep their noise: interpolating them raises the leave-one-out error. The
+    likelihood must stay flat (drop ≤ :data:`LL_FLAT` nats): with two near-duplicate
+    points the floor cut the leave-one-out error tenfold (each predicts the other) while the
+    likelihood fell by 0.18 nats and the test error rose from 6.8e-3 to 5.3e-2 (NARGP,
+    random Forrester 12/6 design of seed 0); on the LHS Forrester designs it fell by 0.002
+    (seed 0) and 0.06 (seed 2).
+    """
+    lik = gp.likelihood
+    target = NOISE_TRY * floor
+    if float(lik.noise.detach()) <= 10 * target:
+        return
+    base = {n: t.detach().clone() for n, t in gp.state_dict().items()}
+    gp.eval()
+    loo0, ll0 = _loo_rms(gp), _log_lik(gp, mll, z, y)
+    lik.noise = target
+    value = _refit_fixed(gp, mll, z, y, [lik.noise_covar.raw_noise])
+    loo1 = _loo_rms(gp) if math.isfinite(value) else math.inf
+    if not (loo1 <= loo0 and len(y) * (ll0 - value) <= LL_FLAT):
+        gp.load_state_dict(base)
+
+
+def _log_lik(gp, mll, z, y) -> float:
+    """``mll(gp(z), y)`` (per point) at ``gp``'s current hyperparameters; −inf on failure."""
+    gp.train()
+    try:
+        with torch.no_grad(), gp_settings():
+            return float(mll(gp(z), y))
+    except (RuntimeError, ValueError, np.linalg.LinAlgError):
+        return -math.inf
+    finally:
+        gp.eval()
 
 
 def _loo_lengthscales(gp, mll, z, y) -> None:

@@ -21,6 +21,8 @@ __all__ = [
     "ExactPosterior",
     "gp_classes",
     "gp_settings",
+    "holdout_mean",
+    "holdout_residuals",
     "import_gpytorch",
     "level_kernel",
     "likelihood",
@@ -238,6 +240,68 @@ def loo_residuals(gp, folds=None) -> torch.Tensor:
             f = torch.as_tensor(np.asarray(f), dtype=torch.long)
             e[f] = torch.linalg.lstsq(q[f][:, f], qy[f, None]).solution[:, 0]
         return e
+
+
+def holdout_mean(gp, drop, zq: torch.Tensor) -> torch.Tensor:
+    """Posterior mean at ``zq`` of a fitted exact level conditioned on its training points
+    except the rows ``drop`` (kernel hyperparameters fixed, the link coefficients
+    re-estimated by generalised least squares without them, as in :func:`loo_residuals`).
+
+    At the dropped rows themselves, ``y − holdout_mean(gp, rows, z[rows])`` are the
+    residuals of :func:`loo_residuals` for that fold; ``zq`` may be any points.
+    """
+    z, y = gp.z_train, gp.y_train
+    keep = torch.ones(len(y), dtype=torch.bool)
+    keep[torch.as_tensor(np.asarray(drop), dtype=torch.long)] = False
+    zk, yk = z[keep], y[keep]
+    mean = gp.mean_module
+
+    def basis(v):
+        return mean.basis(v) if hasattr(mean, "basis") else torch.ones(len(v), 1, dtype=v.dtype)
+
+    with torch.no_grad(), gp_settings():
+        k = gp.covar_module(zk).to_dense()
+        noise = gp.likelihood.noise.reshape(()).to(k.dtype)
+        eye = torch.eye(len(yk), dtype=k.dtype)
+        scale = float(k.diagonal().mean())
+        for rel in (0.0, 1e-12, 1e-10, 1e-8, 1e-6, 1e-4):
+            chol, info = torch.linalg.cholesky_ex(k + (noise + rel * scale) * eye)
+            if int(info) == 0:
+                break
+        h = basis(zk)
+        ai_h = torch.cholesky_solve(h, chol)
+        ai_y = torch.cholesky_solve(yk[:, None], chol)
+        beta = torch.linalg.lstsq(h.T @ ai_h, h.T @ ai_y).solution
+        alpha = torch.cholesky_solve(yk[:, None] - h @ beta, chol)
+        ks = gp.covar_module(zq, zk).to_dense()
+        return (basis(zq) @ beta + ks @ alpha)[:, 0]
+
+
+def holdout_residuals(levels, in_dim: int, folds=None) -> torch.Tensor:
+    """Residuals at the highest level's points with each fold removed from every level.
+
+    For each fold the lowest level predicts the fold's inputs without them
+    (:func:`holdout_mean`), each higher level (also without them where it has them) at
+    ``[x, held-out prediction of the level below]``, up to the highest level, whose
+    residuals are returned (standardised units). ``folds``: index arrays of the highest
+    level's points (default: one per point).
+    """
+    top = levels[-1]
+    n = len(top.y_train)
+    folds = [[i] for i in range(n)] if folds is None else folds
+    x_top = top.z_train[:, :in_dim]
+    e = torch.empty(n, dtype=top.y_train.dtype)
+    for f in folds:
+        f = torch.as_tensor(np.asarray(f), dtype=torch.long)
+        xf, m = x_top[f], None
+        for k, gp in enumerate(levels):
+            xk = gp.z_train[:, :in_dim]
+            dist = (xk[:, None, :] - xf[None, :, :]).abs().amax(-1).amin(1)
+            drop = torch.nonzero(dist <= 1e-10).reshape(-1)
+            zq = xf if k == 0 else torch.cat([xf, m[:, None]], 1)
+            m = holdout_mean(gp, drop, zq)
+        e[f] = top.y_train[f] - m
+    return e
 
 
 #: Bounds of :func:`loo_variance_ratio` as a variance factor (at most a 10× wider std).

@@ -2,12 +2,16 @@
 MF-DNN, chosen by cross-validated error on the high-fidelity points.
 
 Every candidate is scored on the same folds of the high-fidelity points (at most 5,
-:func:`cv_folds`): the two Gaussian processes in closed form (their
-kernel hyperparameters fixed, the link coefficients re-estimated without the fold:
-:meth:`~pdesurrogates.surrogates.CoKrigingGP.cv_error`), the MF-DNN by refitting its top
-correction without the fold (:func:`~pdesurrogates.training.fit_multifidelity_net` with
-``criterion="kfold"``). Scores are RMS errors divided by the standard deviation of the
-high-fidelity outputs; the lowest wins.
+:func:`cv_folds`). The two Gaussian processes in closed form, as at a new input: each
+fold's inputs are removed from every level (the low-fidelity values at them included),
+kernel hyperparameters fixed and link coefficients re-estimated
+(:meth:`~pdesurrogates.surrogates.CoKrigingGP.cv_error` with ``all_levels=True``). The
+MF-DNN by refitting its top correction without the fold
+(:func:`~pdesurrogates.training.fit_multifidelity_net` with ``criterion="kfold"``); its
+low-fidelity net keeps the fold's low-fidelity points, so its score adds the
+low-fidelity part of the first Gaussian process's error (:func:`mfdnn_score`). Scores
+are RMS errors divided by the standard deviation of the high-fidelity outputs; the lowest
+wins, near-ties going to the simpler method (:func:`select_method`).
 """
 
 from __future__ import annotations
@@ -28,6 +32,8 @@ __all__ = [
     "cv_folds",
     "fit_multifidelity",
     "fit_multifidelity_levels",
+    "mfdnn_score",
+    "select_method",
 ]
 
 #: Methods :func:`fit_multifidelity` fits, in the order ``"auto"`` tries them.
@@ -56,6 +62,9 @@ class MultiFidelityModel:
         Whether ``bounds`` was given (predictions outside it then warn).
     seconds : dict
         Fit time of every candidate (s).
+    cv_detail : dict
+        The MF-DNN score's parts (:func:`mfdnn_score`): ``"mfdnn_folds"``, its k-fold
+        error, and ``"low_part"``, the low-fidelity part added to it.
     candidates : dict
         Every fitted candidate (method → :class:`MultiFidelityModel`, this one included),
         to compare their predictions.
@@ -69,6 +78,7 @@ class MultiFidelityModel:
     seconds: dict = field(default_factory=dict)
     members: list = field(default_factory=list, repr=False)
     candidates: dict = field(default_factory=dict, repr=False)
+    cv_detail: dict = field(default_factory=dict, repr=False)
 
     def predict(self, x):
         """Prediction at ``x`` ``(n, d)`` in the user's units: a
@@ -112,12 +122,48 @@ def cv_folds(n: int, seed: int, max_folds: int = 5) -> list[np.ndarray]:
     return [f for f in np.array_split(perm, min(n, max_folds)) if len(f)]
 
 
+#: Scores within this factor of the lowest (or :data:`TIE_ABS` above it) are a tie, won
+#: by the method that comes first in :data:`METHODS` (the simpler one).
+TIE_REL = 1.10
+TIE_ABS = 1e-6
+
+
+def select_method(scores: dict) -> str:
+    """The method of lowest score, near-ties (within :data:`TIE_REL` times the lowest,
+    or :data:`TIE_ABS` above it) going to the first in the order of :data:`METHODS`."""
+    low = min(scores.values())
+    order = [m for m in METHODS if m in scores] + [m for m in scores if m not in METHODS]
+    return next(m for m in order if scores[m] <= TIE_REL * low + TIE_ABS)
+
+
+def mfdnn_score(fold_score: float, low_part: float) -> float:
+    """The MF-DNN's score: ``sqrt(fold_score² + low_part²)``.
+
+    ``fold_score`` is its k-fold error with the low-fidelity net trained on every point,
+    so at a held-out high-fidelity input the net sees a low-fidelity value it was fitted
+    to: the error a new input adds by the low-fidelity emulator is missing.
+    ``low_part`` is that error for the Gaussian process
+    (:func:`low_fidelity_part`): an optimistic stand-in for the MF-DNN's own (a fold
+    refit of the whole network would cost the fit five times).
+    """
+    return float(np.hypot(fold_score, low_part))
+
+
+def low_fidelity_part(gp, folds) -> float:
+    """RMS difference of a fitted GP's held-out residuals with the fold removed from
+    every level and from the highest level only (:meth:`CoKrigingGP.cv_residuals`): the
+    part of its cross-validated error due to emulating the lower levels."""
+    full = gp.cv_residuals(folds, all_levels=True)
+    top = gp.cv_residuals(folds)
+    return float((full - top).square().mean().sqrt())
+
+
 def _fit_gp(kind, xs, ys, bounds, seed, folds, progress):
     gp = CoKrigingGP(
         in_dim=xs[0].shape[1], n_levels=len(xs), kind=kind, seed=seed, require_nested=False
     )
     gp.fit_levels(xs, ys, bounds=bounds, progress=progress)
-    return gp, gp.cv_error(folds), [gp]
+    return gp, gp.cv_error(folds, all_levels=True), [gp]
 
 
 def _fit_mfdnn(xs, ys, bounds, seed, folds, progress, kwargs):
@@ -170,11 +216,13 @@ def fit_multifidelity(
         low-fidelity net's prediction there, as everywhere.
     method : {"auto", "ar1", "nargp", "mfdnn"}
         The model, or ``"auto"``: fit each of ``methods`` and keep the one of lowest
-        cross-validated error (the GPs by closed-form leave-fold-out residuals with fixed
-        hyperparameters, the MF-DNN by refitting its top correction without each fold;
-        the same folds of at most 5 for all; :func:`cv_folds`). The MF-DNN takes part
-        only from 6 high-fidelity points. Scores within 5 % (or 1e-6) of the lowest count
-        as a tie, won by the simpler method (AR(1), then NARGP, then MF-DNN).
+        cross-validated error on the same folds of at most 5 (:func:`cv_folds`): the GPs
+        by closed-form residuals with each fold removed from every level (fixed
+        hyperparameters), the MF-DNN by refitting its top correction without each fold,
+        plus the GP's low-fidelity error part (:func:`mfdnn_score`). The MF-DNN takes
+        part only from 6 high-fidelity points. Scores within 10 % (or 1e-6) of the
+        lowest count as a tie, won by the simpler method (AR(1), then NARGP, then
+        MF-DNN; :func:`select_method`).
     bounds : array ``(d, 2)``, optional
         Input box. Inputs outside it (training or prediction) get a ``UserWarning`` naming
         the dimension.
@@ -272,18 +320,20 @@ def fit_multifidelity_levels(
     todo = list(methods) if method == "auto" else [method]
     if method == "auto" and n_hi < 6:
         todo = [m for m in todo if m != "mfdnn"] or todo
-    fits, scores, seconds = {}, {}, {}
+    fits, scores, seconds, detail = {}, {}, {}, {}
     for m in todo:
         t0 = time.perf_counter()
         if m == "mfdnn":
             fits[m] = _fit_mfdnn(xs, ys, box, seed, folds, progress, dict(mfdnn_kwargs or {}))
+            gp = next((fits[g][0] for g in ("ar1", "nargp") if g in fits), None)
+            detail["mfdnn_folds"] = fits[m][1]
+            detail["low_part"] = low_fidelity_part(gp, folds) if gp is not None else 0.0
+            scores[m] = mfdnn_score(fits[m][1], detail["low_part"])
         else:
             fits[m] = _fit_gp(m, xs, ys, box, seed, folds, progress)
-        scores[m] = fits[m][1]
+            scores[m] = fits[m][1]
         seconds[m] = time.perf_counter() - t0
-    # near-ties (within 5 % or 1e-6) go to the simpler method, in the order of METHODS
-    low = min(scores.values())
-    best = next(k for k in todo if scores[k] <= 1.05 * low + 1e-6)
+    best = select_method(scores)
     logger.info(
         "fit_multifidelity: %s (cross-validated error %s)",
         best,
@@ -298,6 +348,7 @@ def fit_multifidelity_levels(
             bounds_declared=bounds is not None,
             seconds=seconds,
             members=fits[m][2],
+            cv_detail=detail,
         )
         for m in todo
     }
