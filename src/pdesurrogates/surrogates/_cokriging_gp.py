@@ -223,15 +223,9 @@ def loo_residuals(gp, folds=None) -> torch.Tensor:
     A constant mean counts as the basis ``H = 1``. With ``folds`` (index arrays covering
     the points once) each fold is left out together: ``e_S = Q_SS⁻¹ (Q y)_S``.
     """
-    z, y = gp.z_train, gp.y_train
+    y = gp.y_train
     with torch.no_grad(), gp_settings():
-        k = gp.covar_module(z).to_dense()
-        a = k + gp.likelihood.noise.reshape(()).to(k.dtype) * torch.eye(len(y), dtype=k.dtype)
-        mean = gp.mean_module
-        h = mean.basis(z) if hasattr(mean, "basis") else torch.ones(len(y), 1, dtype=k.dtype)
-        a_inv = torch.linalg.pinv(a, hermitian=True)
-        ah = a_inv @ h
-        q = a_inv - ah @ torch.linalg.pinv(h.T @ ah) @ ah.T
+        q = _loo_matrix(gp)
         qy = q @ y
         if folds is None:
             return qy / q.diagonal().clamp_min(1e-300)
@@ -318,15 +312,9 @@ def loo_variance_ratio(gp) -> float:
     on the process variance it is the cross-validation estimate of that variance (Bachoc
     2013); the model clamps it to :data:`VAR_SCALE_BOUNDS` (only widens).
     """
-    z, y = gp.z_train, gp.y_train
+    y = gp.y_train
     with torch.no_grad(), gp_settings():
-        k = gp.covar_module(z).to_dense()
-        a = k + gp.likelihood.noise.reshape(()).to(k.dtype) * torch.eye(len(y), dtype=k.dtype)
-        mean = gp.mean_module
-        h = mean.basis(z) if hasattr(mean, "basis") else torch.ones(len(y), 1, dtype=k.dtype)
-        a_inv = torch.linalg.pinv(a, hermitian=True)
-        ah = a_inv @ h
-        q = a_inv - ah @ torch.linalg.pinv(h.T @ ah) @ ah.T
+        q = _loo_matrix(gp)
         diag = q.diagonal()
         ok = diag > 0
         if not bool(ok.any()):
@@ -336,3 +324,17 @@ def loo_variance_ratio(gp) -> float:
         return 1.0
     lo, hi = VAR_SCALE_BOUNDS
     return min(max(ratio, lo), hi)
+
+
+def _loo_matrix(gp):
+    """``Q = A⁻¹ − A⁻¹H (HᵀA⁻¹H)⁻¹ HᵀA⁻¹`` with ``A = K + σ²I`` and ``H`` the mean's basis
+    (a column of ones for a constant mean): the matrix behind every closed-form
+    leave-one-out / hold-out quantity of ``gp`` (call inside ``no_grad`` and ``gp_settings``)."""
+    z, n = gp.z_train, len(gp.y_train)
+    k = gp.covar_module(z).to_dense()
+    a = k + gp.likelihood.noise.reshape(()).to(k.dtype) * torch.eye(n, dtype=k.dtype)
+    mean = gp.mean_module
+    h = mean.basis(z) if hasattr(mean, "basis") else torch.ones(n, 1, dtype=k.dtype)
+    a_inv = torch.linalg.pinv(a, hermitian=True)
+    ah = a_inv @ h
+    return a_inv - ah @ torch.linalg.pinv(h.T @ ah) @ ah.T
