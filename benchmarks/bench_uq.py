@@ -338,8 +338,13 @@ def _peer_cell(fn, ins, ex, problem, n: int, n_seeds: int, reps: int) -> dict:
     return row
 
 
-def bench_sobol_peers(exponents: list[int], n_seeds: int, reps: int = 8) -> list[dict]:
-    """Ours beside SALib and scipy on Ishigami and the G-function over seeds."""
+def bench_sobol_peers(
+    exponents: list[int], n_seeds: int, reps: int = 8, cells: set | None = None
+) -> list[dict]:
+    """Ours beside SALib and scipy on Ishigami and the G-function over seeds.
+
+    ``cells``: only these ``(problem, exponent)`` cells (all when None).
+    """
     g_a = (0.0, 1.0, 4.5, 9.0, 99.0, 99.0, 99.0, 99.0)
     cases = {
         "ishigami": (
@@ -359,6 +364,8 @@ def bench_sobol_peers(exponents: list[int], n_seeds: int, reps: int = 8) -> list
     for name, (fn, ins, ex, bounds) in cases.items():
         problem = {"num_vars": len(ins), "names": list(ins), "bounds": bounds}
         for m in exponents:
+            if cells is not None and (name, m) not in cells:
+                continue
             rows.append({"problem": name} | _peer_cell(fn, ins, ex, problem, 2**m, n_seeds, reps))
             print(rows[-1], flush=True)
     return rows
@@ -435,6 +442,29 @@ def sobol_peers_markdown(rows: list[dict]) -> str:
 SECTIONS = ("evaluate", "propagate", "sobol", "sobol_peers")
 
 
+def _parse_cells(text: str) -> set:
+    """``"g_function:14,ishigami:10"`` -> {("g_function", 14), ("ishigami", 10)}."""
+    cells = set()
+    for item in text.split(","):
+        name, _, m = item.partition(":")
+        if name not in ("ishigami", "g_function") or not m.isdigit():
+            raise SystemExit(f"--cells: {item!r} is not PROBLEM:EXPONENT (e.g. g_function:14)")
+        cells.add((name, int(m)))
+    return cells
+
+
+def _sobol_peer_cells(args) -> dict:
+    """Rerun only ``--cells`` of the SALib comparison; the other cells keep their stored rows."""
+    cells = _parse_cells(args.cells)
+    stored = json.loads((RESULTS / "uq.json").read_text())["sobol_peers"]
+    new = bench_sobol_peers(sorted({m for _, m in cells}), args.seeds, cells=cells)
+    fresh = {(r["problem"], int(math.log2(r["n_base"]))): r for r in new}
+    rows = [r for r in stored["rows"] if (r["problem"], int(math.log2(r["n_base"]))) not in fresh]
+    order = {"ishigami": 0, "g_function": 1}
+    rows = sorted(rows + new, key=lambda r: (order[r["problem"]], r["n_base"]))
+    return stored | {"rows": rows}
+
+
 def _run_sections(args) -> tuple[dict, dict]:
     """Results of the requested sections; the others come from the stored uq.json."""
     quick = args.quick
@@ -446,12 +476,16 @@ def _run_sections(args) -> tuple[dict, dict]:
             bench_propagate(10_000, 200, 200) if quick else bench_propagate(100_000, 3000, 2000)
         ),
         "sobol": lambda: bench_sobol([10, 12] if quick else [10, 12, 14, 16]),
-        "sobol_peers": lambda: {
-            "rows": bench_sobol_peers(
-                [10, 12] if quick else [10, 11, 12, 13, 14], 3 if quick else args.seeds
-            ),
-            "scipy_bca_bootstrap_seconds_ishigami_4096": _scipy_bootstrap_seconds(4096),
-        },
+        "sobol_peers": lambda: (
+            _sobol_peer_cells(args)
+            if args.cells
+            else {
+                "rows": bench_sobol_peers(
+                    [10, 12] if quick else [10, 11, 12, 13, 14], 3 if quick else args.seeds
+                ),
+                "scipy_bca_bootstrap_seconds_ishigami_4096": _scipy_bootstrap_seconds(4096),
+            }
+        ),
     }
     command = "python benchmarks/bench_uq.py " + " ".join(sys.argv[1:])
     wanted = SECTIONS if not args.sections else tuple(args.sections.split(","))
@@ -467,6 +501,10 @@ def _run_sections(args) -> tuple[dict, dict]:
     for sec in SECTIONS:
         if sec in wanted:
             out[sec], commands[sec] = runners[sec](), command
+            if sec == "sobol_peers" and args.cells:
+                before = old.get("section_commands", {}).get(sec, old.get("command", ""))
+                before = before.replace(" (9 of 10 cells)", "")
+                commands[sec] = f"{before}; cells {args.cells} rerun by `{command}`"
             continue
         stored = old["sobol_peers"] if sec == "sobol_peers" else old[sec]
         if sec == "sobol_peers" and isinstance(stored, list):  # the layout before v2
@@ -489,6 +527,12 @@ def main() -> None:
         default="",
         help=f"comma-separated parts to run (of {', '.join(SECTIONS)}; default all); "
         "the others keep their stored rows from results/uq.json",
+    )
+    ap.add_argument(
+        "--cells",
+        default="",
+        help="with --sections sobol_peers: rerun only these PROBLEM:EXPONENT cells "
+        "(e.g. g_function:14); the other cells keep their stored rows",
     )
     ap.add_argument(
         "--only-sobol", action="store_true", help="same as --sections sobol,sobol_peers"
