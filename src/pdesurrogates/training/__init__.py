@@ -31,6 +31,7 @@ from pdesurrogates.training._deeponet import (
 )
 from pdesurrogates.training._deeponet_config import DeepONetConfig
 from pdesurrogates.training._ensemble import fit_ensemble
+from pdesurrogates.training._learned_amg import train_neural_amg, two_grid_loss
 from pdesurrogates.training._losses import (
     RelH1Loss,
     RelL2Loss,
@@ -112,7 +113,9 @@ __all__ = [
     "sparse_to_torch",
     "train_dcdm",
     "train_deeponet",
+    "train_neural_amg",
     "train_neural_ic",
     "train_vcycle",
+    "two_grid_loss",
     "write_ritz_dataset",
 ]
