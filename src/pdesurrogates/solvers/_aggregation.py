@@ -8,7 +8,7 @@ defaults as pyamg's ``smoothed_aggregation_solver``:
 * standard aggregation (three passes: root nodes with all their neighbours, then
   neighbours join an aggregate, then leftovers form new aggregates);
 * tentative prolongator ``T`` with the constant near-null space (columns normalised);
-* Jacobi-smoothed prolongator ``P = (I - diag(w) D^{-1} A / rho) T`` with
+* Jacobi-smoothed prolongator ``P = (I - diag(w) D^{-1} F / rho) T`` with ``F = A``,
   ``w = 4/3`` and ``rho`` the spectral radius of ``D^{-1} A``;
 * Galerkin coarse operators ``A_c = P^T A P``, down to at most ``max_coarse`` unknowns,
   solved there by a dense Cholesky factorisation;
@@ -58,8 +58,9 @@ __all__ = [
 ]
 
 PROLONGATION_OMEGA = 4.0 / 3.0
-WeightFn = Callable[[sp.csr_matrix], tuple[np.ndarray, np.ndarray]]
-"""``weights(A_level) -> (w (n,), s (n,))``: prolongation-smoothing and SOR weights."""
+WeightFn = Callable[[sp.csr_matrix], tuple]
+"""``weights(A_level) -> (w (n,), s (n,)[, F])``: prolongation-smoothing and SOR weights,
+and optionally the matrix ``F`` (``A``'s pattern) smoothed with in place of ``A``."""
 
 
 def strength(A: sp.csr_matrix, theta: float = 0.0) -> sp.csr_matrix:
@@ -164,10 +165,11 @@ class SmoothedAggregation(Preconditioner):
         Symmetric with a positive diagonal (checked; a matrix that is not positive
         definite shows as a coarse factorisation that fails, ``SolverError``).
     weights : callable, optional
-        ``weights(A_level) -> (w, s)`` per level: prolongation-smoothing weights ``w``
-        (``(n_level,)``, multiplying ``D^{-1} A / rho``) and SOR weights ``s`` in
-        ``(0, 2)``. Default: ``w = 4/3``, ``s = 1`` (pyamg's smoothed aggregation with
-        symmetric Gauss-Seidel).
+        ``weights(A_level) -> (w, s[, F])`` per level: prolongation-smoothing weights
+        ``w`` (``(n_level,)``, multiplying ``D^{-1} F / rho``), SOR weights ``s`` in
+        ``(0, 2)`` and optionally the smoothing matrix ``F`` (default ``A``; a learned
+        reweighting of its off-diagonal entries). Default: ``w = 4/3``, ``s = 1``
+        (pyamg's smoothed aggregation with symmetric Gauss-Seidel).
     theta : float
         Strength threshold (0: every nonzero is strong).
     max_coarse : int
@@ -215,12 +217,18 @@ class SmoothedAggregation(Preconditioner):
                 agg = standard_aggregation(strength(A, self.theta))
             if int(agg.max()) + 1 >= A.shape[0]:  # no coarsening possible
                 break
-            w, s = self._weights(A)
+            if k and not (A.diagonal() > 0).all():
+                raise SolverError(
+                    f"SmoothedAggregation: the level-{k} Galerkin matrix has a diagonal entry "
+                    "<= 0, so A is not symmetric positive definite; use a solver for "
+                    "indefinite systems"
+                )
+            w, s, F = self._weights(A)
             lev.agg, lev.w, lev.s = agg, w, s
             T = tentative_prolongator(agg)
             dinv = 1.0 / A.diagonal()
             rho = spectral_radius(A)
-            lev.P = sp.csr_matrix(T - sp.diags(w * dinv / rho) @ (A @ T))
+            lev.P = sp.csr_matrix(T - sp.diags(w * dinv / rho) @ (F @ T))
             lev.R = sp.csr_matrix(lev.P.T)
             lev.lu = _sor_factor(A, s)
             A = sp.csr_matrix(lev.R @ A @ lev.P)
@@ -236,23 +244,25 @@ class SmoothedAggregation(Preconditioner):
                 "positive definite; use a solver for indefinite systems"
             ) from exc
 
-    def _weights(self, A: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray]:
+    def _weights(self, A: sp.csr_matrix):
         n = A.shape[0]
         if self.weights is None:
-            return np.full(n, PROLONGATION_OMEGA), np.ones(n)
-        w, s = self.weights(A)
-        w = np.asarray(w, dtype=np.float64).reshape(-1)
-        s = np.asarray(s, dtype=np.float64).reshape(-1)
-        if w.shape != (n,) or s.shape != (n,):
+            return np.full(n, PROLONGATION_OMEGA), np.ones(n), A
+        out = self.weights(A)
+        w = np.asarray(out[0], dtype=np.float64).reshape(-1)
+        s = np.asarray(out[1], dtype=np.float64).reshape(-1)
+        F = sp.csr_matrix(out[2]) if len(out) > 2 else A
+        if w.shape != (n,) or s.shape != (n,) or F.shape != A.shape:
             raise SolverError(
-                f"weights(A) must return two arrays of shape ({n},); got {w.shape} and {s.shape}"
+                f"weights(A) must return two arrays of shape ({n},) (and optionally a matrix "
+                f"of A's shape); got {w.shape}, {s.shape} and {F.shape}"
             )
-        if not (np.isfinite(w).all() and ((s > 0) & (s < 2)).all()):
+        if not (np.isfinite(w).all() and np.isfinite(F.data).all() and ((s > 0) & (s < 2)).all()):
             raise SolverError(
                 "weights(A) must return finite prolongation weights and SOR weights in (0, 2) "
                 "(outside, the V-cycle is not SPD)"
             )
-        return w, s
+        return w, s, F
 
     @property
     def aggregates(self) -> list[np.ndarray]:

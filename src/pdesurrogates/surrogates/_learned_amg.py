@@ -9,6 +9,8 @@ degrees) and predicts, per node,
 
 * the prolongation-smoothing weight ``w_i = 4/3 exp(tanh(g_i) / 2)`` in
   ``P = (I - diag(w) D^{-1} A / rho) T`` (``4/3``: pyamg's default);
+* a factor ``f_ij = 1 + tanh(.)/2`` per off-diagonal entry, reweighting ``A`` into the
+  matrix ``F`` of that smoother (``P = (I - diag(w) D^{-1} F / rho) T``);
 * the SOR relaxation weight ``s_i = 0.05 + 1.9 sigmoid(h_i + c)`` (``1``: Gauss-Seidel)
   of the symmetric smoothing sweep.
 
@@ -97,8 +99,10 @@ class NeuralAMG(nn.Module):
             self.msg = nn.ModuleList(_EdgeMLP(latent, latent) for _ in range(rounds))
             self.upd = nn.ModuleList(_mlp(2 * latent, latent, latent) for _ in range(rounds))
             self.head = _mlp(latent, latent, 2)
-        nn.init.zeros_(self.head[-1].weight)
-        nn.init.zeros_(self.head[-1].bias)
+            self.head_edge = _EdgeMLP(latent, 1)
+        for last in (self.head[-1], self.head_edge.out):
+            nn.init.zeros_(last.weight)
+            nn.init.zeros_(last.bias)
 
     def get_config(self) -> dict:
         """JSON-serialisable ``__init__`` keyword arguments."""
@@ -110,7 +114,8 @@ class NeuralAMG(nn.Module):
         }
 
     def forward(self, node, edge, row, col) -> torch.Tensor:
-        """Raw per-node outputs ``(n, 2)`` from node ``(n, 5)`` / edge ``(E, 4)`` features."""
+        """Raw outputs ``[g (n,), h (n,), t (E,)]`` concatenated, from node ``(n, 5)`` /
+        edge ``(E, 4)`` features and the off-diagonal nonzeros ``row, col (E,)``."""
         p = next(self.parameters())
         dev, dt = p.device, p.dtype
         row, col = row.to(dev), col.to(dev)
@@ -124,21 +129,32 @@ class NeuralAMG(nn.Module):
             m = msg(h, e, row, col)
             h = h + upd(torch.cat([h, torch.zeros_like(h).index_add_(0, row, m) / deg], dim=1))
             e = e + m
-        return self.head(h)
+        out = self.head(h)
+        return torch.cat([out[:, 0], out[:, 1], self.head_edge(h, e, row, col).squeeze(1)])
 
-    def level_weights(self, g: MatrixGraph) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(w (n,), s (n,))`` for the matrix of graph ``g``, differentiable."""
-        out = self(g.node, g.edge, g.row, g.col)
-        w = (4.0 / 3.0) * torch.exp(0.5 * torch.tanh(out[:, 0]))
-        s = _S_LO + _S_SPAN * torch.sigmoid(out[:, 1] + _S_BIAS)
-        return w, s
+    def level_weights(self, g: MatrixGraph):
+        """``(w (n,), s (n,), f (E,))`` for the matrix of graph ``g``, differentiable.
 
-    def _numpy_weights(self, A: sp.csr_matrix, level: int) -> tuple[np.ndarray, np.ndarray]:
+        ``f = 1 + tanh(.) / 2`` multiplies the off-diagonal entry ``a_ij`` (edges in the
+        order of ``g.row, g.col``) in the prolongation smoother's matrix ``F``.
+        """
+        out = self(g.node, g.edge, g.row, g.col).double()  # exact defaults at zero output
+        n = g.n
+        w = (4.0 / 3.0) * torch.exp(0.5 * torch.tanh(out[:n]))
+        s = _S_LO + _S_SPAN * torch.sigmoid(out[n : 2 * n] + _S_BIAS)
+        return w, s, 1.0 + 0.5 * torch.tanh(out[2 * n :])
+
+    def _numpy_weights(self, A: sp.csr_matrix, level: int):
+        n = A.shape[0]
         if level >= self.levels:
-            return np.full(A.shape[0], 4.0 / 3.0), np.ones(A.shape[0])
+            return np.full(n, 4.0 / 3.0), np.ones(n), A
+        g = matrix_graph(A, checked=True)
         with torch.no_grad():
-            w, s = self.level_weights(matrix_graph(A, checked=True))
-        return w.double().cpu().numpy(), s.double().cpu().numpy()
+            w, s, f = (t.double().cpu().numpy() for t in self.level_weights(g))
+        row, col = g.row.numpy(), g.col.numpy()
+        off = g.sval.numpy() * g.sqrt_d[row] * g.sqrt_d[col] * f
+        F = sp.csr_matrix((off, (row, col)), shape=(n, n)) + sp.diags(A.diagonal())
+        return w, s, F
 
     def weights_fn(self):
         """``weights(A_level)`` for :class:`SmoothedAggregation` (counts the levels)."""

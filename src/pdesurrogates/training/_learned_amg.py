@@ -4,10 +4,10 @@ The loss measures the convergence of the two-grid cycle that the network's weigh
 define on the finest level (as Luz et al. 2020 train their prolongation): the aggregation
 and tentative prolongator of each training matrix are fixed (pyamg-style standard
 aggregation of our :class:`~pdesurrogates.solvers.SmoothedAggregation`), and with the
-network's ``w`` and ``s``
+network's ``w``, ``s`` and ``F``
 
     ``E = S^* (I - P A_c^{-1} P^T A) S``,  ``S``: a symmetric SOR sweep,
-    ``A_c = P^T A P``, ``P = T - diag(w) D^{-1} A T / rho``
+    ``A_c = P^T A P``, ``P = T - diag(w) D^{-1} F T / rho``
 
 is applied ``cycles`` times to random probe vectors ``z`` (half of them smoothed, so the
 low modes the coarse grid must catch are present). The loss is the mean of
@@ -32,7 +32,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-import scipy.sparse as sp
 import torch
 
 from pdesurrogates._progress import ProgressBar, logger
@@ -57,7 +56,8 @@ class TwoGridProblem:
     lower: torch.Tensor  # strictly lower triangle of A
     d: torch.Tensor
     T: torch.Tensor
-    G: torch.Tensor  # D^{-1} A T / rho
+    AT: torch.Tensor  # D^{-1} T / rho: the diagonal part of F T, row-scaled
+    Tc: torch.Tensor  # T[col] * a_ij / (d_i rho) per edge: the off-diagonal part
     graph: MatrixGraph
 
 
@@ -65,24 +65,30 @@ def two_grid_problem(A) -> TwoGridProblem:
     """The fixed (weight-independent) parts of ``A``'s two-grid cycle."""
     A = check_spd_matrix(A, "train_neural_amg")
     T = tentative_prolongator(standard_aggregation(strength(A)))
-    G = sp.diags(1.0 / A.diagonal()) @ (A @ T) / spectral_radius(A)
+    rho = spectral_radius(A)
+    g = matrix_graph(A, checked=True)
     Ad = torch.from_numpy(A.toarray())
+    Td = torch.from_numpy(T.toarray())
+    d = torch.diagonal(Ad).clone()
+    row, col = g.row, g.col
+    a = Ad[row, col]
     return TwoGridProblem(
         Ad,
         torch.tril(Ad, diagonal=-1),
-        torch.diagonal(Ad).clone(),
-        torch.from_numpy(T.toarray()),
-        torch.from_numpy(G.toarray()),
-        matrix_graph(A, checked=True),
+        d,
+        Td,
+        Td / rho,
+        Td[col] * (a / (d[row] * rho))[:, None],
+        g,
     )
 
 
 def two_grid_loss(model: NeuralAMG, prob: TwoGridProblem, Z: torch.Tensor, cycles: int):
     """Mean ``log`` energy-norm error reduction of ``cycles`` two-grid cycles on ``Z``."""
-    w, s = model.level_weights(prob.graph)
-    w, s = w.double(), s.double()
+    w, s, f = (t.double() for t in model.level_weights(prob.graph))
     A = prob.A
-    P = prob.T - w[:, None] * prob.G
+    G = prob.AT + torch.zeros_like(prob.T).index_add_(0, prob.graph.row, f[:, None] * prob.Tc)
+    P = prob.T - w[:, None] * G
     Ac = P.T @ A @ P
     Lc = torch.linalg.cholesky(0.5 * (Ac + Ac.T))
     M = prob.lower + torch.diag(prob.d / s)
