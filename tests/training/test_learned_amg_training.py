@@ -11,22 +11,23 @@ import torch
 from pdesurrogates.solvers import SmoothedAggregation
 from pdesurrogates.solvers.reference import fem_family
 from pdesurrogates.surrogates import NeuralAMG
-from pdesurrogates.training import fem_training_matrices, train_neural_amg, two_grid_loss
-from pdesurrogates.training._learned_amg import mean_two_grid_loss, two_grid_problem
+from pdesurrogates.training import amg_cycle_loss, fem_training_matrices, train_neural_amg
+from pdesurrogates.training._learned_amg import amg_cycle_problem, mean_amg_cycle_loss
 
 
-@pytest.mark.parametrize("perturb", [0.0, 0.5])
-def test_two_grid_loss_matches_the_numpy_two_level_cycle(perturb):
-    A = fem_family("lognormal", 10, seed=2).A
+@pytest.mark.parametrize("perturb, levels", [(0.0, 2), (0.5, 2), (0.5, 3)])
+def test_cycle_loss_matches_the_numpy_hierarchy(perturb, levels):
+    A = fem_family("lognormal", 14, seed=2).A
     model = NeuralAMG(latent=4, rounds=2, seed=0).double()
     g = torch.Generator().manual_seed(3)
     with torch.no_grad():
         for p in model.parameters():
             p.add_(perturb * torch.randn(p.shape, generator=g, dtype=p.dtype))
-    prob = two_grid_problem(A)
+    prob = amg_cycle_problem(A, levels=levels)
+    assert (prob.T1 is not None) == (levels == 3)
     Z = torch.randn(A.shape[0], 3, generator=g, dtype=torch.float64)
-    loss = float(two_grid_loss(model, prob, Z, cycles=2).detach())
-    P = SmoothedAggregation(A, weights=model.weights_fn(), max_levels=2)  # exact coarse solve
+    loss = float(amg_cycle_loss(model, prob, Z, cycles=2).detach())
+    P = SmoothedAggregation(A, weights=model.weights_fn(), max_levels=levels)  # exact coarsest
     ratios = []
     for z in Z.numpy().T:
         e = z.copy()
@@ -37,15 +38,15 @@ def test_two_grid_loss_matches_the_numpy_two_level_cycle(perturb):
     assert loss < np.log(0.1**2)  # two cycles reduce the energy error at least tenfold
 
 
-def test_training_lowers_the_two_grid_loss_on_held_out_matrices():
+def test_training_lowers_the_amg_cycle_loss_on_held_out_matrices():
     torch.manual_seed(0)
     mats = fem_training_matrices(8, sizes=(6, 10), seed=0)
     held = fem_training_matrices(4, sizes=(6, 10), seed=5)
     model = NeuralAMG(latent=8, rounds=2, seed=0)
-    before = mean_two_grid_loss(copy.deepcopy(model), held)
+    before = mean_amg_cycle_loss(copy.deepcopy(model), held)
     hist = train_neural_amg(model, mats, steps=40, lr=1e-2, progress=False)
     assert len(hist["loss"]) == 40 and next(model.parameters()).dtype == torch.float32
-    after = mean_two_grid_loss(model, held)
+    after = mean_amg_cycle_loss(model, held)
     assert after < before - 0.05, (before, after)
 
 

@@ -430,7 +430,7 @@ def train_neural_amg_command(
     sizes: str = typer.Option(
         "10,22", help="Smallest,largest mesh cells per side of the training matrices."
     ),
-    steps: int = typer.Option(200, min=0, help="Adam steps on the two-grid loss."),
+    steps: int = typer.Option(200, min=0, help="Adam steps on the cycle loss."),
     batch_size: int = typer.Option(4, min=1, help="Matrices per step."),
     lr: float = typer.Option(3e-3, min=0.0, help="Adam learning rate."),
     latent: int = typer.Option(16, min=1, help="Width of the node and edge states."),
@@ -440,11 +440,11 @@ def train_neural_amg_command(
 ) -> None:
     """Train a learned smoothed-aggregation AMG (NeuralAMG) on random P1 FEM matrices.
 
-    A graph network sets the prolongation-smoothing and SOR weights of each level; it
+    A graph network sets the finest level's prolongation-smoothing and SOR weights; it
     starts as plain smoothed aggregation and minimises the energy-norm error left by two
-    two-grid cycles on Poisson, lognormal, anisotropic and elasticity matrices of random
-    unstructured meshes. Saves the model to OUTPUT (use it with 'pdesurrogates solve
-    --matrix A.npz --method neural_amg --model OUTPUT').
+    cycles (three levels, plain SA below the finest) on Poisson, lognormal, anisotropic
+    and elasticity matrices of random unstructured meshes. Saves the model to OUTPUT (use
+    it with 'pdesurrogates solve --matrix A.npz --method neural_amg --model OUTPUT').
     """
     try:
         lo, hi = (int(v) for v in sizes.split(","))
@@ -466,4 +466,4 @@ def train_neural_amg_command(
     config.update(lr=lr, seed=seed)
     _save_run(net, output, {"config": config, "seconds": seconds, "history": hist})
     last = f"{hist['loss'][-1]:.4g}" if hist["loss"] else "n/a (0 steps)"
-    typer.echo(f"trained in {seconds:.1f} s: final two-grid loss {last}; saved to {output}")
+    typer.echo(f"trained in {seconds:.1f} s: final cycle loss {last}; saved to {output}")

@@ -76,13 +76,15 @@ class NeuralAMG(nn.Module):
         Seed of the weight initialisation (the output head starts at zero: plain SA).
     levels : int
         How many levels (from the finest) take the network's weights; the coarser ones
-        use the defaults ``w = 4/3, s = 1``. ``0``: plain SA whatever the weights.
+        use the defaults ``w = 4/3, s = 1, F = A``. ``0``: plain SA whatever the weights.
+        Default 1: the training loss (:func:`~pdesurrogates.training.train_neural_amg`)
+        learns the finest level's weights with plain SA below.
     """
 
     solve_method = "neural_amg"  # the name of its method in solve_with / the CLI
 
     def __init__(
-        self, *, latent: int = 16, rounds: int = 3, seed: int | None = None, levels: int = 10
+        self, *, latent: int = 16, rounds: int = 3, seed: int | None = None, levels: int = 1
     ):
         super().__init__()
         for name, val, lo in (("latent", latent, 1), ("rounds", rounds, 1), ("levels", levels, 0)):

@@ -31,7 +31,7 @@ from pdesurrogates.training._deeponet import (
 )
 from pdesurrogates.training._deeponet_config import DeepONetConfig
 from pdesurrogates.training._ensemble import fit_ensemble
-from pdesurrogates.training._learned_amg import train_neural_amg, two_grid_loss
+from pdesurrogates.training._learned_amg import amg_cycle_loss, train_neural_amg
 from pdesurrogates.training._losses import (
     RelH1Loss,
     RelL2Loss,
@@ -86,6 +86,7 @@ __all__ = [
     "TrainingStep",
     "VCycleConfig",
     "VCycleStep",
+    "amg_cycle_loss",
     "dcdm_loss",
     "default_step",
     "evaluate_deeponet",
@@ -116,6 +117,5 @@ __all__ = [
     "train_neural_amg",
     "train_neural_ic",
     "train_vcycle",
-    "two_grid_loss",
     "write_ritz_dataset",
 ]

@@ -1,19 +1,21 @@
 """Training of :class:`~pdesurrogates.surrogates.NeuralAMG` on FEM matrices.
 
-The loss measures the convergence of the two-grid cycle that the network's weights
-define on the finest level (as Luz et al. 2020 train their prolongation): the aggregation
-and tentative prolongator of each training matrix are fixed (pyamg-style standard
+The loss measures the convergence of the cycle that the network's weights define on the
+finest level (Luz et al. 2020 train their prolongation on a two-grid cycle): the
+aggregation and tentative prolongator of each training matrix are fixed (the standard
 aggregation of our :class:`~pdesurrogates.solvers.SmoothedAggregation`), and with the
 network's ``w``, ``s`` and ``F``
 
-    ``E = S^* (I - P A_c^{-1} P^T A) S``,  ``S``: a symmetric SOR sweep,
+    ``E = S^* (I - P B_c P^T A) S``,  ``S``: a symmetric SOR sweep,
     ``A_c = P^T A P``, ``P = T - diag(w) D^{-1} F T / rho``
 
-is applied ``cycles`` times to random probe vectors ``z`` (half of them smoothed, so the
-low modes the coarse grid must catch are present). The loss is the mean of
-``log(||E^k z||_A^2 / ||z||_A^2)``: the energy-norm error reduction per cycle, which sets
-the PCG iteration count. Everything is dense float64 on small matrices (a few hundred
-unknowns) and differentiable.
+with ``B_c = A_c^{-1}`` (``levels=2``, two-grid) or ``B_c`` one plain SA V-cycle on
+``A_c`` with an exact third level (``levels=3``, the default: closer to the hierarchy
+that is used, whose coarse levels keep the default weights), is applied ``cycles`` times
+to random probe vectors ``z`` (half of them smoothed, so the low modes the coarse grid
+must catch are present). The loss is the mean of ``log(||E^k z||_A^2 / ||z||_A^2)``: the
+energy-norm error reduction per cycle, which sets the PCG iteration count. Everything is
+dense float64 on small matrices (a few hundred unknowns) and differentiable.
 
 Examples
 --------
@@ -32,10 +34,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import scipy.sparse as sp
 import torch
 
 from pdesurrogates._progress import ProgressBar, logger
 from pdesurrogates.solvers._aggregation import (
+    SmoothedAggregation,
     spectral_radius,
     standard_aggregation,
     strength,
@@ -45,68 +49,108 @@ from pdesurrogates.solvers._factor import check_spd_matrix
 from pdesurrogates.surrogates._learned_amg import NeuralAMG
 from pdesurrogates.surrogates._neural_if import MatrixGraph, matrix_graph
 
-__all__ = ["TwoGridProblem", "train_neural_amg", "two_grid_loss", "two_grid_problem"]
+__all__ = [
+    "AMGCycleProblem",
+    "amg_cycle_loss",
+    "amg_cycle_problem",
+    "mean_amg_cycle_loss",
+    "train_neural_amg",
+]
 
 
 @dataclass
-class TwoGridProblem:
-    """Dense float64 pieces of one training matrix's two-grid cycle."""
+class AMGCycleProblem:
+    """Dense float64 pieces of one training matrix's cycle (all weight-independent)."""
 
     A: torch.Tensor
     lower: torch.Tensor  # strictly lower triangle of A
     d: torch.Tensor
     T: torch.Tensor
-    AT: torch.Tensor  # D^{-1} T / rho: the diagonal part of F T, row-scaled
+    AT: torch.Tensor  # T / rho: the diagonal part of D^{-1} F T / rho
     Tc: torch.Tensor  # T[col] * a_ij / (d_i rho) per edge: the off-diagonal part
     graph: MatrixGraph
+    T1: torch.Tensor | None  # level-1 tentative prolongator (None: exact coarse solve)
 
 
-def two_grid_problem(A) -> TwoGridProblem:
-    """The fixed (weight-independent) parts of ``A``'s two-grid cycle."""
+def amg_cycle_problem(A, *, levels: int = 3) -> AMGCycleProblem:
+    """The fixed parts of ``A``'s cycle: aggregates of the first ``levels - 1`` levels.
+
+    The sparsity of the level-1 matrix does not depend on the weights, so its aggregation
+    is that of plain smoothed aggregation.
+    """
     A = check_spd_matrix(A, "train_neural_amg")
+    if levels not in (2, 3):
+        raise ValueError(f"levels must be 2 (two-grid) or 3; got {levels!r}")
     T = tentative_prolongator(standard_aggregation(strength(A)))
     rho = spectral_radius(A)
     g = matrix_graph(A, checked=True)
     Ad = torch.from_numpy(A.toarray())
     Td = torch.from_numpy(T.toarray())
     d = torch.diagonal(Ad).clone()
-    row, col = g.row, g.col
-    a = Ad[row, col]
-    return TwoGridProblem(
-        Ad,
-        torch.tril(Ad, diagonal=-1),
-        d,
-        Td,
-        Td / rho,
-        Td[col] * (a / (d[row] * rho))[:, None],
-        g,
-    )
+    a = Ad[g.row, g.col]
+    T1 = None
+    plain = SmoothedAggregation(A, max_levels=3)
+    if levels == 3 and len(plain.levels) == 3:
+        T1 = torch.from_numpy(tentative_prolongator(plain.levels[1].agg).toarray())
+    Tc = Td[g.col] * (a / (d[g.row] * rho))[:, None]
+    return AMGCycleProblem(Ad, torch.tril(Ad, diagonal=-1), d, Td, Td / rho, Tc, g, T1)
 
 
-def two_grid_loss(model: NeuralAMG, prob: TwoGridProblem, Z: torch.Tensor, cycles: int):
-    """Mean ``log`` energy-norm error reduction of ``cycles`` two-grid cycles on ``Z``."""
-    w, s, f = (t.double() for t in model.level_weights(prob.graph))
-    A = prob.A
-    G = prob.AT + torch.zeros_like(prob.T).index_add_(0, prob.graph.row, f[:, None] * prob.Tc)
-    P = prob.T - w[:, None] * G
-    Ac = P.T @ A @ P
-    Lc = torch.linalg.cholesky(0.5 * (Ac + Ac.T))
-    M = prob.lower + torch.diag(prob.d / s)
+def _sgs(A: torch.Tensor, M: torch.Tensor):
+    """The symmetric SOR sweep ``e -> (I - M^{-T} A)(I - M^{-1} A) e``."""
 
     def sweep(e):
         e = e - torch.linalg.solve_triangular(M, A @ e, upper=False)
         return e - torch.linalg.solve_triangular(M.T, A @ e, upper=True)
 
+    return sweep
+
+
+def _coarse_solver(Ac: torch.Tensor, T1: torch.Tensor | None):
+    """``r -> Ac^{-1} r`` (exact), or one plain SA V-cycle with an exact level 2."""
+    Ac = 0.5 * (Ac + Ac.T)
+    if T1 is None:
+        Lc = torch.linalg.cholesky(Ac)
+        return lambda r: torch.cholesky_solve(r, Lc)
+    d1 = torch.diagonal(Ac)
+    Anp = sp.csr_matrix(Ac.detach().cpu().numpy())
+    rho1 = spectral_radius(Anp)  # as the numpy hierarchy computes it (no gradient)
+    P1 = T1 - (4.0 / 3.0 / rho1) * (Ac @ T1) / d1[:, None]
+    L2 = torch.linalg.cholesky(P1.T @ Ac @ P1)
+    M = torch.tril(Ac)  # Gauss-Seidel: s = 1
+
+    def solve(r):
+        x = torch.linalg.solve_triangular(M, r, upper=False)
+        x = x + torch.linalg.solve_triangular(M.T, r - Ac @ x, upper=True)
+        x = x + P1 @ torch.cholesky_solve(P1.T @ (r - Ac @ x), L2)
+        x = x + torch.linalg.solve_triangular(M, r - Ac @ x, upper=False)
+        return x + torch.linalg.solve_triangular(M.T, r - Ac @ x, upper=True)
+
+    return solve
+
+
+def amg_cycle_loss(model: NeuralAMG, prob: AMGCycleProblem, Z: torch.Tensor, cycles: int):
+    """Mean ``log`` energy-norm error reduction of ``cycles`` cycles on the probes ``Z``.
+
+    The finest level takes the network's weights; the coarse problem is solved exactly
+    (two-grid) or, with ``prob.T1``, by a plain SA V-cycle as in the real hierarchy.
+    """
+    w, s, f = (t.double() for t in model.level_weights(prob.graph))
+    A = prob.A
+    G = prob.AT + torch.zeros_like(prob.T).index_add_(0, prob.graph.row, f[:, None] * prob.Tc)
+    P = prob.T - w[:, None] * G
+    coarse = _coarse_solver(P.T @ A @ P, prob.T1)
+    sweep = _sgs(A, prob.lower + torch.diag(prob.d / s))
     e = Z
     for _ in range(cycles):
         e = sweep(e)
-        e = e - P @ torch.cholesky_solve(P.T @ (A @ e), Lc)
+        e = e - P @ coarse(P.T @ (A @ e))
         e = sweep(e)
     ratio = (e * (A @ e)).sum(0) / (Z * (A @ Z)).sum(0)
     return torch.log(ratio + 1e-30).mean()
 
 
-def _probes(prob: TwoGridProblem, n_probes: int, gen: torch.Generator) -> torch.Tensor:
+def _probes(prob: AMGCycleProblem, n_probes: int, gen: torch.Generator) -> torch.Tensor:
     """Random vectors, half of them smoothed by damped Jacobi (low modes dominate)."""
     Z = torch.randn(prob.A.shape[0], n_probes, generator=gen, dtype=torch.float64)
     half = n_probes // 2
@@ -123,11 +167,12 @@ def train_neural_amg(
     lr: float = 3e-3,
     batch: int = 4,
     cycles: int = 2,
+    levels: int = 3,
     n_probes: int = 8,
     seed: int = 0,
     progress: bool = True,
 ) -> dict:
-    """Minimise the two-grid loss over ``matrices`` (Adam, ``batch`` matrices a step).
+    """Minimise :func:`amg_cycle_loss` over ``matrices`` (Adam, ``batch`` a step).
 
     Training runs in float64; the model is returned in its original dtype and eval mode.
     ``matrices``: small SPD sparse matrices (a few hundred unknowns each; dense algebra).
@@ -138,21 +183,21 @@ def train_neural_amg(
     for name, val in (("steps", steps), ("batch", batch), ("cycles", cycles)):
         if not isinstance(val, int) or val < (0 if name == "steps" else 1):
             raise ValueError(f"{name} must be a non-negative integer (>= 1 for batch, cycles)")
-    probs = [two_grid_problem(A) for A in matrices]
+    probs = [amg_cycle_problem(A, levels=levels) for A in matrices]
     dtype = next(model.parameters()).dtype
     model.double().train()
     gen = torch.Generator().manual_seed(seed)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     hist: dict[str, list[float]] = {"loss": []}
     with ProgressBar(enabled=progress) as bar:
-        task = bar.add_task("neural AMG: two-grid loss", total=steps)
+        task = bar.add_task("neural AMG: cycle loss", total=steps)
         for _ in range(steps):
             idx = torch.randint(len(probs), (min(batch, len(probs)),), generator=gen)
             opt.zero_grad()
             total = torch.zeros((), dtype=torch.float64)
             for i in idx.tolist():
                 Z = _probes(probs[i], n_probes, gen)
-                total = total + two_grid_loss(model, probs[i], Z, cycles)
+                total = total + amg_cycle_loss(model, probs[i], Z, cycles)
             loss = total / len(idx)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -160,21 +205,21 @@ def train_neural_amg(
             hist["loss"].append(float(loss.detach()))
             bar.advance(task, info=f"loss {hist['loss'][-1]:.4g}")
     if steps:
-        logger.info("neural AMG two-grid loss: %.4g after %d steps", hist["loss"][-1], steps)
+        logger.info("neural AMG cycle loss: %.4g after %d steps", hist["loss"][-1], steps)
     model.to(dtype).eval()
     return hist
 
 
-def mean_two_grid_loss(model: NeuralAMG, matrices: Sequence, *, cycles: int = 2, seed=0):
-    """The two-grid loss averaged over ``matrices`` (no gradient): a validation figure."""
+def mean_amg_cycle_loss(model: NeuralAMG, matrices: Sequence, *, cycles: int = 2, seed=0):
+    """:func:`amg_cycle_loss` averaged over ``matrices`` (no gradient): for validation."""
     gen = torch.Generator().manual_seed(seed)
     dtype = next(model.parameters()).dtype
     model.double()
     try:
         with torch.no_grad():
             vals = [
-                float(two_grid_loss(model, p, _probes(p, 8, gen), cycles))
-                for p in (two_grid_problem(A) for A in matrices)
+                float(amg_cycle_loss(model, p, _probes(p, 8, gen), cycles))
+                for p in (amg_cycle_problem(A) for A in matrices)
             ]
     finally:
         model.to(dtype)
