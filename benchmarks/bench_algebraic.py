@@ -64,7 +64,7 @@ from pdesurrogates.training import fem_training_matrices, train_neural_amg, trai
 from _common import fresh_process_peak, markdown_table, write_results
 
 RTOL = 1e-6
-NAMG_MATRICES, NAMG_SIZES, NAMG_STEPS, NAMG_CYCLES = 32, (10, 22), 200, 2
+NAMG_MATRICES, NAMG_SIZES, NAMG_STEPS, NAMG_CYCLES = 32, (10, 22), 200, 4
 MAXITER = 5000
 PYAMG_EXAMPLES = (
     "airfoil",
