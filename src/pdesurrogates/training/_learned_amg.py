@@ -129,23 +129,55 @@ def _coarse_solver(Ac: torch.Tensor, T1: torch.Tensor | None):
     return solve
 
 
-def amg_cycle_loss(model: NeuralAMG, prob: AMGCycleProblem, Z: torch.Tensor, cycles: int):
-    """Mean ``log`` energy-norm error reduction of ``cycles`` cycles on the probes ``Z``.
-
-    The finest level takes the network's weights; the coarse problem is solved exactly
-    (two-grid) or, with ``prob.T1``, by a plain SA V-cycle as in the real hierarchy.
-    """
+def _cycle_parts(model: NeuralAMG, prob: AMGCycleProblem):
+    """``(P, coarse solver, smoother factor M)`` of the finest level, differentiable."""
     w, s, f = (t.double() for t in model.level_weights(prob.graph))
     A = prob.A
     G = prob.AT + torch.zeros_like(prob.T).index_add_(0, prob.graph.row, f[:, None] * prob.Tc)
     P = prob.T - w[:, None] * G
-    coarse = _coarse_solver(P.T @ A @ P, prob.T1)
-    sweep = _sgs(A, prob.lower + torch.diag(prob.d / s))
-    e = Z
-    for _ in range(cycles):
-        e = sweep(e)
-        e = e - P @ coarse(P.T @ (A @ e))
-        e = sweep(e)
+    return P, _coarse_solver(P.T @ A @ P, prob.T1), prob.lower + torch.diag(prob.d / s)
+
+
+def amg_cycle_loss(
+    model: NeuralAMG, prob: AMGCycleProblem, Z: torch.Tensor, cycles: int, *, pcg: bool = True
+):
+    """Mean ``log`` relative energy-norm error left on the probes ``Z``.
+
+    ``pcg=True``: after ``cycles`` steps of CG preconditioned by the cycle on ``A x = A z``
+    (the quantity whose decay sets the iteration count); ``False``: after ``cycles``
+    stationary cycles ``e <- E e``. The finest level takes the network's weights; the
+    coarse problem is solved exactly (two-grid) or, with ``prob.T1``, by a plain SA
+    V-cycle as in the real hierarchy.
+    """
+    A = prob.A
+    P, coarse, M = _cycle_parts(model, prob)
+
+    def smooth(x, r):
+        x = x + torch.linalg.solve_triangular(M, r - A @ x, upper=False)
+        return x + torch.linalg.solve_triangular(M.T, r - A @ x, upper=True)
+
+    def vcycle(r):
+        x = smooth(torch.zeros_like(r), r)
+        x = x + P @ coarse(P.T @ (r - A @ x))
+        return smooth(x, r)
+
+    if pcg:
+        x = torch.zeros_like(Z)
+        r = A @ Z
+        z = vcycle(r)
+        p, rz = z, (r * z).sum(0)
+        for _ in range(cycles):
+            Ap = A @ p
+            alpha = rz / (p * Ap).sum(0)
+            x, r = x + alpha * p, r - alpha * Ap
+            z = vcycle(r)
+            rz_new = (r * z).sum(0)
+            p, rz = z + (rz_new / rz) * p, rz_new
+        e = x - Z
+    else:
+        e = Z
+        for _ in range(cycles):
+            e = e - vcycle(A @ e)
     ratio = (e * (A @ e)).sum(0) / (Z * (A @ Z)).sum(0)
     return torch.log(ratio + 1e-30).mean()
 
@@ -166,8 +198,9 @@ def train_neural_amg(
     steps: int = 200,
     lr: float = 3e-3,
     batch: int = 4,
-    cycles: int = 2,
+    cycles: int = 4,
     levels: int = 3,
+    pcg: bool = True,
     n_probes: int = 8,
     seed: int = 0,
     progress: bool = True,
@@ -197,7 +230,7 @@ def train_neural_amg(
             total = torch.zeros((), dtype=torch.float64)
             for i in idx.tolist():
                 Z = _probes(probs[i], n_probes, gen)
-                total = total + amg_cycle_loss(model, probs[i], Z, cycles)
+                total = total + amg_cycle_loss(model, probs[i], Z, cycles, pcg=pcg)
             loss = total / len(idx)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -210,7 +243,9 @@ def train_neural_amg(
     return hist
 
 
-def mean_amg_cycle_loss(model: NeuralAMG, matrices: Sequence, *, cycles: int = 2, seed=0):
+def mean_amg_cycle_loss(
+    model: NeuralAMG, matrices: Sequence, *, cycles: int = 4, pcg: bool = True, seed=0
+):
     """:func:`amg_cycle_loss` averaged over ``matrices`` (no gradient): for validation."""
     gen = torch.Generator().manual_seed(seed)
     dtype = next(model.parameters()).dtype
@@ -218,7 +253,7 @@ def mean_amg_cycle_loss(model: NeuralAMG, matrices: Sequence, *, cycles: int = 2
     try:
         with torch.no_grad():
             vals = [
-                float(amg_cycle_loss(model, p, _probes(p, 8, gen), cycles))
+                float(amg_cycle_loss(model, p, _probes(p, 8, gen), cycles, pcg=pcg))
                 for p in (amg_cycle_problem(A) for A in matrices)
             ]
     finally:
