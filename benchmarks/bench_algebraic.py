@@ -370,9 +370,12 @@ def render(data) -> str:
             "white-noise b, x0 = 0). `nic`: the learned incomplete Cholesky; `nic_init`: its "
             "initialisation, the same network fitted to IC(0) only; `nic_sgs`: the network as "
             "constructed (zero heads = symmetric Gauss-Seidel); `ic0`: our IC(0); `sa`: pyamg "
-            "smoothed aggregation (defaults). `mem`: peak RSS of setup + solve in a fresh "
-            "process per solver, above the RSS after imports and loading (absolute peaks in "
-            "the table below), for cg, ic0, sa and nic on the largest square meshes; blank: "
+            "smoothed aggregation (defaults); `namg`: the learned AMG (NeuralAMG, trained "
+            "here); `amg_init`: its initialisation, the network as constructed = our own "
+            "smoothed aggregation (SmoothedAggregation). `mem`: peak RSS of setup + solve in "
+            "a fresh process per solver, above the RSS after imports and loading (absolute "
+            "peaks in the table below), for cg, ic0, sa, nic and namg on the largest square "
+            "meshes; blank: "
             f"not measured. {data['memory']}. Skipped (not SPD): "
             f"{', '.join(data['skipped_not_spd']) or 'none'}.\n\n",
             markdown_table(data["summary"]),
