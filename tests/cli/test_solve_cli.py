@@ -236,18 +236,22 @@ def test_train_neural_amg_then_solve_an_unseen_fem_matrix_in_a_fresh_process(tmp
         )  # fmt: skip
         assert done.returncode == 0, done.stderr
         assert f"A.npz ({A.shape[0]} unknowns) method={method}" in done.stdout
-        return int(done.stdout.split("iterations=")[1].split(",")[0]), done.stdout
+        return int(done.stdout.split("iterations=")[1].split(",")[0])
 
-    it, _ = solve("neural_amg", "--model", str(run))
+    it = solve("neural_amg", "--model", str(run))
     b = np.random.default_rng(4).standard_normal(A.shape[0])  # the CLI's --rhs random
     model = pdesurrogates.load(run)
     ref = cg(A, b, rtol=1e-8, M=model.precondition(A))
     assert ref.converged and it == ref.n_iter
     assert it < cg(A, b, rtol=1e-8).n_iter / 5
-    it_plain, out = solve("neural_amg")  # no --model: the untrained one, plain SA
-    assert "untrained NeuralAMG" in out
+    png = str(tmp_path / "plain.png")  # no --model: the untrained one, plain SA (in-process)
+    args = ["solve", "--matrix", str(path), "--method", "neural_amg", "--rtol", "1e-8"]
+    assert main([*args, "--seed", "4", "--plot", png]) == 0
+    out = capsys.readouterr().out
     from pdesurrogates.solvers import SmoothedAggregation
 
+    it_plain = int(out.split("iterations=")[1].split(",")[0])
+    assert "untrained NeuralAMG" in out
     assert it_plain == cg(A, b, rtol=1e-8, M=SmoothedAggregation(A)).n_iter
 
 
