@@ -1,4 +1,4 @@
-"""The learned incomplete Cholesky (NeuralIF-style) against CG, IC(0)-PCG and pyamg SA-PCG.
+"""The learned algebraic preconditioners (neural IC, neural AMG) against CG, IC(0) and pyamg SA.
 
 One process, every solver side by side on the same systems, scipy ``cg`` at rtol 1e-6
 (relative residual), ``x0 = 0``, a white-noise right-hand side, at most 5000 iterations:
@@ -9,6 +9,11 @@ One process, every solver side by side on the same systems, scipy ``cg`` at rtol
   ``nic_init``: the same network after its first training phase only (fitted to IC(0)),
   the learned method's own initialisation; ``nic_sgs``: the network as constructed (zero
   output heads), which is exactly symmetric Gauss-Seidel.
+* ``namg``: ``NeuralAMG`` trained here (two-grid loss) on the same FEM families: our
+  smoothed-aggregation hierarchy whose prolongation and SOR weights a graph network sets;
+  ``amg_init``: the network as constructed (zero output head), which is exactly our own
+  plain smoothed aggregation (``SmoothedAggregation``, pyamg's defaults, symmetric
+  Gauss-Seidel), the learned method's initialisation.
 * Unseen FEM matrices: P1 on new random meshes, families poisson / lognormal (sigma 2.5,
   beyond the training range 0.5-2) / anisotropic / plane-strain elasticity, unit square
   and L-shape, m = 64, 128 (the training meshes have m = 10-22, i.e. 80-900 unknowns).
@@ -17,7 +22,10 @@ One process, every solver side by side on the same systems, scipy ``cg`` at rtol
 * A 20-matrix sequence on one mesh (m = 32 and m = 128) whose lognormal coefficient drifts: total
   time per solver; SA either rebuilds its hierarchy every step (``sa``) or keeps it while
   it converges in at most twice the iterations it took when new (``sa_reuse``); ``nic``
-  reuses the pattern via ``update()``.
+  reuses the pattern via ``update()``; ``namg_update`` rebuilds its hierarchy every step
+  but reuses the aggregates (``update()``: no strength/aggregation pass) and
+  ``namg_keep`` keeps the whole hierarchy while it converges in at most twice its first
+  count (then ``update()``), as ``sa_reuse`` does.
 
 Reported: iterations, setup and solve wall time (all solvers in this process, side by
 side), and ratios ours/theirs. Peak memory is measured apart: every (matrix, solver) pair
@@ -50,12 +58,13 @@ import torch
 import pdesurrogates
 from pdesurrogates.solvers import IncompleteCholesky
 from pdesurrogates.solvers.reference import FEM_FAMILIES, fem_family, fem_mesh, fem_sequence
-from pdesurrogates.surrogates import NeuralIncompleteCholesky
-from pdesurrogates.training import fem_training_matrices, train_neural_ic
+from pdesurrogates.surrogates import NeuralAMG, NeuralIncompleteCholesky
+from pdesurrogates.training import fem_training_matrices, train_neural_amg, train_neural_ic
 
 from _common import fresh_process_peak, markdown_table, write_results
 
 RTOL = 1e-6
+NAMG_MATRICES, NAMG_SIZES, NAMG_STEPS, NAMG_CYCLES = 32, (10, 22), 200, 4
 MAXITER = 5000
 PYAMG_EXAMPLES = (
     "airfoil",
@@ -65,11 +74,11 @@ PYAMG_EXAMPLES = (
     "unit_cube",
     "unit_square",
 )
-SOLVERS = ("cg", "ic0", "sa", "nic_sgs", "nic_init", "nic")
-MODELS = ("nic_sgs", "nic_init", "nic")  # the solvers that are a NeuralIncompleteCholesky
+SOLVERS = ("cg", "ic0", "sa", "nic_sgs", "nic_init", "nic", "amg_init", "namg")
+MODELS = ("nic_sgs", "nic_init", "nic", "amg_init", "namg")  # the solvers that are a model
 # memory is measured (one fresh process each) for these solvers on the largest FEM meshes
 # and pyamg's matrices; nic_sgs / nic_init share nic's architecture, pattern and cost
-MEMORY_SOLVERS = ("cg", "ic0", "sa", "nic")
+MEMORY_SOLVERS = ("cg", "ic0", "sa", "nic", "namg")
 
 
 def run_pcg(A, b, setup):
@@ -177,36 +186,76 @@ def train(quick: bool):
         "pcg_proxy_loss_first": h1["loss"][0],
         "pcg_proxy_loss_final": float(np.mean(h1["loss"][-10:])),
     }
-    return {"nic_sgs": model_sgs, "nic_init": model_init, "nic": model}, info
+    namg = NeuralAMG(latent=16, rounds=3, seed=0)
+    amg_init = copy.deepcopy(namg)
+    t3 = time.perf_counter()
+    mats_amg = fem_training_matrices(8 if quick else NAMG_MATRICES, sizes=NAMG_SIZES, seed=0)
+    h2 = train_neural_amg(
+        namg, mats_amg, steps=10 if quick else NAMG_STEPS, cycles=NAMG_CYCLES, progress=False
+    )
+    info.update(
+        namg_matrices=len(mats_amg),
+        namg_unknowns=[
+            int(min(A.shape[0] for A in mats_amg)),
+            int(max(A.shape[0] for A in mats_amg)),
+        ],
+        namg_seconds=time.perf_counter() - t3,
+        namg_loss_first=float(np.mean(h2["loss"][:10])),
+        namg_loss_final=float(np.mean(h2["loss"][-10:])),
+    )
+    models = {"nic_sgs": model_sgs, "nic_init": model_init, "nic": model}
+    return {**models, "amg_init": amg_init, "namg": namg}, info
 
 
-def sequence(model, m: int, quick: bool):
+def _keep_while_fast(build, update):
+    """A set-up function that keeps its preconditioner while it converges in at most
+    twice the iterations it took when new (``state["last"]`` is set by the caller)."""
+    state = {"p": None, "base": None, "last": None}
+
+    def setup(A):
+        if state["p"] is None:
+            state["p"], state["base"] = build(A), None
+        elif state["last"] > 2 * state["base"]:
+            state["p"] = build(A) if update is None else update(state["p"], A)
+            state["base"] = None
+        return state["p"].aspreconditioner()
+
+    return setup, state
+
+
+def sequence(models, m: int, quick: bool):
     mesh = fem_mesh(m, seed=7)
     systems = fem_sequence(mesh, 6 if quick else 20, sigma=1.5, seed=7)
     rng = np.random.default_rng(0)
     bs = [rng.normal(size=s.A.shape[0]) for s in systems]
     rows = []
-    sa = {"ml": None, "base": None, "last": None}
-    nic_p = [None]
 
-    def sa_reuse(A):
-        # keep the hierarchy while it converges in at most 2x the iterations it took when new
-        if sa["ml"] is None or sa["last"] > 2 * sa["base"]:
-            sa["ml"], sa["base"] = pyamg.smoothed_aggregation_solver(A), None
-        return sa["ml"].aspreconditioner()
+    def updating(model):
+        held = [None]
 
-    def nic_update(A):
-        nic_p[0] = model.precondition(A) if nic_p[0] is None else nic_p[0].update(A)
-        return nic_p[0].aspreconditioner()
+        def setup(A):
+            held[0] = model.precondition(A) if held[0] is None else held[0].update(A)
+            return held[0].aspreconditioner()
 
-    setups = {"ic0": setup_of("ic0"), "sa": setup_of("sa"), "sa_reuse": sa_reuse, "nic": nic_update}
-    for name, setup in setups.items():
+        return setup
+
+    namg = models["namg"]
+    sa_reuse, sa_state = _keep_while_fast(pyamg.smoothed_aggregation_solver, None)
+    keep, keep_state = _keep_while_fast(namg.precondition, lambda p, A: p.update(A))
+    setups = {
+        "ic0": (setup_of("ic0"), {}),
+        "sa": (setup_of("sa"), {}),
+        "sa_reuse": (sa_reuse, sa_state),
+        "nic": (updating(models["nic"]), {}),
+        "namg_update": (updating(namg), {}),
+        "namg_keep": (keep, keep_state),
+    }
+    for name, (setup, state) in setups.items():
         its, tset, tsol = [], 0.0, 0.0
-        sa.update(ml=None, base=None, last=None)
         for s, b in zip(systems, bs, strict=True):
             it, a, c, _rel = run_pcg(s.A, b, setup)
-            sa["last"] = it
-            sa["base"] = it if sa["base"] is None else sa["base"]
+            state["last"] = it
+            state["base"] = it if state.get("base") is None else state["base"]
             its.append(it)
             tset, tsol = tset + a, tsol + c
         rows.append(
@@ -224,9 +273,11 @@ def sequence(model, m: int, quick: bool):
         )
     sa_total = next(r["total_s"] for r in rows if r["solver"] == "sa")
     best_sa = min(r["total_s"] for r in rows if r["solver"].startswith("sa"))
+    best_namg = min(r["total_s"] for r in rows if r["solver"].startswith("namg"))
     for r in rows:
         r["total_vs_sa"] = r["total_s"] / sa_total
         r["total_vs_best_sa"] = r["total_s"] / best_sa
+        r["best_namg_vs_best_sa"] = best_namg / best_sa
     return rows
 
 
@@ -271,7 +322,7 @@ def summarise(mats, rows) -> list[dict]:
     summary = []
     for name, _group, _ in mats:
         by = {r["solver"]: r for r in rows if r["matrix"] == name}
-        nic = by["nic"]
+        nic, namg, sa = by["nic"], by["namg"], by["sa"]
         summary.append(
             {
                 "matrix": name,
@@ -285,6 +336,12 @@ def summarise(mats, rows) -> list[dict]:
                 "mem nic MiB": nic.get("mem_mib"),
                 "mem sa MiB": by["sa"].get("mem_mib"),
                 "<=1.5x SA it": "met" if nic["iters_vs_sa"] <= 1.5 else "missed",
+                "namg/sa it": namg["iters_vs_sa"],
+                "amg_init/namg it": by["amg_init"]["iters"] / max(namg["iters"], 1),
+                "namg/amg_init t": namg["total_s"] / by["amg_init"]["total_s"],
+                "namg/sa t": namg["total_vs_sa"],
+                "mem namg MiB": namg.get("mem_mib"),
+                "namg <=1.5x SA it": "met" if namg["iters"] <= 1.5 * sa["iters"] else "missed",
             }
         )
     return summary
@@ -313,9 +370,12 @@ def render(data) -> str:
             "white-noise b, x0 = 0). `nic`: the learned incomplete Cholesky; `nic_init`: its "
             "initialisation, the same network fitted to IC(0) only; `nic_sgs`: the network as "
             "constructed (zero heads = symmetric Gauss-Seidel); `ic0`: our IC(0); `sa`: pyamg "
-            "smoothed aggregation (defaults). `mem`: peak RSS of setup + solve in a fresh "
-            "process per solver, above the RSS after imports and loading (absolute peaks in "
-            "the table below), for cg, ic0, sa and nic on the largest square meshes; blank: "
+            "smoothed aggregation (defaults); `namg`: the learned AMG (NeuralAMG, trained "
+            "here); `amg_init`: its initialisation, the network as constructed = our own "
+            "smoothed aggregation (SmoothedAggregation). `mem`: peak RSS of setup + solve in "
+            "a fresh process per solver, above the RSS after imports and loading (absolute "
+            "peaks in the table below), for cg, ic0, sa, nic and namg on the largest square "
+            "meshes; blank: "
             f"not measured. {data['memory']}. Skipped (not SPD): "
             f"{', '.join(data['skipped_not_spd']) or 'none'}.\n\n",
             markdown_table(data["summary"]),
@@ -349,6 +409,7 @@ def memory_only(log) -> None:
     with tempfile.TemporaryDirectory(prefix="bench_algebraic_") as tmp:
         workdir = Path(tmp)
         pdesurrogates.save(model, workdir / "nic")
+        pdesurrogates.save(NeuralAMG(latent=16, rounds=3, seed=0), workdir / "namg")
         for name, _, A in mats:
             for r in data["rows"]:
                 if r["matrix"] == name:
@@ -402,11 +463,7 @@ def main() -> None:
         for name, model in models.items():
             pdesurrogates.save(model, workdir / name)
         rows = solve_rows(mats, models, workdir, memory_for, log)
-    seq = [
-        r
-        for m in ((16,) if args.quick else (32, 128))
-        for r in sequence(models["nic"], m, args.quick)
-    ]
+    seq = [r for m in ((16,) if args.quick else (32, 128)) for r in sequence(models, m, args.quick)]
     summary = summarise(mats, rows)
     data = {
         "rtol": RTOL,

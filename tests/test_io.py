@@ -287,6 +287,12 @@ def _family(name):
             gr.col,
             gr.lower,
         )
+    if name == "NeuralAMG":
+        from pdesurrogates.solvers import gallery
+        from pdesurrogates.surrogates._neural_if import matrix_graph
+
+        gr = matrix_graph(gallery.poisson2d(5, 4))
+        return _perturbed(s.NeuralAMG(latent=4, rounds=2)), (gr.node, gr.edge, gr.row, gr.col)
     if name == "MultiFidelityNet":
         m = s.MultiFidelityNet(in_dim=3, n_levels=3, low_width=8, corr_width=4)
         return m, (torch.rand(5, 3, generator=g),)

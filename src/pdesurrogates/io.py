@@ -110,6 +110,7 @@ BUILTIN_MODELS: dict[str, str] = {
     "MgNO": "pdesurrogates.surrogates._mgno",
     "MultiFidelityNet": "pdesurrogates.surrogates._mfnet",
     "NeuralIncompleteCholesky": "pdesurrogates.surrogates._neural_if",
+    "NeuralAMG": "pdesurrogates.surrogates._learned_amg",
     "NormalizedModel": "pdesurrogates.surrogates._normalized",
     "Normalizer": "pdesurrogates.surrogates._normalizer",
 }

@@ -199,3 +199,73 @@ def test_solve_matrix_file_errors(tmp_path, capsys):
     assert "--method neural_ic needs --model" in capsys.readouterr().err
     assert main(["solve", "--matrix", str(path), "--rhs", "smooth"]) == 1
     assert "--rhs smooth needs a grid" in capsys.readouterr().err
+
+
+def test_train_neural_amg_then_solve_an_unseen_fem_matrix_in_a_fresh_process(tmp_path, capsys):
+    import os
+    import subprocess
+    import sys
+
+    import scipy.sparse as sp
+
+    import pdesurrogates
+    from pdesurrogates.solvers import cg
+    from pdesurrogates.solvers.reference import fem_family
+
+    run = tmp_path / "namg"
+    code = main(
+        ["train", "neural-amg", "-o", str(run), "--matrices", "4", "--sizes", "6,10",
+         "--steps", "3", "--latent", "8", "--rounds", "2", "-q"]
+    )  # fmt: skip
+    assert code == 0, capsys.readouterr()
+    cfg = json.loads((run / "config.json").read_text())
+    assert cfg["class"] == "NeuralAMG"
+    A = fem_family("lognormal", 24, domain="lshape", seed=321).A  # a mesh never seen
+    path = tmp_path / "A.npz"
+    sp.save_npz(path, A)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    src = str(Path(pdesurrogates.__file__).resolve().parents[1])
+    env["PYTHONPATH"] = src + os.pathsep + env.get("PYTHONPATH", "")
+
+    def solve(method, *more):
+        done = subprocess.run(
+            [sys.executable, "-m", "pdesurrogates", "solve", "--matrix", str(path), "--method",
+             method, "--rtol", "1e-8", "--seed", "4", "--plot", str(tmp_path / f"{method}.png"),
+             *more],
+            capture_output=True, text=True, env=env, timeout=300, check=False,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        assert f"A.npz ({A.shape[0]} unknowns) method={method}" in done.stdout
+        return int(done.stdout.split("iterations=")[1].split(",")[0])
+
+    it = solve("neural_amg", "--model", str(run))
+    b = np.random.default_rng(4).standard_normal(A.shape[0])  # the CLI's --rhs random
+    model = pdesurrogates.load(run)
+    ref = cg(A, b, rtol=1e-8, M=model.precondition(A))
+    assert ref.converged and it == ref.n_iter
+    assert it < cg(A, b, rtol=1e-8).n_iter / 5
+    png = str(tmp_path / "plain.png")  # no --model: the untrained one, plain SA (in-process)
+    args = ["solve", "--matrix", str(path), "--method", "neural_amg", "--rtol", "1e-8"]
+    assert main([*args, "--seed", "4", "--plot", png]) == 0
+    out = capsys.readouterr().out
+    from pdesurrogates.solvers import SmoothedAggregation
+
+    it_plain = int(out.split("iterations=")[1].split(",")[0])
+    assert "untrained NeuralAMG" in out
+    assert it_plain == cg(A, b, rtol=1e-8, M=SmoothedAggregation(A)).n_iter
+
+
+def test_neural_amg_refusals_on_the_cli(tmp_path, capsys):
+    import scipy.sparse as sp
+
+    from pdesurrogates.solvers import gallery
+
+    A = gallery.poisson2d(8)
+    path = tmp_path / "ns.npz"
+    sp.save_npz(path, sp.csr_matrix(A + sp.diags(np.ones(63), 1)))
+    png = str(tmp_path / "p.png")
+    assert main(["solve", "--matrix", str(path), "--method", "neural_amg", "--plot", png]) == 1
+    cap = capsys.readouterr()  # a non-symmetric A is reported, never preconditioned
+    assert "NOT converged (nonsymmetric)" in cap.out and "A is not symmetric" in cap.err
+    assert main(["solve", "--matrix", str(path), "--method", "sa", "--model", str(tmp_path)]) == 1
+    assert "--model is not used by --method sa" in capsys.readouterr().err

@@ -13,6 +13,7 @@ from pdesurrogates.solvers.reference import fem_family
 from pdesurrogates.surrogates import (
     ConjugateDirectionNet,
     LearnedVCycle,
+    NeuralAMG,
     NeuralIncompleteCholesky,
 )
 
@@ -39,6 +40,7 @@ def test_solve_with_every_method_reaches_the_direct_solution(method):
         "dcdm": ConjugateDirectionNet(dim=2, width=0),
         "vcycle": LearnedVCycle(dim=2),
         "neural_ic": NeuralIncompleteCholesky(seed=0),
+        "neural_amg": NeuralAMG(seed=0),
     }
     res = solve_with(p, b, method, model=model.get(method), rtol=1e-9)
     assert res.status is SolveStatus.CONVERGED and res.info["solve_method"] == method

@@ -1,5 +1,5 @@
-"""``pdesurrogates solve``, ``train dcdm``, ``train vcycle`` and ``train neural-ic``: learned
-and classical solvers.
+"""``pdesurrogates solve``, ``train dcdm``, ``train vcycle``, ``train neural-ic`` and ``train
+neural-amg``: learned and classical solvers.
 
 Parsing and printing only: the problems come from
 :func:`pdesurrogates.solvers.gallery.named_problem` and the solve is
@@ -21,6 +21,7 @@ from pdesurrogates.cli._app import app, train_app
 __all__ = [
     "solve_command",
     "train_dcdm_command",
+    "train_neural_amg_command",
     "train_neural_ic_command",
     "train_vcycle_command",
 ]
@@ -28,8 +29,8 @@ __all__ = [
 # literal copies of solvers.gallery.PROBLEM_NAMES / solvers.SOLVE_METHODS for the help
 # text (importing solvers here would import scipy when the CLI starts; a test checks them)
 _PROBLEMS = ("poisson2d", "poisson3d", "smoke2d", "smoke3d", "varcoef2d")
-_METHODS = ("cg", "jacobi", "ic", "amg", "dcdm", "vcycle", "neural_ic")
-_MODEL_METHODS = ("dcdm", "vcycle", "neural_ic")
+_METHODS = ("cg", "jacobi", "ic", "amg", "sa", "dcdm", "vcycle", "neural_ic", "neural_amg")
+_MODEL_METHODS = ("dcdm", "vcycle", "neural_ic", "neural_amg")
 
 
 def _residual_plot(residuals: np.ndarray, bnorm: float, title: str, path: Path) -> None:
@@ -67,6 +68,11 @@ def _model_for(method: str, model: Path | None, dim: int):
 
         typer.echo("note: no --model given; using the untrained (geometric) V-cycle")
         return LearnedVCycle(dim=dim)
+    if method == "neural_amg":
+        from pdesurrogates.surrogates import NeuralAMG
+
+        typer.echo("note: no --model given; using the untrained NeuralAMG (smoothed aggregation)")
+        return NeuralAMG()
     if method == "dcdm":
         raise ValueError(
             "--method dcdm needs --model (a saved direction network, e.g. from "
@@ -137,8 +143,9 @@ def solve_command(
     model: Path | None = typer.Option(
         None,
         help="Saved model (directory) for dcdm (from 'train dcdm'), vcycle (from 'train "
-        "vcycle'; default: the untrained geometric V-cycle) or neural_ic (from 'train "
-        "neural-ic').",
+        "vcycle'; default: the untrained geometric V-cycle), neural_ic (from 'train "
+        "neural-ic') or neural_amg (from 'train neural-amg'; default: the untrained one, "
+        "plain smoothed aggregation).",
     ),
     rtol: float = typer.Option(
         1e-6,
@@ -158,12 +165,12 @@ def solve_command(
 
     Saves a plot of the relative residual against the iteration number. With --matrix,
     the system is that file's matrix (e.g. an unstructured finite-element matrix: use
-    --method neural_ic, ic or amg; the grid methods dcdm and vcycle refuse a matrix that
-    is not a stencil on a square or cube grid).
+    --method neural_amg, sa, neural_ic, ic or amg; the grid methods dcdm and vcycle refuse
+    a matrix that is not a stencil on a square or cube grid).
 
     Example: pdesurrogates solve --problem smoke2d --n 256 --method dcdm --model runs/dcdm2d
 
-    Example: pdesurrogates solve --matrix A.npz --method neural_ic --model runs/nic
+    Example: pdesurrogates solve --matrix A.npz --method neural_amg --model runs/namg
     """
     if problem not in _PROBLEMS:
         raise ValueError(f"unknown --problem {problem!r}; choose one of {', '.join(_PROBLEMS)}")
@@ -412,3 +419,51 @@ def train_neural_ic_command(
     _save_run(net, output, meta)
     last = hist["loss"][-1] if hist["loss"] else hist["init_loss"][-1]
     typer.echo(f"trained in {seconds:.1f} s: final loss {last:.4g}; saved to {output}")
+
+
+@train_app.command("neural-amg")
+def train_neural_amg_command(
+    output: Path = typer.Option(
+        Path("runs/neural_amg"), "-o", "--output", help="Directory of the saved model."
+    ),
+    matrices: int = typer.Option(32, min=1, help="Random P1 FEM training matrices."),
+    sizes: str = typer.Option(
+        "10,22", help="Smallest,largest mesh cells per side of the training matrices."
+    ),
+    steps: int = typer.Option(200, min=0, help="Adam steps on the cycle loss."),
+    batch_size: int = typer.Option(4, min=1, help="Matrices per step."),
+    lr: float = typer.Option(3e-3, min=0.0, help="Adam learning rate."),
+    latent: int = typer.Option(16, min=1, help="Width of the node and edge states."),
+    rounds: int = typer.Option(3, min=1, help="Message-passing rounds."),
+    seed: int = typer.Option(0, help="Seed of the matrices, the initialisation and the probes."),
+    quiet: bool = typer.Option(False, "-q", "--quiet", help="No progress bar."),
+) -> None:
+    """Train a learned smoothed-aggregation AMG (NeuralAMG) on random P1 FEM matrices.
+
+    A graph network sets the finest level's prolongation-smoothing and SOR weights; it
+    starts as plain smoothed aggregation and minimises the energy-norm error left by two
+    cycles (three levels, plain SA below the finest) on Poisson, lognormal, anisotropic
+    and elasticity matrices of random unstructured meshes. Saves the model to OUTPUT (use
+    it with 'pdesurrogates solve --matrix A.npz --method neural_amg --model OUTPUT').
+    """
+    try:
+        lo, hi = (int(v) for v in sizes.split(","))
+    except ValueError as exc:
+        raise ValueError(f"--sizes must be two integers 'lo,hi'; got {sizes!r}") from exc
+    if not 4 <= lo <= hi:
+        raise ValueError(f"--sizes must satisfy 4 <= lo <= hi; got {sizes!r}")
+    from pdesurrogates.surrogates import NeuralAMG
+    from pdesurrogates.training import fem_training_matrices, train_neural_amg
+
+    t0 = time.perf_counter()
+    mats = fem_training_matrices(matrices, sizes=(lo, hi), seed=seed)
+    net = NeuralAMG(latent=latent, rounds=rounds, seed=seed)
+    hist = train_neural_amg(
+        net, mats, steps=steps, lr=lr, batch=batch_size, seed=seed, progress=not quiet
+    )
+    seconds = time.perf_counter() - t0
+    config = dict(matrices=matrices, sizes=[lo, hi], steps=steps, batch_size=batch_size)
+    config.update(lr=lr, seed=seed)
+    _save_run(net, output, {"config": config, "seconds": seconds, "history": hist})
+    last = f"{hist['loss'][-1]:.4g}" if hist["loss"] else "n/a (0 steps)"
+    typer.echo(f"trained in {seconds:.1f} s: final cycle loss {last}; saved to {output}")

@@ -6,6 +6,7 @@ import sys as _sys
 
 from pdesurrogates.solvers import _gallery as gallery
 from pdesurrogates.solvers import _krylov as krylov
+from pdesurrogates.solvers._aggregation import SmoothedAggregation
 from pdesurrogates.solvers._dcdm import dcdm
 from pdesurrogates.solvers._factor import FactoredPreconditioner
 from pdesurrogates.solvers._krylov import cg, fcg
@@ -35,6 +36,7 @@ __all__ = [
     "LearnedPreconditioner",
     "MultigridHierarchy",
     "Preconditioner",
+    "SmoothedAggregation",
     "SolveResult",
     "SolveStatus",
     "amg",

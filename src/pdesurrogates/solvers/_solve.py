@@ -22,6 +22,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from pdesurrogates.errors import SolverError
+from pdesurrogates.solvers._aggregation import SmoothedAggregation
 from pdesurrogates.solvers._checks import check_maxiter, check_tolerances, prepare
 from pdesurrogates.solvers._dcdm import dcdm
 from pdesurrogates.solvers._krylov import _start, cg
@@ -35,15 +36,17 @@ from pdesurrogates.solvers._result import SolveResult, SolveStatus
 
 __all__ = ["MODEL_METHODS", "SOLVE_METHODS", "solve_with"]
 
-SOLVE_METHODS = ("cg", "jacobi", "ic", "amg", "dcdm", "vcycle", "neural_ic")
-"""Method names of :func:`solve_with`: plain CG, PCG with Jacobi / IC(0) / pyamg AMG,
-DCDM with a direction network, PCG with a (learned) V-cycle, PCG with a learned
-incomplete Cholesky factor."""
+SOLVE_METHODS = ("cg", "jacobi", "ic", "amg", "sa", "dcdm", "vcycle", "neural_ic", "neural_amg")
+"""Method names of :func:`solve_with`: plain CG, PCG with Jacobi / IC(0) / pyamg AMG /
+our smoothed aggregation, DCDM with a direction network, PCG with a (learned) V-cycle,
+PCG with a learned incomplete Cholesky factor, PCG with a learned smoothed-aggregation
+AMG."""
 
-MODEL_METHODS = ("dcdm", "vcycle", "neural_ic")
+MODEL_METHODS = ("dcdm", "vcycle", "neural_ic", "neural_amg")
 """The methods that take a model."""
 
-_CLASSICAL = {"jacobi": Jacobi, "ic": IncompleteCholesky, "amg": AMG}
+_CLASSICAL = {"jacobi": Jacobi, "ic": IncompleteCholesky, "amg": AMG, "sa": SmoothedAggregation}
+_FACTORY = ("neural_ic", "neural_amg")  # model.precondition(A) builds the preconditioner
 
 
 def _is_vcycle(model) -> bool:
@@ -51,14 +54,20 @@ def _is_vcycle(model) -> bool:
 
 
 def _is_factor_model(model) -> bool:
-    """A learned factorisation: ``model.precondition(A)`` gives an SPD preconditioner."""
+    """An algebraic model: ``model.precondition(A)`` gives an SPD preconditioner."""
     return callable(getattr(model, "precondition", None))
+
+
+def _factory_method(model) -> str:
+    """``neural_amg`` for a learned AMG, ``neural_ic`` for a learned factorisation."""
+    return getattr(model, "solve_method", "neural_ic")
 
 
 _NEEDS = {
     "vcycle": "a LearnedVCycle",
     "dcdm": "a direction network",
     "neural_ic": "a NeuralIncompleteCholesky",
+    "neural_amg": "a NeuralAMG; NeuralAMG() untrained is plain smoothed aggregation",
 }
 
 
@@ -76,7 +85,18 @@ def check_model(method: str, model, problem) -> None:
         return
     if model is None:
         raise SolverError(f"method {method!r} needs a model ({_NEEDS[method]}); pass model=...")
-    if _is_factor_model(model) != (method == "neural_ic"):
+    if _is_factor_model(model) and method in _FACTORY and _factory_method(model) != method:
+        raise SolverError(
+            f"method {method!r} needs {_NEEDS[method]}, but the model is a {name}; use "
+            f"method {_factory_method(model)!r} for a {name}"
+        )
+    if method == "neural_amg" and not _is_factor_model(model):
+        right = "vcycle" if _is_vcycle(model) else "dcdm"
+        raise SolverError(
+            f"method 'neural_amg' needs a NeuralAMG (a model with precondition(A)), but the "
+            f"model is a {name}; use method {right!r} for a {name}"
+        )
+    if _is_factor_model(model) != (method in _FACTORY):
         if method == "neural_ic":
             right = "vcycle" if _is_vcycle(model) else "dcdm"
             raise SolverError(
@@ -85,10 +105,11 @@ def check_model(method: str, model, problem) -> None:
                 f"{name}; use method {right!r} for a {name}"
             )
         raise SolverError(
-            f"method {method!r} needs {_NEEDS[method]}, but the model is a {name}, a learned "
-            f"factorisation for any sparse SPD matrix; use method 'neural_ic' for a {name}"
+            f"method {method!r} needs {_NEEDS[method]}, but the model is a {name}, an "
+            f"algebraic preconditioner for any sparse SPD matrix; use method "
+            f"{_factory_method(model)!r} for a {name}"
         )
-    if method == "neural_ic":
+    if method in _FACTORY:
         return
     if method == "vcycle" and not _is_vcycle(model):
         raise SolverError(
@@ -135,20 +156,26 @@ def solve_with(
         ``problem.mask``) or a bare sparse SPD matrix ``A`` (e.g. a finite-element matrix
         read from a file). The grid methods ``dcdm``/``vcycle`` need a grid: a bare matrix
         must be a stencil on a square/cube grid in C order (checked; a permuted or
-        unstructured matrix is refused, naming ``neural_ic``, ``ic`` and ``amg``).
+        unstructured matrix is refused, naming ``neural_ic``, ``ic`` and ``amg``). The
+        algebraic methods (``ic``, ``amg``, ``sa``, ``neural_ic``, ``neural_amg``) take
+        any sparse SPD matrix.
     b : ndarray, shape (n,)
         Right-hand side.
-    method : {"cg", "jacobi", "ic", "amg", "dcdm", "vcycle", "neural_ic"}
-        ``cg``: plain CG. ``jacobi``/``ic``/``amg``: CG preconditioned by
-        :class:`Jacobi`, :class:`IncompleteCholesky` or :class:`AMG`. ``dcdm``:
+    method : {"cg", "jacobi", "ic", "amg", "sa", "dcdm", "vcycle", "neural_ic", "neural_amg"}
+        ``cg``: plain CG. ``jacobi``/``ic``/``amg``/``sa``: CG preconditioned by
+        :class:`Jacobi`, :class:`IncompleteCholesky`, :class:`AMG` (pyamg) or our
+        :class:`SmoothedAggregation` V-cycle. ``dcdm``:
         :func:`dcdm` with a direction network. ``vcycle``: CG preconditioned by a
         :class:`~pdesurrogates.surrogates.LearnedVCycle` (never DCDM). ``neural_ic``: CG
         preconditioned by ``model.precondition(A)``, the SPD factor ``L L^T`` of a
-        :class:`~pdesurrogates.surrogates.NeuralIncompleteCholesky`.
+        :class:`~pdesurrogates.surrogates.NeuralIncompleteCholesky`. ``neural_amg``: CG
+        preconditioned by ``model.precondition(A)``, the V-cycle of a
+        :class:`~pdesurrogates.surrogates.NeuralAMG` (SPD for any weights).
     model : torch.nn.Module, optional
         Required by ``dcdm`` (a direction network), ``vcycle`` (a ``LearnedVCycle``;
         ``LearnedVCycle(dim=problem.dim)`` is the untrained geometric one) and
-        ``neural_ic`` (a model with ``precondition(A)``); an error for the other methods.
+        ``neural_ic`` (a model with ``precondition(A)``) and ``neural_amg`` (a
+        ``NeuralAMG``); an error for the other methods.
     rtol : float
         Relative tolerance on the residual.
     maxiter : int, optional
@@ -185,8 +212,8 @@ def solve_with(
     t0 = time.perf_counter()
     _, _, _, early = _start(system, method, rtol, 0.0)
     M = None
-    if early is None and method in (*_CLASSICAL, "neural_ic"):
-        make = model.precondition if method == "neural_ic" else _CLASSICAL[method]
+    if early is None and method in (*_CLASSICAL, *_FACTORY):
+        make = model.precondition if method in _FACTORY else _CLASSICAL[method]
         try:
             M = make(A)
         except SolverError as exc:  # IC(0) breakdown and the like: A is not SPD

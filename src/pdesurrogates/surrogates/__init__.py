@@ -20,6 +20,7 @@ from pdesurrogates.surrogates._deeponet import DeepONet
 from pdesurrogates.surrogates._ensemble import Ensemble
 from pdesurrogates.surrogates._fno import FNO
 from pdesurrogates.surrogates._interactions import screen_interactions
+from pdesurrogates.surrogates._learned_amg import NeuralAMG
 from pdesurrogates.surrogates._mfnet import MultiFidelityNet
 from pdesurrogates.surrogates._mgno import MgNO
 from pdesurrogates.surrogates._neural_if import NeuralIncompleteCholesky
@@ -38,6 +39,7 @@ __all__ = [
     "MFStudyResult",
     "MgNO",
     "MultiFidelityNet",
+    "NeuralAMG",
     "NeuralIncompleteCholesky",
     "NormalizedModel",
     "Normalizer",

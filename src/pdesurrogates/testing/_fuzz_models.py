@@ -75,6 +75,7 @@ def small_models() -> dict[str, tuple[torch.nn.Module, tuple]]:
         "ConjugateDirectionNet": (s.ConjugateDirectionNet(dim=2, width=4), (field,)),
         "LearnedVCycle": (s.LearnedVCycle(dim=2, coarse_cells=4), (field,)),
         "NeuralIncompleteCholesky": (s.NeuralIncompleteCholesky(latent=4, rounds=1), _graph()),
+        "NeuralAMG": (s.NeuralAMG(latent=4, rounds=1), _graph()[:4]),
         "MultiFidelityNet": (
             s.MultiFidelityNet(in_dim=3, n_levels=2, low_width=4, corr_width=4),
             (torch.rand(5, 3, generator=g),),

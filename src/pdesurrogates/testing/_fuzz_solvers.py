@@ -276,6 +276,7 @@ def _solve_with_case(rng):
     from pdesurrogates.surrogates import (
         ConjugateDirectionNet,
         LearnedVCycle,
+        NeuralAMG,
         NeuralIncompleteCholesky,
     )
 
@@ -286,6 +287,7 @@ def _solve_with_case(rng):
         "dcdm": ConjugateDirectionNet(dim=2, width=0),
         "vcycle": LearnedVCycle(dim=2),
         "neural_ic": NeuralIncompleteCholesky(latent=4, rounds=1, seed=0),
+        "neural_amg": NeuralAMG(latent=4, rounds=1, seed=0),
     }
     model = models.get(method)
     blabel, b, reject = _rhs(rng, p.n)

@@ -31,6 +31,7 @@ from pdesurrogates.training._deeponet import (
 )
 from pdesurrogates.training._deeponet_config import DeepONetConfig
 from pdesurrogates.training._ensemble import fit_ensemble
+from pdesurrogates.training._learned_amg import amg_cycle_loss, train_neural_amg
 from pdesurrogates.training._losses import (
     RelH1Loss,
     RelL2Loss,
@@ -85,6 +86,7 @@ __all__ = [
     "TrainingStep",
     "VCycleConfig",
     "VCycleStep",
+    "amg_cycle_loss",
     "dcdm_loss",
     "default_step",
     "evaluate_deeponet",
@@ -112,6 +114,7 @@ __all__ = [
     "sparse_to_torch",
     "train_dcdm",
     "train_deeponet",
+    "train_neural_amg",
     "train_neural_ic",
     "train_vcycle",
     "write_ritz_dataset",
