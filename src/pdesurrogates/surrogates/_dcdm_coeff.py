@@ -38,6 +38,14 @@ __all__ = ["StencilHierarchy", "StencilVCycle"]
 _EXACT_COARSE = 256  # solve the coarsest level exactly up to this many cells
 
 
+def _bilinear_kernel(dim: int) -> torch.Tensor:
+    w1 = torch.tensor([1.0, 3.0, 3.0, 1.0]) / 4.0
+    k = w1
+    for _ in range(dim - 1):
+        k = k[..., None] * w1
+    return k
+
+
 def _offsets(dim: int) -> list[tuple[int, ...]]:
     return list(itertools.product((-1, 0, 1), repeat=dim))
 
@@ -115,8 +123,6 @@ class StencilVCycle(nn.Module):
         omega_fraction: float = 0.8,
     ):
         super().__init__()
-        from pdesurrogates.surrogates._dcdm_net import _bilinear_kernel
-
         self.dim = dim
         self.smoothing_steps = smoothing_steps
         self.coarse_size = coarse_size

@@ -39,6 +39,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from pdesurrogates.io import register_model
+from pdesurrogates.surrogates._dcdm_coeff import StencilVCycle, _bilinear_kernel
 from pdesurrogates.surrogates._limits import MAX_REPEAT, check_at_most
 
 __all__ = ["ConjugateDirectionNet", "LearnedVCycle"]
@@ -61,14 +62,6 @@ def _onednn(enabled: bool):
         yield
     finally:
         torch.backends.mkldnn.enabled = prev
-
-
-def _bilinear_kernel(dim: int) -> torch.Tensor:
-    w1 = torch.tensor([1.0, 3.0, 3.0, 1.0]) / 4.0
-    k = w1
-    for _ in range(dim - 1):
-        k = k[..., None] * w1
-    return k
 
 
 def _shift_conv(x: torch.Tensor, w: torch.Tensor, stride: int, padding: int) -> torch.Tensor:
@@ -204,8 +197,6 @@ class ConjugateDirectionNet(nn.Module):
         self.coarse_steps = coarse_steps
         self.hidden = hidden
         if coefficients:
-            from pdesurrogates.surrogates._dcdm_coeff import StencilVCycle
-
             if not isinstance(hidden, int) or isinstance(hidden, bool) or hidden < 1:
                 raise ValueError(f"hidden must be an integer >= 1; got {hidden!r}")
             self.cycle = StencilVCycle(
