@@ -8,8 +8,9 @@ filling the axis channels) and builds, once per matrix,
   ``P`` the piecewise-constant interpolation from ``2**dim`` blocks (for the Poisson
   stencil this is the rediscretised coarse operator; the factor 1/2 is the classical
   over-correction of aggregation multigrid); and
-* on every level a per-cell smoother kernel ``W(x)`` (``3**dim`` taps): the l1-Jacobi
-  weight ``2 f / sum_j |a_ij|`` times ``(delta + g(x))``, where ``g`` is a small CNN of the
+* on every level a per-cell smoother kernel ``W(x)`` on A's pattern: the l1-Jacobi
+  weight ``2 f(x) / sum_j |a_ij|`` with ``f(x) = sigmoid(w + g_c(x))`` in (0, 1) at the
+  centre, times ``tanh(g_k(x)) / 2`` on the other taps, where ``g`` is a small CNN of the
   *row-normalised* stencil (off-diagonals divided by the diagonal), of
   ``log(a_ii / mean a_ii)`` and of the row's diagonal excess. ``g`` starts at zero.
 
@@ -165,13 +166,16 @@ class StencilVCycle(nn.Module):
         S = S * active  # inactive rows leave the hierarchy (their columns are zero: SPD)
         l1 = torch.where(active > 0, S.abs().sum(dim=1, keepdim=True), torch.ones_like(d))
         g = self.gen(self._features(S, active))
-        delta = torch.zeros_like(g)
-        delta[:, c] = 1.0
-        f = torch.sigmoid(self.omega_logit)
+        # bounded: the centre weight stays a fraction in (0, 1) of the l1-Jacobi limit
+        # 2 / sum_j |a_ij| (unbounded, it was learned above 1 and diverged on unseen
+        # high-contrast cells), the other taps within +-1/2 of it
+        frac = torch.sigmoid(self.omega_logit + g[:, c : c + 1])
+        mix = 0.5 * torch.tanh(g)
+        mix = torch.cat([mix[:, :c], torch.ones_like(frac), mix[:, c + 1 :]], dim=1)
         taps = [k for k in range(len(self.offs)) if bool(S[:, k].abs().sum() > 0)]
         on = torch.zeros(1, len(self.offs), *([1] * self.dim), dtype=S.dtype, device=S.device)
         on[:, taps] = 1.0  # the smoother lives on A's own stencil pattern
-        W = (2 * f / l1) * (delta + g * on) * active
+        W = (2 * frac / l1) * (mix * on) * active
         return {"S": S, "W": W, "active": active, "taps": taps}
 
     def setup(self, stencil: torch.Tensor) -> StencilHierarchy:
