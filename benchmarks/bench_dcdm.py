@@ -31,7 +31,9 @@ shared 2-core machine: iteration counts are exact, times are indicative.
 
 Run: ``python benchmarks/bench_dcdm.py`` (``--quick`` for a short sanity run;
 ``--only growth-sequence`` retrains the 2D networks and re-measures only their rows and
-the sequence, merged into the stored results; ``--only memory`` re-measures peak memory).
+the sequence, merged into the stored results; ``--only memory`` re-measures peak memory;
+``--only coeff`` trains the coefficient-aware network on a mix of families and measures it
+against SA-PCG with its untrained ablation, merged the same way: see ``_dcdm_coeff.py``).
 """
 
 from __future__ import annotations
