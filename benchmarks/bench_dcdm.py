@@ -31,7 +31,9 @@ shared 2-core machine: iteration counts are exact, times are indicative.
 
 Run: ``python benchmarks/bench_dcdm.py`` (``--quick`` for a short sanity run;
 ``--only growth-sequence`` retrains the 2D networks and re-measures only their rows and
-the sequence, merged into the stored results; ``--only memory`` re-measures peak memory).
+the sequence, merged into the stored results; ``--only memory`` re-measures peak memory;
+``--only coeff`` trains the coefficient-aware network on a mix of families and measures it
+against SA-PCG with its untrained ablation, merged the same way: see ``_dcdm_coeff.py``).
 """
 
 from __future__ import annotations
@@ -354,7 +356,7 @@ def main():
     ap.add_argument("--quick", action="store_true", help="seconds-long sanity run")
     ap.add_argument(
         "--only",
-        choices=("all", "growth-sequence", "memory"),
+        choices=("all", "growth-sequence", "memory", "coeff"),
         default="all",
         help="'growth-sequence': retrain the 2D DCDM networks and re-measure only the DCDM "
         "rows of the 2D problems and the sequence (SA-PCG and DCDM), merging them into the "
@@ -384,6 +386,12 @@ def main():
         help="problem:n:dim,... of the memory runs (default: dirichlet:512:2,smoke:512:2,"
         "dirichlet:64:3)",
     )
+    ap.add_argument("--coeff-train", default="64,128", help="coeff: training grid sides")
+    ap.add_argument("--coeff-big", type=int, default=256, help="coeff: one more size (0: none)")
+    ap.add_argument("--coeff-epochs", type=int, default=6)
+    ap.add_argument("--coeff-lr", type=float, default=3e-3)
+    ap.add_argument("--coeff-seconds", type=float, default=900.0)
+    ap.add_argument("--coeff-sizes", default="128,256,512", help="coeff: test grid sides")
     args = ap.parse_args()
     if args.quick:
         args.sizes2d, args.sizes3d = "32,64", "16"
@@ -402,6 +410,12 @@ def main():
 
     if args.only == "memory":
         memory_only(args, log)
+        log("done")
+        return
+    if args.only == "coeff":
+        from _dcdm_coeff import coeff_only
+
+        coeff_only(args, log)
         log("done")
         return
 

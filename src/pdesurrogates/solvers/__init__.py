@@ -7,7 +7,7 @@ import sys as _sys
 from pdesurrogates.solvers import _gallery as gallery
 from pdesurrogates.solvers import _krylov as krylov
 from pdesurrogates.solvers._aggregation import SmoothedAggregation
-from pdesurrogates.solvers._dcdm import dcdm
+from pdesurrogates.solvers._dcdm import dcdm, grid_stencil
 from pdesurrogates.solvers._factor import FactoredPreconditioner
 from pdesurrogates.solvers._krylov import cg, fcg
 from pdesurrogates.solvers._multigrid import MultigridHierarchy
@@ -44,6 +44,7 @@ __all__ = [
     "dcdm",
     "fcg",
     "gallery",
+    "grid_stencil",
     "jacobi",
     "krylov",
     "solve_with",

@@ -15,12 +15,16 @@ This module does not import :mod:`pdesurrogates.surrogates`: it only calls the m
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Sequence
 
 import numpy as np
+import scipy.sparse as sp
 
 from pdesurrogates.errors import SolverError
 from pdesurrogates.solvers._checks import (
+    ALGEBRAIC_HINT,
+    check_grid_stencil,
     check_maxiter,
     check_positive_int,
     check_tolerances,
@@ -31,18 +35,91 @@ from pdesurrogates.solvers._checks import (
 from pdesurrogates.solvers._krylov import _flexible_cg
 from pdesurrogates.solvers._result import SolveResult
 
-__all__ = ["dcdm", "network_apply"]
+__all__ = ["dcdm", "grid_stencil", "network_apply"]
+
+
+def stencil_offsets(dim: int) -> list[tuple[int, ...]]:
+    """The ``3**dim`` neighbour offsets of :func:`grid_stencil`, in its channel order."""
+    return list(itertools.product((-1, 0, 1), repeat=int(dim)))
+
+
+def grid_stencil(
+    A, shape: Sequence[int], *, who: str = "the coefficient-aware model", checked: bool = False
+):
+    """The stencil coefficients of a grid matrix ``A`` as images, ``(3**dim, *shape)``.
+
+    Channel ``k`` holds ``A[i, i + offset_k]`` at cell ``i`` (zero where that neighbour is
+    outside the grid), for the offsets of :func:`stencil_offsets` (``itertools.product((-1,
+    0, 1), repeat=dim)``: channel ``(3**dim - 1) // 2`` is the diagonal). The 5-point (2D)
+    and 7-point (3D) stencils fill the axis channels; 9-/27-point ones (mixed derivatives)
+    fill the rest.
+
+    Raises
+    ------
+    SolverError
+        ``A`` is not sparse, its size is not the grid's, or a nonzero couples cells that
+        are not grid neighbours (a renumbered matrix, another grid, a periodic wrap;
+        ``checked=True`` skips the pass of :func:`check_grid_stencil` done already).
+
+    Examples
+    --------
+    >>> from pdesurrogates.solvers import gallery
+    >>> S = grid_stencil(gallery.poisson2d(4), (4, 4))
+    >>> S.shape, S[:, 1, 1].tolist()  # cell (1, 1): its 3x3 neighbourhood, row by row
+    ((9, 4, 4), [0.0, -1.0, 0.0, -1.0, 4.0, -1.0, 0.0, -1.0, 0.0])
+    >>> S[1, 0, 1]  # the neighbour (-1, 0) of cell (0, 1) is outside the grid
+    np.float64(0.0)
+    """
+    shape = tuple(int(s) for s in shape)
+    if not sp.issparse(A):
+        raise SolverError(
+            f"{who} reads the stencil coefficients of a sparse A; got {type(A).__name__}: "
+            "pass A as a scipy sparse matrix"
+        )
+    n = int(np.prod(shape))
+    if A.shape != (n, n):
+        raise SolverError(f"A is {A.shape[0]}x{A.shape[1]} but the grid {shape} has {n} cells")
+    if not checked:
+        check_grid_stencil(A, shape, who=who)
+    csr = sp.csr_matrix(A)
+    if not csr.has_canonical_format:
+        csr = csr.copy()
+        csr.sum_duplicates()
+    coo = csr.tocoo()
+    keep = coo.data != 0
+    row, col, val = coo.row[keep], coo.col[keep], coo.data[keep].astype(np.float64)
+    ri, ci = np.unravel_index(row, shape), np.unravel_index(col, shape)
+    code = np.zeros(row.size, dtype=np.int64)
+    for a, b in zip(ri, ci, strict=True):
+        d = b.astype(np.int64) - a.astype(np.int64)
+        if np.any(np.abs(d) > 1):  # check_grid_stencil let a periodic wrap through
+            k = int(np.flatnonzero(np.abs(d) > 1)[0])
+            raise SolverError(
+                f"{who} needs a stencil without periodic wrap, but A[{int(row[k])}, "
+                f"{int(col[k])}] couples cells on opposite sides of the grid {shape}; "
+                f"{ALGEBRAIC_HINT}"
+            )
+        code = 3 * code + (d + 1)
+    out = np.zeros((3 ** len(shape), n))
+    out.reshape(-1)[code * n + row] = val  # no duplicates: the CSR copy is canonical
+    return out.reshape(3 ** len(shape), *shape)
 
 
 def network_apply(
-    model, shape: Sequence[int], *, mask: np.ndarray | None = None
+    model,
+    shape: Sequence[int],
+    *,
+    mask: np.ndarray | None = None,
+    stencil: np.ndarray | None = None,
 ) -> Callable[[np.ndarray], np.ndarray]:
     """Wrap a torch model ``(1, 1, *shape) -> (1, 1, *shape)`` as ``r -> d`` on vectors.
 
     The model runs in its own dtype and device under ``torch.inference_mode`` (float32
     on the CPU for a plain callable without parameters); the returned direction is
     float64, zeroed outside ``mask`` (solid cells) when given. Models with
-    ``accepts_mask = True`` also receive the mask as a second argument.
+    ``accepts_mask = True`` also receive the mask as a second argument. A
+    coefficient-aware model (``model.coefficients``) gets ``stencil``
+    (:func:`grid_stencil` of ``A``), prepared once by ``model.prepare``.
     """
     import torch
 
@@ -56,14 +133,20 @@ def network_apply(
     mask_t = None
     if keep is not None and getattr(model, "accepts_mask", False) and not keep.all():
         mask_t = torch.as_tensor(keep, dtype=dtype, device=device).view(1, 1, *shape)
+    kw = {}
+    if getattr(model, "coefficients", False):
+        if stencil is None:
+            raise SolverError("a coefficient-aware model needs stencil=grid_stencil(A, shape)")
+        with torch.inference_mode():
+            kw["coefficients"] = model.prepare(torch.as_tensor(stencil, device=device)[None])
 
     def apply(r: np.ndarray) -> np.ndarray:
         with torch.inference_mode():
             t = torch.as_tensor(np.ascontiguousarray(r), dtype=dtype, device=device)
             if mask_t is None:
-                out = model(t.view(1, 1, *shape))
+                out = model(t.view(1, 1, *shape), **kw)
             else:
-                out = model(t.view(1, 1, *shape), mask_t)
+                out = model(t.view(1, 1, *shape), mask_t, **kw)
             try:
                 d = torch.as_tensor(out).reshape(-1).to("cpu", torch.float64).numpy().copy()
             except (TypeError, ValueError, RuntimeError) as exc:
@@ -157,7 +240,12 @@ def dcdm(
     grid = grid_shape_for(n, int(dim), shape, A=A, who="dcdm")
     if mask is not None and np.asarray(mask).size != n:
         raise SolverError(f"mask has {np.asarray(mask).size} cells, expected {n}")
-    apply = network_apply(model, grid, mask=mask)
+    stencil = None
+    if getattr(model, "coefficients", False):
+        stencil = grid_stencil(
+            A, grid, who="dcdm (coefficient-aware model)", checked=sp.issparse(A)
+        )
+    apply = network_apply(model, grid, mask=mask, stencil=stencil)
     return _flexible_cg(
         system,
         apply,

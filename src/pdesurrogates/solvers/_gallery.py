@@ -444,3 +444,50 @@ def smooth_rhs(problem: Problem, *, n_modes: int = 20, max_freq: int = 4, seed: 
             term = term * np.cos(np.pi * kk * x)
         g += term
     return problem.to_vector(g)
+
+
+def anisotropic_diffusion(shape: Sequence[int], *, eps: float = 1e-3, theta: float = 0.0):
+    """Rotated anisotropic diffusion ``-div(K grad u)`` on a 2D Dirichlet box (9-point FD).
+
+    ``K = R(theta) diag(1, eps) R(theta)^T``; second differences for ``K_xx u_xx`` and
+    ``K_yy u_yy``, the centred 4-point difference for the mixed term (unscaled, so the
+    stencil is ``h``-independent; zero Dirichlet values one cell beyond the grid). The
+    matrix is symmetric positive definite; for ``theta`` off the axes it is not an
+    M-matrix (positive corner entries).
+
+    Examples
+    --------
+    >>> p = anisotropic_diffusion((8, 8), eps=1.0)  # isotropic: the 5-point Laplacian
+    >>> bool(abs(p.A - laplacian((8, 8))).max() < 1e-12)
+    True
+    """
+    shape = _check_shape(shape)
+    if len(shape) != 2:
+        raise ValueError(f"anisotropic_diffusion needs a 2D shape; got {shape}")
+    if not (np.isfinite(eps) and 0 < eps) or not np.isfinite(theta):
+        raise ValueError(f"eps must be > 0 and theta finite; got eps={eps!r}, theta={theta!r}")
+    c, s = np.cos(theta), np.sin(theta)
+    kxx, kyy, kxy = c * c + eps * s * s, s * s + eps * c * c, (1 - eps) * c * s
+    taps = {
+        (0, 0): 2 * kxx + 2 * kyy,
+        (-1, 0): -kxx, (1, 0): -kxx, (0, -1): -kyy, (0, 1): -kyy,
+        (1, 1): -kxy / 2, (-1, -1): -kxy / 2, (1, -1): kxy / 2, (-1, 1): kxy / 2,
+    }  # fmt: skip
+    n = int(np.prod(shape))
+    idx = np.arange(n).reshape(shape)
+    rows, cols, vals = [], [], []
+    for (dx, dy), v in taps.items():
+        if v == 0:
+            continue
+        src = idx[max(0, -dx) : shape[0] - max(0, dx), max(0, -dy) : shape[1] - max(0, dy)]
+        dst = idx[max(0, dx) : shape[0] + min(0, dx), max(0, dy) : shape[1] + min(0, dy)]
+        rows.append(src.ravel())
+        cols.append(dst.ravel())
+        vals.append(np.full(src.size, v))
+    A = sp.csr_matrix(
+        (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(n, n)
+    )
+    A.sum_duplicates()
+    A.sort_indices()
+    meta = {"eps": float(eps), "theta": float(theta)}
+    return Problem(with_grid(A, shape), shape, np.ones(shape, bool), "anisotropic_diffusion", meta)

@@ -39,6 +39,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from pdesurrogates.io import register_model
+from pdesurrogates.surrogates._dcdm_coeff import StencilVCycle, _bilinear_kernel
 from pdesurrogates.surrogates._limits import MAX_REPEAT, check_at_most
 
 __all__ = ["ConjugateDirectionNet", "LearnedVCycle"]
@@ -61,14 +62,6 @@ def _onednn(enabled: bool):
         yield
     finally:
         torch.backends.mkldnn.enabled = prev
-
-
-def _bilinear_kernel(dim: int) -> torch.Tensor:
-    w1 = torch.tensor([1.0, 3.0, 3.0, 1.0]) / 4.0
-    k = w1
-    for _ in range(dim - 1):
-        k = k[..., None] * w1
-    return k
 
 
 def _shift_conv(x: torch.Tensor, w: torch.Tensor, stride: int, padding: int) -> torch.Tensor:
@@ -162,16 +155,28 @@ class ConjugateDirectionNet(nn.Module):
         self,
         *,
         dim: int = 2,
-        width: int = 8,
+        width: int | None = None,
         n_blocks: int = 1,
         smoothing_steps: int = 2,
         coarse_size: int = 2,
         coarse_steps: int = 8,
         boundary: str | list[str] = "dirichlet",
+        coefficients: bool = False,
+        hidden: int = 8,
     ):
         super().__init__()
         if dim not in (2, 3):
             raise ValueError(f"dim must be 2 or 3; got {dim!r}")
+        if not isinstance(coefficients, bool):
+            raise ValueError(f"coefficients must be True or False; got {coefficients!r}")
+        self.coefficients = coefficients
+        if width is None:
+            width = 0 if coefficients else 8
+        if coefficients and width != 0:
+            raise ValueError(
+                "the coefficient-aware network (coefficients=True) is linear in the residual: "
+                f"width must be 0; got {width!r}"
+            )
         self.boundary = _boundary_sides(boundary, dim)
         for name, val, lo in (
             ("width", width, 0),
@@ -190,6 +195,15 @@ class ConjugateDirectionNet(nn.Module):
         self.smoothing_steps = smoothing_steps
         self.coarse_size = coarse_size
         self.coarse_steps = coarse_steps
+        self.hidden = hidden
+        if coefficients:
+            if not isinstance(hidden, int) or isinstance(hidden, bool) or hidden < 1:
+                raise ValueError(f"hidden must be an integer >= 1; got {hidden!r}")
+            self.cycle = StencilVCycle(
+                dim, hidden=hidden, smoothing_steps=smoothing_steps, coarse_size=coarse_size
+            )
+            self._native_convs = False
+            return
 
         k3 = (3,) * dim
         centre = (1,) * dim
@@ -221,8 +235,12 @@ class ConjugateDirectionNet(nn.Module):
         self._native_convs = False
 
     def get_config(self) -> dict:
-        """JSON-serialisable ``__init__`` keyword arguments."""
-        return {
+        """JSON-serialisable ``__init__`` keyword arguments.
+
+        Models saved before ``coefficients`` existed have no such key and load as
+        ``coefficients=False`` (the matrix-blind network they were).
+        """
+        cfg = {
             "dim": self.dim,
             "width": self.width,
             "n_blocks": self.n_blocks,
@@ -231,6 +249,20 @@ class ConjugateDirectionNet(nn.Module):
             "coarse_steps": self.coarse_steps,
             "boundary": list(self.boundary),
         }
+        if self.coefficients:
+            cfg.update(coefficients=True, hidden=self.hidden)
+        return cfg
+
+    def prepare(self, stencil):
+        """Per-matrix setup of a coefficient-aware network (``coefficients=True``).
+
+        ``stencil``: :func:`pdesurrogates.solvers.grid_stencil` of ``A`` as a tensor
+        ``(1, 3**dim, *grid)`` (or that array); pass the result to ``forward`` as
+        ``coefficients=`` to reuse it for every residual of the same matrix.
+        """
+        if not self.coefficients:
+            raise ValueError("prepare() is for a network built with coefficients=True")
+        return self.cycle.prepare(stencil)
 
     # -- building blocks -------------------------------------------------------------
     def _pad(self, x, width: int = 1):
@@ -344,18 +376,32 @@ class ConjugateDirectionNet(nn.Module):
             e = self._smooth(r, e, self.smoother, mask, c)
         return e
 
-    def forward(self, r: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self, r: torch.Tensor, mask: torch.Tensor | None = None, coefficients=None
+    ) -> torch.Tensor:
         """Search direction for residual(s) ``r`` of shape ``(batch, 1, *grid)``.
 
         ``mask`` (optional, same shape or batch 1; 1 on fluid cells, 0 on solid ones)
         makes the finest level of the V-cycle treat solid cells as walls (zero normal
-        flux); the output is zero on solid cells.
+        flux); the output is zero on solid cells. A coefficient-aware network needs
+        ``coefficients``: the stencil of ``A`` or its :meth:`prepare` result (the
+        matrix's identity rows play the role of the mask).
         """
         if r.dim() != self.dim + 2 or r.shape[1] != 1:
             raise ValueError(
                 f"expected input of shape (batch, 1, {', '.join('n' * self.dim)}); "
                 f"got {tuple(r.shape)}"
             )
+        if self.coefficients:
+            if coefficients is None:
+                raise ValueError(
+                    "this network was built with coefficients=True: pass "
+                    "coefficients=grid_stencil(A, shape) (or model.prepare(...) of it)"
+                )
+            out = self.cycle(r, self.prepare(coefficients))
+            if mask is not None:
+                out = out * mask.to(out.dtype)
+            return out
         if mask is not None:
             mask = mask.to(r.dtype)
             if mask.dim() != r.dim() or mask.shape[2:] != r.shape[2:]:

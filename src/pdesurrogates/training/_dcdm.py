@@ -290,15 +290,25 @@ class DCDMStep(TrainingStep):
         Sparse training matrix per size (:func:`sparse_to_torch`).
     shapes : sequence of tuple of int
         Grid shape per size.
+    stencils : sequence of Tensor, optional
+        Per training matrix, its :func:`~pdesurrogates.solvers.grid_stencil` as a
+        ``(1, 3**dim, *grid)`` tensor, for a coefficient-aware model (``coefficients=``).
     """
 
-    def __init__(self, matrices: Sequence[torch.Tensor], shapes: Sequence[tuple[int, ...]]):
+    def __init__(
+        self,
+        matrices: Sequence[torch.Tensor],
+        shapes: Sequence[tuple[int, ...]],
+        stencils: Sequence[torch.Tensor] | None = None,
+    ):
         self.matrices = list(matrices)
         self.shapes = [tuple(s) for s in shapes]
+        self.stencils = None if stencils is None else list(stencils)
 
     def loss(self, model, batch) -> tuple[torch.Tensor, int]:
         k, r = batch
-        d = model(r.view(-1, 1, *self.shapes[k])).reshape(len(r), -1)
+        kw = {} if self.stencils is None else {"coefficients": self.stencils[k]}
+        d = model(r.view(-1, 1, *self.shapes[k]), **kw).reshape(len(r), -1)
         return dcdm_loss(r, d, self.matrices[k]), len(r)
 
 
@@ -367,7 +377,10 @@ def _grid(model, A, data, shape, label: str):
 
 
 def _training_sets(model, A, data, shape, dev, dtype):
-    """``(matrices, train vectors, valid vectors or None, shapes)`` per training size."""
+    """``(matrices, train vectors, valid vectors or None, shapes, stencils or None)`` per
+    training size (stencils for a coefficient-aware model)."""
+    from pdesurrogates.solvers import grid_stencil
+
     several = isinstance(A, list | tuple)
     if several:
         if not isinstance(data, list | tuple):
@@ -388,7 +401,8 @@ def _training_sets(model, A, data, shape, dev, dtype):
                 "with several training shapes, A and data must be lists with one entry per shape"
             )
         shapes, mats, datas = [shape], [A], [data]
-    out_m, out_x, out_v, grids = [], [], [], []
+    out_m, out_x, out_v, grids, sten = [], [], [], [], []
+    coefficients = getattr(model, "coefficients", False)
     for k, (Ak, Dk, sk) in enumerate(zip(mats, datas, shapes, strict=True)):
         Ak, grid = _grid(model, Ak, Dk, sk, f"A[{k}]" if several else "A")
         n = int(np.prod(grid))
@@ -402,7 +416,10 @@ def _training_sets(model, A, data, shape, dev, dtype):
         has_valid = valid is not None and len(valid)
         out_v.append(torch.from_numpy(valid).to(dev, dtype) if has_valid else None)
         grids.append(grid)
-    return out_m, out_x, out_v, grids
+        if coefficients:
+            S = grid_stencil(Ak, grid, who=f"train_dcdm (A[{k}])" if several else "train_dcdm")
+            sten.append(torch.from_numpy(S[None]).to(dev))
+    return out_m, out_x, out_v, grids, (sten if coefficients else None)
 
 
 _D = DCDMConfig  # the defaults
@@ -439,7 +456,9 @@ def train_dcdm(
     ``shape=[(64, 64), (128, 128)]``). Every batch holds vectors of one size; the batches
     of all sizes are shuffled together, and every training vector counts equally in the
     loss. Training on several sizes keeps a network with level-shared weights from
-    fitting the level count of one grid.
+    fitting the level count of one grid. The entries may also be different matrices of
+    one size: a coefficient-aware network (``ConjugateDirectionNet(coefficients=True)``)
+    is trained on a mix of problem families this way, and gets each matrix's stencil.
 
     Parameters
     ----------
@@ -472,11 +491,11 @@ def train_dcdm(
     DCDMConfig(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, max_seconds=max_seconds)
     dev = torch.device(device) if device else next(model.parameters()).device
     dtype = next(model.parameters()).dtype
-    mats, train, valid, shapes = _training_sets(model, A, data, shape, dev, dtype)
+    mats, train, valid, shapes, stencils = _training_sets(model, A, data, shape, dev, dtype)
     has_valid = all(V is not None for V in valid)
     trainer = Trainer(
         model,
-        step=DCDMStep(mats, shapes),
+        step=DCDMStep(mats, shapes, stencils),
         lr=lr,
         epochs=epochs,
         scheduler="cosine",

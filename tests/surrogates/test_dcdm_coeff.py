@@ -1,0 +1,172 @@
+"""Coefficient-aware DCDM network: scale invariance, training, save/load, refusals."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+import torch
+
+from pdesurrogates import io
+from pdesurrogates.errors import SolverError
+from pdesurrogates.solvers import cg, dcdm, gallery, grid_stencil
+from pdesurrogates.surrogates import ConjugateDirectionNet
+from pdesurrogates.training import ritz_training_vectors, train_dcdm
+
+
+def _perturbed(seed=0, dim=2):
+    """A coefficient-aware network whose learned smoother part is not zero."""
+    torch.manual_seed(seed)
+    net = ConjugateDirectionNet(dim=dim, coefficients=True).double()
+    with torch.no_grad():
+        last = net.cycle.gen[-1]
+        last.weight.normal_(0, 0.05)
+        last.bias.normal_(0, 0.05)
+    return net
+
+
+def test_direction_is_invariant_to_scaling_a():
+    p = gallery.named_problem("varcoef2d", 24, seed=1)
+    net = _perturbed()
+    r = torch.randn(2, 1, 24, 24, dtype=torch.float64)
+    S = torch.from_numpy(grid_stencil(p.A, p.shape))
+    with torch.no_grad():
+        d = net(r, coefficients=S)
+        for c in (1e-6, 3.0, 1e5):
+            dc = net(r, coefficients=c * S)
+            assert float((dc - d).norm() / d.norm()) < 1e-12
+        # a different matrix gives a different direction: the network does see A
+        other = grid_stencil(gallery.dirichlet_box((24, 24)).A, (24, 24))
+        assert float((net(r, coefficients=torch.from_numpy(other)) - d).norm() / d.norm()) > 0.1
+    # and the whole solve: same iterations for A and 1e4 A
+    b = gallery.random_rhs(p)
+    net = net.float()
+    r1 = dcdm(p.A, b, net, shape=p.shape)
+    r2 = dcdm(1e4 * p.A, b, net, shape=p.shape)
+    assert r1.converged and r1.n_iter == r2.n_iter
+
+
+def test_initial_network_is_multigrid_on_every_family():
+    """Untrained (g = 0): a geometric V-cycle; size-robust on the Poisson box."""
+    net = ConjugateDirectionNet(dim=2, coefficients=True)
+    its = []
+    for n in (32, 64):
+        p = gallery.dirichlet_box((n, n))
+        res = dcdm(p, gallery.random_rhs(p), net, rtol=1e-6)
+        assert res.converged and res.info["fallbacks"] == 0
+        its.append(res.n_iter)
+    assert max(its) <= 11
+    vc = gallery.named_problem("varcoef2d", 32, seed=4)
+    b = gallery.random_rhs(vc)
+    assert dcdm(vc, b, net, rtol=1e-6).n_iter * 10 < cg(vc.A, b, rtol=1e-6).n_iter
+
+
+def test_3d_network_and_dimension_refusals():
+    p3 = gallery.smoke_domain((8, 8, 8), obstacles=[((0.5, 0.5, 0.4), 0.2)])
+    net3 = ConjugateDirectionNet(dim=3, coefficients=True)
+    res = dcdm(p3, gallery.random_rhs(p3), net3, rtol=1e-6)
+    assert res.converged and res.n_iter <= 15
+    net2 = ConjugateDirectionNet(dim=2, coefficients=True)
+    with pytest.raises(SolverError, match=r"model is 2D but the problem grid .* is 3D"):
+        dcdm(p3, gallery.random_rhs(p3), net2)
+    with pytest.raises(SolverError, match=r"model is 3D but the problem grid .* is 2D"):
+        p2 = gallery.dirichlet_box((8, 8))
+        dcdm(p2, gallery.random_rhs(p2), net3)
+    # a bare 64-cell 3D matrix read as an 8 x 8 grid by a 2D model: refused by its pattern
+    A = sp.csr_matrix(gallery.poisson3d(4))  # a copy: no grid attached
+    assert getattr(A, "grid_shape", None) is None
+    with pytest.raises(SolverError, match="not neighbours"):
+        dcdm(A, np.ones(64), net2)
+    with pytest.raises(ValueError, match=r"stencil must have shape \(1, 9"):
+        net2(torch.zeros(1, 1, 8, 8), coefficients=torch.zeros(1, 27, 8, 8, 8))
+
+
+def test_permuted_matrix_is_refused_by_dcdm():
+    p = gallery.dirichlet_box((8, 8))
+    perm = np.random.default_rng(1).permutation(p.n)
+    net = ConjugateDirectionNet(dim=2, coefficients=True)
+    with pytest.raises(SolverError, match=r"not neighbours.*algebraic preconditioner"):
+        dcdm(p.A[perm][:, perm].tocsr(), np.ones(p.n), net)
+
+
+def test_bad_arguments():
+    with pytest.raises(ValueError, match="width must be 0"):
+        ConjugateDirectionNet(coefficients=True, width=8)
+    with pytest.raises(ValueError, match="coefficients=True"):
+        ConjugateDirectionNet(dim=2, coefficients=True)(torch.zeros(1, 1, 8, 8))
+    with pytest.raises(ValueError, match="coefficients must be True or False"):
+        ConjugateDirectionNet(coefficients="yes")
+
+
+def _tiny_trained():
+    torch.manual_seed(0)
+    net = ConjugateDirectionNet(dim=2, coefficients=True)
+    probs = [
+        gallery.dirichlet_box((16, 16)),
+        gallery.anisotropic_diffusion((16, 16), eps=1e-2, theta=0.3),
+        gallery.smoke_domain((16, 16), obstacles=[((0.5, 0.4), 0.15)]),
+    ]
+    data = [ritz_training_vectors(p.A, 48, m=60, seed=i) for i, p in enumerate(probs)]
+    hist = train_dcdm(net, probs, data, epochs=2, batch_size=16, lr=3e-3, progress=False)
+    return net, hist
+
+
+def test_tiny_trained_model_beats_cg_on_a_held_out_family(tmp_path):
+    net, hist = _tiny_trained()
+    assert np.isfinite(hist[-1]["loss"])
+    assert any(p.grad is not None for p in net.parameters())
+    # varcoef was never seen in training; held-out size too
+    p = gallery.named_problem("varcoef2d", 40, seed=9)
+    b = gallery.random_rhs(p)
+    res = dcdm(p, b, net, rtol=1e-6)
+    ref = cg(p.A, b, rtol=1e-6)
+    assert res.converged and res.n_iter * 5 < ref.n_iter
+    assert res.relative_residual <= 1e-6
+
+
+def test_save_load_in_a_fresh_process_gives_the_same_solve(tmp_path):
+    net = _perturbed(seed=2).float()  # non-zero learned smoother weights
+    io.save(net, tmp_path / "m")
+    p = gallery.anisotropic_diffusion((24, 24), eps=1e-3, theta=np.pi / 8)
+    b = gallery.random_rhs(p)
+    res = dcdm(p, b, net, rtol=1e-6)
+    np.save(tmp_path / "x.npy", res.x)
+    script = tmp_path / "run.py"
+    script.write_text(
+        textwrap.dedent(
+            f"""
+            import numpy as np
+            from pdesurrogates import io
+            from pdesurrogates.solvers import dcdm, gallery
+            net = io.load({str(tmp_path / "m")!r})
+            assert net.coefficients
+            p = gallery.anisotropic_diffusion((24, 24), eps=1e-3, theta=np.pi / 8)
+            res = dcdm(p, gallery.random_rhs(p), net, rtol=1e-6)
+            x0 = np.load({str(tmp_path / "x.npy")!r})
+            print(res.n_iter, float(np.abs(res.x - x0).max()))
+            """
+        )
+    )
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    out = subprocess.run(
+        [sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    n_iter, diff = out.stdout.split()
+    assert int(n_iter) == res.n_iter and float(diff) < 1e-12
+
+
+def test_old_matrix_blind_config_still_loads(tmp_path):
+    old = ConjugateDirectionNet(dim=2, width=0)
+    assert "coefficients" not in old.get_config()  # what models saved before wrote
+    io.save(old, tmp_path / "old")
+    back = io.load(tmp_path / "old")
+    assert not back.coefficients
+    r = torch.randn(1, 1, 16, 16)
+    with torch.no_grad():
+        torch.testing.assert_close(back(r), old(r))
