@@ -242,10 +242,10 @@ def fit_multifidelity(
         cross-validated error: the GPs by closed-form leave-one-out residuals with each
         point removed from every level (fixed hyperparameters; :func:`gp_score`), the
         MF-DNN by refitting its top correction without each of at most 5 folds
-        (:func:`cv_folds`), plus the GP's low-fidelity error part (:func:`mfdnn_score`). The MF-DNN takes
-        part only from 6 high-fidelity points. Scores within 10 % (or 1e-6) of the
-        lowest count as a tie, won by the simpler method (AR(1), then NARGP, then
-        MF-DNN; :func:`select_method`).
+        (:func:`cv_folds`), plus the GP's low-fidelity error part
+        (:func:`mfdnn_score`). The MF-DNN takes part only from 6 high-fidelity points.
+        Scores within 10 % (or 1e-6) of the lowest count as a tie, won by the simpler
+        method (AR(1), then NARGP, then MF-DNN; :func:`select_method`).
     bounds : array ``(d, 2)``, optional
         Input box. Inputs outside it (training or prediction) get a ``UserWarning`` naming
         the dimension.
