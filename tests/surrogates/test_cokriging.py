@@ -326,3 +326,41 @@ def test_all_levels_cross_validation_is_refit_free_hold_out():
     np.testing.assert_allclose(got.numpy(), e.numpy(), rtol=1e-4, atol=1e-9)
     # the low-fidelity emulation error at held-out inputs makes it larger than the top's
     assert gp.cv_error(folds, all_levels=True) > gp.cv_error(folds)
+
+
+def test_variance_factor_is_conformal_leave_one_out_quantile():
+    # the factor on a level's variance is the larger of the mean of e_i²/s_i² and the
+    # squared split-conformal 90 % quantile of |e_i|/s_i over z_0.95 = 1.645, where e_i
+    # and s_i² are the leave-one-out residual and universal-kriging variance of point i,
+    # computed here by removing each point in turn
+    from pdesurrogates.surrogates._cokriging_gp import loo_variance_ratio
+
+    p = nonlinear_sin()
+    x_lo = np.linspace(0, 1, 21)[:, None]
+    x_hi = x_lo[::4]
+    gp = CoKrigingGP(n_restarts=1, trend="constant", kind="ar1")
+    gp.fit(x_lo, p.low(x_lo), x_hi, p.high(x_hi), bounds=p.bounds)
+    top = gp.levels[-1]
+    z, y, n = top.z_train, top.y_train, len(top.y_train)
+    r = []
+    with torch.no_grad():
+        for i in range(n):
+            keep = torch.arange(n) != i
+            a = top.covar_module(z[keep]).to_dense() + top.likelihood.noise * torch.eye(n - 1)
+            ai = torch.linalg.inv(a)
+            h, hi = top.mean_module.basis(z[keep]), top.mean_module.basis(z[i : i + 1])[0]
+            m = torch.linalg.inv(h.T @ ai @ h)
+            coef = m @ h.T @ ai @ y[keep]
+            k = top.covar_module(z[i : i + 1], z[keep]).to_dense()[0]
+            kii = top.covar_module(z[i : i + 1]).to_dense()[0, 0] + top.likelihood.noise[0]
+            u = hi - h.T @ ai @ k
+            var = kii - k @ ai @ k + u @ m @ u
+            e = y[i] - hi @ coef - k @ ai @ (y[keep] - h @ coef)
+            r.append(float(e**2 / var))
+    r = np.sort(r)
+    rank = min(n, int(np.ceil(0.9 * (n + 1)))) - 1  # the largest below 9 points
+    conformal = r[rank] / 1.6448536269514722**2
+    want = float(np.clip(max(r.mean(), conformal), 1.0, 100.0))
+    assert want > 1.5  # a real test: AR(1) misses this nonlinear link, the fit is overconfident
+    assert r.mean() != pytest.approx(conformal, rel=0.01)  # the two estimates differ
+    assert loo_variance_ratio(top) == pytest.approx(want, rel=1e-5)

@@ -140,3 +140,22 @@ def test_mfdnn_score_adds_the_low_fidelity_part():
     low = low_fidelity_part(gp, folds)
     assert top < 1e-6 < low
     assert low == pytest.approx(full, rel=1e-3)
+
+
+def test_gp_scores_are_all_level_leave_one_out(monkeypatch):
+    # the GPs are scored by leave-one-out with each point removed from every level; above
+    # LOO_MAX high-fidelity points by the (at most 5) folds of cv_folds
+    from pdesurrogates.training import _mf_auto
+
+    p = nonlinear_sin()
+    x_lo = np.linspace(0, 1, 21)[:, None]
+    x_hi = x_lo[::2]
+    y_lo, y_hi = p.low(x_lo), p.high(x_hi)
+    m = fit_multifidelity(x_lo, y_lo, x_hi, y_hi, bounds=p.bounds, methods=("ar1",))
+    gp = m.model
+    loo = gp.cv_error(None, all_levels=True)
+    five = gp.cv_error(_mf_auto.cv_folds(11, 0), all_levels=True)
+    assert m.scores["ar1"] == pytest.approx(loo, rel=1e-6)
+    assert abs(loo - five) > 0.01 * loo  # the two estimates differ: the test can fail
+    monkeypatch.setattr(_mf_auto, "LOO_MAX", 5)
+    assert _mf_auto.gp_score(gp, _mf_auto.cv_folds(11, 0)) == pytest.approx(five, rel=1e-9)

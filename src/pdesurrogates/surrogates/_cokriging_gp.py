@@ -300,17 +300,25 @@ def holdout_residuals(levels, in_dim: int, folds=None) -> torch.Tensor:
 
 #: Bounds of :func:`loo_variance_ratio` as a variance factor (at most a 10× wider std).
 VAR_SCALE_BOUNDS = (1.0, 100.0)
+#: Nominal coverage the variance factor of :func:`loo_variance_ratio` targets.
+COVERAGE = 0.9
 
 
-def loo_variance_ratio(gp) -> float:
-    """Mean of ``e_i² / s_i²`` over the leave-one-out residuals ``e_i`` of a fitted exact
-    level and their predictive variances ``s_i² = 1 / Q_ii`` (:func:`loo_residuals`; the
-    link coefficients re-estimated without the point, their uncertainty included).
+def loo_variance_ratio(gp, coverage: float = COVERAGE) -> float:
+    """Variance factor of a fitted exact level from its leave-one-out residuals ``e_i``
+    and their predictive variances ``s_i² = 1 / Q_ii`` (:func:`loo_residuals`; the link
+    coefficients re-estimated without the point, their uncertainty included).
 
-    1 when the fitted variance explains the leave-one-out errors; above 1 when the
-    likelihood fit is over-confident (few points, a too-small output scale). As a factor
-    on the process variance it is the cross-validation estimate of that variance (Bachoc
-    2013); the model clamps it to :data:`VAR_SCALE_BOUNDS` (only widens).
+    The larger of two cross-validation estimates: the mean of ``e_i² / s_i²`` (the
+    cross-validation estimate of the process variance, Bachoc 2013), and the squared
+    ratio ``(q / z)²`` of the split-conformal ``coverage`` quantile ``q`` of
+    ``|e_i| / s_i`` (the ``⌈(n + 1) coverage⌉``-th smallest) to the Gaussian one ``z``,
+    which makes the central ``coverage`` interval cover that fraction of the left-out
+    points. The mean alone is dominated by the few largest ratios: on Currin's 40
+    low-fidelity points it was 1.17 while the 90 % interval covered 57 % of the test
+    points (an RBF kernel is too smooth for that function's steep corner, so most
+    leave-one-out errors exceed their std a little). Clamped to
+    :data:`VAR_SCALE_BOUNDS` (only widens).
     """
     y = gp.y_train
     with torch.no_grad(), gp_settings():
@@ -319,7 +327,12 @@ def loo_variance_ratio(gp) -> float:
         ok = diag > 0
         if not bool(ok.any()):
             return 1.0
-        ratio = float(((q @ y)[ok].square() / diag[ok]).mean())
+        r2 = (q @ y)[ok].square() / diag[ok]
+    r2 = np.sort(r2.numpy())
+    n = len(r2)
+    rank = min(n, math.ceil((n + 1) * coverage)) - 1
+    z = math.sqrt(2.0) * float(torch.erfinv(torch.tensor(coverage, dtype=DTYPE)))
+    ratio = max(float(r2.mean()), float(r2[rank]) / z**2)
     if not math.isfinite(ratio):
         return 1.0
     lo, hi = VAR_SCALE_BOUNDS
