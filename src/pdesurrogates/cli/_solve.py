@@ -365,6 +365,17 @@ def train_vcycle_command(
     )
 
 
+def _mesh_sizes(sizes: str) -> tuple[int, int]:
+    """``--sizes 'lo,hi'`` of the FEM training meshes, checked."""
+    try:
+        lo, hi = (int(v) for v in sizes.split(","))
+    except ValueError as exc:
+        raise ValueError(f"--sizes must be two integers 'lo,hi'; got {sizes!r}") from exc
+    if not 4 <= lo <= hi:
+        raise ValueError(f"--sizes must satisfy 4 <= lo <= hi; got {sizes!r}")
+    return lo, hi
+
+
 @train_app.command("neural-ic")
 def train_neural_ic_command(
     output: Path = typer.Option(
@@ -390,12 +401,7 @@ def train_neural_ic_command(
     elasticity matrices of random unstructured meshes. Saves the model to OUTPUT (use it
     with 'pdesurrogates solve --matrix A.npz --method neural_ic --model OUTPUT').
     """
-    try:
-        lo, hi = (int(v) for v in sizes.split(","))
-    except ValueError as exc:
-        raise ValueError(f"--sizes must be two integers 'lo,hi'; got {sizes!r}") from exc
-    if not 4 <= lo <= hi:
-        raise ValueError(f"--sizes must satisfy 4 <= lo <= hi; got {sizes!r}")
+    lo, hi = _mesh_sizes(sizes)
     from pdesurrogates.surrogates import NeuralIncompleteCholesky
     from pdesurrogates.training import fem_training_matrices, train_neural_ic
 
@@ -446,12 +452,7 @@ def train_neural_amg_command(
     and elasticity matrices of random unstructured meshes. Saves the model to OUTPUT (use
     it with 'pdesurrogates solve --matrix A.npz --method neural_amg --model OUTPUT').
     """
-    try:
-        lo, hi = (int(v) for v in sizes.split(","))
-    except ValueError as exc:
-        raise ValueError(f"--sizes must be two integers 'lo,hi'; got {sizes!r}") from exc
-    if not 4 <= lo <= hi:
-        raise ValueError(f"--sizes must satisfy 4 <= lo <= hi; got {sizes!r}")
+    lo, hi = _mesh_sizes(sizes)
     from pdesurrogates.surrogates import NeuralAMG
     from pdesurrogates.training import fem_training_matrices, train_neural_amg
 

@@ -47,10 +47,10 @@ from pdesurrogates.solvers import SmoothedAggregation
 from pdesurrogates.solvers._factor import check_spd_matrix
 from pdesurrogates.surrogates._limits import MAX_REPEAT, check_at_most
 from pdesurrogates.surrogates._neural_if import (
-    N_EDGE,
-    N_NODE,
     MatrixGraph,
+    _build_encoder,
     _EdgeMLP,
+    _encode,
     _mlp,
     _null,
     matrix_graph,
@@ -96,10 +96,7 @@ class NeuralAMG(nn.Module):
         with gen:
             if seed is not None:
                 torch.manual_seed(seed)
-            self.node_in = _mlp(N_NODE, latent, latent)
-            self.edge_in = _mlp(N_EDGE, latent, latent)
-            self.msg = nn.ModuleList(_EdgeMLP(latent, latent) for _ in range(rounds))
-            self.upd = nn.ModuleList(_mlp(2 * latent, latent, latent) for _ in range(rounds))
+            _build_encoder(self, latent, rounds)
             self.head = _mlp(latent, latent, 2)
             self.head_edge = _EdgeMLP(latent, 1)
         for last in (self.head[-1], self.head_edge.out):
@@ -118,19 +115,7 @@ class NeuralAMG(nn.Module):
     def forward(self, node, edge, row, col) -> torch.Tensor:
         """Raw outputs ``[g (n,), h (n,), t (E,)]`` concatenated, from node ``(n, 5)`` /
         edge ``(E, 4)`` features and the off-diagonal nonzeros ``row, col (E,)``."""
-        p = next(self.parameters())
-        dev, dt = p.device, p.dtype
-        row, col = row.to(dev), col.to(dev)
-        h = self.node_in(node.to(dev, dt))
-        e = self.edge_in(edge.to(dev, dt))
-        deg = torch.zeros(h.shape[0], device=dev, dtype=dt).index_add_(
-            0, row, torch.ones_like(row, dtype=dt)
-        )
-        deg = deg.clamp_min(1.0)[:, None]
-        for msg, upd in zip(self.msg, self.upd, strict=True):
-            m = msg(h, e, row, col)
-            h = h + upd(torch.cat([h, torch.zeros_like(h).index_add_(0, row, m) / deg], dim=1))
-            e = e + m
+        h, e, row, col = _encode(self, node, edge, row, col)
         out = self.head(h)
         return torch.cat([out[:, 0], out[:, 1], self.head_edge(h, e, row, col).squeeze(1)])
 

@@ -146,10 +146,7 @@ class NeuralIncompleteCholesky(nn.Module):
         with gen:
             if seed is not None:
                 torch.manual_seed(seed)
-            self.node_in = _mlp(N_NODE, latent, latent)
-            self.edge_in = _mlp(N_EDGE, latent, latent)
-            self.msg = nn.ModuleList(_EdgeMLP(latent, latent) for _ in range(rounds))
-            self.upd = nn.ModuleList(_mlp(2 * latent, latent, latent) for _ in range(rounds))
+            _build_encoder(self, latent, rounds)
             self.head_diag = _mlp(latent, latent, 1)
             self.head_low = _EdgeMLP(latent, 1)
         for last in (self.head_diag[-1], self.head_low.out):
@@ -167,21 +164,8 @@ class NeuralIncompleteCholesky(nn.Module):
         (E,)`` and the positions ``lower`` of the strictly lower ones (see
         :class:`MatrixGraph`).
         """
-        p = next(self.parameters())
-        dev, dt = p.device, p.dtype
-        row, col, lower = row.to(dev), col.to(dev), lower.to(dev)
-        h = self.node_in(node.to(dev, dt))
-        e = self.edge_in(edge.to(dev, dt))
-        n = h.shape[0]
-        deg = torch.zeros(n, device=dev, dtype=dt).index_add_(
-            0, row, torch.ones_like(row, dtype=dt)
-        )
-        deg = deg.clamp_min(1.0)[:, None]
-        for msg, upd in zip(self.msg, self.upd, strict=True):
-            m = msg(h, e, row, col)
-            agg = torch.zeros_like(h).index_add_(0, row, m) / deg
-            h = h + upd(torch.cat([h, agg], dim=1))
-            e = e + m
+        h, e, row, col = _encode(self, node, edge, row, col)
+        lower = lower.to(h.device)
         t = self.head_low(h, e[lower], row[lower], col[lower]).squeeze(1)
         return torch.cat([self.head_diag(h).squeeze(1), t])
 
@@ -259,6 +243,40 @@ class NeuralICPreconditioner(FactoredPreconditioner):
                 "with model.precondition(A)"
             )
         return NeuralICPreconditioner(self.model, A)
+
+
+def _build_encoder(net: nn.Module, latent: int, rounds: int) -> None:
+    """Give ``net`` the message-passing encoder shared by the matrix graph networks.
+
+    Sets ``node_in``, ``edge_in``, ``msg`` and ``upd`` (their names are the saved weights'
+    keys) for ``rounds`` rounds of width ``latent``.
+    """
+    net.node_in = _mlp(N_NODE, latent, latent)
+    net.edge_in = _mlp(N_EDGE, latent, latent)
+    net.msg = nn.ModuleList(_EdgeMLP(latent, latent) for _ in range(rounds))
+    net.upd = nn.ModuleList(_mlp(2 * latent, latent, latent) for _ in range(rounds))
+
+
+def _encode(net: nn.Module, node, edge, row, col):
+    """Node and edge states ``(h, e)`` after ``net``'s message passing, on its device.
+
+    Returns ``(h (n, latent), e (E, latent), row, col)`` with ``row, col`` moved to the
+    network's device; messages are averaged over each node's off-diagonal neighbours.
+    """
+    p = next(net.parameters())
+    dev, dt = p.device, p.dtype
+    row, col = row.to(dev), col.to(dev)
+    h = net.node_in(node.to(dev, dt))
+    e = net.edge_in(edge.to(dev, dt))
+    deg = torch.zeros(h.shape[0], device=dev, dtype=dt).index_add_(
+        0, row, torch.ones_like(row, dtype=dt)
+    )
+    deg = deg.clamp_min(1.0)[:, None]
+    for msg, upd in zip(net.msg, net.upd, strict=True):
+        m = msg(h, e, row, col)
+        h = h + upd(torch.cat([h, torch.zeros_like(h).index_add_(0, row, m) / deg], dim=1))
+        e = e + m
+    return h, e, row, col
 
 
 class _null:
