@@ -62,7 +62,7 @@ VC = {  # name -> (trained model key or None, coarse operators)
     "geometric": (None, "geometric"),
 }
 SOLVERS_3D = ("sa_amg", "ic0", "cg", "dcdm", *VC)
-MEMORY_SOLVERS = ("sa_amg", "ic0", "cg", "vc_init", "geometric", "dcdm")
+MEMORY_SOLVERS = ("sa_amg", "ic0", "vc_init", "geometric")
 
 
 def problem(kind: str, shape, contrast: float, seed: int = 0):
@@ -210,7 +210,8 @@ def part_seq(args, log) -> dict:
         systems = sequence_systems(kind, args)
         log(f"sequence {kind}: {len(systems)} systems built")
         variants = [("sa_amg", sa_setup_p, r) for r in (False, True)]
-        variants += [(v, vc_setup(models, v), r) for v in VC for r in (False, True)]
+        variants += [(v, vc_setup(models, v), False) for v in VC]
+        variants += [(v, vc_setup(models, v), True) for v in ("vc_learned", "geometric")]
         for name, setup, reuse in variants:
             out = solve_sequence(systems, setup, reuse=reuse, rtol=1e-6)
             label = f"{name}{'_reuse' if reuse else ''}"

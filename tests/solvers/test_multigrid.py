@@ -120,3 +120,10 @@ def test_bad_input():
     nine = nine + sp.diags(np.full(64, 0.5))
     with pytest.raises(SolverError, match="5-/7-point"):
         geometric_coarse(sp.csr_matrix(nine), (8, 8))
+
+
+def test_a_2d_model_is_refused_on_a_3d_problem():
+    from pdesurrogates.surrogates import LearnedVCycle
+
+    with pytest.raises(SolverError, match="model is 2D"):
+        MultigridHierarchy(LearnedVCycle(dim=2), gallery.dirichlet_box((8, 8, 8)))

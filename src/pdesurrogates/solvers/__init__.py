@@ -20,6 +20,7 @@ from pdesurrogates.solvers._preconditioners import (
     jacobi,
 )
 from pdesurrogates.solvers._result import SolveResult, SolveStatus
+from pdesurrogates.solvers._sequence import solve_sequence
 from pdesurrogates.solvers._solve import MODEL_METHODS, SOLVE_METHODS, solve_with
 
 _sys.modules[__name__ + ".gallery"] = gallery
@@ -44,5 +45,6 @@ __all__ = [
     "gallery",
     "jacobi",
     "krylov",
+    "solve_sequence",
     "solve_with",
 ]
