@@ -255,6 +255,15 @@ def _total(kind, label, out) -> dict:
     }
 
 
+LOAD_NOTE = (
+    "The stored runs shared the 2 cores with other jobs (load average 5-9, the two parts "
+    "running at the same time): SA-PCG took 97 s on the 128³ Poisson row here, against "
+    "about 21 s on a quieter machine. Compare ratios within a table, not times across "
+    "runs; on a loaded machine times of the same solver can vary by 1.5x between rows "
+    "(compare the iteration counts).\n"
+)
+
+
 def _verdict(it_learned, it_init) -> str:
     gain = it_init / max(it_learned, 1)
     if gain >= 1.3:
@@ -300,8 +309,14 @@ def _with_ratio(rows, key, sa_names=("sa_amg",)) -> list[dict]:
     return out
 
 
+def _table(rows) -> str:
+    """Markdown table over the union of the rows' keys (first-seen order)."""
+    cols = list(dict.fromkeys(k for r in rows for k in r))
+    return markdown_table(rows, cols)
+
+
 def render(data) -> str:
-    md = [__doc__.split("\n\n", 1)[1], "\n"]
+    md = [__doc__.split("\n\n", 1)[1], "\n", LOAD_NOTE, "\n"]
     if "3d" in data:
         d = data["3d"]
         md.append(f"## 3D {d['rows'][0]['n']}³, rtol 1e-6, random b, one thread\n\n")
@@ -329,7 +344,7 @@ def render(data) -> str:
             )
             md.append(markdown_table(d["memory"]))
         md.append("\n### Training\n\n")
-        md.append(markdown_table([{"model": k, **v} for k, v in d["training"].items()]))
+        md.append(_table([{"model": k, **v} for k, v in d["training"].items()]))
     if "seq" in data:
         d = data["seq"]
         md.append(f"\n## Sequences: {d['steps']} systems at {d['n']}², rtol 1e-6\n\n")
@@ -353,8 +368,12 @@ def render(data) -> str:
         abl = [t for t in d["totals"] if not t["solver"].endswith("_reuse")]
         md.append(markdown_table(ablation_rows(abl, "sequence")))
         md.append("\n### Training\n\n")
-        md.append(markdown_table([{"model": k, **v} for k, v in d["training"].items()]))
+        md.append(_table([{"model": k, **v} for k, v in d["training"].items()]))
     return "".join(md)
+
+
+def _commands(data) -> str:
+    return "; ".join(dict.fromkeys(d["command"] for d in data.values()))
 
 
 def main():
@@ -374,6 +393,9 @@ def main():
     ap.add_argument("--maxiter-cg", type=int, default=3000)
     ap.add_argument("--maxiter-dcdm", type=int, default=40)
     ap.add_argument("--no-memory", action="store_true")
+    ap.add_argument(
+        "--render-only", action="store_true", help="rewrite the .md from the stored .json"
+    )
     # the DCDM training settings of bench_dcdm.train_models
     ap.add_argument("--train-grids", default="64,128,256")
     ap.add_argument("--samples", default="400,200,64")
@@ -386,6 +408,11 @@ def main():
     ap.add_argument("--epochs3d", type=int, default=4)
     ap.add_argument("--width3d", type=int, default=8)
     args = ap.parse_args()
+    if args.render_only:
+        data = json.loads((RESULTS / "preconditioners.json").read_text())
+        data = {k: data[k] for k in ("3d", "seq") if k in data}
+        write_results("preconditioners", data, render(data), command=_commands(data))
+        return
     if args.quick:
         args.n3d, args.seq_n, args.seq_steps = 16, 32, 3
         args.train3d, args.train2d, args.vc_steps = 8, 16, 3
