@@ -21,6 +21,7 @@ from pdesurrogates.solvers._preconditioners import (
     jacobi,
 )
 from pdesurrogates.solvers._result import SolveResult, SolveStatus
+from pdesurrogates.solvers._sequence import solve_sequence
 from pdesurrogates.solvers._solve import MODEL_METHODS, SOLVE_METHODS, solve_with
 
 _sys.modules[__name__ + ".gallery"] = gallery
@@ -47,5 +48,6 @@ __all__ = [
     "grid_stencil",
     "jacobi",
     "krylov",
+    "solve_sequence",
     "solve_with",
 ]

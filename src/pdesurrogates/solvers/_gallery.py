@@ -38,11 +38,14 @@ __all__ = [
     "Problem",
     "circle_obstacle",
     "dirichlet_box",
+    "drifting_coefficients",
     "grid_to_vector",
     "laplacian",
+    "moving_obstacles",
     "named_problem",
     "poisson2d",
     "poisson3d",
+    "random_coefficient",
     "random_rhs",
     "smoke_domain",
     "smooth_rhs",
@@ -378,6 +381,100 @@ def variable_coefficient(coeff: np.ndarray) -> Problem:
     A = _face_system(shape, faces, sides, np.zeros(shape, bool))
     meta = {"coeff_min": float(k.min()), "coeff_max": float(k.max())}
     return Problem(A, tuple(shape), np.ones(shape, bool), "variable_coefficient", meta)
+
+
+def _smooth_field(shape, correlation, rng) -> np.ndarray:
+    """Zero-mean unit-variance Gaussian field, smoothed over ``correlation`` cells (periodic)."""
+    from scipy.ndimage import gaussian_filter
+
+    g = gaussian_filter(rng.standard_normal(shape), float(correlation), mode="wrap")
+    return (g - g.mean()) / g.std()
+
+
+def _contrast_scale(contrast) -> float:
+    contrast = float(contrast)
+    if not np.isfinite(contrast) or contrast < 1:
+        raise ValueError(f"contrast must be a finite number >= 1 (max/min of k); got {contrast}")
+    return float(np.log(contrast))
+
+
+def random_coefficient(
+    shape: Sequence[int], *, contrast: float = 1e4, correlation: float = 3.0, seed: int = 0
+) -> Problem:
+    """:func:`variable_coefficient` with a log-normal field of exactly ``contrast`` = max/min.
+
+    ``k = exp(s g)``, ``g`` a Gaussian field smoothed over ``correlation`` cells, ``s``
+    chosen so that ``k.max() / k.min() == contrast`` on this grid (2D or 3D).
+
+    >>> p = random_coefficient((16, 16, 16), contrast=1e4)
+    >>> round(p.meta["coeff_max"] / p.meta["coeff_min"])
+    10000
+    """
+    shape = _check_shape(shape)
+    g = _smooth_field(shape, correlation, np.random.default_rng(seed))
+    s = _contrast_scale(contrast) / float(g.max() - g.min())
+    return variable_coefficient(np.exp(s * (g - g.mean())))
+
+
+def drifting_coefficients(
+    shape: Sequence[int],
+    steps: int,
+    *,
+    contrast: float = 1e4,
+    correlation: float = 3.0,
+    drift: float = 0.5,
+    seed: int = 0,
+):
+    """``steps`` variable-coefficient problems whose log-coefficient drifts smoothly.
+
+    Step ``t`` has ``log k_t = s_t (cos(phi_t) g_1 + sin(phi_t) g_2)`` with two independent
+    smoothed Gaussian fields and ``phi_t = drift * t / (steps - 1)`` (radians); ``s_t``
+    holds the contrast max/min at ``contrast`` on every step. Consecutive matrices differ
+    a little, the first and the last by ``drift`` radians in field space (``pi / 2``:
+    unrelated fields).
+
+    Yields
+    ------
+    Problem
+        With ``meta["step"]`` and ``meta["phi"]``.
+    """
+    shape = _check_shape(shape)
+    if int(steps) < 1:
+        raise ValueError(f"steps must be >= 1; got {steps}")
+    log_c = _contrast_scale(contrast)
+    rng = np.random.default_rng(seed)
+    g1, g2 = _smooth_field(shape, correlation, rng), _smooth_field(shape, correlation, rng)
+    for t in range(int(steps)):
+        phi = float(drift) * t / max(int(steps) - 1, 1)
+        g = np.cos(phi) * g1 + np.sin(phi) * g2
+        p = variable_coefficient(np.exp(log_c * (g - g.mean()) / float(g.max() - g.min())))
+        p.meta.update(step=t, phi=phi)
+        yield p
+
+
+def moving_obstacles(
+    shape: Sequence[int], steps: int, *, radius: float = 0.1, height: float = 0.35
+):
+    """``steps`` smoke domains whose disc/ball obstacle moves across the box.
+
+    The centre goes from 0.25 to 0.75 along the first axis at ``height`` along the last
+    (the open top is the high end of the last axis), other axes at 0.5.
+
+    Yields
+    ------
+    Problem
+        :func:`smoke_domain` problems, ``meta["step"]`` set.
+    """
+    shape = _check_shape(shape)
+    if int(steps) < 1:
+        raise ValueError(f"steps must be >= 1; got {steps}")
+    for t in range(int(steps)):
+        c = [0.5] * len(shape)
+        c[0] = 0.25 + 0.5 * t / max(int(steps) - 1, 1)
+        c[-1] = float(height)
+        p = smoke_domain(shape, obstacles=[(tuple(c), radius)])
+        p.meta["step"] = t
+        yield p
 
 
 PROBLEM_NAMES = ("poisson2d", "poisson3d", "smoke2d", "smoke3d", "varcoef2d")

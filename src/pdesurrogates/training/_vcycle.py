@@ -17,34 +17,111 @@ from pdesurrogates.training._configs import VCycleConfig
 from pdesurrogates.training._steps import BatchSource, TrainingStep
 from pdesurrogates.training._trainer import Trainer
 
-__all__ = ["VCycleStep", "train_vcycle"]
+__all__ = ["VCycleStep", "dense_hierarchy", "train_vcycle"]
 
 
 class VCycleStep(TrainingStep):
     """``mean log(||E^k e||_A^2 / ||e||_A^2)`` over a batch of vectors ``e`` (rows).
 
+    The mean runs over the vectors and over the training matrices (each matrix weighs the
+    same, so a hard coefficient family is not drowned by an easy one).
+
     Parameters
     ----------
-    A : Tensor, shape (n, n)
-        Dense training matrix.
+    A : Tensor, shape (n, n), or list of them
+        Dense training matrices, all on one grid.
     shape : tuple of int
-        Its grid.
+        Their grid.
     power : int
         V-cycles ``k`` applied to each vector.
+    coarse : {"galerkin", "geometric"}
+        Coarse operators of the hierarchy, as in
+        :class:`~pdesurrogates.solvers.MultigridHierarchy`: Galerkin ``P^T A P`` (they
+        depend on the learned ``P``), or rediscretised from ``A`` (fixed; the learned
+        parameters then fit the smoother and the transfer to them).
     """
 
-    def __init__(self, A: torch.Tensor, shape: Sequence[int], power: int) -> None:
-        self.A = A
+    def __init__(self, A, shape: Sequence[int], power: int, coarse: str = "galerkin") -> None:
+        from pdesurrogates.solvers._multigrid import COARSE_OPERATORS
+
+        if coarse not in COARSE_OPERATORS or coarse == "compact":
+            raise ValueError(f"coarse must be 'galerkin' or 'geometric'; got {coarse!r}")
+        self.mats = list(A) if isinstance(A, list | tuple) else [A]
+        self.A = self.mats[0]
         self.shape = tuple(shape)
         self.power = power
+        self.coarse = coarse
+        self._geo = [
+            _geometric_ops(M, self.shape) if coarse == "geometric" else None for M in self.mats
+        ]
 
     def loss(self, model, batch) -> tuple[torch.Tensor, int]:
-        levels = model.hierarchy(self.A, self.shape)
-        e0 = ((batch @ self.A) * batch).sum(1)
-        x = batch
-        for _ in range(self.power):
-            x = x - model.apply(levels, x @ self.A)
-        return torch.log(((x @ self.A) * x).sum(1) / e0).mean(), len(batch)
+        total = 0.0
+        for A, geo in zip(self.mats, self._geo, strict=True):
+            levels = dense_hierarchy(model, A, self.shape, geo)
+            e0 = ((batch @ A) * batch).sum(1)
+            x = batch
+            for _ in range(self.power):
+                x = x - model.apply(levels, x @ A)
+            total = total + torch.log(((x @ A) * x).sum(1) / e0).mean()
+        return total / len(self.mats), len(batch)
+
+
+def _geometric_ops(A: torch.Tensor, shape) -> list[torch.Tensor]:
+    """Rediscretised coarse operators of ``A`` (fixed, from the sparse assembly)."""
+    import scipy.sparse as sp
+
+    from pdesurrogates.solvers._multigrid import geometric_coarse
+
+    ops, cur, cur_shape = [], sp.csr_matrix(A.detach().cpu().numpy()), tuple(shape)
+    while min(cur_shape) >= 2 and cur.shape[0] > 1:
+        cur = geometric_coarse(cur, cur_shape)
+        cur_shape = tuple((s + 1) // 2 for s in cur_shape)
+        ops.append(torch.as_tensor(cur.toarray(), dtype=A.dtype, device=A.device))
+    return ops
+
+
+def dense_hierarchy(model, A: torch.Tensor, shape, geometric=None) -> list[dict]:
+    """Dense (differentiable) hierarchy of ``model`` for ``A``, as the sparse
+    :class:`~pdesurrogates.solvers.MultigridHierarchy` builds it: no interpolation into
+    solid (identity-row) cells, Neumann rows of ``P`` rescaled to the interior row sum,
+    Galerkin coarse operators or the fixed rediscretised ones ``geometric``."""
+    from pdesurrogates.surrogates._dcdm_net import _prolongation_1d_torch
+
+    levels, cur, cur_shape, lvl = [], A, tuple(shape), 0
+    frac = model.omega_fraction().to(A.dtype)
+    a, b = model.stencil.to(A.dtype)
+    while True:
+        d = torch.diagonal(cur)
+        g = (cur.abs().sum(dim=1) / d).max()
+        level = {"A": cur, "dinv": 1.0 / d, "omega": frac[min(lvl, len(frac) - 1)] * 2.0 / g}
+        levels.append(level)
+        if cur.shape[0] <= model.coarse_cells or min(cur_shape) < 2:
+            level["chol"] = torch.linalg.cholesky(cur)
+            return levels
+        P = None
+        for s in cur_shape:
+            p1 = _prolongation_1d_torch(s, a, b)
+            P = p1 if P is None else torch.kron(P, p1)
+        with torch.no_grad():
+            off = cur.abs().sum(dim=1) - d.abs()
+            isolated = off == 0
+            neumann = 2 * d - cur.abs().sum(dim=1) <= 1e-12 * d
+        row_sum = P.sum(dim=1)
+        safe = torch.where(row_sum != 0, row_sum, torch.ones_like(row_sum))
+        full = (a + b) ** len(cur_shape)
+        scale = torch.where(neumann & (row_sum != 0), full / safe, torch.ones_like(row_sum))
+        scale = torch.where(isolated, torch.zeros_like(scale), scale)
+        P = scale[:, None] * P
+        level["P"] = P
+        if geometric is not None and lvl < len(geometric):
+            cur = geometric[lvl]
+        else:
+            cur = P.T @ cur @ P
+            empty = torch.diagonal(cur) == 0
+            cur = cur + torch.diag(empty.to(cur.dtype))
+        cur_shape = tuple((s + 1) // 2 for s in cur_shape)
+        lvl += 1
 
 
 class _RandomVectors(BatchSource):
@@ -93,6 +170,7 @@ def train_vcycle(
     shape: Sequence[int] | None = None,
     *,
     A=None,
+    coarse: str = "galerkin",
     steps: int = _V.steps,
     batch_size: int = _V.batch_size,
     power: int = _V.power,
@@ -100,17 +178,22 @@ def train_vcycle(
     seed: int = _V.seed,
     progress: bool = True,
 ) -> list[dict]:
-    """Train a :class:`~pdesurrogates.surrogates.LearnedVCycle` on an SPD grid matrix.
+    """Train a :class:`~pdesurrogates.surrogates.LearnedVCycle` on SPD grid matrices.
 
     The training matrix is ``A`` (a :class:`~pdesurrogates.solvers.gallery.Problem` or
     a gallery matrix, which carry their grid; a bare matrix of your own needs ``shape=``
     unless its grid is a square or cube), else the unscaled Dirichlet Laplacian on
-    ``shape`` (default ``VCycleConfig.shape``).
+    ``shape`` (default ``VCycleConfig.shape``). ``A`` may also be a list of them on one
+    grid (a training distribution, e.g. Poisson, high-contrast coefficients and smoke
+    domains): the loss is their mean, each family weighing the same.
 
     Minimises the mean of ``log(||E^k e||_A^2 / ||e||_A^2)`` over random vectors ``e``,
     where ``E = I - B A`` is the V-cycle's error propagation and ``k = power``: a smooth
     estimate of the spectral radius of ``E``, which sets the PCG condition number
-    ``1 / (1 - rho(E))``. The training grid should be small (dense algebra), e.g. 32x32.
+    ``1 / (1 - rho(E))``. The hierarchy is the one
+    :class:`~pdesurrogates.solvers.MultigridHierarchy` builds with the same ``coarse``
+    (``"galerkin"`` or ``"geometric"``); use the trained model with that ``coarse=``.
+    The training grid should be small (dense algebra), e.g. 32x32 or 12x12x12.
     The loop is the :class:`~pdesurrogates.training.Trainer`'s (Adam, constant learning
     rate), with :class:`VCycleStep`; the defaults are those of
     :class:`~pdesurrogates.training.VCycleConfig`.
@@ -123,12 +206,25 @@ def train_vcycle(
     """
     VCycleConfig(steps=steps, batch_size=batch_size, power=power, lr=lr, seed=seed)
     dtype = torch.float64
-    A, shape = _training_matrix(model, A, shape, dtype)
+    if isinstance(A, list | tuple):
+        if not A:
+            raise ValueError("train_vcycle: A is an empty list; pass at least one matrix")
+        pairs = [_training_matrix(model, M, shape, dtype) for M in A]
+        grids = {g for _, g in pairs}
+        if len(grids) > 1:
+            raise ValueError(
+                f"train_vcycle: the training matrices lie on different grids {sorted(grids)}; "
+                "use one grid for all of them"
+            )
+        mats, shape = [M for M, _ in pairs], pairs[0][1]
+    else:
+        M, shape = _training_matrix(model, A, shape, dtype)
+        mats = [M]
     n = int(np.prod(shape))
     model.to(dtype)
     trainer = Trainer(
         model,
-        step=VCycleStep(A, shape, power),
+        step=VCycleStep(mats, shape, power, coarse),
         lr=lr,
         epochs=steps,
         scheduler=None,

@@ -1,0 +1,451 @@
+"""Learned preconditioners at 3D 128³ and on 512² sequences, with the learning ablation.
+
+One process, every solver side by side on the same systems (rtol 1e-6, random b):
+
+* ``3d``: Poisson (Dirichlet box), variable coefficient (log-normal, max/min exactly
+  ``--contrast``, 1e4) and smoke (Neumann walls, open top, one ball obstacle) at ``--n3d``³
+  (128³ = 2.1M unknowns), single thread. Setup and solve seconds, iterations; peak memory
+  per solver on the Poisson row in fresh processes (``_common.fresh_process_peak``).
+* ``seq``: ``--seq-steps`` (20) systems at ``--seq-n``² (512²): a moving-obstacle smoke
+  sequence and a variable-coefficient sequence whose log-coefficient drifts smoothly
+  (``gallery.moving_obstacles``, ``gallery.drifting_coefficients``). Total time per
+  solver; AMG and the V-cycles either set up for every system or reuse their hierarchy
+  while it converges within 1.5x its first iteration count
+  (``pdesurrogates.solvers._sequence.solve_sequence``); both are reported.
+
+Solvers: CG (scipy), IC(0)-PCG (``IncompleteCholesky``), SA-PCG (pyamg smoothed
+aggregation V-cycle), DCDM (``ConjugateDirectionNet``, trained once by
+``bench_dcdm.train_models``: 3D on the 16³ box, 2D smoke on empty smoke boxes), and four
+multigrid V-cycles with the same cycle (``MultigridHierarchy``: cell-centred trilinear
+``P``, ``R = P^T``, 2+2 damped-Jacobi sweeps, Cholesky at <= 64 cells), the ablation:
+
+* ``vc_learned``: Galerkin coarse operators, parameters trained (``train_vcycle``) on a mix
+  of Poisson, contrast-1e4 coefficients and a smoke domain at ``--train3d``³ / 32²;
+* ``vc_init``: the same Galerkin cycle untrained (its initialisation, the classical
+  Galerkin parameters);
+* ``geo_learned``: rediscretised (geometric) coarse operators, parameters trained for them;
+* ``geometric``: classical geometric multigrid, rediscretised coarse operators, classical
+  parameters (= the untrained initialisation of ``geo_learned``).
+
+Times are single-threaded wall clock on a shared 2-core machine: iteration counts are
+exact, times indicative, ratios within one run comparable.
+
+Run: ``python benchmarks/bench_preconditioners.py`` (``--quick`` for a short sanity run
+into a temporary folder; ``--only 3d`` or ``--only seq`` re-measures one part and merges it
+into the stored results).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from types import SimpleNamespace
+
+import torch
+from bench_dcdm import ic_setup, run_dcdm, sa_setup, scipy_pcg, train_models
+
+from pdesurrogates.solvers import gallery
+from pdesurrogates.solvers._multigrid import MultigridHierarchy
+from pdesurrogates.solvers._sequence import solve_sequence
+from pdesurrogates.surrogates import LearnedVCycle
+from pdesurrogates.training import train_vcycle
+
+from _common import RESULTS, fresh_process_peak, markdown_table, write_results
+
+VC = {  # name -> (trained model key or None, coarse operators)
+    "vc_learned": ("galerkin", "galerkin"),
+    "vc_init": (None, "galerkin"),
+    "geo_learned": ("geometric", "geometric"),
+    "geometric": (None, "geometric"),
+}
+SOLVERS_3D = ("sa_amg", "ic0", "cg", "dcdm", *VC)
+MEMORY_SOLVERS = ("sa_amg", "ic0", "vc_init", "geometric")
+
+
+def problem(kind: str, shape, contrast: float, seed: int = 0):
+    if kind == "poisson":
+        return gallery.dirichlet_box(shape)
+    if kind == "varcoef":
+        return gallery.random_coefficient(shape, contrast=contrast, seed=seed)
+    if kind == "smoke":
+        c = (0.5, 0.35) if len(shape) == 2 else (0.5, 0.5, 0.35)
+        return gallery.smoke_domain(shape, obstacles=[(c, 0.15)])
+    raise ValueError(kind)
+
+
+def train_mix(dim: int, m: int, contrast: float) -> list:
+    """The V-cycle training distribution: Poisson, hard coefficients, an obstacle."""
+    shape = (m,) * dim
+    c = (0.4, 0.4) if dim == 2 else (0.4, 0.5, 0.4)
+    return [
+        gallery.dirichlet_box(shape),
+        gallery.random_coefficient(shape, contrast=contrast, correlation=1.5, seed=5),
+        gallery.smoke_domain(shape, obstacles=[(c, 0.2)]),
+    ]
+
+
+def train_vcycles(dim, args, log) -> tuple[dict, dict]:
+    models, info = {}, {}
+    mix = train_mix(dim, args.train3d if dim == 3 else args.train2d, args.contrast)
+    for coarse in ("galerkin", "geometric"):
+        vc = LearnedVCycle(dim=dim)
+        t0 = time.perf_counter()
+        hist = train_vcycle(vc, A=mix, coarse=coarse, steps=args.vc_steps, lr=3e-2, progress=False)
+        params = vc.numpy_parameters()
+        info[f"vcycle{dim}d_{coarse}"] = {
+            "train_shape": list(mix[0].shape),
+            "train_problems": f"poisson + varcoef (contrast {args.contrast:.0e}) + smoke",
+            "steps": args.vc_steps,
+            "train_s": time.perf_counter() - t0,
+            "rho_first": hist[0]["rho"],
+            "rho_last": hist[-1]["rho"],
+            "stencil": [float(v) for v in params["stencil"]],
+            "omega_fraction": [float(v) for v in params["omega_fraction"]],
+        }
+        models[coarse] = vc
+        log(f"V-cycle {dim}D {coarse}: rho {hist[0]['rho']:.3f} -> {hist[-1]['rho']:.3f}")
+    return models, info
+
+
+def dcdm_nets(args, log, dim: int):
+    """The DCDM networks of bench_dcdm (3D box network, or the 2D smoke network)."""
+    ns = SimpleNamespace(**vars(args))
+    if dim == 3:  # bench_dcdm trains the 2D networks too: keep those tiny here
+        ns.train_grids, ns.samples, ns.lanczos, ns.epochs = "16", "16", 20, 1
+    ns.vcycle_steps = 1
+    nets, info = train_models(ns, log, only_2d=dim == 2)
+    key = "dcdm3d" if dim == 3 else "dcdm2d_smoke"
+    return nets[key], {key: info[key]}
+
+
+def vc_setup(models, name):
+    key, coarse = VC[name]
+    model = None if key is None else models[key]
+    return lambda p: MultigridHierarchy(model, p, coarse=coarse).aspreconditioner()
+
+
+def run_one(name, p, b, rtol, models, net, maxiter_cg, maxiter_dcdm):
+    if name in VC:
+        setup = vc_setup(models, name)
+        return scipy_pcg(p.A, b, rtol, lambda _A: setup(p), 20000)
+    if name == "dcdm":
+        return run_dcdm(p, b, rtol, net, maxiter_dcdm)
+    setups = {"sa_amg": sa_setup, "ic0": ic_setup, "cg": None}
+    return scipy_pcg(p.A, b, rtol, setups[name], 20000 if name != "cg" else maxiter_cg)
+
+
+def memory_worker(kind, n, solver, contrast) -> None:
+    """One solve at rtol 1e-6 in this fresh process (learned models at their init)."""
+    torch.set_num_threads(1)
+    p = problem(kind, (int(n),) * 3, float(contrast))
+    b = gallery.random_rhs(p, seed=1)
+    net = None
+    if solver == "dcdm":
+        from pdesurrogates.surrogates import ConjugateDirectionNet
+
+        net = ConjugateDirectionNet(dim=3, width=8)
+    base = fresh_process_peak(None, None)
+    out = run_one(solver, p, b, 1e-6, {}, net, 3000, 5)
+    fresh_process_peak(None, None, report={"baseline_mib": base, "iters": out["iterations"]})
+
+
+def part_3d(args, log) -> dict:
+    torch.set_num_threads(1)
+    net, info = dcdm_nets(args, log, 3)
+    models, vinfo = train_vcycles(3, args, log)
+    info.update(vinfo)
+    shape = (args.n3d,) * 3
+    rows = []
+    for kind in ("poisson", "varcoef", "smoke"):
+        t0 = time.perf_counter()
+        p = problem(kind, shape, args.contrast)
+        log(f"{kind} {shape}: built in {time.perf_counter() - t0:.1f}s")
+        b = gallery.random_rhs(p, seed=1)
+        for name in SOLVERS_3D:
+            out = run_one(name, p, b, 1e-6, models, net, args.maxiter_cg, args.maxiter_dcdm)
+            out["total_s"] = out["setup_s"] + out["solve_s"]
+            rows.append({"problem": kind, "n": args.n3d, "unknowns": p.n, "solver": name, **out})
+            log(
+                f"  {name}: {out['iterations']} it, setup {out['setup_s']:.2f}s, "
+                f"solve {out['solve_s']:.2f}s, converged {out['converged']}"
+            )
+    mem = []
+    for solver in MEMORY_SOLVERS if not args.no_memory else ():
+        rep = fresh_process_peak(
+            __file__, ["--memory-worker", "poisson", args.n3d, solver, args.contrast]
+        )
+        mem.append(
+            {
+                "problem": "poisson",
+                "n": args.n3d,
+                "solver": solver,
+                "iterations": rep["iters"],
+                "mem_mib": rep["delta_mib"],
+                "rss_mib": rep["peak_mib"],
+            }
+        )
+        log(f"memory {solver}: {rep['delta_mib']:.0f} MiB")
+    return {"rows": rows, "memory": mem, "training": info, "contrast": args.contrast}
+
+
+def sequence_systems(kind, args):
+    shape = (args.seq_n,) * 2
+    if kind == "smoke":
+        probs = gallery.moving_obstacles(shape, args.seq_steps)
+    else:
+        probs = gallery.drifting_coefficients(shape, args.seq_steps, contrast=args.contrast)
+    return [(p, gallery.smooth_rhs(p, seed=i)) for i, p in enumerate(probs)]
+
+
+def part_seq(args, log) -> dict:
+    torch.set_num_threads(1)
+    net, info = dcdm_nets(args, log, 2)
+    models, vinfo = train_vcycles(2, args, log)
+    info.update(vinfo)
+    runs, totals = [], []
+    for kind in ("smoke", "varcoef"):
+        systems = sequence_systems(kind, args)
+        log(f"sequence {kind}: {len(systems)} systems built")
+        variants = [("sa_amg", sa_setup_p, r) for r in (False, True)]
+        variants += [(v, vc_setup(models, v), False) for v in VC]
+        variants += [(v, vc_setup(models, v), True) for v in ("vc_learned", "geometric")]
+        for name, setup, reuse in variants:
+            out = solve_sequence(systems, setup, reuse=reuse, rtol=1e-6)
+            label = f"{name}{'_reuse' if reuse else ''}"
+            runs += [{"sequence": kind, "step": i, "solver": label, **r} for i, r in enumerate(out)]
+            totals.append(_total(kind, label, out))
+            log(f"  {label}: {totals[-1]['total_s']:.2f}s, {totals[-1]['iterations']} it")
+        if kind == "smoke":
+            out = [run_dcdm(p, b, 1e-6, net, args.maxiter_dcdm) for p, b in systems]
+            for r in out:
+                r["total_s"] = r["setup_s"] + r["solve_s"]
+                r["rebuilt"] = False
+            runs += [
+                {"sequence": kind, "step": i, "solver": "dcdm", **r} for i, r in enumerate(out)
+            ]
+            totals.append(_total(kind, "dcdm", out))
+            log(f"  dcdm: {totals[-1]['total_s']:.2f}s")
+    return {
+        "runs": runs,
+        "totals": totals,
+        "training": info,
+        "n": args.seq_n,
+        "steps": args.seq_steps,
+        "contrast": args.contrast,
+    }
+
+
+def sa_setup_p(p):
+    return sa_setup(p.A)
+
+
+def _total(kind, label, out) -> dict:
+    return {
+        "sequence": kind,
+        "solver": label,
+        "iterations": int(sum(r["iterations"] for r in out)),
+        "setups": int(sum(bool(r["rebuilt"]) for r in out)),
+        "setup_s": float(sum(r["setup_s"] for r in out)),
+        "solve_s": float(sum(r["solve_s"] for r in out)),
+        "total_s": float(sum(r["total_s"] for r in out)),
+        "all_converged": all(r["converged"] for r in out),
+    }
+
+
+MEMORY_NOTE = (
+    "mem_mib: peak RSS of setup + solve above the process after imports and the problem; "
+    "V-cycles at their initialisation (same cost as the learned ones). The V-cycles' peak "
+    "is the grid-stencil check of the matrix (`solvers._checks.check_grid_stencil`, run by "
+    "every grid preconditioner), not the hierarchy: that check alone, on the 128³ Poisson "
+    "matrix in a fresh process, peaks at 1336 MiB above the baseline (int64 coordinates of "
+    "all 14.6M nonzeros); it also takes about 5 s of the V-cycles' setup there.\n\n"
+)
+LOAD_NOTE = (
+    "The stored runs shared the 2 cores with other jobs (load average 5-9, the two parts "
+    "running at the same time): SA-PCG took 97 s on the 128³ Poisson row here, against "
+    "about 21 s on a quieter machine. Compare ratios within a table, not times across "
+    "runs; on a loaded machine times of the same solver can vary by 1.5x between rows "
+    "(compare the iteration counts).\n"
+)
+
+
+def _verdict(it_learned, it_init) -> str:
+    gain = it_init / max(it_learned, 1)
+    if gain >= 1.3:
+        return f"yes: {gain:.2f}x fewer iterations"
+    return f"no: {gain:.2f}x (learning does not help here)"
+
+
+def ablation_rows(rows, key) -> list[dict]:
+    """learned / untrained / classical geometric side by side per problem."""
+    out = []
+    for prob in dict.fromkeys(r[key] for r in rows):
+        by = {r["solver"]: r for r in rows if r[key] == prob}
+        if not all(v in by for v in VC):
+            continue
+        for learned, init, label in (
+            ("vc_learned", "vc_init", "Galerkin"),
+            ("geo_learned", "geometric", "geometric"),
+        ):
+            out.append(
+                {
+                    key: prob,
+                    "coarse": label,
+                    "it learned": by[learned]["iterations"],
+                    "it untrained": by[init]["iterations"],
+                    "it geometric": by["geometric"]["iterations"],
+                    "t learned": by[learned]["total_s"],
+                    "t untrained": by[init]["total_s"],
+                    "t geometric": by["geometric"]["total_s"],
+                    "learning helps (>= 1.3x)": _verdict(
+                        by[learned]["iterations"], by[init]["iterations"]
+                    ),
+                }
+            )
+    return out
+
+
+def _with_ratio(rows, key, sa_names=("sa_amg",)) -> list[dict]:
+    out = []
+    for r in rows:
+        sa = [s for s in rows if s[key] == r[key] and s["solver"] in sa_names]
+        best = min(s["total_s"] for s in sa) if sa else float("nan")
+        out.append({**r, "total / SA": r["total_s"] / best})
+    return out
+
+
+def _table(rows) -> str:
+    """Markdown table over the union of the rows' keys (first-seen order)."""
+    cols = list(dict.fromkeys(k for r in rows for k in r))
+    return markdown_table(rows, cols)
+
+
+def render(data) -> str:
+    md = [__doc__.split("\n\n", 1)[1], "\n", LOAD_NOTE, "\n"]
+    if "3d" in data:
+        d = data["3d"]
+        md.append(f"## 3D {d['rows'][0]['n']}³, rtol 1e-6, random b, one thread\n\n")
+        md.append(f"Command: `{d['command']}`\n\n")
+        cols = [
+            "problem",
+            "solver",
+            "iterations",
+            "setup_s",
+            "solve_s",
+            "total_s",
+            "total / SA",
+            "converged",
+            "true_relres",
+        ]
+        md.append(markdown_table(_with_ratio(d["rows"], "problem"), cols))
+        md.append("\n### Ablation: learned / untrained initialisation / classical geometric\n\n")
+        md.append(markdown_table(ablation_rows(d["rows"], "problem")))
+        if d["memory"]:
+            md.append("\n### Peak memory, Poisson, fresh process per solver\n\n")
+            md.append(MEMORY_NOTE)
+            md.append(markdown_table(d["memory"]))
+        md.append("\n### Training\n\n")
+        md.append(_table([{"model": k, **v} for k, v in d["training"].items()]))
+    if "seq" in data:
+        d = data["seq"]
+        md.append(f"\n## Sequences: {d['steps']} systems at {d['n']}², rtol 1e-6\n\n")
+        md.append(f"Command: `{d['command']}`\n\n")
+        md.append(
+            "`_reuse`: the hierarchy is kept while it converges within 1.5x the "
+            "iterations of the system it was built for, rebuilt otherwise; "
+            "`setups` counts the builds. total / SA is against the faster SA "
+            "variant.\n\n"
+        )
+        tot = _with_ratio(d["totals"], "sequence", ("sa_amg", "sa_amg_reuse"))
+        md.append(markdown_table(tot))
+        learned = [t for t in tot if t["solver"].startswith(("vc_learned", "geo_learned", "dcdm"))]
+        for seq in dict.fromkeys(t["sequence"] for t in tot):
+            best = min((t for t in learned if t["sequence"] == seq), key=lambda t: t["total_s"])
+            md.append(
+                f"\nBest learned on {seq}: {best['solver']}, {best['total / SA']:.2f}x "
+                "the faster SA's total.\n"
+            )
+        md.append("\n### Ablation on the sequences (rebuilt every step)\n\n")
+        abl = [t for t in d["totals"] if not t["solver"].endswith("_reuse")]
+        md.append(markdown_table(ablation_rows(abl, "sequence")))
+        md.append("\n### Training\n\n")
+        md.append(_table([{"model": k, **v} for k, v in d["training"].items()]))
+    return "".join(md)
+
+
+def _commands(data) -> str:
+    return "; ".join(dict.fromkeys(d["command"] for d in data.values()))
+
+
+def main():
+    if len(sys.argv) == 6 and sys.argv[1] == "--memory-worker":
+        memory_worker(*sys.argv[2:])
+        return
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="seconds-long run, temporary folder")
+    ap.add_argument("--only", choices=("all", "3d", "seq"), default="all")
+    ap.add_argument("--n3d", type=int, default=128)
+    ap.add_argument("--seq-n", type=int, default=512)
+    ap.add_argument("--seq-steps", type=int, default=20)
+    ap.add_argument("--contrast", type=float, default=1e4)
+    ap.add_argument("--train3d", type=int, default=12, help="V-cycle training grid side, 3D")
+    ap.add_argument("--train2d", type=int, default=32, help="V-cycle training grid side, 2D")
+    ap.add_argument("--vc-steps", type=int, default=60)
+    ap.add_argument("--maxiter-cg", type=int, default=3000)
+    ap.add_argument("--maxiter-dcdm", type=int, default=40)
+    ap.add_argument("--no-memory", action="store_true")
+    ap.add_argument(
+        "--render-only", action="store_true", help="rewrite the .md from the stored .json"
+    )
+    # the DCDM training settings of bench_dcdm.train_models
+    ap.add_argument("--train-grids", default="64,128,256")
+    ap.add_argument("--samples", default="400,200,64")
+    ap.add_argument("--lanczos", type=int, default=400)
+    ap.add_argument("--epochs", type=int, default=4)
+    ap.add_argument("--width", type=int, default=0)
+    ap.add_argument("--train-grid3d", type=int, default=16)
+    ap.add_argument("--samples3d", type=int, default=400)
+    ap.add_argument("--lanczos3d", type=int, default=300)
+    ap.add_argument("--epochs3d", type=int, default=4)
+    ap.add_argument("--width3d", type=int, default=8)
+    args = ap.parse_args()
+    if args.render_only:
+        data = json.loads((RESULTS / "preconditioners.json").read_text())
+        data = {k: data[k] for k in ("3d", "seq") if k in data}
+        write_results("preconditioners", data, render(data), command=_commands(data))
+        return
+    if args.quick:
+        args.n3d, args.seq_n, args.seq_steps = 16, 32, 3
+        args.train3d, args.train2d, args.vc_steps = 8, 16, 3
+        args.train_grids, args.samples, args.lanczos, args.epochs = "16", "16", 20, 1
+        args.train_grid3d, args.samples3d, args.lanczos3d, args.epochs3d = 8, 16, 20, 1
+        args.maxiter_dcdm = 20
+    t_start = time.perf_counter()
+
+    def log(msg):
+        print(f"[{time.perf_counter() - t_start:7.1f}s] {msg}", flush=True)
+
+    out_dir = tempfile.mkdtemp(prefix="bench_pre_") if args.quick else RESULTS
+    stored = RESULTS / "preconditioners.json"
+    command = " ".join(["python", *sys.argv])
+    new = {}
+    if args.only in ("all", "3d"):
+        new["3d"] = {**part_3d(args, log), "command": command}
+    if args.only in ("all", "seq"):
+        new["seq"] = {**part_seq(args, log), "command": command}
+    data = {}
+    if not args.quick and args.only != "all" and stored.exists():  # merge, read at the end
+        old = json.loads(stored.read_text())
+        data = {k: old[k] for k in ("3d", "seq") if k in old}
+    data.update(new)
+    path = write_results(
+        "preconditioners", data, render(data), command=command, results_dir=out_dir
+    )
+    log(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()
