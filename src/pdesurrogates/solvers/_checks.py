@@ -365,6 +365,9 @@ def grid_shape_for(
     return shape
 
 
+_CHUNK = 1 << 21  # nonzeros per block of check_grid_stencil
+
+
 def check_grid_stencil(A, shape, *, guessed: bool = False, who: str = "a grid model") -> None:
     """Refuse a matrix whose nonzeros couple cells that are not grid neighbours.
 
@@ -386,27 +389,37 @@ def check_grid_stencil(A, shape, *, guessed: bool = False, who: str = "a grid mo
     if not sp.issparse(A):
         return
     shape = tuple(int(s) for s in shape)
-    coo = sp.coo_matrix(A)
-    keep = coo.data != 0
-    row, col = coo.row[keep].astype(np.int64), coo.col[keep].astype(np.int64)
-    if row.size == 0 or int(np.prod(shape)) != A.shape[0]:
+    csr = A.tocsr()  # no copy for a CSR matrix
+    if csr.nnz == 0 or int(np.prod(shape)) != A.shape[0]:
         return
-    bad = np.zeros(row.size, dtype=bool)
-    for ri, ci, s in zip(
-        np.unravel_index(row, shape), np.unravel_index(col, shape), shape, strict=True
-    ):
-        d = np.abs(ri - ci)
-        bad |= (d > 1) & ~((d == s - 1) & (s > 2))
-    if not bad.any():
+    n_bad, first, n_nonzero = 0, None, 0
+    step = max(1, _CHUNK * csr.shape[0] // csr.nnz)
+    for r0 in range(0, csr.shape[0], step):  # blocks of rows: bounded memory on 10^7 nonzeros
+        r1 = min(r0 + step, csr.shape[0])
+        lo, hi = csr.indptr[r0], csr.indptr[r1]
+        keep = csr.data[lo:hi] != 0
+        row = np.repeat(np.arange(r0, r1), np.diff(csr.indptr[r0 : r1 + 1]))[keep]
+        col = csr.indices[lo:hi][keep]
+        n_nonzero += row.size
+        bad = np.zeros(row.size, dtype=bool)
+        for ri, ci, s in zip(
+            np.unravel_index(row, shape), np.unravel_index(col, shape), shape, strict=True
+        ):
+            d = np.abs(ri.astype(np.int64) - ci)
+            bad |= (d > 1) & ~((d == s - 1) & (s > 2))
+        n_bad += int(bad.sum())
+        if first is None and bad.any():
+            k = int(np.flatnonzero(bad)[0])
+            first = (int(row[k]), int(col[k]))
+    if first is None:
         return
-    k = int(np.flatnonzero(bad)[0])
-    i, j = int(row[k]), int(col[k])
+    i, j = first
     cell_i = tuple(int(v) for v in np.unravel_index(i, shape))
     cell_j = tuple(int(v) for v in np.unravel_index(j, shape))
     how = "guessed from its size" if guessed else "given"
     raise SolverError(
         f"{who} assumes A is a stencil on a grid of shape {shape} ({how}), but "
-        f"{int(bad.sum())} of its {row.size} nonzeros couple cells that are not neighbours "
+        f"{n_bad} of its {n_nonzero} nonzeros couple cells that are not neighbours "
         f"(A[{i}, {j}] couples cells {cell_i} and {cell_j}): A is not numbered in C order of "
         f"that grid (a renumbered/permuted matrix, or another grid shape). Pass the grid's "
         f"shape=(...) if it is another grid; {ALGEBRAIC_HINT}"
