@@ -7,8 +7,9 @@ import torch
 from pdesurrogates.solvers import gallery
 from pdesurrogates.solvers._multigrid import MultigridHierarchy
 from pdesurrogates.surrogates import LearnedVCycle
+from pdesurrogates.surrogates._dense_multigrid import dense_hierarchy
 from pdesurrogates.training import train_vcycle
-from pdesurrogates.training._vcycle import _geometric_ops, dense_hierarchy
+from pdesurrogates.training._vcycle import _geometric_ops
 
 
 @pytest.mark.parametrize("coarse", ["galerkin", "geometric"])
@@ -31,6 +32,19 @@ def test_dense_training_hierarchy_equals_the_sparse_cycle(coarse, prob):
     r = np.random.default_rng(1).standard_normal(prob.n)
     dense = m.apply(levels, torch.as_tensor(r)[None])[0].detach().numpy()
     sparse = MultigridHierarchy(m, prob, coarse=coarse).matvec(r)
+    assert np.allclose(dense, sparse, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("shape", [(10, 10), (9, 9, 9)])
+def test_forward_is_the_sparse_cycle_of_the_dirichlet_laplacian(shape):
+    """``LearnedVCycle.forward`` (the model called on a residual) runs the same cycle as the
+    sparse hierarchy that ``solve_with(..., "vcycle")`` builds, in 2D and 3D."""
+    m = LearnedVCycle(dim=len(shape), coarse_cells=8).double()
+    prob = gallery.dirichlet_box(shape)
+    r = np.random.default_rng(2).standard_normal(prob.n)
+    with torch.no_grad():
+        dense = m(torch.as_tensor(r).reshape(1, 1, *shape)).reshape(-1).numpy()
+    sparse = MultigridHierarchy(m, prob).matvec(r)
     assert np.allclose(dense, sparse, rtol=1e-10, atol=1e-12)
 
 

@@ -40,6 +40,7 @@ from torch import nn
 
 from pdesurrogates.io import register_model
 from pdesurrogates.surrogates._dcdm_coeff import StencilVCycle, _bilinear_kernel
+from pdesurrogates.surrogates._dense_multigrid import _laplacian_dense, dense_hierarchy
 from pdesurrogates.surrogates._limits import MAX_REPEAT, check_at_most
 
 __all__ = ["ConjugateDirectionNet", "LearnedVCycle"]
@@ -418,34 +419,6 @@ class ConjugateDirectionNet(nn.Module):
             self._native_convs = False
 
 
-def _prolongation_1d_torch(n_fine: int, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """Dense cell-centred 1D prolongation ``(n_fine, ceil(n_fine/2))``, stencil (b, a, a, b)."""
-    nc = (n_fine + 1) // 2
-    i = torch.arange(n_fine)
-    c = i // 2
-    nb = torch.where(i % 2 == 0, c - 1, c + 1)
-    P = torch.zeros(n_fine, nc, dtype=a.dtype, device=a.device)
-    P = P.index_put((i, c), a.expand(n_fine))
-    ok = (nb >= 0) & (nb < nc)
-    P = P.index_put((i[ok], nb[ok]), b.expand(int(ok.sum())), accumulate=True)
-    return P
-
-
-def _laplacian_dense(shape, dtype, device) -> torch.Tensor:
-    A = None
-    for ax, n in enumerate(shape):
-        T = 2 * torch.eye(n, dtype=dtype, device=device)
-        T = T - torch.diag(torch.ones(n - 1, dtype=dtype, device=device), 1)
-        T = T - torch.diag(torch.ones(n - 1, dtype=dtype, device=device), -1)
-        mats = [torch.eye(m, dtype=dtype, device=device) for m in shape]
-        mats[ax] = T
-        term = mats[0]
-        for m in mats[1:]:
-            term = torch.kron(term, m)
-        A = term if A is None else A + term
-    return A
-
-
 @register_model
 class LearnedVCycle(nn.Module):
     """A learned multigrid V-cycle that is symmetric positive definite by construction.
@@ -535,30 +508,13 @@ class LearnedVCycle(nn.Module):
             "omega_fraction": self.omega_fraction().detach().double().cpu().numpy(),
         }
 
-    def hierarchy(self, A: torch.Tensor, shape) -> list[dict]:
-        """Dense Galerkin hierarchy of ``A`` (``(n, n)`` tensor) on grid ``shape``."""
-        levels = []
-        cur, cur_shape = A, tuple(shape)
-        frac = self.omega_fraction().to(A.dtype)
-        a, b = self.stencil.to(A.dtype)
-        lvl = 0
-        while True:
-            d = torch.diagonal(cur)
-            g = (cur.abs().sum(dim=1) / d).max()
-            f = frac[min(lvl, self.n_level_params - 1)]
-            level = {"A": cur, "dinv": 1.0 / d, "omega": f * 2.0 / g}
-            levels.append(level)
-            if cur.shape[0] <= self.coarse_cells or min(cur_shape) < 2:
-                level["chol"] = torch.linalg.cholesky(cur)
-                return levels
-            P = None
-            for s in cur_shape:
-                p1 = _prolongation_1d_torch(s, a, b)
-                P = p1 if P is None else torch.kron(P, p1)
-            level["P"] = P
-            cur = P.T @ cur @ P
-            cur_shape = tuple((s + 1) // 2 for s in cur_shape)
-            lvl += 1
+    def hierarchy(self, A: torch.Tensor, shape, geometric=None) -> list[dict]:
+        """Dense (differentiable) hierarchy of ``A`` (``(n, n)`` tensor) on grid ``shape``.
+
+        The same cycle as the sparse :class:`~pdesurrogates.solvers.MultigridHierarchy`
+        (see :func:`dense_hierarchy`); ``geometric``: fixed coarse operators, else Galerkin.
+        """
+        return dense_hierarchy(self, A, shape, geometric)
 
     def apply(self, levels: list[dict], r: torch.Tensor, lvl: int = 0) -> torch.Tensor:
         """V-cycle on rows of ``r`` (``(batch, n)``), zero initial guess."""

@@ -13,11 +13,12 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
+from pdesurrogates.surrogates._dense_multigrid import dense_hierarchy
 from pdesurrogates.training._configs import VCycleConfig
 from pdesurrogates.training._steps import BatchSource, TrainingStep
 from pdesurrogates.training._trainer import Trainer
 
-__all__ = ["VCycleStep", "dense_hierarchy", "train_vcycle"]
+__all__ = ["VCycleStep", "train_vcycle"]
 
 
 class VCycleStep(TrainingStep):
@@ -81,49 +82,6 @@ def _geometric_ops(A: torch.Tensor, shape) -> list[torch.Tensor]:
     return ops
 
 
-def dense_hierarchy(model, A: torch.Tensor, shape, geometric=None) -> list[dict]:
-    """Dense (differentiable) hierarchy of ``model`` for ``A``, as the sparse
-    :class:`~pdesurrogates.solvers.MultigridHierarchy` builds it: no interpolation into
-    solid (identity-row) cells, Neumann rows of ``P`` rescaled to the interior row sum,
-    Galerkin coarse operators or the fixed rediscretised ones ``geometric``."""
-    from pdesurrogates.surrogates._dcdm_net import _prolongation_1d_torch
-
-    levels, cur, cur_shape, lvl = [], A, tuple(shape), 0
-    frac = model.omega_fraction().to(A.dtype)
-    a, b = model.stencil.to(A.dtype)
-    while True:
-        d = torch.diagonal(cur)
-        g = (cur.abs().sum(dim=1) / d).max()
-        level = {"A": cur, "dinv": 1.0 / d, "omega": frac[min(lvl, len(frac) - 1)] * 2.0 / g}
-        levels.append(level)
-        if cur.shape[0] <= model.coarse_cells or min(cur_shape) < 2:
-            level["chol"] = torch.linalg.cholesky(cur)
-            return levels
-        P = None
-        for s in cur_shape:
-            p1 = _prolongation_1d_torch(s, a, b)
-            P = p1 if P is None else torch.kron(P, p1)
-        with torch.no_grad():
-            off = cur.abs().sum(dim=1) - d.abs()
-            isolated = off == 0
-            neumann = 2 * d - cur.abs().sum(dim=1) <= 1e-12 * d
-        row_sum = P.sum(dim=1)
-        safe = torch.where(row_sum != 0, row_sum, torch.ones_like(row_sum))
-        full = (a + b) ** len(cur_shape)
-        scale = torch.where(neumann & (row_sum != 0), full / safe, torch.ones_like(row_sum))
-        scale = torch.where(isolated, torch.zeros_like(scale), scale)
-        P = scale[:, None] * P
-        level["P"] = P
-        if geometric is not None and lvl < len(geometric):
-            cur = geometric[lvl]
-        else:
-            cur = P.T @ cur @ P
-            empty = torch.diagonal(cur) == 0
-            cur = cur + torch.diag(empty.to(cur.dtype))
-        cur_shape = tuple((s + 1) // 2 for s in cur_shape)
-        lvl += 1
-
-
 class _RandomVectors(BatchSource):
     """One batch of standard normal vectors per epoch, drawn from ``(seed, epoch)``."""
 
@@ -146,7 +104,7 @@ def _training_matrix(model, A, shape, dtype) -> tuple[torch.Tensor, tuple[int, .
     it carries, or a bare matrix with ``shape``), else the Dirichlet Laplacian on
     ``shape`` (default :attr:`VCycleConfig.shape`)."""
     from pdesurrogates.solvers._checks import grid_shape_for, unwrap_grid
-    from pdesurrogates.surrogates._dcdm_net import _laplacian_dense
+    from pdesurrogates.surrogates._dense_multigrid import _laplacian_dense
 
     if A is None:
         shape = tuple(int(s) for s in (_V.shape if shape is None else shape))
