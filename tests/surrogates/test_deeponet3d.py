@@ -150,6 +150,8 @@ def test_cold_numpy_path_equals_the_torch_lean_path_and_forward(kwargs):
         np.testing.assert_allclose(cold, torch_lean, rtol=0, atol=1e-6 * scale)
         np.testing.assert_allclose(cold, ref, rtol=0, atol=1e-6 * scale)
         np.testing.assert_allclose(single, cold[1], rtol=0, atol=1e-6 * scale)
+        cached = model.impulse_response(src, basis=model.response_basis(rec, times))
+        np.testing.assert_allclose(cached, ref, rtol=0, atol=1e-6 * scale)
 
 
 def test_schroeder_curve_and_edt_of_an_exponential_decay():

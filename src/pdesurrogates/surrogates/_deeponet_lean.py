@@ -84,14 +84,20 @@ class DeepONetLeanPath:
         out["bias"] = float(self.bias.detach())
         return out
 
-    def _numpy_cold(self, plan: dict, src: np.ndarray, rec: np.ndarray, t: np.ndarray):
-        """Separable impulse responses (S, R, T) in numpy: branch, space net, contraction.
+    def _numpy_response(self, plan: dict, src: np.ndarray, receivers, times, basis):
+        """Impulse responses (S, R, T) in numpy: branch, space net (or basis), product.
 
         Same arithmetic as the torch lean path; used on the CPU, where a few rows through
         small nets cost mostly per-call dispatch.
         """
         npl = plan["numpy"]
         b = self.branch.lean_numpy(npl["branch"], self._branch_input_np(plan, src))
+        if basis is not None:
+            out = b @ basis.values.numpy().T
+            out += npl["bias"]
+            return out.reshape(len(src), len(basis.receivers), len(basis.times))
+        rec = self._fast_points("receivers", receivers)
+        t = self._fast_times(times)
         feat = np.cos(rec[:, plan["space_axis"]] * plan["space_scale"]).astype(plan["np_dtype"])
         phi = self.space_net.lean_numpy(npl["space"], feat)
         sel = self._time_rows(t, plan)

@@ -122,10 +122,9 @@ class DeepONetResponses:
         elif receivers is not None or times is not None:
             raise ValueError("give either receivers and times, or basis, not both")
         plan = self._lean_plan()
-        if basis is None and plan.get("numpy") is not None:
+        if plan.get("numpy") is not None and (basis is None or not basis.values.is_cuda):
             # separable trunk on the CPU: the same lean arithmetic in numpy
-            rec = self._fast_points("receivers", receivers)
-            out = self._numpy_cold(plan, src, rec, self._fast_times(times))
+            out = self._numpy_response(plan, src, receivers, times, basis)
             return out[0] if single else out
         b = self._lean_branch(plan, src)
         if basis is None:
