@@ -104,8 +104,11 @@ class DeepONetLeanPath:
         psi = self._time_basis(t, plan).numpy() if sel is None else npl["psi"][sel]
         return contract_separable(b, phi, psi, npl["bias"], rank=self.rank)
 
-    def _sensor_axes(self, sensors: np.ndarray) -> list[np.ndarray] | None:
+    def _sensor_axes(self, sensors: np.ndarray):
         """Per-axis sensor coordinates if the sensors are their ``ij`` tensor grid.
+
+        An array (D, n) if every axis has ``n`` sensors, else a list of D arrays; None if
+        the sensors are not a tensor grid.
 
         The pulse ``exp(-|x - s|^2 / sigma^2)`` at a tensor grid is the outer product of
         one small Gaussian per axis, which costs ``sum(n_d)`` exponentials instead of
@@ -120,7 +123,9 @@ class DeepONetLeanPath:
             for d in range(self.dim)
         ]
         rebuilt = np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1).reshape(-1, self.dim)
-        return [a.copy() for a in axes] if np.array_equal(rebuilt, sensors) else None
+        if not np.array_equal(rebuilt, sensors):
+            return None
+        return np.stack(axes) if len(set(shape)) == 1 else [a.copy() for a in axes]
 
     def _time_basis(self, t: np.ndarray, plan: dict) -> torch.Tensor:
         """Time-net outputs ``psi`` (T, p*rank) at times ``t`` (s), no autograd.
@@ -173,10 +178,18 @@ class DeepONetLeanPath:
                 plan["np_dtype"]
             )
         # exp(-|x - s|^2 / sigma^2) on a tensor grid: an outer product of 1D pulses
-        z = np.exp(np.square(src[:, 0, None] - axes[0]) * scale)
-        for d in range(1, self.dim):
-            g = np.exp(np.square(src[:, d, None] - axes[d]) * scale)
-            z = (z[:, :, None] * g[:, None, :]).reshape(len(src), -1)
+        if isinstance(axes, np.ndarray):  # n sensors on every axis: one (S, D, n) pass
+            g = np.exp(np.square(src[:, :, None] - axes) * scale)
+            g = [g[:, d] for d in range(self.dim)]
+        else:
+            g = [np.exp(np.square(src[:, d, None] - a) * scale) for d, a in enumerate(axes)]
+        if self.dim == 3:
+            z = g[0][:, :, None, None] * g[1][:, None, :, None] * g[2][:, None, None, :]
+        elif self.dim == 2:
+            z = g[0][:, :, None] * g[1][:, None, :]
+        else:
+            z = g[0]
+        z = z.reshape(len(src), -1)
         return z.astype(plan["np_dtype"])
 
     def _lean_space(self, plan, rec: np.ndarray) -> torch.Tensor:
