@@ -451,6 +451,13 @@ def _merge_previous(results: list[dict], quick: bool) -> list[dict]:
     return [by_name[c] for c in order]
 
 
+def _previous_command() -> str | None:
+    import json
+
+    path = RESULTS / "deeponet.json"
+    return json.loads(path.read_text()).get("command") if path.is_file() else None
+
+
 def _previous(key: str) -> list[dict]:
     import json
 
@@ -563,6 +570,9 @@ def main() -> int:
     )
     threads = os.environ.get("OMP_NUM_THREADS")
     command = " ".join(([f"OMP_NUM_THREADS={threads}"] if threads else []) + ["python", *sys.argv])
+    if args.latency:  # the other rows keep the command that produced them
+        latency = [{**r, "command": command} for r in latency]
+        command = _previous_command() or command
     if timing:
         md += (
             "\n3D staggered FDTD alone, 2 m cube, impedance walls, 50 ms, float32, one "
@@ -570,9 +580,9 @@ def main() -> int:
         )
     if latency:
         md += (
-            "\n3D latency, side by side in one process (`--latency`; a seeded untrained "
-            "DeepONet of the benchmark's architecture, the FDTD on the data grid; 5 "
-            "receivers x 100 samples; interleaved rounds):\n\n"
+            f"\n3D latency, side by side in one process (`{latency[0]['command']}`; a seeded "
+            "untrained DeepONet of the benchmark's architecture, the FDTD on the data grid; "
+            "5 receivers x 100 samples; interleaved rounds):\n\n"
             + markdown_table(latency_rows(latency))
         )
     payload = {"quick": args.quick, "cases": results, "fdtd_3d_timing": timing}
