@@ -51,6 +51,8 @@ from pdesurrogates.solvers.reference import Room, modal_wave, solve_room, solve_
 from pdesurrogates.training import impulse_response_scores, load_source_fields, train_deeponet
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _deeponet_latency import fdtd_timing_3d, latency_3d, latency_rows
+
 from _common import RESULTS, PeakMemory, markdown_table, write_results
 
 CASES = {
@@ -433,32 +435,6 @@ def run_case_3d(name, cfg, data, work, quick, reuse, gen_seconds) -> dict:
     }
 
 
-def fdtd_timing_3d() -> list[dict]:
-    """Single-threaded staggered FDTD of a 2 m cube, impedance walls, 50 ms, one receiver."""
-    torch.set_num_threads(1)
-    rows = []
-    for fmax, ppw in ((500.0, 8.0), (500.0, 12.0), (500.0, 20.0), (1000.0, 8.0), (1000.0, 12.0)):
-        t0 = time.perf_counter()
-        sol = solve_room(
-            [2.0, 2.0, 2.0],
-            [0.7, 0.8, 0.9],
-            duration=DURATION,
-            fmax=fmax,
-            ppw=ppw,
-            impedance=7400.0,
-            receivers=[[1.5, 1.5, 1.5]],
-            store_field=False,
-            dtype=torch.float32,
-            min_ppw=0.0,
-        )
-        seconds = time.perf_counter() - t0
-        nodes = [len(c) for c in sol.coords]
-        rows.append({"fmax (Hz)": fmax, "ppw": ppw, "nodes": f"{nodes[0]}^3", "steps": sol.n_steps,
-                     "seconds": seconds})  # fmt: skip
-        print(rows[-1], flush=True)
-    return rows
-
-
 def _merge_previous(results: list[dict], quick: bool) -> list[dict]:
     """Previous results of the cases not run now, then these (in CASES order)."""
     import json
@@ -475,11 +451,18 @@ def _merge_previous(results: list[dict], quick: bool) -> list[dict]:
     return [by_name[c] for c in order]
 
 
-def _previous_timing() -> list[dict]:
+def _previous_command() -> str | None:
     import json
 
     path = RESULTS / "deeponet.json"
-    return json.loads(path.read_text()).get("fdtd_3d_timing", []) if path.is_file() else []
+    return json.loads(path.read_text()).get("command") if path.is_file() else None
+
+
+def _previous(key: str) -> list[dict]:
+    import json
+
+    path = RESULTS / "deeponet.json"
+    return json.loads(path.read_text()).get(key, []) if path.is_file() else []
 
 
 def main() -> int:
@@ -490,12 +473,19 @@ def main() -> int:
     parser.add_argument("--reuse", action="store_true", help="load trained runs from --work")
     parser.add_argument("--train-only", action="store_true", help="train, write no results")
     parser.add_argument("--fdtd-timing", action="store_true", help="also time the 3D FDTD")
+    parser.add_argument("--latency", action="store_true", help="3D latency only (no training)")
     args = parser.parse_args()
-    results = []
+    results, latency = [], _previous("latency_3d")
+    if args.latency:  # keeps the stored accuracy rows; see _deeponet_latency.py
+        kw = {"fmax": FMAX, "duration": DURATION, "quick": args.quick}
+        latency = [latency_3d(c, CASES[c], **kw) for c in args.cases.split(",")]
+        print(markdown_table(latency_rows(latency)), flush=True)
+        if args.quick:
+            return 0  # a sanity run writes no results
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(args.work or tmp)
         work.mkdir(parents=True, exist_ok=True)
-        for name in args.cases.split(","):
+        for name in [] if args.latency else args.cases.split(","):
             if args.train_only:
                 cfg = CASES[name]
                 data = work / f"{name}.h5"
@@ -505,8 +495,8 @@ def main() -> int:
             results.append(run_case(name, CASES[name], work, args.quick, args.reuse))
     if args.train_only:
         return 0
-    results = _merge_previous(results, args.quick)
-    timing = fdtd_timing_3d() if args.fdtd_timing else _previous_timing()
+    results = _merge_previous(results, args.quick and not args.latency)
+    timing = fdtd_timing_3d() if args.fdtd_timing else _previous("fdtd_3d_timing")
     rows, lat_rows, room_rows = [], [], []
     for r in results:
         rows.append(
@@ -580,12 +570,23 @@ def main() -> int:
     )
     threads = os.environ.get("OMP_NUM_THREADS")
     command = " ".join(([f"OMP_NUM_THREADS={threads}"] if threads else []) + ["python", *sys.argv])
+    if args.latency:  # the other rows keep the command that produced them
+        latency = [{**r, "command": command} for r in latency]
+        command = _previous_command() or command
     if timing:
         md += (
             "\n3D staggered FDTD alone, 2 m cube, impedance walls, 50 ms, float32, one "
             "thread:\n\n" + markdown_table(timing)
         )
+    if latency:
+        md += (
+            f"\n3D latency, side by side in one process (`{latency[0]['command']}`; a seeded "
+            "untrained DeepONet of the benchmark's architecture, the FDTD on the data grid; "
+            "5 receivers x 100 samples; interleaved rounds):\n\n"
+            + markdown_table(latency_rows(latency))
+        )
     payload = {"quick": args.quick, "cases": results, "fdtd_3d_timing": timing}
+    payload["latency_3d"] = latency
     write_results("deeponet", payload, md, command=command)
     print(md)
     return 0

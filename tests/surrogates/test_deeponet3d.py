@@ -111,6 +111,49 @@ def test_separable_impulse_response_matches_forward_in_3d():
         model.impulse_response(src[0], [[0.3, 0.4, 2.5]], times)
 
 
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {},
+        {"rank": 2, "activation": "sin", "dtype": torch.float64},  # omega0 = 30: float64
+        {"architecture": "mlp", "activation": "relu", "source_input": "coordinates"},
+        {"activation": "gelu"},  # no numpy kernel: the torch lean path
+        {"branch_depth": 3, "branch_width": 24},
+    ],
+)
+def test_cold_numpy_path_equals_the_torch_lean_path_and_forward(kwargs):
+    """The CPU cold path (numpy nets, separable pulse) reproduces both torch paths."""
+    torch.manual_seed(1)
+    config = dict(lengths=[2.0, 1.5, 1.8], duration=0.01, width=32, depth=2, latent=12)
+    dtype = kwargs.pop("dtype", torch.float32)
+    model = DeepONet(**{**config, **kwargs}).to(dtype).eval()
+    plan = model._lean_plan()
+    assert (plan["numpy"] is None) == (kwargs.get("activation") == "gelu")
+    if model.source_input == "pulse":
+        assert plan["sensor_axes"] is not None  # the sensors are a tensor grid
+    rng = np.random.default_rng(0)
+    src = rng.uniform(0.2, 1.4, (3, 3))
+    rec = rng.uniform(0.0, 1.5, (6, 3))
+    with torch.no_grad():
+        b = model.encode_source(torch.as_tensor(src, dtype=dtype))
+    for times in (model.native_times()[:30], model.native_times()[4::3], [0.0013, 0.0071]):
+        t = torch.as_tensor(np.asarray(times), dtype=dtype)
+        with torch.no_grad():
+            ref = model.forward_grid(b, torch.as_tensor(rec, dtype=dtype), t).numpy()
+        cold = model.impulse_response(src, rec, times)
+        single = model.impulse_response(src[1], rec, times)
+        saved, plan["numpy"] = plan["numpy"], None  # the torch lean path
+        torch_lean = model.impulse_response(src, rec, times)
+        plan["numpy"] = saved
+        scale = np.abs(ref).max()
+        assert scale > 1e-3 and cold.dtype == torch.empty((), dtype=dtype).numpy().dtype
+        np.testing.assert_allclose(cold, torch_lean, rtol=0, atol=1e-6 * scale)
+        np.testing.assert_allclose(cold, ref, rtol=0, atol=1e-6 * scale)
+        np.testing.assert_allclose(single, cold[1], rtol=0, atol=1e-6 * scale)
+        cached = model.impulse_response(src, basis=model.response_basis(rec, times))
+        np.testing.assert_allclose(cached, ref, rtol=0, atol=1e-6 * scale)
+
+
 def test_schroeder_curve_and_edt_of_an_exponential_decay():
     t = np.linspace(0.0, 2.0, 40001)
     t60 = 0.27

@@ -15,6 +15,8 @@ import math
 import numpy as np
 import torch
 
+from pdesurrogates.surrogates._deeponet_trunk import contract_separable
+
 __all__ = ["DeepONetLeanPath"]
 
 
@@ -54,8 +56,11 @@ class DeepONetLeanPath:
             if self.trunk_kind == "separable":
                 plan.update(self._separable_plan(ref))
         plan["sensors_np"] = ref.detach().cpu().double().numpy()
+        plan["sensor_axes"] = self._sensor_axes(plan["sensors_np"])
         plan["np_dtype"] = torch.empty((), dtype=ref.dtype).numpy().dtype
         plan["device"] = ref.device
+        if "space_scale" in plan and ref.device.type == "cpu":
+            plan["numpy"] = self._numpy_plan(plan)
         self._lean = (key, plan, params)
         return plan
 
@@ -69,6 +74,59 @@ class DeepONetLeanPath:
             plan["space_axis"] = self.space_axis.cpu().numpy()
         return plan
 
+    def _numpy_plan(self, plan: dict) -> dict | None:
+        """CPU copies of the separable plan for the numpy cold path, if all nets allow it."""
+        nets = {"branch": self.branch, "space": self.space_net}
+        out = {key: net.numpy_weights(plan[key]) for key, net in nets.items()}
+        if any(v is None for v in out.values()):
+            return None
+        out["psi"] = plan["psi"].numpy()
+        out["bias"] = float(self.bias.detach())
+        return out
+
+    def _numpy_response(self, plan: dict, src: np.ndarray, receivers, times, basis):
+        """Impulse responses (S, R, T) in numpy: branch, space net (or basis), product.
+
+        Same arithmetic as the torch lean path; used on the CPU, where a few rows through
+        small nets cost mostly per-call dispatch.
+        """
+        npl = plan["numpy"]
+        b = self.branch.lean_numpy(npl["branch"], self._branch_input_np(plan, src))
+        if basis is not None:
+            out = b @ basis.values.numpy().T
+            out += npl["bias"]
+            return out.reshape(len(src), len(basis.receivers), len(basis.times))
+        rec = self._fast_points("receivers", receivers)
+        t = self._fast_times(times)
+        feat = np.cos(rec[:, plan["space_axis"]] * plan["space_scale"]).astype(plan["np_dtype"])
+        phi = self.space_net.lean_numpy(npl["space"], feat)
+        sel = self._time_rows(t, plan)
+        psi = self._time_basis(t, plan).numpy() if sel is None else npl["psi"][sel]
+        return contract_separable(b, phi, psi, npl["bias"], rank=self.rank)
+
+    def _sensor_axes(self, sensors: np.ndarray):
+        """Per-axis sensor coordinates if the sensors are their ``ij`` tensor grid.
+
+        An array (D, n) if every axis has ``n`` sensors, else a list of D arrays; None if
+        the sensors are not a tensor grid.
+
+        The pulse ``exp(-|x - s|^2 / sigma^2)`` at a tensor grid is the outer product of
+        one small Gaussian per axis, which costs ``sum(n_d)`` exponentials instead of
+        ``prod(n_d)``.
+        """
+        shape = tuple(self.sensors)
+        if int(np.prod(shape)) != len(sensors):
+            return None
+        grid = sensors.reshape(*shape, self.dim)
+        axes = [
+            grid[(0,) * d + (slice(None),) + (0,) * (self.dim - d - 1)][:, d]
+            for d in range(self.dim)
+        ]
+        rebuilt = np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1).reshape(-1, self.dim)
+        if not np.array_equal(rebuilt, sensors):
+            return None
+        return np.stack(axes) if len(set(shape)) == 1 else [a.copy() for a in axes]
+
     def _time_basis(self, t: np.ndarray, plan: dict) -> torch.Tensor:
         """Time-net outputs ``psi`` (T, p*rank) at times ``t`` (s), no autograd.
 
@@ -76,10 +134,20 @@ class DeepONetLeanPath:
         evaluate the time net.
         """
         psi = plan["psi"]
-        n = self.time_samples
+        sel = self._time_rows(t, plan)
+        if sel is None:
+            feat = self.encode_time(torch.as_tensor(t).to(psi)[:, None])
+            return self.time_net.lean(plan["time"], feat)
+        if isinstance(sel, np.ndarray):
+            sel = torch.from_numpy(sel).to(psi.device)
+        return psi[sel]
+
+    def _time_rows(self, t: np.ndarray, plan: dict):
+        """Rows of the native time grid at times ``t``: a slice, an index array, or None."""
         last = plan.get("last_times")
         if last is not None and last[0].shape == t.shape and np.array_equal(last[0], t):
-            return psi[last[1]]
+            return last[1]
+        n = self.time_samples
         dt = self.duration / (n - 1)
         k = np.rint(t / dt)
         if not (
@@ -88,23 +156,41 @@ class DeepONetLeanPath:
             and k.max() < n
             and np.all(np.abs(k * dt - t) <= 1e-9 * self.duration)
         ):
-            feat = self.encode_time(torch.as_tensor(t).to(psi)[:, None])
-            return self.time_net.lean(plan["time"], feat)
+            return None
         idx = k.astype(np.int64)
-        if idx[0] == 0 and np.all(np.diff(idx) == 1):
-            sel = slice(0, len(idx))
-        else:
-            sel = torch.from_numpy(idx).to(psi.device)
+        sel = slice(0, len(idx)) if idx[0] == 0 and np.all(np.diff(idx) == 1) else idx
         plan["last_times"] = (t.copy(), sel)
-        return psi[sel]
+        return sel
 
     def _lean_branch(self, plan, src: np.ndarray) -> torch.Tensor:
         # the encodings of a few points are cheaper in numpy than as torch calls
-        if self.source_input == "pulse":
-            d2 = np.square(src[:, None, :] - plan["sensors_np"]).sum(-1)
-            src = np.exp(d2 * (-1.0 / self.sigma**2))
-        z = torch.from_numpy(src.astype(plan["np_dtype"])).to(plan["device"])
+        z = torch.from_numpy(self._branch_input_np(plan, src)).to(plan["device"])
         return self.branch.lean(plan["branch"], z)
+
+    def _branch_input_np(self, plan, src: np.ndarray) -> np.ndarray:
+        """Branch input (S, m) in the plan's dtype, before the folded ``2 z - 1`` map."""
+        if self.source_input != "pulse":
+            return src.astype(plan["np_dtype"])
+        axes = plan["sensor_axes"]
+        scale = -1.0 / self.sigma**2
+        if axes is None:
+            return np.exp(np.square(src[:, None, :] - plan["sensors_np"]).sum(-1) * scale).astype(
+                plan["np_dtype"]
+            )
+        # exp(-|x - s|^2 / sigma^2) on a tensor grid: an outer product of 1D pulses
+        if isinstance(axes, np.ndarray):  # n sensors on every axis: one (S, D, n) pass
+            g = np.exp(np.square(src[:, :, None] - axes) * scale)
+            g = [g[:, d] for d in range(self.dim)]
+        else:
+            g = [np.exp(np.square(src[:, d, None] - a) * scale) for d, a in enumerate(axes)]
+        if self.dim == 3:
+            z = g[0][:, :, None, None] * g[1][:, None, :, None] * g[2][:, None, None, :]
+        elif self.dim == 2:
+            z = g[0][:, :, None] * g[1][:, None, :]
+        else:
+            z = g[0]
+        z = z.reshape(len(src), -1)
+        return z.astype(plan["np_dtype"])
 
     def _lean_space(self, plan, rec: np.ndarray) -> torch.Tensor:
         if "space_scale" in plan:

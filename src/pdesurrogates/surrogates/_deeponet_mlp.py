@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -24,6 +25,12 @@ class _Sine(nn.Module):
 
 
 _MODULES = {"sin": _Sine, "tanh": nn.Tanh, "gelu": nn.GELU, "silu": nn.SiLU, "relu": nn.ReLU}
+#: activations of the numpy lean path (in place; torch's kernels agree to rounding)
+_NUMPY = {
+    "sin": lambda x: np.sin(x, out=x),
+    "tanh": lambda x: np.tanh(x, out=x),
+    "relu": lambda x: np.maximum(x, 0.0, out=x),
+}
 _FUNCTIONAL = {
     "sin": torch.sin,
     "tanh": torch.tanh,
@@ -57,12 +64,17 @@ class DeepONetMLP(nn.Module):
     >>> with torch.no_grad():
     ...     bool(torch.allclose(net.lean(net.lean_weights(), x), net(x), atol=1e-6))
     True
+    >>> w = net.numpy_weights(net.lean_weights())
+    >>> with torch.no_grad():
+    ...     bool(np.allclose(net.lean_numpy(w, x.numpy()), net(x).numpy(), atol=1e-6))
+    True
     """
 
     def __init__(self, n_in, width, depth, n_out, *, activation, modified, omega0):
         super().__init__()
         self.act = _MODULES[activation]()
         self.act_fn = _FUNCTIONAL[activation]
+        self.act_np = _NUMPY.get(activation)
         self.omega0 = float(omega0) if activation == "sin" else 1.0
         self.first = nn.Linear(n_in, width)
         self.hidden = nn.ModuleList(nn.Linear(width, width) for _ in range(depth - 1))
@@ -132,3 +144,53 @@ class DeepONetMLP(nn.Module):
             for wh, bh in hidden:
                 h = act(torch.addmm(bh, h, wh))
         return torch.addmm(b_last, h, w_last)
+
+    def numpy_weights(self, weights):
+        """:meth:`lean_weights` as numpy arrays for :meth:`lean_numpy` (CPU tensors only).
+
+        Returns ``None`` if the activation has no numpy kernel (``gelu``, ``silu``).
+        """
+        if self.act_np is None:
+            return None
+        w, b, hidden, (w_last, b_last) = weights
+
+        def arr(t):
+            return np.ascontiguousarray(t.detach().numpy())
+
+        return (
+            arr(w),
+            arr(b),
+            [(arr(wh), arr(bh)) for wh, bh in hidden],
+            (arr(w_last), arr(b_last)),
+        )
+
+    def lean_numpy(self, weights, x: np.ndarray) -> np.ndarray:
+        """:meth:`lean` in numpy, from :meth:`numpy_weights`.
+
+        A few rows through a small net are dominated by per-call dispatch, which numpy
+        does in a fraction of torch's time on the CPU; the arithmetic is the same.
+        """
+        act = self.act_np
+        w, b, hidden, (w_last, b_last) = weights
+        h = x @ w
+        h += b
+        act(h)
+        if self.modified:
+            n = h.shape[1] // 3
+            u = h[:, n : 2 * n]
+            v = h[:, 2 * n :] - u
+            h = h[:, :n]
+            for wh, bh in hidden:
+                h = h @ wh
+                h += bh
+                act(h)
+                h *= v
+                h += u
+        else:
+            for wh, bh in hidden:
+                h = h @ wh
+                h += bh
+                act(h)
+        out = h @ w_last
+        out += b_last
+        return out

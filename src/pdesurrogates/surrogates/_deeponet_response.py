@@ -122,6 +122,10 @@ class DeepONetResponses:
         elif receivers is not None or times is not None:
             raise ValueError("give either receivers and times, or basis, not both")
         plan = self._lean_plan()
+        if plan.get("numpy") is not None and (basis is None or not basis.values.is_cuda):
+            # separable trunk on the CPU: the same lean arithmetic in numpy
+            out = self._numpy_response(plan, src, receivers, times, basis)
+            return out[0] if single else out
         b = self._lean_branch(plan, src)
         if basis is None:
             # separable trunk: space net at the receivers, time basis from the cache,

@@ -7,11 +7,15 @@ outputs ``psi`` (T, p*rank). These pure functions hold that algebra.
 
 Examples
 --------
+>>> import numpy as np
 >>> import torch
 >>> b, phi, psi = torch.randn(2, 3), torch.randn(4, 6), torch.randn(5, 6)
 >>> out = contract_separable(b, phi, psi, torch.tensor(0.5), rank=2)
+>>> out_np = contract_separable(b.numpy(), phi.numpy(), psi.numpy(), 0.5, rank=2)
 >>> tau = sum_rank(phi[:, None, :] * psi[None, :, :], rank=2)  # (P, T, p)
 >>> bool(torch.allclose(out, torch.einsum("sk,ptk->spt", b, tau) + 0.5, atol=1e-5))
+True
+>>> bool(np.allclose(out_np, out.numpy(), atol=1e-5))
 True
 """
 
@@ -38,26 +42,23 @@ def sum_rank(prod: torch.Tensor, *, rank: int) -> torch.Tensor:
     return prod.unflatten(-1, (prod.shape[-1] // rank, rank)).sum(-1)
 
 
-def contract_separable(
-    b: torch.Tensor, phi: torch.Tensor, psi: torch.Tensor, bias: torch.Tensor, *, rank: int
-) -> torch.Tensor:
-    """``sum_{k,r} b_sk phi_pkr psi_tkr + b0`` -> (S, P, T).
+def contract_separable(b, phi, psi, bias, *, rank: int):
+    """``sum_{k,r} b_sk phi_pkr psi_tkr + b0`` -> (S, P, T), for tensors or numpy arrays.
 
     Parameters
     ----------
-    b : Tensor, shape (S, p)
-    phi : Tensor, shape (P, p*rank)
-    psi : Tensor, shape (T, p*rank)
-    bias : Tensor, shape ()
+    b : Tensor or ndarray, shape (S, p)
+    phi : Tensor or ndarray, shape (P, p*rank)
+    psi : Tensor or ndarray, shape (T, p*rank)
+    bias : Tensor of shape () or float
     rank : int
     """
     n_s, n_p = b.shape[0], phi.shape[0]
-    if n_s == 1 and rank == 1:
-        return torch.addmm(bias, phi * b, psi.transpose(0, 1))[None]
     if rank == 1:
         bp = b[:, None, :] * phi[None, :, :]
     else:
         latent = b.shape[1]
-        bp = (b[:, None, :, None] * phi.unflatten(-1, (latent, rank))[None]).flatten(-2)
-    out = bp.reshape(n_s * n_p, -1) @ psi.transpose(0, 1) + bias
+        bp = (b[:, None, :, None] * phi.reshape(n_p, latent, rank)[None]).reshape(n_s, n_p, -1)
+    out = bp.reshape(n_s * n_p, -1) @ psi.T
+    out += bias
     return out.reshape(n_s, n_p, psi.shape[0])

@@ -1,0 +1,208 @@
+"""Latency-only mode of ``bench_deeponet.py``: 3D impulse responses vs the 3D FDTD.
+
+No trained 3D model is stored and the latency of a forward pass does not depend on the
+weight values, so each case builds a DeepONet of the benchmark's exact architecture
+(the case's ``model`` config, the room, source region and pulse of its dataset),
+seeded and untrained. The FDTD is the staggered solver on the grid that generates the
+case's data (float32). Everything runs in this process on one thread, in interleaved
+rounds (each round times every method once), so slow phases of a shared machine hit
+all methods alike; the reported latency is the median over rounds of per-round
+medians, and the speed-up is the median of the per-round ratios.
+
+One impulse response = 5 receivers x 100 samples on the model's native time grid:
+
+* cold: a new source and 5 new receivers every call (branch net, space net at the
+  receivers, cached time basis, contraction), on the CPU path (numpy);
+* cold, torch lean path: the same call through the torch kernels (the path used on
+  other devices, and on the CPU before the numpy path);
+* cold, off-grid times: the time net runs too;
+* trunk basis cached: fixed receivers and times (:meth:`DeepONet.response_basis`);
+* batched: 100 sources in one call with the cached basis, per response.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+import warnings
+
+import numpy as np
+import torch
+
+from pdesurrogates.solvers.reference import acoustics_setup, solve_room
+from pdesurrogates.surrogates import DeepONet
+
+
+def _median(fn, repeats: int) -> float:
+    out = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        out.append(time.perf_counter() - t0)
+    return statistics.median(out)
+
+
+def _setup_and_model(cfg: dict, fmax: float, duration: float, seed: int = 0):
+    with warnings.catch_warnings():  # 8 ppw: the data grid's dispersion warning is known
+        warnings.simplefilter("ignore", UserWarning)
+        setup = acoustics_setup(
+            cfg["size"],
+            fmax=fmax,
+            duration=duration,
+            resolution=cfg["resolution"],
+            ppw=cfg["ppw"],
+            geometry=cfg["geometry"],
+            impedance=cfg["impedance"],
+            margin=cfg["margin"],
+        )
+    room = None
+    if setup.room is not None and setup.room.notch is not None:
+        room = {"kind": "l-shape", "notch": list(setup.room.notch)}
+    torch.manual_seed(seed)
+    model = DeepONet(
+        lengths=list(setup.lengths),
+        duration=duration,
+        c=setup.c,
+        fmax=fmax,
+        sigma=setup.sigma,
+        source_bounds=[list(b) for b in setup.bounds],
+        room=room,
+        **cfg["model"],
+    ).eval()
+    return setup, model
+
+
+def latency_3d(name: str, cfg: dict, *, fmax: float, duration: float, quick: bool) -> dict:
+    """Cold / cached / batched DeepONet latency and the data-grid FDTD, interleaved."""
+    torch.set_num_threads(1)
+    setup, model = _setup_and_model(cfg, fmax, duration)
+    rng = np.random.default_rng(0)
+    lo, hi = np.asarray(setup.bounds).T
+    n_cold = 400
+    cand = rng.uniform(lo, hi, (20 * n_cold, 3))
+    room = setup.room
+    inside = cand if room is None else cand[room.contains(cand)]
+    sources = inside[:n_cold]
+    span = np.asarray(setup.lengths)
+    cand = rng.uniform(0.05, 0.95, (40 * n_cold * 5, 3)) * span
+    if room is not None:
+        cand = cand[room.contains(cand)]
+    cold_rec = cand[: n_cold * 5].reshape(n_cold, 5, 3)
+    times = model.native_times()[:100]
+    times_off = times + 0.5 * (times[1] - times[0])
+    rec = cold_rec[0]
+    calls = iter(range(10**9))
+    plan = model._lean_plan()
+    numpy_plan = plan["numpy"]
+
+    def cold(t=times):
+        i = next(calls) % n_cold
+        return model.impulse_response(sources[i], cold_rec[i], t)
+
+    def cold_torch():
+        plan["numpy"] = None
+        try:
+            return cold()
+        finally:
+            plan["numpy"] = numpy_plan
+
+    basis = model.response_basis(rec, times)
+    many = sources[:100]
+
+    def fdtd():
+        return solve_room(
+            setup.room if setup.room is not None else list(setup.lengths),
+            sources[next(calls) % n_cold],
+            duration=duration,
+            fmax=fmax,
+            sigma=setup.sigma,
+            impedance=setup.impedance,
+            cells=list(setup.cells),
+            n_times=101,
+            receivers=rec,
+            store_field=False,
+            dtype=torch.float32,
+            min_ppw=0.0,
+        )
+
+    methods = {
+        "deeponet_cold": (cold, 200),
+        "deeponet_cold_torch_lean": (cold_torch, 200),
+        "deeponet_cold_off_grid_times": (lambda: cold(times_off), 50),
+        "deeponet_cached_basis": (lambda: model.impulse_response(sources[0], basis=basis), 200),
+        "deeponet_batched_per_ir": (lambda: model.impulse_response(many, basis=basis), 10),
+        "fdtd_same_grid": (fdtd, 1),
+    }
+    for fn, _ in methods.values():  # warm-up (builds the lean plan, FDTD buffers)
+        fn()
+    rounds = {key: [] for key in methods}
+    for _ in range(2 if quick else 9):
+        for key, (fn, repeats) in methods.items():
+            per = 100 if key == "deeponet_batched_per_ir" else 1
+            rounds[key].append(_median(fn, 3 if quick else repeats) / per)
+    ms = {key: 1e3 * statistics.median(v) for key, v in rounds.items()}
+    fd = rounds["fdtd_same_grid"]
+    ratio = {
+        key: statistics.median(f / v for f, v in zip(fd, vals, strict=True))
+        for key, vals in rounds.items()
+    }
+    return {
+        "case": name,
+        "model": {**cfg["model"], "parameters": sum(p.numel() for p in model.parameters())},
+        "weights": "untrained, seeded (latency does not depend on the weight values)",
+        "solver_cells": list(setup.cells),
+        "solver_ppw": setup.c / (fmax * setup.lengths[0] / setup.cells[0]),
+        "rounds": len(fd),
+        "latency_ms": ms,
+        "speedup_fdtd_over_this": ratio,
+    }
+
+
+LABELS = {
+    "deeponet_cold": "DeepONet, cold (new source and receivers), CPU numpy path",
+    "deeponet_cold_torch_lean": "DeepONet, cold, torch lean path (previous CPU path)",
+    "deeponet_cold_off_grid_times": "DeepONet, cold, times off the native grid",
+    "deeponet_cached_basis": "DeepONet, trunk basis cached",
+    "deeponet_batched_per_ir": "DeepONet, batch of 100 sources, per IR",
+    "fdtd_same_grid": "FDTD float32, data grid",
+}
+
+
+def latency_rows(latency: list[dict]) -> list[dict]:
+    """Markdown rows: one per case and method."""
+    return [
+        {
+            "case": r["case"],
+            "method": LABELS[key] + (f" ({r['solver_ppw']:.1f} ppw)" if key[:4] == "fdtd" else ""),
+            "ms per IR": ms,
+            "FDTD(data grid) / this, median of per-round ratios": r["speedup_fdtd_over_this"][key],
+        }
+        for r in latency
+        for key, ms in r["latency_ms"].items()
+    ]
+
+
+def fdtd_timing_3d() -> list[dict]:
+    """Single-threaded staggered FDTD of a 2 m cube, impedance walls, 50 ms, one receiver."""
+    torch.set_num_threads(1)
+    rows = []
+    for fmax, ppw in ((500.0, 8.0), (500.0, 12.0), (500.0, 20.0), (1000.0, 8.0), (1000.0, 12.0)):
+        t0 = time.perf_counter()
+        sol = solve_room(
+            [2.0, 2.0, 2.0],
+            [0.7, 0.8, 0.9],
+            duration=0.05,
+            fmax=fmax,
+            ppw=ppw,
+            impedance=7400.0,
+            receivers=[[1.5, 1.5, 1.5]],
+            store_field=False,
+            dtype=torch.float32,
+            min_ppw=0.0,
+        )
+        seconds = time.perf_counter() - t0
+        nodes = [len(c) for c in sol.coords]
+        rows.append({"fmax (Hz)": fmax, "ppw": ppw, "nodes": f"{nodes[0]}^3", "steps": sol.n_steps,
+                     "seconds": seconds})  # fmt: skip
+        print(rows[-1], flush=True)
+    return rows
