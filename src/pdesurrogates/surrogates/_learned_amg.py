@@ -77,8 +77,10 @@ class NeuralAMG(nn.Module):
     levels : int
         How many levels (from the finest) take the network's weights; the coarser ones
         use the defaults ``w = 4/3, s = 1, F = A``. ``0``: plain SA whatever the weights.
-        Default 1: the training loss (:func:`~pdesurrogates.training.train_neural_amg`)
-        learns the finest level's weights with plain SA below.
+        Default 10: every level, with the same (level-shared) network, as the training
+        loss (:func:`~pdesurrogates.training.train_neural_amg`) learns them on the two
+        finest levels of each training matrix. ``1``: the finest level only (the loss then
+        keeps plain SA below); it transfers worse to the deep hierarchies of large meshes.
     guard : bool
         Safeguard of :meth:`precondition`: also build the plain hierarchy on the same
         aggregates and keep whichever cycle reduces the energy-norm error of a few PCG
@@ -94,7 +96,7 @@ class NeuralAMG(nn.Module):
         latent: int = 16,
         rounds: int = 3,
         seed: int | None = None,
-        levels: int = 1,
+        levels: int = 10,
         guard: bool = False,
     ):
         super().__init__()

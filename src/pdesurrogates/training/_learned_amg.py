@@ -9,13 +9,15 @@ network's ``w``, ``s`` and ``F``
     ``E = S^* (I - P B_c P^T A) S``,  ``S``: a symmetric SOR sweep,
     ``A_c = P^T A P``, ``P = T - diag(w) D^{-1} F T / rho``
 
-with ``B_c = A_c^{-1}`` (``levels=2``, two-grid) or ``B_c`` one plain SA V-cycle on
-``A_c`` with an exact third level (``levels=3``, the default: closer to the hierarchy
-that is used, whose coarse levels keep the default weights), is applied ``cycles`` times
-to random probe vectors ``z`` (half of them smoothed, so the low modes the coarse grid
-must catch are present). The loss is the mean of ``log(||E^k z||_A^2 / ||z||_A^2)``: the
-energy-norm error reduction per cycle, which sets the PCG iteration count. Everything is
-dense float64 on small matrices (a few hundred unknowns) and differentiable.
+with ``B_c = A_c^{-1}`` (``levels=2``, two-grid) or ``B_c`` one SA V-cycle on ``A_c``
+with an exact third level (``levels=3``, the default: closer to the hierarchy that is
+used); that V-cycle takes the network's own weights (read from ``A_c``: level-shared
+weights, ``shared``, the default for a model with ``levels >= 2``) or plain SA's. It is
+applied ``cycles`` times to random probe vectors ``z`` (half of them smoothed, so the low
+modes the coarse grid must catch are present). The loss is the mean of
+``log(||E^k z||_A^2 / ||z||_A^2)``: the energy-norm error reduction per cycle, which
+sets the PCG iteration count. Everything is dense float64 on small matrices (a few
+hundred unknowns) and differentiable.
 
 Examples
 --------
@@ -220,15 +222,15 @@ def train_neural_amg(
     pcg: bool = True,
     n_probes: int = 8,
     seed: int = 0,
-    shared: bool = False,
+    shared: bool | None = None,
     progress: bool = True,
 ) -> dict:
     """Minimise :func:`amg_cycle_loss` over ``matrices`` (Adam, ``batch`` a step).
 
     Training runs in float64; the model is returned in its original dtype and eval mode.
     ``matrices``: small SPD sparse matrices (a few hundred unknowns each; dense algebra).
-    ``shared=True`` trains the weights of levels 0 and 1 at once (level-shared weights, for
-    a model used with ``levels >= 2``).
+    ``shared=True`` trains the weights of levels 0 and 1 at once (level-shared weights);
+    default: when the model uses its weights on more than one level (``levels >= 2``).
     Returns ``{"loss": [...]}`` (per step, batch means).
     """
     if not matrices:
@@ -237,6 +239,7 @@ def train_neural_amg(
         if not isinstance(val, int) or val < (0 if name == "steps" else 1):
             raise ValueError(f"{name} must be a non-negative integer (>= 1 for batch, cycles)")
     probs = [amg_cycle_problem(A, levels=levels) for A in matrices]
+    shared = model.levels >= 2 if shared is None else bool(shared)
     dtype = next(model.parameters()).dtype
     model.double().train()
     gen = torch.Generator().manual_seed(seed)
