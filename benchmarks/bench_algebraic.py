@@ -9,8 +9,10 @@ One process, every solver side by side on the same systems, scipy ``cg`` at rtol
   ``nic_init``: the same network after its first training phase only (fitted to IC(0)),
   the learned method's own initialisation; ``nic_sgs``: the network as constructed (zero
   output heads), which is exactly symmetric Gauss-Seidel.
-* ``namg``: ``NeuralAMG`` trained here (two-grid loss) on the same FEM families: our
+* ``namg_raw``: ``NeuralAMG`` trained here (cycle loss) on the same FEM families: our
   smoothed-aggregation hierarchy whose prolongation and SOR weights a graph network sets;
+  ``namg``: the same network with ``guard=True``: it also builds the plain hierarchy on
+  the same aggregates and keeps the cycle of smaller estimated convergence factor;
   ``amg_init``: the network as constructed (zero output head), which is exactly our own
   plain smoothed aggregation (``SmoothedAggregation``, pyamg's defaults, symmetric
   Gauss-Seidel), the learned method's initialisation.
@@ -65,6 +67,7 @@ from _common import fresh_process_peak, markdown_table, write_results
 
 RTOL = 1e-6
 NAMG_MATRICES, NAMG_SIZES, NAMG_STEPS, NAMG_CYCLES = 32, (10, 22), 200, 4
+NAMG_LEVELS, NAMG_SHARED = 10, True  # learned levels at use; level-1 weights in the loss
 MAXITER = 5000
 PYAMG_EXAMPLES = (
     "airfoil",
@@ -74,8 +77,9 @@ PYAMG_EXAMPLES = (
     "unit_cube",
     "unit_square",
 )
-SOLVERS = ("cg", "ic0", "sa", "nic_sgs", "nic_init", "nic", "amg_init", "namg")
-MODELS = ("nic_sgs", "nic_init", "nic", "amg_init", "namg")  # the solvers that are a model
+SOLVERS = ("cg", "ic0", "sa", "nic_sgs", "nic_init", "nic", "amg_init", "namg_raw", "namg")
+# the solvers that are a model
+MODELS = ("nic_sgs", "nic_init", "nic", "amg_init", "namg_raw", "namg")
 # memory is measured (one fresh process each) for these solvers on the largest FEM meshes
 # and pyamg's matrices; nic_sgs / nic_init share nic's architecture, pattern and cost
 MEMORY_SOLVERS = ("cg", "ic0", "sa", "nic", "namg")
@@ -186,12 +190,17 @@ def train(quick: bool):
         "pcg_proxy_loss_first": h1["loss"][0],
         "pcg_proxy_loss_final": float(np.mean(h1["loss"][-10:])),
     }
-    namg = NeuralAMG(latent=16, rounds=3, seed=0)
+    namg = NeuralAMG(latent=16, rounds=3, seed=0, levels=NAMG_LEVELS)
     amg_init = copy.deepcopy(namg)
     t3 = time.perf_counter()
     mats_amg = fem_training_matrices(8 if quick else NAMG_MATRICES, sizes=NAMG_SIZES, seed=0)
     h2 = train_neural_amg(
-        namg, mats_amg, steps=10 if quick else NAMG_STEPS, cycles=NAMG_CYCLES, progress=False
+        namg,
+        mats_amg,
+        steps=10 if quick else NAMG_STEPS,
+        cycles=NAMG_CYCLES,
+        shared=NAMG_SHARED,
+        progress=False,
     )
     info.update(
         namg_matrices=len(mats_amg),
@@ -202,9 +211,13 @@ def train(quick: bool):
         namg_seconds=time.perf_counter() - t3,
         namg_loss_first=float(np.mean(h2["loss"][:10])),
         namg_loss_final=float(np.mean(h2["loss"][-10:])),
+        namg_levels=NAMG_LEVELS,
+        namg_shared_loss=NAMG_SHARED,
     )
+    guarded = copy.deepcopy(namg)
+    guarded.guard = True
     models = {"nic_sgs": model_sgs, "nic_init": model_init, "nic": model}
-    return {**models, "amg_init": amg_init, "namg": namg}, info
+    return {**models, "amg_init": amg_init, "namg_raw": namg, "namg": guarded}, info
 
 
 def _keep_while_fast(build, update):
@@ -337,6 +350,7 @@ def summarise(mats, rows) -> list[dict]:
                 "mem sa MiB": by["sa"].get("mem_mib"),
                 "<=1.5x SA it": "met" if nic["iters_vs_sa"] <= 1.5 else "missed",
                 "namg/sa it": namg["iters_vs_sa"],
+                "amg_init/namg_raw it": by["amg_init"]["iters"] / max(by["namg_raw"]["iters"], 1),
                 "amg_init/namg it": by["amg_init"]["iters"] / max(namg["iters"], 1),
                 "namg/amg_init t": namg["total_s"] / by["amg_init"]["total_s"],
                 "namg/sa t": namg["total_vs_sa"],
@@ -370,8 +384,11 @@ def render(data) -> str:
             "white-noise b, x0 = 0). `nic`: the learned incomplete Cholesky; `nic_init`: its "
             "initialisation, the same network fitted to IC(0) only; `nic_sgs`: the network as "
             "constructed (zero heads = symmetric Gauss-Seidel); `ic0`: our IC(0); `sa`: pyamg "
-            "smoothed aggregation (defaults); `namg`: the learned AMG (NeuralAMG, trained "
-            "here); `amg_init`: its initialisation, the network as constructed = our own "
+            "smoothed aggregation (defaults); `namg_raw`: the learned AMG (NeuralAMG, trained "
+            "here); `namg`: the same network with `guard=True` (it also builds the plain "
+            "hierarchy on the same aggregates and keeps the cycle of smaller estimated "
+            "convergence factor, a few power-iteration cycles each); "
+            "`amg_init`: its initialisation, the network as constructed = our own "
             "smoothed aggregation (SmoothedAggregation). `mem`: peak RSS of setup + solve in "
             "a fresh process per solver, above the RSS after imports and loading (absolute "
             "peaks in the table below), for cg, ic0, sa, nic and namg on the largest square "

@@ -13,6 +13,7 @@ from pdesurrogates.errors import SolverError
 from pdesurrogates.solvers import SmoothedAggregation, gallery, solve_with
 from pdesurrogates.solvers.reference import fem_family
 from pdesurrogates.surrogates import NeuralAMG, NeuralIncompleteCholesky
+from pdesurrogates.surrogates._learned_amg import cycle_estimate
 
 
 def _perturb(model, seed=0, scale=0.5):
@@ -94,3 +95,42 @@ def test_solve_with_neural_amg_on_an_unstructured_matrix():
     assert res.converged and res.info["model_class"] == "NeuralAMG"
     assert np.linalg.norm(b - A @ res.x) <= 1.01e-8 * np.linalg.norm(b)
     assert res.n_iter == solve_with(A, b, "sa", rtol=1e-8).n_iter  # untrained = plain SA
+
+
+@pytest.mark.parametrize("A", [fem_family("anisotropic", 16, seed=4).A, gallery.poisson2d(20)])
+def test_cycle_estimate_approaches_the_dense_convergence_factor(A):
+    P = SmoothedAggregation(A)
+    B = np.column_stack([P.matvec(c) for c in np.eye(A.shape[0])])
+    lam = np.linalg.eigvals(B @ A.toarray()).real  # B A: eigenvalues in (0, 1]
+    assert lam.min() > 0 and lam.max() <= 1 + 1e-9
+    exact = np.log(1 - lam.min())  # log rho(I - B A)
+    est8, est12 = cycle_estimate(P), cycle_estimate(P, steps=12)
+    assert est8 == pytest.approx(exact, abs=0.2)  # a power iteration: from below
+    assert abs(est12 - exact) < abs(est8 - exact)
+
+
+def _iterations(A, P):
+    count = [0]
+    b = np.random.default_rng(1).normal(size=A.shape[0])
+    M = P.aspreconditioner()
+    sla.cg(A, b, rtol=1e-8, M=M, callback=lambda _x: count.__setitem__(0, count[0] + 1))
+    return count[0]
+
+
+def test_guard_keeps_plain_sa_when_the_learned_weights_are_worse():
+    A = fem_family("lognormal", 20, seed=3).A
+    model = NeuralAMG(latent=4, rounds=1, seed=0, levels=10)
+    with torch.no_grad():
+        model.head[-1].bias[1] = -6.0  # SOR weights s < 0.2: a weak smoother
+    raw = model.precondition(A)
+    assert raw.learned and raw.levels[0].s.max() < 0.2
+    model.guard = True
+    guarded = model.precondition(A)
+    plain = SmoothedAggregation(A)
+    assert not guarded.learned
+    assert _iterations(A, raw) >= 2 * _iterations(A, plain)  # 27 against 9
+    assert _iterations(A, guarded) == _iterations(A, plain)
+    r = np.random.default_rng(0).normal(size=A.shape[0])
+    assert np.allclose(guarded.matvec(r), plain.matvec(r), rtol=1e-6, atol=1e-9)
+    with pytest.raises(ValueError, match="guard must be True or False"):
+        NeuralAMG(guard=1)

@@ -15,10 +15,13 @@ from pdesurrogates.training import amg_cycle_loss, fem_training_matrices, train_
 from pdesurrogates.training._learned_amg import amg_cycle_problem, mean_amg_cycle_loss
 
 
-@pytest.mark.parametrize("perturb, levels", [(0.0, 2), (0.5, 2), (0.5, 3)])
-def test_cycle_loss_matches_the_numpy_hierarchy(perturb, levels):
+@pytest.mark.parametrize(
+    "perturb, levels, shared", [(0.0, 2, False), (0.5, 2, False), (0.5, 3, False), (0.5, 3, True)]
+)
+def test_cycle_loss_matches_the_numpy_hierarchy(perturb, levels, shared):
     A = fem_family("lognormal", 14, seed=2).A
-    model = NeuralAMG(latent=4, rounds=2, seed=0).double()
+    # shared: the network's weights on levels 0 and 1 in the loss and in the hierarchy
+    model = NeuralAMG(latent=4, rounds=2, seed=0, levels=2 if shared else 1).double()
     g = torch.Generator().manual_seed(3)
     with torch.no_grad():
         for p in model.parameters():
@@ -26,7 +29,7 @@ def test_cycle_loss_matches_the_numpy_hierarchy(perturb, levels):
     prob = amg_cycle_problem(A, levels=levels)
     assert (prob.T1 is not None) == (levels == 3)
     Z = torch.randn(A.shape[0], 3, generator=g, dtype=torch.float64)
-    loss = float(amg_cycle_loss(model, prob, Z, cycles=2, pcg=False).detach())
+    loss = float(amg_cycle_loss(model, prob, Z, cycles=2, pcg=False, shared=shared).detach())
     P = SmoothedAggregation(A, weights=model.weights_fn(), max_levels=levels)  # exact coarsest
     ratios = []
     for z in Z.numpy().T:

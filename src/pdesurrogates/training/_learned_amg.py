@@ -9,13 +9,15 @@ network's ``w``, ``s`` and ``F``
     ``E = S^* (I - P B_c P^T A) S``,  ``S``: a symmetric SOR sweep,
     ``A_c = P^T A P``, ``P = T - diag(w) D^{-1} F T / rho``
 
-with ``B_c = A_c^{-1}`` (``levels=2``, two-grid) or ``B_c`` one plain SA V-cycle on
-``A_c`` with an exact third level (``levels=3``, the default: closer to the hierarchy
-that is used, whose coarse levels keep the default weights), is applied ``cycles`` times
-to random probe vectors ``z`` (half of them smoothed, so the low modes the coarse grid
-must catch are present). The loss is the mean of ``log(||E^k z||_A^2 / ||z||_A^2)``: the
-energy-norm error reduction per cycle, which sets the PCG iteration count. Everything is
-dense float64 on small matrices (a few hundred unknowns) and differentiable.
+with ``B_c = A_c^{-1}`` (``levels=2``, two-grid) or ``B_c`` one SA V-cycle on ``A_c``
+with an exact third level (``levels=3``, the default: closer to the hierarchy that is
+used); that V-cycle takes the network's own weights (read from ``A_c``: level-shared
+weights, ``shared``, the default for a model with ``levels >= 2``) or plain SA's. It is
+applied ``cycles`` times to random probe vectors ``z`` (half of them smoothed, so the low
+modes the coarse grid must catch are present). The loss is the mean of
+``log(||E^k z||_A^2 / ||z||_A^2)``: the energy-norm error reduction per cycle, which
+sets the PCG iteration count. Everything is dense float64 on small matrices (a few
+hundred unknowns) and differentiable.
 
 Examples
 --------
@@ -106,8 +108,9 @@ def _sgs(A: torch.Tensor, M: torch.Tensor):
     return sweep
 
 
-def _coarse_solver(Ac: torch.Tensor, T1: torch.Tensor | None):
-    """``r -> Ac^{-1} r`` (exact), or one plain SA V-cycle with an exact level 2."""
+def _coarse_solver(Ac: torch.Tensor, T1: torch.Tensor | None, model: NeuralAMG | None = None):
+    """``r -> Ac^{-1} r`` (exact), or one SA V-cycle with an exact level 2: plain, or with
+    ``model``'s weights (read from the detached ``Ac``; gradients reach the weights)."""
     Ac = 0.5 * (Ac + Ac.T)
     if T1 is None:
         Lc = torch.linalg.cholesky(Ac)
@@ -115,9 +118,16 @@ def _coarse_solver(Ac: torch.Tensor, T1: torch.Tensor | None):
     d1 = torch.diagonal(Ac)
     Anp = sp.csr_matrix(Ac.detach().cpu().numpy())
     rho1 = spectral_radius(Anp)  # as the numpy hierarchy computes it (no gradient)
-    P1 = T1 - (4.0 / 3.0 / rho1) * (Ac @ T1) / d1[:, None]
+    if model is None:
+        P1 = T1 - (4.0 / 3.0 / rho1) * (Ac @ T1) / d1[:, None]
+        M = torch.tril(Ac)  # Gauss-Seidel: s = 1
+    else:
+        g1 = matrix_graph(Anp, checked=True)
+        w1, s1, f1 = (t.double() for t in model.level_weights(g1))
+        F1 = torch.diag(d1).index_put((g1.row, g1.col), Ac[g1.row, g1.col] * f1)
+        P1 = T1 - (w1 / (rho1 * d1))[:, None] * (F1 @ T1)
+        M = torch.tril(Ac, diagonal=-1) + torch.diag(d1 / s1)
     L2 = torch.linalg.cholesky(P1.T @ Ac @ P1)
-    M = torch.tril(Ac)  # Gauss-Seidel: s = 1
 
     def solve(r):
         x = torch.linalg.solve_triangular(M, r, upper=False)
@@ -129,17 +139,25 @@ def _coarse_solver(Ac: torch.Tensor, T1: torch.Tensor | None):
     return solve
 
 
-def _cycle_parts(model: NeuralAMG, prob: AMGCycleProblem):
-    """``(P, coarse solver, smoother factor M)`` of the finest level, differentiable."""
+def _cycle_parts(model: NeuralAMG, prob: AMGCycleProblem, shared: bool = False):
+    """``(P, coarse solver, smoother factor M)`` of the finest level, differentiable;
+    ``shared``: level 1 takes the network's weights too."""
     w, s, f = (t.double() for t in model.level_weights(prob.graph))
     A = prob.A
     G = prob.AT + torch.zeros_like(prob.T).index_add_(0, prob.graph.row, f[:, None] * prob.Tc)
     P = prob.T - w[:, None] * G
-    return P, _coarse_solver(P.T @ A @ P, prob.T1), prob.lower + torch.diag(prob.d / s)
+    coarse = _coarse_solver(P.T @ A @ P, prob.T1, model if shared else None)
+    return P, coarse, prob.lower + torch.diag(prob.d / s)
 
 
 def amg_cycle_loss(
-    model: NeuralAMG, prob: AMGCycleProblem, Z: torch.Tensor, cycles: int, *, pcg: bool = True
+    model: NeuralAMG,
+    prob: AMGCycleProblem,
+    Z: torch.Tensor,
+    cycles: int,
+    *,
+    pcg: bool = True,
+    shared: bool = False,
 ):
     """Mean ``log`` relative energy-norm error left on the probes ``Z``.
 
@@ -147,10 +165,11 @@ def amg_cycle_loss(
     (the quantity whose decay sets the iteration count); ``False``: after ``cycles``
     stationary cycles ``e <- E e``. The finest level takes the network's weights; the
     coarse problem is solved exactly (two-grid) or, with ``prob.T1``, by a plain SA
-    V-cycle as in the real hierarchy.
+    V-cycle as in the real hierarchy (``shared=True``: with the network's weights on that
+    level too, as a model with ``levels >= 2`` uses them).
     """
     A = prob.A
-    P, coarse, M = _cycle_parts(model, prob)
+    P, coarse, M = _cycle_parts(model, prob, shared)
 
     def smooth(x, r):
         x = x + torch.linalg.solve_triangular(M, r - A @ x, upper=False)
@@ -203,12 +222,15 @@ def train_neural_amg(
     pcg: bool = True,
     n_probes: int = 8,
     seed: int = 0,
+    shared: bool | None = None,
     progress: bool = True,
 ) -> dict:
     """Minimise :func:`amg_cycle_loss` over ``matrices`` (Adam, ``batch`` a step).
 
     Training runs in float64; the model is returned in its original dtype and eval mode.
     ``matrices``: small SPD sparse matrices (a few hundred unknowns each; dense algebra).
+    ``shared=True`` trains the weights of levels 0 and 1 at once (level-shared weights);
+    default: when the model uses its weights on more than one level (``levels >= 2``).
     Returns ``{"loss": [...]}`` (per step, batch means).
     """
     if not matrices:
@@ -217,6 +239,7 @@ def train_neural_amg(
         if not isinstance(val, int) or val < (0 if name == "steps" else 1):
             raise ValueError(f"{name} must be a non-negative integer (>= 1 for batch, cycles)")
     probs = [amg_cycle_problem(A, levels=levels) for A in matrices]
+    shared = model.levels >= 2 if shared is None else bool(shared)
     dtype = next(model.parameters()).dtype
     model.double().train()
     gen = torch.Generator().manual_seed(seed)
@@ -230,7 +253,7 @@ def train_neural_amg(
             total = torch.zeros((), dtype=torch.float64)
             for i in idx.tolist():
                 Z = _probes(probs[i], n_probes, gen)
-                total = total + amg_cycle_loss(model, probs[i], Z, cycles, pcg=pcg)
+                total = total + amg_cycle_loss(model, probs[i], Z, cycles, pcg=pcg, shared=shared)
             loss = total / len(idx)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
