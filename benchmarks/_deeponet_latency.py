@@ -32,14 +32,7 @@ import torch
 from pdesurrogates.solvers.reference import acoustics_setup, solve_room
 from pdesurrogates.surrogates import DeepONet
 
-
-def _median(fn, repeats: int) -> float:
-    out = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        out.append(time.perf_counter() - t0)
-    return statistics.median(out)
+from _common import median_time
 
 
 def _setup_and_model(cfg: dict, fmax: float, duration: float, seed: int = 0):
@@ -139,7 +132,7 @@ def latency_3d(name: str, cfg: dict, *, fmax: float, duration: float, quick: boo
     for _ in range(2 if quick else 9):
         for key, (fn, repeats) in methods.items():
             per = 100 if key == "deeponet_batched_per_ir" else 1
-            rounds[key].append(_median(fn, 3 if quick else repeats) / per)
+            rounds[key].append(median_time(fn, 3 if quick else repeats, warmup=0) / per)
     ms = {key: 1e3 * statistics.median(v) for key, v in rounds.items()}
     fd = rounds["fdtd_same_grid"]
     ratio = {

@@ -37,7 +37,6 @@ from __future__ import annotations
 import argparse
 import math
 import os
-import statistics
 import sys
 import tempfile
 import time
@@ -53,7 +52,7 @@ from pdesurrogates.training import impulse_response_scores, load_source_fields, 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _deeponet_latency import fdtd_timing_3d, latency_3d, latency_rows
 
-from _common import RESULTS, PeakMemory, markdown_table, write_results
+from _common import RESULTS, PeakMemory, markdown_table, median_time, write_results
 
 CASES = {
     "tube1d": {
@@ -95,17 +94,6 @@ for _name, _geometry, _z, _margin in (
 FMAX = 500.0
 DURATION = 0.05
 BATCH, POINTS, LR = 16, 2048, 2e-3
-
-
-def _median_time(fn, repeats: int, warmup: int = 2) -> float:
-    for _ in range(warmup):
-        fn()
-    out = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        out.append(time.perf_counter() - t0)
-    return statistics.median(out)
 
 
 def _pn_rmse(pred, ref):
@@ -230,13 +218,13 @@ def run_case(name: str, cfg: dict, work: Path, quick: bool, reuse: bool = False)
         i = next(calls) % n_cold
         return model.impulse_response(cold_src[i], cold_rec[i], t)
 
-    cold = _median_time(cold_call, 300, warmup=5)
+    cold = median_time(cold_call, 300, warmup=5)
     times_off = times + 0.5 * (times[1] - times[0])
-    cold_off = _median_time(lambda: cold_call(times_off), 100, warmup=2)
+    cold_off = median_time(lambda: cold_call(times_off), 100, warmup=2)
     basis = model.response_basis(rec, times)
-    cached = _median_time(lambda: model.impulse_response(src, basis=basis), 200)
+    cached = median_time(lambda: model.impulse_response(src, basis=basis), 200)
     many = np.resize(sources, (100, dim))
-    batched = _median_time(lambda: model.impulse_response(many, basis=basis), 10) / 100
+    batched = median_time(lambda: model.impulse_response(many, basis=basis), 10) / 100
 
     def fdtd(fmax, ppw, dtype=np.float32):
         cells = None if ppw is not None else setup["solver_cells"]
@@ -255,11 +243,11 @@ def run_case(name: str, cfg: dict, work: Path, quick: bool, reuse: bool = False)
             min_ppw=0.0,
         )
 
-    fdtd_same = _median_time(lambda: fdtd(FMAX, None), 3 if quick else 7)
-    fdtd_coarse = _median_time(lambda: fdtd(FMAX, 10.0), 3 if quick else 7)
-    fdtd_2x = _median_time(lambda: fdtd(2 * FMAX, 20.0), 1 if quick else 3, warmup=1)
-    fdtd_4x = _median_time(lambda: fdtd(4 * FMAX, 20.0), 1 if quick else 3, warmup=1)
-    modal_t = _median_time(
+    fdtd_same = median_time(lambda: fdtd(FMAX, None), 3 if quick else 7)
+    fdtd_coarse = median_time(lambda: fdtd(FMAX, 10.0), 3 if quick else 7)
+    fdtd_2x = median_time(lambda: fdtd(2 * FMAX, 20.0), 1 if quick else 3, warmup=1)
+    fdtd_4x = median_time(lambda: fdtd(4 * FMAX, 20.0), 1 if quick else 3, warmup=1)
+    modal_t = median_time(
         lambda: modal_wave(lengths, src, sigma=setup["sigma"], times=times, points=rec), 5
     )
     # accuracy of the two FDTD resolutions against the exact solution (first 5 test sources)
@@ -369,17 +357,17 @@ def run_case_3d(name, cfg, data, work, quick, reuse, gen_seconds) -> dict:
         i = next(calls) % n_cold
         return model.impulse_response(cold_src[i], cold_rec[i], t)
 
-    cold = _median_time(cold_call, 300, warmup=5)
-    cold_off = _median_time(lambda: cold_call(times + 0.5 * (times[1] - times[0])), 100)
+    cold = median_time(cold_call, 300, warmup=5)
+    cold_off = median_time(lambda: cold_call(times + 0.5 * (times[1] - times[0])), 100)
     basis = model.response_basis(rec, times)
-    cached = _median_time(lambda: model.impulse_response(src, basis=basis), 200)
+    cached = median_time(lambda: model.impulse_response(src, basis=basis), 200)
     many = np.resize(sources, (100, 3))
-    batched = _median_time(lambda: model.impulse_response(many, basis=basis), 10) / 100
+    batched = median_time(lambda: model.impulse_response(many, basis=basis), 10) / 100
     cells = setup["solver_cells"]
-    fdtd_same = _median_time(
+    fdtd_same = median_time(
         lambda: _fdtd_3d(setup, src, rec, sigma, fmax=FMAX, cells=cells), 1 if quick else 3, 1
     )
-    fdtd_2x = _median_time(
+    fdtd_2x = median_time(
         lambda: _fdtd_3d(setup, src, rec, sigma, fmax=2 * FMAX, ppw=setup["solver_ppw"]), 1, 0
     )
     latency = {
@@ -391,7 +379,7 @@ def run_case_3d(name, cfg, data, work, quick, reuse, gen_seconds) -> dict:
         "fdtd_2x_fmax": 1e3 * fdtd_2x,
     }
     if rigid_box:
-        latency["modal_exact"] = 1e3 * _median_time(
+        latency["modal_exact"] = 1e3 * median_time(
             lambda: modal_wave(lengths, src, sigma=sigma, times=times, points=rec), 5
         )
     return {
