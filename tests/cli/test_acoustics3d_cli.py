@@ -42,3 +42,17 @@ def test_generate_acoustics3d_bad_input(tmp_path, capsys):
         assert code != 0
         assert message in capsys.readouterr().err
         assert not (tmp_path / "bad.h5").exists()
+
+
+def test_generate_acoustics3d_defaults_to_800_sources():
+    import typer.main
+
+    from pdesurrogates.cli._app import app
+
+    generate = typer.main.get_command(app).commands["generate"]
+    defaults = {
+        name: {p.name: p.default for p in generate.commands[name].params}["n_sources"]
+        for name in ("acoustics1d", "acoustics2d", "acoustics3d")
+    }
+    # 3D rooms need several hundred training sources at 500 Hz (the benchmark's 640)
+    assert defaults == {"acoustics1d": 200, "acoustics2d": 200, "acoustics3d": 800}

@@ -63,7 +63,11 @@ def _generate_command(dim: int):
     def command(
         output: Path = typer.Option(..., "-o", "--output", help="Output file (.h5)."),
         n_sources: int = typer.Option(
-            200, "--n-samples", "-n", min=1, help="Samples: one source position each."
+            200 if dim < 3 else 800,
+            "--n-samples",
+            "-n",
+            min=1,
+            help="Samples: one source position each.",
         ),
         fmax: float = typer.Option(500.0, "--fmax", help="Maximum frequency (Hz)."),
         duration: float = typer.Option(0.05, "--duration", "-T", help="Response length (s)."),
