@@ -167,6 +167,14 @@ def latency_3d(name: str, cfg: dict, *, fmax: float, duration: float, quick: boo
 #: processes take on a shared machine, which hit a 50 ms FDTD run far more than a 0.1 ms call)
 CLOCKS = {"wall": time.perf_counter, "cpu": time.thread_time}
 
+#: the note under the latency table of results/deeponet.md
+LATENCY_NOTE = (
+    "\nEach method is timed by the wall clock and by the CPU time of its thread. On a "
+    "loaded machine a 50 ms FDTD run loses time slices to other processes that a 0.1 ms "
+    "call does not, so the wall-clock ratio grows with the load (compare the FDTD's wall "
+    "and CPU times); the CPU-time ratio is the one that does not depend on it.\n"
+)
+
 LABELS = {
     "deeponet_cold": "DeepONet, cold (new source and receivers), CPU numpy path",
     "deeponet_cold_torch_lean": "DeepONet, cold, torch lean path (previous CPU path)",
