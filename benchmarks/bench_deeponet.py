@@ -50,7 +50,7 @@ from pdesurrogates.solvers.reference import Room, modal_wave, solve_room, solve_
 from pdesurrogates.training import impulse_response_scores, load_source_fields, train_deeponet
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _deeponet_latency import fdtd_timing_3d, latency_3d, latency_rows
+from _deeponet_latency import LATENCY_NOTE, fdtd_timing_3d, latency_3d, latency_rows
 
 from _common import RESULTS, PeakMemory, markdown_table, median_time, write_results
 
@@ -587,6 +587,7 @@ def main() -> int:
             "untrained DeepONet of the benchmark's architecture, the FDTD on the data grid; "
             "5 receivers x 100 samples; interleaved rounds):\n\n"
             + markdown_table(latency_rows(latency))
+            + LATENCY_NOTE
         )
     payload = {"quick": args.quick, "cases": results, "fdtd_3d_timing": timing}
     payload["latency_3d"] = latency

@@ -88,6 +88,20 @@ class DeepONetChecks:
             return Room.l_shape(self.lengths, notch=room["notch"])
         raise ValueError(f"room kind {room['kind']!r} cannot be checked by the model")
 
+    @functools.cached_property
+    def _in_air(self):
+        """``f(points) -> bool``: are all points (inside the box) in the air? None for a box.
+
+        The fast paths' test; :meth:`_as_points` names the points that fail it.
+        """
+        shape = self._room_shape
+        if shape is None:
+            return None
+        if shape.kind == "l-shape":  # the notch x > nx, y > ny is solid
+            nx, ny = shape.notch
+            return lambda p: not ((p[:, 0] > nx) & (p[:, 1] > ny)).any()
+        return lambda p: bool(shape.contains(p).all())
+
     def _check_times(self, times) -> np.ndarray:
         if torch.is_tensor(times):
             times = times.detach().cpu().numpy()
@@ -130,7 +144,7 @@ class DeepONetChecks:
                 arr = arr[None, :]
             lo, hi, _ = self._bounds_np
             if arr.ndim == 2 and arr.shape[1] == self.dim and ((arr >= lo) & (arr <= hi)).all():
-                if self._room_shape is None or self._room_shape.contains(arr).all():
+                if self._in_air is None or self._in_air(arr):
                     return arr
         src = self._as_points("source", source)
         self._check_bounds(src)
@@ -141,7 +155,7 @@ class DeepONetChecks:
             arr = np.ascontiguousarray(value, dtype=float)
             if arr.ndim == 2 and arr.shape[1] == self.dim:
                 if ((arr >= 0.0) & (arr <= self._bounds_np[2])).all():
-                    if self._room_shape is None or self._room_shape.contains(arr).all():
+                    if self._in_air is None or self._in_air(arr):
                         return arr
         return self._as_points(name, value)
 

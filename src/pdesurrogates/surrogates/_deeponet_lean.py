@@ -11,6 +11,7 @@ never use it.
 from __future__ import annotations
 
 import math
+import operator
 
 import numpy as np
 import torch
@@ -19,12 +20,20 @@ from pdesurrogates.surrogates._deeponet_trunk import contract_separable
 
 __all__ = ["DeepONetLeanPath"]
 
+#: a parameter's in-place version counter (bumped by optimizer steps, ``copy_``)
+_VERSION = operator.attrgetter("_version")
+
 
 class DeepONetLeanPath:
     """Mix-in of :class:`~pdesurrogates.surrogates.DeepONet`: the cached inference plan.
 
     The model sets ``self._lean = None`` whenever the plan must be rebuilt.
     """
+
+    def _apply(self, fn, *args, **kwargs):
+        # .to(), .double(), .cuda(), ...: new parameter storage, so rebuild the plan
+        self.__dict__["_lean"] = None
+        return super()._apply(fn, *args, **kwargs)
 
     def native_times(self) -> np.ndarray:
         """The model's native output times ``linspace(0, duration, time_samples)`` (s)."""
@@ -36,16 +45,16 @@ class DeepONetLeanPath:
         Holds the nets' weights transposed and fused
         (:meth:`~pdesurrogates.surrogates._deeponet_mlp.DeepONetMLP.lean_weights`) and,
         for the separable trunk, the time-net outputs ``psi`` on the native time grid
-        (:meth:`native_times`). It is keyed on every parameter's storage and version
-        counter, so an optimizer step, ``load_state_dict`` or ``.to()`` invalidates it;
-        it is only used outside autograd.
+        (:meth:`native_times`). It is keyed on every parameter's version counter, so an
+        optimizer step or ``load_state_dict`` invalidates it; ``.to()`` and friends
+        (:meth:`_apply`), a replaced parameter or net and ``train()`` drop it. It is only
+        used outside autograd.
         """
         lean = self._lean
-        if lean is not None:
-            if lean[0] == tuple([(q.data_ptr(), q._version) for q in lean[2]]):
-                return lean[1]
+        if lean is not None and list(map(_VERSION, lean[2])) == lean[0]:
+            return lean[1]
         params = list(self.parameters())
-        key = tuple([(q.data_ptr(), q._version) for q in params])
+        key = list(map(_VERSION, params))
         ref = self.sensor_points
         with torch.no_grad():
             if self.source_input == "pulse":
@@ -82,26 +91,33 @@ class DeepONetLeanPath:
             return None
         out["psi"] = plan["psi"].numpy()
         out["bias"] = float(self.bias.detach())
+        # cos(x[:, axis] * scale) as cos(x @ A): one nonzero per column of A, so exact
+        axis, scale = plan["space_axis"], plan["space_scale"]
+        out["space_map"] = np.zeros((self.dim, len(axis)))
+        out["space_map"][axis, np.arange(len(axis))] = scale
         return out
 
-    def _numpy_response(self, plan: dict, src: np.ndarray, receivers, times, basis):
-        """Impulse responses (S, R, T) in numpy: branch, space net (or basis), product.
+    def _numpy_response(self, plan: dict, source, receivers, times) -> np.ndarray:
+        """Impulse responses (S, R, T) in numpy, arguments checked: the CPU cold path.
 
-        Same arithmetic as the torch lean path; used on the CPU, where a few rows through
-        small nets cost mostly per-call dispatch.
+        Branch net, space net at the receivers, cached time basis (the time net runs only
+        for times off the native grid), contraction. Same arithmetic as the torch lean
+        path; a few rows through small nets cost mostly per-call dispatch, which numpy
+        does in a fraction of torch's time.
         """
         npl = plan["numpy"]
-        b = self.branch.lean_numpy(npl["branch"], self._branch_input_np(plan, src))
-        if basis is not None:
-            out = b @ basis.values.numpy().T
-            out += npl["bias"]
-            return out.reshape(len(src), len(basis.receivers), len(basis.times))
+        src = self._fast_sources(source)
         rec = self._fast_points("receivers", receivers)
-        t = self._fast_times(times)
-        feat = np.cos(rec[:, plan["space_axis"]] * plan["space_scale"]).astype(plan["np_dtype"])
-        phi = self.space_net.lean_numpy(npl["space"], feat)
-        sel = self._time_rows(t, plan)
-        psi = self._time_basis(t, plan).numpy() if sel is None else npl["psi"][sel]
+        t, sel = self._fast_time_rows(times, plan)
+        b = self.branch.lean_numpy(npl["branch"], self._branch_input_np(plan, src))
+        feat = rec @ npl["space_map"]
+        np.cos(feat, out=feat)
+        phi = self.space_net.lean_numpy(npl["space"], feat.astype(plan["np_dtype"]))
+        if sel is None:
+            with torch.no_grad():
+                psi = self._time_basis(t, plan).numpy()
+        else:
+            psi = npl["psi"][sel]
         return contract_separable(b, phi, psi, npl["bias"], rank=self.rank)
 
     def _sensor_axes(self, sensors: np.ndarray):
@@ -145,7 +161,7 @@ class DeepONetLeanPath:
     def _time_rows(self, t: np.ndarray, plan: dict):
         """Rows of the native time grid at times ``t``: a slice, an index array, or None."""
         last = plan.get("last_times")
-        if last is not None and last[0].shape == t.shape and np.array_equal(last[0], t):
+        if last is not None and last[0].shape == t.shape and (last[0] == t).all():
             return last[1]
         n = self.time_samples
         dt = self.duration / (n - 1)
@@ -161,6 +177,19 @@ class DeepONetLeanPath:
         sel = slice(0, len(idx)) if idx[0] == 0 and np.all(np.diff(idx) == 1) else idx
         plan["last_times"] = (t.copy(), sel)
         return sel
+
+    def _fast_time_rows(self, times, plan: dict):
+        """Checked times ``t`` (s) and their native-grid rows (:meth:`_time_rows`).
+
+        The last native-grid times are kept with their rows, so a repeated time vector
+        (fixed times, moving source and receivers) costs one comparison.
+        """
+        last = plan.get("last_times")
+        if last is not None and type(times) is np.ndarray and times.shape == last[0].shape:
+            if (times == last[0]).all():
+                return last[0], last[1]
+        t = self._fast_times(times)
+        return t, self._time_rows(t, plan)
 
     def _lean_branch(self, plan, src: np.ndarray) -> torch.Tensor:
         # the encodings of a few points are cheaper in numpy than as torch calls
@@ -179,17 +208,17 @@ class DeepONetLeanPath:
             )
         # exp(-|x - s|^2 / sigma^2) on a tensor grid: an outer product of 1D pulses
         if isinstance(axes, np.ndarray):  # n sensors on every axis: one (S, D, n) pass
-            g = np.exp(np.square(src[:, :, None] - axes) * scale)
+            g = src[:, :, None] - axes
+            g *= g
+            g *= scale
+            np.exp(g, out=g)
             g = [g[:, d] for d in range(self.dim)]
         else:
             g = [np.exp(np.square(src[:, d, None] - a) * scale) for d, a in enumerate(axes)]
-        if self.dim == 3:
-            z = g[0][:, :, None, None] * g[1][:, None, :, None] * g[2][:, None, None, :]
-        elif self.dim == 2:
-            z = g[0][:, :, None] * g[1][:, None, :]
-        else:
-            z = g[0]
-        z = z.reshape(len(src), -1)
+        n_s = len(src)
+        z = g[0]
+        for gd in g[1:]:  # (S, a) x (S, b) -> (S, a*b), in float64 like the 1D pulses
+            z = (z[:, :, None] * gd[:, None, :]).reshape(n_s, -1)
         return z.astype(plan["np_dtype"])
 
     def _lean_space(self, plan, rec: np.ndarray) -> torch.Tensor:

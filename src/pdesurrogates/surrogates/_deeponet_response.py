@@ -82,7 +82,6 @@ class DeepONetResponses:
             values = values.reshape(len(rec) * len(t), self.latent)
         return ResponseBasis(values=values, receivers=rec, times=t)
 
-    @torch.no_grad()
     def impulse_response(self, source, receivers=None, times=None, *, basis=None) -> np.ndarray:
         """Impulse responses (Pa) at receivers for one or several sources.
 
@@ -112,7 +111,19 @@ class DeepONetResponses:
         UserWarning
             Times beyond the trained horizon, or a source outside the training region.
         """
-        single = np.ndim(source) == 1
+        plan = self._lean_plan()
+        if plan.get("numpy") is not None and basis is None and self.trunk_kind == "separable":
+            # the CPU cold path: checks and the lean arithmetic in numpy, no autograd state
+            if receivers is None or times is None:
+                raise ValueError("give receivers and times, or a basis from response_basis()")
+            out = self._numpy_response(plan, source, receivers, times)
+            return out[0] if np.ndim(source) == 1 else out
+        with torch.no_grad():
+            out = self._lean_response(plan, source, receivers, times, basis)
+        return out[0] if np.ndim(source) == 1 else out
+
+    def _lean_response(self, plan, source, receivers, times, basis) -> np.ndarray:
+        """:meth:`impulse_response` (S, R, T) with a basis, or on the torch lean path."""
         src = self._fast_sources(source)
         if basis is None:
             if receivers is None or times is None:
@@ -121,24 +132,27 @@ class DeepONetResponses:
                 basis = self.response_basis(receivers, times)
         elif receivers is not None or times is not None:
             raise ValueError("give either receivers and times, or basis, not both")
-        plan = self._lean_plan()
-        if plan.get("numpy") is not None and (basis is None or not basis.values.is_cuda):
-            # separable trunk on the CPU: the same lean arithmetic in numpy
-            out = self._numpy_response(plan, src, receivers, times, basis)
-            return out[0] if single else out
+        if basis is not None:
+            if plan.get("numpy") is not None and not basis.values.is_cuda:
+                out = (
+                    self.branch.lean_numpy(
+                        plan["numpy"]["branch"], self._branch_input_np(plan, src)
+                    )
+                    @ basis.values.numpy().T
+                )
+                out += plan["numpy"]["bias"]
+            else:
+                b = self._lean_branch(plan, src)
+                out = torch.addmm(self.bias, b, basis.values.transpose(0, 1)).cpu().numpy()
+            return out.reshape(len(src), len(basis.receivers), len(basis.times))
+        # separable trunk: space net at the receivers, time basis from the cache,
+        # no pass over the receivers x times pairs
         b = self._lean_branch(plan, src)
-        if basis is None:
-            # separable trunk: space net at the receivers, time basis from the cache,
-            # no pass over the receivers x times pairs
-            rec = self._fast_points("receivers", receivers)
-            t = self._fast_times(times)
-            phi = self._lean_space(plan, rec)
-            psi = self._time_basis(t, plan)
-            out = contract_separable(b, phi, psi, self.bias, rank=self.rank).cpu().numpy()
-        else:
-            out = torch.addmm(self.bias, b, basis.values.transpose(0, 1)).cpu().numpy()
-            out = out.reshape(len(src), len(basis.receivers), len(basis.times))
-        return out[0] if single else out
+        rec = self._fast_points("receivers", receivers)
+        t = self._fast_times(times)
+        phi = self._lean_space(plan, rec)
+        psi = self._time_basis(t, plan)
+        return contract_separable(b, phi, psi, self.bias, rank=self.rank).cpu().numpy()
 
     @torch.no_grad()
     def predict_field(self, source, coords: Sequence, times) -> np.ndarray:
