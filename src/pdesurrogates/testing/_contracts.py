@@ -199,10 +199,13 @@ class SurrogateContract:
         assert run.returncode == 0, f"loading in a fresh process failed:\n{run.stderr[-2000:]}"
         fresh = load_file(str(tmp_path / "out.safetensors"))["out"]
         threads = torch.get_num_threads()
-        torch.set_num_threads(1)  # the same thread count: bit-identical reductions
+        torch.set_num_threads(1)  # the same thread count as the subprocess
         try:
             with torch.no_grad():
                 here = self.forward(model, inputs)
         finally:
             torch.set_num_threads(threads)
-        torch.testing.assert_close(fresh, here, atol=0, rtol=0)
+        # not bit-identical: a float32 GEMM may round differently when its buffers are
+        # aligned differently (seen: 1.5e-8 apart), so the dtype's default tolerance
+        # (float32: rtol 1.3e-6, atol 1e-5); a wrong weight or config is off by O(1)
+        torch.testing.assert_close(fresh, here)
