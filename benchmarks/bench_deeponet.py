@@ -50,7 +50,13 @@ from pdesurrogates.solvers.reference import Room, modal_wave, solve_room, solve_
 from pdesurrogates.training import impulse_response_scores, load_source_fields, train_deeponet
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _deeponet_latency import LATENCY_NOTE, fdtd_timing_3d, latency_3d, latency_rows
+from _deeponet_latency import (
+    LATENCY_NOTE,
+    equal_fidelity_ppw,
+    fdtd_timing_3d,
+    latency_3d,
+    latency_rows,
+)
 
 from _common import RESULTS, PeakMemory, markdown_table, median_time, write_results
 
@@ -466,6 +472,15 @@ def _previous(key: str) -> list[dict]:
     return json.loads(path.read_text()).get(key, []) if path.is_file() else []
 
 
+def _equal_fidelity(quick: bool) -> dict | None:
+    """The FDTD grid as accurate as the trained rigid-cube DeepONet (stored results)."""
+    rigid = [r for r in _previous("cases") if r["case"] == "cube3d_rigid"]
+    if quick or not rigid or rigid[0].get("ir_pn_rmse_vs_exact") is None:
+        return None  # no trained model scored yet: time the data grid
+    target = rigid[0]["ir_pn_rmse_vs_exact"]
+    return equal_fidelity_ppw(CASES["cube3d_rigid"], target, fmax=FMAX, duration=DURATION)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="seconds-long sanity run")
@@ -477,9 +492,12 @@ def main() -> int:
     parser.add_argument("--latency", action="store_true", help="3D latency only (no training)")
     args = parser.parse_args()
     results, latency = [], _previous("latency_3d")
+    fidelity = (_previous("equal_fidelity") or [None])[0]
     if args.latency:  # keeps the stored accuracy rows; see _deeponet_latency.py
         kw = {"fmax": FMAX, "duration": DURATION, "quick": args.quick}
-        latency = [latency_3d(c, CASES[c], **kw) for c in args.cases.split(",")]
+        fidelity = _equal_fidelity(args.quick)
+        ppw = None if fidelity is None else fidelity["ppw"]
+        latency = [latency_3d(c, CASES[c], **kw, ppw=ppw) for c in args.cases.split(",")]
         print(markdown_table(latency_rows(latency)), flush=True)
         if args.quick:
             return 0  # a sanity run writes no results
@@ -582,15 +600,26 @@ def main() -> int:
             "thread:\n\n" + markdown_table(timing)
         )
     if latency:
+        grid = "on the data grid"
+        if fidelity is not None:
+            errs = ", ".join(
+                f"{float(p):g} ppw {e:.4f}" for p, e in fidelity["fdtd_pn_rmse_vs_exact"].items()
+            )
+            grid = (
+                f"at equal fidelity: {fidelity['ppw']:g} ppw, the coarsest grid whose "
+                "IR pn-RMSE against the exact solution of the rigid cube is at most the trained "
+                f"DeepONet's ({fidelity['target_pn_rmse_vs_exact']:.4f}; FDTD: {errs})"
+            )
         md += (
             f"\n3D latency, side by side in one process (`{latency[0]['command']}`; a seeded "
-            "untrained DeepONet of the benchmark's architecture, the FDTD on the data grid; "
+            f"untrained DeepONet of the benchmark's architecture, the FDTD {grid}; "
             "5 receivers x 100 samples; interleaved rounds):\n\n"
             + markdown_table(latency_rows(latency))
             + LATENCY_NOTE
         )
     payload = {"quick": args.quick, "cases": results, "fdtd_3d_timing": timing}
     payload["latency_3d"] = latency
+    payload["equal_fidelity"] = [] if fidelity is None else [fidelity]
     write_results("deeponet", payload, md, command=command)
     print(md)
     return 0
