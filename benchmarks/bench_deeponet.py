@@ -569,8 +569,13 @@ def main() -> int:
                         "IR RMSE (Pa)": sc["ir_rmse_pa"],
                         "EDC max error (dB)": sc["edc_max_db"],
                         "EDC mean error (dB)": sc["edc_mean_db"],
+                        "responses with EDC within 1 dB": sc.get("edc_within_1db", ""),
                         "EDT rel. error mean": sc["edt_rel_mean"],
                         "EDT rel. error max": sc["edt_rel_max"],
+                        "responses with EDT within 5 %": sc.get("edt_within_5pct", ""),
+                        "room EDT (mean over receivers) rel. error max": sc.get(
+                            "edt_room_rel_max", ""
+                        ),
                         "EDT ref (ms)": 1e3 * sc["edt_ref_s"],
                     }
                 )
@@ -584,7 +589,8 @@ def main() -> int:
         + (
             "\n3D rooms, all test sources x all receivers (1 Pa sources; EDC compared "
             "where the reference decay curve is above -20 dB; EDT = ISO 3382 fit from 0 "
-            "to -10 dB):\n\n" + markdown_table(room_rows)
+            "to -10 dB; the room EDT is its mean over the receivers for each source, the "
+            "worst source shown):\n\n" + markdown_table(room_rows)
             if room_rows
             else ""
         )

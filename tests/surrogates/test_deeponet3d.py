@@ -231,6 +231,30 @@ def test_schroeder_curve_and_edt_of_an_exponential_decay():
     assert scores["peak_normalised_rmse"] == pytest.approx(0.1 * np.sqrt(np.mean(ir**2)))
 
 
+def test_decay_errors_per_response_fractions_and_the_room_average_edt():
+    """Exponential decays with known T60: EDT and EDC errors in closed form."""
+    t = np.linspace(0.0, 2.0, 40001)
+    t60 = 0.27
+
+    def decay(scale):
+        return np.exp(-t * 3 * np.log(10) / (t60 * scale))
+
+    factors = np.array([[1.02, 1.08], [0.99, 1.01]])  # 2 sources x 2 receivers
+    ref = np.stack([[decay(1.0)] * 2] * 2)
+    pred = np.stack([[decay(f) for f in row] for row in factors])
+    scores = decay_errors(pred, ref, t)
+    # the EDT of a pure exponential is its T60: relative errors |f - 1|
+    assert scores["edt_rel_max"] == pytest.approx(0.08, abs=2e-3)
+    assert scores["edt_within_5pct"] == 0.75
+    # the room's EDT is the mean over receivers: source 0 is off by (1.02 + 1.08) / 2 - 1
+    assert scores["edt_room_rel_max"] == pytest.approx(0.05, abs=2e-3)
+    # at the -20 dB floor the slower decay is at -20 / f dB: 1.48 dB for f = 1.08,
+    # within 1 dB for the other three
+    assert scores["edc_max_db"] == pytest.approx(20 * (1 - 1 / 1.08), abs=0.02)
+    assert scores["edc_within_1db"] == 0.75
+    assert "edt_room_rel_max" not in decay_errors(pred[0], ref[0], t)  # no receiver axis
+
+
 @pytest.mark.slow
 def test_example_runs_in_smoke_mode(tmp_path):
     import subprocess

@@ -91,20 +91,33 @@ def decay_errors(predicted, reference, times, *, floor_db: float = -20.0) -> dic
     -------
     dict
         ``edc_max_db`` (largest absolute EDC difference, dB, over all responses),
-        ``edc_mean_db`` (mean absolute difference), ``edt_rel_mean`` / ``edt_rel_max``
-        (relative EDT error), ``edt_ref_s`` (mean reference EDT, s).
+        ``edc_mean_db`` (mean absolute difference), ``edc_within_1db`` (fraction of
+        responses whose curve stays within 1 dB), ``edt_rel_mean`` / ``edt_rel_max``
+        (relative EDT error per response), ``edt_within_5pct`` (fraction of responses
+        within 5 %, the just-noticeable difference of EDT), ``edt_ref_s`` (mean
+        reference EDT, s). For ``(N, R, T)`` arrays (sources x receivers x times) also
+        ``edt_room_rel_max``: the largest relative error, over the sources, of the
+        EDT averaged over the receivers (the room's EDT, ISO 3382-1's spatial average).
     """
     e_p = energy_decay_curve(predicted, times)
     e_r = energy_decay_curve(reference, times)
     window = e_r >= floor_db
-    diff = np.abs(e_p[window] - e_r[window])
+    with np.errstate(invalid="ignore"):  # -inf - -inf past the window's end
+        diff = np.where(window, np.abs(e_p - e_r), 0.0)
+    worst = diff.max(axis=-1)  # per response
     edt_p = early_decay_time(predicted, times)
     edt_r = early_decay_time(reference, times)
     rel = np.abs(edt_p - edt_r) / edt_r
-    return {
-        "edc_max_db": float(diff.max()),
-        "edc_mean_db": float(diff.mean()),
+    out = {
+        "edc_max_db": float(worst.max()),
+        "edc_mean_db": float(diff[window].mean()),
+        "edc_within_1db": float(np.mean(worst <= 1.0)),
         "edt_rel_mean": float(np.nanmean(rel)),
         "edt_rel_max": float(np.nanmax(rel)),
+        "edt_within_5pct": float(np.mean(rel[np.isfinite(rel)] <= 0.05)),
         "edt_ref_s": float(np.nanmean(edt_r)),
     }
+    if rel.ndim >= 2:
+        room_p, room_r = np.nanmean(edt_p, axis=-1), np.nanmean(edt_r, axis=-1)
+        out["edt_room_rel_max"] = float(np.nanmax(np.abs(room_p - room_r) / room_r))
+    return out
