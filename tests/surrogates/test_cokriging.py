@@ -364,3 +364,56 @@ def test_variance_factor_is_conformal_leave_one_out_quantile():
     assert want > 1.5  # a real test: AR(1) misses this nonlinear link, the fit is overconfident
     assert r.mean() != pytest.approx(conformal, rel=0.01)  # the two estimates differ
     assert loo_variance_ratio(top) == pytest.approx(want, rel=1e-5)
+
+
+def test_half_sample_mode_closed_form_and_equivariance():
+    from pdesurrogates.surrogates._cokriging_fit import half_sample_mode
+
+    y = np.array([9.0, 0.25, 0.0, 5.0, 0.1, 0.2])
+    # halves of the sorted values: [0.1, 0.2, 0.25] is the shortest of the four windows
+    assert half_sample_mode(y) == pytest.approx((0.1 + 0.2 + 0.25) / 3, rel=1e-14)
+    assert half_sample_mode(3 - 7 * y) == pytest.approx(3 - 7 * half_sample_mode(y), rel=1e-12)
+    assert half_sample_mode(np.array([1.0, 4.0])) == 2.5
+
+
+def _wells(x):
+    # flat at 0 away from two wells: the mean of the data sits far below the flat part
+    t = x[:, 0]
+    return -np.exp(-(((t - 0.3) / 0.06) ** 2)) - 0.6 * np.exp(-(((t - 0.75) / 0.05) ** 2))
+
+
+def test_constant_mean_fixed_at_the_mode_where_leave_one_out_prefers_it():
+    x = np.linspace(0, 1, 25)[:, None]
+    xh = x[::3]
+    gp = CoKrigingGP(n_restarts=2).fit(x, _wells(x), xh, 2 * _wells(xh) + 0.1, bounds=[[0, 1]])
+    assert gp.fixed_mean == [True, False]
+    lo = gp.levels[0]
+    y = lo.y_train.numpy()
+    from pdesurrogates.surrogates._cokriging_fit import half_sample_mode
+
+    c = float(lo.mean_module.constant.detach())
+    assert c == pytest.approx(half_sample_mode(y), rel=1e-12) and c > np.median(y)
+    # closed-form leave-one-out with the mean fixed: y_i - (c + k_i K_{-i}^{-1} (y_{-i} - c))
+    z, yt = lo.z_train, lo.y_train
+    errs = []
+    with torch.no_grad():
+        for i in range(len(yt)):
+            keep = torch.arange(len(yt)) != i
+            k = lo.covar_module(z[keep]).to_dense() + lo.likelihood.noise * torch.eye(len(yt) - 1)
+            ks = lo.covar_module(z[i : i + 1], z[keep]).to_dense()
+            pred = c + ks @ torch.linalg.solve(k, yt[keep] - c)
+            errs.append(float(yt[i] - pred[0]))
+    from pdesurrogates.surrogates._cokriging_gp import loo_residuals
+
+    np.testing.assert_allclose(loo_residuals(lo).numpy(), errs, rtol=1e-5, atol=1e-8)
+    # the saved structure rebuilds the same model; the mode predicts the level better
+    twin = CoKrigingGP(**gp.get_config())
+    twin.load_state_dict(gp.state_dict())
+    np.testing.assert_allclose(twin.predict(XT).mean, gp.predict(XT).mean, rtol=1e-10)
+    assert twin.cv_error(all_levels=True) == pytest.approx(gp.cv_error(all_levels=True))
+    e_mode = _rel(gp.predict(XT, level=0).mean, _wells(XT))
+    with torch.no_grad():
+        lo.mean_module.constant.fill_(float(np.mean(y)))  # back to a mean-like constant
+    lo.train()
+    lo.eval()
+    assert e_mode < 0.99 * _rel(gp.predict(XT, level=0).mean, _wells(XT))  # 0.0088, 0.0089

@@ -21,8 +21,7 @@ et al. (2017): level k is a GP on ``[x, y_{k−1}]`` with kernel
 ``k_y(y, y') k_x(x, x') + k_δ(x, x')`` (ARD squared exponentials); predictions integrate
 over the lower level's marginal posterior by Monte Carlo (``n_mc`` draws per point).
 
-Kernels are ARD squared exponentials on inputs scaled to [0, 1]; outputs are standardised
-per level. All computations are in float64.
+Kernels: ARD squared exponentials on inputs scaled to [0, 1]; outputs standardised per level.
 
 Memory model
 ------------
@@ -38,9 +37,8 @@ With ``n`` points at a level and ``m`` inducing points (d inputs, 8-byte floats)
 ``lf_method="auto"`` uses the exact GP up to ``exact_max`` points (default 2,000) and the
 sparse one above; higher levels are always exact (they hold the few expensive points).
 
-Layout: kernels and level models in :mod:`._cokriging_gp`, the recursive fit in
-:mod:`._cokriging_fit`, the marginal-likelihood optimisers in :mod:`._cokriging_optim`;
-this module holds the model (hyper-parameters, structure, prediction).
+Layout: level models in :mod:`._cokriging_gp`, the recursive fit in :mod:`._cokriging_fit`,
+optimisers in :mod:`._cokriging_optim`; here the model (structure, prediction).
 """
 
 from __future__ import annotations
@@ -73,7 +71,6 @@ __all__ = ["CoKrigingGP"]
 
 _PRED_CHUNK = 1024
 _import_gpytorch = import_gpytorch  # historical name, used by benchmarks
-
 
 #: Largest number of Monte Carlo draws per point of a NARGP prediction.
 MAX_MC = 10**6
@@ -145,6 +142,8 @@ class CoKrigingGP(nn.Module):
         Per level, whether its NARGP link mean has the quadratic terms; set by :meth:`fit`.
     linear_trend : list of bool, optional
         Per level, whether its link mean has the linear trend; set by :meth:`fit`.
+    fixed_mean : list of bool, optional
+        Per level, whether its constant mean is fixed at the outputs' mode; set by :meth:`fit`.
 
     Examples
     --------
@@ -177,6 +176,7 @@ class CoKrigingGP(nn.Module):
         n_train: Sequence[int] | None = None,
         quadratic: Sequence[bool] | None = None,
         linear_trend: Sequence[bool] | None = None,
+        fixed_mean: Sequence[bool] | None = None,
         kernel: str = "auto",
         pairs: Sequence | None = None,
         var_scale: Sequence[float] | None = None,
@@ -213,6 +213,7 @@ class CoKrigingGP(nn.Module):
         self.n_train = n_train
         self.quadratic = None if quadratic is None else [bool(q) for q in quadratic]
         self.linear_trend = None if linear_trend is None else [bool(t) for t in linear_trend]
+        self.fixed_mean = None if fixed_mean is None else [bool(f) for f in fixed_mean]
         self.kernel, self.pairs = kernel, check_kernel(kernel, pairs)
         self.var_scale = [1.0] * self.n_levels
         if var_scale is not None:
@@ -265,6 +266,7 @@ class CoKrigingGP(nn.Module):
             "n_train": self.n_train,
             "quadratic": self.quadratic,
             "linear_trend": self.linear_trend,
+            "fixed_mean": self.fixed_mean,
             "kernel": self.kernel,
             "pairs": None if self.pairs is None else [list(p) for p in self.pairs],
             "var_scale": list(self.var_scale),
@@ -318,11 +320,13 @@ class CoKrigingGP(nn.Module):
         gp = gp_classes()["ExactLevel"](z, y, lik, mean, kernel).to(_DT)
         gp.register_buffer("z_train", z)
         gp.register_buffer("y_train", y)
+        gp.fixed_mean = bool(self.fixed_mean and self.fixed_mean[k])  # see mean_basis
         return gp
 
     def _build(self, xs: list[torch.Tensor]) -> None:
         """Create the level GPs and their data buffers for sizes ``len(xs[k])``."""
         quad = self.quadratic or [False] * len(xs)
+        self.fixed_mean = [bool(f) for f in (self.fixed_mean or [False] * len(xs))]
         self.levels = nn.ModuleList(
             self.make_level(k, x.shape[0], bool(quad[k])) for k, x in enumerate(xs)
         )
@@ -403,7 +407,7 @@ class CoKrigingGP(nn.Module):
             self.y_std[k] = sd if sd > 0 else 1.0
         xs_t = [self._scale_x(torch.as_tensor(x)) for x in xs_np]
         ys_t = [(torch.as_tensor(y) - self.y_mean[k]) / self.y_std[k] for k, y in enumerate(ys_np)]
-        self.quadratic = self.linear_trend = None
+        self.quadratic = self.linear_trend = self.fixed_mean = None
         self.var_scale = [1.0] * self.n_levels
         self.pairs = screen_pairs(self, xs_np[0], ys_np[0], bounds)  # ANOVA kernel's pairs
         self._build(xs_t)

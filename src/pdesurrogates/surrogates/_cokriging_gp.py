@@ -28,6 +28,7 @@ __all__ = [
     "likelihood",
     "loo_residuals",
     "loo_variance_ratio",
+    "mean_basis",
     "rbf",
 ]
 
@@ -220,16 +221,16 @@ def loo_residuals(gp, folds=None) -> torch.Tensor:
     Kernel hyperparameters stay fixed; the coefficients of a link mean are re-estimated by
     generalised least squares without the left-out point (Dubrule 1983):
     ``e = Q y / diag(Q)`` with ``Q = A⁻¹ − A⁻¹H (HᵀA⁻¹H)⁻¹ HᵀA⁻¹``, ``A = K + σ²I``.
-    A constant mean counts as the basis ``H = 1``. With ``folds`` (index arrays covering
+    A fitted constant mean counts as the basis ``H = 1``, a fixed one as no basis
+    (:func:`mean_basis`; ``Q = A⁻¹`` on ``y − m``). With ``folds`` (index arrays covering
     the points once) each fold is left out together: ``e_S = Q_SS⁻¹ (Q y)_S``.
     """
-    y = gp.y_train
     with torch.no_grad(), gp_settings():
         q = _loo_matrix(gp)
-        qy = q @ y
+        qy = q @ (gp.y_train - gp.mean_module(gp.z_train))  # QH = 0: the fitted part drops
         if folds is None:
             return qy / q.diagonal().clamp_min(1e-300)
-        e = torch.empty_like(y)
+        e = torch.empty_like(qy)
         for f in folds:
             f = torch.as_tensor(np.asarray(f), dtype=torch.long)
             e[f] = torch.linalg.lstsq(q[f][:, f], qy[f, None]).solution[:, 0]
@@ -248,10 +249,10 @@ def holdout_mean(gp, drop, zq: torch.Tensor) -> torch.Tensor:
     keep = torch.ones(len(y), dtype=torch.bool)
     keep[torch.as_tensor(np.asarray(drop), dtype=torch.long)] = False
     zk, yk = z[keep], y[keep]
-    mean = gp.mean_module
+    fixed = getattr(gp, "fixed_mean", False)  # a fixed constant: the prior mean, not refitted
 
-    def basis(v):
-        return mean.basis(v) if hasattr(mean, "basis") else torch.ones(len(v), 1, dtype=v.dtype)
+    def prior(v):
+        return gp.mean_module(v) if fixed else torch.zeros(len(v), dtype=v.dtype)
 
     with torch.no_grad(), gp_settings():
         k = gp.covar_module(zk).to_dense()
@@ -262,13 +263,14 @@ def holdout_mean(gp, drop, zq: torch.Tensor) -> torch.Tensor:
             chol, info = torch.linalg.cholesky_ex(k + (noise + rel * scale) * eye)
             if int(info) == 0:
                 break
-        h = basis(zk)
-        ai_h = torch.cholesky_solve(h, chol)
-        ai_y = torch.cholesky_solve(yk[:, None], chol)
-        beta = torch.linalg.lstsq(h.T @ ai_h, h.T @ ai_y).solution
-        alpha = torch.cholesky_solve(yk[:, None] - h @ beta, chol)
+        h, r = mean_basis(gp, zk), (yk - prior(zk))[:, None]
+        beta = torch.zeros(h.shape[1], 1, dtype=k.dtype)
+        if h.shape[1]:
+            ai_h = torch.cholesky_solve(h, chol)
+            beta = torch.linalg.lstsq(h.T @ ai_h, h.T @ torch.cholesky_solve(r, chol)).solution
+        alpha = torch.cholesky_solve(r - h @ beta, chol)
         ks = gp.covar_module(zq, zk).to_dense()
-        return (basis(zq) @ beta + ks @ alpha)[:, 0]
+        return prior(zq) + (mean_basis(gp, zq) @ beta + ks @ alpha)[:, 0]
 
 
 def holdout_residuals(levels, in_dim: int, folds=None) -> torch.Tensor:
@@ -320,14 +322,13 @@ def loo_variance_ratio(gp, coverage: float = COVERAGE) -> float:
     leave-one-out errors exceed their std a little). Clamped to
     :data:`VAR_SCALE_BOUNDS` (only widens).
     """
-    y = gp.y_train
     with torch.no_grad(), gp_settings():
         q = _loo_matrix(gp)
         diag = q.diagonal()
         ok = diag > 0
         if not bool(ok.any()):
             return 1.0
-        r2 = (q @ y)[ok].square() / diag[ok]
+        r2 = (q @ (gp.y_train - gp.mean_module(gp.z_train)))[ok].square() / diag[ok]
     r2 = np.sort(r2.numpy())
     n = len(r2)
     rank = min(n, math.ceil((n + 1) * coverage)) - 1
@@ -339,15 +340,27 @@ def loo_variance_ratio(gp, coverage: float = COVERAGE) -> float:
     return min(max(ratio, lo), hi)
 
 
+def mean_basis(gp, z: torch.Tensor) -> torch.Tensor:
+    """Columns of ``gp``'s mean that the closed-form leave-one-out / hold-out quantities
+    re-estimate by generalised least squares: a link mean's basis, a column of ones for a
+    fitted constant mean, none for a constant fixed at a robust location
+    (``gp.fixed_mean``, set by the fit's mean choice at the lowest level)."""
+    mean = gp.mean_module
+    if hasattr(mean, "basis"):
+        return mean.basis(z)
+    return torch.ones(len(z), 0 if getattr(gp, "fixed_mean", False) else 1, dtype=z.dtype)
+
+
 def _loo_matrix(gp):
     """``Q = A⁻¹ − A⁻¹H (HᵀA⁻¹H)⁻¹ HᵀA⁻¹`` with ``A = K + σ²I`` and ``H`` the mean's basis
-    (a column of ones for a constant mean): the matrix behind every closed-form
-    leave-one-out / hold-out quantity of ``gp`` (call inside ``no_grad`` and ``gp_settings``)."""
+    (:func:`mean_basis`): the matrix behind every closed-form leave-one-out / hold-out
+    quantity of ``gp``, applied to ``y − m(z)`` (call inside ``no_grad`` and ``gp_settings``)."""
     z, n = gp.z_train, len(gp.y_train)
     k = gp.covar_module(z).to_dense()
     a = k + gp.likelihood.noise.reshape(()).to(k.dtype) * torch.eye(n, dtype=k.dtype)
-    mean = gp.mean_module
-    h = mean.basis(z) if hasattr(mean, "basis") else torch.ones(n, 1, dtype=k.dtype)
+    h = mean_basis(gp, z)
     a_inv = torch.linalg.pinv(a, hermitian=True)
+    if not h.shape[1]:
+        return a_inv
     ah = a_inv @ h
     return a_inv - ah @ torch.linalg.pinv(h.T @ ah) @ ah.T
