@@ -88,12 +88,15 @@ def _banded(A: sp.csr_matrix):
     ``A``: scipy's DIA product streams contiguous diagonals and is several times faster
     than CSR on stencil matrices; the result is the same sum up to its order."""
     n = A.shape[0]
-    rows = np.repeat(np.arange(n), np.diff(A.indptr))
-    offsets, k = np.unique(A.indices - rows, return_inverse=True)
+    off = A.indices - np.repeat(np.arange(n), np.diff(A.indptr)) + n  # in [1, 2n - 1]
+    present = np.bincount(off, minlength=2 * n) > 0
+    offsets = np.flatnonzero(present)
     if n == 0 or offsets.size * n > 1.5 * A.nnz:
         return A
+    slot = np.cumsum(present) - 1  # offset + n -> its row in the DIA data
     data = np.zeros((offsets.size, n))
-    data[k, A.indices] = A.data
+    data[slot[off], A.indices] = A.data
+    offsets = offsets - n
     return sp.dia_matrix((data, offsets), shape=A.shape)
 
 
