@@ -32,7 +32,7 @@ exact, times indicative, ratios within one run comparable.
 
 Run: ``python benchmarks/bench_preconditioners.py`` (``--quick`` for a short sanity run
 into a temporary folder; ``--only 3d`` or ``--only seq`` re-measures one part and merges it
-into the stored results).
+into the stored results; ``--sequences varcoef`` likewise re-measures one sequence).
 """
 
 from __future__ import annotations
@@ -200,13 +200,17 @@ def sequence_systems(kind, args):
     return [(p, gallery.smooth_rhs(p, seed=i)) for i, p in enumerate(probs)]
 
 
+SEQUENCES = ("smoke", "varcoef")
+
+
 def part_seq(args, log) -> dict:
     torch.set_num_threads(1)
-    net, info = dcdm_nets(args, log, 2)
+    kinds = [k for k in SEQUENCES if k in args.sequences.split(",")]
+    net, info = dcdm_nets(args, log, 2) if "smoke" in kinds else (None, {})
     models, vinfo = train_vcycles(2, args, log)
     info.update(vinfo)
     runs, totals = [], []
-    for kind in ("smoke", "varcoef"):
+    for kind in kinds:
         systems = sequence_systems(kind, args)
         log(f"sequence {kind}: {len(systems)} systems built")
         variants = [("sa_amg", sa_setup_p, r) for r in (False, True)]
@@ -231,7 +235,7 @@ def part_seq(args, log) -> dict:
     return {
         "runs": runs,
         "totals": totals,
-        "training": info,
+        "training": {kind: info for kind in kinds},
         "n": args.seq_n,
         "steps": args.seq_steps,
         "contrast": args.contrast,
@@ -352,12 +356,14 @@ def render(data) -> str:
     if "seq" in data:
         d = data["seq"]
         md.append(f"\n## Sequences: {d['steps']} systems at {d['n']}², rtol 1e-6\n\n")
-        md.append(f"Command: `{d['command']}`\n\n")
+        for kind, cmd in _as_dict(d["command"]).items():
+            md.append(f"Command ({kind}): `{cmd}`\n\n")
         md.append(
             "`_reuse`: the hierarchy is kept while it converges within 1.5x the "
-            "iterations of the system it was built for, rebuilt otherwise; "
-            "`setups` counts the builds. total / SA is against the faster SA "
-            "variant.\n\n"
+            "iterations of the system it was built for (from a zero start) and until the "
+            "iterations it costs beyond that count, at the measured time per iteration, "
+            "add up to its setup time; rebuilt otherwise. `setups` counts the builds. "
+            "total / SA is against the faster SA variant.\n\n"
         )
         tot = _with_ratio(d["totals"], "sequence", ("sa_amg", "sa_amg_reuse"))
         md.append(markdown_table(tot))
@@ -371,13 +377,41 @@ def render(data) -> str:
         md.append("\n### Ablation on the sequences (rebuilt every step)\n\n")
         abl = [t for t in d["totals"] if not t["solver"].endswith("_reuse")]
         md.append(markdown_table(ablation_rows(abl, "sequence")))
-        md.append("\n### Training\n\n")
-        md.append(_table([{"model": k, **v} for k, v in d["training"].items()]))
+        trainings = d["training"]
+        if not set(trainings) <= set(SEQUENCES):
+            trainings = {"all": trainings}
+        for kind, training in trainings.items():
+            md.append(f"\n### Training ({kind} sequence run)\n\n")
+            md.append(_table([{"model": k, **v} for k, v in training.items()]))
     return "".join(md)
 
 
 def _commands(data) -> str:
-    return "; ".join(dict.fromkeys(d["command"] for d in data.values()))
+    cmds = [c for d in data.values() for c in _as_dict(d["command"]).values()]
+    return "; ".join(dict.fromkeys(cmds))
+
+
+def _as_dict(command) -> dict:
+    return command if isinstance(command, dict) else {"all": command}
+
+
+def _merge_seq(old: dict | None, new: dict) -> dict:
+    """``new`` sequence results, with the sequences it did not run kept from ``old``."""
+    kinds = {t["sequence"] for t in new["totals"]}
+    if old is None or (old["n"], old["steps"]) != (new["n"], new["steps"]):
+        return new
+    if "smoke" not in old["training"] and "varcoef" not in old["training"]:
+        old = {**old, "training": {k: old["training"] for k in SEQUENCES}}
+    if not isinstance(old["command"], dict):
+        old = {**old, "command": {k: old["command"] for k in SEQUENCES}}
+    keep = [k for k in SEQUENCES if k not in kinds and k in old["command"]]
+    return {
+        **new,
+        "runs": [r for r in old["runs"] if r["sequence"] in keep] + new["runs"],
+        "totals": [t for t in old["totals"] if t["sequence"] in keep] + new["totals"],
+        "training": {**{k: old["training"][k] for k in keep}, **new["training"]},
+        "command": {**{k: old["command"][k] for k in keep}, **new["command"]},
+    }
 
 
 def main():
@@ -390,6 +424,12 @@ def main():
     ap.add_argument("--n3d", type=int, default=128)
     ap.add_argument("--seq-n", type=int, default=512)
     ap.add_argument("--seq-steps", type=int, default=20)
+    ap.add_argument(
+        "--sequences",
+        default=",".join(SEQUENCES),
+        help="comma-separated sequences to run (smoke, varcoef); the others are kept "
+        "from the stored results",
+    )
     ap.add_argument("--contrast", type=float, default=1e4)
     ap.add_argument("--train3d", type=int, default=12, help="V-cycle training grid side, 3D")
     ap.add_argument("--train2d", type=int, default=32, help="V-cycle training grid side, 2D")
@@ -412,6 +452,9 @@ def main():
     ap.add_argument("--epochs3d", type=int, default=4)
     ap.add_argument("--width3d", type=int, default=8)
     args = ap.parse_args()
+    unknown = set(args.sequences.split(",")) - set(SEQUENCES)
+    if unknown:
+        ap.error(f"--sequences: unknown {sorted(unknown)}; choose from {list(SEQUENCES)}")
     if args.render_only:
         data = json.loads((RESULTS / "preconditioners.json").read_text())
         data = {k: data[k] for k in ("3d", "seq") if k in data}
@@ -435,11 +478,15 @@ def main():
     if args.only in ("all", "3d"):
         new["3d"] = {**part_3d(args, log), "command": command}
     if args.only in ("all", "seq"):
-        new["seq"] = {**part_seq(args, log), "command": command}
+        seq = part_seq(args, log)
+        new["seq"] = {**seq, "command": {k: command for k in seq["training"]}}
     data = {}
-    if not args.quick and args.only != "all" and stored.exists():  # merge, read at the end
+    if not args.quick and stored.exists():  # merge, read at the end
         old = json.loads(stored.read_text())
-        data = {k: old[k] for k in ("3d", "seq") if k in old}
+        if args.only != "all":
+            data = {k: old[k] for k in ("3d", "seq") if k in old}
+        if "seq" in new:
+            new["seq"] = _merge_seq(old.get("seq"), new["seq"])
     data.update(new)
     path = write_results(
         "preconditioners", data, render(data), command=command, results_dir=out_dir

@@ -127,3 +127,45 @@ def test_a_2d_model_is_refused_on_a_3d_problem():
 
     with pytest.raises(SolverError, match="model is 2D"):
         MultigridHierarchy(LearnedVCycle(dim=2), gallery.dirichlet_box((8, 8, 8)))
+
+
+def test_neumann_rows_use_the_signed_row_sum_on_3d_galerkin_levels():
+    from pdesurrogates.solvers._multigrid import neumann_rows, prolongation_1d
+
+    p = gallery.dirichlet_box((16, 16, 16))
+    h = MultigridHierarchy(None, p)
+    Ac = h.levels[1]["A"]  # 8^3 Galerkin operator: positive off-diagonal entries
+    d = Ac.diagonal()
+    off = Ac - sp.diags(d)
+    assert off.max() > 0
+    row_sum = np.asarray(Ac.sum(axis=1)).ravel()
+    # the absolute-value test 2 a_ii - sum_j |a_ij| <= 0 flags rows with a Dirichlet part
+    abs_test = 2 * d - np.asarray(abs(Ac).sum(axis=1)).ravel() <= 1e-12 * d
+    assert np.any(abs_test & (row_sum > 1e-3 * d))
+    # the signed sum: no Dirichlet part exactly where the coarse stencil (two cells wide)
+    # does not reach the boundary, the 4^3 inner cells
+    flags = neumann_rows(d, row_sum)
+    inner = np.zeros((8, 8, 8), bool)
+    inner[2:-2, 2:-2, 2:-2] = True
+    assert np.array_equal(flags, inner.reshape(-1))
+    # a Dirichlet box has no Neumann rows to rescale: every level's P is the plain product
+    for lv in h.levels[:-1]:
+        P1 = prolongation_1d(lv["shape"][0], (0.75, 0.25))
+        plain = sp.kron(sp.kron(P1, P1), P1)
+        assert abs(lv["P"] - plain).max() < 1e-15
+
+
+def test_dense_hierarchy_matches_the_sparse_one_in_3d():
+    import torch
+
+    from pdesurrogates.surrogates import LearnedVCycle
+    from pdesurrogates.surrogates._dense_multigrid import dense_hierarchy
+
+    p = gallery.smoke_domain((12, 12, 12), obstacles=[((0.5, 0.5, 0.4), 0.25)])
+    m = LearnedVCycle(dim=3).double()
+    sparse = MultigridHierarchy(m, p).levels
+    dense = dense_hierarchy(m, torch.from_numpy(p.A.toarray()), p.shape)
+    assert len(dense) == len(sparse) >= 2
+    for s, dl in zip(sparse[:-1], dense[:-1], strict=True):
+        assert np.abs(s["P"].toarray() - dl["P"].detach().numpy()).max() < 1e-12
+        assert np.abs(s["A"].toarray() - dl["A"].detach().numpy()).max() < 1e-10

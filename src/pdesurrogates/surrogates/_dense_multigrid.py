@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import torch
 
+from pdesurrogates.solvers._multigrid import neumann_rows
+
 __all__ = ["dense_hierarchy"]
 
 
@@ -44,7 +46,8 @@ def _laplacian_dense(shape, dtype, device) -> torch.Tensor:
 def dense_hierarchy(model, A: torch.Tensor, shape, geometric=None) -> list[dict]:
     """Dense (differentiable) hierarchy of ``model`` for ``A``, as the sparse
     :class:`~pdesurrogates.solvers.MultigridHierarchy` builds it: no interpolation into
-    solid (identity-row) cells, Neumann rows of ``P`` rescaled to the interior row sum,
+    solid (identity-row) cells, Neumann rows of ``P`` (a vanishing signed row sum of ``A``,
+    ``solvers._multigrid.neumann_rows``) rescaled to the interior row sum,
     Galerkin coarse operators or the fixed rediscretised ones ``geometric``."""
     levels, cur, cur_shape, lvl = [], A, tuple(shape), 0
     frac = model.omega_fraction().to(A.dtype)
@@ -64,7 +67,7 @@ def dense_hierarchy(model, A: torch.Tensor, shape, geometric=None) -> list[dict]
         with torch.no_grad():
             off = cur.abs().sum(dim=1) - d.abs()
             isolated = off == 0
-            neumann = 2 * d - cur.abs().sum(dim=1) <= 1e-12 * d
+            neumann = neumann_rows(d, cur.sum(dim=1))
         row_sum = P.sum(dim=1)
         safe = torch.where(row_sum != 0, row_sum, torch.ones_like(row_sum))
         full = (a + b) ** len(cur_shape)
