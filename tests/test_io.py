@@ -340,7 +340,13 @@ save_file(out, sys.argv[4])
 
 
 @pytest.mark.parametrize("family", sorted(io.BUILTIN_MODELS))
-def test_every_family_loads_bit_for_bit_in_a_fresh_process(family, tmp_path):
+def test_every_family_loads_in_a_fresh_process(family, tmp_path):
+    """The same outputs from a new interpreter, at the dtype's default tolerance.
+
+    Not bit for bit: a float32 GEMM may round differently when its buffers are aligned
+    differently (the loaded weights are; seen 1.5e-8 apart for the DeepONet). A wrong
+    weight, config or import order is off by far more.
+    """
     from safetensors.torch import load_file, save_file
 
     model, inputs = _family(family)
@@ -369,7 +375,7 @@ def test_every_family_loads_bit_for_bit_in_a_fresh_process(family, tmp_path):
     got = load_file(str(tmp_path / "out.st"))
     for key in ("model", "run"):
         assert got[key].dtype == expected.dtype
-        assert torch.equal(got[key], expected), (family, key)
+        torch.testing.assert_close(got[key], expected, msg=f"{family}: {key}")
 
 
 # ------------------------------------------------- config.json and weights are checked
