@@ -169,3 +169,25 @@ def test_dense_hierarchy_matches_the_sparse_one_in_3d():
     for s, dl in zip(sparse[:-1], dense[:-1], strict=True):
         assert np.abs(s["P"].toarray() - dl["P"].detach().numpy()).max() < 1e-12
         assert np.abs(s["A"].toarray() - dl["A"].detach().numpy()).max() < 1e-10
+
+
+def test_duplicate_csr_entries_add_up_as_in_a_matvec():
+    """A CSR matrix that stores each entry as two halves is the same operator."""
+    shape = (12, 12)
+    A = gallery.poisson2d(*shape)
+    counts = np.diff(A.indptr)
+    rows = np.repeat(np.arange(A.shape[0]), counts)
+    order = np.argsort(np.concatenate([rows, rows]), kind="stable")
+    halves = sp.csr_matrix(
+        (
+            np.concatenate([A.data, A.data])[order] / 2,
+            np.concatenate([A.indices, A.indices])[order],
+            2 * A.indptr,
+        ),
+        shape=A.shape,
+    )
+    assert not halves.has_canonical_format and halves.nnz == 2 * A.nnz
+    r = np.random.default_rng(0).standard_normal(A.shape[0])
+    np.testing.assert_allclose(halves @ r, A @ r, rtol=1e-14)
+    expected = MultigridHierarchy(None, A, shape).matvec(r)
+    np.testing.assert_allclose(MultigridHierarchy(None, halves, shape).matvec(r), expected, 1e-12)

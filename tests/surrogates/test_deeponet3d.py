@@ -155,6 +155,32 @@ def test_cold_numpy_path_equals_the_torch_lean_path_and_forward(kwargs):
         np.testing.assert_allclose(cached, ref, rtol=0, atol=5e-6 * scale)
 
 
+def test_cold_path_sees_weights_replaced_without_a_version_bump():
+    """``vector_to_parameters`` and ``p.data = ...`` give new storage, same version."""
+    torch.manual_seed(2)
+    model = DeepONet(lengths=[2.0, 2.0, 2.0], duration=0.01, width=16, depth=2, latent=8)
+    model = model.double().eval()
+    src, rec = np.array([0.9, 1.0, 1.1]), np.array([[0.3, 0.4, 0.5], [1.7, 1.5, 0.2]])
+    times = model.native_times()
+
+    def forward():
+        with torch.no_grad():
+            b = model.encode_source(torch.as_tensor(src[None]))
+            return model.forward_grid(b, torch.as_tensor(rec), torch.as_tensor(times))[0]
+
+    before = model.impulse_response(src, rec, times)  # builds the cached plan
+    flat = torch.nn.utils.parameters_to_vector(model.parameters())
+    torch.nn.utils.vector_to_parameters(1.5 * flat, model.parameters())
+    after = model.impulse_response(src, rec, times)
+    assert np.abs(after - before).max() > 1e-3 * np.abs(before).max()
+    np.testing.assert_allclose(after, forward().numpy(), rtol=1e-10, atol=1e-12)
+    weight = next(model.parameters())
+    weight.data = weight.data.clone() * 0.5
+    np.testing.assert_allclose(
+        model.impulse_response(src, rec, times), forward().numpy(), rtol=1e-10, atol=1e-12
+    )
+
+
 def test_cold_path_in_an_l_shaped_room_checks_cheaply_and_names_bad_points():
     """The numpy cold path: the L-shape's notch, the box and times refused by name."""
     torch.manual_seed(2)

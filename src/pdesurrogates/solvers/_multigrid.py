@@ -87,6 +87,9 @@ def _banded(A: sp.csr_matrix):
     """``A`` in DIA format when its nonzeros lie on few diagonals (a grid stencil), else
     ``A``: scipy's DIA product streams contiguous diagonals and is several times faster
     than CSR on stencil matrices; the result is the same sum up to its order."""
+    if not A.has_canonical_format:  # duplicate entries add up, as in ``A @ x``
+        A = A.copy()
+        A.sum_duplicates()
     n = A.shape[0]
     off = A.indices - np.repeat(np.arange(n), np.diff(A.indptr)) + n  # in [1, 2n - 1]
     present = np.bincount(off, minlength=2 * n) > 0

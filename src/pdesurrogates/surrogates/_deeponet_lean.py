@@ -11,7 +11,6 @@ never use it.
 from __future__ import annotations
 
 import math
-import operator
 
 import numpy as np
 import torch
@@ -21,7 +20,10 @@ from pdesurrogates.surrogates._deeponet_trunk import contract_separable
 __all__ = ["DeepONetLeanPath"]
 
 #: a parameter's in-place version counter (bumped by optimizer steps, ``copy_``)
-_VERSION = operator.attrgetter("_version")
+def _weights_key(params) -> list:
+    """Version counter and storage of every parameter: an in-place update bumps the
+    first, ``p.data = ...`` (and ``vector_to_parameters``) changes the second."""
+    return [(q._version, q.data_ptr()) for q in params]
 
 
 class DeepONetLeanPath:
@@ -45,16 +47,16 @@ class DeepONetLeanPath:
         Holds the nets' weights transposed and fused
         (:meth:`~pdesurrogates.surrogates._deeponet_mlp.DeepONetMLP.lean_weights`) and,
         for the separable trunk, the time-net outputs ``psi`` on the native time grid
-        (:meth:`native_times`). It is keyed on every parameter's version counter, so an
-        optimizer step or ``load_state_dict`` invalidates it; ``.to()`` and friends
+        (:meth:`native_times`). It is keyed on every parameter's version counter and
+        storage, so an optimizer step, ``load_state_dict`` or ``p.data = ...`` invalidates it; ``.to()`` and friends
         (:meth:`_apply`), a replaced parameter or net and ``train()`` drop it. It is only
         used outside autograd.
         """
         lean = self._lean
-        if lean is not None and list(map(_VERSION, lean[2])) == lean[0]:
+        if lean is not None and _weights_key(lean[2]) == lean[0]:
             return lean[1]
         params = list(self.parameters())
-        key = list(map(_VERSION, params))
+        key = _weights_key(params)
         ref = self.sensor_points
         with torch.no_grad():
             if self.source_input == "pulse":
