@@ -28,6 +28,7 @@ One impulse response = 5 receivers x 100 samples on the model's native time grid
 
 from __future__ import annotations
 
+import os
 import statistics
 import time
 import warnings
@@ -143,13 +144,23 @@ def equal_fidelity_ppw(
 
 
 def latency_3d(
-    name: str, cfg: dict, *, fmax: float, duration: float, quick: bool, ppw: float | None = None
+    name: str,
+    cfg: dict,
+    *,
+    fmax: float,
+    duration: float,
+    quick: bool,
+    ppw: float | None = None,
+    grid_label: str = "equal fidelity",
 ) -> dict:
     """Cold / cached / batched DeepONet latency and the FDTD, interleaved.
 
     The FDTD runs on the data grid, or at ``ppw`` points per wavelength when given (the
-    equal-fidelity grid of :func:`equal_fidelity_ppw`).
+    equal-fidelity grid of :func:`equal_fidelity_ppw`, labelled ``grid_label``).
     """
+    if os.environ.get("OMP_NUM_THREADS") != "1":  # numpy's BLAS would use more threads,
+        # and the CPU time of this thread would miss their share of the cold call
+        raise SystemExit("the latency mode times one thread: run it with OMP_NUM_THREADS=1")
     torch.set_num_threads(1)
     setup, model = _setup_and_model(cfg, fmax, duration)
     grid = {"cells": list(setup.cells)} if ppw is None else {"ppw": float(ppw)}
@@ -236,7 +247,7 @@ def latency_3d(
         "case": name,
         "model": {**cfg["model"], "parameters": sum(p.numel() for p in model.parameters())},
         "weights": "untrained, seeded (latency does not depend on the weight values)",
-        "fdtd_grid": "data grid" if ppw is None else "equal fidelity",
+        "fdtd_grid": "data grid" if ppw is None else grid_label,
         "solver_cells": fdtd_cells,
         "solver_ppw": out.ppw,
         "rounds": len(fd),

@@ -10,8 +10,10 @@ One process, every solver side by side on the same systems (rtol 1e-6, random b)
   sequence and a variable-coefficient sequence whose log-coefficient drifts smoothly
   (``gallery.moving_obstacles``, ``gallery.drifting_coefficients``). Total time per
   solver; AMG and the V-cycles either set up for every system or reuse their hierarchy
-  while it converges within 1.5x its first iteration count
-  (``pdesurrogates.solvers._sequence.solve_sequence``); both are reported.
+  until the extra iterations it has cost (against the count of the system it was built
+  for) add up to its setup time, then rebuild
+  (``pdesurrogates.solvers._sequence.solve_sequence``, ``amortize=True``); both are
+  reported.
 
 Solvers: CG (scipy), IC(0)-PCG (``IncompleteCholesky``), SA-PCG (pyamg smoothed
 aggregation V-cycle), DCDM (``ConjugateDirectionNet``, trained once by
@@ -268,9 +270,8 @@ MEMORY_NOTE = (
     "all 14.6M nonzeros); it also takes about 5 s of the V-cycles' setup there.\n\n"
 )
 LOAD_NOTE = (
-    "The stored runs shared the 2 cores with other jobs (load average 5-9, the two parts "
-    "running at the same time): SA-PCG took 97 s on the 128³ Poisson row here, against "
-    "about 21 s on a quieter machine. Compare ratios within a table, not times across "
+    "The 3D part ran while another single-threaded job used the second core; the two "
+    "sequences ran on a quiet machine. Compare ratios within a table, not times across "
     "runs; on a loaded machine times of the same solver can vary by 1.5x between rows "
     "(compare the iteration counts).\n"
 )
@@ -489,7 +490,7 @@ def main():
             new["seq"] = _merge_seq(old.get("seq"), new["seq"])
     data.update(new)
     path = write_results(
-        "preconditioners", data, render(data), command=command, results_dir=out_dir
+        "preconditioners", data, render(data), command=_commands(data), results_dir=out_dir
     )
     log(f"wrote {path}")
 

@@ -341,7 +341,7 @@ save_file(out, sys.argv[4])
 
 @pytest.mark.parametrize("family", sorted(io.BUILTIN_MODELS))
 def test_every_family_loads_in_a_fresh_process(family, tmp_path):
-    """The same outputs from a new interpreter, at the dtype's default tolerance.
+    """The same outputs from a new interpreter, to 1e-5 of the output's scale.
 
     Not bit for bit: a float32 GEMM may round differently when its buffers are aligned
     differently (the loaded weights are; seen 1.5e-8 apart for the DeepONet). A wrong
@@ -375,7 +375,10 @@ def test_every_family_loads_in_a_fresh_process(family, tmp_path):
     got = load_file(str(tmp_path / "out.st"))
     for key in ("model", "run"):
         assert got[key].dtype == expected.dtype
-        torch.testing.assert_close(got[key], expected, msg=f"{family}: {key}")
+        scale = float(expected.abs().max())
+        torch.testing.assert_close(
+            got[key], expected, rtol=1e-5, atol=1e-5 * scale, msg=f"{family}: {key}"
+        )
 
 
 # ------------------------------------------------- config.json and weights are checked

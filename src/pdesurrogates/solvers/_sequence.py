@@ -63,7 +63,9 @@ def solve_sequence(
         per iteration, add up to its measured setup time (rent until the rent paid equals
         the price of a rebuild: never more than twice the best rebuild schedule's overhead).
     rtol, maxiter
-        CG stopping rule (recursive residual) and the iteration limit of one system.
+        CG stopping rule (scipy's recursive residual; a solve that reaches its iteration
+        limit counts as converged when its true residual meets ``rtol``) and the iteration
+        limit of one system.
 
     Returns
     -------

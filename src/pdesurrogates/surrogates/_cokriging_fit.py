@@ -422,9 +422,11 @@ def _loo_rms(gp) -> float:
 
 
 def half_sample_mode(y: np.ndarray) -> float:
-    """Half-sample mode of ``y`` (Bickel and Frühwirth 2006): repeatedly keep the shortest
-    interval holding half of the sorted values; the mean of the last two or three. A robust
-    location that moves with shifts and scales of ``y`` (like the mean, unlike zero)."""
+    """Half-sample mode of ``y``, a variant of Bickel and Frühwirth's (2006): repeatedly keep
+    the shortest interval holding half of the sorted values (the first on a tie), then take
+    the mean of the last two or three (theirs averages the closer pair of three). A robust
+    location that moves with shifts and positive scales of ``y`` (like the mean, unlike
+    zero)."""
     y = np.sort(np.asarray(y, dtype=np.float64))
     while len(y) > 3:
         h = (len(y) + 1) // 2

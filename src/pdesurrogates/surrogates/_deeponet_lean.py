@@ -19,6 +19,7 @@ from pdesurrogates.surrogates._deeponet_trunk import contract_separable
 
 __all__ = ["DeepONetLeanPath"]
 
+
 #: a parameter's in-place version counter (bumped by optimizer steps, ``copy_``)
 def _weights_key(params) -> list:
     """Version counter and storage of every parameter: an in-place update bumps the
@@ -48,9 +49,9 @@ class DeepONetLeanPath:
         (:meth:`~pdesurrogates.surrogates._deeponet_mlp.DeepONetMLP.lean_weights`) and,
         for the separable trunk, the time-net outputs ``psi`` on the native time grid
         (:meth:`native_times`). It is keyed on every parameter's version counter and
-        storage, so an optimizer step, ``load_state_dict`` or ``p.data = ...`` invalidates it; ``.to()`` and friends
-        (:meth:`_apply`), a replaced parameter or net and ``train()`` drop it. It is only
-        used outside autograd.
+        storage, so an optimizer step, ``load_state_dict`` or ``p.data = ...`` invalidates
+        it; ``.to()`` and friends (:meth:`_apply`), a replaced parameter or net and
+        ``train()`` drop it. It is only used outside autograd.
         """
         lean = self._lean
         if lean is not None and _weights_key(lean[2]) == lean[0]:

@@ -93,8 +93,9 @@ def decay_errors(predicted, reference, times, *, floor_db: float = -20.0) -> dic
         ``edc_max_db`` (largest absolute EDC difference, dB, over all responses),
         ``edc_mean_db`` (mean absolute difference), ``edc_within_1db`` (fraction of
         responses whose curve stays within 1 dB), ``edt_rel_mean`` / ``edt_rel_max``
-        (relative EDT error per response), ``edt_within_5pct`` (fraction of responses
-        within 5 %, the just-noticeable difference of EDT), ``edt_ref_s`` (mean
+        (relative EDT error per response), ``edt_within_5pct`` (fraction of the responses
+        whose reference EDT exists that are within 5 %, the just-noticeable difference of
+        EDT; a missing predicted EDT counts as a miss), ``edt_ref_s`` (mean
         reference EDT, s). For ``(N, R, T)`` arrays (sources x receivers x times) also
         ``edt_room_rel_max``: the largest relative error, over the sources, of the
         EDT averaged over the receivers (the room's EDT, ISO 3382-1's spatial average).
@@ -114,7 +115,8 @@ def decay_errors(predicted, reference, times, *, floor_db: float = -20.0) -> dic
         "edc_within_1db": float(np.mean(worst <= 1.0)),
         "edt_rel_mean": float(np.nanmean(rel)),
         "edt_rel_max": float(np.nanmax(rel)),
-        "edt_within_5pct": float(np.mean(rel[np.isfinite(rel)] <= 0.05)),
+        # over the responses whose reference reaches -10 dB; no predicted EDT is a miss
+        "edt_within_5pct": float(np.mean(np.nan_to_num(rel[np.isfinite(edt_r)], nan=1.0) <= 0.05)),
         "edt_ref_s": float(np.nanmean(edt_r)),
     }
     if rel.ndim >= 2:
