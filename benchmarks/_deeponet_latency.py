@@ -276,8 +276,7 @@ LABELS = {
     "deeponet_cold_off_grid_times": "DeepONet, cold, times off the native grid",
     "deeponet_cached_basis": "DeepONet, trunk basis cached",
     "deeponet_batched_per_ir": "DeepONet, batch of 100 sources, per IR",
-    "fdtd_same_grid": "FDTD float32, data grid",
-}
+}  # the FDTD row's label names its grid (latency_rows)
 
 
 def latency_rows(latency: list[dict]) -> list[dict]:
