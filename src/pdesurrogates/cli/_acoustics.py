@@ -14,11 +14,8 @@ from pathlib import Path
 
 import typer
 
-from pdesurrogates.cli._app import generate_app, train_app
+from pdesurrogates.cli._app import COMPRESSION, OVERWRITE, QUIET, generate_app, train_app
 from pdesurrogates.cli._data import (
-    COMPRESSION,
-    OVERWRITE,
-    QUIET,
     RESUME,
     SCHEDULER,
     SPLIT,
@@ -198,7 +195,7 @@ def train_deeponet_cmd(
     ),
     resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run."),
     no_eval: bool = typer.Option(False, "--no-eval", help="Skip the test-split evaluation."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+    quiet: bool = QUIET,
 ) -> None:
     """Train a DeepONet (source -> pressure p(x, t)) on an acoustics dataset.
 

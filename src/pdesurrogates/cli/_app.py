@@ -4,7 +4,17 @@ from __future__ import annotations
 
 import typer
 
-__all__ = ["app", "generate_app", "import_app", "mf_app", "train_app", "uq_app"]
+__all__ = [
+    "COMPRESSION",
+    "OVERWRITE",
+    "QUIET",
+    "app",
+    "generate_app",
+    "import_app",
+    "mf_app",
+    "train_app",
+    "uq_app",
+]
 
 _SETTINGS = {"help_option_names": ["-h", "--help"]}
 # Help text is shown as written: square brackets (TOML tables, grids) are not markup.
@@ -46,3 +56,8 @@ app.add_typer(train_app, name="train")
 app.add_typer(import_app, name="import")
 app.add_typer(uq_app, name="uq")
 app.add_typer(mf_app, name="mf")
+
+# Options many commands share, declared once (typer reads the default per command).
+QUIET = typer.Option(False, "--quiet", "-q", help="No progress bar.")
+OVERWRITE = typer.Option(False, "--overwrite", help="Replace an existing output file.")
+COMPRESSION = typer.Option(None, "--compression", help="None (default), lzf or gzip.")

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import typer
 
-from pdesurrogates.cli._app import app, generate_app
+from pdesurrogates.cli._app import COMPRESSION, OVERWRITE, QUIET, app, generate_app
 
 __all__ = [
     "check_workers",
@@ -31,12 +31,9 @@ SCHEDULER = typer.Option(
     None, "--scheduler", help="Address of an existing dask scheduler, e.g. tcp://host:8786."
 )
 RESUME = typer.Option(False, "--resume", help="Finish an interrupted run.")
-OVERWRITE = typer.Option(False, "--overwrite", help="Replace an existing output file.")
 SPLIT = typer.Option(
     "0.8,0.1,0.1", "--split", help="Train,valid,test fractions of contiguous blocks."
 )
-COMPRESSION = typer.Option(None, "--compression", help="None (default), lzf or gzip.")
-QUIET = typer.Option(False, "--quiet", "-q", help="No progress bar.")
 
 
 def check_workers(workers: int, scheduler: str | None) -> None:

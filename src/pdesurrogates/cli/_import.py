@@ -12,7 +12,7 @@ from pathlib import Path
 
 import typer
 
-from pdesurrogates.cli._app import import_app
+from pdesurrogates.cli._app import COMPRESSION, OVERWRITE, QUIET, import_app
 from pdesurrogates.datasets.backends import ImporterBackend, list_backends
 
 __all__ = ["import_command"]
@@ -24,9 +24,6 @@ _FIELDS = typer.Option(
     "-f",
     help="Only these fields (comma-separated or repeated), named as in the output file.",
 )
-_OVERWRITE = typer.Option(False, "--overwrite", help="Replace an existing output file.")
-_COMPRESSION = typer.Option(None, "--compression", help="None (default), lzf or gzip.")
-_QUIET = typer.Option(False, "--quiet", "-q", help="No progress bar.")
 
 
 def _fields(values: list[str] | None) -> list[str] | None:
@@ -55,9 +52,9 @@ def import_command(backend: ImporterBackend):
         output: Path = _OUTPUT,
         fields: list[str] = _FIELDS,
         limit: int = typer.Option(None, "--limit", min=1, help=backend.limit_help),
-        overwrite: bool = _OVERWRITE,
-        compression: str = _COMPRESSION,
-        quiet: bool = _QUIET,
+        overwrite: bool = OVERWRITE,
+        compression: str = COMPRESSION,
+        quiet: bool = QUIET,
     ) -> None:
         path = backend.import_file(
             src,
@@ -150,9 +147,9 @@ def import_arrays(
     dry_run: bool = typer.Option(
         False, "--dry-run", help="Show what was inferred and write nothing."
     ),
-    overwrite: bool = _OVERWRITE,
-    compression: str = _COMPRESSION,
-    quiet: bool = _QUIET,
+    overwrite: bool = OVERWRITE,
+    compression: str = COMPRESSION,
+    quiet: bool = QUIET,
 ) -> None:
     """Convert a file of plain arrays (HDF5, .npz, netCDF, zarr) into a dataset.
 

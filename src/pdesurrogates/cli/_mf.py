@@ -16,7 +16,7 @@ from pathlib import Path
 
 import typer
 
-from pdesurrogates.cli._app import mf_app
+from pdesurrogates.cli._app import QUIET, mf_app
 from pdesurrogates.cli._tables import fmt, quiet_logs, table
 
 __all__ = ["adapt_cmd", "fit_cmd", "study_cmd"]
@@ -245,7 +245,7 @@ def study_cmd(
     ),
     seed: int = typer.Option(0, help="Seed of the input samples."),
     as_json: bool = typer.Option(False, "--json", help="Print study.json instead of tables."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+    quiet: bool = QUIET,
 ) -> None:
     """Propagate an input distribution through the model and the truth; compare moments.
 

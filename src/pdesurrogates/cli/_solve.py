@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import typer
 
-from pdesurrogates.cli._app import app, train_app
+from pdesurrogates.cli._app import QUIET, app, train_app
 
 __all__ = [
     "solve_command",
@@ -254,7 +254,7 @@ def train_dcdm_command(
     data: Path | None = typer.Option(
         None, help="Existing training-vector file (.h5); default: generate OUTPUT/ritz.h5."
     ),
-    quiet: bool = typer.Option(False, "-q", "--quiet", help="No progress bar."),
+    quiet: bool = QUIET,
 ) -> None:
     """Train a DCDM direction network on Ritz vectors of a Poisson matrix.
 
@@ -329,7 +329,7 @@ def train_vcycle_command(
     smoothing_steps: int = typer.Option(2, help="Jacobi steps before and after (>= 1)."),
     coarse_cells: int = typer.Option(64, help="Unknowns of the exactly solved coarsest level."),
     seed: int = typer.Option(None, help="Seed of the error vectors (default: VCycleConfig)."),
-    quiet: bool = typer.Option(False, "-q", "--quiet", help="No progress bar."),
+    quiet: bool = QUIET,
 ) -> None:
     """Train a learned multigrid V-cycle (SPD by construction) on the Dirichlet Laplacian.
 
@@ -376,23 +376,50 @@ def _mesh_sizes(sizes: str) -> tuple[int, int]:
     return lo, hi
 
 
+# Options of the two graph preconditioners' trainers (random P1 FEM training matrices).
+_SIZES = typer.Option(
+    "10,22", help="Smallest,largest mesh cells per side of the training matrices."
+)
+_GRAPH_BATCH = typer.Option(4, "--batch-size", min=1, help="Matrices per step.")
+_GRAPH_LR = typer.Option(3e-3, "--lr", min=0.0, help="Adam learning rate.")
+_LATENT = typer.Option(16, "--latent", min=1, help="Width of the node and edge states.")
+_ROUNDS = typer.Option(3, "--rounds", min=1, help="Message-passing rounds.")
+_GRAPH_SEED = typer.Option(
+    0, "--seed", help="Seed of the matrices, the initialisation and the probes."
+)
+
+
+def _train_graph(kind: str, output: Path, matrices: int, sizes: str, seed: int, fit) -> None:
+    """The body both graph trainers share: matrices -> ``fit(mats)`` -> saved model."""
+    lo, hi = _mesh_sizes(sizes)
+    from pdesurrogates.training import fem_training_matrices
+
+    t0 = time.perf_counter()
+    mats = fem_training_matrices(matrices, sizes=(lo, hi), seed=seed)
+    net, hist, config = fit(mats)
+    seconds = time.perf_counter() - t0
+    config = dict(matrices=matrices, sizes=[lo, hi], seed=seed, **config)
+    _save_run(net, output, {"config": config, "seconds": seconds, "history": hist})
+    loss = hist["loss"] or hist.get("init_loss") or []
+    last = f"{loss[-1]:.4g}" if loss else "n/a (0 steps)"
+    typer.echo(f"trained {kind} in {seconds:.1f} s: final loss {last}; saved to {output}")
+
+
 @train_app.command("neural-ic")
 def train_neural_ic_command(
     output: Path = typer.Option(
         Path("runs/neural_ic"), "-o", "--output", help="Directory of the saved model."
     ),
     matrices: int = typer.Option(48, min=1, help="Random P1 FEM training matrices."),
-    sizes: str = typer.Option(
-        "10,22", help="Smallest,largest mesh cells per side of the training matrices."
-    ),
+    sizes: str = _SIZES,
     steps: int = typer.Option(200, min=0, help="Adam steps on the unrolled-PCG loss."),
     init_steps: int = typer.Option(200, min=0, help="Adam steps fitting IC(0) first."),
-    batch_size: int = typer.Option(4, min=1, help="Matrices per step."),
-    lr: float = typer.Option(3e-3, min=0.0, help="Adam learning rate."),
-    latent: int = typer.Option(16, min=1, help="Width of the node and edge states."),
-    rounds: int = typer.Option(3, min=1, help="Message-passing rounds."),
-    seed: int = typer.Option(0, help="Seed of the matrices, the initialisation and the probes."),
-    quiet: bool = typer.Option(False, "-q", "--quiet", help="No progress bar."),
+    batch_size: int = _GRAPH_BATCH,
+    lr: float = _GRAPH_LR,
+    latent: int = _LATENT,
+    rounds: int = _ROUNDS,
+    seed: int = _GRAPH_SEED,
+    quiet: bool = QUIET,
 ) -> None:
     """Train a learned incomplete Cholesky factorisation on random P1 FEM matrices.
 
@@ -401,30 +428,25 @@ def train_neural_ic_command(
     elasticity matrices of random unstructured meshes. Saves the model to OUTPUT (use it
     with 'pdesurrogates solve --matrix A.npz --method neural_ic --model OUTPUT').
     """
-    lo, hi = _mesh_sizes(sizes)
-    from pdesurrogates.surrogates import NeuralIncompleteCholesky
-    from pdesurrogates.training import fem_training_matrices, train_neural_ic
 
-    t0 = time.perf_counter()
-    mats = fem_training_matrices(matrices, sizes=(lo, hi), seed=seed)
-    net = NeuralIncompleteCholesky(latent=latent, rounds=rounds, seed=seed)
-    hist = train_neural_ic(
-        net,
-        mats,
-        steps=steps,
-        init_steps=init_steps,
-        lr=lr,
-        batch=batch_size,
-        seed=seed,
-        progress=not quiet,
-    )
-    seconds = time.perf_counter() - t0
-    config = dict(matrices=matrices, sizes=[lo, hi], steps=steps, init_steps=init_steps)
-    config.update(batch_size=batch_size, lr=lr, seed=seed)
-    meta = {"config": config, "seconds": seconds, "history": hist}
-    _save_run(net, output, meta)
-    last = hist["loss"][-1] if hist["loss"] else hist["init_loss"][-1]
-    typer.echo(f"trained in {seconds:.1f} s: final loss {last:.4g}; saved to {output}")
+    def fit(mats):
+        from pdesurrogates.surrogates import NeuralIncompleteCholesky
+        from pdesurrogates.training import train_neural_ic
+
+        net = NeuralIncompleteCholesky(latent=latent, rounds=rounds, seed=seed)
+        hist = train_neural_ic(
+            net,
+            mats,
+            steps=steps,
+            init_steps=init_steps,
+            lr=lr,
+            batch=batch_size,
+            seed=seed,
+            progress=not quiet,
+        )
+        return net, hist, dict(steps=steps, init_steps=init_steps, batch_size=batch_size, lr=lr)
+
+    _train_graph("neural_ic", output, matrices, sizes, seed, fit)
 
 
 @train_app.command("neural-amg")
@@ -433,16 +455,14 @@ def train_neural_amg_command(
         Path("runs/neural_amg"), "-o", "--output", help="Directory of the saved model."
     ),
     matrices: int = typer.Option(32, min=1, help="Random P1 FEM training matrices."),
-    sizes: str = typer.Option(
-        "10,22", help="Smallest,largest mesh cells per side of the training matrices."
-    ),
+    sizes: str = _SIZES,
     steps: int = typer.Option(200, min=0, help="Adam steps on the cycle loss."),
-    batch_size: int = typer.Option(4, min=1, help="Matrices per step."),
-    lr: float = typer.Option(3e-3, min=0.0, help="Adam learning rate."),
-    latent: int = typer.Option(16, min=1, help="Width of the node and edge states."),
-    rounds: int = typer.Option(3, min=1, help="Message-passing rounds."),
-    seed: int = typer.Option(0, help="Seed of the matrices, the initialisation and the probes."),
-    quiet: bool = typer.Option(False, "-q", "--quiet", help="No progress bar."),
+    batch_size: int = _GRAPH_BATCH,
+    lr: float = _GRAPH_LR,
+    latent: int = _LATENT,
+    rounds: int = _ROUNDS,
+    seed: int = _GRAPH_SEED,
+    quiet: bool = QUIET,
 ) -> None:
     """Train a learned smoothed-aggregation AMG (NeuralAMG) on random P1 FEM matrices.
 
@@ -452,19 +472,15 @@ def train_neural_amg_command(
     and elasticity matrices of random unstructured meshes. Saves the model to OUTPUT (use
     it with 'pdesurrogates solve --matrix A.npz --method neural_amg --model OUTPUT').
     """
-    lo, hi = _mesh_sizes(sizes)
-    from pdesurrogates.surrogates import NeuralAMG
-    from pdesurrogates.training import fem_training_matrices, train_neural_amg
 
-    t0 = time.perf_counter()
-    mats = fem_training_matrices(matrices, sizes=(lo, hi), seed=seed)
-    net = NeuralAMG(latent=latent, rounds=rounds, seed=seed)
-    hist = train_neural_amg(
-        net, mats, steps=steps, lr=lr, batch=batch_size, seed=seed, progress=not quiet
-    )
-    seconds = time.perf_counter() - t0
-    config = dict(matrices=matrices, sizes=[lo, hi], steps=steps, batch_size=batch_size)
-    config.update(lr=lr, seed=seed)
-    _save_run(net, output, {"config": config, "seconds": seconds, "history": hist})
-    last = f"{hist['loss'][-1]:.4g}" if hist["loss"] else "n/a (0 steps)"
-    typer.echo(f"trained in {seconds:.1f} s: final cycle loss {last}; saved to {output}")
+    def fit(mats):
+        from pdesurrogates.surrogates import NeuralAMG
+        from pdesurrogates.training import train_neural_amg
+
+        net = NeuralAMG(latent=latent, rounds=rounds, seed=seed)
+        hist = train_neural_amg(
+            net, mats, steps=steps, lr=lr, batch=batch_size, seed=seed, progress=not quiet
+        )
+        return net, hist, dict(steps=steps, batch_size=batch_size, lr=lr)
+
+    _train_graph("neural_amg", output, matrices, sizes, seed, fit)

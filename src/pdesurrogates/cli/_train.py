@@ -11,7 +11,7 @@ from pathlib import Path
 
 import typer
 
-from pdesurrogates.cli._app import app, train_app
+from pdesurrogates.cli._app import OVERWRITE, QUIET, app, train_app
 
 __all__ = ["evaluate", "predict", "train_fno", "train_mgno"]
 
@@ -42,7 +42,6 @@ _SEED = typer.Option(
     None, "--seed", help="Seed of initialisation and shuffling (overrides [training] seed; 0)."
 )
 _RESUME = typer.Option(False, "--resume", help="Continue an interrupted run in --output.")
-_QUIET = typer.Option(False, "--quiet", "-q", help="No progress bar.")
 _HISTORY = typer.Option(
     None,
     "--history",
@@ -110,7 +109,7 @@ def train_mgno(
     batch_size: int = _BATCH,
     seed: int = _SEED,
     resume: bool = _RESUME,
-    quiet: bool = _QUIET,
+    quiet: bool = QUIET,
     history: int = _HISTORY,
     unroll: int = _UNROLL,
     resample: bool = _RESAMPLE,
@@ -138,7 +137,7 @@ def train_fno(
     batch_size: int = _BATCH,
     seed: int = _SEED,
     resume: bool = _RESUME,
-    quiet: bool = _QUIET,
+    quiet: bool = QUIET,
     history: int = _HISTORY,
     unroll: int = _UNROLL,
     resample: bool = _RESAMPLE,
@@ -178,7 +177,7 @@ def predict(
     ),
     output: Path = typer.Option(..., "-o", "--output", help="Prediction file (.h5)."),
     split: str = _SPLIT,
-    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output file."),
+    overwrite: bool = OVERWRITE,
     steps: int = typer.Option(
         None,
         "--steps",

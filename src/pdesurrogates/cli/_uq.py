@@ -10,7 +10,7 @@ from pathlib import Path
 
 import typer
 
-from pdesurrogates.cli._app import uq_app
+from pdesurrogates.cli._app import QUIET, uq_app
 from pdesurrogates.cli._tables import fmt, table
 
 _MAX_COLUMNS = 6  # output components shown in the table of a vector output
@@ -132,7 +132,7 @@ def propagate_cmd(
     sobol: int = typer.Option(
         None, "--sobol", help="Also compute Sobol' indices with this many base samples (2^k)."
     ),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+    quiet: bool = QUIET,
     as_json: bool = typer.Option(False, "--json", help="Print propagation.json instead of tables."),
 ) -> None:
     """Propagate input uncertainty through a surrogate or simulator.
