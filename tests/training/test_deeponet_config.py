@@ -16,9 +16,13 @@ def test_defaults_live_in_the_config_only():
         300,
         16,
         2048,
-        2e-3,
+        None,
         1,
     )
+    # the peak learning rate depends on the data's dimension: 2e-3 diverged in 3D rooms
+    assert (cfg.peak_lr(1), cfg.peak_lr(2), cfg.peak_lr(3)) == (2e-3, 2e-3, 1e-3)
+    assert cfg.trainer_kwargs(5, dim=3)["lr"] == 1e-3 and cfg.trainer_kwargs(5)["lr"] == 2e-3
+    assert DeepONetConfig(lr=5e-4).peak_lr(3) == 5e-4
     assert cfg.model == {}
     # the step and the training function take their defaults from the config
     step = inspect.signature(FieldPointStep).parameters

@@ -272,7 +272,11 @@ def train_deeponet(
         n_eval=config.n_eval,
         n_times=config.n_times,
     )
-    trainer_kwargs = {**config.trainer_kwargs(len(train)), "step_fn": step, "progress": progress}
+    trainer_kwargs = {
+        **config.trainer_kwargs(len(train), dim),
+        "step_fn": step,
+        "progress": progress,
+    }
     t0 = time.perf_counter()
     # the random (x, t) points come from torch's global generator, which the Trainer saves
     # in its checkpoints (exact resume); seed it for this run only and restore it after
