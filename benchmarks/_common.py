@@ -20,6 +20,7 @@ from pathlib import Path
 import psutil
 
 RESULTS = Path(__file__).resolve().parent / "results"
+_QUICK_DIR: list[str] = []  # the temporary results folder of a --quick run
 
 __all__ = [
     "RESULTS",
@@ -159,9 +160,15 @@ def write_results(
 
     ``command`` (default: the command line that ran) is recorded in both files. ``env``
     replaces :func:`environment` (e.g. facts gathered in a worker process, so that the
-    caller need not import torch); ``results_dir`` replaces ``benchmarks/results``
-    (e.g. a temporary folder for a smoke run).
+    caller need not import torch); ``results_dir`` replaces ``benchmarks/results``.
+    A ``--quick`` sanity run never replaces the committed results: without an explicit
+    ``results_dir`` it writes into a new temporary folder and says where.
     """
+    if results_dir is None and "--quick" in sys.argv[1:]:
+        if not _QUICK_DIR:  # one folder per process: incremental writes land together
+            _QUICK_DIR.append(tempfile.mkdtemp(prefix=f"bench_{name}_quick_"))
+        results_dir = _QUICK_DIR[0]
+        print(f"--quick: results written to {results_dir}", file=sys.stderr)
     out = RESULTS if results_dir is None else Path(results_dir)
     out.mkdir(parents=True, exist_ok=True)
     command = command or " ".join(["python", *sys.argv])

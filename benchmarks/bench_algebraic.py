@@ -21,13 +21,15 @@ One process, every solver side by side on the same systems, scipy ``cg`` at rtol
   and L-shape, m = 64, 128 (the training meshes have m = 10-22, i.e. 80-900 unknowns).
 * pyamg's example matrices (``pyamg.gallery.load_example``), never seen in training;
   those that are not SPD (``unit_square`` is singular) are listed and skipped.
-* A 20-matrix sequence on one mesh (m = 32 and m = 128) whose lognormal coefficient drifts: total
-  time per solver; SA either rebuilds its hierarchy every step (``sa``) or keeps it while
-  it converges in at most twice the iterations it took when new (``sa_reuse``); ``nic``
-  reuses the pattern via ``update()``; ``namg_update`` rebuilds its hierarchy every step
-  but reuses the aggregates (``update()``: no strength/aggregation pass) and
-  ``namg_keep`` keeps the whole hierarchy while it converges in at most twice its first
-  count (then ``update()``), as ``sa_reuse`` does.
+* A 20-matrix sequence on one mesh (m = 32 and m = 128) whose lognormal coefficient drifts,
+  solved by ``pdesurrogates.solvers.solve_sequence`` (the rule of every sequence
+  benchmark): total time per solver; SA either rebuilds its hierarchy every step (``sa``)
+  or reuses it (``sa_reuse``: kept while it converges within 1.5x the iterations of the
+  system it was built for and until the extra iterations it costs add up to its setup
+  time, then rebuilt); ``nic`` reuses the pattern via ``update()``; ``namg_update``
+  rebuilds its hierarchy every step but reuses the aggregates (``update()``: no
+  strength/aggregation pass) and ``namg_keep`` reuses its hierarchy by the same rule as
+  ``sa_reuse`` (rebuilds by ``update()``).
 
 Reported: iterations, setup and solve wall time (all solvers in this process, side by
 side), and ratios ours/theirs. Peak memory is measured apart: every (matrix, solver) pair
@@ -39,7 +41,7 @@ FEM meshes and pyamg's matrices). Single-threaded on a shared 2-core machine: it
 are exact, times are indicative (about +-30 %).
 
 Run: ``OMP_NUM_THREADS=1 nice python benchmarks/bench_algebraic.py`` (``--quick`` for a
-short sanity run).
+short sanity run into a temporary folder).
 """
 
 from __future__ import annotations
@@ -58,7 +60,7 @@ import scipy.sparse.linalg as sla
 import torch
 
 import pdesurrogates
-from pdesurrogates.solvers import IncompleteCholesky
+from pdesurrogates.solvers import IncompleteCholesky, solve_sequence
 from pdesurrogates.solvers.reference import FEM_FAMILIES, fem_family, fem_mesh, fem_sequence
 from pdesurrogates.surrogates import NeuralAMG, NeuralIncompleteCholesky
 from pdesurrogates.training import fem_training_matrices, train_neural_amg, train_neural_ic
@@ -220,30 +222,24 @@ def train(quick: bool):
     return {**models, "amg_init": amg_init, "namg_raw": namg, "namg": guarded}, info
 
 
-def _keep_while_fast(build, update):
-    """A set-up function that keeps its preconditioner while it converges in at most
-    twice the iterations it took when new (``state["last"]`` is set by the caller)."""
-    state = {"p": None, "base": None, "last": None}
-
-    def setup(A):
-        if state["p"] is None:
-            state["p"], state["base"] = build(A), None
-        elif state["last"] > 2 * state["base"]:
-            state["p"] = build(A) if update is None else update(state["p"], A)
-            state["base"] = None
-        return state["p"].aspreconditioner()
-
-    return setup, state
+SEQUENCE_NOTE = (
+    "`pdesurrogates.solvers.solve_sequence`, rtol 1e-6: `_reuse` / `namg_keep` keep the "
+    "preconditioner while it converges within 1.5x the iterations of the system it was built "
+    "for and until the iterations it costs beyond that count, at the measured time per "
+    "iteration, add up to its setup time; then rebuild (`namg_keep` by `update()`, reusing "
+    "the aggregates). `setups` counts the builds.\n\n"
+)
 
 
 def sequence(models, m: int, quick: bool):
+    """The 20-matrix sequence through the library's one rule (``solve_sequence``)."""
     mesh = fem_mesh(m, seed=7)
     systems = fem_sequence(mesh, 6 if quick else 20, sigma=1.5, seed=7)
     rng = np.random.default_rng(0)
-    bs = [rng.normal(size=s.A.shape[0]) for s in systems]
-    rows = []
+    pairs = [(s.A, rng.normal(size=s.A.shape[0])) for s in systems]
 
     def updating(model):
+        """Set-up that reuses the previous hierarchy's pattern work (``update()``)."""
         held = [None]
 
         def setup(A):
@@ -253,35 +249,30 @@ def sequence(models, m: int, quick: bool):
         return setup
 
     namg = models["namg"]
-    sa_reuse, sa_state = _keep_while_fast(pyamg.smoothed_aggregation_solver, None)
-    keep, keep_state = _keep_while_fast(namg.precondition, lambda p, A: p.update(A))
-    setups = {
-        "ic0": (setup_of("ic0"), {}),
-        "sa": (setup_of("sa"), {}),
-        "sa_reuse": (sa_reuse, sa_state),
-        "nic": (updating(models["nic"]), {}),
-        "namg_update": (updating(namg), {}),
-        "namg_keep": (keep, keep_state),
+    setups = {  # name: (set-up, reuse the preconditioner while it converges fast)
+        "ic0": (setup_of("ic0"), False),
+        "sa": (setup_of("sa"), False),
+        "sa_reuse": (setup_of("sa"), True),
+        "nic": (updating(models["nic"]), False),
+        "namg_update": (updating(namg), False),
+        "namg_keep": (updating(namg), True),
     }
-    for name, (setup, state) in setups.items():
-        its, tset, tsol = [], 0.0, 0.0
-        for s, b in zip(systems, bs, strict=True):
-            it, a, c, _rel = run_pcg(s.A, b, setup)
-            state["last"] = it
-            state["base"] = it if state.get("base") is None else state["base"]
-            its.append(it)
-            tset, tsol = tset + a, tsol + c
+    rows = []
+    for name, (setup, reuse) in setups.items():
+        out = solve_sequence(pairs, setup, reuse=reuse, rtol=RTOL, maxiter=MAXITER)
         rows.append(
             {
                 "solver": name,
                 "m": m,
                 "n": systems[0].A.shape[0],
                 "steps": len(systems),
-                "iters_total": int(sum(its)),
-                "iters_max": int(max(its)),
-                "setup_s": tset,
-                "solve_s": tsol,
-                "total_s": tset + tsol,
+                "iters_total": sum(r["iterations"] for r in out),
+                "iters_max": max(r["iterations"] for r in out),
+                "setups": sum(r["rebuilt"] for r in out),
+                "setup_s": sum(r["setup_s"] for r in out),
+                "solve_s": sum(r["solve_s"] for r in out),
+                "total_s": sum(r["total_s"] for r in out),
+                "all_converged": all(r["converged"] for r in out),
             }
         )
     sa_total = next(r["total_s"] for r in rows if r["solver"] == "sa")
@@ -402,6 +393,8 @@ def render(data) -> str:
                 [*ROW_COLUMNS, "mem_mib", "rss_mib", "mem_worker_iters"],
             ),
             "\n## 20-matrix sequence on one pattern (drifting lognormal coefficient)\n\n",
+            f"Command: `{data['sequence_command']}`\n\n" if "sequence_command" in data else "",
+            SEQUENCE_NOTE,
             markdown_table(data["sequence"]),
             "\n## Training\n\n",
             markdown_table([data["train"]]),
@@ -409,8 +402,8 @@ def render(data) -> str:
     )
 
 
-def memory_only(log) -> None:
-    """Measure peak memory (fresh processes) and merge it into the stored results."""
+def _stored() -> tuple[dict, str]:
+    """The stored results (without their header) and the command that made them."""
     import json
 
     from _common import RESULTS
@@ -419,6 +412,23 @@ def memory_only(log) -> None:
     command = data.pop("command")
     for key in ("benchmark", "environment"):
         data.pop(key, None)
+    return data, command
+
+
+def sequence_only(log) -> None:
+    """Train the models, rerun the two sequences and merge them into the stored results."""
+    data, command = _stored()
+    models, _ = train(False)
+    log("trained")
+    data["sequence"] = [r for m in (32, 128) for r in sequence(models, m, False)]
+    data["sequence_command"] = " ".join(["python", "bench_algebraic.py", *sys.argv[1:]])
+    write_results("algebraic", data, render(data), command=command)
+    print(markdown_table(data["sequence"]))
+
+
+def memory_only(log) -> None:
+    """Measure peak memory (fresh processes) and merge it into the stored results."""
+    data, command = _stored()
     mats, _ = test_matrices((64, 128))
     rng = np.random.default_rng(0)
     bs = {name: rng.normal(size=A.shape[0]) for name, _, A in mats}  # the same b as the run
@@ -455,9 +465,10 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="a short sanity run")
     ap.add_argument(
         "--only",
-        choices=("all", "memory"),
+        choices=("all", "memory", "sequence"),
         default="all",
-        help="'memory': measure only the peak memory and merge it into the stored results",
+        help="'memory' / 'sequence': measure only the peak memory / the two sequences and "
+        "merge them into the stored results",
     )
     args = ap.parse_args()
     torch.set_num_threads(1)
@@ -466,8 +477,8 @@ def main() -> None:
     def log(msg):
         print(f"[{time.perf_counter() - t_start:7.1f}s] {msg}", flush=True)
 
-    if args.only == "memory":
-        memory_only(log)
+    if args.only in ("memory", "sequence"):
+        (memory_only if args.only == "memory" else sequence_only)(log)
         return
 
     models, train_info = train(args.quick)

@@ -207,7 +207,7 @@ def main() -> None:
         f"{', '.join(f'{e:.1e}' for e in ns['spectral_space']['rel_max_errors'])}\n"
     )
     write_results(
-        "generators" + ("_quick" if args.quick else ""),
+        "generators",  # --quick: into a temporary folder
         {"costs": rows, "verification": verification},
         md,
     )
