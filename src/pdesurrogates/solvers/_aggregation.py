@@ -187,9 +187,11 @@ class SmoothedAggregation(Preconditioner):
         max_coarse: int = 10,
         max_levels: int = 10,
         _aggregates: list[np.ndarray] | None = None,
+        _checked: bool = False,
     ):
         t0 = time.perf_counter()
-        A = check_spd_matrix(A, "SmoothedAggregation")
+        if not _checked:  # (update() and NeuralAMG's guard pass a matrix checked already)
+            A = check_spd_matrix(A, "SmoothedAggregation")
         if not (isinstance(max_coarse, int) and max_coarse >= 1):
             raise ValueError(f"max_coarse must be an integer >= 1; got {max_coarse!r}")
         if not (isinstance(max_levels, int) and max_levels >= 1):
@@ -292,6 +294,7 @@ class SmoothedAggregation(Preconditioner):
             max_coarse=self.max_coarse,
             max_levels=self.max_levels,
             _aggregates=self.aggregates,
+            _checked=True,
         )
 
     def _sweep(self, lev: Level, x: np.ndarray, b: np.ndarray) -> np.ndarray:

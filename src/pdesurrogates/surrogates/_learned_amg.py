@@ -185,12 +185,12 @@ class NeuralAMG(nn.Module):
         was = self.training
         self.eval()
         try:
-            P = SmoothedAggregation(A, weights=self.weights_fn())
+            P = SmoothedAggregation(A, weights=self.weights_fn(), _checked=True)
         finally:
             self.train(was)
         P.learned = True
         if self.guard and self.levels > 0:
-            plain = SmoothedAggregation(A, _aggregates=P.aggregates)
+            plain = SmoothedAggregation(A, _aggregates=P.aggregates, _checked=True)
             if cycle_estimate(plain) <= cycle_estimate(P):
                 P, plain.learned = plain, False
         P.setup_seconds = time.perf_counter() - t0
