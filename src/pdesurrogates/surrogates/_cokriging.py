@@ -112,7 +112,7 @@ class CoKrigingGP(nn.Module):
         Raise on non-nested designs (``True``) or use the lower level's posterior mean at
         the higher level's points (``False``).
     n_restarts : int
-        Random restarts of the hyperparameter optimisation per exact level.
+        Starts of the hyperparameter fit per exact level (doubled at NARGP's upper levels).
     noise_floor : float
         Lower bound of the noise variance in standardised units (1e-14: interpolation).
     n_mc : int
