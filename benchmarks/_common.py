@@ -126,6 +126,7 @@ def environment() -> dict:
         "cpu_count": os.cpu_count(),
         "torch": torch.__version__,
         "torch_threads": torch.get_num_threads(),
+        "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
         "numpy": numpy.__version__,
         "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
     }
@@ -147,6 +148,11 @@ def markdown_table(rows: list[dict], columns: list[str] | None = None) -> str:
     return "\n".join(lines) + "\n"
 
 
+def quick_run() -> bool:
+    """Whether this command line asked for ``--quick`` (argparse also takes ``--qui`` etc.)."""
+    return any(len(a) >= 3 and "--quick".startswith(a.split("=")[0]) for a in sys.argv[1:])
+
+
 def write_results(
     name: str,
     data: dict,
@@ -164,7 +170,7 @@ def write_results(
     A ``--quick`` sanity run never replaces the committed results: without an explicit
     ``results_dir`` it writes into a new temporary folder and says where.
     """
-    if results_dir is None and "--quick" in sys.argv[1:]:
+    if results_dir is None and quick_run():
         if not _QUICK_DIR:  # one folder per process: incremental writes land together
             _QUICK_DIR.append(tempfile.mkdtemp(prefix=f"bench_{name}_quick_"))
         results_dir = _QUICK_DIR[0]

@@ -23,7 +23,7 @@ One process, every solver side by side on the same systems, scipy ``cg`` at rtol
   those that are not SPD (``unit_square`` is singular) are listed and skipped.
 * A 20-matrix sequence on one mesh (m = 32 and m = 128) whose lognormal coefficient drifts,
   solved by ``pdesurrogates.solvers.solve_sequence`` (the rule of every sequence
-  benchmark), five interleaved rounds, the median by thread CPU time per solver; SA
+  benchmark), five interleaved rounds, the median by CPU time per solver; SA
   either rebuilds its hierarchy every step (``sa``)
   or reuses it (``sa_reuse``: kept while it converges within 1.5x the iterations of the
   system it was built for and until the extra iterations it costs add up to its setup
@@ -231,7 +231,7 @@ SEQUENCE_NOTE = (
     "iteration, add up to its setup time; then rebuild (`namg_keep` by `update()`, reusing "
     "the aggregates). `setups` counts the builds. Each solver runs the whole sequence "
     f"{SEQUENCE_ROUNDS} times, interleaved with the others; the row is its median round by "
-    "`cpu_s`, the thread CPU time of setups and solves (the ratios `cpu_vs_*` use it: "
+    "`cpu_s`, the process CPU time of setups and solves (the ratios `cpu_vs_*` use it: "
     "unlike wall time it does not grow with the load of the shared machine); `setup_s`, "
     "`solve_s`, `total_s` are that round's wall times.\n\n"
 )
@@ -269,9 +269,9 @@ def sequence(models, m: int, quick: bool):
     runs: dict[str, list] = {name: [] for name in setups()}
     for _ in range(SEQUENCE_ROUNDS):  # interleaved rounds: load drifts hit every solver
         for name, (setup, reuse) in setups().items():
-            t0 = time.thread_time()
+            t0 = time.process_time()
             out = solve_sequence(pairs, setup, reuse=reuse, rtol=RTOL, maxiter=MAXITER)
-            runs[name].append((time.thread_time() - t0, out))
+            runs[name].append((time.process_time() - t0, out))
     rows = []
     for name, done in runs.items():
         cpu, out = sorted(done, key=lambda d: d[0])[len(done) // 2]  # the median round
@@ -431,12 +431,13 @@ def _stored() -> tuple[dict, str]:
     return data, command
 
 
-def sequence_only(log) -> None:
+def sequence_only(log, quick: bool) -> None:
     """Train the models, rerun the two sequences and merge them into the stored results."""
     data, command = _stored()
-    models, _ = train(False)
+    models, _ = train(quick)
     log("trained")
-    data["sequence"] = [r for m in (32, 128) for r in sequence(models, m, False)]
+    sizes = (16,) if quick else (32, 128)
+    data["sequence"] = [r for m in sizes for r in sequence(models, m, quick)]
     data["sequence_command"] = " ".join(["python", "bench_algebraic.py", *sys.argv[1:]])
     write_results("algebraic", data, render(data), command=command)
     print(markdown_table(data["sequence"]))
@@ -493,8 +494,11 @@ def main() -> None:
     def log(msg):
         print(f"[{time.perf_counter() - t_start:7.1f}s] {msg}", flush=True)
 
-    if args.only in ("memory", "sequence"):
-        (memory_only if args.only == "memory" else sequence_only)(log)
+    if args.only == "memory":
+        memory_only(log)
+        return
+    if args.only == "sequence":
+        sequence_only(log, args.quick)
         return
 
     models, train_info = train(args.quick)

@@ -152,6 +152,8 @@ def test_train_deeponet_writes_model_report_and_plots(tube, tmp_path):
     history = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert len(history) == 30
     assert history[-1]["train_loss"] < 0.5 * history[0]["train_loss"]
+    # the 1D default peak learning rate, as used and recorded
+    assert json.loads((run / "summary.json").read_text())["config"]["training"]["lr"] == 2e-3
     report = json.loads((run / "report.json").read_text())
     summary = report["summary"]
     assert summary["n_sources"] == 2

@@ -77,6 +77,7 @@ def test_recipe_writes_staggered_fdtd_samples_with_grid_receivers(lshape_file):
 def test_train_and_evaluate_in_3d(lshape_file, tmp_path):
     config = DeepONetConfig(epochs=2, n_points=256, model={"width": 16, "depth": 2, "latent": 8})
     model, summary = train_deeponet(lshape_file, tmp_path / "run", config, progress=False)
+    assert summary["config"]["training"]["lr"] == 1e-3  # the 3D default, as used and recorded
     test = summary["test"]
     for key in ("peak_normalised_rmse", "ir_rmse_pa", "edc_max_db", "edt_rel_mean", "rel_l2"):
         assert np.isfinite(test[key]), key

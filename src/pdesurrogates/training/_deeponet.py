@@ -265,6 +265,8 @@ def train_deeponet(
         valid = None
     setup = info["setup"]
     dim = len(setup["lengths"])
+    # the rate this run uses, recorded in summary.json / run.json (None: by dimension)
+    config = config.with_overrides(lr=config.peak_lr(dim))
     step = FieldPointStep(
         query_grid(info["coords"], dim),
         dim,
@@ -273,7 +275,7 @@ def train_deeponet(
         n_times=config.n_times,
     )
     trainer_kwargs = {
-        **config.trainer_kwargs(len(train), dim),
+        **config.trainer_kwargs(len(train)),
         "step_fn": step,
         "progress": progress,
     }

@@ -197,7 +197,8 @@ class DeepONetConfig:
         return 1e-3 if dim >= 3 else 2e-3
 
     def trainer_kwargs(self, n_train: int, dim: int = 2) -> dict[str, Any]:
-        """Keyword arguments of :class:`~pdesurrogates.training.Trainer` for this run."""
+        """Keyword arguments of :class:`~pdesurrogates.training.Trainer` for this run
+        (``dim``: the data's dimension, which sets the default :attr:`lr`)."""
         return {
             "loss": self.loss,
             "lr": self.peak_lr(dim),
