@@ -33,6 +33,7 @@ from pdesurrogates.solvers._checks import (
     unwrap_grid,
 )
 from pdesurrogates.solvers._krylov import _flexible_cg
+from pdesurrogates.solvers._multigrid import _strides
 from pdesurrogates.solvers._result import SolveResult
 
 __all__ = ["dcdm", "grid_stencil", "network_apply"]
@@ -96,7 +97,7 @@ def _stencil_by_offset(csr, shape):
     (distinct when every axis but the first has at least 3 cells); ``None`` if a nonzero
     lies elsewhere or wraps around a grid edge."""
     n = csr.shape[0]
-    strides = [int(np.prod(shape[ax + 1 :])) for ax in range(len(shape))]
+    strides = _strides(shape)
     offs = stencil_offsets(len(shape))
     out = np.zeros((len(offs), n))
     found = 0

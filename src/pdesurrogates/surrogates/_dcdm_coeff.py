@@ -42,6 +42,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from pdesurrogates.solvers._multigrid import _strides
+
 __all__ = ["CompiledVCycle", "StencilHierarchy", "StencilVCycle"]
 
 _EXACT_COARSE = 256  # solve the coarsest level exactly up to this many cells
@@ -117,10 +119,6 @@ class StencilHierarchy:
     @property
     def shape(self) -> tuple[int, ...]:
         return tuple(self.levels[0]["S"].shape[2:])
-
-
-def _strides(shape) -> list[int]:
-    return [int(np.prod(shape[ax + 1 :], dtype=np.int64)) for ax in range(len(shape))]
 
 
 def _dia(S: torch.Tensor, taps, offs, dtype) -> sp.dia_matrix:
