@@ -15,6 +15,8 @@ Families (2D, random right-hand side, rtol 1e-6 on the true residual):
   other places in the test (unseen geometry).
 
 Training sizes 64² and 128² (plus one 256² matrix per family); test sizes 128², 256², 512².
+The time budget ``--coeff-seconds`` ends training (the learning rate follows it down);
+``--coeff-balance`` divides each training matrix's loss by its initial loss.
 """
 
 from __future__ import annotations
@@ -260,7 +262,16 @@ def coeff_only(args, log=print) -> None:
         "compiling its cycle to sparse matrices included; the iterations apply that cycle "
         "in numpy, float32). Training: "
         f"{info['train_s']:.0f} s, data {info['data_s']:.0f} s, "
-        f"{info['parameters']} parameters.\n\n" + markdown_table(rows) + "\n" + verdict(rows)
+        f"{info['parameters']} parameters"
+        + (
+            "; each training matrix's loss divided by its loss under the initial network"
+            if args.coeff_balance
+            else ""
+        )
+        + ".\n\n"
+        + markdown_table(rows)
+        + "\n"
+        + verdict(rows)
     )
     previous = data.pop("command", None)
     data.pop("benchmark", None)

@@ -22,8 +22,8 @@ solved exactly. Untrained, it is a geometric multigrid V-cycle with aggregation 
 operators and l1-Jacobi smoothing.
 The matrix is divided by its mean diagonal first, so scaling ``A`` changes nothing.
 
-Since the residual path is linear, :meth:`StencilVCycle.compile` turns a hierarchy into
-sparse matrices (the stencils and smoothers as DIA matrices, restriction and
+Since the residual path is linear, :meth:`StencilVCycle.compile_cycle` turns a hierarchy
+into sparse matrices (the stencils and smoothers as DIA matrices, restriction and
 interpolation as CSR, the coarsest inverse dense): :class:`CompiledVCycle` applies the
 same cycle in numpy, in the network's dtype, without torch in the loop; this is what
 :func:`~pdesurrogates.solvers.dcdm` runs every iteration.
@@ -182,9 +182,9 @@ def _transfer(kernel: torch.Tensor, fine: tuple[int, ...], dtype) -> sp.csr_matr
 class CompiledVCycle:
     """The V-cycle of one :class:`StencilHierarchy` as sparse matrices, applied in numpy.
 
-    Made by :meth:`StencilVCycle.compile`; ``cycle(r)`` takes and returns flat float64
-    vectors and computes in the network's dtype (float32 for a float32 network, as the
-    torch cycle does), matching the torch cycle to round-off.
+    Made by :meth:`StencilVCycle.compile_cycle`; calling it on a flat float64 residual
+    returns the flat float64 direction, computed in the network's dtype (float32 for a
+    float32 network, as the torch cycle does), equal to the torch cycle's to round-off.
     """
 
     def __init__(self, levels: list[dict], nu: int, diag, active, dtype):
@@ -330,7 +330,7 @@ class StencilVCycle(nn.Module):
         return self.setup(t.to(self.omega_logit.device))
 
     @torch.no_grad()
-    def compile(self, h: StencilHierarchy) -> CompiledVCycle:
+    def compile_cycle(self, h: StencilHierarchy) -> CompiledVCycle:
         """The cycle of ``h`` as sparse numpy matrices (see :class:`CompiledVCycle`)."""
         dtype = np.dtype(str(self.omega_logit.dtype).removeprefix("torch."))
         out = []

@@ -275,7 +275,7 @@ class ConjugateDirectionNet(nn.Module):
         """
         with torch.inference_mode():
             h = self.prepare(stencil)
-        return self.cycle.compile(h)
+        return self.cycle.compile_cycle(h)
 
     # -- building blocks -------------------------------------------------------------
     def _pad(self, x, width: int = 1):
