@@ -388,8 +388,19 @@ def main():
     )
     ap.add_argument("--coeff-train", default="64,128", help="coeff: training grid sides")
     ap.add_argument("--coeff-big", type=int, default=256, help="coeff: one more size (0: none)")
-    ap.add_argument("--coeff-epochs", type=int, default=6)
+    ap.add_argument(
+        "--coeff-epochs",
+        type=int,
+        default=40,
+        help="coeff: epoch cap; --coeff-seconds ends training first, so that the learning "
+        "rate, which follows the elapsed fraction of that budget, decays to its end",
+    )
     ap.add_argument("--coeff-lr", type=float, default=3e-3)
+    ap.add_argument(
+        "--coeff-balance",
+        action="store_true",
+        help="coeff: weight each training matrix's loss by 1 / its initial loss",
+    )
     ap.add_argument("--coeff-seconds", type=float, default=900.0)
     ap.add_argument("--coeff-sizes", default="128,256,512", help="coeff: test grid sides")
     args = ap.parse_args()

@@ -81,3 +81,30 @@ def test_periodic_wrap_and_dense_input_are_refused():
         grid_stencil(gallery.poisson2d(4).toarray(), (4, 4))
     with pytest.raises(SolverError, match="grid \\(4, 5\\) has 20 cells"):
         grid_stencil(gallery.poisson2d(4), (4, 5))
+
+
+@pytest.mark.parametrize(
+    "A, shape",
+    [
+        (gallery.anisotropic_diffusion((9, 7), eps=1e-2, theta=0.4).A, (9, 7)),
+        (gallery.smoke_domain((8, 6, 5), obstacles=[((0.5, 0.5, 0.4), 0.2)]).A, (8, 6, 5)),
+        (gallery.poisson2d(5, 2), (5, 2)),  # an axis of 2 cells: read cell by cell
+    ],
+)
+def test_stencil_reproduces_a_times_x(A, shape):
+    """The stencil applied to x (zero outside the grid) is A @ x, 9- and 7-point alike."""
+    S = grid_stencil(A, shape)
+    x = np.random.default_rng(0).standard_normal(shape)
+    xp = np.pad(x, 1)
+    Ax = np.zeros(shape)
+    for k, o in enumerate(stencil_offsets(len(shape))):
+        Ax += S[k] * xp[tuple(slice(1 + d, 1 + d + s) for d, s in zip(o, shape, strict=True))]
+    np.testing.assert_allclose(Ax.reshape(-1), A @ x.reshape(-1), rtol=1e-12, atol=1e-12)
+
+
+def test_wrap_onto_the_next_row_is_refused():
+    """A[i, i + 1] joining the last cell of a row to the first of the next is no stencil."""
+    A = sp.lil_matrix(gallery.poisson2d(5))
+    A[4, 5] = A[5, 4] = -0.5  # cells (0, 4) and (1, 0)
+    with pytest.raises(SolverError, match=r"A\[4, 5\] couples cells on opposite sides"):
+        grid_stencil(sp.csr_matrix(A), (5, 5))

@@ -51,6 +51,37 @@ def test_direction_is_invariant_to_scaling_a():
     assert r1.converged and r1.n_iter == r2.n_iter
 
 
+@pytest.mark.parametrize(
+    "problem",
+    [
+        gallery.smoke_domain((21, 18), obstacles=[((0.5, 0.4), 0.15)]),
+        gallery.anisotropic_diffusion((20, 20), eps=1e-3, theta=0.3),
+        gallery.smoke_domain((9, 8, 7), obstacles=[((0.5, 0.5, 0.4), 0.2)]),
+    ],
+)
+def test_numpy_cycle_is_the_torch_cycle(problem):
+    """The compiled sparse cycle equals the torch V-cycle (float64: to 1e-13; float32: to
+    float32 round-off) on odd grids, obstacles, 9-point stencils and 3D."""
+    net = _perturbed(dim=len(problem.shape))
+    with torch.no_grad():  # learned transfer kernels and level scale away from their init
+        net.cycle.restrict.mul_(1.1)
+        net.cycle.prolong.add_(0.01 * torch.randn_like(net.cycle.prolong))
+        net.cycle.level_scale.fill_(0.9)
+    S = torch.from_numpy(grid_stencil(problem.A, problem.shape))
+    r = np.random.default_rng(1).standard_normal(problem.n)
+    for dtype, tol in ((torch.float64, 1e-13), (torch.float32, 1e-5)):
+        net = net.to(dtype)
+        with torch.no_grad():
+            rt = torch.as_tensor(r, dtype=dtype).view(1, 1, *problem.shape)
+            ref = net(rt, coefficients=S.to(dtype)).reshape(-1).double().numpy()
+        out = net.numpy_cycle(S.to(dtype))(r)
+        assert out.dtype == np.float64
+        assert np.abs(out - ref).max() <= tol * np.abs(ref).max()
+        if dtype == torch.float32:  # float32 arithmetic, not float64 rounded at the end
+            exact = net.double().numpy_cycle(S)(r)
+            assert np.abs(out - exact).max() > 1e-12 * np.abs(exact).max()
+
+
 def test_initial_network_is_multigrid_on_every_family():
     """Untrained (g = 0): a geometric V-cycle; size-robust on the Poisson box."""
     net = ConjugateDirectionNet(dim=2, coefficients=True)

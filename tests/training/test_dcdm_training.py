@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from pdesurrogates.solvers import gallery
+from pdesurrogates.solvers import gallery, grid_stencil
 from pdesurrogates.surrogates import ConjugateDirectionNet, LearnedVCycle
 from pdesurrogates.training import (
     dcdm_loss,
@@ -161,3 +161,29 @@ def test_train_vcycle_takes_the_grid_from_the_gallery_matrix_or_problem():
     assert hist(A=sp.csr_matrix(p.A), shape=(12, 8)) == pytest.approx(ref, rel=1e-12)
     with pytest.raises(SolverError, match=r"train_vcycle.*shape="):
         hist(A=sp.csr_matrix(p.A))
+
+
+def test_balance_divides_each_matrix_loss_by_its_initial_loss():
+    """With a vanishing learning rate the epoch loss is the initial one: the mean of the raw
+    per-matrix losses unbalanced, exactly 1 balanced (every matrix's vectors fit in the
+    64 that set its weight)."""
+    probs = [
+        gallery.dirichlet_box((16, 16)),
+        gallery.anisotropic_diffusion((16, 16), eps=1e-3, theta=0.4),
+    ]
+    data = [ritz_training_vectors(p.A, 32, m=30, seed=k) for k, p in enumerate(probs)]
+    torch.manual_seed(0)
+    net = ConjugateDirectionNet(dim=2, coefficients=True).double()
+    raw = []
+    for p, X in zip(probs, data, strict=True):
+        X = torch.from_numpy(X)
+        S = torch.from_numpy(grid_stencil(p.A, p.shape)[None])
+        with torch.no_grad():
+            d = net(X.view(-1, 1, *p.shape), coefficients=S).reshape(len(X), -1)
+        raw.append(float(dcdm_loss(X, d, sparse_to_torch(p.A, dtype=torch.float64))))
+    assert raw[1] > 3 * raw[0]  # the anisotropic matrix dominates an unbalanced loss
+    for balance, expected in ((False, np.mean(raw)), (True, 1.0)):
+        hist = train_dcdm(
+            net, probs, data, epochs=1, lr=1e-12, progress=False, balance=balance, max_seconds=None
+        )
+        assert hist[0]["loss"] == pytest.approx(expected, rel=1e-6)

@@ -33,6 +33,7 @@ from pdesurrogates.solvers._checks import (
     unwrap_grid,
 )
 from pdesurrogates.solvers._krylov import _flexible_cg
+from pdesurrogates.solvers._multigrid import _strides
 from pdesurrogates.solvers._result import SolveResult
 
 __all__ = ["dcdm", "grid_stencil", "network_apply"]
@@ -58,8 +59,10 @@ def grid_stencil(
     ------
     SolverError
         ``A`` is not sparse, its size is not the grid's, or a nonzero couples cells that
-        are not grid neighbours (a renumbered matrix, another grid, a periodic wrap;
-        ``checked=True`` skips the pass of :func:`check_grid_stencil` done already).
+        are not grid neighbours (a renumbered matrix, another grid, a periodic wrap). The
+        nonzeros are sorted by their offset ``j - i`` in one pass that also checks them;
+        only a matrix failing it is checked cell by cell (:func:`check_grid_stencil`, which
+        ``checked=True`` skips) to name the offending entry.
 
     Examples
     --------
@@ -79,12 +82,50 @@ def grid_stencil(
     n = int(np.prod(shape))
     if A.shape != (n, n):
         raise SolverError(f"A is {A.shape[0]}x{A.shape[1]} but the grid {shape} has {n} cells")
-    if not checked:
-        check_grid_stencil(A, shape, who=who)
     csr = sp.csr_matrix(A)
     if not csr.has_canonical_format:
         csr = csr.copy()
         csr.sum_duplicates()
+    out = _stencil_by_offset(csr, shape) if min(shape[1:], default=3) >= 3 else None
+    if out is None:  # a nonzero off the stencil, or a tiny grid: find and name it
+        out = _stencil_by_cell(csr, shape, who, checked)
+    return out.reshape(3 ** len(shape), *shape)
+
+
+def _stencil_by_offset(csr, shape):
+    """:func:`grid_stencil` from the diagonals ``A[i, i + f]`` of the flat offsets ``f``
+    (distinct when every axis but the first has at least 3 cells); ``None`` if a nonzero
+    lies elsewhere or wraps around a grid edge."""
+    n = csr.shape[0]
+    strides = _strides(shape)
+    offs = stencil_offsets(len(shape))
+    out = np.zeros((len(offs), n))
+    found = 0
+    for k, o in enumerate(offs):
+        f = sum(a * b for a, b in zip(o, strides, strict=True))
+        if abs(f) >= n:
+            continue
+        band = csr.diagonal(f)
+        found += int(np.count_nonzero(band))
+        if f >= 0:
+            out[k, : n - f] = band
+        else:
+            out[k, -f:] = band
+    if found != int(np.count_nonzero(csr.data)):
+        return None
+    img = out.reshape(len(offs), *shape)
+    for k, o in enumerate(offs):  # a flat offset that wraps to the next row/plane
+        for ax, d in enumerate(o):
+            edge = (slice(None),) * ax + ((0 if d < 0 else -1),)
+            if d and np.any(img[k][edge]):
+                return None
+    return out
+
+
+def _stencil_by_cell(csr, shape, who, checked):
+    if not checked:
+        check_grid_stencil(csr, shape, who=who)
+    n = csr.shape[0]
     coo = csr.tocoo()
     keep = coo.data != 0
     row, col, val = coo.row[keep], coo.col[keep], coo.data[keep].astype(np.float64)
@@ -102,7 +143,7 @@ def grid_stencil(
         code = 3 * code + (d + 1)
     out = np.zeros((3 ** len(shape), n))
     out.reshape(-1)[code * n + row] = val  # no duplicates: the CSR copy is canonical
-    return out.reshape(3 ** len(shape), *shape)
+    return out
 
 
 def network_apply(
@@ -119,7 +160,10 @@ def network_apply(
     float64, zeroed outside ``mask`` (solid cells) when given. Models with
     ``accepts_mask = True`` also receive the mask as a second argument. A
     coefficient-aware model (``model.coefficients``) gets ``stencil``
-    (:func:`grid_stencil` of ``A``), prepared once by ``model.prepare``.
+    (:func:`grid_stencil` of ``A``), prepared once by ``model.prepare``; when it offers
+    ``model.numpy_cycle`` (a :class:`~pdesurrogates.surrogates.ConjugateDirectionNet`),
+    its cycle is compiled once to sparse matrices and applied in numpy every iteration,
+    in the model's dtype, with no torch call in the loop.
     """
     import torch
 
@@ -133,14 +177,23 @@ def network_apply(
     mask_t = None
     if keep is not None and getattr(model, "accepts_mask", False) and not keep.all():
         mask_t = torch.as_tensor(keep, dtype=dtype, device=device).view(1, 1, *shape)
-    kw = {}
+    kw, compiled = {}, None
     if getattr(model, "coefficients", False):
         if stencil is None:
             raise SolverError("a coefficient-aware model needs stencil=grid_stencil(A, shape)")
-        with torch.inference_mode():
-            kw["coefficients"] = model.prepare(torch.as_tensor(stencil, device=device)[None])
+        st = torch.as_tensor(stencil, device=device)[None]
+        if callable(getattr(model, "numpy_cycle", None)):
+            compiled = model.numpy_cycle(st)
+        else:
+            with torch.inference_mode():
+                kw["coefficients"] = model.prepare(st)
 
     def apply(r: np.ndarray) -> np.ndarray:
+        if compiled is not None:
+            d = compiled(r)
+            if keep is not None:
+                d[~keep] = 0.0
+            return d
         with torch.inference_mode():
             t = torch.as_tensor(np.ascontiguousarray(r), dtype=dtype, device=device)
             if mask_t is None:
@@ -237,14 +290,19 @@ def dcdm(
                 "shape=<grid array shape>, e.g. shape=(96, 64)"
             )
         dim = len(tuple(shape))
-    grid = grid_shape_for(n, int(dim), shape, A=A, who="dcdm")
+    coeff = getattr(model, "coefficients", False) and sp.issparse(A)
+    # a coefficient-aware model checks the pattern while reading the stencil (one pass)
+    grid = grid_shape_for(n, int(dim), shape, A=None if coeff else A, who="dcdm")
     if mask is not None and np.asarray(mask).size != n:
         raise SolverError(f"mask has {np.asarray(mask).size} cells, expected {n}")
     stencil = None
     if getattr(model, "coefficients", False):
-        stencil = grid_stencil(
-            A, grid, who="dcdm (coefficient-aware model)", checked=sp.issparse(A)
-        )
+        try:
+            stencil = grid_stencil(A, grid, who="dcdm (coefficient-aware model)")
+        except SolverError:
+            if coeff:  # the grid check's message (it says whether the grid was guessed)
+                grid_shape_for(n, int(dim), shape, A=A, who="dcdm")
+            raise
     apply = network_apply(model, grid, mask=mask, stencil=stencil)
     return _flexible_cg(
         system,

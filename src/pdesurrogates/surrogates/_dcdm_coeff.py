@@ -22,6 +22,12 @@ solved exactly. Untrained, it is a geometric multigrid V-cycle with aggregation 
 operators and l1-Jacobi smoothing.
 The matrix is divided by its mean diagonal first, so scaling ``A`` changes nothing.
 
+Since the residual path is linear, :meth:`StencilVCycle.compile_cycle` turns a hierarchy
+into sparse matrices (the stencils and smoothers as DIA matrices, restriction and
+interpolation as CSR, the coarsest inverse dense): :class:`CompiledVCycle` applies the
+same cycle in numpy, in the network's dtype, without torch in the loop; this is what
+:func:`~pdesurrogates.solvers.dcdm` runs every iteration.
+
 Rows without off-diagonal entries (the identity rows of solid cells) are inactive: the
 cycle returns ``r_i / a_ii`` there and they do not enter the coarse operators.
 """
@@ -30,11 +36,15 @@ from __future__ import annotations
 
 import itertools
 
+import numpy as np
+import scipy.sparse as sp
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["StencilHierarchy", "StencilVCycle"]
+from pdesurrogates.solvers._multigrid import _strides
+
+__all__ = ["CompiledVCycle", "StencilHierarchy", "StencilVCycle"]
 
 _EXACT_COARSE = 256  # solve the coarsest level exactly up to this many cells
 
@@ -109,6 +119,99 @@ class StencilHierarchy:
     @property
     def shape(self) -> tuple[int, ...]:
         return tuple(self.levels[0]["S"].shape[2:])
+
+
+def _dia(S: torch.Tensor, taps, offs, dtype) -> sp.dia_matrix:
+    """The matrix ``x -> sum_k S_k(i) x(i + o_k)`` of :func:`_taps_apply` in DIA format
+    (entries reaching outside the grid dropped, as the zero padding does)."""
+    spatial = tuple(S.shape[2:])
+    n = int(np.prod(spatial))
+    data, offsets = np.zeros((len(taps), n), dtype=dtype), []
+    for row, k in enumerate(taps):
+        img = S[0, k].detach().cpu().numpy().astype(dtype, copy=True)
+        for ax, o in enumerate(offs[k]):
+            if o:
+                img[(slice(None),) * ax + ((0 if o < 0 else -1),)] = 0
+        f = sum(o * st for o, st in zip(offs[k], _strides(spatial), strict=True))
+        v = img.reshape(-1)  # v[i] = A[i, i + f]; DIA keeps it in column i + f
+        if f >= 0:
+            data[row, f:] = v[: n - f]
+        else:
+            data[row, : n + f] = v[-f:]
+        offsets.append(f)
+    return sp.dia_matrix((data, np.array(offsets)), shape=(n, n))
+
+
+def _transfer(kernel: torch.Tensor, fine: tuple[int, ...], dtype) -> sp.csr_matrix:
+    """Interpolation ``(n_fine, n_coarse)``: fine cell ``2 I + a - 1`` takes ``kernel[a]``
+    of coarse cell ``I`` (the stride-2 transposed convolution of ``_prolong``; its
+    transpose with the restriction kernel is the stride-2 convolution of ``_restrict``).
+    A fine cell has two coarse candidates per axis; those outside the grid are stored as
+    explicit zeros, so every row has ``2**dim`` entries."""
+    k = kernel.detach().cpu().numpy()[0, 0].astype(np.float64)
+    coarse = tuple((s + 1) // 2 for s in fine)
+    axes = []
+    for ax, (s, c) in enumerate(zip(fine, coarse, strict=True)):
+        i = np.arange(s)
+        cand = np.stack([(i + 1) // 2 - 1, (i + 1) // 2], axis=1)  # (s, 2) coarse cells
+        ok = (cand >= 0) & (cand < c)
+        view = [1] * len(fine)
+        view[ax] = s
+        axes.append((np.where(ok, cand, 0), i[:, None] - 2 * cand + 1, ok, view))
+    cstride = _strides(coarse)
+    cols, vals = [], []
+    for pick in itertools.product((0, 1), repeat=len(fine)):
+        col, val, taps = 0, 1.0, []
+        for (cand, a, ok, view), p, st in zip(axes, pick, cstride, strict=True):
+            col = col + (cand[:, p] * st).reshape(view)
+            val = val * ok[:, p].reshape(view)
+            taps.append(a[:, p].clip(0, 3).reshape(view))
+        cols.append(np.broadcast_to(col, fine).reshape(-1))
+        vals.append((k[tuple(taps)] * val).reshape(-1))
+    n_f, per = int(np.prod(fine)), 2 ** len(fine)
+    return sp.csr_matrix(
+        (
+            np.stack(vals, 1).reshape(-1).astype(dtype),
+            np.stack(cols, 1).reshape(-1),
+            np.arange(n_f + 1, dtype=np.int64) * per,
+        ),
+        shape=(n_f, int(np.prod(coarse))),
+    )
+
+
+class CompiledVCycle:
+    """The V-cycle of one :class:`StencilHierarchy` as sparse matrices, applied in numpy.
+
+    Made by :meth:`StencilVCycle.compile_cycle`; calling it on a flat float64 residual
+    returns the flat float64 direction, computed in the network's dtype (float32 for a
+    float32 network, as the torch cycle does), equal to the torch cycle's to round-off.
+    """
+
+    def __init__(self, levels: list[dict], nu: int, diag, active, dtype):
+        self.levels, self.nu, self.dtype = levels, nu, dtype
+        self.inactive = (1 - active) / diag  # r_i / a_ii on identity rows
+
+    def _cycle(self, lvl: int, r: np.ndarray) -> np.ndarray:
+        L = self.levels[lvl]
+        if "inv" in L:
+            return L["inv"] @ r
+        A, W = L["A"], L["W"]
+        e = W @ r
+        steps = self.nu if "P" in L else 4 * self.nu
+        for _ in range(steps - 1):
+            e += W @ (r - A @ e)
+        if "P" not in L:
+            return e
+        e += L["P"] @ self._cycle(lvl + 1, L["R"] @ (r - A @ e))
+        for _ in range(self.nu):
+            e += W @ (r - A @ e)
+        return e
+
+    def __call__(self, r: np.ndarray) -> np.ndarray:
+        r = np.asarray(r).reshape(-1).astype(self.dtype)
+        e = self._cycle(0, r)
+        e += self.inactive * r
+        return e.astype(np.float64)
 
 
 class StencilVCycle(nn.Module):
@@ -225,6 +328,33 @@ class StencilVCycle(nn.Module):
                 f"(grid_stencil of A on a {self.dim}D grid); got {tuple(t.shape)}"
             )
         return self.setup(t.to(self.omega_logit.device))
+
+    @torch.no_grad()
+    def compile_cycle(self, h: StencilHierarchy) -> CompiledVCycle:
+        """The cycle of ``h`` as sparse numpy matrices (see :class:`CompiledVCycle`)."""
+        dtype = np.dtype(str(self.omega_logit.dtype).removeprefix("torch."))
+        out = []
+        for lvl, L in enumerate(h.levels):
+            C = {}
+            if "inv" in L:
+                C["inv"] = L["inv"].cpu().numpy().astype(dtype)
+                out.append(C)
+                break
+            C["A"] = _dia(L["S"], L["taps"], self.offs, dtype)
+            C["W"] = _dia(L["W"], L["taps"], self.offs, dtype)
+            if lvl + 1 < len(h.levels):
+                spatial = tuple(L["S"].shape[2:])
+                nxt = h.levels[lvl + 1]["active"]
+                weight = self._prolong(nxt, spatial).clamp_min(1e-3)
+                scale = (self.level_scale * L["active"] / weight).reshape(-1)
+                P = _transfer(self.prolong, spatial, np.float64)
+                P.data *= np.repeat(scale.double().cpu().numpy(), 2**self.dim)
+                P.data *= nxt.reshape(-1).double().cpu().numpy()[P.indices]
+                C["P"] = P.astype(dtype)
+                C["R"] = _transfer(self.restrict, spatial, dtype).T  # CSC: a scatter product
+            out.append(C)
+        flat = [t.reshape(-1).cpu().numpy().astype(dtype) for t in (h.diag, h.active)]
+        return CompiledVCycle(out, self.smoothing_steps, flat[0], flat[1], dtype)
 
     # -- application (every iteration) ----------------------------------------------------
     def _smooth(self, L, r, e):

@@ -265,6 +265,18 @@ class ConjugateDirectionNet(nn.Module):
             raise ValueError("prepare() is for a network built with coefficients=True")
         return self.cycle.prepare(stencil)
 
+    def numpy_cycle(self, stencil):
+        """The coefficient-aware cycle of one matrix compiled to sparse numpy matrices.
+
+        ``stencil`` as for :meth:`prepare` (or its result). Returns a callable mapping a
+        flat float64 residual to the flat float64 direction of ``forward``, computed in
+        the network's dtype without torch (the inference path of
+        :func:`~pdesurrogates.solvers.dcdm`).
+        """
+        with torch.inference_mode():
+            h = self.prepare(stencil)
+        return self.cycle.compile_cycle(h)
+
     # -- building blocks -------------------------------------------------------------
     def _pad(self, x, width: int = 1):
         """Pad every side by ``width`` cells: zeros (Dirichlet) or copies (Neumann).

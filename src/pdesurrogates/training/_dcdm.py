@@ -293,6 +293,8 @@ class DCDMStep(TrainingStep):
     stencils : sequence of Tensor, optional
         Per training matrix, its :func:`~pdesurrogates.solvers.grid_stencil` as a
         ``(1, 3**dim, *grid)`` tensor, for a coefficient-aware model (``coefficients=``).
+    weights : sequence of float, optional
+        Per training matrix, a factor on its loss (default 1).
     """
 
     def __init__(
@@ -300,16 +302,19 @@ class DCDMStep(TrainingStep):
         matrices: Sequence[torch.Tensor],
         shapes: Sequence[tuple[int, ...]],
         stencils: Sequence[torch.Tensor] | None = None,
+        weights: Sequence[float] | None = None,
     ):
         self.matrices = list(matrices)
         self.shapes = [tuple(s) for s in shapes]
         self.stencils = None if stencils is None else list(stencils)
+        self.weights = None if weights is None else [float(w) for w in weights]
 
     def loss(self, model, batch) -> tuple[torch.Tensor, int]:
         k, r = batch
         kw = {} if self.stencils is None else {"coefficients": self.stencils[k]}
         d = model(r.view(-1, 1, *self.shapes[k]), **kw).reshape(len(r), -1)
-        return dcdm_loss(r, d, self.matrices[k]), len(r)
+        loss = dcdm_loss(r, d, self.matrices[k])
+        return (loss if self.weights is None else self.weights[k] * loss), len(r)
 
 
 class _VectorBatches(BatchSource):
@@ -438,6 +443,7 @@ def train_dcdm(
     progress: bool = True,
     max_seconds: float | None = _D.max_seconds,
     device: str | None = None,
+    balance: bool = False,
 ) -> list[dict]:
     """Train a direction network with the DCDM loss (Adam, cosine learning rate).
 
@@ -481,6 +487,10 @@ def train_dcdm(
         follows the elapsed fraction of it.
     device : str, optional
         Default: the model's device.
+    balance : bool
+        Divide each training matrix's loss by its loss under the initial network (on its
+        first 64 training vectors), so that the relative gain on every matrix counts
+        alike; unbalanced, the matrices the initial network does worst on dominate.
 
     Returns
     -------
@@ -493,9 +503,14 @@ def train_dcdm(
     dtype = next(model.parameters()).dtype
     mats, train, valid, shapes, stencils = _training_sets(model, A, data, shape, dev, dtype)
     has_valid = all(V is not None for V in valid)
+    step = DCDMStep(mats, shapes, stencils)
+    if balance:
+        with torch.no_grad():
+            initial = [float(step.loss(model, (k, X[:64]))[0]) for k, X in enumerate(train)]
+        step.weights = [1.0 / max(v, 1e-12) for v in initial]
     trainer = Trainer(
         model,
-        step=DCDMStep(mats, shapes, stencils),
+        step=step,
         lr=lr,
         epochs=epochs,
         scheduler="cosine",
