@@ -72,3 +72,60 @@ def test_training_matrices_must_share_a_grid():
         train_vcycle(m, A=[], steps=1, progress=False)
     with pytest.raises(ValueError, match="coarse"):
         train_vcycle(m, (8, 8), coarse="compact", steps=1, progress=False)
+
+
+def _mix_8x8():
+    return [
+        gallery.dirichlet_box((8, 8)),
+        gallery.anisotropic_diffusion((8, 8), eps=1e-3, theta=np.pi / 6),
+    ]
+
+
+def test_loss_weights_weigh_each_matrix_loss():
+    from pdesurrogates.training._vcycle import VCycleStep
+
+    mats = [torch.as_tensor(p.A.toarray()) for p in _mix_8x8()]
+    m = LearnedVCycle(dim=2, coarse_cells=4).double()
+    batch = torch.randn(5, 64, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    with torch.no_grad():
+        single = [float(VCycleStep([M], (8, 8), 2).loss(m, batch)[0]) for M in mats]
+        both = float(VCycleStep(mats, (8, 8), 2, weights=[3.0, 1.0]).loss(m, batch)[0])
+        equal = float(VCycleStep(mats, (8, 8), 2).loss(m, batch)[0])
+    assert both == pytest.approx(0.75 * single[0] + 0.25 * single[1], rel=1e-12)
+    assert equal == pytest.approx(0.5 * (single[0] + single[1]), rel=1e-12)
+    # the anisotropic matrix contracts least: its log-contraction is the smallest in size
+    assert abs(single[1]) < abs(single[0])
+
+
+def test_relative_weights_favour_the_matrix_that_contracts_least():
+    from pdesurrogates.training import _vcycle
+
+    seen = {}
+    fit = _vcycle.Trainer.fit
+
+    def spy(self, source):
+        seen["weights"] = list(self.step.weights)
+        return fit(self, source)
+
+    m = LearnedVCycle(dim=2, coarse_cells=4)
+    _vcycle.Trainer.fit = spy
+    try:
+        train_vcycle(m, A=_mix_8x8(), steps=1, weights="relative", progress=False)
+    finally:
+        _vcycle.Trainer.fit = fit
+    # oracle: the loss of each matrix alone at the initialisation, on the first batch
+    init = LearnedVCycle(dim=2, coarse_cells=4).double()
+    batch = _vcycle._RandomVectors(64, 16, 0, torch.float64).batches(0)[0]
+    mats = [torch.as_tensor(p.A.toarray()) for p in _mix_8x8()]
+    with torch.no_grad():
+        start = [float(_vcycle.VCycleStep([M], (8, 8), 3).loss(init, batch)[0]) for M in mats]
+    inv = [1 / abs(v) for v in start]
+    assert seen["weights"] == pytest.approx([v / sum(inv) for v in inv], rel=1e-10)
+    assert seen["weights"][1] > seen["weights"][0]  # anisotropy contracts least
+
+
+@pytest.mark.parametrize("weights", [[1.0], [1.0, -1.0], [1.0, float("nan")], "heavy"])
+def test_bad_loss_weights_are_refused(weights):
+    m = LearnedVCycle(dim=2, coarse_cells=4)
+    with pytest.raises(ValueError, match="weights"):
+        train_vcycle(m, A=_mix_8x8(), steps=1, weights=weights, progress=False)
