@@ -6,6 +6,9 @@ One process, every solver side by side on the same systems (rtol 1e-6, random b)
   ``--contrast``, 1e4) and smoke (Neumann walls, open top, one ball obstacle) at ``--n3d``³
   (128³ = 2.1M unknowns), single thread. Setup and solve seconds, iterations; peak memory
   per solver on the Poisson row in fresh processes (``_common.fresh_process_peak``).
+* ``2d``: Poisson, variable coefficient, rotated anisotropic diffusion (eps 1e-3,
+  theta pi/8) and smoke at ``--sizes2d`` (128², 256², 512²): SA-PCG and the four
+  V-cycles (the ablation), iterations and setup + solve seconds.
 * ``seq``: ``--seq-steps`` (20) systems at ``--seq-n``² (512²): a moving-obstacle smoke
   sequence and a variable-coefficient sequence whose log-coefficient drifts smoothly
   (``gallery.moving_obstacles``, ``gallery.drifting_coefficients``). Total time per
@@ -22,7 +25,9 @@ multigrid V-cycles with the same cycle (``MultigridHierarchy``: cell-centred tri
 ``P``, ``R = P^T``, 2+2 damped-Jacobi sweeps, Cholesky at <= 64 cells), the ablation:
 
 * ``vc_learned``: Galerkin coarse operators, parameters trained (``train_vcycle``) on a mix
-  of Poisson, contrast-1e4 coefficients and a smoke domain at ``--train3d``³ / 32²;
+  of Poisson, contrast-1e4 coefficients, a smoke domain and (2D) anisotropic diffusion at
+  another angle (theta pi/6) at ``--train3d``³ / ``--train2d``², loss weights
+  ``--vc-weights`` (``relative``: each family's loss divided by its start value);
 * ``vc_init``: the same Galerkin cycle untrained (its initialisation, the classical
   Galerkin parameters);
 * ``geo_learned``: rediscretised (geometric) coarse operators, parameters trained for them;
@@ -34,7 +39,8 @@ exact, times indicative, ratios within one run comparable.
 
 Run: ``python benchmarks/bench_preconditioners.py`` (``--quick`` for a short sanity run
 into a temporary folder; ``--only 3d`` or ``--only seq`` re-measures one part and merges it
-into the stored results; ``--sequences varcoef`` likewise re-measures one sequence).
+into the stored results; ``--sequences varcoef`` likewise re-measures one sequence;
+``--render-only`` rewrites the .md from the stored .json).
 """
 
 from __future__ import annotations
@@ -336,17 +342,25 @@ def _total(kind, label, out) -> dict:
 
 MEMORY_NOTE = (
     "mem_mib: peak RSS of setup + solve above the process after imports and the problem; "
-    "V-cycles at their initialisation (same cost as the learned ones). The V-cycles' peak "
-    "is the grid-stencil check of the matrix (`solvers._checks.check_grid_stencil`, run by "
-    "every grid preconditioner), not the hierarchy: that check alone, on the 128³ Poisson "
-    "matrix in a fresh process, peaks at 1336 MiB above the baseline (int64 coordinates of "
-    "all 14.6M nonzeros); it also takes about 5 s of the V-cycles' setup there.\n\n"
+    "V-cycles at their initialisation (same cost as the learned ones). The grid-stencil "
+    "check of the matrix (`solvers._checks.check_grid_stencil`, run by every grid "
+    "preconditioner) walks the nonzeros in blocks of 2^20 with 32-bit coordinates: on the "
+    "128³ Poisson matrix, in fresh processes side by side with the previous 64-bit "
+    "version, it took 0.25-0.45 s against 0.9-3.5 s and peaked under 1 MiB above the "
+    "matrix against 251 MiB. The V-cycles' "
+    "peak is now their hierarchy (P, P^T and the Galerkin operators).\n\n"
 )
 LOAD_NOTE = (
-    "The 3D part ran while another single-threaded job used the second core; the two "
-    "sequences ran on a quiet machine. Compare ratios within a table, not times across "
-    "runs; on a loaded machine times of the same solver can vary by 1.5x between rows "
-    "(compare the iteration counts).\n"
+    "Machine load: these runs shared the 2 cores with other jobs (the 2D part at load "
+    "average 4-6, the 3D part and the sequences at about 2-3), so absolute times are "
+    "inflated and noisy (SA's setup suffers most); iteration counts are exact, and ratios "
+    "within one table are the figures to compare. In the 3D part every preconditioner is "
+    "set up once untimed before its timed setup and solve (`setup_cold_s` is that first "
+    "setup). The previous run timed the learned Galerkin cycle right after the DCDM solve, "
+    "and its setup came out twice its untrained version's. The two do the same work (the "
+    "same operators, the same page-fault counts); the first V-cycle setup after the DCDM "
+    "solve is the slow one, whichever variant it is (measured at 128³: learned then "
+    "untrained 17.2 s / 10.7 s, untrained then learned 20.7 s / 11.5 s).\n"
 )
 
 
@@ -469,6 +483,8 @@ def render(data) -> str:
         if d["memory"]:
             md.append("\n### Peak memory, Poisson, fresh process per solver\n\n")
             md.append(MEMORY_NOTE)
+            if d.get("memory_command"):  # measured by another run of the same code
+                md.append(f"Command (memory): `{d['memory_command']}`\n\n")
             md.append(markdown_table(d["memory"]))
         md.append("\n### Training\n\n")
         md.append(_table([{"model": k, **v} for k, v in d["training"].items()]))

@@ -129,3 +129,24 @@ def test_bad_loss_weights_are_refused(weights):
     m = LearnedVCycle(dim=2, coarse_cells=4)
     with pytest.raises(ValueError, match="weights"):
         train_vcycle(m, A=_mix_8x8(), steps=1, weights=weights, progress=False)
+
+
+def test_training_coarse_cells_deepens_the_hierarchy_as_the_model_setting_does():
+    from pdesurrogates.training._vcycle import VCycleStep
+
+    A = torch.as_tensor(gallery.smoke_domain((16, 16), obstacles=[((0.5, 0.4), 0.2)]).A.toarray())
+    batch = torch.randn(4, 256, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
+    shallow = LearnedVCycle(dim=2, coarse_cells=64).double()
+    deep = LearnedVCycle(dim=2, coarse_cells=4).double()
+    with torch.no_grad():
+        for m in (shallow, deep):
+            m.stencil.copy_(torch.tensor([0.7, 0.3]))
+        assert len(dense_hierarchy(shallow, A, (16, 16), coarse_cells=4)) == 4  # 16, 8, 4, 2
+        assert len(dense_hierarchy(shallow, A, (16, 16))) == 2  # 16, 8 (64 cells: exact)
+        got = float(VCycleStep([A], (16, 16), 2, coarse_cells=4).loss(shallow, batch)[0])
+        want = float(VCycleStep([A], (16, 16), 2).loss(deep, batch)[0])
+        other = float(VCycleStep([A], (16, 16), 2).loss(shallow, batch)[0])
+    assert got == pytest.approx(want, rel=1e-12)
+    assert got > other  # an approximate coarse solve contracts less than an exact one
+    with pytest.raises(ValueError, match="coarse_cells"):
+        train_vcycle(shallow, (8, 8), coarse_cells=0, steps=1, progress=False)
