@@ -352,7 +352,7 @@ MEMORY_NOTE = (
 )
 LOAD_NOTE = (
     "Machine load: these runs shared the 2 cores with other jobs (the 2D part at load "
-    "average 4-6, the 3D part and the sequences at about 2-3), so absolute times are "
+    "average 4-6, the 3D part and the sequences at about 2-4), so absolute times are "
     "inflated and noisy (SA's setup suffers most); iteration counts are exact, and ratios "
     "within one table are the figures to compare. In the 3D part every preconditioner is "
     "set up once untimed before its timed setup and solve (`setup_cold_s` is that first "
