@@ -117,3 +117,30 @@ def test_a_model_of_the_other_dimension_is_refused(model_dim, shape):
         dcdm(A, b, ConjugateDirectionNet(dim=model_dim, width=0))
     with pytest.raises(SolverError, match=f"{model_dim}D"):
         LearnedPreconditioner(ConjugateDirectionNet(dim=model_dim, width=0), A)
+
+
+def _neighbours(i, j, shape) -> bool:
+    """Cells ``i`` and ``j`` (C-order) are grid neighbours, wraps across an axis included."""
+    for a, b, s in zip(np.unravel_index(i, shape), np.unravel_index(j, shape), shape, strict=True):
+        d = abs(int(a) - int(b))
+        if d > 1 and not (d == s - 1 and s > 2):
+            return False
+    return True
+
+
+@pytest.mark.parametrize("shape", [(7, 5), (4, 3, 5), (2, 6, 3)])
+def test_stencil_check_counts_the_bad_couplings_of_a_random_pattern(shape, monkeypatch):
+    from pdesurrogates.solvers import _checks
+
+    monkeypatch.setattr(_checks, "_CHUNK", 7)  # many row blocks
+    n = int(np.prod(shape))
+    A = sp.random(n, n, density=0.15, format="csr", random_state=3) + sp.eye(n, format="csr")
+    A.data[::5] = 0.0  # explicit zeros couple nothing
+    coo = sp.coo_matrix(A)
+    ok = np.array([_neighbours(i, j, shape) for i, j in zip(coo.row, coo.col, strict=True)])
+    expected = int(np.count_nonzero(~ok & (coo.data != 0)))
+    assert expected > 0
+    with pytest.raises(SolverError, match=rf" {expected} of its {A.count_nonzero()} nonzeros"):
+        check_grid_stencil(A, shape)
+    # the same pattern restricted to its neighbour couplings passes
+    check_grid_stencil(sp.csr_matrix((coo.data[ok], (coo.row[ok], coo.col[ok])), A.shape), shape)

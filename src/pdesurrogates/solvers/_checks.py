@@ -365,7 +365,25 @@ def grid_shape_for(
     return shape
 
 
-_CHUNK = 1 << 21  # nonzeros per block of check_grid_stencil
+_CHUNK = 1 << 20  # nonzeros per block of check_grid_stencil
+
+
+def _bad_couplings(rows, cols, shape) -> np.ndarray:
+    """Mask of the pairs ``(rows[k], cols[k])`` (flat C-order cell indices) that are not
+    grid neighbours: an index difference above one along some axis, other than a wrap
+    across a periodic axis (``|d| == s - 1``, ``s > 2``)."""
+    bad = np.zeros(rows.size, dtype=bool)
+    stride = int(np.prod(shape))
+    for ax, s in enumerate(shape):
+        stride //= s
+        ri, ci = rows // stride, cols // stride
+        if ax > 0:  # the first axis needs no modulo
+            ri %= s
+            ci %= s
+        ri -= ci
+        np.abs(ri, out=ri)
+        bad |= (ri > 1) & ~((ri == s - 1) & (s > 2))
+    return bad
 
 
 def check_grid_stencil(A, shape, *, guessed: bool = False, who: str = "a grid model") -> None:
@@ -374,7 +392,8 @@ def check_grid_stencil(A, shape, *, guessed: bool = False, who: str = "a grid mo
     Learned grid preconditioners (DCDM networks, the learned V-cycle) read a vector as a
     grid of ``shape`` in C order, so ``A`` must be a stencil on that grid: every nonzero
     ``A[i, j]`` joins cells whose indices differ by at most one along each axis (a wrap
-    across a periodic axis is allowed). One pass over the nonzeros, ``O(nnz)``. Dense
+    across a periodic axis is allowed). One pass over the nonzeros, ``O(nnz)``, in blocks
+    of rows with 32-bit coordinates (bounded memory). Dense
     arrays and operators without a sparsity pattern are not checked.
 
     Examples
@@ -393,21 +412,19 @@ def check_grid_stencil(A, shape, *, guessed: bool = False, who: str = "a grid mo
     if csr.nnz == 0 or int(np.prod(shape)) != A.shape[0]:
         return
     n_bad, first, n_nonzero = 0, None, 0
+    itype = np.int32 if csr.shape[0] < 2**31 - 1 else np.int64  # coordinates: 4 bytes each
     step = max(1, _CHUNK * csr.shape[0] // csr.nnz)
     for r0 in range(0, csr.shape[0], step):  # blocks of rows: bounded memory on 10^7 nonzeros
         r1 = min(r0 + step, csr.shape[0])
         lo, hi = csr.indptr[r0], csr.indptr[r1]
+        row = np.repeat(np.arange(r0, r1, dtype=itype), np.diff(csr.indptr[r0 : r1 + 1]))
+        col = csr.indices[lo:hi].astype(itype, copy=False)
         keep = csr.data[lo:hi] != 0
-        row = np.repeat(np.arange(r0, r1), np.diff(csr.indptr[r0 : r1 + 1]))[keep]
-        col = csr.indices[lo:hi][keep]
+        if not keep.all():  # explicit zeros couple nothing
+            row, col = row[keep], col[keep]
         n_nonzero += row.size
-        bad = np.zeros(row.size, dtype=bool)
-        for ri, ci, s in zip(
-            np.unravel_index(row, shape), np.unravel_index(col, shape), shape, strict=True
-        ):
-            d = np.abs(ri.astype(np.int64) - ci)
-            bad |= (d > 1) & ~((d == s - 1) & (s > 2))
-        n_bad += int(bad.sum())
+        bad = _bad_couplings(row, col, shape)
+        n_bad += int(np.count_nonzero(bad))
         if first is None and bad.any():
             k = int(np.flatnonzero(bad)[0])
             first = (int(row[k]), int(col[k]))

@@ -91,7 +91,9 @@ def _banded(A: sp.csr_matrix):
         A = A.copy()
         A.sum_duplicates()
     n = A.shape[0]
-    off = A.indices - np.repeat(np.arange(n), np.diff(A.indptr)) + n  # in [1, 2n - 1]
+    itype = np.int32 if 2 * n < 2**31 else np.int64  # offsets: 4 bytes per nonzero
+    off = np.repeat(np.arange(-n, 0, dtype=itype), np.diff(A.indptr))
+    off = np.subtract(A.indices, off, dtype=itype)  # column - row + n, in [1, 2n - 1]
     present = np.bincount(off, minlength=2 * n) > 0
     offsets = np.flatnonzero(present)
     if n == 0 or offsets.size * n > 1.5 * A.nnz:
@@ -137,7 +139,9 @@ def _neumann_prolongation(P, A, isolated, stencil, dim) -> sp.csr_matrix:
     scale[isolated] = 0.0
     if np.all(scale == 1.0):
         return P
-    return sp.csr_matrix(sp.diags(scale) @ P)
+    P = P.copy()  # scale the rows in place: no sparse product
+    P.data *= np.repeat(scale, np.diff(P.indptr))
+    return P
 
 
 def _pair_sum(x: np.ndarray, axis: int) -> np.ndarray:

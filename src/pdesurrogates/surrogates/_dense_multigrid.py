@@ -43,13 +43,18 @@ def _laplacian_dense(shape, dtype, device) -> torch.Tensor:
     return A
 
 
-def dense_hierarchy(model, A: torch.Tensor, shape, geometric=None) -> list[dict]:
+def dense_hierarchy(
+    model, A: torch.Tensor, shape, geometric=None, coarse_cells: int | None = None
+) -> list[dict]:
     """Dense (differentiable) hierarchy of ``model`` for ``A``, as the sparse
     :class:`~pdesurrogates.solvers.MultigridHierarchy` builds it: no interpolation into
     solid (identity-row) cells, Neumann rows of ``P`` (a vanishing signed row sum of ``A``,
     ``solvers._multigrid.neumann_rows``) rescaled to the interior row sum,
-    Galerkin coarse operators or the fixed rediscretised ones ``geometric``."""
+    Galerkin coarse operators or the fixed rediscretised ones ``geometric``;
+    ``coarse_cells`` (default ``model.coarse_cells``) sets where the exact solve starts
+    (a smaller value gives a deeper hierarchy on the same grid)."""
     levels, cur, cur_shape, lvl = [], A, tuple(shape), 0
+    coarse_cells = model.coarse_cells if coarse_cells is None else int(coarse_cells)
     frac = model.omega_fraction().to(A.dtype)
     a, b = model.stencil.to(A.dtype)
     while True:
@@ -57,7 +62,7 @@ def dense_hierarchy(model, A: torch.Tensor, shape, geometric=None) -> list[dict]
         g = (cur.abs().sum(dim=1) / d).max()
         level = {"A": cur, "dinv": 1.0 / d, "omega": frac[min(lvl, len(frac) - 1)] * 2.0 / g}
         levels.append(level)
-        if cur.shape[0] <= model.coarse_cells or min(cur_shape) < 2:
+        if cur.shape[0] <= coarse_cells or min(cur_shape) < 2:
             level["chol"] = torch.linalg.cholesky(cur)
             return levels
         P = None

@@ -24,8 +24,9 @@ __all__ = ["VCycleStep", "train_vcycle"]
 class VCycleStep(TrainingStep):
     """``mean log(||E^k e||_A^2 / ||e||_A^2)`` over a batch of vectors ``e`` (rows).
 
-    The mean runs over the vectors and over the training matrices (each matrix weighs the
-    same, so a hard coefficient family is not drowned by an easy one).
+    The mean runs over the vectors and over the training matrices: each matrix weighs the
+    same (so a hard coefficient family is not drowned by an easy one), or as ``weights``
+    say (e.g. more weight on the families where the cycle contracts least).
 
     Parameters
     ----------
@@ -40,15 +41,31 @@ class VCycleStep(TrainingStep):
         :class:`~pdesurrogates.solvers.MultigridHierarchy`: Galerkin ``P^T A P`` (they
         depend on the learned ``P``), or rediscretised from ``A`` (fixed; the learned
         parameters then fit the smoother and the transfer to them).
+    weights : sequence of float, optional
+        One positive weight per training matrix (normalised to sum 1); equal by default.
+    coarse_cells : int, optional
+        Exact solve from this many unknowns (default: the model's ``coarse_cells``). A
+        smaller value trains on a deeper hierarchy, closer to the cycle on a large grid,
+        where the coarse correction is itself a V-cycle.
     """
 
-    def __init__(self, A, shape: Sequence[int], power: int, coarse: str = "galerkin") -> None:
+    def __init__(
+        self,
+        A,
+        shape: Sequence[int],
+        power: int,
+        coarse: str = "galerkin",
+        weights: Sequence[float] | None = None,
+        coarse_cells: int | None = None,
+    ) -> None:
         from pdesurrogates.solvers._multigrid import COARSE_OPERATORS
 
         if coarse not in COARSE_OPERATORS or coarse == "compact":
             raise ValueError(f"coarse must be 'galerkin' or 'geometric'; got {coarse!r}")
         self.mats = list(A) if isinstance(A, list | tuple) else [A]
         self.A = self.mats[0]
+        self.weights = _loss_weights(weights, len(self.mats))
+        self.coarse_cells = coarse_cells
         self.shape = tuple(shape)
         self.power = power
         self.coarse = coarse
@@ -58,14 +75,28 @@ class VCycleStep(TrainingStep):
 
     def loss(self, model, batch) -> tuple[torch.Tensor, int]:
         total = 0.0
-        for A, geo in zip(self.mats, self._geo, strict=True):
-            levels = dense_hierarchy(model, A, self.shape, geo)
+        for A, geo, w in zip(self.mats, self._geo, self.weights, strict=True):
+            levels = dense_hierarchy(model, A, self.shape, geo, self.coarse_cells)
             e0 = ((batch @ A) * batch).sum(1)
             x = batch
             for _ in range(self.power):
                 x = x - model.apply(levels, x @ A)
-            total = total + torch.log(((x @ A) * x).sum(1) / e0).mean()
-        return total / len(self.mats), len(batch)
+            total = total + w * torch.log(((x @ A) * x).sum(1) / e0).mean()
+        return total, len(batch)
+
+
+def _loss_weights(weights, n: int) -> list[float]:
+    """``weights`` normalised to sum 1 (checked: ``n`` finite positive numbers), else equal."""
+    if weights is None or isinstance(weights, str):
+        if weights not in (None, "relative"):
+            raise ValueError(f"weights: a list of numbers or 'relative'; got {weights!r}")
+        return [1.0 / n] * n
+    w = np.asarray(weights, dtype=float).ravel()
+    if w.size != n or not np.all(np.isfinite(w)) or np.any(w <= 0):
+        raise ValueError(
+            f"weights: need {n} finite positive numbers, one per training matrix; got {weights!r}"
+        )
+    return [float(v) for v in w / w.sum()]
 
 
 def _geometric_ops(A: torch.Tensor, shape) -> list[torch.Tensor]:
@@ -134,6 +165,8 @@ def train_vcycle(
     power: int = _V.power,
     lr: float = _V.lr,
     seed: int = _V.seed,
+    weights: Sequence[float] | str | None = None,
+    coarse_cells: int | None = None,
     progress: bool = True,
 ) -> list[dict]:
     """Train a :class:`~pdesurrogates.surrogates.LearnedVCycle` on SPD grid matrices.
@@ -142,8 +175,16 @@ def train_vcycle(
     a gallery matrix, which carry their grid; a bare matrix of your own needs ``shape=``
     unless its grid is a square or cube), else the unscaled Dirichlet Laplacian on
     ``shape`` (default ``VCycleConfig.shape``). ``A`` may also be a list of them on one
-    grid (a training distribution, e.g. Poisson, high-contrast coefficients and smoke
-    domains): the loss is their mean, each family weighing the same.
+    grid (a training distribution, e.g. Poisson, high-contrast coefficients, anisotropy
+    and smoke domains): the loss is their mean, each family weighing the same, or the
+    ``weights`` (one positive number per matrix) to favour the hard families;
+    ``weights="relative"`` divides each matrix's loss by its value at the start, so that
+    every family's relative gain counts the same and the families where the cycle
+    contracts least (a small ``|log rho|``) weigh the most. ``coarse_cells`` below the
+    model's trains on a deeper hierarchy than the model will use on the training grid:
+    its parameters then see the cycle as it runs on large grids, with every level's
+    coarse correction approximate (use ``n_level_params=1`` for one set of parameters
+    shared by all levels).
 
     Minimises the mean of ``log(||E^k e||_A^2 / ||e||_A^2)`` over random vectors ``e``,
     where ``E = I - B A`` is the V-cycle's error propagation and ``k = power``: a smooth
@@ -163,6 +204,10 @@ def train_vcycle(
         contraction factor per V-cycle ``exp(loss / (2 k))``.
     """
     VCycleConfig(steps=steps, batch_size=batch_size, power=power, lr=lr, seed=seed)
+    if coarse_cells is not None and (
+        isinstance(coarse_cells, bool) or not isinstance(coarse_cells, int) or coarse_cells < 1
+    ):
+        raise ValueError(f"coarse_cells must be an integer >= 1; got {coarse_cells!r}")
     dtype = torch.float64
     if isinstance(A, list | tuple):
         if not A:
@@ -178,11 +223,12 @@ def train_vcycle(
     else:
         M, shape = _training_matrix(model, A, shape, dtype)
         mats = [M]
+    _loss_weights(weights, len(mats))  # refuse bad weights before any work
     n = int(np.prod(shape))
     model.to(dtype)
     trainer = Trainer(
         model,
-        step=VCycleStep(mats, shape, power, coarse),
+        step=VCycleStep(mats, shape, power, coarse, weights, coarse_cells),
         lr=lr,
         epochs=steps,
         scheduler=None,
@@ -190,6 +236,15 @@ def train_vcycle(
         device="cpu",
         progress=progress,
     )
+    if isinstance(weights, str):  # "relative": each matrix's loss at the start counts as 1
+        step = trainer.step
+        with torch.no_grad():
+            batch = _RandomVectors(n, batch_size, seed, dtype).batches(0)[0]
+            start = [
+                VCycleStep([M], shape, power, coarse, None, coarse_cells).loss(model, batch)[0]
+                for M in mats
+            ]
+        step.weights = _loss_weights([1.0 / max(-float(v), 1e-12) for v in start], len(mats))
     history = trainer.fit(_RandomVectors(n, batch_size, seed, dtype))
     model.eval()
     return [
