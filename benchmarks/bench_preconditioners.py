@@ -346,8 +346,8 @@ MEMORY_NOTE = (
     "check of the matrix (`solvers._checks.check_grid_stencil`, run by every grid "
     "preconditioner) walks the nonzeros in blocks of 2^20 with 32-bit coordinates: on the "
     "128³ Poisson matrix, in fresh processes side by side with the previous 64-bit "
-    "version, it took 0.25-0.45 s against 0.9-3.5 s and peaked under 1 MiB above the "
-    "matrix against 251 MiB. The V-cycles' "
+    "version, it took 0.25-0.45 s against 0.9-3.5 s and peaked at about 25 MiB "
+    "(tracemalloc; the RSS rise was under 1 MiB) against 251 MiB. The V-cycles' "
     "peak is now their hierarchy (P, P^T and the Galerkin operators).\n\n"
 )
 LOAD_NOTE = (

@@ -131,6 +131,14 @@ def test_bad_loss_weights_are_refused(weights):
         train_vcycle(m, A=_mix_8x8(), steps=1, weights=weights, progress=False)
 
 
+def test_the_step_itself_refuses_relative_weights_it_cannot_resolve():
+    from pdesurrogates.training._vcycle import VCycleStep
+
+    mats = [torch.as_tensor(p.A.toarray()) for p in _mix_8x8()]
+    with pytest.raises(ValueError, match="train_vcycle resolves"):
+        VCycleStep(mats, (8, 8), 2, weights="relative")
+
+
 def test_training_coarse_cells_deepens_the_hierarchy_as_the_model_setting_does():
     from pdesurrogates.training._vcycle import VCycleStep
 
@@ -150,3 +158,8 @@ def test_training_coarse_cells_deepens_the_hierarchy_as_the_model_setting_does()
     assert got > other  # an approximate coarse solve contracts less than an exact one
     with pytest.raises(ValueError, match="coarse_cells"):
         train_vcycle(shallow, (8, 8), coarse_cells=0, steps=1, progress=False)
+    # any integer type is accepted (numpy's too); a float is not
+    hist = train_vcycle(shallow, (8, 8), coarse_cells=np.int64(4), steps=1, progress=False)
+    assert len(hist) == 1 and np.isfinite(hist[0]["loss"])
+    with pytest.raises(ValueError, match="coarse_cells"):
+        train_vcycle(shallow, (8, 8), coarse_cells=4.0, steps=1, progress=False)

@@ -8,6 +8,7 @@ fresh vectors, so a step is an epoch of the :class:`~pdesurrogates.training.Trai
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Sequence
 
 import numpy as np
@@ -64,6 +65,11 @@ class VCycleStep(TrainingStep):
             raise ValueError(f"coarse must be 'galerkin' or 'geometric'; got {coarse!r}")
         self.mats = list(A) if isinstance(A, list | tuple) else [A]
         self.A = self.mats[0]
+        if isinstance(weights, str):
+            raise ValueError(
+                f"VCycleStep takes one number per training matrix; got {weights!r} "
+                "(train_vcycle resolves weights='relative' into numbers)"
+            )
         self.weights = _loss_weights(weights, len(self.mats))
         self.coarse_cells = coarse_cells
         self.shape = tuple(shape)
@@ -205,9 +211,12 @@ def train_vcycle(
     """
     VCycleConfig(steps=steps, batch_size=batch_size, power=power, lr=lr, seed=seed)
     if coarse_cells is not None and (
-        isinstance(coarse_cells, bool) or not isinstance(coarse_cells, int) or coarse_cells < 1
+        isinstance(coarse_cells, bool)
+        or not isinstance(coarse_cells, numbers.Integral)
+        or coarse_cells < 1
     ):
         raise ValueError(f"coarse_cells must be an integer >= 1; got {coarse_cells!r}")
+    coarse_cells = None if coarse_cells is None else int(coarse_cells)
     dtype = torch.float64
     if isinstance(A, list | tuple):
         if not A:
@@ -228,7 +237,9 @@ def train_vcycle(
     model.to(dtype)
     trainer = Trainer(
         model,
-        step=VCycleStep(mats, shape, power, coarse, weights, coarse_cells),
+        step=VCycleStep(
+            mats, shape, power, coarse, None if isinstance(weights, str) else weights, coarse_cells
+        ),
         lr=lr,
         epochs=steps,
         scheduler=None,
