@@ -150,6 +150,21 @@ def test_nonlinear_network_is_refused_by_aspreconditioner():
     assert np.linalg.norm(b - p.A @ res.x) <= 1e-8 * np.linalg.norm(b)
 
 
+def test_a_coefficient_aware_network_reads_the_matrix_stencil_itself():
+    """``LearnedPreconditioner`` builds the stencil a coefficient-aware network needs; its
+    flexible-CG solve equals ``dcdm``'s on the same anisotropic matrix."""
+    from pdesurrogates.solvers import dcdm
+
+    torch.manual_seed(0)
+    net = ConjugateDirectionNet(dim=2, coefficients=True).double()
+    p = gallery.anisotropic_diffusion((24, 20), eps=1e-2, theta=0.3)
+    b = gallery.random_rhs(p)
+    res = LearnedPreconditioner(net, p).solve(b, rtol=1e-8)
+    ref = dcdm(p.A, b, net, shape=(24, 20), rtol=1e-8)
+    assert res.converged and res.n_iter == ref.n_iter > 1
+    assert np.allclose(res.x, ref.x, rtol=0, atol=1e-10 * np.abs(ref.x).max())
+
+
 def test_bad_input():
     with pytest.raises(SolverError, match="square"):
         jacobi(sp.random(3, 4, density=1.0, random_state=0))

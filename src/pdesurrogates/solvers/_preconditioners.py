@@ -47,7 +47,7 @@ import scipy.sparse.linalg as sla
 
 from pdesurrogates.errors import SolverError
 from pdesurrogates.solvers._checks import grid_shape_for, unwrap_grid
-from pdesurrogates.solvers._dcdm import dcdm, network_apply
+from pdesurrogates.solvers._dcdm import dcdm, grid_stencil, network_apply
 from pdesurrogates.solvers._ic0 import _ic0, _PivotError
 from pdesurrogates.solvers._krylov import SolveResult, cg, fcg
 from pdesurrogates.solvers._multigrid import MultigridHierarchy
@@ -221,7 +221,10 @@ class LearnedPreconditioner(Preconditioner):
         else:
             self._hier = None
             model.eval()
-            self._apply = network_apply(model, self.grid_shape, mask=mask)
+            stencil = None
+            if getattr(model, "coefficients", False):  # it reads A's stencil, once
+                stencil = grid_stencil(self.A, self.grid_shape, who=who, checked=True)
+            self._apply = network_apply(model, self.grid_shape, mask=mask, stencil=stencil)
             self.is_linear = bool(getattr(model, "is_linear", False))
             self.is_symmetric = False
         self.setup_seconds = time.perf_counter() - t0
