@@ -16,7 +16,11 @@ Families (2D, random right-hand side, rtol 1e-6 on the true residual):
 
 Training sizes 64² and 128² (plus one 256² matrix per family); test sizes 128², 256², 512².
 The time budget ``--coeff-seconds`` ends training (the learning rate follows it down);
-``--coeff-balance`` divides each training matrix's loss by its initial loss.
+``--coeff-balance`` divides each training matrix's loss by its initial loss;
+``--coeff-aniso-weight`` multiplies the anisotropic matrices' loss on top of that, and
+``--coeff-aniso-big k`` adds k anisotropic 256² matrices with ``eps = 1e-3`` (the one
+256² anisotropic matrix of the base mix has ``eps = 1e-2``). ``--coeff-reach 2`` gives the
+network a 5x5 smoother (``ConjugateDirectionNet(smoother_reach=2)``).
 """
 
 from __future__ import annotations
@@ -63,8 +67,11 @@ def test_problem(family: str, n: int):
     raise ValueError(family)
 
 
-def training_set(sizes=(64, 128), big=256, samples=(160, 96, 48), lanczos=300, log=print):
-    """``(problems, vectors, labels)`` of the training mix."""
+def training_set(
+    sizes=(64, 128), big=256, samples=(160, 96, 48), lanczos=300, log=print, aniso_big=0
+):
+    """``(problems, vectors, labels)`` of the training mix; ``aniso_big`` more anisotropic
+    matrices at the big size (even seeds: eps = 1e-3)."""
     probs, data, labels = [], [], []
     t0 = time.perf_counter()
     plan = []
@@ -74,6 +81,8 @@ def training_set(sizes=(64, 128), big=256, samples=(160, 96, 48), lanczos=300, l
             plan += [(fam, n, s, ns) for s in seeds]
         if big:
             plan.append((fam, big, 3, samples[-1]))
+        if big and fam == "aniso":
+            plan += [(fam, big, 4 + 2 * j, samples[-1]) for j in range(aniso_big)]
     for fam, n, seed, ns in plan:
         p = train_problem(fam, n, seed)
         probs.append(p)
@@ -85,12 +94,17 @@ def training_set(sizes=(64, 128), big=256, samples=(160, 96, 48), lanczos=300, l
 
 def train_coeff(args, log=print):
     torch.manual_seed(0)
-    net = ConjugateDirectionNet(dim=2, coefficients=True)
+    net = ConjugateDirectionNet(dim=2, coefficients=True, smoother_reach=args.coeff_reach)
     sizes = tuple(int(v) for v in args.coeff_train.split(","))
     big = args.coeff_big
     t0 = time.perf_counter()
     probs, data, labels = training_set(
-        sizes=sizes, big=big, samples=(160, 96, 48), lanczos=args.lanczos, log=log
+        sizes=sizes,
+        big=big,
+        samples=(160, 96, 48),
+        lanczos=args.lanczos,
+        log=log,
+        aniso_big=args.coeff_aniso_big,
     )
     t_data = time.perf_counter() - t0
     t0 = time.perf_counter()
@@ -104,6 +118,7 @@ def train_coeff(args, log=print):
         progress=False,
         max_seconds=args.coeff_seconds,
         balance=args.coeff_balance,
+        weights=[args.coeff_aniso_weight if lab.startswith("aniso") else 1.0 for lab in labels],
     )
     info = {
         "train_problems": labels,
@@ -143,7 +158,7 @@ def coeff_rows(net, sizes, log=print, rtol=1e-6, maxiter=2000, repeats=3):
     """One row per family and size; every time is the best of ``repeats`` interleaved
     runs (the counts do not change between runs), as the machine is shared."""
     torch.manual_seed(0)
-    init = ConjugateDirectionNet(dim=2, coefficients=True)  # untrained: geometric MG
+    init = ConjugateDirectionNet(**net.get_config())  # untrained: geometric MG
     rows = []
     best = lambda runs: min(runs, key=lambda r: r["total_s"])  # noqa: E731
     for fam in FAMILIES:
@@ -256,7 +271,8 @@ def coeff_only(args, log=print) -> None:
         "places. Random b, rtol 1e-6 on the true residual, one thread, every time the "
         "best of 3 interleaved runs. 'untrained' is the "
         "same network at its initialisation: a geometric V-cycle (aggregation coarse "
-        "operators P^T A P / 2, l1-Jacobi smoothing, bilinear interpolation) = the "
+        "operators P^T A P / 2, l1-Jacobi smoothing, bilinear interpolation; a 5x5 "
+        "smoother's extra taps start at zero and are left out of its compiled cycle) = the "
         "classical geometric multigrid with the same cycle. SA = scipy cg + pyamg smoothed "
         "aggregation; times are setup + solve (DCDM: stencil extraction, network setup and "
         "compiling its cycle to sparse matrices included; the iterations apply that cycle "
@@ -266,6 +282,16 @@ def coeff_only(args, log=print) -> None:
         + (
             "; each training matrix's loss divided by its loss under the initial network"
             if args.coeff_balance
+            else ""
+        )
+        + (
+            f"; the anisotropic matrices' loss times {args.coeff_aniso_weight:g}"
+            if args.coeff_aniso_weight != 1
+            else ""
+        )
+        + (
+            f"; smoother taps up to {args.coeff_reach} cells away (on the pattern of A^2)"
+            if args.coeff_reach != 1
             else ""
         )
         + ".\n\n"

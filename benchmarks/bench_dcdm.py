@@ -397,6 +397,25 @@ def main():
     )
     ap.add_argument("--coeff-lr", type=float, default=3e-3)
     ap.add_argument(
+        "--coeff-aniso-weight",
+        type=float,
+        default=1.0,
+        help="coeff: factor on the loss of the anisotropic training matrices",
+    )
+    ap.add_argument(
+        "--coeff-aniso-big",
+        type=int,
+        default=0,
+        help="coeff: this many more anisotropic training matrices (eps = 1e-3) at --coeff-big",
+    )
+    ap.add_argument(
+        "--coeff-reach",
+        type=int,
+        default=1,
+        choices=(1, 2),
+        help="coeff: smoother taps up to this many cells away (2: 5x5, extra taps start at 0)",
+    )
+    ap.add_argument(
         "--coeff-balance",
         action="store_true",
         help="coeff: weight each training matrix's loss by 1 / its initial loss",

@@ -19,10 +19,10 @@ from pdesurrogates.surrogates import ConjugateDirectionNet
 from pdesurrogates.training import ritz_training_vectors, train_dcdm
 
 
-def _perturbed(seed=0, dim=2):
+def _perturbed(seed=0, dim=2, reach=1):
     """A coefficient-aware network whose learned smoother part is not zero."""
     torch.manual_seed(seed)
-    net = ConjugateDirectionNet(dim=dim, coefficients=True).double()
+    net = ConjugateDirectionNet(dim=dim, coefficients=True, smoother_reach=reach).double()
     with torch.no_grad():
         last = net.cycle.gen[-1]
         last.weight.normal_(0, 0.05)
@@ -52,17 +52,20 @@ def test_direction_is_invariant_to_scaling_a():
 
 
 @pytest.mark.parametrize(
-    "problem",
+    ("problem", "reach"),
     [
-        gallery.smoke_domain((21, 18), obstacles=[((0.5, 0.4), 0.15)]),
-        gallery.anisotropic_diffusion((20, 20), eps=1e-3, theta=0.3),
-        gallery.smoke_domain((9, 8, 7), obstacles=[((0.5, 0.5, 0.4), 0.2)]),
+        (gallery.smoke_domain((21, 18), obstacles=[((0.5, 0.4), 0.15)]), 1),
+        (gallery.anisotropic_diffusion((20, 20), eps=1e-3, theta=0.3), 1),
+        (gallery.smoke_domain((9, 8, 7), obstacles=[((0.5, 0.5, 0.4), 0.2)]), 1),
+        (gallery.smoke_domain((21, 18), obstacles=[((0.5, 0.4), 0.15)]), 2),
+        (gallery.anisotropic_diffusion((19, 20), eps=1e-3, theta=0.3), 2),
+        (gallery.smoke_domain((9, 8, 7), obstacles=[((0.5, 0.5, 0.4), 0.2)]), 2),
     ],
 )
-def test_numpy_cycle_is_the_torch_cycle(problem):
+def test_numpy_cycle_is_the_torch_cycle(problem, reach):
     """The compiled sparse cycle equals the torch V-cycle (float64: to 1e-13; float32: to
-    float32 round-off) on odd grids, obstacles, 9-point stencils and 3D."""
-    net = _perturbed(dim=len(problem.shape))
+    float32 round-off) on odd grids, obstacles, 9-point stencils, 3D and 5x5 smoothers."""
+    net = _perturbed(dim=len(problem.shape), reach=reach)
     with torch.no_grad():  # learned transfer kernels and level scale away from their init
         net.cycle.restrict.mul_(1.1)
         net.cycle.prolong.add_(0.01 * torch.randn_like(net.cycle.prolong))
@@ -80,6 +83,38 @@ def test_numpy_cycle_is_the_torch_cycle(problem):
         if dtype == torch.float32:  # float32 arithmetic, not float64 rounded at the end
             exact = net.double().numpy_cycle(S)(r)
             assert np.abs(out - exact).max() > 1e-12 * np.abs(exact).max()
+
+
+@pytest.mark.parametrize(
+    "problem",
+    [
+        gallery.smoke_domain((21, 18), obstacles=[((0.5, 0.4), 0.15)]),
+        gallery.anisotropic_diffusion((20, 20), eps=1e-3, theta=0.3),
+    ],
+)
+def test_wide_smoother_starts_as_the_3x3_one(problem):
+    """smoother_reach=2: the extra taps start at zero, so the untrained cycle is the
+    reach-1 one to the last bit and compiles to the same sparse matrices (same cost);
+    once they are perturbed, the cycle uses taps two cells away."""
+    torch.manual_seed(0)
+    nets = [ConjugateDirectionNet(dim=2, coefficients=True, smoother_reach=k) for k in (1, 2)]
+    S = torch.from_numpy(grid_stencil(problem.A, problem.shape)).float()
+    r = torch.randn(1, 1, *problem.shape)
+    with torch.no_grad():
+        d1, d2 = (net(r, coefficients=S) for net in nets)
+    assert torch.equal(d1, d2)
+    c1, c2 = (net.cycle.compile_cycle(net.prepare(S)) for net in nets)
+    for L1, L2 in zip(c1.levels, c2.levels, strict=True):
+        if "W" in L1:
+            assert sorted(L1["W"].offsets) == sorted(L2["W"].offsets)
+    wide = _perturbed(reach=2).float()
+    c3 = wide.cycle.compile_cycle(wide.prepare(S))
+    offsets = {int(f) for f in c3.levels[0]["W"].offsets}
+    assert 2 * problem.shape[1] in offsets and 2 in offsets
+    # the pattern of A^2: 13 taps for a 5-point stencil, all 25 for a 9-point one
+    assert len(offsets) == (13 if (S[0, [0, 2, 6, 8]] == 0).all() else 25)
+    with pytest.raises(ValueError, match="smoother_reach must be 1 or 2"):
+        ConjugateDirectionNet(dim=2, coefficients=True, smoother_reach=3)
 
 
 def test_initial_network_is_multigrid_on_every_family():

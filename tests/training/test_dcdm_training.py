@@ -187,3 +187,20 @@ def test_balance_divides_each_matrix_loss_by_its_initial_loss():
             net, probs, data, epochs=1, lr=1e-12, progress=False, balance=balance, max_seconds=None
         )
         assert hist[0]["loss"] == pytest.approx(expected, rel=1e-6)
+    # per-matrix weights multiply the (balanced or raw) losses
+    for balance, expected in ((False, (raw[0] + 3 * raw[1]) / 2), (True, 2.0)):
+        hist = train_dcdm(
+            net,
+            probs,
+            data,
+            epochs=1,
+            lr=1e-12,
+            progress=False,
+            balance=balance,
+            max_seconds=None,
+            weights=[1.0, 3.0],
+        )
+        assert hist[0]["loss"] == pytest.approx(expected, rel=1e-6)
+    for bad in ([1.0], [1.0, 0.0], [1.0, float("nan")]):
+        with pytest.raises(ValueError, match="one positive finite number per training matrix"):
+            train_dcdm(net, probs, data, epochs=1, progress=False, weights=bad)

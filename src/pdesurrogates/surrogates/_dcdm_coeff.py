@@ -13,6 +13,10 @@ filling the axis channels) and builds, once per matrix,
   centre, times ``tanh(g_k(x)) / 2`` on the other taps, where ``g`` is a small CNN of the
   *row-normalised* stencil (off-diagonals divided by the diagonal), of
   ``log(a_ii / mean a_ii)`` and of the row's diagonal excess. ``g`` starts at zero.
+  With ``smoother_reach=2`` the kernel has taps on the pattern of ``A^2`` (up to two
+  cells away, 5x5 in 2D); the taps beyond ``A``'s own pattern start at zero like the
+  others and are left out of the compiled cycle while they are zero everywhere, so the
+  untrained cycle and its cost are those of ``smoother_reach=1``.
 
 The residual path is linear in ``r``: smoothing ``e += W * (r - A_l e)``, learned
 stride-2 restriction and transposed-convolution prolongation (initialised to full
@@ -57,19 +61,20 @@ def _bilinear_kernel(dim: int) -> torch.Tensor:
     return k
 
 
-def _offsets(dim: int) -> list[tuple[int, ...]]:
-    return list(itertools.product((-1, 0, 1), repeat=dim))
+def _offsets(dim: int, reach: int = 1) -> list[tuple[int, ...]]:
+    return list(itertools.product(range(-reach, reach + 1), repeat=dim))
 
 
 def _taps_apply(x: torch.Tensor, S: torch.Tensor, taps, offs) -> torch.Tensor:
     """``sum_k S_k(i) x(i + o_k)`` with zero outside the grid (``x``: ``(B, 1, *grid)``)."""
     dim = x.dim() - 2
-    xp = F.pad(x, [1] * (2 * dim))
+    w = max((abs(o) for k in taps for o in offs[k]), default=0)
+    xp = F.pad(x, [w] * (2 * dim)) if w else x
     spatial = x.shape[2:]
     out = None
     inplace = not torch.is_grad_enabled()
     for k in taps:
-        sl = tuple(slice(1 + o, 1 + o + n) for o, n in zip(offs[k], spatial, strict=True))
+        sl = tuple(slice(w + o, w + o + n) for o, n in zip(offs[k], spatial, strict=True))
         if out is None:
             out = S[:, k : k + 1] * xp[(..., *sl)]
         elif inplace:
@@ -131,7 +136,8 @@ def _dia(S: torch.Tensor, taps, offs, dtype) -> sp.dia_matrix:
         img = S[0, k].detach().cpu().numpy().astype(dtype, copy=True)
         for ax, o in enumerate(offs[k]):
             if o:
-                img[(slice(None),) * ax + ((0 if o < 0 else -1),)] = 0
+                edge = slice(None, -o) if o < 0 else slice(-o, None)
+                img[(slice(None),) * ax + (edge,)] = 0
         f = sum(o * st for o, st in zip(offs[k], _strides(spatial), strict=True))
         v = img.reshape(-1)  # v[i] = A[i, i + f]; DIA keeps it in column i + f
         if f >= 0:
@@ -225,9 +231,16 @@ class StencilVCycle(nn.Module):
         smoothing_steps: int = 2,
         coarse_size: int = 2,
         omega_fraction: float = 0.8,
+        smoother_reach: int = 1,
     ):
         super().__init__()
+        if smoother_reach not in (1, 2):
+            raise ValueError(f"smoother_reach must be 1 or 2; got {smoother_reach!r}")
         self.dim = dim
+        self.smoother_reach = smoother_reach
+        # smoother taps: offsets up to smoother_reach cells away along every axis
+        self.woffs = _offsets(dim, smoother_reach)
+        self.wcentre = (len(self.woffs) - 1) // 2
         self.smoothing_steps = smoothing_steps
         self.coarse_size = coarse_size
         self.offs = _offsets(dim)
@@ -239,7 +252,7 @@ class StencilVCycle(nn.Module):
             nn.ReLU(),
             conv(hidden, hidden, 3, padding=1),
             nn.ReLU(),
-            conv(hidden, n_taps, 1),
+            conv(hidden, len(self.woffs), 1),
         )
         nn.init.zeros_(self.gen[-1].weight)
         nn.init.zeros_(self.gen[-1].bias)
@@ -272,14 +285,21 @@ class StencilVCycle(nn.Module):
         # bounded: the centre weight stays a fraction in (0, 1) of the l1-Jacobi limit
         # 2 / sum_j |a_ij| (unbounded, it was learned above 1 and diverged on unseen
         # high-contrast cells), the other taps within +-1/2 of it
-        frac = torch.sigmoid(self.omega_logit + g[:, c : c + 1])
+        wc = self.wcentre
+        frac = torch.sigmoid(self.omega_logit + g[:, wc : wc + 1])
         mix = 0.5 * torch.tanh(g)
-        mix = torch.cat([mix[:, :c], torch.ones_like(frac), mix[:, c + 1 :]], dim=1)
+        mix = torch.cat([mix[:, :wc], torch.ones_like(frac), mix[:, wc + 1 :]], dim=1)
         taps = [k for k in range(len(self.offs)) if bool(S[:, k].abs().sum() > 0)]
-        on = torch.zeros(1, len(self.offs), *([1] * self.dim), dtype=S.dtype, device=S.device)
-        on[:, taps] = 1.0  # the smoother lives on A's own stencil pattern
+        pattern = {self.offs[k] for k in taps}
+        if self.smoother_reach > 1:  # the pattern of A^2
+            pattern = {
+                tuple(a + b for a, b in zip(p, q, strict=True)) for p in pattern for q in pattern
+            }
+        wtaps = [k for k, o in enumerate(self.woffs) if o in pattern]
+        on = torch.zeros(1, len(self.woffs), *([1] * self.dim), dtype=S.dtype, device=S.device)
+        on[:, wtaps] = 1.0  # the smoother lives on A's own stencil pattern (or A^2's)
         W = (2 * frac / l1) * (mix * on) * active
-        return {"S": S, "W": W, "active": active, "taps": taps}
+        return {"S": S, "W": W, "active": active, "taps": taps, "wtaps": wtaps}
 
     def setup(self, stencil: torch.Tensor) -> StencilHierarchy:
         """The hierarchy of a stencil ``(1, 3**dim, *grid)`` (float64 is kept to the end).
@@ -341,7 +361,11 @@ class StencilVCycle(nn.Module):
                 out.append(C)
                 break
             C["A"] = _dia(L["S"], L["taps"], self.offs, dtype)
-            C["W"] = _dia(L["W"], L["taps"], self.offs, dtype)
+            # taps beyond A's pattern that are zero everywhere (all of them untrained) are
+            # left out, so the untrained wide smoother costs what the 3x3 one does
+            own = {self.offs[k] for k in L["taps"]}
+            wtaps = [k for k in L["wtaps"] if self.woffs[k] in own or bool(L["W"][:, k].any())]
+            C["W"] = _dia(L["W"], wtaps, self.woffs, dtype)
             if lvl + 1 < len(h.levels):
                 spatial = tuple(L["S"].shape[2:])
                 nxt = h.levels[lvl + 1]["active"]
@@ -359,7 +383,7 @@ class StencilVCycle(nn.Module):
     # -- application (every iteration) ----------------------------------------------------
     def _smooth(self, L, r, e):
         res = r if e is None else r - _taps_apply(e, L["S"], L["taps"], self.offs)
-        de = _taps_apply(res, L["W"], L["taps"], self.offs)
+        de = _taps_apply(res, L["W"], L["wtaps"], self.woffs)
         return de if e is None else e + de
 
     def _restrict(self, res):

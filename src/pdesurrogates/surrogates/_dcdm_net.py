@@ -141,6 +141,15 @@ class ConjugateDirectionNet(nn.Module):
         Dirichlet box), ``"smoke"`` (copies on the walls = zero normal flux, zeros on the
         high end of the last axis = the open top), or one of ``"dirichlet"`` /
         ``"neumann"`` per side ``[axis0_low, axis0_high, axis1_low, ...]``.
+    coefficients : bool
+        Coefficient-aware: the network also takes ``A``'s stencil and builds a V-cycle
+        from it (:mod:`pdesurrogates.surrogates._dcdm_coeff`); ``width`` must be 0.
+    hidden : int
+        Channels of the coefficient-aware network's smoother CNN.
+    smoother_reach : {1, 2}
+        Coefficient-aware smoother taps up to this many cells away: 1 on ``A``'s own
+        3x3 pattern, 2 on the pattern of ``A^2`` (5x5); the extra taps start at zero, so
+        the untrained cycle is the same for both.
 
     Notes
     -----
@@ -164,6 +173,7 @@ class ConjugateDirectionNet(nn.Module):
         boundary: str | list[str] = "dirichlet",
         coefficients: bool = False,
         hidden: int = 8,
+        smoother_reach: int = 1,
     ):
         super().__init__()
         if dim not in (2, 3):
@@ -200,8 +210,15 @@ class ConjugateDirectionNet(nn.Module):
         if coefficients:
             if not isinstance(hidden, int) or isinstance(hidden, bool) or hidden < 1:
                 raise ValueError(f"hidden must be an integer >= 1; got {hidden!r}")
+            if smoother_reach not in (1, 2) or isinstance(smoother_reach, bool):
+                raise ValueError(f"smoother_reach must be 1 or 2; got {smoother_reach!r}")
+            self.smoother_reach = smoother_reach
             self.cycle = StencilVCycle(
-                dim, hidden=hidden, smoothing_steps=smoothing_steps, coarse_size=coarse_size
+                dim,
+                hidden=hidden,
+                smoothing_steps=smoothing_steps,
+                coarse_size=coarse_size,
+                smoother_reach=smoother_reach,
             )
             self._native_convs = False
             return
@@ -252,6 +269,8 @@ class ConjugateDirectionNet(nn.Module):
         }
         if self.coefficients:
             cfg.update(coefficients=True, hidden=self.hidden)
+            if self.smoother_reach != 1:  # models saved before it existed have reach 1
+                cfg.update(smoother_reach=self.smoother_reach)
         return cfg
 
     def prepare(self, stencil):

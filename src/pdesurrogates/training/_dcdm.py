@@ -444,6 +444,7 @@ def train_dcdm(
     max_seconds: float | None = _D.max_seconds,
     device: str | None = None,
     balance: bool = False,
+    weights: Sequence[float] | None = None,
 ) -> list[dict]:
     """Train a direction network with the DCDM loss (Adam, cosine learning rate).
 
@@ -491,6 +492,9 @@ def train_dcdm(
         Divide each training matrix's loss by its loss under the initial network (on its
         first 64 training vectors), so that the relative gain on every matrix counts
         alike; unbalanced, the matrices the initial network does worst on dominate.
+    weights : sequence of float, optional
+        One positive factor per training matrix on its loss (after ``balance``), e.g. to
+        give a hard family more weight than the balanced loss does.
 
     Returns
     -------
@@ -503,11 +507,21 @@ def train_dcdm(
     dtype = next(model.parameters()).dtype
     mats, train, valid, shapes, stencils = _training_sets(model, A, data, shape, dev, dtype)
     has_valid = all(V is not None for V in valid)
+    factors = [1.0] * len(mats)
+    if weights is not None:
+        factors = [float(w) for w in weights]
+        if len(factors) != len(mats) or not all(np.isfinite(w) and w > 0 for w in factors):
+            raise ValueError(
+                f"weights must hold one positive finite number per training matrix "
+                f"({len(mats)}); got {list(weights)!r}"
+            )
     step = DCDMStep(mats, shapes, stencils)
     if balance:
         with torch.no_grad():
             initial = [float(step.loss(model, (k, X[:64]))[0]) for k, X in enumerate(train)]
-        step.weights = [1.0 / max(v, 1e-12) for v in initial]
+        factors = [f / max(v, 1e-12) for f, v in zip(factors, initial, strict=True)]
+    if balance or weights is not None:
+        step.weights = factors
     trainer = Trainer(
         model,
         step=step,
