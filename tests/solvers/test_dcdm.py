@@ -114,6 +114,25 @@ def test_dcdm_falls_back_and_says_so(mode):
     assert "fell back to the residual direction" in res.message
 
 
+def test_a_half_precision_coefficient_aware_net_runs_its_cycle_in_torch():
+    """The compiled numpy cycle serves float32/float64 nets; a float16 or bfloat16 net
+    keeps the torch cycle (scipy.sparse has no half precision) and still converges."""
+    torch.manual_seed(0)
+    p = gallery.smoke_domain((32, 32), obstacles=[((0.5, 0.4), 0.15)])
+    b = gallery.random_rhs(p)
+    ref = dcdm(p.A, b, ConjugateDirectionNet(dim=2, coefficients=True), shape=p.shape)
+    net = ConjugateDirectionNet(dim=2, coefficients=True).to(torch.float16)
+    res = dcdm(p.A, b, net, shape=p.shape, rtol=1e-6, maxiter=200)
+    assert res.converged and np.linalg.norm(b - p.A @ res.x) <= 1e-6 * np.linalg.norm(b)
+    assert res.n_iter <= 3 * ref.n_iter  # a coarser cycle, the same method
+    # bfloat16 (8 significant bits) runs too, but its directions are too coarse to help:
+    # the flexible loop falls back to the residual direction and says so
+    net = ConjugateDirectionNet(dim=2, coefficients=True).to(torch.bfloat16)
+    res = dcdm(p.A, b, net, shape=p.shape, rtol=1e-6, maxiter=50)
+    assert np.linalg.norm(b - p.A @ res.x) <= 0.1 * np.linalg.norm(b)
+    assert "fell back to the residual direction" in res.message
+
+
 def test_dcdm_bad_input():
     net2 = ConjugateDirectionNet(dim=2, width=0)
     net3 = ConjugateDirectionNet(dim=3, width=0)

@@ -60,6 +60,9 @@ def test_direction_is_invariant_to_scaling_a():
         (gallery.smoke_domain((21, 18), obstacles=[((0.5, 0.4), 0.15)]), 2),
         (gallery.anisotropic_diffusion((19, 20), eps=1e-3, theta=0.3), 2),
         (gallery.smoke_domain((9, 8, 7), obstacles=[((0.5, 0.5, 0.4), 0.2)]), 2),
+        # narrow grids: 9-point taps that share a flat offset on a 2- or 3-cell axis
+        (gallery.anisotropic_diffusion((300, 3), eps=1e-2, theta=0.3), 1),
+        (gallery.anisotropic_diffusion((600, 5), eps=1e-2, theta=0.3), 2),
     ],
 )
 def test_numpy_cycle_is_the_torch_cycle(problem, reach):

@@ -182,7 +182,11 @@ def network_apply(
         if stencil is None:
             raise SolverError("a coefficient-aware model needs stencil=grid_stencil(A, shape)")
         st = torch.as_tensor(stencil, device=device)[None]
-        if callable(getattr(model, "numpy_cycle", None)):
+        # the compiled numpy cycle runs in float32/float64; half precision stays in torch
+        if callable(getattr(model, "numpy_cycle", None)) and dtype in (
+            torch.float32,
+            torch.float64,
+        ):
             compiled = model.numpy_cycle(st)
         else:
             with torch.inference_mode():
