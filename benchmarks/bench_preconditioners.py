@@ -50,7 +50,6 @@ import json
 import math
 import resource
 import sys
-import tempfile
 import time
 from types import SimpleNamespace
 
@@ -614,7 +613,6 @@ def main():
     def log(msg):
         print(f"[{time.perf_counter() - t_start:7.1f}s] {msg}", flush=True)
 
-    out_dir = tempfile.mkdtemp(prefix="bench_pre_") if args.quick else RESULTS
     stored = RESULTS / "preconditioners.json"
     command = " ".join(["python", *sys.argv])
     new = {}
@@ -633,9 +631,8 @@ def main():
         if "seq" in new:
             new["seq"] = _merge_seq(old.get("seq"), new["seq"])
     data.update(new)
-    path = write_results(
-        "preconditioners", data, render(data), command=_commands(data), results_dir=out_dir
-    )
+    # --quick: write_results puts the files in a temporary folder
+    path = write_results("preconditioners", data, render(data), command=_commands(data))
     log(f"wrote {path}")
 
 
