@@ -137,7 +137,7 @@ def test_ensemble_train_evaluate_predict(darcy, tmp_path):
     torch.testing.assert_close(torch.as_tensor(pred.samples[:, 2]), members)
 
 
-def test_fno_and_resume(darcy, tmp_path):
+def test_fno_and_resume(darcy, tmp_path, capsys):
     run = tmp_path / "fno"
     cfg = tmp_path / "fno.toml"
     cfg.write_text(
@@ -148,6 +148,13 @@ def test_fno_and_resume(darcy, tmp_path):
     assert main(args) == 0
     assert main(args) == 1  # the run exists: refuse to overwrite
     assert main([*args, "--resume"]) == 0  # finished run: resuming is a no-op
+    assert len((run / "metrics.jsonl").read_text().splitlines()) == 1
+    # resuming with another schedule is refused by name, and the run is left as it was
+    cfg.write_text(cfg.read_text().replace("epochs = 1", "epochs = 3"))
+    capsys.readouterr()
+    assert main([*args, "--resume"]) == 1
+    err = capsys.readouterr().err
+    assert "used epochs=1; this run asks for epochs=3" in err and "Traceback" not in err
     assert len((run / "metrics.jsonl").read_text().splitlines()) == 1
 
 

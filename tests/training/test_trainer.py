@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -198,6 +199,37 @@ def test_checkpoint_of_another_model_class_is_refused(tmp_path):
         Trainer(_mgno(), epochs=2, out_dir=tmp_path, progress=False).fit(
             SmoothingPairs(8), resume=True
         )
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"epochs": 4}, "used epochs=2; this run asks for epochs=4"),
+        ({"lr": 5e-3}, "used lr=0.001; this run asks for lr=0.005"),
+        ({"scheduler": "cosine"}, "scheduler='onecycle'; this run asks for scheduler='cosine'"),
+        ({"batch_size": 4}, "used batch_size=8"),
+    ],
+)
+@pytest.mark.parametrize("old_format", [False, True])
+def test_resume_with_another_schedule_is_refused(tmp_path, change, message, old_format):
+    """A resumed run continues the checkpoint's schedule step by step: a different epoch
+    count, learning rate, scheduler or batch size is refused by name (not a scheduler
+    error deep in torch, nor a silent change); checkpoints without the stored settings
+    are checked against their trainer configuration."""
+    base = {"epochs": 2, "lr": 1e-3, "batch_size": 8, "scheduler": "onecycle"}
+    Trainer(_mgno(), out_dir=tmp_path, progress=False, **base).fit(SmoothingPairs(8))
+    if old_format:
+        path = tmp_path / "checkpoint.pt"
+        state = torch.load(path, weights_only=True)
+        del state["schedule"]
+        torch.save(state, path)
+    with pytest.raises(CheckpointError, match=re.escape(message)):
+        Trainer(_mgno(), out_dir=tmp_path, progress=False, **{**base, **change}).fit(
+            SmoothingPairs(8), resume=True
+        )
+    # the same settings resume (a finished run is a no-op)
+    t = Trainer(_mgno(), out_dir=tmp_path, progress=False, **base)
+    assert len(t.fit(SmoothingPairs(8), resume=True)) == 2
 
 
 _RUN = textwrap.dedent(

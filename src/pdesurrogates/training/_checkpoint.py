@@ -23,10 +23,12 @@ __all__ = [
     "CHECKPOINT_FORMAT",
     "METRICS_FILE",
     "MODEL_DIR",
+    "SCHEDULE_SETTINGS",
     "checkpoint_state",
     "model_spec_or_none",
     "read_checkpoint",
     "restore",
+    "schedule_settings",
     "write_checkpoint",
 ]
 
@@ -85,12 +87,55 @@ def read_checkpoint(path: Path | None, spec: dict | None) -> dict[str, Any]:
     return state
 
 
+#: Trainer settings that shape the optimiser and learning-rate schedule. A resumed run
+#: continues the checkpoint's schedule step by step, so these must equal the checkpoint's.
+SCHEDULE_SETTINGS = (
+    "optimizer_name",
+    "lr",
+    "min_lr",
+    "scheduler_name",
+    "pct_start",
+    "epochs",
+    "batch_size",
+    "weight_decay",
+    "max_time",
+)
+_CONFIG_NAME = {"optimizer_name": "optimizer", "scheduler_name": "scheduler"}
+
+
+def schedule_settings(trainer) -> dict[str, Any]:
+    """The trainer's :data:`SCHEDULE_SETTINGS` (a shared time budget as its seconds)."""
+    out = {k: getattr(trainer, k) for k in SCHEDULE_SETTINGS}
+    out["max_time"] = getattr(out["max_time"], "seconds", out["max_time"])
+    return out
+
+
+def _check_schedule(path: Path, state: dict, trainer) -> None:
+    """Refuse to resume with settings that would change the schedule mid-run."""
+    saved = json.loads(state.get("schedule") or "null")
+    if saved is None:  # checkpoints written before the settings were stored
+        config = json.loads(state.get("trainer") or "{}")
+        keys = [(k, _CONFIG_NAME.get(k, k)) for k in SCHEDULE_SETTINGS]
+        saved = {k: config[c] for k, c in keys if c in config}
+    now = schedule_settings(trainer)
+    diff = [k for k in saved if k in now and saved[k] != now[k]]
+    if diff:
+        was = ", ".join(f"{_CONFIG_NAME.get(k, k)}={saved[k]!r}" for k in diff)
+        asked = ", ".join(f"{_CONFIG_NAME.get(k, k)}={now[k]!r}" for k in diff)
+        raise CheckpointError(
+            f"{path}: the checkpoint's run used {was}; this run asks for {asked}. A resumed "
+            "run continues the checkpoint's learning-rate schedule, so resume with its "
+            "settings, or train afresh in a new output folder"
+        )
+
+
 def checkpoint_state(trainer, opt, sched, epoch: int, elapsed: float, world_size: int) -> dict:
     """Everything a resumed run needs: weights, optimiser and schedule, RNG, best, history."""
     return {
         "format": CHECKPOINT_FORMAT,
         "model_spec": json.dumps(model_spec_or_none(trainer.model)),
         "trainer": json.dumps(trainer.get_config()),
+        "schedule": json.dumps(schedule_settings(trainer)),
         "model": trainer.model.state_dict(),
         "optimizer": opt.state_dict(),
         "scheduler": None if sched is None else sched.state_dict(),
@@ -111,6 +156,7 @@ def restore(trainer, opt, sched, world_size: int) -> tuple[int, float]:
     """Load the trainer's checkpoint into it; returns (epochs done, seconds spent)."""
     path = trainer.checkpoint_path
     state = read_checkpoint(path, model_spec_or_none(trainer.model))
+    _check_schedule(path, state, trainer)
     trainer.model.load_state_dict(state["model"])
     opt.load_state_dict(state["optimizer"])
     if sched is not None and state.get("scheduler") is not None:
