@@ -9,6 +9,9 @@ One process, every solver side by side on the same systems (rtol 1e-6, random b)
 * ``2d``: Poisson, variable coefficient, rotated anisotropic diffusion (eps 1e-3,
   theta pi/8) and smoke at ``--sizes2d`` (128², 256², 512²): SA-PCG and the four
   V-cycles (the ablation), iterations and setup + solve seconds.
+* ``mem2d``: peak memory of every 2D family and size for SA-PCG, IC(0)-PCG, the Galerkin
+  and geometric V-cycles and the coefficient-aware DCDM network that
+  ``bench_dcdm.py --only coeff`` saved, each solver in a fresh process.
 * ``seq``: ``--seq-steps`` (20) systems at ``--seq-n``² (512²): a moving-obstacle smoke
   sequence and a variable-coefficient sequence whose log-coefficient drifts smoothly
   (``gallery.moving_obstacles``, ``gallery.drifting_coefficients``). Total time per
@@ -38,9 +41,9 @@ Times are single-threaded wall clock on a shared 2-core machine: iteration count
 exact, times indicative, ratios within one run comparable.
 
 Run: ``python benchmarks/bench_preconditioners.py`` (``--quick`` for a short sanity run
-into a temporary folder; ``--only 3d`` or ``--only seq`` re-measures one part and merges it
-into the stored results; ``--sequences varcoef`` likewise re-measures one sequence;
-``--render-only`` rewrites the .md from the stored .json).
+into a temporary folder; ``--only 3d``, ``--only mem2d`` or ``--only seq`` re-measures one
+part and merges it into the stored results; ``--sequences varcoef`` likewise re-measures
+one sequence; ``--render-only`` rewrites the .md from the stored .json).
 """
 
 from __future__ import annotations
@@ -56,6 +59,7 @@ from types import SimpleNamespace
 import torch
 from bench_dcdm import ic_setup, run_dcdm, sa_setup, scipy_pcg, train_models
 
+import pdesurrogates
 from pdesurrogates.errors import SolverError
 from pdesurrogates.solvers import gallery
 from pdesurrogates.solvers._multigrid import MultigridHierarchy
@@ -73,6 +77,8 @@ VC = {  # name -> (trained model key or None, coarse operators)
 }
 SOLVERS_3D = ("sa_amg", "ic0", "cg", "dcdm", *VC)
 MEMORY_SOLVERS = ("sa_amg", "ic0", "vc_init", "geometric")
+MEMORY_SOLVERS_2D = (*MEMORY_SOLVERS, "dcdm_coeff")
+COEFF_NET = RESULTS / "dcdm_coeff2d"  # saved by bench_dcdm.py --only coeff
 
 
 def problem(kind: str, shape, contrast: float, seed: int = 0):
@@ -187,19 +193,44 @@ def _faults() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
 
 
-def memory_worker(kind, n, solver, contrast) -> None:
-    """One solve at rtol 1e-6 in this fresh process (learned models at their init)."""
+def memory_worker(kind, n, solver, contrast, dim="3") -> None:
+    """One solve at rtol 1e-6 in this fresh process (V-cycles at their initialisation;
+    ``dcdm_coeff``: the coefficient-aware network ``bench_dcdm.py --only coeff`` saved)."""
     torch.set_num_threads(1)
-    p = problem(kind, (int(n),) * 3, float(contrast))
+    p = problem(kind, (int(n),) * int(dim), float(contrast))
     b = gallery.random_rhs(p, seed=1)
     net = None
     if solver == "dcdm":
         from pdesurrogates.surrogates import ConjugateDirectionNet
 
         net = ConjugateDirectionNet(dim=3, width=8)
+    if solver == "dcdm_coeff":
+        net = pdesurrogates.load(COEFF_NET)
     base = fresh_process_peak(None, None)
-    out = run_one(solver, p, b, 1e-6, {}, net, 3000, 5)
+    if solver == "dcdm_coeff":
+        out = run_dcdm(p, b, 1e-6, net, 2000)
+    else:
+        out = run_one(solver, p, b, 1e-6, {}, net, 3000, 5)
     fresh_process_peak(None, None, report={"baseline_mib": base, "iters": out["iterations"]})
+
+
+def peak_rows(kind, n, dim, solvers, contrast, log) -> list[dict]:
+    """Peak memory of each solver on one problem, each in a fresh process."""
+    rows = []
+    for solver in solvers:
+        rep = fresh_process_peak(__file__, ["--memory-worker", kind, n, solver, contrast, dim])
+        rows.append(
+            {
+                "problem": kind,
+                "n": n,
+                "solver": solver,
+                "iterations": rep["iters"],
+                "mem_mib": rep["delta_mib"],
+                "rss_mib": rep["peak_mib"],
+            }
+        )
+        log(f"memory {kind} {n} {solver}: {rep['delta_mib']:.0f} MiB")
+    return rows
 
 
 def part_3d(args, log) -> dict:
@@ -224,22 +255,8 @@ def part_3d(args, log) -> dict:
                 f"  {name}: {out['iterations']} it, setup {out['setup_s']:.2f}s, "
                 f"solve {out['solve_s']:.2f}s, converged {out['converged']}"
             )
-    mem = []
-    for solver in MEMORY_SOLVERS if not args.no_memory else ():
-        rep = fresh_process_peak(
-            __file__, ["--memory-worker", "poisson", args.n3d, solver, args.contrast]
-        )
-        mem.append(
-            {
-                "problem": "poisson",
-                "n": args.n3d,
-                "solver": solver,
-                "iterations": rep["iters"],
-                "mem_mib": rep["delta_mib"],
-                "rss_mib": rep["peak_mib"],
-            }
-        )
-        log(f"memory {solver}: {rep['delta_mib']:.0f} MiB")
+    solvers = MEMORY_SOLVERS if not args.no_memory else ()
+    mem = peak_rows("poisson", args.n3d, 3, solvers, args.contrast, log)
     return {"rows": rows, "memory": mem, "training": info, "contrast": args.contrast}
 
 
@@ -270,6 +287,18 @@ def part_2d(args, log) -> dict:
     return {"rows": rows, "training": info, "contrast": args.contrast}
 
 
+def part_mem2d(args, log) -> dict:
+    """Peak memory of every 2D family x size x solver, each in a fresh process."""
+    if not (COEFF_NET / "config.json").is_file():
+        raise SystemExit(f"{COEFF_NET}: no saved network; run bench_dcdm.py --only coeff first")
+    rows = []
+    for kind in FAMILIES_2D:
+        for n in (int(v) for v in args.sizes2d.split(",")):
+            solvers = [s for s in MEMORY_SOLVERS_2D if not (kind == "aniso" and s == "geometric")]
+            rows += peak_rows(kind, n, 2, solvers, args.contrast, log)
+    return {"memory": rows}
+
+
 def sequence_systems(kind, args):
     shape = (args.seq_n,) * 2
     if kind == "smoke":
@@ -280,7 +309,7 @@ def sequence_systems(kind, args):
 
 
 SEQUENCES = ("smoke", "varcoef")
-PARTS = ("2d", "3d", "seq")
+PARTS = ("2d", "3d", "seq", "mem2d")
 
 
 def part_seq(args, log) -> dict:
@@ -487,6 +516,17 @@ def render(data) -> str:
             md.append(markdown_table(d["memory"]))
         md.append("\n### Training\n\n")
         md.append(_table([{"model": k, **v} for k, v in d["training"].items()]))
+    if "mem2d" in data:
+        d = data["mem2d"]
+        md.append("\n## Peak memory, 2D families, fresh process per solver\n\n")
+        md.append(f"Command: `{d['command']}`\n\n")
+        md.append(MEMORY_NOTE)
+        md.append(
+            "`dcdm_coeff`: the coefficient-aware DCDM network of `bench_dcdm.py --only "
+            "coeff` (its compiled per-matrix cycle); `vc_init` has the hierarchy of "
+            "`vc_learned`.\n\n"
+        )
+        md.append(markdown_table(d["memory"]))
     if "seq" in data:
         d = data["seq"]
         md.append(f"\n## Sequences: {d['steps']} systems at {d['n']}², rtol 1e-6\n\n")
@@ -549,12 +589,18 @@ def _merge_seq(old: dict | None, new: dict) -> dict:
 
 
 def main():
-    if len(sys.argv) == 6 and sys.argv[1] == "--memory-worker":
+    if len(sys.argv) in (6, 7) and sys.argv[1] == "--memory-worker":
         memory_worker(*sys.argv[2:])
         return
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="seconds-long run, temporary folder")
-    ap.add_argument("--only", choices=("all", "2d", "3d", "seq"), default="all")
+    ap.add_argument(
+        "--only",
+        choices=("all", *PARTS),
+        default="all",
+        help="mem2d: peak memory of every 2D family, size and solver in fresh processes "
+        "(needs the network of bench_dcdm.py --only coeff)",
+    )
     ap.add_argument("--n3d", type=int, default=128)
     ap.add_argument("--sizes2d", default="128,256,512", help="2D part: grid sides")
     ap.add_argument(
@@ -620,6 +666,8 @@ def main():
         new["2d"] = {**part_2d(args, log), "command": command}
     if args.only in ("all", "3d"):
         new["3d"] = {**part_3d(args, log), "command": command}
+    if args.only in ("all", "mem2d"):
+        new["mem2d"] = {**part_mem2d(args, log), "command": command}
     if args.only in ("all", "seq"):
         seq = part_seq(args, log)
         new["seq"] = {**seq, "command": {k: command for k in seq["training"]}}
