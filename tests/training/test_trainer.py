@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import signal
@@ -341,6 +342,38 @@ def _line_data():
     x = torch.rand(40, 3, generator=g, dtype=torch.float64)
     y = x @ torch.tensor([[1.0], [-2.0], [0.5]], dtype=torch.float64) + 0.25
     return x, y
+
+
+@pytest.mark.parametrize("budget", [1e6, TimeBudget(None)], ids=["seconds", "unlimited"])
+@pytest.mark.parametrize("scheduler", ["cosine", "onecycle"])
+def test_epoch_cap_ends_the_schedule_of_a_timed_run(budget, scheduler):
+    # a budget far beyond the epoch cap: the step count drives the schedule to its end
+    x, y = _line_data()
+    lr, min_lr, epochs = 1e-2, 1e-4, 10
+    trainer = Trainer(
+        torch.nn.Linear(3, 1).double(),
+        step=_LeastSquares(),
+        lr=lr,
+        min_lr=min_lr,
+        epochs=epochs,
+        scheduler=scheduler,
+        pct_start=0.3,
+        max_time=budget,
+        progress=False,
+    )
+    history = trainer.fit(FullBatch((x, y)))  # one step per epoch
+    assert trainer.stop_reason == "epochs" and len(history) == epochs
+    for h in history:  # the lr of the epoch's (only) step, at fraction (epoch - 1) / epochs
+        f = (h["epoch"] - 1) / epochs
+        if scheduler == "cosine":
+            want = min_lr + (lr - min_lr) * 0.5 * (1 + math.cos(math.pi * f))
+        elif f < 0.3:
+            want = lr / 10 + (lr - lr / 10) * 0.5 * (1 - math.cos(math.pi * f / 0.3))
+        else:
+            g = (f - 0.3) / 0.7
+            want = lr / 1000 + (lr - lr / 1000) * 0.5 * (1 + math.cos(math.pi * g))
+        assert h["lr"] == pytest.approx(want, rel=1e-6)
+    assert history[-1]["lr"] < 0.1 * lr  # decayed, not left at the peak
 
 
 def test_full_batch_lbfgs_reaches_the_least_squares_solution():

@@ -151,8 +151,12 @@ def _dia(S: torch.Tensor, taps, offs, dtype) -> sp.dia_matrix:
     offsets = np.asarray(offsets)
     inside = np.abs(offsets) < n
     uniq, inv = np.unique(offsets[inside], return_inverse=True)
-    merged = np.zeros((len(uniq), n), dtype=dtype)
-    np.add.at(merged, inv, data[inside])
+    if len(uniq) == len(inv):  # no shared offset: the rows in ascending offset order
+        merged = np.empty((len(uniq), n), dtype=dtype)
+        merged[inv] = data[inside]
+    else:  # (np.add.at is slow: only on the narrow grids that need it)
+        merged = np.zeros((len(uniq), n), dtype=dtype)
+        np.add.at(merged, inv, data[inside])
     return sp.dia_matrix((merged, uniq), shape=(n, n))
 
 
@@ -295,8 +299,6 @@ class StencilVCycle(nn.Module):
         # high-contrast cells), the other taps within +-1/2 of it
         wc = self.wcentre
         frac = torch.sigmoid(self.omega_logit + g[:, wc : wc + 1])
-        mix = 0.5 * torch.tanh(g)
-        mix = torch.cat([mix[:, :wc], torch.ones_like(frac), mix[:, wc + 1 :]], dim=1)
         taps = [k for k in range(len(self.offs)) if bool(S[:, k].abs().sum() > 0)]
         pattern = {self.offs[k] for k in taps}
         if self.smoother_reach > 1:  # the pattern of A^2
@@ -304,6 +306,16 @@ class StencilVCycle(nn.Module):
                 tuple(a + b for a, b in zip(p, q, strict=True)) for p in pattern for q in pattern
             }
         wtaps = [k for k, o in enumerate(self.woffs) if o in pattern]
+        if not torch.is_grad_enabled():  # the same numbers, on the smoother's taps only
+            scale = (2 * frac / l1) * active
+            W = S.new_zeros(S.shape[0], len(self.woffs), *S.shape[2:])
+            off = [k for k in wtaps if k != wc]
+            W[:, off] = (0.5 * torch.tanh(g[:, off])) * scale
+            if wc in wtaps:
+                W[:, wc : wc + 1] = scale
+            return {"S": S, "W": W, "active": active, "taps": taps, "wtaps": wtaps}
+        mix = 0.5 * torch.tanh(g)
+        mix = torch.cat([mix[:, :wc], torch.ones_like(frac), mix[:, wc + 1 :]], dim=1)
         on = torch.zeros(1, len(self.woffs), *([1] * self.dim), dtype=S.dtype, device=S.device)
         on[:, wtaps] = 1.0  # the smoother lives on A's own stencil pattern (or A^2's)
         W = (2 * frac / l1) * (mix * on) * active

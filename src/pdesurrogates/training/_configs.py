@@ -93,7 +93,8 @@ class DCDMConfig(_Config):
     seed : int
         Seed of the shuffling.
     max_seconds : float or None
-        Wall-clock budget; the cosine schedule then follows the elapsed fraction of it.
+        Wall-clock budget; the cosine schedule then follows the larger of its elapsed
+        fraction and that of the epochs.
     """
 
     epochs: int = 4

@@ -484,8 +484,11 @@ def train_dcdm(
     progress : bool
         Show a progress bar.
     max_seconds : float, optional
-        Wall-clock budget: training stops once it is spent, and the cosine schedule
-        follows the elapsed fraction of it.
+        Wall-clock budget: training stops once it is spent or after ``epochs``,
+        whichever comes first, and the cosine schedule follows the larger of the elapsed
+        fractions of the two, so it decays to its end either way. Training that
+        ``epochs`` ends is reproducible (same seed, CPU, one thread); training that the
+        budget ends is not.
     device : str, optional
         Default: the model's device.
     balance : bool

@@ -102,12 +102,17 @@ class Clock:
 
     A number of seconds is this run's own budget (``offset``: the time spent before a
     resume); a shared :class:`TimeBudget` (several trainers in turn) counts itself.
+    ``total_steps`` (the epoch cap times the steps per epoch) is the other end of a timed
+    run: :meth:`schedule_fraction` is the larger of the two fractions done.
     """
 
-    def __init__(self, max_time: float | TimeBudget | None, offset: float) -> None:
+    def __init__(
+        self, max_time: float | TimeBudget | None, offset: float, total_steps: int = 0
+    ) -> None:
         self.shared = max_time if isinstance(max_time, TimeBudget) else None
         self.seconds = None if self.shared is not None else max_time
         self.offset = offset
+        self.total_steps = int(total_steps)
         self.timer = TimeBudget(None)
 
     @property
@@ -126,6 +131,14 @@ class Clock:
         if self.shared is not None:
             return self.shared.fraction()
         return 0.0 if self.seconds is None else min(1.0, self.spent() / self.seconds)
+
+    def schedule_fraction(self, step: int) -> float:
+        """Where the learning-rate schedule of a timed run stands before optimisation step
+        ``step`` (0-based, over all epochs): ``max(elapsed fraction of the budget,
+        step / total_steps)``, so whichever of the budget and the epoch cap ends training
+        also ends the schedule."""
+        by_steps = step / self.total_steps if self.total_steps > 0 else 0.0
+        return min(1.0, max(self.fraction(), by_steps))
 
     def exhausted(self) -> bool:
         if self.shared is not None:

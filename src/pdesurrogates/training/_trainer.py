@@ -141,11 +141,13 @@ class Trainer:
         Number of trailing spatial axes for the relative losses.
     max_time : float, TimeBudget or None
         Wall-clock training budget in seconds (or a :class:`TimeBudget` shared with
-        other work). Training stops (mid-epoch if need be) once it is spent, and the
-        learning-rate schedule follows the *elapsed fraction of the budget* instead of the
-        step count, so the schedule completes within the budget whatever the machine's
-        speed (``epochs`` is then only an upper bound). Runs with a budget are not
-        bit-reproducible.
+        other work). Training stops (mid-epoch if need be) once it is spent or after
+        ``epochs``, whichever comes first, and the learning-rate schedule follows the
+        larger of the *elapsed fraction of the budget* and the fraction of the
+        ``epochs`` x steps-per-epoch steps done, so the schedule completes by whichever
+        end comes first, whatever the machine's speed. A run that the budget ends is not
+        bit-reproducible; one that ``epochs`` ends is, when the budget never overtakes
+        the step count (a generous budget as a safety cap).
     num_workers : int
         DataLoader worker processes.
     pct_start : float
@@ -416,7 +418,7 @@ class Trainer:
         self.history, self.best_epoch, self.best_loss, self.best_state = [], None, math.inf, None
         self._bad_epochs, self.initial_valid, self.stop_reason = 0, None, "epochs"
         start_epoch, elapsed = restore(self, opt, sched, ctx.world_size) if resume else (0, 0.0)
-        clock = Clock(self.max_time, elapsed)
+        clock = Clock(self.max_time, elapsed, self.epochs * steps_per_epoch)
         train_model = model
         if ctx.enabled:
             from torch.nn.parallel import DistributedDataParallel
@@ -503,8 +505,9 @@ class Trainer:
                 if _sum_over_processes(ctx, clock.exhausted())[0] > 0:  # all stop together
                     self.stop_reason = "max_time"
                     break
+                f = clock.schedule_fraction(epoch * clock.total_steps // self.epochs + b)
                 for group in opt.param_groups:
-                    group["lr"] = self._time_lr(clock.fraction())
+                    group["lr"] = self._time_lr(f)
             batch = to_device(batch, self.device)
             lv, n = self._optimise(train_model, opt, batch, epoch, b, order, ctx)
             if sched is not None:
