@@ -9,7 +9,8 @@ one GP per level, lowest fidelity first::
 Level ``k`` is an exact GP on the inputs ``[x, y_{k−1}]`` whose mean is
 ``ρ_k · y_{k−1} + β_k``; ρ_k and β_k are parameters fitted **jointly** with δ_k's kernel
 hyperparameters by maximising the exact marginal likelihood (profiling ρ by ordinary least
-squares first is badly biased on sparse designs). With nested designs (every level-k
+squares first is badly biased on sparse designs), or the centred link ``m + ρ_k (y_{k−1} − m)``
+where its evidence is higher (:mod:`._cokriging_centre`). With nested designs (every level-k
 point is also a level-(k−1) point) ``y_{k−1}`` at the training points is the observed
 lower-level value and the recursion is exact; otherwise the lower level's posterior mean is
 used there (Forrester 2007), which is approximate — pass ``require_nested=False`` for it.
@@ -38,7 +39,8 @@ With ``n`` points at a level and ``m`` inducing points (d inputs, 8-byte floats)
 sparse one above; higher levels are always exact (they hold the few expensive points).
 
 Layout: level models in :mod:`._cokriging_gp`, the recursive fit in :mod:`._cokriging_fit`,
-optimisers in :mod:`._cokriging_optim`; here the model (structure, prediction).
+optimisers in :mod:`._cokriging_optim`, the centred link in :mod:`._cokriging_centre`; here
+the model (structure, prediction).
 """
 
 from __future__ import annotations
@@ -50,7 +52,7 @@ import torch
 from torch import nn
 
 from pdesurrogates.io import register_model
-from pdesurrogates.surrogates._cokriging_fit import check_levels, fit_recursive, nested_index
+from pdesurrogates.surrogates import _cokriging_fit as _fit
 from pdesurrogates.surrogates._cokriging_gp import (
     DTYPE as _DT,
 )
@@ -74,19 +76,6 @@ _import_gpytorch = import_gpytorch  # historical name, used by benchmarks
 
 #: Largest number of Monte Carlo draws per point of a NARGP prediction.
 MAX_MC = 10**6
-
-
-def _check_n_train(n_train) -> list[int]:
-    """``n_train`` as a list of positive ints, or a ``ValueError`` naming it."""
-    try:
-        values = list(n_train)
-    except TypeError:
-        raise ValueError(f"n_train must be a list of integers; got {n_train!r}") from None
-    if not all(
-        isinstance(n, int | np.integer) and not isinstance(n, bool) and n >= 1 for n in values
-    ):
-        raise ValueError(f"n_train must be a list of integers >= 1; got {n_train!r}")
-    return [int(n) for n in values]
 
 
 @register_model
@@ -144,6 +133,8 @@ class CoKrigingGP(nn.Module):
         Per level, whether its link mean has the linear trend; set by :meth:`fit`.
     fixed_mean : list of bool, optional
         Per level, whether its constant mean is fixed at the outputs' mode; set by :meth:`fit`.
+    centred : list of bool, optional
+        Per level, whether its AR(1) link is centred (:mod:`._cokriging_centre`); set by fit.
 
     Examples
     --------
@@ -177,6 +168,7 @@ class CoKrigingGP(nn.Module):
         quadratic: Sequence[bool] | None = None,
         linear_trend: Sequence[bool] | None = None,
         fixed_mean: Sequence[bool] | None = None,
+        centred: Sequence[bool] | None = None,
         kernel: str = "auto",
         pairs: Sequence | None = None,
         var_scale: Sequence[float] | None = None,
@@ -196,7 +188,7 @@ class CoKrigingGP(nn.Module):
         check_at_most("CoKrigingGP", "n_levels", n_levels, MAX_LEVELS)
         check_at_most("CoKrigingGP", "n_mc", n_mc, MAX_MC)
         if n_train is not None:
-            n_train = _check_n_train(n_train)
+            n_train = _fit.check_n_train(n_train)
         if trend not in ("auto", "constant", "linear"):
             raise ValueError(f"trend must be 'auto', 'constant' or 'linear'; got {trend!r}")
         self.trend = trend
@@ -214,6 +206,7 @@ class CoKrigingGP(nn.Module):
         self.quadratic = None if quadratic is None else [bool(q) for q in quadratic]
         self.linear_trend = None if linear_trend is None else [bool(t) for t in linear_trend]
         self.fixed_mean = None if fixed_mean is None else [bool(f) for f in fixed_mean]
+        self.centred = None if centred is None else [bool(c) for c in centred]
         self.kernel, self.pairs = kernel, check_kernel(kernel, pairs)
         self.var_scale = [1.0] * self.n_levels
         if var_scale is not None:
@@ -244,7 +237,7 @@ class CoKrigingGP(nn.Module):
         n_train = config.get("n_train")
         if n_train is None:
             return total
-        n_train = _check_n_train(n_train)
+        n_train = _fit.check_n_train(n_train)
         n_inducing = int(config.get("n_inducing", 512))
         total += sum(n * (d + 2) + 8 * (d + 2) + 32 for n in n_train)
         return total + min(n_inducing, n_train[0] if n_train else 0) * d
@@ -267,6 +260,7 @@ class CoKrigingGP(nn.Module):
             "quadratic": self.quadratic,
             "linear_trend": self.linear_trend,
             "fixed_mean": self.fixed_mean,
+            "centred": self.centred,
             "kernel": self.kernel,
             "pairs": None if self.pairs is None else [list(p) for p in self.pairs],
             "var_scale": list(self.var_scale),
@@ -312,6 +306,8 @@ class CoKrigingGP(nn.Module):
                 kernel = g.kernels.InducingPointKernel(
                     kernel, inducing_points=torch.zeros(m, d, dtype=_DT), likelihood=lik
                 )
+        elif self.centred and self.centred[k]:
+            mean = gp_classes()["CentredLinkMean"]()
         else:
             mean = gp_classes()["LinearLinkMean"](self._n_trend(n, k), quadratic=quadratic)
         custom = build_level(self, k, z, y, lik, mean)  # additive/ANOVA kernel, or None
@@ -327,12 +323,15 @@ class CoKrigingGP(nn.Module):
         """Create the level GPs and their data buffers for sizes ``len(xs[k])``."""
         quad = self.quadratic or [False] * len(xs)
         self.fixed_mean = [bool(f) for f in (self.fixed_mean or [False] * len(xs))]
+        self.centred = [bool(c) for c in (self.centred or [False] * len(xs))]
         self.levels = nn.ModuleList(
             self.make_level(k, x.shape[0], bool(quad[k])) for k, x in enumerate(xs)
         )
         self.n_train = [int(x.shape[0]) for x in xs]
         self.quadratic = [bool(q) for q in quad]
-        self.linear_trend = [k > 0 and self._n_trend(len(x), k) > 0 for k, x in enumerate(xs)]
+        self.linear_trend = [
+            k > 0 and not self.centred[k] and self._n_trend(len(x), k) > 0 for k, x in enumerate(xs)
+        ]
 
     # ------------------------------------------------------------------ fitting
     def fit(
@@ -390,9 +389,9 @@ class CoKrigingGP(nn.Module):
             (fewer than 2, or fewer than 3 at the highest level), or a non-nested design
             when ``require_nested=True``.
         """
-        xs_np, ys_np, bounds = check_levels(xs, ys, self.in_dim, self.n_levels, bounds)
+        xs_np, ys_np, bounds = _fit.check_levels(xs, ys, self.in_dim, self.n_levels, bounds)
         for k in range(1, self.n_levels):
-            if self.require_nested and nested_index(xs_np[k], xs_np[k - 1]) is None:
+            if self.require_nested and _fit.nested_index(xs_np[k], xs_np[k - 1]) is None:
                 raise ValueError(
                     f"level {k} inputs are not a subset of level {k - 1} inputs (non-nested "
                     "design); the recursive co-kriging needs nested designs. Add the missing "
@@ -407,11 +406,11 @@ class CoKrigingGP(nn.Module):
             self.y_std[k] = sd if sd > 0 else 1.0
         xs_t = [self._scale_x(torch.as_tensor(x)) for x in xs_np]
         ys_t = [(torch.as_tensor(y) - self.y_mean[k]) / self.y_std[k] for k, y in enumerate(ys_np)]
-        self.quadratic = self.linear_trend = self.fixed_mean = None
+        self.quadratic = self.linear_trend = self.fixed_mean = self.centred = None
         self.var_scale = [1.0] * self.n_levels
         self.pairs = screen_pairs(self, xs_np[0], ys_np[0], bounds)  # ANOVA kernel's pairs
         self._build(xs_t)
-        fit_recursive(self, xs_np, ys_t, xs_t, progress=progress, max_time=max_time)
+        _fit.fit_recursive(self, xs_np, ys_t, xs_t, progress=progress, max_time=max_time)
         self.eval()
         return self
 

@@ -21,6 +21,7 @@ import torch
 
 from pdesurrogates._progress import ProgressBar, TimeBudget, logger
 from pdesurrogates.errors import TrainingError
+from pdesurrogates.surrogates._cokriging_centre import try_centred
 from pdesurrogates.surrogates._cokriging_gp import (
     DTYPE,
     ExactPosterior,
@@ -34,6 +35,7 @@ from pdesurrogates.surrogates._cokriging_optim import adam, lbfgs
 
 __all__ = [
     "check_levels",
+    "check_n_train",
     "check_outputs",
     "fit_recursive",
     "half_sample_mode",
@@ -65,6 +67,19 @@ def nested_index(x_hi: np.ndarray, x_lo: np.ndarray, tol: float = 1e-10) -> np.n
             return None
         idx[i] = j
     return idx
+
+
+def check_n_train(n_train) -> list[int]:
+    """``n_train`` as a list of positive ints, or a ``ValueError`` naming it."""
+    try:
+        values = list(n_train)
+    except TypeError:
+        raise ValueError(f"n_train must be a list of integers; got {n_train!r}") from None
+    if not all(
+        isinstance(n, int | np.integer) and not isinstance(n, bool) and n >= 1 for n in values
+    ):
+        raise ValueError(f"n_train must be a list of integers >= 1; got {n_train!r}")
+    return [int(n) for n in values]
 
 
 def _as_level(k: int, x, y, in_dim: int, need: int) -> tuple[np.ndarray, np.ndarray]:
@@ -188,7 +203,9 @@ def init_hypers(gp, k: int, z, y, gen, restart: int, *, in_dim: int, noise_floor
     if isinstance(gp.mean_module, gp_classes()["LinearLinkMean"]):
         mean = gp.mean_module
         a = mean.basis(z)
-        sol = torch.linalg.lstsq(a, y[:, None]).solution[:, 0]
+        offset = getattr(mean, "offset", None)
+        r = y - offset(z) if offset is not None else y
+        sol = torch.linalg.lstsq(a, r[:, None]).solution[:, 0]
         if restart >= 2:  # shrink towards ρ·y only
             sol = torch.zeros_like(sol).index_fill_(0, torch.tensor([0]), 0.5 * float(sol[0]))
         with torch.no_grad():
@@ -530,7 +547,8 @@ def fit_recursive(model, xs_np, ys_t, xs_t, *, progress: bool, max_time: float |
     budget = TimeBudget(max_time)
     model.fit_seconds = []
     total = sum(
-        _n_starts(model, gp) * (1 + model.can_be_quadratic(k, len(ys_t[k])))
+        _n_starts(model, gp)
+        * (1 + model.can_be_quadratic(k, len(ys_t[k])) + (k > 0 and model.kind == "ar1"))
         for k, gp in enumerate(model.levels)
     )
     with ProgressBar(enabled=progress) as bar:
@@ -542,6 +560,8 @@ def fit_recursive(model, xs_np, ys_t, xs_t, *, progress: bool, max_time: float |
             gp.y_train.copy_(ys_t[k])
             value = _fit_level(model, k, gp.z_train, gp.y_train, gen, budget, bar, task)
             _choose_constant(model, k)
+            if k and model.kind == "ar1":
+                try_centred(model, k, gen, budget, bar, task, _fit_level)
             if model.can_be_quadratic(k, len(ys_t[k])):
                 _try_quadratic(model, k, value, gen, budget, bar, task)
             model.var_scale[k] = _var_scale(model.levels[k])

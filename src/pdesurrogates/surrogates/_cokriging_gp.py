@@ -122,6 +122,29 @@ def gp_classes() -> dict:
         def forward(self, z: torch.Tensor) -> torch.Tensor:
             return self.basis(z) @ torch.cat(self.coefficients())
 
+    class _CentredLinkMean(_LinearLinkMean):
+        """``m_k + ρ (y − m_{k−1})`` on ``z = [x, y]``: the AR(1) link centred at a common
+        level ``m`` (the lowest level's constant mean, in the standardised units of level
+        ``k − 1`` and ``k``: the buffer ``centre = [m_{k−1}, m_k]``); only ρ is fitted."""
+
+        def __init__(self) -> None:
+            super().__init__(0, quadratic=False)
+            del self.beta
+            self.register_buffer("centre", torch.zeros(2, dtype=DTYPE))
+
+        def basis(self, z: torch.Tensor) -> torch.Tensor:
+            return z[..., -1:] - self.centre[0]
+
+        def coefficients(self) -> list[torch.Tensor]:
+            return [self.rho]
+
+        def offset(self, z: torch.Tensor) -> torch.Tensor:
+            """The part of the mean that is not re-estimated: ``m_k``."""
+            return self.centre[1].expand(z.shape[:-1])
+
+        def forward(self, z: torch.Tensor) -> torch.Tensor:
+            return self.offset(z) + self.basis(z) @ self.rho
+
     class _ExactLevel(g.models.ExactGP):
         def __init__(self, x, y, likelihood, mean, kernel) -> None:
             super().__init__(x, y, likelihood)
@@ -131,7 +154,9 @@ def gp_classes() -> dict:
         def forward(self, x):
             return g.distributions.MultivariateNormal(self.mean_module(x), self.covar_module(x))
 
-    _CLASSES.update(LinearLinkMean=_LinearLinkMean, ExactLevel=_ExactLevel)
+    _CLASSES.update(
+        LinearLinkMean=_LinearLinkMean, CentredLinkMean=_CentredLinkMean, ExactLevel=_ExactLevel
+    )
     return _CLASSES
 
 
@@ -252,7 +277,10 @@ def holdout_mean(gp, drop, zq: torch.Tensor) -> torch.Tensor:
     fixed = getattr(gp, "fixed_mean", False)  # a fixed constant: the prior mean, not refitted
 
     def prior(v):
-        return gp.mean_module(v) if fixed else torch.zeros(len(v), dtype=v.dtype)
+        if fixed:
+            return gp.mean_module(v)
+        offset = getattr(gp.mean_module, "offset", None)  # a centred link's fixed part
+        return offset(v) if offset is not None else torch.zeros(len(v), dtype=v.dtype)
 
     with torch.no_grad(), gp_settings():
         k = gp.covar_module(zk).to_dense()
