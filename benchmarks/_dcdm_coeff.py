@@ -45,16 +45,19 @@ CLOCK = time.process_time  # solve times: this process's CPU seconds (one thread
 TEST_THETA = np.pi / 8
 
 
-def train_problem(family: str, n: int, seed: int):
+def train_problem(family: str, n: int, seed: int, theta: float | None = None):
+    """A training matrix; anisotropy: ``eps = 1e-3`` for even seeds, ``1e-2`` for odd ones,
+    at angle ``theta`` (default: random, away from the test angle)."""
     rng = np.random.default_rng(1000 * seed + n)
     if family == "poisson":
         return gallery.dirichlet_box((n, n))
     if family == "varcoef":
         return gallery.named_problem("varcoef2d", n, seed=seed)
     if family == "aniso":
-        theta = rng.uniform(0, np.pi / 2)
-        while abs(theta - TEST_THETA) < 0.1:
+        if theta is None:
             theta = rng.uniform(0, np.pi / 2)
+            while abs(theta - TEST_THETA) < 0.1:
+                theta = rng.uniform(0, np.pi / 2)
         return gallery.anisotropic_diffusion((n, n), eps=[1e-3, 1e-2][seed % 2], theta=theta)
     if family == "smoke":
         obs = [((rng.uniform(0.25, 0.75), rng.uniform(0.2, 0.6)), rng.uniform(0.05, 0.15))]
@@ -74,11 +77,45 @@ def test_problem(family: str, n: int):
     raise ValueError(family)
 
 
+def spread_angles(k: int, offset: float) -> list[float]:
+    """``k`` angles spread evenly over [0, pi/2] without the band ``|theta - pi/8| < 0.1``
+    around the test angle: at fractions ``(i + offset) / k`` of the allowed length, or
+    ``i / (k - 1)`` (both ends included) when ``offset`` is 0."""
+    lo, hi = TEST_THETA - 0.1, TEST_THETA + 0.1
+    length = np.pi / 2 - (hi - lo)
+    if offset == 0:
+        fr = [i / max(k - 1, 1) for i in range(k)]
+    else:
+        fr = [(i + offset) / k for i in range(k)]
+    return [float(t if t < lo else t + (hi - lo)) for t in (f * length for f in fr)]
+
+
+def aniso_angles(plan) -> dict:
+    """Spread angles for the anisotropic entries of a training plan: per ``eps``, evenly
+    over the allowed range (``eps = 1e-3`` with both ends, the grid-aligned cases;
+    ``1e-2`` in between), handed out in an interleaved order so that every size gets
+    angles from all over the range."""
+    out = {}
+    for parity, offset in ((0, 0.0), (1, 0.5)):
+        keys = [(n, s) for fam, n, s, _ in plan if fam == "aniso" and s % 2 == parity]
+        angles = spread_angles(len(keys), offset)
+        order = list(range(0, len(keys), 2)) + list(range(1, len(keys), 2))
+        out.update({key: angles[i] for key, i in zip(keys, order, strict=True)})
+    return out
+
+
 def training_set(
-    sizes=(64, 128), big=256, samples=(160, 96, 48), lanczos=300, log=print, aniso_big=0
+    sizes=(64, 128),
+    big=256,
+    samples=(160, 96, 48),
+    lanczos=300,
+    log=print,
+    aniso_big=0,
+    spread=False,
 ):
     """``(problems, vectors, labels)`` of the training mix; ``aniso_big`` more anisotropic
-    matrices at the big size (even seeds: eps = 1e-3)."""
+    matrices at the big size (even seeds: eps = 1e-3); ``spread``: the anisotropic
+    matrices' angles from :func:`aniso_angles` instead of random."""
     probs, data, labels = [], [], []
     t0 = time.perf_counter()
     plan = []
@@ -90,11 +127,14 @@ def training_set(
             plan.append((fam, big, 3, samples[-1]))
         if big and fam == "aniso":
             plan += [(fam, big, 4 + 2 * j, samples[-1]) for j in range(aniso_big)]
+    angles = aniso_angles(plan) if spread else {}
     for fam, n, seed, ns in plan:
-        p = train_problem(fam, n, seed)
+        theta = angles.get((n, seed)) if fam == "aniso" else None
+        p = train_problem(fam, n, seed, theta)
         probs.append(p)
         data.append(ritz_training_vectors(p.A, ns, m=min(lanczos, p.n), seed=seed))
-        labels.append(f"{fam} {n}² seed {seed}")
+        at = "" if theta is None else f" theta {theta:.3f}"
+        labels.append(f"{fam} {n}² seed {seed}{at}")
     log(f"training data: {len(probs)} matrices in {time.perf_counter() - t0:.0f}s")
     return probs, data, labels
 
@@ -138,6 +178,7 @@ def train_coeff(args, log=print):
         lanczos=args.lanczos,
         log=log,
         aniso_big=args.coeff_aniso_big,
+        spread=args.coeff_aniso_angles == "spread",
     )
     vprobs, vdata = validation_set(lanczos=args.lanczos)
     t_data = time.perf_counter() - t0
@@ -250,6 +291,49 @@ def coeff_rows(net, sizes, log=print, rtol=1e-6, maxiter=2000, repeats=3):
     return rows
 
 
+def angle_sweep(net, n: int, k: int, log=print, rtol=1e-6, maxiter=2000) -> list[dict]:
+    """Iterations of the learned network and its initialisation on rotated anisotropy at
+    ``k`` angles over [0, pi/2], ``eps`` 1e-3 and 1e-2, ``n``²: does one network serve every
+    angle, not only the test angle?"""
+    torch.manual_seed(0)
+    init = ConjugateDirectionNet(**net.get_config())
+    rows = []
+    for theta in np.linspace(0, np.pi / 2, k):
+        for eps in (1e-3, 1e-2):
+            p = gallery.anisotropic_diffusion((n, n), eps=eps, theta=float(theta))
+            b = gallery.random_rhs(p, seed=0)
+            tr = dcdm(p, b, net, rtol=rtol, maxiter=maxiter)
+            un = dcdm(p, b, init, rtol=rtol, maxiter=maxiter)
+            rows.append(
+                {
+                    "theta": round(float(theta), 4),
+                    "eps": eps,
+                    "it learned": tr.n_iter if tr.converged else None,
+                    "it untrained": un.n_iter if un.converged else None,
+                    "untrained/learned it": un.n_iter / tr.n_iter if tr.converged else None,
+                }
+            )
+            log(f"angle sweep {rows[-1]}")
+    return rows
+
+
+def sweep_summary(rows) -> str:
+    worse = [r for r in rows if r["it learned"] is None or r["untrained/learned it"] < 1.0]
+    gains = [r["untrained/learned it"] for r in rows if r["it learned"] is not None]
+    return (
+        f"- learned fewer iterations than untrained at {len(rows) - len(worse)} of "
+        f"{len(rows)} (angle, eps) pairs; untrained/learned from {min(gains):.2f} to "
+        f"{max(gains):.2f}"
+        + (
+            "; learned worse (or not converged) at "
+            + ", ".join(f"theta {r['theta']:.3f} eps {r['eps']:g}" for r in worse)
+            if worse
+            else ""
+        )
+        + "\n"
+    )
+
+
 def verdict(rows) -> str:
     out = []
     within = [r for r in rows if r["learned/SA it"] <= 2.0]
@@ -308,6 +392,7 @@ def coeff_only(args, log=print) -> None:
     save(net, RESULTS / "dcdm_coeff2d", metadata={"training": info})
     sizes = [int(v) for v in args.coeff_sizes.split(",")]
     rows = coeff_rows(net, sizes, log)
+    sweep = angle_sweep(net, args.coeff_sweep_n, args.coeff_sweep, log) if args.coeff_sweep else []
     cmd = " ".join(["python", "bench_dcdm.py", *sys.argv[1:]])
     path = RESULTS / "dcdm.json"
     data = json.loads(path.read_text())
@@ -315,7 +400,7 @@ def coeff_only(args, log=print) -> None:
     body = md.partition("\n\n")[2]
     body = body.split("\n\n", 1)[1] if body.startswith("Command:") else body
     body = body.split(COEFF_HEAD)[0].rstrip("\n") + "\n\n"
-    data["coefficient_aware"] = {"command": cmd, "training": info, "rows": rows}
+    data["coefficient_aware"] = {"command": cmd, "training": info, "rows": rows, "sweep": sweep}
     body += (
         f"{COEFF_HEAD}\n\n"
         f"Command: `{cmd}` (trains the network, saved to `results/dcdm_coeff2d/`).\n\n"
@@ -366,6 +451,16 @@ def coeff_only(args, log=print) -> None:
         + markdown_table(rows)
         + "\n"
         + verdict(rows)
+        + (
+            f"\n### Every angle: anisotropy at {args.coeff_sweep_n}², {args.coeff_sweep} "
+            "angles over [0, pi/2]\n\nThe same network and its initialisation, rtol 1e-6 "
+            "(a blank count: not converged in 2,000 iterations).\n\n"
+            + markdown_table(sweep)
+            + "\n"
+            + sweep_summary(sweep)
+            if sweep
+            else ""
+        )
     )
     previous = data.pop("command", None)
     data.pop("benchmark", None)

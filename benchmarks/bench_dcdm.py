@@ -434,6 +434,21 @@ def main():
         "reproducible; the results say how many epochs ran)",
     )
     ap.add_argument("--coeff-sizes", default="128,256,512", help="coeff: test grid sides")
+    ap.add_argument(
+        "--coeff-aniso-angles",
+        choices=("random", "spread"),
+        default="random",
+        help="coeff: angles of the anisotropic training matrices: random, or spread evenly "
+        "over [0, pi/2] per eps (both away from the test angle)",
+    )
+    ap.add_argument(
+        "--coeff-sweep",
+        type=int,
+        default=17,
+        help="coeff: anisotropy at this many angles over [0, pi/2] (0: none), learned "
+        "against untrained",
+    )
+    ap.add_argument("--coeff-sweep-n", type=int, default=128, help="coeff: sweep grid side")
     args = ap.parse_args()
     if args.quick:
         args.sizes2d, args.sizes3d = "32,64", "16"
