@@ -112,10 +112,13 @@ def training_set(
     log=print,
     aniso_big=0,
     spread=False,
+    aniso_extra=0,
 ):
     """``(problems, vectors, labels)`` of the training mix; ``aniso_big`` more anisotropic
     matrices at the big size (even seeds: eps = 1e-3); ``spread``: the anisotropic
-    matrices' angles from :func:`aniso_angles` instead of random."""
+    matrices' angles from :func:`aniso_angles` instead of random; ``aniso_extra`` more
+    anisotropic matrices at the smallest size, at spread angles (seeds 10, 11, ...:
+    ``eps`` alternating 1e-3, 1e-2)."""
     probs, data, labels = [], [], []
     t0 = time.perf_counter()
     plan = []
@@ -128,6 +131,9 @@ def training_set(
         if big and fam == "aniso":
             plan += [(fam, big, 4 + 2 * j, samples[-1]) for j in range(aniso_big)]
     angles = aniso_angles(plan) if spread else {}
+    extra = [("aniso", sizes[0], 10 + j, samples[0]) for j in range(aniso_extra)]
+    angles.update(aniso_angles(extra))
+    plan += extra
     for fam, n, seed, ns in plan:
         theta = angles.get((n, seed)) if fam == "aniso" else None
         p = train_problem(fam, n, seed, theta)
@@ -179,6 +185,7 @@ def train_coeff(args, log=print):
         log=log,
         aniso_big=args.coeff_aniso_big,
         spread=args.coeff_aniso_angles == "spread",
+        aniso_extra=args.coeff_aniso_extra,
     )
     vprobs, vdata = validation_set(lanczos=args.lanczos)
     t_data = time.perf_counter() - t0

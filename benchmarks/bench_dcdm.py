@@ -442,6 +442,13 @@ def main():
         "over [0, pi/2] per eps (both away from the test angle)",
     )
     ap.add_argument(
+        "--coeff-aniso-extra",
+        type=int,
+        default=0,
+        help="coeff: this many more anisotropic training matrices at the smallest size, "
+        "angles spread over [0, pi/2] away from the test angle",
+    )
+    ap.add_argument(
         "--coeff-sweep",
         type=int,
         default=17,
