@@ -376,6 +376,67 @@ def test_epoch_cap_ends_the_schedule_of_a_timed_run(budget, scheduler):
     assert history[-1]["lr"] < 0.1 * lr  # decayed, not left at the peak
 
 
+class _SlowStart(SmoothingPairs):
+    """SmoothingPairs whose first item takes ``delay`` seconds (a slow start-up)."""
+
+    def __init__(self, delay):
+        super().__init__(8)
+        self.delay = delay
+
+    def __getitem__(self, i):
+        if self.delay:
+            time.sleep(self.delay)
+            self.delay = 0
+        return super().__getitem__(i)
+
+
+@pytest.mark.parametrize("scheduler", ["cosine", "onecycle"])
+def test_timed_run_ended_by_epochs_does_not_depend_on_start_up_time(scheduler):
+    """A generous budget is only a safety cap: the learning rates follow the step count,
+    so a slow first batch does not change the weights."""
+
+    def run(delay):
+        torch.manual_seed(0)
+        model = _mgno()
+        Trainer(
+            model, epochs=3, batch_size=4, scheduler=scheduler, max_time=60.0, progress=False
+        ).fit(_SlowStart(delay))
+        return model.state_dict()
+
+    fast, slow = run(0.0), run(1.0)
+    assert all(torch.equal(fast[k], slow[k]) for k in fast)
+
+
+def test_numpy_time_budget_is_a_float_in_the_checkpoint(tmp_path):
+    import numpy as np
+
+    t = Trainer(_mgno(), epochs=1, max_time=np.int64(600), out_dir=tmp_path, progress=False)
+    t.fit(SmoothingPairs(8))
+    assert t.max_time == 600.0 and type(t.max_time) is float
+    assert (tmp_path / "checkpoint.pt").is_file()
+    with pytest.raises(ValueError, match="max_time"):
+        Trainer(_mgno(), max_time="600")
+
+
+def test_constant_learning_rate_run_resumes_with_more_epochs(tmp_path):
+    """No schedule and no budget: the learning rate is constant, so a finished 2-epoch run
+    resumed with epochs=4 equals a fresh 4-epoch run bit for bit."""
+
+    def trainer(epochs, out):
+        torch.manual_seed(0)
+        return Trainer(
+            _mgno(), epochs=epochs, batch_size=4, scheduler=None, out_dir=out, progress=False
+        )
+
+    fresh = trainer(4, tmp_path / "fresh")
+    fresh.fit(SmoothingPairs(8))
+    trainer(2, tmp_path / "run").fit(SmoothingPairs(8))
+    resumed = trainer(4, tmp_path / "run")
+    assert len(resumed.fit(SmoothingPairs(8), resume=True)) == 4
+    a, b = fresh.model.state_dict(), resumed.model.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
 def test_full_batch_lbfgs_reaches_the_least_squares_solution():
     x, y = _line_data()
     model = torch.nn.Linear(3, 1).double()

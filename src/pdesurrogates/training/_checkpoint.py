@@ -88,7 +88,8 @@ def read_checkpoint(path: Path | None, spec: dict | None) -> dict[str, Any]:
 
 
 #: Trainer settings that shape the optimiser and learning-rate schedule. A resumed run
-#: continues the checkpoint's schedule step by step, so these must equal the checkpoint's.
+#: continues the checkpoint's schedule step by step, so these must equal the checkpoint's
+#: (with a constant learning rate, neither a schedule nor a budget, the epochs may change).
 SCHEDULE_SETTINGS = (
     "optimizer_name",
     "lr",
@@ -118,7 +119,11 @@ def _check_schedule(path: Path, state: dict, trainer) -> None:
         keys = [(k, _CONFIG_NAME.get(k, k)) for k in SCHEDULE_SETTINGS]
         saved = {k: config[c] for k, c in keys if c in config}
     now = schedule_settings(trainer)
-    diff = [k for k in saved if k in now and saved[k] != now[k]]
+    keys = [k for k in saved if k in now]
+    constant = all(d.get(k) is None for d in (saved, now) for k in ("scheduler_name", "max_time"))
+    if constant:  # a constant learning rate: more (or fewer) epochs continue it exactly
+        keys = [k for k in keys if k not in ("epochs", "pct_start", "min_lr")]
+    diff = [k for k in keys if saved[k] != now[k]]
     if diff:
         was = ", ".join(f"{_CONFIG_NAME.get(k, k)}={saved[k]!r}" for k in diff)
         asked = ", ".join(f"{_CONFIG_NAME.get(k, k)}={now[k]!r}" for k in diff)

@@ -5,6 +5,7 @@ non-finite checks. Only the Trainer uses them."""
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Mapping
 from typing import Any
 
@@ -51,7 +52,9 @@ def check_arguments(trainer_args: Mapping[str, Any], metric_names) -> None:
         if m not in metric_names:
             raise ValueError(f"Trainer: unknown metric {m!r}; choose from 'rel_l2', 'rel_h1'")
     mt = a["max_time"]
-    if mt is not None and not isinstance(mt, TimeBudget) and not mt > 0:
+    if isinstance(mt, bool) or not (
+        mt is None or isinstance(mt, TimeBudget) or (isinstance(mt, numbers.Real) and mt > 0)
+    ):
         raise ValueError(f"Trainer: max_time must be None or > 0 seconds, got {mt!r}")
     if a["step"] is not None and a["step_fn"] is not None:
         raise ValueError("Trainer: give step (a TrainingStep) or step_fn, not both")
@@ -132,13 +135,19 @@ class Clock:
             return self.shared.fraction()
         return 0.0 if self.seconds is None else min(1.0, self.spent() / self.seconds)
 
-    def schedule_fraction(self, step: int) -> float:
+    def schedule_fraction(self, step: int, fraction: float | None = None) -> float:
         """Where the learning-rate schedule of a timed run stands before optimisation step
-        ``step`` (0-based, over all epochs): ``max(elapsed fraction of the budget,
-        step / total_steps)``, so whichever of the budget and the epoch cap ends training
-        also ends the schedule."""
-        by_steps = step / self.total_steps if self.total_steps > 0 else 0.0
-        return min(1.0, max(self.fraction(), by_steps))
+        ``step`` (0-based, over all epochs): the elapsed fraction of the budget once it
+        leads the step count by a step (``> (step + 1) / total_steps``), else
+        ``step / total_steps``. Whichever of the budget and the epoch cap ends training
+        also ends the schedule, and a run that the epoch cap ends follows the step count
+        alone, so its learning rates do not depend on how long its start-up took.
+        ``fraction``: the elapsed fraction to use (agreed among processes), else this
+        process's own."""
+        t = self.fraction() if fraction is None else fraction
+        if self.total_steps <= 0:
+            return min(1.0, t)
+        return min(1.0, t if t > (step + 1) / self.total_steps else step / self.total_steps)
 
     def exhausted(self) -> bool:
         if self.shared is not None:

@@ -260,7 +260,9 @@ class Trainer:
         self.grad_clip = grad_clip
         self.metrics = tuple(metrics)
         self.spatial_dims = spatial_dims
-        self.max_time = max_time
+        self.max_time = (
+            max_time if max_time is None or isinstance(max_time, TimeBudget) else float(max_time)
+        )
         self.num_workers = num_workers
         self.pct_start = pct_start
         self.params = None if params is None else list(params)
@@ -502,10 +504,13 @@ class Trainer:
         total, count = 0.0, 0
         for b, batch in enumerate(batches):
             if clock.timed:
-                if _sum_over_processes(ctx, clock.exhausted())[0] > 0:  # all stop together
+                # all stop together, and follow one schedule (the processes' mean time)
+                stop, spent = _sum_over_processes(ctx, clock.exhausted(), clock.fraction())
+                if stop > 0:
                     self.stop_reason = "max_time"
                     break
-                f = clock.schedule_fraction(epoch * clock.total_steps // self.epochs + b)
+                step = epoch * clock.total_steps // self.epochs + b
+                f = clock.schedule_fraction(step, spent / max(ctx.world_size, 1))
                 for group in opt.param_groups:
                     group["lr"] = self._time_lr(f)
             batch = to_device(batch, self.device)
