@@ -27,6 +27,10 @@ of the table, so that the learned/SA time ratio does not follow the machine's lo
 ``--coeff-aniso-big k`` adds k anisotropic 256² matrices with ``eps = 1e-3`` (the one
 256² anisotropic matrix of the base mix has ``eps = 1e-2``). ``--coeff-reach 2`` gives the
 network a 5x5 smoother (``ConjugateDirectionNet(smoother_reach=2)``).
+``--coeff-aniso-extra k`` adds k anisotropic 64² matrices at angles spread over
+[0, pi/2] (away from the test angle; ``--coeff-aniso-angles spread`` spreads the base
+mix's angles instead), and ``--coeff-sweep`` runs the network and its initialisation on
+anisotropy at that many angles: one network should serve every direction.
 """
 
 from __future__ import annotations
