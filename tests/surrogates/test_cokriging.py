@@ -129,6 +129,9 @@ def test_bad_input_errors():
         CoKrigingGP(kind="linear")
     with pytest.raises(ValueError, match="n_levels"):
         CoKrigingGP(n_levels=1)
+    for flag in ("centred", "quadratic", "linear_trend", "fixed_mean"):
+        with pytest.raises(ValueError, match=rf"{flag} needs one value per level \(2\); got 1"):
+            CoKrigingGP(n_levels=2, **{flag: [True]})
     # points outside declared bounds: a warning naming the dimension, then a normal fit
     with pytest.warns(UserWarning, match=r"training input dimension 0 .* outside the declared"):
         CoKrigingGP(n_restarts=1).fit(x_lo, y_lo, x_hi, y_hi, bounds=[[0.0, 0.5]])

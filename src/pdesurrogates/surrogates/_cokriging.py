@@ -203,10 +203,10 @@ class CoKrigingGP(nn.Module):
         self.require_nested, self.n_restarts = bool(require_nested), int(n_restarts)
         self.noise_floor, self.n_mc, self.seed = float(noise_floor), int(n_mc), int(seed)
         self.n_train = n_train
-        self.quadratic = None if quadratic is None else [bool(q) for q in quadratic]
-        self.linear_trend = None if linear_trend is None else [bool(t) for t in linear_trend]
-        self.fixed_mean = None if fixed_mean is None else [bool(f) for f in fixed_mean]
-        self.centred = None if centred is None else [bool(c) for c in centred]
+        self.quadratic = _fit.level_flags("quadratic", quadratic, self.n_levels)
+        self.linear_trend = _fit.level_flags("linear_trend", linear_trend, self.n_levels)
+        self.fixed_mean = _fit.level_flags("fixed_mean", fixed_mean, self.n_levels)
+        self.centred = _fit.level_flags("centred", centred, self.n_levels)
         self.kernel, self.pairs = kernel, check_kernel(kernel, pairs)
         self.var_scale = [1.0] * self.n_levels
         if var_scale is not None:

@@ -69,6 +69,16 @@ def nested_index(x_hi: np.ndarray, x_lo: np.ndarray, tol: float = 1e-10) -> np.n
     return idx
 
 
+def level_flags(name: str, flags, n_levels: int) -> list[bool] | None:
+    """Per-level booleans (``None`` stays ``None``), or a ``ValueError`` naming ``name``."""
+    if flags is None:
+        return None
+    out = [bool(f) for f in flags]
+    if len(out) != n_levels:
+        raise ValueError(f"{name} needs one value per level ({n_levels}); got {len(out)}")
+    return out
+
+
 def check_n_train(n_train) -> list[int]:
     """``n_train`` as a list of positive ints, or a ``ValueError`` naming it."""
     try:
