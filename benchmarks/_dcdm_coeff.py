@@ -97,8 +97,8 @@ def spread_angles(k: int, offset: float) -> list[float]:
 def aniso_angles(plan) -> dict:
     """Spread angles for the anisotropic entries of a training plan: per ``eps``, evenly
     over the allowed range (``eps = 1e-3`` with both ends, the grid-aligned cases;
-    ``1e-2`` in between), handed out in an interleaved order so that every size gets
-    angles from all over the range."""
+    ``1e-2`` offset by half a step, which can meet a ``1e-3`` angle), handed out in an
+    interleaved order so that every size gets angles from all over the range."""
     out = {}
     for parity, offset in ((0, 0.0), (1, 0.5)):
         keys = [(n, s) for fam, n, s, _ in plan if fam == "aniso" and s % 2 == parity]

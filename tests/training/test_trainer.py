@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import os
@@ -405,6 +406,24 @@ def test_timed_run_ended_by_epochs_does_not_depend_on_start_up_time(scheduler):
 
     fast, slow = run(0.0), run(1.0)
     assert all(torch.equal(fast[k], slow[k]) for k in fast)
+
+
+def test_schedule_fraction_follows_steps_and_never_moves_back():
+    from pdesurrogates.training._looptools import Clock
+
+    clock = Clock(None, 0.0, 10)
+    # time within a step of the step count: the step count alone (start-up time ignored)
+    assert clock.schedule_fraction(0, 0.05) == 0.0
+    assert clock.schedule_fraction(3, 0.35) == pytest.approx(0.3)
+    # time a step (here more than 5 %) ahead takes over, minus that lead
+    assert clock.schedule_fraction(1, 0.61) == pytest.approx(0.51)
+    fine = Clock(None, 0.0, 1000)  # 1000 steps: the lead is 5 %
+    assert fine.schedule_fraction(10, 0.04) == pytest.approx(0.01)
+    assert fine.schedule_fraction(10, 0.5) == pytest.approx(0.45)
+    # a time fraction that falls back under the step count never moves the schedule back
+    fr = [clock.schedule_fraction(s, t) for s, t in enumerate([0.0, 0.21, 0.29, 0.31, 0.5])]
+    assert all(b >= a for a, b in itertools.pairwise(fr)), fr
+    assert clock.schedule_fraction(9, 1.5) == 1.0
 
 
 def test_numpy_time_budget_is_a_float_in_the_checkpoint(tmp_path):

@@ -93,8 +93,8 @@ class DCDMConfig(_Config):
     seed : int
         Seed of the shuffling.
     max_seconds : float or None
-        Wall-clock budget; the cosine schedule then follows the larger of its elapsed
-        fraction and that of the epochs.
+        Wall-clock budget; the cosine schedule then follows the fraction of the epochs
+        done, or the budget's elapsed fraction once that leads by more than 5 %.
     """
 
     epochs: int = 4

@@ -485,8 +485,9 @@ def train_dcdm(
         Show a progress bar.
     max_seconds : float, optional
         Wall-clock budget: training stops once it is spent or after ``epochs``,
-        whichever comes first, and the cosine schedule follows the larger of the elapsed
-        fractions of the two, so it decays to its end either way. Training that
+        whichever comes first, and the cosine schedule follows the fraction of the
+        epochs done, or the budget's elapsed fraction once that leads by more than
+        5 %, so it decays to its end either way. Training that
         ``epochs`` ends is reproducible (same seed, CPU, one thread); training that the
         budget ends is not.
     device : str, optional

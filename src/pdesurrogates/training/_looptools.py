@@ -100,13 +100,19 @@ def time_lr(scheduler: str | None, lr: float, min_lr: float, pct_start: float, f
     return lr
 
 
+#: How far the budget's elapsed fraction must lead the step count before it drives the
+#: learning-rate schedule (see :meth:`Clock.schedule_fraction`).
+SCHEDULE_LEAD = 0.05
+
+
 class Clock:
     """Time spent by a run (across resumes) against its budget, if any.
 
     A number of seconds is this run's own budget (``offset``: the time spent before a
     resume); a shared :class:`TimeBudget` (several trainers in turn) counts itself.
     ``total_steps`` (the epoch cap times the steps per epoch) is the other end of a timed
-    run: :meth:`schedule_fraction` is the larger of the two fractions done.
+    run: :meth:`schedule_fraction` follows the step count, and the budget's elapsed
+    fraction once that leads it by more than 5 % (or a step).
     """
 
     def __init__(
@@ -137,17 +143,19 @@ class Clock:
 
     def schedule_fraction(self, step: int, fraction: float | None = None) -> float:
         """Where the learning-rate schedule of a timed run stands before optimisation step
-        ``step`` (0-based, over all epochs): the elapsed fraction of the budget once it
-        leads the step count by a step (``> (step + 1) / total_steps``), else
-        ``step / total_steps``. Whichever of the budget and the epoch cap ends training
-        also ends the schedule, and a run that the epoch cap ends follows the step count
-        alone, so its learning rates do not depend on how long its start-up took.
-        ``fraction``: the elapsed fraction to use (agreed among processes), else this
-        process's own."""
+        ``step`` (0-based, over all epochs): ``max(step / total_steps, elapsed fraction of
+        the budget - lead)`` with ``lead`` the larger of :data:`SCHEDULE_LEAD` and one
+        step. It never moves back; whichever of the budget and the epoch cap ends
+        training also ends the schedule (the budget to within ``lead``: a cosine rate is
+        then below 1 % of its peak); and a run whose budget never leads the step count by
+        ``lead`` (a generous budget, as a safety cap) follows the step count alone, so
+        its learning rates do not depend on how long its start-up took. ``fraction``: the
+        elapsed fraction to use (agreed among processes), else this process's own."""
         t = self.fraction() if fraction is None else fraction
         if self.total_steps <= 0:
             return min(1.0, t)
-        return min(1.0, t if t > (step + 1) / self.total_steps else step / self.total_steps)
+        lead = max(SCHEDULE_LEAD, 1 / self.total_steps)
+        return min(1.0, max(step / self.total_steps, t - lead))
 
     def exhausted(self) -> bool:
         if self.shared is not None:

@@ -143,9 +143,10 @@ class Trainer:
         Wall-clock training budget in seconds (or a :class:`TimeBudget` shared with
         other work). Training stops (mid-epoch if need be) once it is spent or after
         ``epochs``, whichever comes first, and the learning-rate schedule follows the
-        larger of the *elapsed fraction of the budget* and the fraction of the
-        ``epochs`` x steps-per-epoch steps done, so the schedule completes by whichever
-        end comes first, whatever the machine's speed. A run that the budget ends is not
+        fraction of the ``epochs`` x steps-per-epoch steps done, or the *elapsed
+        fraction of the budget* once that leads it by more than 5 % (never moving
+        back), so the schedule completes by whichever end comes first, whatever the
+        machine's speed. A run that the budget ends is not
         bit-reproducible; one that ``epochs`` ends is, when the budget never overtakes
         the step count (a generous budget as a safety cap).
     num_workers : int
