@@ -415,11 +415,12 @@ def test_schedule_fraction_follows_steps_and_never_moves_back():
     # time within a step of the step count: the step count alone (start-up time ignored)
     assert clock.schedule_fraction(0, 0.05) == 0.0
     assert clock.schedule_fraction(3, 0.35) == pytest.approx(0.3)
-    # time a step (here more than 5 %) ahead takes over, minus that lead
-    assert clock.schedule_fraction(1, 0.61) == pytest.approx(0.51)
+    # time a step (here more than 5 %) ahead takes over, rescaled to end at the budget
+    assert clock.schedule_fraction(1, 0.64) == pytest.approx(0.6)
     fine = Clock(None, 0.0, 1000)  # 1000 steps: the lead is 5 %
     assert fine.schedule_fraction(10, 0.04) == pytest.approx(0.01)
-    assert fine.schedule_fraction(10, 0.5) == pytest.approx(0.45)
+    assert fine.schedule_fraction(10, 0.525) == pytest.approx(0.5)
+    assert fine.schedule_fraction(10, 1.0) == 1.0
     # a time fraction that falls back under the step count never moves the schedule back
     fr = [clock.schedule_fraction(s, t) for s, t in enumerate([0.0, 0.21, 0.29, 0.31, 0.5])]
     assert all(b >= a for a, b in itertools.pairwise(fr)), fr

@@ -143,19 +143,19 @@ class Clock:
 
     def schedule_fraction(self, step: int, fraction: float | None = None) -> float:
         """Where the learning-rate schedule of a timed run stands before optimisation step
-        ``step`` (0-based, over all epochs): ``max(step / total_steps, elapsed fraction of
-        the budget - lead)`` with ``lead`` the larger of :data:`SCHEDULE_LEAD` and one
-        step. It never moves back; whichever of the budget and the epoch cap ends
-        training also ends the schedule (the budget to within ``lead``: a cosine rate is
-        then below 1 % of its peak); and a run whose budget never leads the step count by
-        ``lead`` (a generous budget, as a safety cap) follows the step count alone, so
-        its learning rates do not depend on how long its start-up took. ``fraction``: the
-        elapsed fraction to use (agreed among processes), else this process's own."""
+        ``step`` (0-based, over all epochs): ``max(step / total_steps, (t - lead) /
+        (1 - lead))``, with ``t`` the elapsed fraction of the budget and ``lead`` the
+        larger of :data:`SCHEDULE_LEAD` and one step (at most 1/2). It never moves back;
+        whichever of the budget and the epoch cap ends training also ends the schedule;
+        and a run whose budget never leads the step count by ``lead`` (a generous budget,
+        as a safety cap) follows the step count alone, so its learning rates do not
+        depend on how long its start-up took. ``fraction``: the elapsed fraction to use
+        (agreed among processes), else this process's own."""
         t = self.fraction() if fraction is None else fraction
         if self.total_steps <= 0:
             return min(1.0, t)
-        lead = max(SCHEDULE_LEAD, 1 / self.total_steps)
-        return min(1.0, max(step / self.total_steps, t - lead))
+        lead = min(max(SCHEDULE_LEAD, 1 / self.total_steps), 0.5)
+        return min(1.0, max(step / self.total_steps, (t - lead) / (1 - lead)))
 
     def exhausted(self) -> bool:
         if self.shared is not None:
