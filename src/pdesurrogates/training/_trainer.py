@@ -146,9 +146,9 @@ class Trainer:
         fraction of the ``epochs`` x steps-per-epoch steps done, or the *elapsed
         fraction of the budget* once that leads it by more than 5 % (never moving
         back), so the schedule completes by whichever end comes first, whatever the
-        machine's speed. A run that the budget ends is not
-        bit-reproducible; one that ``epochs`` ends is, when the budget never overtakes
-        the step count (a generous budget as a safety cap).
+        machine's speed. A run that the budget ends is not bit-reproducible; one that
+        ``epochs`` ends is, when the budget never leads the step count by 5 % (a
+        generous budget as a safety cap).
     num_workers : int
         DataLoader worker processes.
     pct_start : float
