@@ -84,3 +84,58 @@ def test_two_process_ddp_matches_single_process_with_the_global_batch(tmp_path):
     # the checkpoint remembers the process count
     ckpt = torch.load(tmp_path / "ddp" / "checkpoint.pt", weights_only=True)
     assert ckpt["world_size"] == 2
+
+
+TIMED = textwrap.dedent(
+    """
+    import json, os, sys, time, torch
+    sys.path.insert(0, {tests!r})
+    from _pairs import SmoothingPairs
+    from pdesurrogates.surrogates import MgNO
+    from pdesurrogates.training import Trainer
+
+    class Uneven(SmoothingPairs):  # rank 1 is slower: its clock runs ahead of rank 0's
+        def __getitem__(self, i):
+            if os.environ.get("RANK") == "1":
+                time.sleep(0.02)
+            return super().__getitem__(i)
+
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    model = MgNO(channels=4, levels=2, layers=1, base_resolution=16, projection_channels=4)
+    trainer = Trainer(model, lr=3e-3, epochs=10_000, batch_size=2, max_time=4.0,
+                      progress=False, seed=5, scheduler="onecycle")
+    history = trainer.fit(Uneven(8))
+    out = os.path.join(sys.argv[1], "rank" + os.environ["RANK"])
+    torch.save(model.state_dict(), out + ".pt")
+    with open(out + ".json", "w") as f:
+        json.dump({{"lr": [h["lr"] for h in history], "stop": trainer.stop_reason}}, f)
+    """
+)
+
+
+def test_two_process_ddp_follows_one_time_schedule(tmp_path):
+    """Under a time budget the processes stop at the same step and follow one schedule
+    (their mean elapsed fraction), though one runs slower: the same learning rates and
+    bit-identical weights on both."""
+    script = tmp_path / "timed.py"
+    script.write_text(TIMED.format(tests=str(Path(__file__).parent)))
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    run = subprocess.run(
+        [
+            *(sys.executable, "-m", "torch.distributed.run", "--standalone"),
+            *("--nproc-per-node", "2", str(script), str(tmp_path)),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    h0, h1 = (json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1))
+    assert h0["stop"] == h1["stop"] == "max_time"
+    assert len(h0["lr"]) >= 2 and h0["lr"] == h1["lr"]
+    assert h0["lr"][-1] < 3e-3 / 5  # the budget drove the schedule down
+    w0, w1 = (torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in (0, 1))
+    for k in w0:
+        assert torch.equal(w0[k], w1[k]), k

@@ -14,6 +14,7 @@ import textwrap
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from _pairs import SmoothingPairs
@@ -364,14 +365,14 @@ def test_epoch_cap_ends_the_schedule_of_a_timed_run(budget, scheduler):
     )
     history = trainer.fit(FullBatch((x, y)))  # one step per epoch
     assert trainer.stop_reason == "epochs" and len(history) == epochs
-    for h in history:  # the lr of the epoch's (only) step, at fraction (epoch - 1) / epochs
-        f = (h["epoch"] - 1) / epochs
+    for h in history:  # the lr of the epoch's (only) step s = epoch - 1 of 10
+        s = h["epoch"] - 1
         if scheduler == "cosine":
-            want = min_lr + (lr - min_lr) * 0.5 * (1 + math.cos(math.pi * f))
-        elif f < 0.3:
-            want = lr / 10 + (lr - lr / 10) * 0.5 * (1 - math.cos(math.pi * f / 0.3))
+            want = min_lr + (lr - min_lr) * 0.5 * (1 + math.cos(math.pi * s / epochs))
+        elif s <= 2:  # one-cycle: up to its peak at step 0.3 * 10 - 1, down to step 9
+            want = lr / 10 + (lr - lr / 10) * 0.5 * (1 - math.cos(math.pi * s / 2))
         else:
-            g = (f - 0.3) / 0.7
+            g = (s - 2) / 7
             want = lr / 1000 + (lr - lr / 1000) * 0.5 * (1 + math.cos(math.pi * g))
         assert h["lr"] == pytest.approx(want, rel=1e-6)
     assert history[-1]["lr"] < 0.1 * lr  # decayed, not left at the peak
@@ -406,6 +407,55 @@ def test_timed_run_ended_by_epochs_does_not_depend_on_start_up_time(scheduler):
 
     fast, slow = run(0.0), run(1.0)
     assert all(torch.equal(fast[k], slow[k]) for k in fast)
+
+
+@pytest.mark.parametrize(("steps", "pct"), [(20, 0.3), (7, 0.2), (1000, 0.25)])
+def test_time_lr_on_the_step_grid_is_torchs_schedule(steps, pct):
+    """At ``f = s / steps`` the budget's schedule gives the rate torch's schedulers use at
+    step ``s`` (one-cycle peaks at step ``pct * steps - 1`` and ends at ``steps - 1``)."""
+    from pdesurrogates.training._looptools import time_lr
+
+    for name, make in {
+        "onecycle": lambda o: torch.optim.lr_scheduler.OneCycleLR(
+            o,
+            max_lr=1e-2,
+            total_steps=steps,
+            pct_start=pct,
+            div_factor=10.0,
+            final_div_factor=100.0,
+            cycle_momentum=False,
+        ),
+        "cosine": lambda o: torch.optim.lr_scheduler.CosineAnnealingLR(o, steps, eta_min=1e-5),
+    }.items():
+        opt = torch.optim.Adam([torch.zeros(1, requires_grad=True)], lr=1e-2)
+        sched = make(opt)
+        theirs = []
+        for _ in range(steps):
+            theirs.append(opt.param_groups[0]["lr"])
+            opt.step()
+            sched.step()
+        ours = [time_lr(name, 1e-2, 1e-5, pct, s / steps, steps) for s in range(steps)]
+        np.testing.assert_allclose(ours, theirs, rtol=1e-12, err_msg=name)
+    assert time_lr("onecycle", 1e-2, 0.0, pct, 1.0, steps) == pytest.approx(1e-5)
+
+
+@pytest.mark.parametrize("scheduler", ["cosine", "onecycle"])
+def test_generous_budget_trains_like_no_budget(scheduler):
+    """A budget that never binds changes nothing: the same learning rates at every step."""
+
+    def run(max_time):
+        torch.manual_seed(0)
+        model = _mgno()
+        trainer = Trainer(
+            model, epochs=3, batch_size=4, scheduler=scheduler, max_time=max_time, progress=False
+        )
+        history = trainer.fit(SmoothingPairs(8))
+        return model.state_dict(), [h["lr"] for h in history]
+
+    (untimed, lr_untimed), (timed, lr_timed) = run(None), run(600.0)
+    np.testing.assert_allclose(lr_timed, lr_untimed, rtol=1e-12)
+    for k in untimed:
+        torch.testing.assert_close(timed[k], untimed[k], rtol=1e-6, atol=1e-9)
 
 
 def test_schedule_fraction_follows_steps_and_never_moves_back():

@@ -86,18 +86,32 @@ def make_optimizer(trainer, params, total_steps: int):
     return opt, sched
 
 
-def time_lr(scheduler: str | None, lr: float, min_lr: float, pct_start: float, f: float):
-    """Learning rate at fraction ``f`` of a time budget (the shapes of the schedulers)."""
+def time_lr(
+    scheduler: str | None, lr: float, min_lr: float, pct_start: float, f: float, steps: int = 0
+) -> float:
+    """Learning rate at fraction ``f`` of a run (the shapes of the schedulers).
+
+    With ``steps`` (the run's optimisation steps), ``f = s / steps`` gives exactly the rate
+    the step-driven scheduler of :func:`make_optimizer` uses at step ``s``: one-cycle
+    peaks at step ``pct_start * steps - 1`` and ends at step ``steps - 1``, as torch's
+    ``OneCycleLR`` does. Without it (or with too few steps), the continuous shape."""
     f = min(max(f, 0.0), 1.0)
     if scheduler == "onecycle":
         lo, end = lr / 10.0, lr / 1000.0
-        if f < pct_start:
-            return lo + (lr - lo) * 0.5 * (1 - math.cos(math.pi * f / pct_start))
-        g = (f - pct_start) / (1 - pct_start)
-        return end + (lr - end) * 0.5 * (1 + math.cos(math.pi * g))
+        peak, last, pos = pct_start, 1.0, f
+        if steps >= 2 and 1.0 < pct_start * steps < steps:
+            peak, last, pos = pct_start * steps - 1, steps - 1.0, f * steps
+        if pos <= peak:
+            return _cos_anneal(lo, lr, pos / peak)
+        return _cos_anneal(lr, end, min(1.0, (pos - peak) / (last - peak)))
     if scheduler == "cosine":
-        return min_lr + (lr - min_lr) * 0.5 * (1 + math.cos(math.pi * f))
+        return _cos_anneal(lr, min_lr, f)
     return lr
+
+
+def _cos_anneal(start: float, end: float, pct: float) -> float:
+    """Cosine from ``start`` (pct 0) to ``end`` (pct 1)."""
+    return end + (start - end) * 0.5 * (1 + math.cos(math.pi * pct))
 
 
 #: How far the budget's elapsed fraction must lead the step count before it drives the

@@ -337,9 +337,9 @@ class Trainer:
     def _make_optimizer(self, steps_per_epoch):
         return make_optimizer(self, self._trained_params(), self.epochs * steps_per_epoch)
 
-    def _time_lr(self, fraction: float) -> float:
-        """Learning rate at ``fraction`` of the time budget (same shapes as the schedulers)."""
-        return time_lr(self.scheduler_name, self.lr, self.min_lr, self.pct_start, fraction)
+    def _time_lr(self, fraction: float, steps: int = 0) -> float:
+        """Learning rate at ``fraction`` of a run of ``steps`` steps (see :func:`time_lr`)."""
+        return time_lr(self.scheduler_name, self.lr, self.min_lr, self.pct_start, fraction, steps)
 
     @property
     def checkpoint_path(self) -> Path | None:
@@ -503,6 +503,7 @@ class Trainer:
     # -- one epoch ----------------------------------------------------------------------
     def _train_epoch(self, epoch, batches, order, train_model, opt, sched, clock, ctx, bars):
         total, count = 0.0, 0
+        self._epoch_lr = opt.param_groups[0]["lr"]
         for b, batch in enumerate(batches):
             if clock.timed:
                 # all stop together, and follow one schedule (the processes' mean time)
@@ -513,8 +514,9 @@ class Trainer:
                 step = epoch * clock.total_steps // self.epochs + b
                 f = clock.schedule_fraction(step, spent / max(ctx.world_size, 1))
                 for group in opt.param_groups:
-                    group["lr"] = self._time_lr(f)
+                    group["lr"] = self._time_lr(f, clock.total_steps)
             batch = to_device(batch, self.device)
+            self._epoch_lr = opt.param_groups[0]["lr"]  # the rate this step uses
             lv, n = self._optimise(train_model, opt, batch, epoch, b, order, ctx)
             if sched is not None:
                 sched.step()
@@ -576,7 +578,7 @@ class Trainer:
         record: dict[str, Any] = {
             "epoch": epoch + 1,
             "train_loss": mean,
-            "lr": opt.param_groups[0]["lr"],
+            "lr": self._epoch_lr,  # the rate of the epoch's last step
         }
         last = epoch + 1 == self.epochs or self.stop_reason != "epochs"
         if valid_dataset is not None and ((epoch + 1) % self.valid_every == 0 or last):
