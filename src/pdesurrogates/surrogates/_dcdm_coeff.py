@@ -16,7 +16,7 @@ filling the axis channels) and builds, once per matrix,
   ``W = D + D^1/2 K^T K D^1/2``, ``K`` a per-cell kernel of the other channels on A's
   own pattern (``smoother_reach=2``: 3x3, so ``W`` has taps on the pattern of ``A^2``,
   5x5 in 2D): symmetric positive definite for any weights. At setup the learned part is
-  halved until ``lambda_max(W A)`` (Lanczos estimate) is at most :data:`SPD_CAP` < 2, so
+  scaled so that ``lambda_max(W A)`` (Lanczos estimate) is at most :data:`SPD_CAP` < 2, so
   every smoothing step contracts the error in the A-norm, also on fields unlike the
   training ones. ``smoother="free"`` is the earlier per-cell kernel (centre ``D``, the
   other taps ``D tanh(g_k) / 2``): not symmetric, measured to amplify the error on
@@ -61,7 +61,6 @@ SMOOTHERS = ("spd", "free")
 _EXACT_COARSE = 256  # solve the coarsest level exactly up to this many cells
 SPD_LANCZOS_STEPS = 12  # Lanczos steps of the spd smoother's setup-time safeguard ...
 SPD_CAP = 1.7  # ... which keeps the estimated lambda_max(W A) at most this (< 2),
-SPD_HALVINGS = 6  # ... halving the learned part up to this many times, then Jacobi
 
 
 def _bilinear_kernel(dim: int) -> torch.Tensor:
@@ -323,7 +322,10 @@ class StencilVCycle(nn.Module):
         wtaps = [k for k, o in enumerate(self.woffs) if o in pattern]
         level = {"S": S, "active": active, "taps": taps, "wtaps": wtaps}
         if self.smoother == "spd":
-            level["W"] = self._spd_smoother(S, g, 2 * frac / l1, active, pattern0, taps)
+            W = self._spd_smoother(S, g, 2 * frac / l1, active, pattern0, taps)
+            if isinstance(W, tuple):  # learned part to check, unless the level is solved
+                level["parts"], W = W, W[0] + W[1]
+            level["W"] = W
             return level
         # "free": the other taps within +-1/2 of the centre, cell by cell (not symmetric,
         # measured to amplify the error on unseen rough high-contrast fields)
@@ -357,7 +359,7 @@ class StencilVCycle(nn.Module):
         own pattern within ``smoother_reach / 2`` cells (``k_a(m) = g_a(m)``, zero
         untrained), so ``W`` is symmetric positive definite for every weight and can
         boost smooth error far beyond Jacobi (a line-smoother-like gain). At setup
-        (without gradients) the learned part is halved until ``lambda_max(W A)``, estimated
+        (without gradients) the learned part is scaled so that ``lambda_max(W A)``, estimated
         by Lanczos, is at most :data:`SPD_CAP` < 2 (``D`` alone has
         ``lambda(D A) <= 2 f < 2`` by Gershgorin): with ``W`` SPD, every smoothing step then
         contracts the error in the A-norm. Untrained: ``W = D`` bit for bit, no check.
@@ -387,23 +389,32 @@ class StencilVCycle(nn.Module):
             return Wd + Wl
         if not bool(Wl.any()):
             return Wd
+        return Wd, Wl  # scaled by _safeguard once the level is known to smooth
+
+    def _safeguard(self, L: dict) -> torch.Tensor:
+        """The spd smoother ``D + t (W - D)`` of a smoothing level (see _spd_smoother)."""
+        Wd, Wl = L.pop("parts")
+        S, taps, active = L["S"], L["taps"], L["active"]
         # the safeguard: lambda_max(W A) by Lanczos steps in the A-inner product (W A is
-        # self-adjoint there); W_t = D + t (W - D) only grows with t
+        # self-adjoint there). lambda_max(W_t A) with W_t = D + t (W - D) is convex in t
+        # (a maximum of Rayleigh quotients linear in t), so it stays below the chord
+        # (1 - t) lambda_max(D A) + t lambda_max(W A): t is chosen where the chord of the
+        # two estimates meets SPD_CAP.
         gen = torch.Generator().manual_seed(0)
         x = torch.rand(S.shape[0], 1, *S.shape[2:], generator=gen, dtype=torch.float64)
         x = x.to(S.dtype) * active  # a fixed start: the setup is deterministic
-        t = 1.0
-        for _ in range(SPD_HALVINGS):
-            if self._lambda_max(Wd + t * Wl, S, taps, x) <= SPD_CAP:
-                return Wd + t * Wl
-            t *= 0.5
-        return Wd
+        lam1 = self._lambda_max(Wd + Wl, L["wtaps"], S, taps, x)
+        if lam1 <= SPD_CAP:
+            return Wd + Wl
+        lam0 = self._lambda_max(Wd, [self.wcentre], S, taps, x)
+        if lam0 >= SPD_CAP:
+            return Wd
+        return Wd + (SPD_CAP - lam0) / (lam1 - lam0) * Wl
 
-    def _lambda_max(self, W, S, taps, x) -> float:
+    def _lambda_max(self, W, wtaps, S, taps, x) -> float:
         """Largest Ritz value of ``W A`` after :data:`SPD_LANCZOS_STEPS` Lanczos steps from
         ``x`` in the A-inner product (an estimate from below of ``lambda_max(W A)``)."""
-        wtaps = [k for k in range(len(self.woffs)) if bool(W[:, k].any())]
-        dot = lambda u, v: float((u.double() * v.double()).sum())  # noqa: E731
+        dot = lambda u, v: float(torch.dot(u.reshape(-1), v.reshape(-1)))  # noqa: E731
         Ax = _taps_apply(x, S, taps, self.offs)
         nrm = dot(x, Ax) ** 0.5
         if not nrm > 0:
@@ -456,6 +467,11 @@ class StencilVCycle(nn.Module):
                 act = last["active"].reshape(-1).double()
                 M = M + torch.diag(1.0 - act)
                 last["inv"] = (torch.linalg.inv(M) * act[:, None] * act[None, :]).to(dtype)
+        for L in levels:
+            if "parts" in L:
+                parts = L["parts"]
+                L["W"] = parts[0] if "inv" in L else self._safeguard(L)
+                L.pop("parts", None)
         return StencilHierarchy(levels, diag, levels[0]["active"])
 
     def prepare(self, stencil) -> StencilHierarchy:
