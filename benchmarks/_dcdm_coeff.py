@@ -12,7 +12,9 @@ Families (2D, random right-hand side, rtol 1e-6 on the true residual):
   {1e-3, 1e-2} and angles drawn away from the test angle, test ``eps = 1e-3``,
   ``theta = pi/8`` (held out);
 * smoke: Neumann walls, open top, random disc obstacles in training, two discs at
-  other places in the test (unseen geometry).
+  other places in the test (unseen geometry);
+* randcoef, randcoef-l8 (test only): ``gallery.random_coefficient`` fields of contrast
+  1e4, correlation 3 and 8 cells, seed 0: generators never used in training.
 
 Training sizes 64² and 128² (plus one 256² matrix per family); test sizes 128², 256², 512².
 Training is reproducible: a fixed number of epochs ``--coeff-epochs`` (the cosine learning
@@ -31,6 +33,11 @@ network a 5x5 smoother (``ConjugateDirectionNet(smoother_reach=2)``).
 [0, pi/2] (away from the test angle; ``--coeff-aniso-angles spread`` spreads the base
 mix's angles instead), and ``--coeff-sweep`` runs the network and its initialisation on
 anisotropy at that many angles: one network should serve every direction.
+``--coeff-smoother`` picks the smoother (``spd``, the default: symmetric positive
+definite with a setup-time safeguard; ``free``: the earlier per-cell kernel);
+``--coeff-varcoef-extra k`` adds k ``random_coefficient`` training fields (seeds 20, 21,
+...; :data:`RANDCOEF_MIX`) and ``--coeff-varcoef-weight`` weights the variable-coefficient
+matrices' loss.
 """
 
 from __future__ import annotations
@@ -465,7 +472,10 @@ def coeff_only(args, log=print) -> None:
         f"{', '.join(info['train_problems'])}), used without retraining on held-out "
         "problems and sizes: varcoef seed 100 (max/min coefficient >= 1e4), anisotropy "
         "eps = 1e-3, theta = pi/8 (angle not in training), smoke with two discs at new "
-        "places. Random b, rtol 1e-6 on the true residual, one thread; every time is "
+        "places, and coefficient fields of two generators never used in training "
+        "(randcoef: random_coefficient, contrast 1e4, correlation 3 cells, seed 0; "
+        "randcoef-l8: correlation 8 cells). Random b, rtol 1e-6 on the true residual, "
+        "one thread; every time is "
         "process CPU seconds (time.process_time, for SA and DCDM alike), the best of 3 "
         "interleaved runs. 'untrained' is the "
         "same network at its initialisation: a geometric V-cycle (aggregation coarse "
