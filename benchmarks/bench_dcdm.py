@@ -422,6 +422,26 @@ def main():
         help="coeff: smoother taps up to this many cells away (2: 5x5, extra taps start at 0)",
     )
     ap.add_argument(
+        "--coeff-varcoef-extra",
+        type=int,
+        default=0,
+        help="coeff: this many random-coefficient training fields (gallery.random_coefficient, "
+        "seeds 20, 21, ...; correlation 1.5-6 cells, contrast 1e2-1e5)",
+    )
+    ap.add_argument(
+        "--coeff-varcoef-weight",
+        type=float,
+        default=1.0,
+        help="coeff: factor on the loss of the variable-coefficient training matrices",
+    )
+    ap.add_argument(
+        "--coeff-smoother",
+        choices=("spd", "free"),
+        default="spd",
+        help="coeff: smoother parametrisation: spd (symmetric positive definite, scaled at "
+        "setup to contract in the A-norm) or free (per-cell taps, can amplify)",
+    )
+    ap.add_argument(
         "--coeff-balance",
         action="store_true",
         help="coeff: weight each training matrix's loss by 1 / its initial loss",

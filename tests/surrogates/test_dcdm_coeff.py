@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import subprocess
 import sys
@@ -9,6 +10,7 @@ import textwrap
 
 import numpy as np
 import pytest
+import scipy.linalg
 import scipy.sparse as sp
 import torch
 
@@ -19,10 +21,12 @@ from pdesurrogates.surrogates import ConjugateDirectionNet
 from pdesurrogates.training import ritz_training_vectors, train_dcdm
 
 
-def _perturbed(seed=0, dim=2, reach=1):
+def _perturbed(seed=0, dim=2, reach=1, smoother="spd"):
     """A coefficient-aware network whose learned smoother part is not zero."""
     torch.manual_seed(seed)
-    net = ConjugateDirectionNet(dim=dim, coefficients=True, smoother_reach=reach).double()
+    net = ConjugateDirectionNet(
+        dim=dim, coefficients=True, smoother_reach=reach, smoother=smoother
+    ).double()
     with torch.no_grad():
         last = net.cycle.gen[-1]
         last.weight.normal_(0, 0.05)
@@ -65,10 +69,11 @@ def test_direction_is_invariant_to_scaling_a():
         (gallery.anisotropic_diffusion((600, 5), eps=1e-2, theta=0.3), 2),
     ],
 )
-def test_numpy_cycle_is_the_torch_cycle(problem, reach):
+@pytest.mark.parametrize("smoother", ["spd", "free"])
+def test_numpy_cycle_is_the_torch_cycle(problem, reach, smoother):
     """The compiled sparse cycle equals the torch V-cycle (float64: to 1e-13; float32: to
     float32 round-off) on odd grids, obstacles, 9-point stencils, 3D and 5x5 smoothers."""
-    net = _perturbed(dim=len(problem.shape), reach=reach)
+    net = _perturbed(dim=len(problem.shape), reach=reach, smoother=smoother)
     with torch.no_grad():  # learned transfer kernels and level scale away from their init
         net.cycle.restrict.mul_(1.1)
         net.cycle.prolong.add_(0.01 * torch.randn_like(net.cycle.prolong))
@@ -118,6 +123,74 @@ def test_wide_smoother_starts_as_the_3x3_one(problem):
     assert len(offsets) == (13 if (S[0, [0, 2, 6, 8]] == 0).all() else 25)
     with pytest.raises(ValueError, match="smoother_reach must be 1 or 2"):
         ConjugateDirectionNet(dim=2, coefficients=True, smoother_reach=3)
+
+
+def _level_contractions(net, S):
+    """Per level of the compiled cycle: (A-norm of I - W A, eigenvalues of W A, W) on the
+    active cells (dense, float64)."""
+    out = []
+    for L in net.double().numpy_cycle(S).levels:
+        if "W" not in L:
+            continue
+        A, W = L["A"].toarray(), L["W"].toarray()
+        act = np.abs(A).sum(axis=1) > 0
+        A, W = A[act][:, act], W[act][:, act]
+        E = np.eye(len(A)) - W @ A
+        top = scipy.linalg.eigh(E.T @ A @ E, A, eigvals_only=True)[-1]  # max |Ex|_A^2/|x|_A^2
+        out.append((float(np.sqrt(top)), np.linalg.eigvals(W @ A), W))
+    return out
+
+
+@pytest.mark.parametrize("reach", [1, 2])
+def test_spd_smoother_contracts_for_any_weights(reach):
+    """smoother="spd": W is symmetric positive definite with lambda(W A) in (0, 2) (to
+    round-off: saturated weights make some cells' W nearly 0), so every smoothing step
+    contracts the error in the A-norm, for random network weights (small and large) on a
+    rough field of contrast 1e4 the network never saw; the "free" smoother with the same
+    weights amplifies it."""
+    p = gallery.random_coefficient((24, 24), contrast=1e4, correlation=1.0, seed=3)
+    S = torch.from_numpy(grid_stencil(p.A, p.shape))
+    worst_free, coupled = 0.0, 0
+    for seed, scale in itertools.product(range(3), (0.1, 1.0)):
+        nets = {}
+        for kind in ("spd", "free"):
+            torch.manual_seed(seed)
+            nets[kind] = ConjugateDirectionNet(
+                dim=2, coefficients=True, smoother_reach=reach, smoother=kind
+            ).double()
+            with torch.no_grad():
+                for prm in nets[kind].cycle.gen.parameters():
+                    prm.normal_(0, scale, generator=torch.Generator().manual_seed(seed))
+        for norm, lam, W in _level_contractions(nets["spd"], S):
+            np.testing.assert_allclose(W, W.T, rtol=0, atol=1e-14 * np.abs(W).max())
+            coupled += np.abs(W - np.diag(np.diag(W))).max() > 1e-3 * np.abs(W).max()
+            assert np.abs(lam.imag).max() < 1e-8
+            assert lam.real.min() > -1e-12 and lam.real.max() < 2
+            assert np.linalg.eigvalsh(W).min() > -1e-12 * np.abs(W).max()  # W is SPD
+            assert norm < 1 + 1e-9
+        worst_free = max(worst_free, *(c[0] for c in _level_contractions(nets["free"], S)))
+    assert worst_free > 1.5
+    assert coupled > 0 if reach == 2 else coupled == 0  # reach 1: K is its centre only
+
+
+def test_untrained_smoothers_are_the_same_cycle():
+    """Every parametrisation starts as l1-Jacobi: the same direction to the last bit (torch
+    and compiled), and the smoother is a config key."""
+    p = gallery.random_coefficient((20, 17), contrast=1e4, seed=1)
+    S = torch.from_numpy(grid_stencil(p.A, p.shape)).float()
+    r = torch.randn(1, 1, *p.shape)
+    outs = []
+    for kind in ("spd", "free"):
+        torch.manual_seed(0)
+        net = ConjugateDirectionNet(dim=2, coefficients=True, smoother_reach=2, smoother=kind)
+        assert net.get_config()["smoother"] == kind
+        with torch.no_grad():
+            outs.append((net(r, coefficients=S), net.numpy_cycle(S)(r.numpy().ravel())))
+    for out in outs[1:]:
+        assert torch.equal(outs[0][0], out[0])
+        assert np.array_equal(outs[0][1], out[1])
+    with pytest.raises(ValueError, match="smoother must be one of"):
+        ConjugateDirectionNet(dim=2, coefficients=True, smoother="jacobi")
 
 
 def test_initial_network_is_multigrid_on_every_family():

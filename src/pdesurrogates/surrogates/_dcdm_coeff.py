@@ -8,15 +8,21 @@ filling the axis channels) and builds, once per matrix,
   ``P`` the piecewise-constant interpolation from ``2**dim`` blocks (for the Poisson
   stencil this is the rediscretised coarse operator; the factor 1/2 is the classical
   over-correction of aggregation multigrid); and
-* on every level a per-cell smoother kernel ``W(x)`` on A's pattern: the l1-Jacobi
-  weight ``2 f(x) / sum_j |a_ij|`` with ``f(x) = sigmoid(w + g_c(x))`` in (0, 1) at the
-  centre, times ``tanh(g_k(x)) / 2`` on the other taps, where ``g`` is a small CNN of the
+* on every level a smoother ``W`` on A's pattern, from a small CNN ``g`` of the
   *row-normalised* stencil (off-diagonals divided by the diagonal), of
-  ``log(a_ii / mean a_ii)`` and of the row's diagonal excess. ``g`` starts at zero.
-  With ``smoother_reach=2`` the kernel has taps on the pattern of ``A^2`` (up to two
-  cells away, 5x5 in 2D); the taps beyond ``A``'s own pattern start at zero like the
-  others and are left out of the compiled cycle while they are zero everywhere, so the
-  untrained cycle and its cost are those of ``smoother_reach=1``.
+  ``log(a_ii / mean a_ii)`` and of the row's diagonal excess; ``g`` starts at zero. Its
+  centre channel sets the l1-Jacobi weight ``D = 2 f(x) / sum_j |a_ij|`` with
+  ``f = sigmoid(w + g_c)`` in (0, 1). With ``smoother="spd"`` (the default)
+  ``W = D + D^1/2 K^T K D^1/2``, ``K`` a per-cell kernel of the other channels on A's
+  own pattern (``smoother_reach=2``: 3x3, so ``W`` has taps on the pattern of ``A^2``,
+  5x5 in 2D): symmetric positive definite for any weights. At setup the learned part is
+  scaled so that ``lambda_max(W A)`` (Lanczos estimate) is at most :data:`SPD_CAP` < 2, so
+  every smoothing step contracts the error in the A-norm, also on fields unlike the
+  training ones. ``smoother="free"`` is the earlier per-cell kernel (centre ``D``, the
+  other taps ``D tanh(g_k) / 2``): not symmetric, measured to amplify the error on
+  rough high-contrast fields it never saw. Taps beyond ``A``'s own pattern start at
+  zero and are left out of the compiled cycle while they are zero everywhere, so the
+  untrained cycle and its cost are those of ``smoother_reach=1``, for both smoothers.
 
 The residual path is linear in ``r``: smoothing ``e += W * (r - A_l e)``, learned
 stride-2 restriction and transposed-convolution prolongation (initialised to full
@@ -50,7 +56,11 @@ from pdesurrogates.solvers._multigrid import _strides
 
 __all__ = ["CompiledVCycle", "StencilHierarchy", "StencilVCycle"]
 
+SMOOTHERS = ("spd", "free")
+
 _EXACT_COARSE = 256  # solve the coarsest level exactly up to this many cells
+SPD_LANCZOS_STEPS = 12  # Lanczos steps of the spd smoother's setup-time safeguard ...
+SPD_CAP = 1.7  # ... which keeps the estimated lambda_max(W A) at most this (< 2),
 
 
 def _bilinear_kernel(dim: int) -> torch.Tensor:
@@ -244,10 +254,14 @@ class StencilVCycle(nn.Module):
         coarse_size: int = 2,
         omega_fraction: float = 0.8,
         smoother_reach: int = 1,
+        smoother: str = "spd",
     ):
         super().__init__()
         if smoother_reach not in (1, 2):
             raise ValueError(f"smoother_reach must be 1 or 2; got {smoother_reach!r}")
+        if smoother not in SMOOTHERS:
+            raise ValueError(f"smoother must be one of {SMOOTHERS}; got {smoother!r}")
+        self.smoother = smoother
         self.dim = dim
         self.smoother_reach = smoother_reach
         # smoother taps: offsets up to smoother_reach cells away along every axis
@@ -296,16 +310,25 @@ class StencilVCycle(nn.Module):
         g = self.gen(self._features(S, active))
         # bounded: the centre weight stays a fraction in (0, 1) of the l1-Jacobi limit
         # 2 / sum_j |a_ij| (unbounded, it was learned above 1 and diverged on unseen
-        # high-contrast cells), the other taps within +-1/2 of it
+        # high-contrast cells)
         wc = self.wcentre
         frac = torch.sigmoid(self.omega_logit + g[:, wc : wc + 1])
         taps = [k for k in range(len(self.offs)) if bool(S[:, k].abs().sum() > 0)]
-        pattern = {self.offs[k] for k in taps}
+        pattern = pattern0 = {self.offs[k] for k in taps}
         if self.smoother_reach > 1:  # the pattern of A^2
             pattern = {
                 tuple(a + b for a, b in zip(p, q, strict=True)) for p in pattern for q in pattern
             }
         wtaps = [k for k, o in enumerate(self.woffs) if o in pattern]
+        level = {"S": S, "active": active, "taps": taps, "wtaps": wtaps}
+        if self.smoother == "spd":
+            W = self._spd_smoother(S, g, 2 * frac / l1, active, pattern0, taps)
+            if isinstance(W, tuple):  # learned part to check, unless the level is solved
+                level["parts"], W = W, W[0] + W[1]
+            level["W"] = W
+            return level
+        # "free": the other taps within +-1/2 of the centre, cell by cell (not symmetric,
+        # measured to amplify the error on unseen rough high-contrast fields)
         if not torch.is_grad_enabled():  # the same numbers, on the smoother's taps only
             scale = (2 * frac / l1) * active
             W = S.new_zeros(S.shape[0], len(self.woffs), *S.shape[2:])
@@ -313,13 +336,105 @@ class StencilVCycle(nn.Module):
             W[:, off] = (0.5 * torch.tanh(g[:, off])) * scale
             if wc in wtaps:
                 W[:, wc : wc + 1] = scale
-            return {"S": S, "W": W, "active": active, "taps": taps, "wtaps": wtaps}
+            level["W"] = W
+            return level
         mix = 0.5 * torch.tanh(g)
         mix = torch.cat([mix[:, :wc], torch.ones_like(frac), mix[:, wc + 1 :]], dim=1)
         on = torch.zeros(1, len(self.woffs), *([1] * self.dim), dtype=S.dtype, device=S.device)
         on[:, wtaps] = 1.0  # the smoother lives on A's own stencil pattern (or A^2's)
-        W = (2 * frac / l1) * (mix * on) * active
-        return {"S": S, "W": W, "active": active, "taps": taps, "wtaps": wtaps}
+        level["W"] = (2 * frac / l1) * (mix * on) * active
+        return level
+
+    def _shift(self, x: torch.Tensor, o) -> torch.Tensor:
+        """``x(i + o)``, zero outside the grid."""
+        w = self.smoother_reach
+        xp = F.pad(x, [w] * (2 * self.dim))
+        sl = tuple(slice(w + oo, w + oo + n) for oo, n in zip(o, x.shape[2:], strict=True))
+        return xp[(..., *sl)]
+
+    def _spd_smoother(self, S, g, jacobi, active, own, taps) -> torch.Tensor:
+        """The smoother ``W = D + D^1/2 K^T K D^1/2`` of ``smoother="spd"``.
+
+        ``D`` is the l1-Jacobi diagonal ``jacobi`` and ``K`` a per-cell kernel on ``A``'s
+        own pattern within ``smoother_reach / 2`` cells (``k_a(m) = g_a(m)``, zero
+        untrained), so ``W`` is symmetric positive definite for every weight and can
+        boost smooth error far beyond Jacobi (a line-smoother-like gain). At setup
+        (without gradients) the learned part is scaled so that ``lambda_max(W A)``, estimated
+        by Lanczos, is at most :data:`SPD_CAP` < 2 (``D`` alone has
+        ``lambda(D A) <= 2 f < 2`` by Gershgorin): with ``W`` SPD, every smoothing step then
+        contracts the error in the A-norm. Untrained: ``W = D`` bit for bit, no check.
+        """
+        wc = self.wcentre
+        index = {o: k for k, o in enumerate(self.woffs)}
+        kt = [a for a in own if 2 * max(abs(v) for v in a) <= self.smoother_reach]
+        k = {a: g[:, index[a] : index[a] + 1] * active * self._shift(active, a) for a in kt}
+        L = {}
+        for a in kt:
+            for b in kt:  # (K^T K)_{i, i + b - a} += k_a(i - a) k_b(i - a)
+                o = tuple(y - x for x, y in zip(a, b, strict=True))
+                term = self._shift(k[a] * k[b], tuple(-x for x in a))
+                L[o] = term if o not in L else L[o] + term
+        D = jacobi * active
+        chans = [torch.zeros_like(D)] * len(self.woffs)
+        chans[wc] = D
+        learned = [torch.zeros_like(D)] * len(self.woffs)
+        for o, v in L.items():
+            if o == self.woffs[wc]:
+                learned[wc] = D * v
+            else:
+                dd = torch.clamp_min(D * self._shift(D, o), 1e-30)
+                learned[index[o]] = torch.sqrt(dd) * v
+        Wd, Wl = torch.cat(chans, dim=1), torch.cat(learned, dim=1)
+        if torch.is_grad_enabled():
+            return Wd + Wl
+        if not bool(Wl.any()):
+            return Wd
+        return Wd, Wl  # scaled by _safeguard once the level is known to smooth
+
+    def _safeguard(self, L: dict) -> torch.Tensor:
+        """The spd smoother ``D + t (W - D)`` of a smoothing level (see _spd_smoother)."""
+        Wd, Wl = L.pop("parts")
+        S, taps, active = L["S"], L["taps"], L["active"]
+        # the safeguard: lambda_max(W A) by Lanczos steps in the A-inner product (W A is
+        # self-adjoint there). lambda_max(W_t A) with W_t = D + t (W - D) is convex in t
+        # (a maximum of Rayleigh quotients linear in t), so it stays below the chord
+        # (1 - t) lambda_max(D A) + t lambda_max(W A): t is chosen where the chord of the
+        # two estimates meets SPD_CAP.
+        gen = torch.Generator().manual_seed(0)
+        x = torch.rand(S.shape[0], 1, *S.shape[2:], generator=gen, dtype=torch.float64)
+        x = x.to(S.dtype) * active  # a fixed start: the setup is deterministic
+        lam1 = self._lambda_max(Wd + Wl, L["wtaps"], S, taps, x)
+        if lam1 <= SPD_CAP:
+            return Wd + Wl
+        lam0 = self._lambda_max(Wd, [self.wcentre], S, taps, x)
+        if lam0 >= SPD_CAP:
+            return Wd
+        return Wd + (SPD_CAP - lam0) / (lam1 - lam0) * Wl
+
+    def _lambda_max(self, W, wtaps, S, taps, x) -> float:
+        """Largest Ritz value of ``W A`` after :data:`SPD_LANCZOS_STEPS` Lanczos steps from
+        ``x`` in the A-inner product (an estimate from below of ``lambda_max(W A)``)."""
+        dot = lambda u, v: float(torch.dot(u.reshape(-1), v.reshape(-1)))  # noqa: E731
+        Ax = _taps_apply(x, S, taps, self.offs)
+        nrm = dot(x, Ax) ** 0.5
+        if not nrm > 0:
+            return 0.0
+        q, Aq, q_prev = x / nrm, Ax / nrm, torch.zeros_like(x)
+        alpha, beta = [], [0.0]
+        for _ in range(SPD_LANCZOS_STEPS):
+            w = _taps_apply(Aq, W, wtaps, self.woffs)  # W A q
+            alpha.append(dot(Aq, w))
+            w = w - alpha[-1] * q - beta[-1] * q_prev
+            Aw = _taps_apply(w, S, taps, self.offs)
+            b = max(dot(w, Aw), 0.0) ** 0.5
+            if b <= 1e-6 * abs(alpha[-1]):
+                break
+            beta.append(b)
+            q_prev, q, Aq = q, w / b, Aw / b
+        off = torch.tensor(beta[1 : len(alpha)], dtype=torch.float64)
+        T = torch.diag(torch.tensor(alpha, dtype=torch.float64))
+        T = T + torch.diag(off, 1) + torch.diag(off, -1)
+        return float(torch.linalg.eigvalsh(T)[-1])
 
     def setup(self, stencil: torch.Tensor) -> StencilHierarchy:
         """The hierarchy of a stencil ``(1, 3**dim, *grid)`` (float64 is kept to the end).
@@ -352,6 +467,11 @@ class StencilVCycle(nn.Module):
                 act = last["active"].reshape(-1).double()
                 M = M + torch.diag(1.0 - act)
                 last["inv"] = (torch.linalg.inv(M) * act[:, None] * act[None, :]).to(dtype)
+        for L in levels:
+            if "parts" in L:
+                parts = L["parts"]
+                L["W"] = parts[0] if "inv" in L else self._safeguard(L)
+                L.pop("parts", None)
         return StencilHierarchy(levels, diag, levels[0]["active"])
 
     def prepare(self, stencil) -> StencilHierarchy:

@@ -150,6 +150,13 @@ class ConjugateDirectionNet(nn.Module):
         Coefficient-aware smoother taps up to this many cells away: 1 on ``A``'s own
         3x3 pattern, 2 on the pattern of ``A^2`` (5x5); the extra taps start at zero, so
         the untrained cycle is the same for both.
+    smoother : {"spd", "free"}
+        Coefficient-aware smoother: ``"spd"`` (symmetric positive definite for any
+        weights, its learned part scaled at setup so that every smoothing step contracts
+        the error in the A-norm) or ``"free"`` (per-cell taps, not symmetric: it can
+        amplify the error on coefficient fields unlike the training ones). Both start as
+        the same l1-Jacobi smoother. Models saved before this key existed load as
+        ``"spd"``.
 
     Notes
     -----
@@ -174,6 +181,7 @@ class ConjugateDirectionNet(nn.Module):
         coefficients: bool = False,
         hidden: int = 8,
         smoother_reach: int = 1,
+        smoother: str = "spd",
     ):
         super().__init__()
         if dim not in (2, 3):
@@ -219,6 +227,7 @@ class ConjugateDirectionNet(nn.Module):
                 smoothing_steps=smoothing_steps,
                 coarse_size=coarse_size,
                 smoother_reach=smoother_reach,
+                smoother=smoother,
             )
             self._native_convs = False
             return
@@ -271,6 +280,7 @@ class ConjugateDirectionNet(nn.Module):
             cfg.update(coefficients=True, hidden=self.hidden)
             if self.smoother_reach != 1:  # models saved before it existed have reach 1
                 cfg.update(smoother_reach=self.smoother_reach)
+            cfg.update(smoother=self.cycle.smoother)
         return cfg
 
     def prepare(self, stencil):
