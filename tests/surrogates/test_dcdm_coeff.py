@@ -193,6 +193,17 @@ def test_untrained_smoothers_are_the_same_cycle():
         ConjugateDirectionNet(dim=2, coefficients=True, smoother="jacobi")
 
 
+def test_models_saved_before_the_smoother_key_load_with_the_free_smoother():
+    from pdesurrogates.io import build_model
+
+    cfg = _perturbed(smoother="free").get_config()
+    del cfg["smoother"]  # as saved before the key existed
+    old = build_model({"class": "ConjugateDirectionNet", "config": cfg})
+    assert old.get_config()["smoother"] == "free"
+    blind = build_model({"class": "ConjugateDirectionNet", "config": {"dim": 2}})
+    assert "smoother" not in blind.get_config()
+
+
 def test_initial_network_is_multigrid_on_every_family():
     """Untrained (g = 0): a geometric V-cycle; size-robust on the Poisson box."""
     net = ConjugateDirectionNet(dim=2, coefficients=True)

@@ -156,7 +156,7 @@ class ConjugateDirectionNet(nn.Module):
         the error in the A-norm) or ``"free"`` (per-cell taps, not symmetric: it can
         amplify the error on coefficient fields unlike the training ones). Both start as
         the same l1-Jacobi smoother. Models saved before this key existed load as
-        ``"spd"``.
+        ``"free"``, the smoother they were trained with.
 
     Notes
     -----
@@ -260,6 +260,14 @@ class ConjugateDirectionNet(nn.Module):
             nn.init.zeros_(self.project.weight)
         self.level_scale = nn.Parameter(torch.ones(()))
         self._native_convs = False
+
+    @classmethod
+    def from_config(cls, config: dict) -> ConjugateDirectionNet:
+        """Rebuild from :meth:`get_config` (a coefficient-aware model saved without a
+        ``smoother`` key had the ``"free"`` one)."""
+        if config.get("coefficients") and "smoother" not in config:
+            config = {**config, "smoother": "free"}
+        return cls(**config)
 
     def get_config(self) -> dict:
         """JSON-serialisable ``__init__`` keyword arguments.
