@@ -409,7 +409,9 @@ def test_timed_run_ended_by_epochs_does_not_depend_on_start_up_time(scheduler):
     assert all(torch.equal(fast[k], slow[k]) for k in fast)
 
 
-@pytest.mark.parametrize(("steps", "pct"), [(20, 0.3), (7, 0.2), (1000, 0.25)])
+@pytest.mark.parametrize(
+    ("steps", "pct"), [(20, 0.3), (7, 0.2), (1000, 0.25), (3, 0.3), (2, 0.2), (1, 0.2)]
+)
 def test_time_lr_on_the_step_grid_is_torchs_schedule(steps, pct):
     """At ``f = s / steps`` the budget's schedule gives the rate torch's schedulers use at
     step ``s`` (one-cycle peaks at step ``pct * steps - 1`` and ends at ``steps - 1``)."""
@@ -439,16 +441,21 @@ def test_time_lr_on_the_step_grid_is_torchs_schedule(steps, pct):
     assert time_lr("onecycle", 1e-2, 0.0, pct, 1.0, steps) == pytest.approx(1e-5)
 
 
-@pytest.mark.parametrize("scheduler", ["cosine", "onecycle"])
-def test_generous_budget_trains_like_no_budget(scheduler):
-    """A budget that never binds changes nothing: the same learning rates at every step."""
+@pytest.mark.parametrize(
+    ("scheduler", "epochs", "pct"),
+    [("cosine", 3, 0.2), ("onecycle", 3, 0.2), ("onecycle", 5, 0.1), ("onecycle", 2, 0.2)],
+)
+def test_generous_budget_trains_like_no_budget(scheduler, epochs, pct):
+    """A budget that never binds changes nothing: the same learning rates at every step
+    (also with a one-cycle warm-up of one step or none: 2 steps per epoch)."""
 
     def run(max_time):
         torch.manual_seed(0)
         model = _mgno()
         trainer = Trainer(
-            model, epochs=3, batch_size=4, scheduler=scheduler, max_time=max_time, progress=False
-        )
+            model, epochs=epochs, batch_size=4, scheduler=scheduler, max_time=max_time,
+            pct_start=pct, progress=False,
+        )  # fmt: skip
         history = trainer.fit(SmoothingPairs(8))
         return model.state_dict(), [h["lr"] for h in history]
 

@@ -70,11 +70,13 @@ def make_optimizer(trainer, params, total_steps: int):
         kw = {"weight_decay": t.weight_decay, **t.optimizer_kwargs}
         opt = torch.optim.Adam(params, lr=t.lr, **kw)
     if t.scheduler_name == "onecycle":
+        pct = t.pct_start  # a warm-up ending at step 0 divides by zero in torch: none
+        pct = math.nextafter(pct, 0.0) if pct * total_steps == 1.0 else pct
         sched = torch.optim.lr_scheduler.OneCycleLR(
             opt,
             max_lr=t.lr,
             total_steps=total_steps,
-            pct_start=t.pct_start,
+            pct_start=pct,
             div_factor=10.0,
             final_div_factor=100.0,
             cycle_momentum=False,
@@ -91,17 +93,18 @@ def time_lr(
 ) -> float:
     """Learning rate at fraction ``f`` of a run (the shapes of the schedulers).
 
-    With ``steps`` (the run's optimisation steps), ``f = s / steps`` gives exactly the rate
-    the step-driven scheduler of :func:`make_optimizer` uses at step ``s``: one-cycle
-    peaks at step ``pct_start * steps - 1`` and ends at step ``steps - 1``, as torch's
-    ``OneCycleLR`` does. Without it (or with too few steps), the continuous shape."""
+    With ``steps`` (the run's optimisation steps), ``f = s / steps`` gives the rate the
+    step-driven scheduler of :func:`make_optimizer` uses at step ``s``: one-cycle peaks
+    at step ``pct_start * steps - 1`` (no warm-up when that is not after step 0) and ends
+    at step ``steps - 1``, as torch's ``OneCycleLR`` does. Without it, the continuous
+    shape."""
     f = min(max(f, 0.0), 1.0)
     if scheduler == "onecycle":
         lo, end = lr / 10.0, lr / 1000.0
         peak, last, pos = pct_start, 1.0, f
-        if steps >= 2 and 1.0 < pct_start * steps < steps:
+        if steps >= 1:
             peak, last, pos = pct_start * steps - 1, steps - 1.0, f * steps
-        if pos <= peak:
+        if pos <= peak and peak > 0:
             return _cos_anneal(lo, lr, pos / peak)
         return _cos_anneal(lr, end, min(1.0, (pos - peak) / (last - peak)))
     if scheduler == "cosine":

@@ -455,7 +455,7 @@ class Trainer:
             for epoch in range(start_epoch, self.epochs):
                 if finished:
                     break
-                if clock.exhausted():
+                if _sum_over_processes(ctx, clock.exhausted())[0] > 0:  # all stop together
                     self.stop_reason = "max_time"
                     break
                 batches, order = epoch_batches(epoch)
