@@ -173,25 +173,6 @@ def test_spd_smoother_contracts_for_any_weights(reach):
     assert coupled > 0 if reach == 2 else coupled == 0  # reach 1: K is its centre only
 
 
-def test_training_sees_the_safeguarded_smoother():
-    """With gradients (training) the spd smoother is scaled as at inference: the same
-    direction, and the scale is a constant (gradients flow through the learned part)."""
-    p = gallery.random_coefficient((24, 20), contrast=1e4, correlation=1.0, seed=3)
-    S = torch.from_numpy(grid_stencil(p.A, p.shape))[None]
-    torch.manual_seed(0)
-    net = ConjugateDirectionNet(dim=2, coefficients=True, smoother_reach=2).double()
-    with torch.no_grad():
-        for prm in net.cycle.gen.parameters():
-            prm.normal_(0, 1.0, generator=torch.Generator().manual_seed(0))
-    r = torch.randn(1, 1, *p.shape, dtype=torch.float64)
-    with torch.no_grad():
-        inference = net(r, coefficients=S)
-    out = net(r, coefficients=S)
-    torch.testing.assert_close(out, inference, rtol=1e-12, atol=1e-14)
-    out.square().sum().backward()
-    assert net.cycle.gen[-1].weight.grad.abs().sum() > 0
-
-
 def test_untrained_smoothers_are_the_same_cycle():
     """Every parametrisation starts as l1-Jacobi: the same direction to the last bit (torch
     and compiled), and the smoother is a config key."""

@@ -17,11 +17,12 @@ filling the axis channels) and builds, once per matrix,
   pattern within ``smoother_reach / 2`` cells (``smoother_reach=2``: 3x3, its centre the
   channel ``g_c`` of ``f``, so ``W`` has taps on the pattern of ``A^2``, 5x5 in 2D;
   ``smoother_reach=1``: the centre alone, a diagonal ``W = D (1 + g_c^2)``): symmetric
-  positive definite for any weights. At every setup (in training too, the scale then a
-  constant) the learned part is scaled so that the Lanczos estimate of
-  ``lambda_max(W A)`` is at most :data:`SPD_CAP` < 2 (or removed where ``D`` alone
-  reaches it; ``lambda(D A) < 2`` always), so every smoothing step contracts the error in
-  the A-norm, also on fields unlike the training ones. ``smoother="free"`` is the
+  positive definite for any weights. At setup without gradients (inference, validation)
+  the learned part is scaled so that the Lanczos estimate of ``lambda_max(W A)`` is at
+  most :data:`SPD_CAP` < 2 (or removed where ``D`` alone reaches it; ``lambda(D A) < 2``
+  always), so every smoothing step contracts the error in the A-norm, also on fields
+  unlike the training ones. Training's loss uses the unscaled ``W`` (with the scale in
+  the loss, measured, the network learned far less). ``smoother="free"`` is the
   earlier per-cell kernel (centre ``D``, the other taps ``D tanh(g_k) / 2``): not
   symmetric, measured to amplify the error on rough high-contrast fields it never saw.
   Taps beyond ``A``'s own pattern start at zero and are left out of the compiled cycle
@@ -362,9 +363,9 @@ class StencilVCycle(nn.Module):
         ``D`` is the l1-Jacobi diagonal ``jacobi`` and ``K`` a per-cell kernel on ``A``'s
         own pattern within ``smoother_reach / 2`` cells (``k_a(m) = g_a(m)``, zero
         untrained), so ``W`` is symmetric positive definite for every weight and can
-        boost smooth error far beyond Jacobi (a line-smoother-like gain). At setup (in
-        training too, as a constant) the learned part is scaled so that ``lambda_max(W A)``,
-        estimated by Lanczos, is at most :data:`SPD_CAP` < 2 (``D`` alone has
+        boost smooth error far beyond Jacobi (a line-smoother-like gain). At setup
+        (without gradients) the learned part is scaled so that ``lambda_max(W A)``, estimated
+        by Lanczos, is at most :data:`SPD_CAP` < 2 (``D`` alone has
         ``lambda(D A) <= 2 f < 2`` by Gershgorin): with ``W`` SPD, every smoothing step then
         contracts the error in the A-norm. Untrained: ``W = D`` bit for bit, no check.
         """
@@ -389,7 +390,9 @@ class StencilVCycle(nn.Module):
                 dd = torch.clamp_min(D * self._shift(D, o), 1e-30)
                 learned[index[o]] = torch.sqrt(dd) * v
         Wd, Wl = torch.cat(chans, dim=1), torch.cat(learned, dim=1)
-        if not bool(Wl.detach().any()):  # (W - D is quadratic in K: no gradient lost)
+        if torch.is_grad_enabled():  # training: unscaled (with the scale, it learned less)
+            return Wd + Wl
+        if not bool(Wl.any()):
             return Wd
         return Wd, Wl  # scaled by _safeguard once the level is known to smooth
 
@@ -405,12 +408,10 @@ class StencilVCycle(nn.Module):
         gen = torch.Generator().manual_seed(0)
         x = torch.rand(S.shape[0], 1, *S.shape[2:], generator=gen, dtype=torch.float64)
         x = x.to(device=S.device, dtype=S.dtype) * active  # a fixed start: deterministic
-        with torch.no_grad():  # the scale is a number: training sees the scaled smoother
-            lam1 = self._lambda_max((Wd + Wl).detach(), L["wtaps"], S.detach(), taps, x)
+        lam1 = self._lambda_max(Wd + Wl, L["wtaps"], S, taps, x)
         if lam1 <= SPD_CAP:
             return Wd + Wl
-        with torch.no_grad():
-            lam0 = self._lambda_max(Wd.detach(), [self.wcentre], S.detach(), taps, x)
+        lam0 = self._lambda_max(Wd, [self.wcentre], S, taps, x)
         if lam0 >= SPD_CAP:
             return Wd
         return Wd + (SPD_CAP - lam0) / (lam1 - lam0) * Wl
