@@ -139,3 +139,56 @@ def test_two_process_ddp_follows_one_time_schedule(tmp_path):
     w0, w1 = (torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in (0, 1))
     for k in w0:
         assert torch.equal(w0[k], w1[k]), k
+
+
+EPOCH_END = textwrap.dedent(
+    """
+    import json, os, sys, torch
+    sys.path.insert(0, {tests!r})
+    from _pairs import SmoothingPairs
+    from pdesurrogates._progress import TimeBudget
+    from pdesurrogates.surrogates import MgNO
+    from pdesurrogates.training import Trainer
+
+    class Rank1Ends(TimeBudget):  # rank 1's budget runs out exactly as epoch 2 starts
+        calls = 0
+
+        def exhausted(self):  # asked at each epoch's start and before each of its 2 steps
+            self.calls += 1
+            return os.environ["RANK"] == "1" and self.calls >= 4
+
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    model = MgNO(channels=4, levels=2, layers=1, base_resolution=16, projection_channels=4)
+    trainer = Trainer(model, epochs=5, batch_size=2, max_time=Rank1Ends(None),
+                      progress=False, seed=5)
+    history = trainer.fit(SmoothingPairs(8))
+    out = os.path.join(sys.argv[1], "rank" + os.environ["RANK"] + ".json")
+    with open(out, "w") as f:
+        json.dump({{"epochs": len(history), "stop": trainer.stop_reason}}, f)
+    """
+)
+
+
+def test_two_process_ddp_stops_together_when_one_budget_ends_between_epochs(tmp_path):
+    """The budget check at an epoch's start is agreed too: a process whose budget ran out
+    there used to leave while the other waited in the next step's all-reduce (a hang)."""
+    script = tmp_path / "epoch_end.py"
+    script.write_text(EPOCH_END.format(tests=str(Path(__file__).parent)))
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    run = subprocess.run(
+        [
+            *(sys.executable, "-m", "torch.distributed.run", "--standalone"),
+            *("--nproc-per-node", "2", str(script), str(tmp_path)),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    for r in (0, 1):
+        assert json.loads((tmp_path / f"rank{r}.json").read_text()) == {
+            "epochs": 1,
+            "stop": "max_time",
+        }

@@ -152,7 +152,7 @@ class Trainer:
     num_workers : int
         DataLoader worker processes.
     pct_start : float
-        Fraction of the steps spent warming up with ``onecycle``.
+        Fraction of the steps warming up with ``onecycle`` (none if that is one step or less).
     min_lr : float
         Final learning rate of ``cosine``.
     optimizer_kwargs : dict or None
