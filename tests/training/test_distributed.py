@@ -86,6 +86,24 @@ def test_two_process_ddp_matches_single_process_with_the_global_batch(tmp_path):
     assert ckpt["world_size"] == 2
 
 
+def _torchrun_two(source: str, out_dir: Path, timeout: float) -> None:
+    """Run the script ``source`` (``{tests}`` filled in) in two DDP processes with
+    ``out_dir`` as its argument; it must succeed within ``timeout`` seconds."""
+    script = out_dir / "script.py"
+    script.write_text(source.format(tests=str(Path(__file__).parent)))
+    run = subprocess.run(
+        [
+            *(sys.executable, "-m", "torch.distributed.run", "--standalone"),
+            *("--nproc-per-node", "2", str(script), str(out_dir)),
+        ],
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+
+
 TIMED = textwrap.dedent(
     """
     import json, os, sys, time, torch
@@ -118,20 +136,7 @@ def test_two_process_ddp_follows_one_time_schedule(tmp_path):
     """Under a time budget the processes stop at the same step and follow one schedule
     (their mean elapsed fraction), though one runs slower: the same learning rates and
     bit-identical weights on both."""
-    script = tmp_path / "timed.py"
-    script.write_text(TIMED.format(tests=str(Path(__file__).parent)))
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    run = subprocess.run(
-        [
-            *(sys.executable, "-m", "torch.distributed.run", "--standalone"),
-            *("--nproc-per-node", "2", str(script), str(tmp_path)),
-        ],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert run.returncode == 0, run.stderr[-3000:]
+    _torchrun_two(TIMED, tmp_path, timeout=300)
     h0, h1 = (json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1))
     assert h0["stop"] == h1["stop"] == "max_time"
     assert len(h0["lr"]) >= 2 and h0["lr"] == h1["lr"]
@@ -173,20 +178,7 @@ EPOCH_END = textwrap.dedent(
 def test_two_process_ddp_stops_together_when_one_budget_ends_between_epochs(tmp_path):
     """The budget check at an epoch's start is agreed too: a process whose budget ran out
     there used to leave while the other waited in the next step's all-reduce (a hang)."""
-    script = tmp_path / "epoch_end.py"
-    script.write_text(EPOCH_END.format(tests=str(Path(__file__).parent)))
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    run = subprocess.run(
-        [
-            *(sys.executable, "-m", "torch.distributed.run", "--standalone"),
-            *("--nproc-per-node", "2", str(script), str(tmp_path)),
-        ],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert run.returncode == 0, run.stderr[-3000:]
+    _torchrun_two(EPOCH_END, tmp_path, timeout=120)
     for r in (0, 1):
         assert json.loads((tmp_path / f"rank{r}.json").read_text()) == {
             "epochs": 1,
