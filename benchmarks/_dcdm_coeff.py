@@ -62,6 +62,11 @@ RANDCOEF_MIX = ((1.5, 1e2), (3.0, 1e4), (6.0, 1e3), (1.5, 1e5), (3.0, 1e3), (6.0
 """(correlation, contrast) of the ``--coeff-varcoef-extra`` training fields, in turn."""
 
 
+def randcoef_mix(seed: int) -> tuple[float, float]:
+    """(correlation, contrast) of the randcoef training field of ``seed`` (20, 21, ...)."""
+    return RANDCOEF_MIX[(seed - 20) % len(RANDCOEF_MIX)]
+
+
 def train_problem(family: str, n: int, seed: int, theta: float | None = None):
     """A training matrix; anisotropy: ``eps = 1e-3`` for even seeds, ``1e-2`` for odd ones,
     at angle ``theta`` (default: random, away from the test angle); randcoef (seeds 20,
@@ -69,7 +74,7 @@ def train_problem(family: str, n: int, seed: int, theta: float | None = None):
     :data:`RANDCOEF_MIX` in turn."""
     rng = np.random.default_rng(1000 * seed + n)
     if family == "randcoef":
-        corr, contrast = RANDCOEF_MIX[(seed - 20) % len(RANDCOEF_MIX)]
+        corr, contrast = randcoef_mix(seed)
         return gallery.random_coefficient((n, n), contrast=contrast, correlation=corr, seed=seed)
     if family == "poisson":
         return gallery.dirichlet_box((n, n))
@@ -175,7 +180,7 @@ def training_set(
         data.append(ritz_training_vectors(p.A, ns, m=min(lanczos, p.n), seed=seed))
         at = "" if theta is None else f" theta {theta:.3f}"
         if fam == "randcoef":
-            at = " correlation {:g} contrast {:g}".format(*RANDCOEF_MIX[(seed - 20) % 6])
+            at = " correlation {:g} contrast {:g}".format(*randcoef_mix(seed))
         labels.append(f"{fam} {n}² seed {seed}{at}")
     log(f"training data: {len(probs)} matrices in {time.perf_counter() - t0:.0f}s")
     return probs, data, labels

@@ -56,6 +56,7 @@ from pdesurrogates.solvers import (
     jacobi,
 )
 from pdesurrogates.surrogates import ConjugateDirectionNet, LearnedVCycle
+from pdesurrogates.surrogates._dcdm_coeff import SMOOTHERS
 from pdesurrogates.training import ritz_training_vectors, train_dcdm, train_vcycle
 
 from _common import RESULTS, fresh_process_peak, markdown_table, write_results
@@ -436,7 +437,7 @@ def main():
     )
     ap.add_argument(
         "--coeff-smoother",
-        choices=("spd", "free"),
+        choices=SMOOTHERS,
         default="spd",
         help="coeff: smoother parametrisation: spd (symmetric positive definite, scaled at "
         "setup to contract in the A-norm) or free (per-cell taps, can amplify)",
