@@ -52,6 +52,7 @@ from __future__ import annotations
 import itertools
 
 import numpy as np
+import scipy.linalg
 import scipy.sparse as sp
 import torch
 import torch.nn.functional as F
@@ -117,6 +118,21 @@ def _coarsen(S: torch.Tensor, offs) -> torch.Tensor:
     return 0.5 * torch.cat(coarse, dim=1)
 
 
+def _masked_inverse(L: dict, offs) -> torch.Tensor:
+    """The inverse of a coarsest level's matrix on its active cells (zero elsewhere), in
+    float64."""
+    M = _dense(L["S"], offs).double()
+    act = L["active"].reshape(-1).double()
+    M = M + torch.diag(1.0 - act)
+    return torch.linalg.inv(M) * act[:, None] * act[None, :]
+
+
+def _nonzero_taps(W: torch.Tensor) -> list[bool]:
+    """Per channel of ``W`` (batch 1): is it nonzero (or NaN) anywhere?"""
+    flat = W[0].reshape(W.shape[1], -1)
+    return ((flat.amax(dim=1) != 0) | (flat.amin(dim=1) != 0)).tolist()
+
+
 def _dense(S: torch.Tensor, offs) -> torch.Tensor:
     """The matrix of a stencil ``(1, T, *grid)``, rows and columns in C order."""
     spatial = S.shape[2:]
@@ -146,70 +162,95 @@ def _dia(S: torch.Tensor, taps, offs, dtype) -> sp.dia_matrix:
     (entries reaching outside the grid dropped, as the zero padding does)."""
     spatial = tuple(S.shape[2:])
     n = int(np.prod(spatial))
-    data, offsets = np.zeros((len(taps), n), dtype=dtype), []
+    taps = list(taps)
+    img = S[0, taps].detach().cpu().numpy().astype(dtype)  # (T, *grid), a copy
+    strides = _strides(spatial)
+    offsets = []
     for row, k in enumerate(taps):
-        img = S[0, k].detach().cpu().numpy().astype(dtype, copy=True)
         for ax, o in enumerate(offs[k]):
             if o:
                 edge = slice(None, -o) if o < 0 else slice(-o, None)
-                img[(slice(None),) * ax + (edge,)] = 0
-        f = sum(o * st for o, st in zip(offs[k], _strides(spatial), strict=True))
-        v = img.reshape(-1)  # v[i] = A[i, i + f]; DIA keeps it in column i + f
+                img[(row,) + (slice(None),) * ax + (edge,)] = 0
+        offsets.append(sum(o * st for o, st in zip(offs[k], strides, strict=True)))
+    flat = img.reshape(len(taps), n)
+    data = np.zeros((len(taps), n), dtype=dtype)
+    for row, f in enumerate(offsets):  # v[i] = A[i, i + f]; DIA keeps it in column i + f
         if f >= 0:
-            data[row, f:] = v[: n - f]
+            data[row, f:] = flat[row, : n - f]
         else:
-            data[row, : n + f] = v[-f:]
-        offsets.append(f)
+            data[row, : n + f] = flat[row, -f:]
+    if offsets == sorted(set(offsets)) and all(abs(f) < n for f in offsets):
+        return sp.dia_matrix((data, offsets), shape=(n, n))
     # on a narrow grid two taps can share a flat offset (e.g. (0, 1) and (1, -1) on a
     # 2-cell axis); their entries fill different rows after the edges are zeroed, so
     # summing them is exact. Offsets beyond the matrix hold no entries.
     offsets = np.asarray(offsets)
     inside = np.abs(offsets) < n
     uniq, inv = np.unique(offsets[inside], return_inverse=True)
-    if len(uniq) == len(inv):  # no shared offset: the rows in ascending offset order
-        merged = np.empty((len(uniq), n), dtype=dtype)
-        merged[inv] = data[inside]
-    else:  # (np.add.at is slow: only on the narrow grids that need it)
-        merged = np.zeros((len(uniq), n), dtype=dtype)
-        np.add.at(merged, inv, data[inside])
+    merged = np.zeros((len(uniq), n), dtype=dtype)
+    np.add.at(merged, inv, data[inside])
     return sp.dia_matrix((merged, uniq), shape=(n, n))
 
 
-def _transfer(kernel: torch.Tensor, fine: tuple[int, ...], dtype) -> sp.csr_matrix:
-    """Interpolation ``(n_fine, n_coarse)``: fine cell ``2 I + a - 1`` takes ``kernel[a]``
-    of coarse cell ``I`` (the stride-2 transposed convolution of ``_prolong``; its
-    transpose with the restriction kernel is the stride-2 convolution of ``_restrict``).
-    A fine cell has two coarse candidates per axis; those outside the grid are stored as
-    explicit zeros, so every row has ``2**dim`` entries."""
-    k = kernel.detach().cpu().numpy()[0, 0].astype(np.float64)
+def _transfers(kernels, fine: tuple[int, ...], dtype) -> list[sp.csr_matrix]:
+    """Interpolations ``(n_fine, n_coarse)``, one per kernel, on one index structure: fine
+    cell ``2 I + a - 1`` takes ``kernel[a]`` of coarse cell ``I`` (the stride-2 transposed
+    convolution of ``_prolong``; its transpose with the restriction kernel is the stride-2
+    convolution of ``_restrict``). A fine cell has two coarse candidates per axis; those
+    outside the grid are stored as explicit zeros, so every row has ``2**dim`` entries."""
+    dim = len(fine)
     coarse = tuple((s + 1) // 2 for s in fine)
-    axes = []
-    for ax, (s, c) in enumerate(zip(fine, coarse, strict=True)):
+    axes = []  # per axis: candidates (s, 2), valid, flat kernel index part
+    for ax, (s, c, st) in enumerate(zip(fine, coarse, _strides(coarse), strict=True)):
         i = np.arange(s)
         cand = np.stack([(i + 1) // 2 - 1, (i + 1) // 2], axis=1)  # (s, 2) coarse cells
         ok = (cand >= 0) & (cand < c)
-        view = [1] * len(fine)
+        tap = (i[:, None] - 2 * cand + 1).clip(0, 3) * 4 ** (dim - 1 - ax)
+        view = [1] * dim
         view[ax] = s
-        axes.append((np.where(ok, cand, 0), i[:, None] - 2 * cand + 1, ok, view))
-    cstride = _strides(coarse)
-    cols, vals = [], []
-    for pick in itertools.product((0, 1), repeat=len(fine)):
-        col, val, taps = 0, 1.0, []
-        for (cand, a, ok, view), p, st in zip(axes, pick, cstride, strict=True):
-            col = col + (cand[:, p] * st).reshape(view)
-            val = val * ok[:, p].reshape(view)
-            taps.append(a[:, p].clip(0, 3).reshape(view))
+        axes.append([(a[:, p].reshape(view)) for a in (np.where(ok, cand, 0) * st, ok, tap)
+                     for p in (0, 1)])  # fmt: skip
+    cols, valid, taps = [], [], []
+    for pick in itertools.product((0, 1), repeat=dim):  # the 2**dim entries of a row
+        col, ok, tap = 0, True, 0
+        for a, p in zip(axes, pick, strict=True):
+            col, ok, tap = col + a[p], ok & a[2 + p], tap + a[4 + p]
         cols.append(np.broadcast_to(col, fine).reshape(-1))
-        vals.append((k[tuple(taps)] * val).reshape(-1))
-    n_f, per = int(np.prod(fine)), 2 ** len(fine)
-    return sp.csr_matrix(
-        (
-            np.stack(vals, 1).reshape(-1).astype(dtype),
-            np.stack(cols, 1).reshape(-1),
-            np.arange(n_f + 1, dtype=np.int64) * per,
-        ),
-        shape=(n_f, int(np.prod(coarse))),
-    )
+        valid.append(np.broadcast_to(ok, fine).reshape(-1))
+        taps.append(np.broadcast_to(tap, fine).reshape(-1))
+    n_f, per = int(np.prod(fine)), 2**dim
+    indices = np.stack(cols, 1).reshape(-1)
+    valid, taps = np.stack(valid, 1).reshape(-1), np.stack(taps, 1).reshape(-1)
+    indptr = np.arange(n_f + 1, dtype=np.int64) * per
+    out = []
+    for kernel in kernels:
+        k = kernel.detach().cpu().numpy().reshape(-1).astype(dtype)
+        vals = k[taps] * valid
+        out.append(sp.csr_matrix((vals, indices.copy(), indptr), (n_f, int(np.prod(coarse)))))
+    return out
+
+
+def _lambda_max(A: sp.spmatrix, W, x: np.ndarray) -> float:
+    """Largest Ritz value of ``W A`` after :data:`SPD_LANCZOS_STEPS` Lanczos steps from
+    ``x`` in the A-inner product (``W``: a callable, ``W A`` self-adjoint there; an
+    estimate from below of ``lambda_max(W A)``)."""
+    Ax = A @ x
+    nrm = float(x @ Ax) ** 0.5
+    if not nrm > 0:
+        return 0.0
+    q, Aq, q_prev = x / nrm, Ax / nrm, np.zeros_like(x)
+    alpha, beta = [], [0.0]
+    for _ in range(SPD_LANCZOS_STEPS):
+        w = W(Aq)  # W A q
+        alpha.append(float(Aq @ w))
+        w -= alpha[-1] * q + beta[-1] * q_prev
+        Aw = A @ w
+        b = max(float(w @ Aw), 0.0) ** 0.5
+        if b <= 1e-6 * abs(alpha[-1]):
+            break
+        beta.append(b)
+        q_prev, q, Aq = q, w / b, Aw / b
+    return float(scipy.linalg.eigvalsh_tridiagonal(alpha, beta[1 : len(alpha)])[-1])
 
 
 class CompiledVCycle:
@@ -305,12 +346,16 @@ class StencilVCycle(nn.Module):
         excess = (d + off.sum(dim=1, keepdim=True) * safe) / safe * active  # row sum / diag
         return torch.cat([off, logd, excess], dim=1)
 
-    def _level(self, S: torch.Tensor) -> dict:
+    def _level(self, S: torch.Tensor, smooth: bool = True) -> dict:
+        """A level of the hierarchy: its stencil, active cells and (``smooth``) smoother."""
         c = self.centre
         absrow = S.abs().sum(dim=1, keepdim=True)
         d = S[:, c : c + 1]
         active = ((absrow - d.abs() > 0) & (d > 0)).to(S.dtype)
         S = S * active  # inactive rows leave the hierarchy (their columns are zero: SPD)
+        taps = [k for k in range(len(self.offs)) if bool(S[:, k].abs().sum() > 0)]
+        if not smooth:
+            return {"S": S, "active": active, "taps": taps}
         l1 = torch.where(active > 0, S.abs().sum(dim=1, keepdim=True), torch.ones_like(d))
         g = self.gen(self._features(S, active))
         # bounded: the centre weight stays a fraction in (0, 1) of the l1-Jacobi limit
@@ -318,7 +363,6 @@ class StencilVCycle(nn.Module):
         # high-contrast cells)
         wc = self.wcentre
         frac = torch.sigmoid(self.omega_logit + g[:, wc : wc + 1])
-        taps = [k for k in range(len(self.offs)) if bool(S[:, k].abs().sum() > 0)]
         pattern = pattern0 = {self.offs[k] for k in taps}
         if self.smoother_reach > 1:  # the pattern of A^2
             pattern = {
@@ -328,9 +372,10 @@ class StencilVCycle(nn.Module):
         level = {"S": S, "active": active, "taps": taps, "wtaps": wtaps}
         if self.smoother == "spd":
             W = self._spd_smoother(S, g, 2 * frac / l1, active, pattern0, taps)
-            if isinstance(W, tuple):  # learned part to check, unless the level is solved
-                level["parts"], W = W, W[0] + W[1]
-            level["W"] = W
+            if isinstance(W, tuple):  # (D, learned part): W once _safeguard has checked it
+                level["parts"] = W
+            else:
+                level["W"] = W
             return level
         # "free": the other taps within +-1/2 of the centre, cell by cell (not symmetric,
         # measured to amplify the error on unseen rough high-contrast fields)
@@ -389,57 +434,51 @@ class StencilVCycle(nn.Module):
             else:
                 dd = torch.clamp_min(D * self._shift(D, o), 1e-30)
                 learned[index[o]] = torch.sqrt(dd) * v
-        Wd, Wl = torch.cat(chans, dim=1), torch.cat(learned, dim=1)
+        Wl = torch.cat(learned, dim=1)
         if torch.is_grad_enabled():  # training: unscaled (with the scale, it learned less)
-            return Wd + Wl
-        if not bool(Wl.any()):
-            return Wd
-        return Wd, Wl  # scaled by _safeguard once the level is known to smooth
+            return torch.cat(chans, dim=1) + Wl
+        if not any(_nonzero_taps(Wl)):
+            return torch.cat(chans, dim=1)
+        return D, Wl  # scaled by _safeguard
 
     def _safeguard(self, L: dict) -> torch.Tensor:
-        """The spd smoother ``D + t (W - D)`` of a smoothing level (see _spd_smoother)."""
-        Wd, Wl = L.pop("parts")
-        S, taps, active = L["S"], L["taps"], L["active"]
+        """The spd smoother ``D + t (W - D)`` of a smoothing level (see _spd_smoother).
+
+        Its estimates run on the level's sparse matrices, which are kept (``L["sparse"]``)
+        for :meth:`compile_cycle`: the safeguard costs a few sparse products.
+        """
+        D, Wl = L.pop("parts")
+        dtype = np.float64 if Wl.dtype == torch.float64 else np.float32
+        A = _dia(L["S"], L["taps"], self.offs, dtype)
+        Wl_m = _dia(Wl, self._compiled_wtaps(L, Wl), self.woffs, dtype)
+        d = D.reshape(-1).cpu().numpy().astype(dtype)
         # the safeguard: lambda_max(W A) by Lanczos steps in the A-inner product (W A is
         # self-adjoint there). lambda_max(W_t A) with W_t = D + t (W - D) is convex in t
         # (a maximum of Rayleigh quotients linear in t), so it stays below the chord
         # (1 - t) lambda_max(D A) + t lambda_max(W A): t is chosen where the chord of the
         # two estimates meets SPD_CAP.
-        gen = torch.Generator().manual_seed(0)
-        x = torch.rand(S.shape[0], 1, *S.shape[2:], generator=gen, dtype=torch.float64)
-        x = x.to(device=S.device, dtype=S.dtype) * active  # a fixed start: deterministic
-        lam1 = self._lambda_max(Wd + Wl, L["wtaps"], S, taps, x)
-        if lam1 <= SPD_CAP:
-            return Wd + Wl
-        lam0 = self._lambda_max(Wd, [self.wcentre], S, taps, x)
-        if lam0 >= SPD_CAP:
-            return Wd
-        return Wd + (SPD_CAP - lam0) / (lam1 - lam0) * Wl
+        gen = torch.Generator().manual_seed(0)  # a fixed start: deterministic
+        x = torch.rand(A.shape[0], generator=gen, dtype=torch.float64).numpy().astype(dtype)
+        x *= L["active"].reshape(-1).cpu().numpy()
+        t = 1.0
+        lam1 = _lambda_max(A, lambda y: d * y + Wl_m @ y, x)
+        if lam1 > SPD_CAP:
+            lam0 = _lambda_max(A, lambda y: d * y, x)
+            t = 0.0 if lam0 >= SPD_CAP else (SPD_CAP - lam0) / (lam1 - lam0)
+        Wl_m.data *= dtype(t)
+        Wl_m.data[np.flatnonzero(Wl_m.offsets == 0)[0]] += d  # the centre: always a tap
+        L["sparse"] = {"A": A, "W": Wl_m}
+        W = Wl.mul_(t) if t < 1 else Wl  # in place: D + t (W - D)
+        W[:, self.wcentre : self.wcentre + 1] += D
+        return W
 
-    def _lambda_max(self, W, wtaps, S, taps, x) -> float:
-        """Largest Ritz value of ``W A`` after :data:`SPD_LANCZOS_STEPS` Lanczos steps from
-        ``x`` in the A-inner product (an estimate from below of ``lambda_max(W A)``)."""
-        dot = lambda u, v: float(torch.dot(u.reshape(-1), v.reshape(-1)))  # noqa: E731
-        Ax = _taps_apply(x, S, taps, self.offs)
-        nrm = dot(x, Ax) ** 0.5
-        if not nrm > 0:
-            return 0.0
-        q, Aq, q_prev = x / nrm, Ax / nrm, torch.zeros_like(x)
-        alpha, beta = [], [0.0]
-        for _ in range(SPD_LANCZOS_STEPS):
-            w = _taps_apply(Aq, W, wtaps, self.woffs)  # W A q
-            alpha.append(dot(Aq, w))
-            w = w - alpha[-1] * q - beta[-1] * q_prev
-            Aw = _taps_apply(w, S, taps, self.offs)
-            b = max(dot(w, Aw), 0.0) ** 0.5
-            if b <= 1e-6 * abs(alpha[-1]):
-                break
-            beta.append(b)
-            q_prev, q, Aq = q, w / b, Aw / b
-        off = torch.tensor(beta[1 : len(alpha)], dtype=torch.float64)
-        T = torch.diag(torch.tensor(alpha, dtype=torch.float64))
-        T = T + torch.diag(off, 1) + torch.diag(off, -1)
-        return float(torch.linalg.eigvalsh(T)[-1])
+    def _compiled_wtaps(self, L: dict, W: torch.Tensor) -> list[int]:
+        """The smoother taps of the compiled cycle: ``A``'s own pattern, and the wider taps
+        that are not zero everywhere (all of them untrained), so the untrained wide smoother
+        costs what the 3x3 one does."""
+        own = {self.offs[k] for k in L["taps"]}
+        nonzero = _nonzero_taps(W)
+        return [k for k in L["wtaps"] if self.woffs[k] in own or nonzero[k]]
 
     def setup(self, stencil: torch.Tensor) -> StencilHierarchy:
         """The hierarchy of a stencil ``(1, 3**dim, *grid)`` (float64 is kept to the end).
@@ -455,28 +494,21 @@ class StencilVCycle(nn.Module):
         mean = d[act].mean() if bool(act.any()) else d.abs().max().clamp_min(1e-300)
         S = (stencil / mean).to(dtype)
         diag = torch.where(d > 0, d / mean, torch.ones_like(d)).to(dtype)
-        levels = [self._level(S)]
-        while min(S.shape[2:]) > self.coarse_size and (
-            len(levels) == 1 or S[0, 0].numel() > _EXACT_COARSE
-        ):  # the finest level always smooths, so the output depends on the weights
+        levels = []
+        while True:  # the finest level always smooths, so the output depends on the weights
+            cells = S[0, 0].numel()
+            last = min(S.shape[2:]) <= self.coarse_size or (bool(levels) and cells <= _EXACT_COARSE)
+            levels.append(self._level(S, smooth=not (last and cells <= _EXACT_COARSE)))
+            if last:
+                break
             with torch.no_grad():
                 S = _coarsen(S * levels[-1]["active"], self.offs)
-            levels.append(self._level(S))
-        last = levels[-1]
-        n_coarse = 1
-        for s in S.shape[2:]:
-            n_coarse *= s
-        if n_coarse <= _EXACT_COARSE:
+        if "W" not in levels[-1] and "parts" not in levels[-1]:  # solved exactly
             with torch.no_grad():
-                M = _dense(last["S"], self.offs).double()
-                act = last["active"].reshape(-1).double()
-                M = M + torch.diag(1.0 - act)
-                last["inv"] = (torch.linalg.inv(M) * act[:, None] * act[None, :]).to(dtype)
+                levels[-1]["inv"] = _masked_inverse(levels[-1], self.offs).to(dtype)
         for L in levels:
             if "parts" in L:
-                parts = L["parts"]
-                L["W"] = parts[0] if "inv" in L else self._safeguard(L)
-                L.pop("parts", None)
+                L["W"] = self._safeguard(L)
         return StencilHierarchy(levels, diag, levels[0]["active"])
 
     def prepare(self, stencil) -> StencilHierarchy:
@@ -505,22 +537,22 @@ class StencilVCycle(nn.Module):
                 C["inv"] = L["inv"].cpu().numpy().astype(dtype)
                 out.append(C)
                 break
-            C["A"] = _dia(L["S"], L["taps"], self.offs, dtype)
-            # taps beyond A's pattern that are zero everywhere (all of them untrained) are
-            # left out, so the untrained wide smoother costs what the 3x3 one does
-            own = {self.offs[k] for k in L["taps"]}
-            wtaps = [k for k in L["wtaps"] if self.woffs[k] in own or bool(L["W"][:, k].any())]
-            C["W"] = _dia(L["W"], wtaps, self.woffs, dtype)
+            kept = L.get("sparse", {})  # the safeguard's matrices, when in this dtype
+            if kept and kept["A"].dtype == dtype:
+                C["A"], C["W"] = kept["A"], kept["W"]
+            else:
+                C["A"] = _dia(L["S"], L["taps"], self.offs, dtype)
+                C["W"] = _dia(L["W"], self._compiled_wtaps(L, L["W"]), self.woffs, dtype)
             if lvl + 1 < len(h.levels):
                 spatial = tuple(L["S"].shape[2:])
                 nxt = h.levels[lvl + 1]["active"]
                 weight = self._prolong(nxt, spatial).clamp_min(1e-3)
                 scale = (self.level_scale * L["active"] / weight).reshape(-1)
-                P = _transfer(self.prolong, spatial, np.float64)
+                P, R = _transfers((self.prolong, self.restrict), spatial, np.float64)
                 P.data *= np.repeat(scale.double().cpu().numpy(), 2**self.dim)
                 P.data *= nxt.reshape(-1).double().cpu().numpy()[P.indices]
                 C["P"] = P.astype(dtype)
-                C["R"] = _transfer(self.restrict, spatial, dtype).T  # CSC: a scatter product
+                C["R"] = R.astype(dtype).T  # CSC: a scatter product
             out.append(C)
         flat = [t.reshape(-1).cpu().numpy().astype(dtype) for t in (h.diag, h.active)]
         return CompiledVCycle(out, self.smoothing_steps, flat[0], flat[1], dtype)
