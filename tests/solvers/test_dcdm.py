@@ -131,6 +131,15 @@ def test_a_half_precision_coefficient_aware_net_runs_its_cycle_in_torch():
     res = dcdm(p.A, b, net, shape=p.shape, rtol=1e-6, maxiter=50)
     assert np.linalg.norm(b - p.A @ res.x) <= 0.1 * np.linalg.norm(b)
     assert "fell back to the residual direction" in res.message
+    # with a trained smoother, whose setup check runs in float32 numpy for half precision
+    trained = ConjugateDirectionNet(dim=2, coefficients=True, smoother_reach=2)
+    with torch.no_grad():
+        trained.cycle.gen[-1].bias.fill_(0.1)
+    ref = dcdm(p.A, b, trained, shape=p.shape)
+    res = dcdm(p.A, b, trained.to(torch.float16), shape=p.shape, rtol=1e-6, maxiter=200)
+    assert res.converged and res.n_iter <= 3 * ref.n_iter
+    res = dcdm(p.A, b, trained.to(torch.bfloat16), shape=p.shape, rtol=1e-6, maxiter=50)
+    assert np.linalg.norm(b - p.A @ res.x) <= 0.1 * np.linalg.norm(b)
 
 
 def test_dcdm_bad_input():

@@ -455,7 +455,8 @@ class Trainer:
             for epoch in range(start_epoch, self.epochs):
                 if finished:
                     break
-                if _sum_over_processes(ctx, clock.exhausted())[0] > 0:  # all stop together
+                # all stop together (an untimed run, the same in every process, skips it)
+                if clock.timed and _sum_over_processes(ctx, clock.exhausted())[0] > 0:
                     self.stop_reason = "max_time"
                     break
                 batches, order = epoch_batches(epoch)
