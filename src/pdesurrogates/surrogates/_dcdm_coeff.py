@@ -369,7 +369,7 @@ class StencilVCycle(nn.Module):
         S = (stencil / mean).to(dtype)
         diag = torch.where(d > 0, d / mean, torch.ones_like(d)).to(dtype)
         levels = []
-        while True:  # the finest level always smooths, so the output depends on the weights
+        while True:  # a finest level wider than coarse_size smooths even when small
             cells = S[0, 0].numel()
             last = min(S.shape[2:]) <= self.coarse_size or (bool(levels) and cells <= _EXACT_COARSE)
             levels.append(self._level(S, smooth=not (last and cells <= _EXACT_COARSE)))
