@@ -140,6 +140,13 @@ def test_a_half_precision_coefficient_aware_net_runs_its_cycle_in_torch():
     assert res.converged and res.n_iter <= 3 * ref.n_iter
     res = dcdm(p.A, b, trained.to(torch.bfloat16), shape=p.shape, rtol=1e-6, maxiter=50)
     assert np.linalg.norm(b - p.A @ res.x) <= 0.1 * np.linalg.norm(b)
+    # a smoother that overflows float16 on a high-contrast field is refused, saying so
+    rough = gallery.variable_coefficient(np.exp(2 * np.random.default_rng(0).normal(size=(32, 32))))
+    trained = trained.to(torch.float16)
+    with torch.no_grad():
+        trained.cycle.gen[-1].bias.fill_(8.0)
+    with pytest.raises(SolverError, match=r"not finite .*float16.*float32 or float64"):
+        dcdm(rough.A, gallery.random_rhs(rough), trained, shape=rough.shape)
 
 
 def test_dcdm_bad_input():

@@ -173,6 +173,26 @@ def test_spd_smoother_contracts_for_any_weights(reach):
     assert coupled > 0 if reach == 2 else coupled == 0  # reach 1: K is its centre only
 
 
+def test_removed_learned_part_compiles_to_a_own_pattern():
+    """Where the diagonal alone reaches the safeguard's cap (f close to 1), the learned part
+    is removed (t = 0): the smoother is D, and its compiled form keeps A's 5 taps, not
+    the 13 of the wide pattern filled with zeros."""
+    p = gallery.random_coefficient((64, 64), contrast=1e2, seed=2)
+    S = torch.from_numpy(grid_stencil(p.A, p.shape)).float()
+    net = _perturbed(reach=2).float()
+    with torch.no_grad():
+        net.cycle.omega_logit.fill_(4.0)  # f = sigmoid(4 + g): lambda_max(D A) near 2
+        h = net.prepare(S)
+    compiled = net.cycle.compile_cycle(h)
+    smoothing = [(L, C) for L, C in zip(h.levels, compiled.levels, strict=True) if "W" in C]
+    assert smoothing
+    for L, C in smoothing:
+        W = L["W"][0]
+        assert torch.count_nonzero(W[: net.cycle.wcentre]) == 0  # D alone
+        assert sorted(C["W"].offsets) == sorted(C["A"].offsets)
+        np.testing.assert_array_equal(C["W"].diagonal(), W[net.cycle.wcentre].reshape(-1))
+
+
 def test_untrained_smoothers_are_the_same_cycle():
     """Every parametrisation starts as l1-Jacobi: the same direction to the last bit (torch
     and compiled), and the smoother is a config key."""

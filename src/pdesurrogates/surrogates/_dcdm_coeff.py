@@ -53,10 +53,12 @@ from __future__ import annotations
 import itertools
 
 import numpy as np
+import scipy.sparse as sp
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from pdesurrogates.errors import SolverError
 from pdesurrogates.surrogates._dcdm_sparse import (
     CompiledVCycle,
     _dia,
@@ -326,6 +328,12 @@ class StencilVCycle(nn.Module):
         A = _dia(L["S"], L["taps"], self.offs, dtype)
         Wl_m = _dia(Wl, self._compiled_wtaps(L, Wl), self.woffs, dtype)
         d = _numpy(D, dtype).reshape(-1)
+        if not (np.isfinite(Wl_m.data).all() and np.isfinite(d).all()):
+            raise SolverError(
+                f"the learned smoother is not finite on this matrix in {Wl.dtype} (an "
+                "overflow of half precision on high-contrast coefficients?): use the network "
+                "in float32 or float64"
+            )
         # the safeguard: lambda_max(W A) by Lanczos steps in the A-inner product (W A is
         # self-adjoint there). lambda_max(W_t A) with W_t = D + t (W - D) is convex in t
         # (a maximum of Rayleigh quotients linear in t), so it stays below the chord
@@ -339,6 +347,9 @@ class StencilVCycle(nn.Module):
         if lam1 > SPD_CAP:
             lam0 = _lambda_max(A, lambda y: d * y, x, SPD_LANCZOS_STEPS)
             t = 0.0 if lam0 >= SPD_CAP else (SPD_CAP - lam0) / (lam1 - lam0)
+        if t == 0:  # the learned part removed: the compiled smoother keeps A's taps only
+            keep = np.isin(Wl_m.offsets, A.offsets)
+            Wl_m = sp.dia_matrix((Wl_m.data[keep], Wl_m.offsets[keep]), shape=Wl_m.shape)
         Wl_m.data *= dtype(t)
         Wl_m.data[np.flatnonzero(Wl_m.offsets == 0)[0]] += d  # the centre: always a tap
         L["sparse"] = {"A": A, "W": Wl_m}
