@@ -165,6 +165,8 @@ def test_dcdm_bad_input():
         dcdm(A, b, net2)
     with pytest.raises(ValueError, match="shape"):
         dcdm(A, np.ones(10), net2)
+    with pytest.raises(SolverError, match=r"mask has 16 cells, expected 64"):
+        dcdm(A, np.ones(64), net2, mask=np.ones((4, 4), bool))
     res = dcdm(gallery.laplacian((8, 6)), np.ones(48), net2, shape=(8, 6), maxiter=1, rtol=1e-12)
     assert not res.converged and res.n_iter == 1 and "maxiter" in res.message
     assert res.status is SolveStatus.MAXITER

@@ -173,5 +173,8 @@ def test_bad_input():
     with pytest.raises(SolverError, match="3D"):
         LearnedPreconditioner(ConjugateDirectionNet(dim=3), gallery.poisson2d(8), shape=(8, 8))
     pre = LearnedPreconditioner(LearnedVCycle(dim=2), gallery.dirichlet_box((8, 8)))
-    with pytest.raises(ValueError, match="entries"):
+    with pytest.raises(SolverError, match="entries"):
         pre.matvec(np.ones(5))
+    for model in (ConjugateDirectionNet(dim=2), LearnedVCycle(dim=2)):
+        with pytest.raises(SolverError, match=r"mask has 16 cells, expected 64"):
+            LearnedPreconditioner(model, gallery.poisson2d(8), mask=np.ones((4, 4), bool))

@@ -21,6 +21,7 @@ from pdesurrogates.solvers._result import SolveStatus
 __all__ = [
     "Monitor",
     "System",
+    "check_finite_matrix",
     "check_grid_stencil",
     "check_maxiter",
     "check_positive_int",
@@ -108,7 +109,7 @@ def _operator(A):
     if explicit is not None:
         if isinstance(explicit, np.ndarray):
             explicit = np.asarray(explicit, dtype=np.float64)
-        _check_finite_matrix(explicit)
+        check_finite_matrix(explicit)
         A = explicit
     return aslinearoperator(A), int(shape[0]), explicit
 
@@ -141,14 +142,15 @@ def vector(v, name: str, n: int) -> np.ndarray:
     return v
 
 
-def _check_finite_matrix(A) -> None:
+def check_finite_matrix(A, name: str = "A") -> None:
+    """``SolverError`` naming the first NaN/Inf entry of a dense or sparse matrix."""
     if isinstance(A, np.ndarray):
         bad = ~np.isfinite(A)
         if bad.any():
             i, j = (int(k) for k in np.argwhere(bad)[0])
             raise SolverError(
-                f"A holds NaN or Inf: A[{i}, {j}] = {A[i, j]} ({int(bad.sum())} NaN/Inf "
-                "entries in all); A must be finite"
+                f"{name} holds NaN or Inf: {name}[{i}, {j}] = {A[i, j]} ({int(bad.sum())} "
+                f"NaN/Inf entries in all); {name} must be finite"
             )
         return
     data = A.data if A.format in ("csr", "csc", "coo", "bsr") else None
@@ -159,8 +161,8 @@ def _check_finite_matrix(A) -> None:
     if bad.any():
         k = int(np.flatnonzero(bad)[0])
         raise SolverError(
-            f"A holds NaN or Inf: A[{int(coo.row[k])}, {int(coo.col[k])}] = {coo.data[k]} "
-            f"({int(bad.sum())} NaN/Inf entries in all); A must be finite"
+            f"{name} holds NaN or Inf: {name}[{int(coo.row[k])}, {int(coo.col[k])}] = "
+            f"{coo.data[k]} ({int(bad.sum())} NaN/Inf entries in all); {name} must be finite"
         )
 
 
@@ -326,6 +328,9 @@ def unwrap_grid(A, shape=None, mask=None):
         A = A.A
     if shape is None:
         shape = getattr(A, "grid_shape", None)
+    n = getattr(A, "shape", (None,))[0]
+    if mask is not None and n is not None and np.asarray(mask).size != n:
+        raise SolverError(f"mask has {np.asarray(mask).size} cells, expected {n} (one per unknown)")
     return A, shape, mask
 
 

@@ -297,8 +297,6 @@ def dcdm(
     coeff = getattr(model, "coefficients", False) and sp.issparse(A)
     # a coefficient-aware model checks the pattern while reading the stencil (one pass)
     grid = grid_shape_for(n, int(dim), shape, A=None if coeff else A, who="dcdm")
-    if mask is not None and np.asarray(mask).size != n:
-        raise SolverError(f"mask has {np.asarray(mask).size} cells, expected {n}")
     stencil = None
     if getattr(model, "coefficients", False):
         try:

@@ -39,9 +39,7 @@ def check_spd_matrix(A, who: str = "the preconditioner") -> sp.csr_matrix:
     Refused: a non-square matrix, NaN/Inf, a non-symmetric matrix (naming the worst
     pair) and a diagonal entry ``<= 0`` (naming it): cheap necessary conditions of SPD.
     """
-    A = square_csr(A)
-    if not np.isfinite(A.data).all():
-        raise SolverError(f"{who} needs a finite matrix; A holds NaN or Inf")
+    A = square_csr(A)  # also refuses NaN/Inf, naming the entry
     defect = _asymmetry(A)
     if defect is not None:
         raise SolverError(f"{who} needs a symmetric positive definite A: {defect[1]}")

@@ -13,17 +13,22 @@ import scipy.sparse as sp
 import scipy.sparse.linalg as sla
 
 from pdesurrogates.errors import SolverError
+from pdesurrogates.solvers._checks import check_finite_matrix
 
 __all__ = ["Preconditioner"]
 
 
 def square_csr(A, name: str = "A") -> sp.csr_matrix:
-    """``A`` as float64 CSR; ``ValueError`` for a non-matrix, ``SolverError`` if not square."""
+    """``A`` as float64 CSR; ``SolverError`` for a non-matrix, a complex, non-square or
+    non-finite one (naming the first NaN/Inf entry)."""
     if not sp.issparse(A) and not isinstance(A, np.ndarray):
         raise SolverError(f"{name} must be a sparse matrix or ndarray; got {type(A).__name__}")
+    if np.iscomplexobj(A):
+        raise SolverError(f"{name} is complex; the preconditioners are built for real matrices")
     A = sp.csr_matrix(A, dtype=np.float64)
     if A.shape[0] != A.shape[1]:
         raise SolverError(f"{name} must be square; got shape {A.shape}")
+    check_finite_matrix(A, name)
     return A
 
 
@@ -62,9 +67,14 @@ class Preconditioner:
         return bool(self.is_linear and self.is_symmetric)
 
     def _vector(self, r) -> np.ndarray:
+        if np.iscomplexobj(r):
+            raise SolverError(
+                "r is complex; apply the preconditioner to its real and imaginary parts "
+                "(aspreconditioner() does so for a linear one)"
+            )
         r = np.asarray(r, dtype=np.float64).reshape(-1)
         if r.shape[0] != self.n:
-            raise ValueError(
+            raise SolverError(
                 f"r has {r.shape[0]} entries, expected {self.n} (the preconditioner was set "
                 f"up for a {self.n}x{self.n} matrix)"
             )
@@ -78,9 +88,25 @@ class Preconditioner:
         return self.matvec(r)
 
     def aspreconditioner(self) -> sla.LinearOperator:
-        """A float64 ``LinearOperator`` of shape ``(n, n)`` for ``M=`` in scipy's solvers."""
-        rmatvec = self.matvec if self.is_spd else None
-        return sla.LinearOperator(self.shape, matvec=self.matvec, rmatvec=rmatvec, dtype=float)
+        """A float64 ``LinearOperator`` of shape ``(n, n)`` for ``M=`` in scipy's solvers.
+
+        A linear preconditioner applied to a complex vector (a complex ``b``) acts on its
+        real and imaginary parts; a nonlinear one refuses it.
+        """
+        rmatvec = self._split_complex if self.is_spd else None
+        return sla.LinearOperator(
+            self.shape, matvec=self._split_complex, rmatvec=rmatvec, dtype=float
+        )
+
+    def _split_complex(self, r: np.ndarray) -> np.ndarray:
+        if not np.iscomplexobj(r):
+            return self.matvec(r)
+        if not self.is_linear:
+            raise SolverError(
+                f"{type(self).__name__} is nonlinear: it cannot act on a complex vector; "
+                "solve for the real and imaginary parts of b separately"
+            )
+        return self.matvec(r.real) + 1j * self.matvec(r.imag)
 
     def aslinearoperator(self, **kwargs) -> sla.LinearOperator:
         """Alias of :meth:`aspreconditioner`."""

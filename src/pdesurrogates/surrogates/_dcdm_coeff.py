@@ -329,10 +329,15 @@ class StencilVCycle(nn.Module):
         Wl_m = _dia(Wl, self._compiled_wtaps(L, Wl), self.woffs, dtype)
         d = _numpy(D, dtype).reshape(-1)
         if not (np.isfinite(Wl_m.data).all() and np.isfinite(d).all()):
+            half = Wl.dtype in (torch.float16, torch.bfloat16)
             raise SolverError(
-                f"the learned smoother is not finite on this matrix in {Wl.dtype} (an "
-                "overflow of half precision on high-contrast coefficients?): use the network "
-                "in float32 or float64"
+                f"the learned smoother is not finite on this matrix in {Wl.dtype}: "
+                + (
+                    "half precision overflows on high-contrast coefficients; use the network "
+                    "in float32 or float64"
+                    if half
+                    else "check that the matrix (its stencil) is finite"
+                )
             )
         # the safeguard: lambda_max(W A) by Lanczos steps in the A-inner product (W A is
         # self-adjoint there). lambda_max(W_t A) with W_t = D + t (W - D) is convex in t

@@ -17,10 +17,16 @@ The checks, on a 2D variable-coefficient Poisson problem (override ``make_proble
 - where it claims linearity (``is_linear``): ``M(a x + b y) = a M x + b M y``;
 - scipy's ``cg`` (SPD) and ``gmres`` (linear) with ``M=P.aspreconditioner()``, and our
   ``cg``/``fcg`` with ``M=P``, reach the direct solution;
-- it takes fewer iterations than unpreconditioned CG.
+- it takes fewer iterations than unpreconditioned CG;
+- a complex vector: ``matvec`` refuses it; ``aspreconditioner()`` of a linear map acts on
+  its real and imaginary parts (scipy's ``gmres`` then solves a complex ``b``), of a
+  nonlinear one refuses it;
+- a matrix holding NaN is refused at setup with a ``SolverError`` naming the entry.
 """
 
 from __future__ import annotations
+
+import dataclasses
 
 import numpy as np
 import pytest
@@ -191,3 +197,25 @@ class PreconditionerContract:
             pre = fcg(problem.A, b, rtol=self.rtol, M=P, m=2)
         assert plain.converged and pre.converged
         assert pre.n_iter < self.max_iteration_ratio * plain.n_iter, (pre.n_iter, plain.n_iter)
+
+    def test_complex_vectors(self):
+        problem, P, b, x_ref = self._setup()
+        with pytest.raises(SolverError, match="complex"):
+            P.matvec(b + 1j * b)
+        op = self._op(P)
+        if not P.is_linear:
+            with pytest.raises(SolverError, match="nonlinear"):
+                op.matvec(b + 1j * b)
+            return
+        b2 = np.roll(b, 1)
+        x, info = sla.gmres(problem.A, b + 2j * b2, rtol=self.rtol, M=op, restart=50, maxiter=50)
+        assert info == 0
+        x_ref = x_ref + 2j * sla.spsolve(problem.A.tocsc(), b2)
+        self._assert_solution(x, x_ref, "scipy gmres with a complex b")
+
+    def test_nonfinite_matrix_is_refused(self):
+        problem = self._setup()[0]
+        A = problem.A.tolil(copy=True)
+        A[3, 3] = np.nan
+        with pytest.raises(SolverError, match=r"NaN or Inf: A\[3, 3\] = nan"):
+            self.make_preconditioner(dataclasses.replace(problem, A=A.tocsr()))
