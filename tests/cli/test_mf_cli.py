@@ -238,6 +238,13 @@ def test_bad_input(tmp_path, capsys):
     np.savez(tmp_path / "bad.npz", x_lo=np.zeros((3, 1)))
     assert main(["mf", "fit", "--data", str(tmp_path / "bad.npz"), "-o", str(tmp_path / "m")]) == 1
     assert "missing arrays" in capsys.readouterr().err
+    (tmp_path / "text.npz").write_text("x,y\n1,2\n")
+    np.save(tmp_path / "one.npy", np.zeros(3))
+    for name, says in (("text.npz", "not an .npz archive"), ("one.npy", "a single .npy array")):
+        path = tmp_path / name
+        assert main(["mf", "fit", "--data", str(path), "-o", str(tmp_path / "m")]) == 1
+        err = capsys.readouterr().err
+        assert f"{path}: {says}" in err and "pickle" not in err
     assert main(["mf", "fit", "--problem", "nope", "-o", str(tmp_path / "m")]) == 1
     assert "unknown multi-fidelity problem" in capsys.readouterr().err
     args = ["mf", "fit", "--problem", "forrester", "--members", "4", "-o", str(tmp_path / "m")]

@@ -13,6 +13,7 @@ from pdesurrogates.solvers.reference import fem_family
 from pdesurrogates.surrogates import (
     ConjugateDirectionNet,
     LearnedVCycle,
+    MgNO,
     NeuralAMG,
     NeuralIncompleteCholesky,
 )
@@ -86,6 +87,12 @@ def test_model_checks():
             solve_with(p, b, method, model=nic)
     with pytest.raises(ValueError, match=r"needs a model \(a NeuralIncompleteCholesky\)"):
         solve_with(p, b, "neural_ic")
+    # a network that is no preconditioner (an operator surrogate) is refused by every
+    # method, and no message recommends another method for it
+    mgno = MgNO(channels=4)
+    for method in ("dcdm", "vcycle", "neural_ic"):
+        with pytest.raises(ValueError, match=r"a MgNO is not a preconditioner model; train"):
+            solve_with(p, b, method, model=mgno)
 
 
 def test_2d_model_on_3d_problem_and_the_reverse_are_refused():

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from pdesurrogates._figures import Quantity, figure, label_axes, save_figure, styled
-from pdesurrogates.errors import TrainingError
+from pdesurrogates.errors import DatasetError, TrainingError
 from pdesurrogates.io import atomic_write_text
 from pdesurrogates.runs._registry import Family, Predicted, register_family
 from pdesurrogates.runs._train import RUN_FILE
@@ -73,7 +73,16 @@ def load_mf_data(problem: str | None, data, n_lo: int, n_hi: int, seed: int):
     path = Path(data)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such file; give an .npz with x_lo, y_lo, x_hi, y_hi")
-    with np.load(path, allow_pickle=False) as f:
+    try:
+        f = np.load(path, allow_pickle=False)
+    except (OSError, ValueError, EOFError) as exc:  # not .npy/.npz: numpy talks of pickles
+        raise DatasetError(
+            f"{path}: not an .npz archive; give one with arrays x_lo, y_lo, x_hi, y_hi "
+            "(numpy.savez)"
+        ) from exc
+    if not isinstance(f, np.lib.npyio.NpzFile):
+        raise DatasetError(f"{path}: a single .npy array; give an .npz with x_lo, y_lo, x_hi, y_hi")
+    with f:
         missing = [k for k in ("x_lo", "y_lo", "x_hi", "y_hi") if k not in f]
         if missing:
             raise ValueError(f"{path}: missing arrays {missing}; expected x_lo, y_lo, x_hi, y_hi")

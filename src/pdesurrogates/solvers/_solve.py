@@ -58,6 +58,26 @@ def _is_factor_model(model) -> bool:
     return callable(getattr(model, "precondition", None))
 
 
+def _is_direction_net(model) -> bool:
+    """A network that maps residual images to search directions (``direction_network``)."""
+    return bool(getattr(model, "direction_network", False))
+
+
+def _use_instead(model) -> str:
+    """What to do with ``model`` instead: the method that takes it, if any."""
+    name = type(model).__name__
+    if _is_factor_model(model):
+        return f"use method {_factory_method(model)!r} for a {name}"
+    if _is_vcycle(model):
+        return f"use method 'vcycle' for a {name}"
+    if _is_direction_net(model):
+        return f"use method 'dcdm' for a {name}"
+    return (
+        f"a {name} is not a preconditioner model; train one with 'pdesurrogates train "
+        "dcdm' (or vcycle, neural-ic, neural-amg)"
+    )
+
+
 def _factory_method(model) -> str:
     """``neural_amg`` for a learned AMG, ``neural_ic`` for a learned factorisation."""
     return getattr(model, "solve_method", "neural_ic")
@@ -91,18 +111,16 @@ def check_model(method: str, model, problem) -> None:
             f"method {_factory_method(model)!r} for a {name}"
         )
     if method == "neural_amg" and not _is_factor_model(model):
-        right = "vcycle" if _is_vcycle(model) else "dcdm"
         raise SolverError(
             f"method 'neural_amg' needs a NeuralAMG (a model with precondition(A)), but the "
-            f"model is a {name}; use method {right!r} for a {name}"
+            f"model is a {name}; {_use_instead(model)}"
         )
     if _is_factor_model(model) != (method in _FACTORY):
         if method == "neural_ic":
-            right = "vcycle" if _is_vcycle(model) else "dcdm"
             raise SolverError(
                 f"method 'neural_ic' needs a learned factorisation (a model with "
                 f"precondition(A), such as NeuralIncompleteCholesky), but the model is a "
-                f"{name}; use method {right!r} for a {name}"
+                f"{name}; {_use_instead(model)}"
             )
         raise SolverError(
             f"method {method!r} needs {_NEEDS[method]}, but the model is a {name}, an "
@@ -114,12 +132,12 @@ def check_model(method: str, model, problem) -> None:
     if method == "vcycle" and not _is_vcycle(model):
         raise SolverError(
             f"method 'vcycle' runs a V-cycle and needs a LearnedVCycle, but the model is a "
-            f"{name}; use method 'dcdm' for a {name}"
+            f"{name}; {_use_instead(model)}"
         )
-    if method == "dcdm" and _is_vcycle(model):
+    if method == "dcdm" and not _is_direction_net(model):
         raise SolverError(
             f"method 'dcdm' needs a direction network such as ConjugateDirectionNet, but the "
-            f"model is a {name}; use method 'vcycle' for a {name}"
+            f"model is a {name}; {_use_instead(model)}"
         )
     mdim = getattr(model, "dim", None)
     pdim = _problem_dim(problem)

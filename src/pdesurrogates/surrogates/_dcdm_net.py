@@ -167,6 +167,7 @@ class ConjugateDirectionNet(nn.Module):
     """
 
     accepts_mask = True
+    direction_network = True  # maps residuals to search directions (solve_with 'dcdm')
 
     def __init__(
         self,
