@@ -124,9 +124,11 @@ def run(out: Path, *, smoke: bool = False) -> Path:
 
     print("3/4 evaluating on the test split ...", flush=True)
     report_dir = out / "report"
-    m = evaluate_run(run_dir, data, report_dir, split="test")
+    m = evaluate_run(run_dir, data, report_dir, split="test", overwrite=True)
     print(f"4/4 evaluating zero-shot at {2 * s['res']}² ...", flush=True)
-    m_fine = evaluate_run(run_dir, fine, out / f"report_{2 * s['res']}", split="test")
+    m_fine = evaluate_run(
+        run_dir, fine, out / f"report_{2 * s['res']}", split="test", overwrite=True
+    )
 
     fig = _training_curves(record["histories"])
     buf = io.BytesIO()

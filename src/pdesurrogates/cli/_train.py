@@ -153,18 +153,19 @@ def evaluate(
     data: Path = typer.Option(..., "--data", "-d", help="File to evaluate on."),
     output: Path = typer.Option(..., "-o", "--output", help="Report directory."),
     split: str = _SPLIT,
+    overwrite: bool = OVERWRITE,
 ) -> None:
     """Predict SPLIT of DATA and score it: the same as `predict` followed by
     `uq evaluate`. Writes predictions.h5, uq_report.json, report.md, metrics.json,
     per_sample.csv and figures (best, median and worst samples; calibration for
     ensembles). A step-model run is rolled out: the report adds the error of every
     step and the time it first exceeds 10 %, and the sample figures show a few time
-    snapshots."""
+    snapshots. Report files already in OUTPUT are refused unless --overwrite."""
     from rich.console import Console
 
     from pdesurrogates.runs import evaluate_run, summary_line
 
-    m = evaluate_run(run, data, output, split=split)
+    m = evaluate_run(run, data, output, split=split, overwrite=overwrite)
     Console().print(summary_line(m), highlight=False)
     Console().print(f"report: {Path(output) / 'report.md'}", highlight=False)
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import typer
 
-from pdesurrogates.cli._app import QUIET, uq_app
+from pdesurrogates.cli._app import OVERWRITE, QUIET, uq_app
 from pdesurrogates.cli._tables import fmt, table
 
 _MAX_COLUMNS = 6  # output components shown in the table of a vector output
@@ -45,6 +45,7 @@ def evaluate_cmd(
         None, "-o", "--output", help="Directory for uq_report.json and figures."
     ),
     name: str = typer.Option(None, "--name", help="Model name shown in the report."),
+    overwrite: bool = OVERWRITE,
     no_figures: bool = typer.Option(False, "--no-figures", help="Write the JSON only."),
     as_json: bool = typer.Option(
         False, "--json", help="Print the report as JSON (uq_report.json) instead of tables."
@@ -55,9 +56,12 @@ def evaluate_cmd(
     PRED.h5 is a prediction file (`pdesurrogates predict`, or
     pdesurrogates.uq.save_prediction): the predictive mean, and the ensemble members,
     a Gaussian std or quantiles. The only predicted field is chosen without --field,
-    and the split the file records is compared unless --split says otherwise. A
+    and the split the file records is compared unless --split says otherwise; when
+    PRED records the rows it predicted, exactly those rows of TRUTH are compared (a
+    note on stderr says when PRED was predicted from another file than TRUTH). A
     prediction with a time axis (a rollout) also gets the relative L2 of every step
-    and the time the error first exceeds 10 %.
+    and the time the error first exceeds 10 %. An existing OUTPUT/uq_report.json is
+    refused unless --overwrite.
     """
     from pdesurrogates.runs import evaluate_files
 
@@ -70,7 +74,10 @@ def evaluate_cmd(
         out=out,
         name=name,
         figures=not no_figures,
+        overwrite=overwrite,
     )
+    if "warning" in report.meta:
+        typer.echo(f"warning: {report.meta['warning']}", err=True)
     if as_json:
         typer.echo(report.to_json())
         return

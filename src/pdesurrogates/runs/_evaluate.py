@@ -9,7 +9,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from pdesurrogates.errors import DatasetError
+from pdesurrogates._files import same_file
+from pdesurrogates.errors import DatasetError, OutputError
 from pdesurrogates.runs._predict import check_output, predict_run
 from pdesurrogates.runs._series import time_axis_of, truth_at_times
 
@@ -17,6 +18,27 @@ __all__ = ["DEFAULT_LEVELS", "evaluate_files", "evaluate_run", "grid_coords"]
 
 DEFAULT_LEVELS = (0.5, 0.8, 0.9, 0.95)
 PREDICTION_FILE = "predictions.h5"
+RUN_REPORT_FILES = (
+    PREDICTION_FILE,
+    "uq_report.json",
+    "metrics.json",
+    "per_sample.csv",
+    "report.md",
+)
+
+
+def report_dir(out: Path, names: Sequence[str], overwrite: bool) -> Path:
+    """Check the report directory ``out``: a file in the way is refused, and so are
+    existing report files ``names`` in it unless ``overwrite``."""
+    if out.exists() and not out.is_dir():
+        raise OutputError(f"-o {out}: a file is in the way; the report goes into a directory")
+    there = [n for n in names if (out / n).exists()]
+    if there and not overwrite:
+        raise OutputError(
+            f"-o {out}: already holds {', '.join(there)}; choose another output directory or "
+            "pass overwrite=True (--overwrite)"
+        )
+    return out
 
 
 def grid_coords(ds, field: str) -> list | None:
@@ -30,7 +52,10 @@ def grid_coords(ds, field: str) -> list | None:
 
 
 def _truth_rows(truth, info, split: str | None, truth_path: Path):
-    """The truth samples a prediction file predicted, and the split's name."""
+    """The truth samples a prediction file predicted, and the split's name.
+
+    When the prediction file records the rows it predicted (``source_index``) exactly
+    those rows of the truth file are compared; otherwise the rows of the split."""
     if split is None:
         split = info.split or "all"
     elif info.split not in ("", split):
@@ -38,6 +63,15 @@ def _truth_rows(truth, info, split: str | None, truth_path: Path):
             f"{info.path} predicts split {info.split!r}, not {split!r}; drop --split or "
             f"predict split {split!r}"
         )
+    if info.source_index is not None:
+        index = info.source_index
+        if index.size and (index.min() < 0 or index.max() >= len(truth)):
+            raise DatasetError(
+                f"{info.path} predicts rows up to {int(index.max())} of its source file but "
+                f"{truth_path} holds {len(truth)} samples; compare with the file it predicted"
+                + (f" ({info.data})" if info.data else "")
+            )
+        return truth.subset(index), split
     if split == "all":
         return truth, split
     if split not in truth.splits:
@@ -58,6 +92,7 @@ def evaluate_files(
     out: str | os.PathLike | None = None,
     name: str | None = None,
     figures: bool = True,
+    overwrite: bool = False,
 ):
     """Evaluate a prediction file against a truth dataset; optionally write the report.
 
@@ -75,9 +110,17 @@ def evaluate_files(
     levels : sequence of float
         Central-interval levels for coverage and interval scores.
     out : path, optional
-        Directory for ``uq_report.json`` and, with ``figures``, PNG figures.
+        Directory for ``uq_report.json`` and, with ``figures``, PNG figures. An existing
+        ``uq_report.json`` there is refused (:class:`OutputError`) unless ``overwrite``.
     name : str, optional
         Model name stored in the report.
+
+    The truth rows compared are the rows the prediction file records
+    (``/predictive/source_index``, written by ``pdesurrogates predict``), so a truth file
+    with other splits still gives the predicted samples; a row beyond the truth file is
+    refused. Without recorded rows, the rows of the split are compared. When the file
+    the prediction was made from (``prediction_data``) is not ``truth_path``, the report
+    says so in ``report.meta["warning"]`` (the scores are still computed).
 
     A prediction with a ``time`` dim (a rollout of ``pdesurrogates predict`` on a
     step-model run) is compared with the truth's states at the predicted times, and the
@@ -98,6 +141,8 @@ def evaluate_files(
     from pdesurrogates.uq import evaluate, load_prediction, read_prediction_info
 
     pred_path, truth_path = Path(pred_path), Path(truth_path)
+    if out is not None:
+        report_dir(Path(out), ("uq_report.json",), overwrite)
     if not truth_path.is_file():
         raise FileNotFoundError(f"truth file {truth_path} does not exist")
     info = read_prediction_info(pred_path)
@@ -130,6 +175,12 @@ def evaluate_files(
         "split": split,
         "n_samples": int(y.shape[0]),
     }
+    if info.data and not same_file(info.data, truth_path):
+        meta["warning"] = (
+            f"{pred_path} was predicted from {info.data}, not from {truth_path}; the "
+            "recorded rows of that file are compared" if info.source_index is not None else
+            f"{pred_path} was predicted from {info.data}, not from {truth_path}"
+        )  # fmt: skip
     report = evaluate(pred, y, levels=levels, coords=grid_coords(truth, field), meta=meta,
                       time_axis=time_axis, times=times)  # fmt: skip
     if out is not None:
@@ -188,6 +239,7 @@ def evaluate_run(
     split: str | None = "test",
     levels: Sequence[float] = DEFAULT_LEVELS,
     batch_size: int = 16,
+    overwrite: bool = False,
 ) -> dict[str, Any]:
     """Evaluate a run on ``data``: :func:`predict_run`, then :func:`evaluate_files`.
 
@@ -202,6 +254,9 @@ def evaluate_run(
     split : str or None
         ``"test"`` (default), ``"valid"``, ``"train"``, or ``"all"``/None for every
         sample. A split the file lacks raises :class:`DatasetError`.
+    overwrite : bool
+        Replace the report files of an earlier evaluation in ``out_dir``; without it
+        they are refused (:class:`OutputError` naming them).
 
     Returns
     -------
@@ -212,11 +267,12 @@ def evaluate_run(
 
     out = Path(out_dir)
     check_output(out, data, run_dir)
-    if out.exists() and not out.is_dir():
-        raise ValueError(f"-o {out}: a file is in the way; the report goes into a directory")
+    report_dir(out, RUN_REPORT_FILES, overwrite)
     out.mkdir(parents=True, exist_ok=True)
     pred_file = predict_run(
-        run_dir, data, out / PREDICTION_FILE, split=split, batch_size=batch_size, overwrite=True
-    )
-    report = evaluate_files(pred_file, data, levels=levels, out=out, name=Path(run_dir).name)
+        run_dir, data, out / PREDICTION_FILE, split=split, batch_size=batch_size,
+        overwrite=overwrite,
+    )  # fmt: skip
+    report = evaluate_files(pred_file, data, levels=levels, out=out, name=Path(run_dir).name,
+                            overwrite=True)  # fmt: skip
     return write_run_report(run_dir, data, pred_file, report, out)

@@ -261,9 +261,14 @@ def _step_markdown(report) -> list[str]:
 def summary_line(m: dict[str, Any]) -> str:
     """The one-line summary of a run report (``metrics.json``'s contents ``m``), as
     ``pdesurrogates evaluate`` prints it."""
-    line = f"split {m['split']} ({m['n_samples']} samples, {m['form']}): rel L2 " + (
-        f"{m['rel_l2']['mean']:.4g} (median {m['rel_l2']['median']:.4g})"
-    )
+    r = m["rel_l2"]
+    line = f"split {m['split']} ({m['n_samples']} samples, {m['form']}): rel L2 "
+    if "pooled" in r:  # one value per sample
+        line += f"{r['pooled']:.4g} over all samples"
+        if "median" in r:
+            line += f" (per sample |error|/|value|: median {r['median']:.4g})"
+    else:
+        line += f"{r['mean']:.4g} (median {r['median']:.4g})"
     if "rel_h1" in m:
         line += f", rel H1 {m['rel_h1']['mean']:.4g}"
     if "crps" in m.get("uq", {}):
@@ -300,11 +305,15 @@ def write_run_report(
     _, record = load_run(run_dir)
     split = report.meta["split"]
     ds = select_split(open_dataset(data), split)
-    l2 = np.asarray(report.per_sample["rel_l2"], dtype=np.float64)
-    h1 = report.per_sample.get("rel_h1")
-    order = np.argsort(l2)
-    picks = {"best": int(order[0]), "median": int(order[len(order) // 2]), "worst": int(order[-1])}
+    pred = load_prediction(pred_file)
     index = np.asarray(ds.indices)
+    scalar = int(np.prod(report.field_shape)) == 1  # one value per sample (mf fit)
+    if scalar:
+        pooled, l2 = _value_errors(pred, ds.load(report.meta["field"]))
+        h1 = None
+    else:
+        l2 = np.asarray(report.per_sample["rel_l2"], dtype=np.float64)
+        h1 = report.per_sample.get("rel_h1")
     metrics: dict[str, Any] = {
         "run": str(Path(run_dir).resolve()),
         "data": str(Path(data).resolve()),
@@ -313,24 +322,38 @@ def write_run_report(
         "model": record["kind"],
         "ensemble": record.get("ensemble", 1),
         "form": _form(report),
-        "n_samples": len(l2),
-        "rel_l2": summarize(l2),
-        "samples": {k: {"index": int(index[v]), "rel_l2": float(l2[v])} for k, v in picks.items()},
+        "n_samples": int(report.n_fields),
+        "rel_l2": {} if l2 is None else summarize(l2),
+        "samples": {},
     }
+    if scalar:  # the relative L2 of the vector of all outputs (what mf fit reports)
+        metrics["rel_l2"] = {"pooled": pooled, **metrics["rel_l2"]}
+    else:
+        order = np.argsort(l2)
+        picks = {"best": int(order[0]), "median": int(order[len(order) // 2]),
+                 "worst": int(order[-1])}  # fmt: skip
+        metrics["samples"] = {
+            k: {"index": int(index[v]), "rel_l2": float(l2[v])} for k, v in picks.items()
+        }
     if h1 is not None:
         metrics["rel_h1"] = summarize(h1)
     if report.kind != "point":
         metrics["uq"] = _uq_numbers(report)
     if report.by_step:
         metrics["by_step"] = _step_numbers(report)
+    columns = {"rel_l2": l2, "rel_h1": h1} if not scalar else {"rel_l2": l2}
+    columns = {k: v for k, v in columns.items() if v is not None or k == "rel_h1"}
     buf = io.StringIO()
     wr = csv.writer(buf)
-    wr.writerow(["position", "sample_index", "rel_l2", "rel_h1"])
-    for i in range(len(l2)):
-        wr.writerow([i, int(index[i]), f"{l2[i]:.6g}", "" if h1 is None else f"{h1[i]:.6g}"])
+    wr.writerow(["position", "sample_index", *columns])
+    for i in range(len(index)):
+        wr.writerow(
+            [i, int(index[i]), *("" if v is None else f"{v[i]:.6g}" for v in columns.values())]
+        )
     atomic_write_text(out / "per_sample.csv", buf.getvalue())
-    pred = load_prediction(pred_file)
-    if "time_series" in record and np.ndim(pred.mean) == 5:  # a rollout (N, C, T, X, Y)
+    if scalar:
+        metrics["figures"] = {}
+    elif "time_series" in record and np.ndim(pred.mean) == 5:  # a rollout (N, C, T, X, Y)
         metrics["figures"] = _trajectory_figures(ds, split, record, pred, pred_file, picks, l2, out)
     else:
         metrics["figures"] = _sample_figures(ds, split, record, pred, picks, l2, h1, out)
@@ -340,6 +363,20 @@ def write_run_report(
         extra += ["", "![rollout error](rollout_error.png)"]
     atomic_write_text(out / "report.md", _markdown(metrics, extra))
     return metrics
+
+
+def _value_errors(pred, y) -> tuple[float, np.ndarray | None]:
+    """Errors of one-value samples by :func:`~pdesurrogates.uq.metrics.rel_l2`: of all
+    values together (one field), and ``|e_i| / |y_i|`` of every sample on its own (None
+    when a true value is 0: the ratio is undefined)."""
+    from pdesurrogates.uq.metrics import rel_l2
+
+    y = np.asarray(y, dtype=np.float64).reshape(1, -1)
+    mean = np.asarray(pred.mean, dtype=np.float64).reshape(y.shape)
+    pooled = float(rel_l2(mean, y))
+    if not np.all(y != 0):
+        return pooled, None
+    return pooled, np.asarray(rel_l2(mean.T, y.T, reduction="none"), dtype=np.float64)
 
 
 def _sample_figures(ds, split, record, pred, picks, l2, h1, out: Path) -> dict[str, str]:
@@ -437,19 +474,27 @@ def _markdown(m: dict[str, Any], extra: list[str] = ()) -> str:
         "|---|---|---|---|---|---|",
     ]
     for key in ("rel_l2", "rel_h1"):
-        if key in m:
+        if "mean" in m.get(key, {}):
             s = m[key]
             lines.append(
                 f"| relative {key[4:].upper()} | {s['mean']:.4g} | {s['median']:.4g} | "
                 f"{s['std']:.4g} | {s['min']:.4g} | {s['max']:.4g} |"
             )
+    if "pooled" in m["rel_l2"]:
+        lines += [
+            "",
+            f"Relative L2 of all {m['n_samples']} outputs together: "
+            f"{m['rel_l2']['pooled']:.4g}. Each sample is one value: its relative error "
+            "is |error| / |value| (left out when a value is 0).",
+        ]
     if "uq" in m:
         lines += ["", f"## Uncertainty ({m['form']})", "", "| metric | value |", "|---|---|"]
         lines += [f"| {k} | {v:.4g} |" for k, v in m["uq"].items()]
         lines += ["", "![calibration](calibration.png)"]
     if extra:
         lines += ["", *extra]
-    lines += ["", "## Samples", ""]
+    if m["figures"]:
+        lines += ["", "## Samples", ""]
     for name, fig in m["figures"].items():
         s = m["samples"][name]
         lines += [
