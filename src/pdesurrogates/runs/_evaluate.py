@@ -177,8 +177,8 @@ def evaluate_files(
     }
     if info.data and not same_file(info.data, truth_path):
         meta["warning"] = (
-            f"{pred_path} was predicted from {info.data}, not from {truth_path}; the "
-            "recorded rows of that file are compared" if info.source_index is not None else
+            f"{pred_path} was predicted from {info.data}, not from {truth_path}; the rows "
+            f"it records are taken from {truth_path}" if info.source_index is not None else
             f"{pred_path} was predicted from {info.data}, not from {truth_path}"
         )  # fmt: skip
     report = evaluate(pred, y, levels=levels, coords=grid_coords(truth, field), meta=meta,
