@@ -11,6 +11,7 @@ from pdesurrogates.training._configs import (
 )
 from pdesurrogates.training._dcdm import (
     DCDMStep,
+    check_ritz_dataset,
     dcdm_loss,
     lanczos,
     ritz_training_vectors,
@@ -87,6 +88,7 @@ __all__ = [
     "VCycleConfig",
     "VCycleStep",
     "amg_cycle_loss",
+    "check_ritz_dataset",
     "dcdm_loss",
     "default_step",
     "evaluate_deeponet",
