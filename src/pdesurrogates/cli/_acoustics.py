@@ -236,7 +236,7 @@ def train_deeponet_cmd(
 
 def _run_train_deeponet(data, output, config_path, flags, *, resume, evaluate, quiet) -> None:
     from pdesurrogates.runs import new_run_dir, record_deeponet_run
-    from pdesurrogates.training import DeepONetConfig, train_deeponet
+    from pdesurrogates.training import DeepONetConfig, check_deeponet_model, train_deeponet
 
     if not Path(data).is_file():
         raise DatasetError(
@@ -245,16 +245,12 @@ def _run_train_deeponet(data, output, config_path, flags, *, resume, evaluate, q
         )
     config = DeepONetConfig() if config_path is None else DeepONetConfig.from_toml(config_path)
     overrides = {k: v for k, v in flags.items() if v is not None}  # unset flags keep config
+    config = config.with_overrides(**overrides)
+    check_deeponet_model(config.model)  # a wrong setting is named before the run directory
     # an existing run is refused unless --resume continues it
     with new_run_dir(output, f"train deeponet -o {output}", resume=resume, inputs=[data]):
         _model, summary = train_deeponet(
-            data,
-            output,
-            config,
-            progress=not quiet,
-            evaluate=evaluate,
-            resume=resume,
-            **overrides,
+            data, output, config, progress=not quiet, evaluate=evaluate, resume=resume
         )
         record_deeponet_run(output, data, summary)  # predict / evaluate read run.json
     msg = f"trained in {summary['train_seconds']:.1f} s; model in {Path(output) / 'model'}"

@@ -23,6 +23,7 @@ from pdesurrogates.training._dcdm import (
 from pdesurrogates.training._deeponet import (
     FieldPointStep,
     SourceFields,
+    check_deeponet_model,
     evaluate_deeponet,
     impulse_response_scores,
     load_source_fields,
@@ -88,6 +89,7 @@ __all__ = [
     "VCycleConfig",
     "VCycleStep",
     "amg_cycle_loss",
+    "check_deeponet_model",
     "check_ritz_dataset",
     "dcdm_loss",
     "default_step",
