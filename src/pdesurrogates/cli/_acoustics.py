@@ -193,7 +193,11 @@ def train_deeponet_cmd(
         help="Wall-clock budget (s) per member; the learning-rate schedule follows it and "
         "--epochs becomes an upper bound.",
     ),
-    resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run."),
+    resume: bool = typer.Option(
+        False,
+        "--resume",
+        help="Continue the run in OUTPUT (without it, a directory holding a run is refused).",
+    ),
     no_eval: bool = typer.Option(False, "--no-eval", help="Skip the test-split evaluation."),
     quiet: bool = QUIET,
 ) -> None:
@@ -203,7 +207,8 @@ def train_deeponet_cmd(
     (with the configuration used), and, unless --no-eval, report.json with the test-split
     scores (whole-field relative L2, peak-normalised RMSE of the impulse responses) and
     plots of predicted vs reference impulse responses and fields. --ensemble K trains K
-    members (seeds seed..seed+K-1). Unset flags take the value of --config, else the
+    members (seeds seed..seed+K-1). An OUTPUT that already holds a run is refused
+    unless --resume continues it. Unset flags take the value of --config, else the
     default of pdesurrogates.training.DeepONetConfig / pdesurrogates.surrogates.DeepONet.
     """
     flags = {
@@ -230,8 +235,8 @@ def train_deeponet_cmd(
 
 
 def _run_train_deeponet(data, output, config_path, flags, *, resume, evaluate, quiet) -> None:
-    from pdesurrogates.runs import record_deeponet_run
-    from pdesurrogates.training import DeepONetConfig, train_deeponet
+    from pdesurrogates.runs import new_run_dir, record_deeponet_run
+    from pdesurrogates.training import DeepONetConfig, check_deeponet_model, train_deeponet
 
     if not Path(data).is_file():
         raise DatasetError(
@@ -240,16 +245,14 @@ def _run_train_deeponet(data, output, config_path, flags, *, resume, evaluate, q
         )
     config = DeepONetConfig() if config_path is None else DeepONetConfig.from_toml(config_path)
     overrides = {k: v for k, v in flags.items() if v is not None}  # unset flags keep config
-    _model, summary = train_deeponet(
-        data,
-        output,
-        config,
-        progress=not quiet,
-        evaluate=evaluate,
-        resume=resume,
-        **overrides,
-    )
-    record_deeponet_run(output, data, summary)  # predict / evaluate read run.json
+    config = config.with_overrides(**overrides)
+    check_deeponet_model(config.model)  # a wrong setting is named before the run directory
+    # an existing run is refused unless --resume continues it
+    with new_run_dir(output, f"train deeponet -o {output}", resume=resume, inputs=[data]):
+        _model, summary = train_deeponet(
+            data, output, config, progress=not quiet, evaluate=evaluate, resume=resume
+        )
+        record_deeponet_run(output, data, summary)  # predict / evaluate read run.json
     msg = f"trained in {summary['train_seconds']:.1f} s; model in {Path(output) / 'model'}"
     if "test" in summary:
         t = summary["test"]

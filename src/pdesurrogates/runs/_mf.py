@@ -26,10 +26,10 @@ from typing import Any
 import numpy as np
 
 from pdesurrogates._figures import Quantity, figure, label_axes, save_figure, styled
-from pdesurrogates.errors import DatasetError, TrainingError
+from pdesurrogates.errors import DatasetError
 from pdesurrogates.io import atomic_write_text
 from pdesurrogates.runs._registry import Family, Predicted, register_family
-from pdesurrogates.runs._train import RUN_FILE
+from pdesurrogates.runs._train import RUN_FILE, refuse_existing_run
 
 __all__ = [
     "MF_KINDS",
@@ -285,8 +285,7 @@ def fit_mf_run(
     if method not in MF_METHODS:
         raise ValueError(f"--method must be one of {', '.join(MF_METHODS)}; got {method!r}")
     out_dir = Path(out_dir)
-    if (out_dir / RUN_FILE).exists() or (out_dir / "config.json").exists():
-        raise TrainingError(f"{out_dir} already holds a run or model; choose another -o")
+    refuse_existing_run(out_dir)
     if method not in ("mfdnn", "auto") and (config is not None or members is not None):
         raise ValueError(
             f"--config and --members set the MF-DNN fit; --method {method} takes neither"

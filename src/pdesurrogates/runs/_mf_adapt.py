@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import Any
 
 from pdesurrogates._figures import save_figure
-from pdesurrogates.errors import TrainingError
 from pdesurrogates.io import atomic_write_text
 from pdesurrogates.runs._mf import (
     _TARGET,
@@ -33,7 +32,7 @@ from pdesurrogates.runs._mf import (
     plot_mf_fit,
     write_mf_test_data,
 )
-from pdesurrogates.runs._train import RUN_FILE
+from pdesurrogates.runs._train import RUN_FILE, refuse_existing_run
 
 __all__ = ["adapt_mf_run"]
 
@@ -69,8 +68,7 @@ def adapt_mf_run(
     from pdesurrogates.surrogates import adaptive_cokriging
 
     out_dir = Path(out_dir)
-    if (out_dir / RUN_FILE).exists() or (out_dir / "config.json").exists():
-        raise TrainingError(f"{out_dir} already holds a run or model; choose another -o")
+    refuse_existing_run(out_dir)
     p = get_mf_problem(problem)
     if p.n_levels != 2:
         raise ValueError(f"problem {problem!r} has {p.n_levels} levels; mf adapt handles 2")

@@ -16,7 +16,8 @@ from __future__ import annotations
 import json
 import os
 import tomllib
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -31,14 +32,20 @@ from pdesurrogates.training import OperatorConfig
 __all__ = [
     "MODEL_KINDS",
     "RUN_FILE",
+    "RUN_RECORDS",
     "build_surrogate",
     "default_levels",
     "load_config",
+    "new_run_dir",
+    "refuse_existing_run",
     "resolve_fields",
     "train_run",
 ]
 
 RUN_FILE = "run.json"
+# what makes a directory an existing run: the run record, or a saved model in it or in
+# its model/ (every `train` command writes one of these)
+RUN_RECORDS = (RUN_FILE, "config.json", "model/config.json")
 MODEL_KINDS = ("mgno", "fno")
 _TABLES = ("model", "training", "data")
 _DATA_KEYS = {
@@ -260,13 +267,70 @@ def train_run(
     training = cfg["training"].with_overrides(
         epochs=epochs, lr=lr, batch_size=batch_size, seed=seed
     )
-    out_dir = Path(out_dir)
-    check_not_input(out_dir, [data])
-    out_dir.mkdir(parents=True, exist_ok=True)
-    # one writer per run directory: a second `train` into it fails at once naming this one
-    with WriteLock(out_dir / RUN_FILE, command=f"train {kind} -o {out_dir}"):
+    with new_run_dir(
+        out_dir, f"train {kind} -o {out_dir}", resume=resume, inputs=[data]
+    ) as out_dir:
         return _train_locked(kind, data, out_dir, training, cfg, ensemble, resume, progress,
                              device, (history, unroll, resample))  # fmt: skip
+
+
+def refuse_existing_run(out_dir: str | os.PathLike, resume: bool | None = None) -> None:
+    """Raise :class:`TrainingError` naming the record if ``out_dir`` holds a run.
+
+    ``resume`` is None for a command without ``--resume``, else whether it was given (a
+    given ``--resume`` lets the run continue). See :func:`new_run_dir`.
+    """
+    out_dir = Path(out_dir)
+    found = [name for name in RUN_RECORDS if (out_dir / name).is_file()]
+    if not found or resume:
+        return
+    what = f"{out_dir} already holds a run ({out_dir / found[0]})"
+    if resume is None:
+        raise TrainingError(f"{what}; choose another -o, or delete the directory to train it again")
+    raise TrainingError(f"{what}; pass --resume to continue it or choose another -o")
+
+
+@contextmanager
+def new_run_dir(
+    out_dir: str | os.PathLike,
+    command: str,
+    *,
+    resume: bool | None = None,
+    inputs: Sequence[str | os.PathLike | None] = (),
+    lock: str | os.PathLike | None = None,
+) -> Iterator[Path]:
+    """The run directory of a ``train`` command: created, locked, and never an old run.
+
+    Every ``pdesurrogates train ...`` command writes through this guard. A directory that
+    already holds a run (one of :data:`RUN_RECORDS`: ``run.json``, or a saved model in it
+    or in its ``model/``) is refused with a :class:`~pdesurrogates.errors.TrainingError`
+    naming the file, unless the command continues runs (``resume`` not None) and
+    ``resume`` is True. The check is made again under the lock, so two commands started
+    together cannot both write.
+
+    Parameters
+    ----------
+    out_dir : path
+        The run directory (created with its parents).
+    command : str
+        What runs (recorded in the lock file for a second writer's message).
+    resume : bool or None
+        None for a command without ``--resume``; else whether it was given.
+    inputs : paths
+        The command's input files: ``out_dir`` must be none of them.
+    lock : path, optional
+        The destination the lock protects (default ``out_dir/run.json``; a command that
+        saves its model straight into ``out_dir`` passes ``out_dir``, whose lock file is
+        beside it).
+    """
+    out_dir = Path(out_dir)
+    check_not_input(out_dir, inputs)
+    refuse_existing_run(out_dir, resume)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    # one writer per run directory: a second `train` into it fails at once naming this one
+    with WriteLock(out_dir / RUN_FILE if lock is None else lock, command=command):
+        refuse_existing_run(out_dir, resume)
+        yield out_dir
 
 
 def _train_locked(kind, data, out_dir, training, cfg, ensemble, resume, progress, device, hu):
@@ -274,10 +338,6 @@ def _train_locked(kind, data, out_dir, training, cfg, ensemble, resume, progress
     from pdesurrogates.runs._series import series_plan
 
     run_path = out_dir / RUN_FILE
-    if run_path.exists() and not resume:
-        raise TrainingError(
-            f"{out_dir} already holds a run; pass --resume to continue it or choose another -o"
-        )
     ds = open_dataset(data)
     plan = series_plan(
         ds, cfg["data"], history=hu[0], unroll=hu[1], loss=training.loss, resample=hu[2]

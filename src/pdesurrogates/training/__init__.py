@@ -11,6 +11,7 @@ from pdesurrogates.training._configs import (
 )
 from pdesurrogates.training._dcdm import (
     DCDMStep,
+    check_ritz_dataset,
     dcdm_loss,
     lanczos,
     ritz_training_vectors,
@@ -22,6 +23,7 @@ from pdesurrogates.training._dcdm import (
 from pdesurrogates.training._deeponet import (
     FieldPointStep,
     SourceFields,
+    check_deeponet_model,
     evaluate_deeponet,
     impulse_response_scores,
     load_source_fields,
@@ -87,6 +89,8 @@ __all__ = [
     "VCycleConfig",
     "VCycleStep",
     "amg_cycle_loss",
+    "check_deeponet_model",
+    "check_ritz_dataset",
     "dcdm_loss",
     "default_step",
     "evaluate_deeponet",

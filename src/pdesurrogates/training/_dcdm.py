@@ -25,6 +25,7 @@ Examples
 
 from __future__ import annotations
 
+import json
 import math
 import os
 from collections.abc import Sequence
@@ -34,13 +35,14 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
-from pdesurrogates.errors import TrainingError
+from pdesurrogates.errors import DatasetError, TrainingError
 from pdesurrogates.training._configs import DCDMConfig
 from pdesurrogates.training._steps import BatchSource, TrainingStep
 from pdesurrogates.training._trainer import Trainer
 
 __all__ = [
     "DCDMStep",
+    "check_ritz_dataset",
     "dcdm_loss",
     "lanczos",
     "ritz_training_vectors",
@@ -231,6 +233,47 @@ def write_ritz_dataset(
     return Path(path)
 
 
+def check_ritz_dataset(path, problem, *, n_samples=None, m=None, seed=None) -> None:
+    """Raise DatasetError, naming the file and every mismatch, if ``path`` does not fit.
+
+    ``path`` must hold the field ``"r"`` on ``problem``'s grid; a file of
+    :func:`write_ritz_dataset` (its record: attribute ``source``) must be of ``problem``
+    and have the ``n_samples``, ``m`` (Lanczos steps) and ``seed`` given; with ``m`` or
+    ``seed`` given, a file without that record is refused."""
+    ds = _ritz_file(path)
+    text = str(ds.attrs.get("source") or "")
+    src = json.loads(text) if "training.write_ritz_dataset" in text else {}  # its record
+    if not src and (m is not None or seed is not None):
+        raise DatasetError(
+            f"{path}: records no generation settings (an older or foreign file); delete it "
+            "to generate the training vectors again, or pass it with --data to train on it"
+        )
+    want = {"grid": list(problem.shape), "samples": n_samples, "lanczos": m, "seed": seed}
+    have = {"grid": list(ds.shape("r")[1:]), "samples": len(ds), "seed": src.get("seed")}
+    have["lanczos"] = src.get("lanczos_steps")
+    if src:
+        want["problem"], have["problem"] = getattr(problem, "name", None), src.get("problem")
+    bad = [f"{k} {have[k]} (asked: {v})" for k, v in want.items() if v is not None and have[k] != v]
+    if bad:
+        raise DatasetError(
+            f"{path}: training vectors made with other settings: {'; '.join(bad)}. Delete "
+            "the file (or choose another -o) to generate them again, or pass its settings"
+        )
+
+
+def _ritz_file(data):
+    """``data`` (a path or a FieldDataset) opened, its field ``"r"`` checked."""
+    from pdesurrogates.datasets import open_dataset
+
+    ds = open_dataset(data) if isinstance(data, str | os.PathLike) else data
+    if "r" not in ds.fields:
+        raise DatasetError(
+            f"{ds.path}: no field 'r' of DCDM training vectors (fields: {sorted(ds.fields)}); "
+            "use a file of write_ritz_dataset ('train dcdm' without --data writes one)"
+        )
+    return ds
+
+
 def sparse_to_torch(A, *, dtype=torch.float32, device=None) -> torch.Tensor:
     """A scipy sparse matrix as a coalesced torch COO tensor (for the loss)."""
     A = sp.coo_matrix(A)
@@ -261,18 +304,15 @@ def _load_vectors(data, shape) -> tuple[np.ndarray, np.ndarray | None]:
     """Accept an array (n_samples, n), an .h5 path or a FieldDataset."""
     if isinstance(data, np.ndarray):
         return data.reshape(data.shape[0], -1).astype(np.float32), None
-    from pdesurrogates.datasets import open_dataset
-
-    ds = open_dataset(data) if isinstance(data, str | os.PathLike) else data
+    ds = _ritz_file(data)
 
     def stack(d):
         return np.stack([np.asarray(d[i]["r"]).reshape(-1) for i in range(len(d))])
 
-    try:
-        train, valid = ds.split("train"), ds.split("valid")
-        return stack(train).astype(np.float32), stack(valid).astype(np.float32)
-    except Exception:  # no splits stored
+    if not {"train", "valid"} <= set(ds.splits):  # no splits stored
         return stack(ds).astype(np.float32), None
+    train, valid = ds.split("train"), ds.split("valid")
+    return stack(train).astype(np.float32), stack(valid).astype(np.float32)
 
 
 def _is_shape(obj) -> bool:

@@ -24,6 +24,7 @@ from pdesurrogates.training._deeponet_config import DeepONetConfig
 __all__ = [
     "FieldPointStep",
     "SourceFields",
+    "check_deeponet_model",
     "evaluate_deeponet",
     "impulse_response_scores",
     "load_source_fields",
@@ -168,7 +169,8 @@ class FieldPointStep:
 _SETUP_KEYS = ("lengths", "duration", "c", "fmax", "sigma", "source_bounds")
 
 
-def _check_model_keys(model_kwargs: dict) -> None:
+def check_deeponet_model(model_kwargs: dict) -> None:
+    """Raise ConfigError naming the keys of ``model_kwargs`` that DeepONet does not take."""
     import inspect
 
     from pdesurrogates.surrogates import DeepONet
@@ -256,7 +258,7 @@ def train_deeponet(
     from pdesurrogates.io import atomic_write_text, save
 
     config = (config or DeepONetConfig()).with_overrides(**overrides)
-    _check_model_keys(config.model)
+    check_deeponet_model(config.model)
     out_dir = Path(out_dir)
     train, info = load_source_fields(data, "train")
     try:

@@ -1,0 +1,193 @@
+"""Every `pdesurrogates train ...` refuses a directory that already holds a run, and
+`train dcdm` refuses training vectors made with other settings; nothing is overwritten."""
+
+from __future__ import annotations
+
+import hashlib
+
+import h5py
+import numpy as np
+import pytest
+
+from pdesurrogates.cli import main
+from pdesurrogates.errors import DatasetError
+from pdesurrogates.solvers import gallery
+from pdesurrogates.solvers.reference import forrester
+
+DCDM = ["train", "dcdm", "--grid", "8", "--samples", "12", "--lanczos", "10", "--epochs", "1",
+        "--width", "2", "-q"]  # fmt: skip
+
+
+def _hashes(directory):
+    """Every file under ``directory`` (relative path -> sha256)."""
+    return {
+        str(p.relative_to(directory)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(directory.rglob("*"))
+        if p.is_file()
+    }
+
+
+def _refused(args, capsys, *phrases):
+    capsys.readouterr()
+    assert main(args) == 1
+    err = capsys.readouterr().err
+    for phrase in phrases:
+        assert phrase in err, err
+    return err
+
+
+@pytest.fixture(scope="module")
+def tube(tmp_path_factory):
+    path = tmp_path_factory.mktemp("tube") / "tube.h5"
+    args = ["generate", "acoustics1d", "-o", str(path), "--n-samples", "6", "--duration",
+            "0.01", "--resolution", "16", "--split", "0.5,0.25,0.25", "-q"]  # fmt: skip
+    assert main(args) == 0
+    return path
+
+
+def test_train_deeponet_refuses_an_existing_run(tube, tmp_path, capsys):
+    run = tmp_path / "don"
+    args = ["train", "deeponet", "--data", str(tube), "-o", str(run), "--epochs", "1",
+            "--width", "8", "--depth", "1", "--latent", "4", "--no-eval", "-q"]  # fmt: skip
+    assert main(args) == 0, capsys.readouterr()
+    assert (run / "run.json").is_file() and (run / "model" / "config.json").is_file()
+    before = _hashes(run)
+    # again, with other settings and as an ensemble: refused, nothing replaced or added
+    for extra in ([], ["--seed", "7"], ["--ensemble", "2"]):
+        _refused([*args, *extra], capsys, f"{run} already holds a run", "--resume")
+        assert _hashes(run) == before
+        assert not list(run.glob("member_*"))
+
+
+def test_train_dcdm_twice_is_refused(tmp_path, capsys):
+    run = tmp_path / "dcdm"
+    assert main([*DCDM, "-o", str(run)]) == 0, capsys.readouterr()
+    before = _hashes(run)
+    assert "ritz.h5" in before and "model/config.json" in before
+    for extra in ([], ["--seed", "3"], ["--grid", "16"], ["--boundary", "smoke"]):
+        _refused([*DCDM, *extra, "-o", str(run)], capsys, str(run / "model" / "config.json"))
+        assert _hashes(run) == before
+
+
+def test_train_dcdm_reuses_ritz_vectors_only_of_the_same_settings(tmp_path, capsys):
+    first = tmp_path / "first"
+    assert main([*DCDM, "-o", str(first)]) == 0, capsys.readouterr()
+    # a run directory left with its training vectors but no model (an interrupted run)
+    run = tmp_path / "left"
+    run.mkdir()
+    (run / "ritz.h5").write_bytes((first / "ritz.h5").read_bytes())
+    ritz = _hashes(run)
+    cases = {
+        ("--grid", "16"): "grid [8, 8] (asked: [16, 16])",
+        ("--boundary", "smoke"): "problem dirichlet_box (asked: smoke_domain)",
+        ("--samples", "20"): "samples 12 (asked: 20)",
+        ("--lanczos", "11"): "lanczos 10 (asked: 11)",
+        ("--seed", "5"): "seed 0 (asked: 5)",
+    }
+    for extra, mismatch in cases.items():
+        _refused([*DCDM, *extra, "-o", str(run)], capsys, str(run / "ritz.h5"), mismatch)
+        assert _hashes(run) == ritz
+    # the same settings: the file is reused as it is, and the model is the first run's
+    assert main([*DCDM, "-o", str(run)]) == 0
+    assert "reusing the training vectors" in capsys.readouterr().out
+    assert _hashes(run)["ritz.h5"] == ritz["ritz.h5"]
+    w0 = (first / "model" / "weights.safetensors").read_bytes()
+    assert (run / "model" / "weights.safetensors").read_bytes() == w0
+    # a file without the generation record cannot be checked: refused, not reused
+    old = tmp_path / "old"
+    old.mkdir()
+    (old / "ritz.h5").write_bytes((first / "ritz.h5").read_bytes())
+    with h5py.File(old / "ritz.h5", "r+") as f:
+        del f.attrs["source"]
+    before = _hashes(old)
+    _refused([*DCDM, "-o", str(old)], capsys, str(old / "ritz.h5"), "records no generation")
+    assert _hashes(old) == before
+
+
+def test_train_dcdm_refuses_a_data_file_without_training_vectors(tmp_path, capsys):
+    darcy = tmp_path / "darcy.h5"
+    assert main(["generate", "darcy", "-o", str(darcy), "-n", "4", "-r", "16", "-q"]) == 0
+    before = hashlib.sha256(darcy.read_bytes()).hexdigest()
+    out = tmp_path / "runs" / "dcdm"
+    args = [*DCDM, "--grid", "16", "--data", str(darcy), "-o", str(out)]
+    err = _refused(args, capsys, f"{darcy}: no field 'r'", "['a', 'u']")
+    assert "KeyError" not in err
+    assert not out.exists()  # refused before the run directory is made
+    assert hashlib.sha256(darcy.read_bytes()).hexdigest() == before
+    # the library function says the same
+    from pdesurrogates.surrogates import ConjugateDirectionNet
+    from pdesurrogates.training import train_dcdm
+
+    prob = gallery.dirichlet_box((16, 16))
+    with pytest.raises(DatasetError, match="no field 'r'"):
+        train_dcdm(ConjugateDirectionNet(dim=2, width=2), prob, str(darcy), epochs=1)
+    # a file of training vectors of another grid is named too
+    ritz = tmp_path / "ritz8.h5"
+    assert main([*DCDM, "-o", str(tmp_path / "r8")]) == 0
+    ritz.write_bytes((tmp_path / "r8" / "ritz.h5").read_bytes())
+    _refused([*DCDM, "--grid", "16", "--data", str(ritz), "-o", str(out)], capsys,
+             str(ritz), "grid [8, 8] (asked: [16, 16])")  # fmt: skip
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("option", ["--samples", "--lanczos"])
+def test_train_dcdm_counts_must_be_positive(option, tmp_path, capsys):
+    out = tmp_path / "runs" / "dcdm"
+    args = [*DCDM, option, "0", "-o", str(out)]
+    capsys.readouterr()
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert option in err and "greater than or equal to 1" in err
+    assert "n_samples" not in err and "m must" not in err
+    assert not out.exists()
+    assert main(["train", "dcdm", "--help"]) == 0
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert "per side (Dirichlet box)" not in help_text
+    assert "Training grid cells per side (of the --boundary domain)" in help_text
+
+
+def _mf_data(tmp_path):
+    p = forrester()
+    x_lo = np.linspace(0, 1, 9)[:, None]
+    x_hi = x_lo[[0, 4, 8]]
+    path = tmp_path / "d.npz"
+    np.savez(path, x_lo=x_lo, y_lo=p.low(x_lo), x_hi=x_hi, y_hi=p.high(x_hi), bounds=p.bounds)
+    return ["--data", str(path)]
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["train", "vcycle", "--grid", "8", "--steps", "1", "--coarse-cells", "16", "-q"],
+        ["train", "neural-ic", "--matrices", "1", "--sizes", "4,5", "--steps", "0",
+         "--init-steps", "1", "-q"],
+        ["train", "neural-amg", "--matrices", "1", "--sizes", "6,7", "--steps", "0", "-q"],
+        ["mf", "fit", "--method", "cokriging", "-q"],
+    ],
+    ids=["vcycle", "neural-ic", "neural-amg", "mf-fit"],
+)  # fmt: skip
+def test_other_trainers_refuse_an_existing_run(command, tmp_path, capsys):
+    run = tmp_path / "run"
+    args = [*command, *(_mf_data(tmp_path) if command[0] == "mf" else []), "-o", str(run)]
+    assert main(args) == 0, capsys.readouterr()
+    before = _hashes(run)
+    assert before
+    err = _refused(args, capsys, f"{run} already holds a run", "choose another -o")
+    assert "--resume" not in err  # these commands cannot continue a run
+    assert _hashes(run) == before
+    assert not list(tmp_path.glob("*.lock")) and not list(run.glob("*.lock"))
+
+
+def test_train_mgno_and_fno_refuse_an_existing_run(tmp_path, capsys):
+    data = tmp_path / "d.h5"
+    assert main(["generate", "darcy", "-o", str(data), "-n", "6", "-r", "16", "-q"]) == 0
+    cfg = tmp_path / "c.toml"
+    cfg.write_text("[model]\nchannels = 4\nlayers = 1\n\n[training]\nepochs = 1\nbatch_size = 4\n")
+    run = tmp_path / "mgno"
+    args = ["train", "mgno", "--data", str(data), "-c", str(cfg), "-o", str(run), "-q"]
+    assert main(args) == 0, capsys.readouterr()
+    before = _hashes(run)
+    # a FNO into the MgNO's directory is refused the same way
+    for kind in ("mgno", "fno"):
+        _refused([*args[:1], kind, *args[2:]], capsys, f"{run} already holds a run", "--resume")
+        assert _hashes(run) == before
