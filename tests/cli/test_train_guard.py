@@ -125,8 +125,9 @@ def test_train_dcdm_refuses_a_data_file_without_training_vectors(tmp_path, capsy
     ritz = tmp_path / "ritz8.h5"
     assert main([*DCDM, "-o", str(tmp_path / "r8")]) == 0
     ritz.write_bytes((tmp_path / "r8" / "ritz.h5").read_bytes())
-    _refused([*DCDM, "--grid", "16", "--data", str(ritz), "-o", str(out)], capsys,
-             str(ritz), "grid [8, 8] (asked: [16, 16])")  # fmt: skip
+    err = _refused([*DCDM, "--grid", "16", "--data", str(ritz), "-o", str(out)], capsys,
+                   str(ritz), "grid [8, 8] (asked: [16, 16])", "omit --data")  # fmt: skip
+    assert "delete the file" not in err  # the user's input: never advised to delete it
     assert not out.exists()
 
 
@@ -176,6 +177,30 @@ def test_other_trainers_refuse_an_existing_run(command, tmp_path, capsys):
     assert "--resume" not in err  # these commands cannot continue a run
     assert _hashes(run) == before
     assert not list(tmp_path.glob("*.lock")) and not list(run.glob("*.lock"))
+
+
+@pytest.mark.parametrize("command", ["vcycle", "dcdm"])
+def test_a_file_in_the_way_and_a_folder_of_other_things(command, tmp_path, capsys):
+    """A file as -o is named; a command that saves its model as the directory itself
+    (vcycle, neural-ic, neural-amg) refuses a folder with other things in it, which the
+    save would replace; dcdm writes into OUTPUT/model and keeps them."""
+    args = {"vcycle": ["train", "vcycle", "--grid", "8", "--steps", "1", "--coarse-cells",
+                       "16", "-q"], "dcdm": DCDM}[command]  # fmt: skip
+    afile = tmp_path / "afile"
+    afile.write_text("keep")
+    err = _refused([*args, "-o", str(afile)], capsys, f"-o {afile}: a file is in the way")
+    assert "Errno" not in err and afile.read_text() == "keep"
+    folder = tmp_path / "proj"
+    (folder / "other_run").mkdir(parents=True)
+    (folder / "other_run" / "run.json").write_text("{}")
+    (folder / "notes.txt").write_text("keep")
+    before = _hashes(folder)
+    if command == "vcycle":
+        _refused([*args, "-o", str(folder)], capsys, "is not empty (notes.txt, other_run)")
+        assert _hashes(folder) == before
+    else:
+        assert main([*args, "-o", str(folder)]) == 0
+        assert all(_hashes(folder)[k] == v for k, v in before.items())
 
 
 def test_train_mgno_and_fno_refuse_an_existing_run(tmp_path, capsys):

@@ -300,7 +300,8 @@ def train_dcdm_command(
     shape = (grid,) * dim
     prob = gallery.dirichlet_box(shape) if boundary == "dirichlet" else gallery.smoke_domain(shape)
     if data is not None:  # a file of the user's: the settings asked for must be its own
-        check_ritz_dataset(data, prob, n_samples=samples, m=lanczos_steps)
+        remedy = "drop --samples/--lanczos (or give the file's), or omit --data to generate"
+        check_ritz_dataset(data, prob, n_samples=samples, m=lanczos_steps, remedy=remedy)
     with new_run_dir(output, f"train dcdm -o {output}", inputs=[data]):
         t0 = time.perf_counter()
         if data is None:

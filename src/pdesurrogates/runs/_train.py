@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from pdesurrogates._files import WriteLock, check_not_input
-from pdesurrogates.errors import ConfigError, DatasetError, TrainingError
+from pdesurrogates.errors import ConfigError, DatasetError, OutputError, TrainingError
 from pdesurrogates.io import atomic_write_text
 from pdesurrogates.training import OperatorConfig
 
@@ -325,7 +325,16 @@ def new_run_dir(
     """
     out_dir = Path(out_dir)
     check_not_input(out_dir, inputs)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise OutputError(f"-o {out_dir}: a file is in the way; a run is a directory")
     refuse_existing_run(out_dir, resume)
+    if lock is not None and Path(lock) == out_dir and any(out_dir.glob("*")):
+        inside = sorted(p.name for p in out_dir.iterdir())
+        more = ", ..." if len(inside) > 3 else ""
+        raise OutputError(
+            f"-o {out_dir} is not empty ({', '.join(inside[:3])}{more}); the model is saved "
+            "as the directory itself, replacing what is in it: choose a new or empty directory"
+        )
     out_dir.mkdir(parents=True, exist_ok=True)
     # one writer per run directory: a second `train` into it fails at once naming this one
     with WriteLock(out_dir / RUN_FILE if lock is None else lock, command=command):

@@ -233,21 +233,20 @@ def write_ritz_dataset(
     return Path(path)
 
 
-def check_ritz_dataset(path, problem, *, n_samples=None, m=None, seed=None) -> None:
+def check_ritz_dataset(path, problem, *, n_samples=None, m=None, seed=None, remedy=None):
     """Raise DatasetError, naming the file and every mismatch, if ``path`` does not fit.
 
     ``path`` must hold the field ``"r"`` on ``problem``'s grid; a file of
     :func:`write_ritz_dataset` (its record: attribute ``source``) must be of ``problem``
     and have the ``n_samples``, ``m`` (Lanczos steps) and ``seed`` given; with ``m`` or
-    ``seed`` given, a file without that record is refused."""
+    ``seed`` given, a file without that record is refused. ``remedy``: what the message
+    advises (default: for a file left in the output, delete it to generate it again)."""
+    remedy = remedy or "delete the file (or choose another -o) to generate them again"
     ds = _ritz_file(path)
     text = str(ds.attrs.get("source") or "")
     src = json.loads(text) if "training.write_ritz_dataset" in text else {}  # its record
     if not src and (m is not None or seed is not None):
-        raise DatasetError(
-            f"{path}: records no generation settings (an older or foreign file); delete it "
-            "to generate the training vectors again, or pass it with --data to train on it"
-        )
+        raise DatasetError(f"{path}: records no generation settings to check; {remedy}")
     want = {"grid": list(problem.shape), "samples": n_samples, "lanczos": m, "seed": seed}
     have = {"grid": list(ds.shape("r")[1:]), "samples": len(ds), "seed": src.get("seed")}
     have["lanczos"] = src.get("lanczos_steps")
@@ -256,8 +255,7 @@ def check_ritz_dataset(path, problem, *, n_samples=None, m=None, seed=None) -> N
     bad = [f"{k} {have[k]} (asked: {v})" for k, v in want.items() if v is not None and have[k] != v]
     if bad:
         raise DatasetError(
-            f"{path}: training vectors made with other settings: {'; '.join(bad)}. Delete "
-            "the file (or choose another -o) to generate them again, or pass its settings"
+            f"{path}: training vectors made with other settings: {'; '.join(bad)}; {remedy}"
         )
 
 
