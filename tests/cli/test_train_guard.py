@@ -203,6 +203,20 @@ def test_a_file_in_the_way_and_a_folder_of_other_things(command, tmp_path, capsy
         assert all(_hashes(folder)[k] == v for k, v in before.items())
 
 
+def test_mf_fit_writes_under_the_run_lock(tmp_path, capsys):
+    """mf fit checks for a run before fitting and writes under the run's lock: a second
+    command writing the same directory is named, and nothing of this one is written."""
+    from pdesurrogates._files import WriteLock
+
+    run = tmp_path / "mf"
+    run.mkdir()
+    args = ["mf", "fit", "--method", "cokriging", "-q", *_mf_data(tmp_path), "-o", str(run)]
+    with WriteLock(run / "run.json", command="another mf fit"):
+        _refused(args, capsys, "another mf fit")
+    assert sorted(p.name for p in run.iterdir()) == []
+    assert main(args) == 0 and (run / "run.json").is_file()
+
+
 def test_train_mgno_and_fno_refuse_an_existing_run(tmp_path, capsys):
     data = tmp_path / "d.h5"
     assert main(["generate", "darcy", "-o", str(data), "-n", "6", "-r", "16", "-q"]) == 0

@@ -29,7 +29,7 @@ from pdesurrogates._figures import Quantity, figure, label_axes, save_figure, st
 from pdesurrogates.errors import DatasetError
 from pdesurrogates.io import atomic_write_text
 from pdesurrogates.runs._registry import Family, Predicted, register_family
-from pdesurrogates.runs._train import RUN_FILE, refuse_existing_run
+from pdesurrogates.runs._train import RUN_FILE, new_run_dir, refuse_existing_run
 
 __all__ = [
     "MF_KINDS",
@@ -317,21 +317,22 @@ def fit_mf_run(
         record["training"] = cfg.to_dict()
     if bounds is not None:
         record["bounds"] = np.asarray(bounds, dtype=np.float64).tolist()
-    test = None
-    if p is not None:
-        xt = p.sample(n_test, seed=seed + 1000, method="uniform")
-        yt = p.high(xt)
-        pred = predict(xt)
-        record.update(_test_scores(pred, yt))
-        record["n_test"] = int(n_test)
-        write_mf_test_data(out_dir / TEST_FILE, xt, yt, p.bounds, problem=problem)
-        record["test_data"] = str((out_dir / TEST_FILE).resolve())
-        test = (xt, yt, pred)
-    save(model, out_dir / "model", metadata={k: v for k, v in record.items() if k != "input"})
-    fig = plot_mf_fit(predict, xs, ys, bounds, problem=p, test=test, title=_fit_title(record))
-    save_figure(fig, out_dir / FIT_FIGURE)
-    record["figure"] = FIT_FIGURE
-    atomic_write_text(out_dir / RUN_FILE, json.dumps(record, indent=2))
+    with new_run_dir(out_dir, f"mf fit -o {out_dir}", inputs=[data]):  # locked writes
+        test = None
+        if p is not None:
+            xt = p.sample(n_test, seed=seed + 1000, method="uniform")
+            yt = p.high(xt)
+            pred = predict(xt)
+            record.update(_test_scores(pred, yt))
+            record["n_test"] = int(n_test)
+            write_mf_test_data(out_dir / TEST_FILE, xt, yt, p.bounds, problem=problem)
+            record["test_data"] = str((out_dir / TEST_FILE).resolve())
+            test = (xt, yt, pred)
+        save(model, out_dir / "model", metadata={k: v for k, v in record.items() if k != "input"})
+        fig = plot_mf_fit(predict, xs, ys, bounds, problem=p, test=test, title=_fit_title(record))
+        save_figure(fig, out_dir / FIT_FIGURE)
+        record["figure"] = FIT_FIGURE
+        atomic_write_text(out_dir / RUN_FILE, json.dumps(record, indent=2))
     return record
 
 

@@ -32,7 +32,7 @@ from pdesurrogates.runs._mf import (
     plot_mf_fit,
     write_mf_test_data,
 )
-from pdesurrogates.runs._train import RUN_FILE, refuse_existing_run
+from pdesurrogates.runs._train import RUN_FILE, new_run_dir, refuse_existing_run
 
 __all__ = ["adapt_mf_run"]
 
@@ -111,23 +111,26 @@ def adapt_mf_run(
     pred = res.model.predict(xt)
     record.update(_test_scores(pred, yt))
     record["n_test"] = int(n_test)
-    write_mf_test_data(out_dir / TEST_FILE, xt, yt, p.bounds, problem=problem)
-    record["test_data"] = str((out_dir / TEST_FILE).resolve())
-    save(res.model, out_dir / "model", metadata={k: v for k, v in record.items() if k != "input"})
-    title = (
-        f"adaptive co-kriging ({criterion}) on {problem}: {record['n_lo']} low + "
-        f"{record['n_hi']} high points, cost {res.spent:g}"
-    )
-    fig = plot_mf_fit(
-        res.model.predict, res.xs, res.ys, p.bounds, problem=p, test=(xt, yt, pred), title=title
-    )
-    try:
-        save_figure(fig, out_dir / FIT_FIGURE)
-    finally:
-        import matplotlib.pyplot as plt
+    with new_run_dir(out_dir, f"mf adapt -o {out_dir}"):  # locked writes
+        write_mf_test_data(out_dir / TEST_FILE, xt, yt, p.bounds, problem=problem)
+        record["test_data"] = str((out_dir / TEST_FILE).resolve())
+        save(
+            res.model, out_dir / "model", metadata={k: v for k, v in record.items() if k != "input"}
+        )
+        title = (
+            f"adaptive co-kriging ({criterion}) on {problem}: {record['n_lo']} low + "
+            f"{record['n_hi']} high points, cost {res.spent:g}"
+        )
+        fig = plot_mf_fit(
+            res.model.predict, res.xs, res.ys, p.bounds, problem=p, test=(xt, yt, pred), title=title
+        )
+        try:
+            save_figure(fig, out_dir / FIT_FIGURE)
+        finally:
+            import matplotlib.pyplot as plt
 
-        plt.close(fig)
-    record["figure"] = FIT_FIGURE
-    record["history"] = res.history
-    atomic_write_text(out_dir / RUN_FILE, json.dumps(record, indent=2))
+            plt.close(fig)
+        record["figure"] = FIT_FIGURE
+        record["history"] = res.history
+        atomic_write_text(out_dir / RUN_FILE, json.dumps(record, indent=2))
     return record
