@@ -319,17 +319,20 @@ def new_run_dir(
     inputs : paths
         The command's input files: ``out_dir`` must be none of them.
     lock : path, optional
-        The destination the lock protects (default ``out_dir/run.json``; a command that
-        saves its model straight into ``out_dir`` passes ``out_dir``, whose lock file is
-        beside it).
+        The destination the lock protects (default ``out_dir/run.json``). A command that
+        saves its model as ``out_dir`` itself passes ``out_dir``: its lock file is beside
+        it, and a directory that is not empty is refused (the save would replace it).
+
+    ``-o`` naming a file is refused (:class:`~pdesurrogates.errors.OutputError`).
     """
     out_dir = Path(out_dir)
     check_not_input(out_dir, inputs)
     if out_dir.exists() and not out_dir.is_dir():
         raise OutputError(f"-o {out_dir}: a file is in the way; a run is a directory")
     refuse_existing_run(out_dir, resume)
-    if lock is not None and Path(lock) == out_dir and any(out_dir.glob("*")):
-        inside = sorted(p.name for p in out_dir.iterdir())
+    saved_as_dir = lock is not None and Path(lock) == out_dir and out_dir.is_dir()
+    inside = sorted(p.name for p in out_dir.iterdir()) if saved_as_dir else []
+    if inside:
         more = ", ..." if len(inside) > 3 else ""
         raise OutputError(
             f"-o {out_dir} is not empty ({', '.join(inside[:3])}{more}); the model is saved "
