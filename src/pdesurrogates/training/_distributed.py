@@ -56,6 +56,12 @@ def setup(device: torch.device) -> DistContext:
     if not dist.is_available():
         raise RuntimeError("WORLD_SIZE > 1 but this torch build has no torch.distributed support")
     backend = "nccl" if device.type == "cuda" else "gloo"
+    # DistributedDataParallel imports torch._dynamo; imported for the first time while a
+    # group exists, it keeps references to that group, so destroy_process_group() leaves
+    # its worker threads running until interpreter exit, where they can abort the process
+    # (SIGABRT, "terminate called without an active exception") after training succeeded.
+    import torch._dynamo  # noqa: F401
+
     dist.init_process_group(backend=backend)
     return DistContext(
         dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", 0)), True
