@@ -268,3 +268,39 @@ def test_other_shape_mismatches_are_still_refused():
         evaluate(np.ones((4, 2, 6, 6)), y)
     with pytest.raises(ValueError, match="y has shape"):
         evaluate(np.ones((4, 6, 1, 6)), y)
+
+
+@pytest.mark.parametrize("kind", ["point", "gaussian", "samples"])
+def test_one_value_fields_are_scored_value_by_value(kind):
+    """Fields of one value (a multi-fidelity model's outputs): the per-field relative L2
+    is |mu_i - y_i| / |y_i| whatever the chunking, and the pooled ||mu - y|| / ||y|| is
+    its own scalar."""
+    rng = np.random.default_rng(11)
+    y = rng.uniform(0.5, 2.0, size=40) * rng.choice([-1.0, 1.0], size=40)
+    mean = y + 0.1 * rng.normal(size=40)
+    if kind == "point":
+        pred = mean
+    elif kind == "gaussian":
+        pred = Prediction(mean, std=np.full(40, 0.1))
+    else:
+        d = 0.1 * rng.normal(size=(5, 40))
+        pred = Prediction(None, samples=mean + d - d.mean(0))  # members with mean `mean`
+    per = np.abs(mean - y) / np.abs(y)
+    pooled = np.linalg.norm(mean - y) / np.linalg.norm(y)
+    for truth, chunk in ((y, 1 << 20), (y, 7), (y[:, None], 7)):  # 7: several chunks
+        rep = evaluate(pred, truth, chunk_elements=chunk)
+        np.testing.assert_allclose(rep.per_sample["rel_l2"], per, rtol=1e-12)
+        assert rep.scalars["rel_l2"] == pytest.approx(per.mean(), rel=1e-12)
+        assert rep.scalars["rel_l2_p90"] == pytest.approx(np.quantile(per, 0.9), rel=1e-12)
+        assert rep.scalars["rel_l2_pooled"] == pytest.approx(pooled, rel=1e-12)
+        assert rep.scalars["rel_l2_pooled"] != pytest.approx(rep.scalars["rel_l2"], rel=1e-3)
+    # a true value of 0: no relative error of that value, so no per-value statistics
+    y0 = y.copy()
+    y0[3] = 0.0
+    rep = evaluate(pred, y0)
+    assert "rel_l2" not in rep.per_sample
+    assert "rel_l2" not in rep.scalars and "rel_l2_p90" not in rep.scalars
+    pooled0 = np.linalg.norm(mean - y0) / np.linalg.norm(y0)
+    assert rep.scalars["rel_l2_pooled"] == pytest.approx(pooled0, rel=1e-12)
+    # fields of several values have no pooled scalar
+    assert "rel_l2_pooled" not in evaluate(mean.reshape(20, 2), y.reshape(20, 2)).scalars

@@ -222,7 +222,7 @@ _STEP_SCALARS = ("steps_to_10pct", "time_to_10pct")
 
 
 def _uq_numbers(report) -> dict[str, float]:
-    skip = ("rel_l2", "rel_h1", *_STEP_SCALARS)
+    skip = ("rel_l2", "rel_l2_pooled", "rel_h1", *_STEP_SCALARS)  # in metrics.json's rel_l2
     uq = {k: float(v) for k, v in report.scalars.items() if k not in skip}
     cov = report.by_level.get("coverage")
     if cov is not None:
@@ -307,13 +307,9 @@ def write_run_report(
     ds = select_split(open_dataset(data), split)
     pred = load_prediction(pred_file)
     index = np.asarray(ds.indices)
-    scalar = int(np.prod(report.field_shape)) == 1  # one value per sample (mf fit)
-    if scalar:
-        pooled, l2 = _value_errors(pred, ds.load(report.meta["field"]))
-        h1 = None
-    else:
-        l2 = np.asarray(report.per_sample["rel_l2"], dtype=np.float64)
-        h1 = report.per_sample.get("rel_h1")
+    scalar = "rel_l2_pooled" in report.scalars  # one value per sample (mf fit)
+    l2 = report.per_sample.get("rel_l2")  # none for one-value samples with a true value 0
+    h1 = report.per_sample.get("rel_h1")
     metrics: dict[str, Any] = {
         "run": str(Path(run_dir).resolve()),
         "data": str(Path(data).resolve()),
@@ -327,7 +323,7 @@ def write_run_report(
         "samples": {},
     }
     if scalar:  # the relative L2 of the vector of all outputs (what mf fit reports)
-        metrics["rel_l2"] = {"pooled": pooled, **metrics["rel_l2"]}
+        metrics["rel_l2"] = {"pooled": report.scalars["rel_l2_pooled"], **metrics["rel_l2"]}
     else:
         order = np.argsort(l2)
         picks = {"best": int(order[0]), "median": int(order[len(order) // 2]),
@@ -363,20 +359,6 @@ def write_run_report(
         extra += ["", "![rollout error](rollout_error.png)"]
     atomic_write_text(out / "report.md", _markdown(metrics, extra))
     return metrics
-
-
-def _value_errors(pred, y) -> tuple[float, np.ndarray | None]:
-    """Errors of one-value samples by :func:`~pdesurrogates.uq.metrics.rel_l2`: of all
-    values together (one field), and ``|e_i| / |y_i|`` of every sample on its own (None
-    when a true value is 0: the ratio is undefined)."""
-    from pdesurrogates.uq.metrics import rel_l2
-
-    y = np.asarray(y, dtype=np.float64).reshape(1, -1)
-    mean = np.asarray(pred.mean, dtype=np.float64).reshape(y.shape)
-    pooled = float(rel_l2(mean, y))
-    if not np.all(y != 0):
-        return pooled, None
-    return pooled, np.asarray(rel_l2(mean.T, y.T, reduction="none"), dtype=np.float64)
 
 
 def _sample_figures(ds, split, record, pred, picks, l2, h1, out: Path) -> dict[str, str]:

@@ -123,11 +123,15 @@ def _check(pred: Prediction, y: Any, lv: np.ndarray, n_bins: Any) -> torch.Tenso
     return yt
 
 
-def _score_accuracy(ps: _PerSample, sl: slice, sub: Prediction, yy, grid: dict | None) -> None:
-    """rel L2 (and H1), RMSE, MAE and the largest error of every field in the chunk."""
+def _score_accuracy(
+    ps: _PerSample, sl: slice, sub: Prediction, yy, grid: dict | None, one_value: bool
+) -> None:
+    """rel L2 (and H1), RMSE, MAE and the largest error of every field in the chunk (the
+    relative L2 of one-value fields is scored on all of them at once: :func:`_one_value_l2`)."""
     b = yy.shape[0]
     grid_l2 = {k: v for k, v in (grid or {}).items() if k != "periodic"}
-    ps.put("rel_l2", sl, M.rel_l2(sub, yy, reduction="none", **grid_l2))
+    if not one_value:
+        ps.put("rel_l2", sl, M.rel_l2(sub, yy, reduction="none", **grid_l2))
     if grid is not None:
         ps.put("rel_h1", sl, M.rel_h1(sub, yy, reduction="none", **grid))
     ps.put("rmse", sl, M.rmse(sub, yy, reduction="sample"))
@@ -177,12 +181,25 @@ def _score_distribution(
     return _np(M.pit(sub, yy)).reshape(-1)
 
 
-def _pooled_accuracy(ps: _PerSample) -> dict[str, float]:
+def _one_value_l2(ps: _PerSample, pred: Prediction, yt: torch.Tensor) -> float:
+    """Relative L2 of fields of one value each (a multi-fidelity model's outputs): of all
+    values together, ``||mu - y|| / ||y||`` (returned), and of every value on its own,
+    ``|mu_i - y_i| / |y_i|`` (``ps["rel_l2"]``; left out when a true value is 0, where it
+    is undefined). Both are :func:`~metrics.rel_l2`, in float64."""
+    mean = _np(pred.tensors()["mean"]).reshape(-1, 1)
+    y = _np(yt).reshape(-1, 1)
+    pooled = float(M.rel_l2(mean.T, y.T))  # one field holding every value
+    if np.all(y != 0):
+        ps.put("rel_l2", slice(None), M.rel_l2(mean, y, reduction="none"))
+    return pooled
+
+
+def _pooled_accuracy(ps: _PerSample, pooled_l2: float | None) -> dict[str, float]:
     # every field has the same number of points, so pooled means are means of field means
-    scalars = {
-        "rel_l2": float(ps["rel_l2"].mean()),
-        "rel_l2_p90": float(np.quantile(ps["rel_l2"], 0.9)),
-    }
+    scalars = {} if pooled_l2 is None else {"rel_l2_pooled": pooled_l2}
+    if "rel_l2" in ps:
+        scalars["rel_l2"] = float(ps["rel_l2"].mean())
+        scalars["rel_l2_p90"] = float(np.quantile(ps["rel_l2"], 0.9))
     if "rel_h1" in ps:
         scalars["rel_h1"] = float(ps["rel_h1"].mean())
     scalars["rmse"] = math.sqrt(float(np.mean(ps["rmse"] ** 2)))
@@ -292,6 +309,12 @@ def evaluate(
     :func:`~metrics.pit` / rank histogram. The report records the predictive form it
     scored (``report.kind``: samples, gaussian, quantiles or point).
 
+    Fields of one value each (``(N,)`` or ``(N, 1)``, a multi-fidelity model's outputs)
+    are scored per value like any field: ``per_sample["rel_l2"]`` is ``|mu_i - y_i| /
+    |y_i|``, ``scalars["rel_l2"]`` and ``"rel_l2_p90"`` its mean and 90th percentile
+    (all three left out when a true value is 0), and ``scalars["rel_l2_pooled"]`` is the
+    relative L2 of all values together, ``||mu - y|| / ||y||``.
+
     Parameters
     ----------
     pred : Prediction or array
@@ -356,6 +379,7 @@ def evaluate(
     if pit_bins is None:
         pit_bins = (pred.n_samples or 0) + 1 if kind == "samples" else 20
     step_times = _step_times(time_axis, times, yt.shape)
+    one_value = int(np.prod(field_shape)) == 1 and time_axis is None  # e.g. mf outputs
     ps = _PerSample(n)
     pit_counts = np.zeros(int(pit_bins), dtype=np.float64)
     # y and pred are checked once above; the metrics share each chunk's derived tensors
@@ -363,7 +387,7 @@ def evaluate(
         for i0 in range(0, n, chunk):
             sl = slice(i0, min(i0 + chunk, n))
             sub, yy = pred[sl]._memoized(), yt[sl]
-            _score_accuracy(ps, sl, sub, yy, grid)
+            _score_accuracy(ps, sl, sub, yy, grid, one_value)
             if time_axis is not None:
                 step = M.rollout_rel_l2(sub, yy, time_axis=time_axis, reduction="none")
                 ps.put("rel_l2_by_step", sl, step)
@@ -377,7 +401,7 @@ def evaluate(
         field_shape=field_shape,
         n_members=pred.n_samples,
         levels=lv,
-        scalars=_pooled_accuracy(ps),
+        scalars=_pooled_accuracy(ps, _one_value_l2(ps, pred, yt) if one_value else None),
         meta=dict(meta or {}),
     )
     keys = ("rel_l2", "rel_h1", "rmse", "mae", "max_abs_error")

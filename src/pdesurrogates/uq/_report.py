@@ -27,6 +27,7 @@ PREDICTIVE_FORMS = {
 _SCALAR_DOC = {
     "rel_l2": ("mean relative L2 error per field", "lower"),
     "rel_l2_p90": ("90th percentile of the per-field relative L2 error", "lower"),
+    "rel_l2_pooled": ("relative L2 of all values together (one-value fields)", "lower"),
     "rel_h1": ("mean relative H1 error per field", "lower"),
     "rmse": ("RMSE pooled over all points", "lower"),
     "mae": ("mean absolute error", "lower"),
