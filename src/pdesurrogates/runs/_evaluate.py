@@ -4,6 +4,7 @@ evaluate`` and ``pdesurrogates evaluate`` (which is :func:`predict_run` followed
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -39,6 +40,37 @@ def report_dir(out: Path, names: Sequence[str], overwrite: bool) -> Path:
             "pass overwrite=True (--overwrite)"
         )
     return out
+
+
+def recorded_files(out: Path, name: str) -> set[str]:
+    """The files the report in ``out`` recorded it wrote: the ``files`` list of its JSON
+    file ``name`` (``metrics.json``, or ``meta.files`` of ``uq_report.json``). Only plain
+    file names count; a report without a readable list records nothing."""
+    try:
+        doc = json.loads((out / name).read_text())
+    except (OSError, ValueError):
+        return set()
+    if isinstance(doc, dict) and name == "uq_report.json":
+        doc = doc.get("meta")
+    if not isinstance(doc, dict):
+        return set()
+    files = doc.get("files")
+    if files is None and isinstance(doc.get("figures"), dict):  # a metrics.json without a list
+        files = list(doc["figures"].values())
+    if not isinstance(files, list):
+        return set()
+    return {f for f in files if isinstance(f, str) and f not in ("", ".", "..")
+            and Path(f).name == f and "\\" not in f}  # fmt: skip
+
+
+def remove_stale(out: Path, old: set[str], new: Sequence[str]) -> None:
+    """Remove the files ``old`` that an earlier report in ``out`` wrote and the new one
+    (which wrote ``new``) did not: ``out`` then holds exactly the new report, and every
+    file the reports did not write is kept."""
+    for name in sorted(old.difference(new)):
+        path = out / name
+        if path.is_file() and not path.is_symlink():
+            path.unlink()
 
 
 def grid_coords(ds, field: str) -> list | None:
@@ -112,6 +144,9 @@ def evaluate_files(
     out : path, optional
         Directory for ``uq_report.json`` and, with ``figures``, PNG figures. An existing
         ``uq_report.json`` there is refused (:class:`OutputError`) unless ``overwrite``.
+        The report lists the files it wrote in ``meta["files"]``; the files an earlier
+        report there listed and this one did not write (its figures) are removed, so
+        ``out`` holds one report. Other files in ``out`` are kept.
     name : str, optional
         Model name stored in the report.
 
@@ -143,6 +178,7 @@ def evaluate_files(
     pred_path, truth_path = Path(pred_path), Path(truth_path)
     if out is not None:
         report_dir(Path(out), ("uq_report.json",), overwrite)
+        earlier = recorded_files(Path(out), "uq_report.json")
     if not truth_path.is_file():
         raise FileNotFoundError(f"truth file {truth_path} does not exist")
     info = read_prediction_info(pred_path)
@@ -185,6 +221,7 @@ def evaluate_files(
                       time_axis=time_axis, times=times)  # fmt: skip
     if out is not None:
         _write(report, pred, y, Path(out), figures, _labels(rows, field, y.shape))
+        remove_stale(Path(out), earlier, report.meta["files"])
     return report
 
 
@@ -201,15 +238,10 @@ def _labels(rows, field: str, shape) -> dict[str, Any]:
             "time": time_quantity(rows)}  # fmt: skip
 
 
-def _write(report, pred, y, out: Path, figures: bool, labels: dict[str, Any]) -> None:
-    from pdesurrogates._figures import save_figure
-    from pdesurrogates.io import atomic_write_text
+def _report_figures(report, pred, y, labels: dict[str, Any]) -> dict[str, Any]:
+    """The figures of ``uq evaluate -o``, by file stem."""
     from pdesurrogates.uq import plots
 
-    out.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out / "uq_report.json", report.to_json())
-    if not figures:
-        return
     figs = {}
     time = labels.pop("time")
     if len(pred.shape) in (3, 4) and pred.shape[1] == 1:  # one channel on a 1-D/2-D grid
@@ -227,8 +259,21 @@ def _write(report, pred, y, out: Path, figures: bool, labels: dict[str, Any]) ->
     figs["pred_vs_true"] = plots.plot_pred_vs_true(
         pred, y, field=labels["field"], split=report.meta.get("split")
     )
+    return figs
+
+
+def _write(report, pred, y, out: Path, figures: bool, labels: dict[str, Any]) -> None:
+    """Write the figures, then ``uq_report.json`` listing every file written
+    (``report.meta["files"]``)."""
+    from pdesurrogates._figures import save_figure
+    from pdesurrogates.io import atomic_write_text
+
+    out.mkdir(parents=True, exist_ok=True)
+    figs = _report_figures(report, pred, y, labels) if figures else {}
     for k, fig in figs.items():
         save_figure(fig, out / f"{k}.png", dpi=110)
+    report.meta["files"] = sorted(["uq_report.json", *(f"{k}.png" for k in figs)])
+    atomic_write_text(out / "uq_report.json", report.to_json())
 
 
 def evaluate_run(
@@ -255,8 +300,12 @@ def evaluate_run(
         ``"test"`` (default), ``"valid"``, ``"train"``, or ``"all"``/None for every
         sample. A split the file lacks raises :class:`DatasetError`.
     overwrite : bool
-        Replace the report files of an earlier evaluation in ``out_dir``; without it
-        they are refused (:class:`OutputError` naming them).
+        Replace the report of an earlier evaluation in ``out_dir``; without it its files
+        are refused (:class:`OutputError` naming them). ``metrics.json`` lists every file
+        a report wrote (``files``); the files the earlier report listed and the new one
+        did not write (figures of other samples, of another predictive form) are removed,
+        so ``out_dir`` holds exactly the new report. Files the reports did not write are
+        kept.
 
     Returns
     -------
@@ -268,6 +317,7 @@ def evaluate_run(
     out = Path(out_dir)
     check_output(out, data, run_dir)
     report_dir(out, RUN_REPORT_FILES, overwrite)
+    earlier = recorded_files(out, "metrics.json")
     out.mkdir(parents=True, exist_ok=True)
     pred_file = predict_run(
         run_dir, data, out / PREDICTION_FILE, split=split, batch_size=batch_size,
@@ -275,4 +325,6 @@ def evaluate_run(
     )  # fmt: skip
     report = evaluate_files(pred_file, data, levels=levels, out=out, name=Path(run_dir).name,
                             overwrite=True)  # fmt: skip
-    return write_run_report(run_dir, data, pred_file, report, out)
+    metrics = write_run_report(run_dir, data, pred_file, report, out)
+    remove_stale(out, earlier, metrics["files"])
+    return metrics

@@ -296,7 +296,9 @@ def write_run_report(
     """Write ``metrics.json``, ``per_sample.csv``, ``report.md`` and sample figures.
 
     ``report`` is the :class:`~pdesurrogates.uq.UQReport` of ``pred_file`` against
-    ``data``; returns the contents of ``metrics.json``.
+    ``data``; returns the contents of ``metrics.json``. Its ``files`` lists every file of
+    the report in ``out``: these, ``pred_file`` when it is in ``out``, and the files
+    ``report.meta["files"]`` names (``uq_report.json`` and its figures).
     """
     from pdesurrogates.datasets import open_dataset
     from pdesurrogates.runs._predict import load_run, select_split
@@ -353,9 +355,14 @@ def write_run_report(
         metrics["figures"] = _trajectory_figures(ds, split, record, pred, pred_file, picks, l2, out)
     else:
         metrics["figures"] = _sample_figures(ds, split, record, pred, picks, l2, h1, out)
+    written = list(report.meta.get("files", []))
+    if Path(pred_file).resolve().parent == out.resolve():
+        written.append(Path(pred_file).name)
+    written += ["metrics.json", "per_sample.csv", "report.md", *metrics["figures"].values()]
+    metrics["files"] = sorted(set(written))
     atomic_write_text(out / "metrics.json", json.dumps(metrics, indent=2))
     extra = _step_markdown(report)
-    if extra and (out / "rollout_error.png").is_file():
+    if extra and "rollout_error.png" in written:
         extra += ["", "![rollout error](rollout_error.png)"]
     atomic_write_text(out / "report.md", _markdown(metrics, extra))
     return metrics
