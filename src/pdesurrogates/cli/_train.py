@@ -160,7 +160,9 @@ def evaluate(
     per_sample.csv and figures (best, median and worst samples; calibration for
     ensembles). A step-model run is rolled out: the report adds the error of every
     step and the time it first exceeds 10 %, and the sample figures show a few time
-    snapshots. Report files already in OUTPUT are refused unless --overwrite."""
+    snapshots. Report files already in OUTPUT are refused unless --overwrite; with
+    it, the files the earlier report wrote (listed in its metrics.json) and the new
+    one does not are removed, other files are kept."""
     from rich.console import Console
 
     from pdesurrogates.runs import evaluate_run, summary_line

@@ -61,7 +61,8 @@ def evaluate_cmd(
     note on stderr says when PRED was predicted from another file than TRUTH). A
     prediction with a time axis (a rollout) also gets the relative L2 of every step
     and the time the error first exceeds 10 %. An existing OUTPUT/uq_report.json is
-    refused unless --overwrite.
+    refused unless --overwrite; with it, the figures the earlier report wrote (listed
+    in its uq_report.json) and the new one does not are removed, other files are kept.
     """
     from pdesurrogates.runs import evaluate_files
 
