@@ -231,12 +231,13 @@ def asymmetry(A) -> tuple[int, int, float, float, float, float] | None:
         csr.sum_duplicates()
     if not csr.nnz:
         return None
-    scale = float(max(csr.data.max(), -csr.data.min()))
     t = csr.T.tocsr()  # one pass in C; its rows come out sorted
     data = t.data
-    if np.array_equal(t.indptr, csr.indptr) and np.array_equal(t.indices, csr.indices):
-        if np.array_equal(data, csr.data):
-            return None
+    same = np.array_equal(t.indptr, csr.indptr) and np.array_equal(t.indices, csr.indices)
+    if same and np.array_equal(data, csr.data):
+        return None
+    scale = float(max(csr.data.max(), -csr.data.min()))
+    if same:
         np.subtract(data, csr.data, out=data)  # same pattern: A^T - A entry by entry
         np.abs(data, out=data)
         k = int(np.argmax(data))
