@@ -13,7 +13,9 @@ Which one goes where:
   linear, symmetric positive definite** ``M`` (``P.is_spd``): :class:`Jacobi`,
   :class:`IncompleteCholesky`, :class:`AMG`, :class:`MultigridHierarchy` and a
   :class:`LearnedPreconditioner` around a :class:`~pdesurrogates.surrogates.LearnedVCycle`
-  (SPD by construction).
+  (SPD by construction). Those that are SPD only for a symmetric ``A`` refuse a
+  non-symmetric one, naming its largest ``|A_ij - A_ji|``; :class:`Jacobi` (SPD for any
+  ``A``) and :class:`AMG` (``is_spd`` False then) accept it for ``gmres``.
 * A nonlinear network (:class:`~pdesurrogates.surrogates.ConjugateDirectionNet`) is not a
   valid CG preconditioner: wrap it in :class:`LearnedPreconditioner` and call
   :meth:`LearnedPreconditioner.solve` (flexible CG / DCDM), ``fcg(A, b, M=P)``, or
