@@ -41,6 +41,7 @@ Examples
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Sequence
 
@@ -175,11 +176,16 @@ class AMG(Preconditioner):
         t0 = time.perf_counter()
         A = square_csr(A)
         self.n = A.shape[0]
-        self.is_symmetric = kwargs.get("symmetry", "hermitian") != "nonsymmetric"
-        self.is_symmetric = self.is_symmetric and asymmetry(A) is None
+        self._A, self._symmetry = A, kwargs.get("symmetry", "hermitian")
         self.ml = pyamg.smoothed_aggregation_solver(A, **kwargs)
         self._op = self.ml.aspreconditioner(cycle=cycle)
         self.setup_seconds = time.perf_counter() - t0
+
+    @functools.cached_property
+    def is_symmetric(self) -> bool:
+        """The cycle is symmetric: ``A`` is (``asymmetry(A)`` is None) and pyamg was not told
+        ``symmetry="nonsymmetric"``. Found on first use, not in the setup."""
+        return self._symmetry != "nonsymmetric" and asymmetry(self._A) is None
 
     def matvec(self, r: np.ndarray) -> np.ndarray:
         """One multigrid cycle applied to ``r`` (zero initial guess)."""
