@@ -19,12 +19,16 @@ from pdesurrogates.errors import SolverError
 from pdesurrogates.solvers._result import SolveStatus
 
 __all__ = [
+    "NONSYMMETRIC_HINT",
+    "SYMMETRY_RTOL",
     "Monitor",
     "System",
+    "asymmetry",
     "check_finite_matrix",
     "check_grid_stencil",
     "check_maxiter",
     "check_positive_int",
+    "check_symmetric_matrix",
     "check_tolerances",
     "grid_shape_for",
     "unwrap_grid",
@@ -166,31 +170,124 @@ def check_finite_matrix(A, name: str = "A") -> None:
         )
 
 
-def _asymmetry(A) -> tuple[SolveStatus, str] | None:
-    """A NONSYMMETRIC defect naming the worst pair, or None."""
-    if sp.issparse(A):
-        d = (A - A.T).tocoo()
-        if not d.nnz:
-            return None
-        k = int(np.argmax(np.abs(d.data)))
-        asym, i, j = float(abs(d.data[k])), int(d.row[k]), int(d.col[k])
-        scale = float(abs(A).max()) if A.nnz else 1.0
-        csr = A.tocsr()
-        aij, aji = float(csr[i, j]), float(csr[j, i])
-    else:
+SYMMETRY_RTOL = 1e-10
+"""``A`` counts as symmetric when ``max |A_ij - A_ji| <= SYMMETRY_RTOL * max |A|``: the
+tolerance of :func:`~pdesurrogates.solvers.cg`'s ``NONSYMMETRIC`` status and of the
+preconditioners that refuse a non-symmetric ``A`` (one rule for both)."""
+
+NONSYMMETRIC_HINT = (
+    "if the difference is round-off, symmetrise it: A = (A + A.T) / 2; a non-symmetric "
+    "system needs gmres with a preconditioner for non-symmetric matrices, e.g. "
+    "scipy.sparse.linalg.gmres(A, b, M=pdesurrogates.solvers.AMG(A, "
+    "symmetry='nonsymmetric').aspreconditioner()) or M=pdesurrogates.solvers.jacobi(A)"
+)
+
+
+def _dia_exactly_symmetric(A: sp.dia_matrix) -> bool:
+    """``A == A^T`` exactly, read off the diagonals: ``A[i, i + k]`` is ``data[+k][i + k]``
+    and ``A[i + k, i]`` is ``data[-k][i]``, so each pair of diagonals is compared as two
+    contiguous slices (no transpose, no copy)."""
+    n = A.shape[0]
+    data = A.data
+    if data.shape[1] < n:
+        return False  # an unusual short layout: let the general test decide
+    row = {int(o): d for d, o in enumerate(A.offsets)}
+    for k, d in row.items():
+        if k == 0 or abs(k) >= n:
+            continue
+        if -k not in row:  # a diagonal without its mirror must hold zeros only
+            if np.any(data[d, k:n] if k > 0 else data[d, : n + k]):
+                return False
+        elif k > 0 and not np.array_equal(data[d, k:n], data[row[-k], : n - k]):
+            return False
+    return True
+
+
+def asymmetry(A) -> tuple[int, int, float, float, float, float] | None:
+    """The worst pair of a matrix that is not symmetric, or None.
+
+    Returns ``(i, j, A[i, j], A[j, i], |A[i, j] - A[j, i]|, max |A|)`` for the largest
+    ``|A_ij - A_ji|`` when it exceeds :data:`SYMMETRY_RTOL` ``* max |A|``; None for a
+    symmetric matrix. Exact (every entry is compared), and cheap on the common case of an
+    exactly symmetric matrix: a DIA matrix (the form the grid multigrid builds) compares
+    its diagonal ``+k`` with ``-k`` shifted; a canonical CSR one is transposed in one C
+    pass and compared array by array. Only a matrix that is not exactly symmetric pays
+    for locating the worst pair. Dense arrays are compared with their transpose.
+    """
+    if not sp.issparse(A):
+        A = np.asarray(A, dtype=np.float64)
         if not A.size:
             return None
         diff = np.abs(A - A.T)
         i, j = (int(k) for k in np.unravel_index(int(np.argmax(diff)), diff.shape))
-        asym, scale = float(diff[i, j]), float(np.max(np.abs(A)))
-        aij, aji = float(A[i, j]), float(A[j, i])
-    if asym <= 1e-10 * max(scale, 1e-300):
+        return _worst(i, j, float(A[i, j]), float(A[j, i]), float(np.max(np.abs(A))))
+    if A.format == "dia" and _dia_exactly_symmetric(A):
+        return None
+    csr = A.tocsr()  # no copy for CSR
+    if csr.dtype != np.float64:
+        csr = csr.astype(np.float64)
+    if not csr.has_canonical_format:  # duplicates add up, unsorted indices get sorted
+        csr = csr.copy()
+        csr.sum_duplicates()
+    if not csr.nnz:
+        return None
+    t = csr.T.tocsr()  # one pass in C; its rows come out sorted
+    data = t.data
+    same = np.array_equal(t.indptr, csr.indptr) and np.array_equal(t.indices, csr.indices)
+    if same and np.array_equal(data, csr.data):
+        return None
+    scale = float(max(csr.data.max(), -csr.data.min()))
+    if same:
+        np.subtract(data, csr.data, out=data)  # same pattern: A^T - A entry by entry
+        np.abs(data, out=data)
+        k = int(np.argmax(data))
+        i = int(np.searchsorted(csr.indptr, k, side="right")) - 1
+        j = int(csr.indices[k])
+        return _worst(i, j, float(csr.data[k]), float(csr[j, i]), scale)
+    d = (csr - csr.T).tocoo()  # another pattern (or explicit zeros on one side)
+    d.eliminate_zeros()
+    if not d.nnz:
+        return None
+    k = int(np.argmax(np.abs(d.data)))
+    i, j = int(d.row[k]), int(d.col[k])
+    return _worst(i, j, float(csr[i, j]), float(csr[j, i]), scale)
+
+
+def _worst(i, j, aij, aji, scale):
+    asym = abs(aij - aji)
+    if asym <= SYMMETRY_RTOL * max(scale, 1e-300):
+        return None
+    return i, j, aij, aji, asym, scale
+
+
+def _describe(worst) -> str:
+    i, j, aij, aji, asym, scale = worst
+    return (
+        f"A is not symmetric: A[{i}, {j}] = {aij:.6g} but A[{j}, {i}] = {aji:.6g} "
+        f"(max |A - A^T| = {asym:.3g}, max |A| = {scale:.3g})"
+    )
+
+
+def check_symmetric_matrix(A, who: str) -> None:
+    """``SolverError`` for a matrix that is not symmetric (:func:`asymmetry`): it names
+    ``who`` needs a symmetric ``A``, the worst pair, and what to do instead."""
+    worst = asymmetry(A)
+    if worst is not None:
+        raise SolverError(
+            f"{who} needs a symmetric A (it builds a symmetric positive definite "
+            f"preconditioner for CG, which needs a symmetric A), but {_describe(worst)}; "
+            f"{NONSYMMETRIC_HINT}"
+        )
+
+
+def _asymmetry(A) -> tuple[SolveStatus, str] | None:
+    """A NONSYMMETRIC defect naming the worst pair, or None."""
+    worst = asymmetry(A)
+    if worst is None:
         return None
     return SolveStatus.NONSYMMETRIC, (
-        f"A is not symmetric: A[{i}, {j}] = {aij:.6g} but A[{j}, {i}] = {aji:.6g} "
-        f"(max |A - A^T| = {asym:.3g}, max |A| = {scale:.3g}); CG needs a symmetric "
-        "positive definite matrix: use gmres/bicgstab for non-symmetric systems, or pass "
-        "check_symmetric=False"
+        f"{_describe(worst)}; CG needs a symmetric positive definite matrix: use "
+        "gmres/bicgstab for non-symmetric systems, or pass check_symmetric=False"
     )
 
 

@@ -26,7 +26,7 @@ import scipy.sparse as sp
 import scipy.sparse.linalg as sla
 
 from pdesurrogates.errors import SolverError
-from pdesurrogates.solvers._checks import _asymmetry
+from pdesurrogates.solvers._checks import check_symmetric_matrix
 from pdesurrogates.solvers._krylov import SolveResult, cg
 from pdesurrogates.solvers._precond_base import Preconditioner, square_csr
 
@@ -40,9 +40,7 @@ def check_spd_matrix(A, who: str = "the preconditioner") -> sp.csr_matrix:
     pair) and a diagonal entry ``<= 0`` (naming it): cheap necessary conditions of SPD.
     """
     A = square_csr(A)  # also refuses NaN/Inf, naming the entry
-    defect = _asymmetry(A)
-    if defect is not None:
-        raise SolverError(f"{who} needs a symmetric positive definite A: {defect[1]}")
+    check_symmetric_matrix(A, who)
     d = A.diagonal()
     bad = np.flatnonzero(d <= 0)
     if bad.size:

@@ -45,7 +45,10 @@ class Preconditioner:
     is_linear : bool
         ``M`` is a fixed linear map.
     is_symmetric : bool
-        ``M`` is symmetric positive definite (meaningful when ``is_linear``).
+        ``M`` is symmetric positive definite (meaningful when ``is_linear``). True of the
+        map that was built: a class whose map is SPD only for a symmetric ``A`` refuses a
+        non-symmetric one (``solvers._checks.check_symmetric_matrix``)
+        or, if meant for it (``AMG``), sets this False.
     setup_seconds : float
         Wall-clock time of the setup.
     """

@@ -13,7 +13,9 @@ Which one goes where:
   linear, symmetric positive definite** ``M`` (``P.is_spd``): :class:`Jacobi`,
   :class:`IncompleteCholesky`, :class:`AMG`, :class:`MultigridHierarchy` and a
   :class:`LearnedPreconditioner` around a :class:`~pdesurrogates.surrogates.LearnedVCycle`
-  (SPD by construction).
+  (SPD by construction). Those that are SPD only for a symmetric ``A`` refuse a
+  non-symmetric one, naming its largest ``|A_ij - A_ji|``; :class:`Jacobi` (SPD for any
+  ``A``) and :class:`AMG` (``is_spd`` False then) accept it for ``gmres``.
 * A nonlinear network (:class:`~pdesurrogates.surrogates.ConjugateDirectionNet`) is not a
   valid CG preconditioner: wrap it in :class:`LearnedPreconditioner` and call
   :meth:`LearnedPreconditioner.solve` (flexible CG / DCDM), ``fcg(A, b, M=P)``, or
@@ -39,6 +41,7 @@ Examples
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Sequence
 
@@ -46,7 +49,12 @@ import numpy as np
 import scipy.sparse.linalg as sla
 
 from pdesurrogates.errors import SolverError
-from pdesurrogates.solvers._checks import grid_shape_for, unwrap_grid
+from pdesurrogates.solvers._checks import (
+    asymmetry,
+    check_symmetric_matrix,
+    grid_shape_for,
+    unwrap_grid,
+)
 from pdesurrogates.solvers._dcdm import dcdm, grid_stencil, network_apply
 from pdesurrogates.solvers._ic0 import _ic0, _PivotError
 from pdesurrogates.solvers._krylov import SolveResult, cg, fcg
@@ -65,6 +73,9 @@ __all__ = [
 
 class Jacobi(Preconditioner):
     """Diagonal (Jacobi) preconditioner ``M = diag(A)^{-1}``: SPD for a positive diagonal.
+
+    ``M`` is SPD whether or not ``A`` is symmetric, so a non-symmetric ``A`` is accepted
+    (for ``gmres``; CG itself needs a symmetric ``A``).
 
     Examples
     --------
@@ -107,16 +118,19 @@ class IncompleteCholesky(Preconditioner):
     Parameters
     ----------
     A : sparse matrix, shape (n, n)
-        Symmetric positive definite.
+        Symmetric positive definite. A non-symmetric ``A`` is refused (``SolverError``
+        naming its largest ``|A_ij - A_ji|``): IC(0) reads only its lower triangle, so it
+        would silently factor another matrix.
     shift : float
         Diagonal shift ``A + shift * diag(A)`` used if a pivot becomes non-positive
         (retried with a growing shift; the shift used is ``self.shift``).
     """
 
     def __init__(self, A, *, shift: float = 0.0):
-        A = square_csr(A)
-        self.n = A.shape[0]
         t0 = time.perf_counter()
+        A = square_csr(A)
+        check_symmetric_matrix(A, "IncompleteCholesky (IC(0) reads only the lower triangle)")
+        self.n = A.shape[0]
         s = float(shift)
         for _ in range(8):
             try:
@@ -147,8 +161,11 @@ class AMG(Preconditioner):
     """pyamg smoothed-aggregation multigrid, one cycle per application (needs pyamg).
 
     ``kwargs`` go to ``pyamg.smoothed_aggregation_solver``; the hierarchy is kept as
-    ``self.ml``. pyamg's default smoother is symmetric Gauss-Seidel, so the V-cycle is a
-    valid SPD preconditioner for CG.
+    ``self.ml``. pyamg's default smoother is symmetric Gauss-Seidel, so for a symmetric
+    ``A`` the V-cycle is a valid SPD preconditioner for CG (``is_spd``). A non-symmetric
+    ``A`` is accepted for ``gmres`` (pass ``symmetry="nonsymmetric"`` to pyamg); the
+    cycle is then not symmetric and ``is_spd`` is False, as it is with
+    ``symmetry="nonsymmetric"`` on any ``A``.
     """
 
     def __init__(self, A, *, cycle: str = "V", **kwargs):
@@ -159,9 +176,16 @@ class AMG(Preconditioner):
         t0 = time.perf_counter()
         A = square_csr(A)
         self.n = A.shape[0]
+        self._A, self._symmetry = A, kwargs.get("symmetry", "hermitian")
         self.ml = pyamg.smoothed_aggregation_solver(A, **kwargs)
         self._op = self.ml.aspreconditioner(cycle=cycle)
         self.setup_seconds = time.perf_counter() - t0
+
+    @functools.cached_property
+    def is_symmetric(self) -> bool:
+        """The cycle is symmetric: ``A`` is (``asymmetry(A)`` is None) and pyamg was not told
+        ``symmetry="nonsymmetric"``. Found on first use, not in the setup."""
+        return self._symmetry != "nonsymmetric" and asymmetry(self._A) is None
 
     def matvec(self, r: np.ndarray) -> np.ndarray:
         """One multigrid cycle applied to ``r`` (zero initial guess)."""

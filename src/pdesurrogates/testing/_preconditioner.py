@@ -21,7 +21,10 @@ The checks, on a 2D variable-coefficient Poisson problem (override ``make_proble
 - a complex vector: ``matvec`` refuses it; ``aspreconditioner()`` of a linear map acts on
   its real and imaginary parts (scipy's ``gmres`` then solves a complex ``b``), of a
   nonlinear one refuses it;
-- a matrix holding NaN is refused at setup with a ``SolverError`` naming the entry.
+- a matrix holding NaN is refused at setup with a ``SolverError`` naming the entry;
+- a non-symmetric matrix (one off-diagonal entry scaled by 1.5) is either refused at
+  setup with a ``SolverError`` naming that pair, or gives an object whose ``is_spd`` is
+  true of the map it applies (``x^T M y = y^T M x``), never a false claim.
 """
 
 from __future__ import annotations
@@ -219,3 +222,22 @@ class PreconditionerContract:
         A[3, 3] = np.nan
         with pytest.raises(SolverError, match=r"NaN or Inf: A\[3, 3\] = nan"):
             self.make_preconditioner(dataclasses.replace(problem, A=A.tocsr()))
+
+    def test_nonsymmetric_matrix_is_refused_or_not_claimed_spd(self):
+        problem = self._setup()[0]
+        A = problem.A.tocsr(copy=True)
+        i = problem.n // 2
+        row = slice(A.indptr[i], A.indptr[i + 1])
+        k = A.indptr[i] + int(np.flatnonzero(A.indices[row] > i)[0])  # first entry right of i
+        j = int(A.indices[k])
+        A.data[k] *= 1.5
+        try:
+            P = self.make_preconditioner(dataclasses.replace(problem, A=A))
+        except SolverError as exc:
+            assert f"not symmetric: A[{i}, {j}]" in str(exc), str(exc)
+            return
+        if P.is_spd:  # the claim must be true of the map: A's asymmetry must not leak into M
+            x, y = self._vectors(problem.n, 7)
+            lhs, rhs = x @ P.matvec(y), y @ P.matvec(x)
+            scale = np.linalg.norm(x) * np.linalg.norm(P.matvec(y)) + 1e-300
+            assert abs(lhs - rhs) <= self.symmetry_rtol * scale, (lhs, rhs)
