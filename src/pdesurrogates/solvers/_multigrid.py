@@ -263,7 +263,8 @@ class MultigridHierarchy(Preconditioner):
         dim = getattr(model, "dim", None) or (len(shape) if shape is not None else 2)
         shape = grid_shape_for(A.shape[0], int(dim), shape, A=A, who="the multigrid V-cycle")
         op = _banded(A)  # the finest smoother's operator; its diagonals show A's symmetry
-        check_symmetric_matrix(op, "MultigridHierarchy (the V-cycle of LearnedVCycle)")
+        who = "MultigridHierarchy" if model is None else "MultigridHierarchy (LearnedVCycle)"
+        check_symmetric_matrix(op, who)
         if model is None:
             params = {k: np.asarray(CLASSICAL[k], float) for k in ("stencil", "omega_fraction")}
             self.nu, coarse_cells = CLASSICAL["nu"], CLASSICAL["coarse_cells"]
