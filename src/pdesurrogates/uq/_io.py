@@ -4,10 +4,11 @@ The one layout every family writes (``pdesurrogates predict``, :func:`save_predi
 and :func:`pdesurrogates.uq.evaluate` reads. Layout version 2, for a predicted field
 ``<f>`` (e.g. ``u``):
 
-* ``/<f>`` (a root-level variable, as fields are in schema version 2): the predictive **mean**, same dims, coordinates and units as the field
-  in the truth file (so the file opens in xarray and validates like any dataset);
-  on disk in the file's layout of the field, in memory channel-first like every field
-  (:func:`save_prediction` takes and :func:`load_prediction` returns ``(N, C, *grid)``);
+* ``/<f>`` (a root-level variable, as every field in schema version 2): the predictive
+  **mean**, same dims, coordinates and units as the field in the truth file (so the file
+  opens in xarray and validates like any dataset); on disk in the file's layout of the
+  field, in memory channel-first like every field (:func:`save_prediction` takes and
+  :func:`load_prediction` returns ``(N, C, *grid)``);
 * ``/<f>_std`` (optional): the std of a Gaussian prediction, same dims;
 * ``/predictive/<f>/samples`` (optional): float32 array ``(S, N, ...)``, ensemble members
   or samples, **member axis first**;
