@@ -329,6 +329,12 @@ def test_operator_resume_refuses_other_settings(files, tmp_path, capsys):
     record = json.loads((run / "run.json").read_text())
     assert record["training"]["epochs"] == 1 and record["model"]["config"]["channels"] == [4] * 3
     assert record["resumes"][0]["epochs_done"] == [1] and record["resumes"][0]["changed"] == {}
+    # the early-stopping patience may change on resume, and the record says so
+    cfg.write_text(text.format(4) + "patience = 5\n")
+    assert main([*args, "--resume"]) == 0
+    record = json.loads((run / "run.json").read_text())
+    assert record["training"]["patience"] == 5
+    assert record["resumes"][1]["changed"] == {"training.patience": [None, 5]}
 
 
 def _weights(run):

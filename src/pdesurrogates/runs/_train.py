@@ -277,6 +277,7 @@ def train_run(
         raise ValueError(f"model kind must be one of {MODEL_KINDS}, got {kind!r}")
     cfg = load_config(config)
     asked = {"epochs": epochs, "lr": lr, "batch_size": batch_size, "seed": seed}
+    training = cfg["training"].with_overrides(**asked)  # a bad value: before the directory
     with new_run_dir(
         out_dir, f"train {kind} -o {out_dir}", resume=resume, inputs=[data]
     ) as out_dir:
@@ -284,7 +285,7 @@ def train_run(
         resume_record(out_dir, old, {"kind": kind}, OPERATOR_RULES)  # before building it
         if old is not None and config is None:  # continue with the run's own settings
             cfg, resample = _run_config(old), resample or _resampled(old)
-        training = cfg["training"].with_overrides(**asked)
+            training = cfg["training"].with_overrides(**asked)
         return _train_locked(kind, data, out_dir, training, cfg, ensemble, (resume, old),
                              progress, device, (history, unroll, resample))  # fmt: skip
 

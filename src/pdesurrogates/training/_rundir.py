@@ -210,7 +210,7 @@ def resume_record(
     (:meth:`ResumeRules.may_change`). Returns ``new`` with the history of resumes: the
     earlier ones of ``old`` and this one (the epochs each member had done, the settings
     changed as ``[run's, now]``). With no ``old`` (a new run) returns ``new`` as it is.
-    Only a partial ``new`` (e.g. ``{"kind": ...}``) may be given to check it early.
+    A partial ``new`` (e.g. ``{"kind": ...}``) checks only what it holds, to refuse early.
     """
     if old is None:
         return dict(new)
@@ -221,27 +221,27 @@ def resume_record(
     free = rules.may_change(was, now)
     changed, refused = {}, []
     for path in sorted(set(was) | set(now)):
-        a, b = was.get(path), now.get(path)
-        if a == b:
+        if was.get(path) == now.get(path):
             continue
         if path in free:
-            changed[path] = [a, b]
+            changed[path] = [was.get(path), now.get(path)]
         else:
-            refused.append(f"{rules.name(path)}: {_show(a)} in the run, {_show(b)} asked")
+            refused.append(path)
     if refused:
+        lines = [f"{rules.name(p)}: {_show(was.get(p))} in the run, {_show(now.get(p))} asked"
+                 for p in refused]  # fmt: skip
         sched = was.get(rules.training + "scheduler")
         why = ""
         if sched is not None and any(
-            p.removeprefix(rules.training) in CONSTANT_RATE_FREE for p in set(was) | set(now)
-            if was.get(p) != now.get(p)
-        ):  # fmt: skip
+            p.removeprefix(rules.training) in CONSTANT_RATE_FREE for p in refused
+        ):
             why = (
                 f" (the run's {sched} learning-rate schedule was laid out for its epochs "
                 "and time budget; only a run without a scheduler can change them)"
             )
         raise TrainingError(
             f"{run}: --resume continues the run as it was trained, and these settings differ "
-            f"from it: {'; '.join(refused)}{why}. Omit them (or give the run's values) to "
+            f"from it: {'; '.join(lines)}{why}. Omit them (or give the run's values) to "
             "continue it, or choose a new -o to train with them"
         )
     out = dict(new)
