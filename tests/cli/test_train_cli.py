@@ -154,8 +154,9 @@ def test_fno_and_resume(darcy, tmp_path, capsys):
     capsys.readouterr()
     assert main([*args, "--resume"]) == 1
     err = capsys.readouterr().err
-    assert "used epochs=1; this run asks for epochs=3" in err and "Traceback" not in err
+    assert "--epochs: 1 in the run, 3 asked" in err and "Traceback" not in err
     assert len((run / "metrics.jsonl").read_text().splitlines()) == 1
+    assert json.loads((run / "run.json").read_text())["training"]["epochs"] == 1
 
 
 @pytest.mark.parametrize(

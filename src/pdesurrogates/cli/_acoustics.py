@@ -235,24 +235,21 @@ def train_deeponet_cmd(
 
 
 def _run_train_deeponet(data, output, config_path, flags, *, resume, evaluate, quiet) -> None:
-    from pdesurrogates.runs import new_run_dir, record_deeponet_run
-    from pdesurrogates.training import DeepONetConfig, check_deeponet_model, train_deeponet
+    from pdesurrogates.training import DeepONetConfig, train_deeponet
 
     if not Path(data).is_file():
         raise DatasetError(
             f"{data}: no such dataset file; create one with "
             "'pdesurrogates generate acoustics2d -o FILE'"
         )
-    config = DeepONetConfig() if config_path is None else DeepONetConfig.from_toml(config_path)
+    # without --config: the defaults, or on --resume the run's own settings
+    config = None if config_path is None else DeepONetConfig.from_toml(config_path)
     overrides = {k: v for k, v in flags.items() if v is not None}  # unset flags keep config
-    config = config.with_overrides(**overrides)
-    check_deeponet_model(config.model)  # a wrong setting is named before the run directory
-    # an existing run is refused unless --resume continues it
-    with new_run_dir(output, f"train deeponet -o {output}", resume=resume, inputs=[data]):
-        _model, summary = train_deeponet(
-            data, output, config, progress=not quiet, evaluate=evaluate, resume=resume
-        )
-        record_deeponet_run(output, data, summary)  # predict / evaluate read run.json
+    # the run guard, the resume check and run.json (predict / evaluate read it) are
+    # train_deeponet's, as for a call from Python
+    _model, summary = train_deeponet(
+        data, output, config, progress=not quiet, evaluate=evaluate, resume=resume, **overrides
+    )
     msg = f"trained in {summary['train_seconds']:.1f} s; model in {Path(output) / 'model'}"
     if "test" in summary:
         t = summary["test"]

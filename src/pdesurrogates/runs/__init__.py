@@ -2,10 +2,10 @@
 
 * :func:`train_run` trains an MgNO or FNO (or a deep ensemble of them) into a run
   directory; :func:`fit_mf_run` fits a multi-fidelity model (co-kriging, NARGP,
-  MF-DNN) into one, with its high-fidelity test points as a dataset file;
-  :func:`record_deeponet_run` records a DeepONet run (``pdesurrogates train
-  deeponet``); :func:`run_mf_study` compares a multi-fidelity model's output
-  distribution with the truth (``study.json``, ``study.png``);
+  MF-DNN) into one, with its high-fidelity test points as a dataset file (a DeepONet
+  run is :func:`pdesurrogates.training.train_deeponet`'s); :func:`run_mf_study`
+  compares a multi-fidelity model's output distribution with the truth
+  (``study.json``, ``study.png``);
 * :data:`FAMILIES` holds one predictor per model family (operators, DeepONet,
   multi-fidelity), chosen by the run's ``kind``;
 * :func:`predict_run` writes the one prediction file of :mod:`pdesurrogates.uq`
@@ -34,7 +34,7 @@ from pdesurrogates.runs._mf import (
 from pdesurrogates.runs._mf_adapt import adapt_mf_run
 from pdesurrogates.runs._mf_study import run_mf_study, study_moments
 from pdesurrogates.runs._predict import check_output, load_run, predict_run, select_split
-from pdesurrogates.runs._predictors import predict_fields, record_deeponet_run
+from pdesurrogates.runs._predictors import predict_fields
 from pdesurrogates.runs._propagate import (
     DEFAULT_PROPAGATE_DIR,
     load_model_or_function,
@@ -99,7 +99,6 @@ __all__ = [
     "predict_run",
     "propagate_from_files",
     "read_inputs",
-    "record_deeponet_run",
     "refuse_existing_run",
     "register_family",
     "resolve_fields",

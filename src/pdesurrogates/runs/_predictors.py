@@ -10,9 +10,8 @@ import torch
 
 from pdesurrogates.errors import DatasetError, TrainingError
 from pdesurrogates.runs._registry import Family, Predicted, register_family
-from pdesurrogates.runs._train import RUN_FILE
 
-__all__ = ["predict_fields", "record_deeponet_run"]
+__all__ = ["predict_fields"]
 
 
 # --------------------------------------------------------------------------- operators
@@ -148,35 +147,6 @@ def _deeponet_predict(model, record, ds, split, batch_size) -> Predicted:
     coords = {d: ds.coords[d] for d in spec.dims[1:]}
     index = info["indices"][order.numpy()]
     return Predicted(pred, "p", spec.dims, coords, spec.units, index, truth)
-
-
-def record_deeponet_run(run_dir, data, summary: dict) -> dict:
-    """Write ``run_dir/run.json`` for a DeepONet run of
-    :func:`pdesurrogates.training.train_deeponet` (``summary`` is what it returned), so
-    ``predict``/``evaluate`` treat it like a run of any other family."""
-    import json
-    from pathlib import Path
-
-    from pdesurrogates.datasets import open_dataset
-    from pdesurrogates.io import atomic_write_text
-
-    setup = json.loads(open_dataset(data).attrs.get("source", "") or "{}")
-    config = summary.get("config", {})
-    record = {
-        "kind": "deeponet",
-        "data": str(Path(data).resolve()),
-        "input": ["source"],
-        "target": "p",
-        "dim": len(setup.get("lengths", ())) or None,
-        "ensemble": int(config.get("training", {}).get("ensemble", 1)),
-        "n_train": summary.get("n_train"),
-        "training": config,
-        "train_seconds": summary.get("train_seconds"),
-    }
-    if "test" in summary:
-        record["test"] = summary["test"]
-    atomic_write_text(Path(run_dir) / RUN_FILE, json.dumps(record, indent=2, default=float))
-    return record
 
 
 def _deeponet_infer(model) -> dict | None:

@@ -16,18 +16,25 @@ from __future__ import annotations
 import json
 import os
 import tomllib
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from pdesurrogates._files import WriteLock, check_not_input
-from pdesurrogates.errors import ConfigError, DatasetError, OutputError, TrainingError
+from pdesurrogates.errors import ConfigError, DatasetError, TrainingError
 from pdesurrogates.io import atomic_write_text
-from pdesurrogates.training import OperatorConfig
+from pdesurrogates.training import (
+    RUN_FILE,
+    RUN_RECORDS,
+    OperatorConfig,
+    ResumeRules,
+    new_run_dir,
+    read_run_record,
+    refuse_existing_run,
+    resume_record,
+)
 
 __all__ = [
     "MODEL_KINDS",
@@ -42,10 +49,6 @@ __all__ = [
     "train_run",
 ]
 
-RUN_FILE = "run.json"
-# what makes a directory an existing run: the run record, or a saved model in it or in
-# its model/ (every `train` command writes one of these)
-RUN_RECORDS = (RUN_FILE, "config.json", "model/config.json")
 MODEL_KINDS = ("mgno", "fno")
 _TABLES = ("model", "training", "data")
 _DATA_KEYS = {
@@ -255,6 +258,15 @@ def train_run(
     of :class:`~pdesurrogates.training.OperatorConfig`). Returns the run record also
     written to ``out_dir/run.json``.
 
+    ``resume=True`` continues the run in ``out_dir`` (without it, a directory holding a
+    run is refused). Without ``config`` it continues with the run's recorded settings;
+    every setting given must be the run's (a differing one is refused naming it, its
+    value in the run and the one asked, before anything is written), except those a
+    resumed run may change (:meth:`~pdesurrogates.training.ResumeRules.may_change`:
+    ``patience``; with no scheduler also ``epochs`` and ``max_time``). ``run.json``
+    then records the settings used and, under ``resumes``, each resume (the epochs done
+    before it and the settings it changed).
+
     A field with a ``time`` dim trains a step model instead (see
     :mod:`pdesurrogates.runs._series`): ``history`` states in, the next one out, unrolled
     ``unroll`` calls per sample (pushforward training when ``> 1``). A non-uniform time
@@ -264,88 +276,68 @@ def train_run(
     if kind not in MODEL_KINDS:
         raise ValueError(f"model kind must be one of {MODEL_KINDS}, got {kind!r}")
     cfg = load_config(config)
-    training = cfg["training"].with_overrides(
-        epochs=epochs, lr=lr, batch_size=batch_size, seed=seed
-    )
+    asked = {"epochs": epochs, "lr": lr, "batch_size": batch_size, "seed": seed}
+    training = cfg["training"].with_overrides(**asked)  # a bad value: before the directory
     with new_run_dir(
         out_dir, f"train {kind} -o {out_dir}", resume=resume, inputs=[data]
     ) as out_dir:
-        return _train_locked(kind, data, out_dir, training, cfg, ensemble, resume, progress,
-                             device, (history, unroll, resample))  # fmt: skip
+        old = read_run_record(out_dir) if resume else None
+        resume_record(out_dir, old, {"kind": kind}, OPERATOR_RULES)  # before building it
+        if old is not None and config is None:  # continue with the run's own settings
+            cfg, resample = _run_config(old), resample or _resampled(old)
+            training = cfg["training"].with_overrides(**asked)
+        return _train_locked(kind, data, out_dir, training, cfg, ensemble, (resume, old),
+                             progress, device, (history, unroll, resample))  # fmt: skip
 
 
-def refuse_existing_run(out_dir: str | os.PathLike, resume: bool | None = None) -> None:
-    """Raise :class:`TrainingError` naming the record if ``out_dir`` holds a run.
-
-    ``resume`` is None for a command without ``--resume``, else whether it was given (a
-    given ``--resume`` lets the run continue). See :func:`new_run_dir`.
-    """
-    out_dir = Path(out_dir)
-    found = [name for name in RUN_RECORDS if (out_dir / name).is_file()]
-    if not found or resume:
-        return
-    what = f"{out_dir} already holds a run ({out_dir / found[0]})"
-    if resume is None:
-        raise TrainingError(f"{what}; choose another -o, or delete the directory to train it again")
-    raise TrainingError(f"{what}; pass --resume to continue it or choose another -o")
-
-
-@contextmanager
-def new_run_dir(
-    out_dir: str | os.PathLike,
-    command: str,
-    *,
-    resume: bool | None = None,
-    inputs: Sequence[str | os.PathLike | None] = (),
-    lock: str | os.PathLike | None = None,
-) -> Iterator[Path]:
-    """The run directory of a ``train`` command: created, locked, and never an old run.
-
-    Every ``pdesurrogates train ...`` command writes through this guard. A directory that
-    already holds a run (one of :data:`RUN_RECORDS`: ``run.json``, or a saved model in it
-    or in its ``model/``) is refused with a :class:`~pdesurrogates.errors.TrainingError`
-    naming the file, unless the command continues runs (``resume`` not None) and
-    ``resume`` is True. The check is made again under the lock, so two commands started
-    together cannot both write.
-
-    Parameters
-    ----------
-    out_dir : path
-        The run directory (created with its parents).
-    command : str
-        What runs (recorded in the lock file for a second writer's message).
-    resume : bool or None
-        None for a command without ``--resume``; else whether it was given.
-    inputs : paths
-        The command's input files: ``out_dir`` must be none of them.
-    lock : path, optional
-        The destination the lock protects (default ``out_dir/run.json``). A command that
-        saves its model as ``out_dir`` itself passes ``out_dir``: its lock file is beside
-        it, and a directory that is not empty is refused (the save would replace it).
-
-    ``-o`` naming a file is refused (:class:`~pdesurrogates.errors.OutputError`).
-    """
-    out_dir = Path(out_dir)
-    check_not_input(out_dir, inputs)
-    if out_dir.exists() and not out_dir.is_dir():
-        raise OutputError(f"-o {out_dir}: a file is in the way; a run is a directory")
-    refuse_existing_run(out_dir, resume)
-    saved_as_dir = lock is not None and Path(lock) == out_dir and out_dir.is_dir()
-    inside = sorted(p.name for p in out_dir.iterdir()) if saved_as_dir else []
-    if inside:
-        more = ", ..." if len(inside) > 3 else ""
-        raise OutputError(
-            f"-o {out_dir} is not empty ({', '.join(inside[:3])}{more}); the model is saved "
-            "as the directory itself, replacing what is in it: choose a new or empty directory"
-        )
-    out_dir.mkdir(parents=True, exist_ok=True)
-    # one writer per run directory: a second `train` into it fails at once naming this one
-    with WriteLock(out_dir / RUN_FILE if lock is None else lock, command=command):
-        refuse_existing_run(out_dir, resume)
-        yield out_dir
+#: How the settings of an operator run's record are named when a resume is refused.
+OPERATOR_RULES = ResumeRules(
+    keys=("kind", "data", "input", "target", "ensemble", "resolution", "n_train", "n_valid",
+          "model", "training", "time_series"),
+    flags={
+        "kind": "the model (train mgno|fno)",
+        "data": "--data",
+        "input": "[data] input",
+        "target": "[data] target",
+        "ensemble": "--ensemble",
+        "resolution": "--data (grid size)",
+        "n_train": "--data (train samples)",
+        "n_valid": "--data (valid samples)",
+        "training.epochs": "--epochs",
+        "training.lr": "--lr",
+        "training.batch_size": "--batch-size",
+        "training.seed": "--seed",
+        "time_series.history": "--history",
+        "time_series.unroll": "--unroll",
+        "time_series.resampled": "--resample",
+    },
+    tables={"model.config.": "[model] ", "model.": "[model] ", "training.": "[training] ",
+            "time_series.": "--data (time series) "},
+)  # fmt: skip
 
 
-def _train_locked(kind, data, out_dir, training, cfg, ensemble, resume, progress, device, hu):
+def _run_config(record: Mapping) -> dict[str, Any]:
+    """The configuration a run recorded (``load_config``'s layout): what a resume without
+    ``--config`` continues with."""
+    data = {"target": record["target"], "ensemble": record.get("ensemble", 1)}
+    ts = record.get("time_series")
+    if ts:
+        data.update(history=ts["history"], unroll=ts["unroll"])
+    else:
+        data["input"] = list(record["input"])
+    model = dict((record.get("model") or {}).get("config", {}))
+    return {
+        "model": model,
+        "training": OperatorConfig.from_mapping(record["training"], source=RUN_FILE),
+        "data": data,
+    }
+
+
+def _resampled(record: Mapping) -> bool:
+    return bool((record.get("time_series") or {}).get("resampled"))
+
+
+def _train_locked(kind, data, out_dir, training, cfg, ensemble, resumed, progress, device, hu):
     from pdesurrogates.datasets import open_dataset
     from pdesurrogates.runs._series import series_plan
 
@@ -405,6 +397,9 @@ def _train_locked(kind, data, out_dir, training, cfg, ensemble, resume, progress
         "n_valid": 0 if valid is None else len(valid),
         **({} if plan is None else plan.record),
     }
+    # a resumed run: the settings must be the run's (refused before anything is written)
+    resume, old = resumed
+    record = resume_record(out_dir, old, record, OPERATOR_RULES, members=k)
     atomic_write_text(run_path, json.dumps(record, indent=2))
     record["histories"] = _fit(
         probe,

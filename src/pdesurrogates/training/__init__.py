@@ -56,6 +56,15 @@ from pdesurrogates.training._neural_ic import (
 )
 from pdesurrogates.training._operator import OperatorConfig
 from pdesurrogates.training._rollout_train import PushforwardStep
+from pdesurrogates.training._rundir import (
+    RUN_FILE,
+    RUN_RECORDS,
+    ResumeRules,
+    new_run_dir,
+    read_run_record,
+    refuse_existing_run,
+    resume_record,
+)
 from pdesurrogates.training._steps import (
     BatchSource,
     FullBatch,
@@ -68,6 +77,8 @@ from pdesurrogates.training._trainer import Trainer
 from pdesurrogates.training._vcycle import VCycleStep, train_vcycle
 
 __all__ = [
+    "RUN_FILE",
+    "RUN_RECORDS",
     "BatchSource",
     "DCDMConfig",
     "DCDMStep",
@@ -81,6 +92,7 @@ __all__ = [
     "PushforwardStep",
     "RelH1Loss",
     "RelL2Loss",
+    "ResumeRules",
     "SourceFields",
     "SupervisedStep",
     "Trainer",
@@ -106,13 +118,17 @@ __all__ = [
     "impulse_response_scores",
     "lanczos",
     "load_source_fields",
+    "new_run_dir",
     "pcg_proxy_loss",
     "plot_field_snapshots",
     "plot_impulse_responses",
     "predict_deeponet_members",
     "query_grid",
+    "read_run_record",
+    "refuse_existing_run",
     "rel_h1",
     "rel_l2",
+    "resume_record",
     "ritz_training_vectors",
     "ritz_vectors",
     "sparse_to_torch",

@@ -21,6 +21,7 @@ from pdesurrogates.io import atomic_write_bytes, atomic_write_text, model_spec
 __all__ = [
     "CHECKPOINT_FILE",
     "CHECKPOINT_FORMAT",
+    "CONSTANT_RATE_FREE",
     "METRICS_FILE",
     "MODEL_DIR",
     "SCHEDULE_SETTINGS",
@@ -89,7 +90,7 @@ def read_checkpoint(path: Path | None, spec: dict | None) -> dict[str, Any]:
 
 #: Trainer settings that shape the optimiser and learning-rate schedule. A resumed run
 #: continues the checkpoint's schedule step by step, so these must equal the checkpoint's
-#: (with a constant learning rate, neither a schedule nor a budget, the epochs may change).
+#: (with a constant learning rate, no scheduler, see :data:`CONSTANT_RATE_FREE`).
 SCHEDULE_SETTINGS = (
     "optimizer_name",
     "lr",
@@ -101,6 +102,10 @@ SCHEDULE_SETTINGS = (
     "weight_decay",
     "max_time",
 )
+#: Settings a run with a constant learning rate (no scheduler) may change on resume: the
+#: rate is the same at every step, so the epochs and the time budget only decide when it
+#: stops (and the schedule's shape settings are unused).
+CONSTANT_RATE_FREE = ("epochs", "max_time", "pct_start", "min_lr")
 _CONFIG_NAME = {"optimizer_name": "optimizer", "scheduler_name": "scheduler"}
 
 
@@ -120,9 +125,9 @@ def _check_schedule(path: Path, state: dict, trainer) -> None:
         saved = {k: config[c] for k, c in keys if c in config}
     now = schedule_settings(trainer)
     keys = [k for k in saved if k in now]
-    constant = all(d.get(k) is None for d in (saved, now) for k in ("scheduler_name", "max_time"))
+    constant = all(d.get("scheduler_name") is None for d in (saved, now))
     if constant:  # a constant learning rate: more (or fewer) epochs continue it exactly
-        keys = [k for k in keys if k not in ("epochs", "pct_start", "min_lr")]
+        keys = [k for k in keys if k not in CONSTANT_RATE_FREE]
     diff = [k for k in keys if saved[k] != now[k]]
     if diff:
         was = ", ".join(f"{_CONFIG_NAME.get(k, k)}={saved[k]!r}" for k in diff)

@@ -20,8 +20,16 @@ import torch
 from pdesurrogates.errors import ConfigError, DatasetError
 from pdesurrogates.training._acoustics_plots import plot_field_snapshots, plot_impulse_responses
 from pdesurrogates.training._deeponet_config import DeepONetConfig
+from pdesurrogates.training._rundir import (
+    RUN_FILE,
+    ResumeRules,
+    new_run_dir,
+    read_run_record,
+    resume_record,
+)
 
 __all__ = [
+    "DEEPONET_RULES",
     "FieldPointStep",
     "SourceFields",
     "check_deeponet_model",
@@ -217,6 +225,47 @@ def _fit(setup, config: DeepONetConfig, train, valid, out_dir, resume, trainer_k
     return trainer.model, [history]
 
 
+#: How the settings of a DeepONet run's record are named when a resume is refused.
+DEEPONET_RULES = ResumeRules(
+    keys=("kind", "data", "dim", "n_train", "n_valid", "training"),
+    flags={
+        "kind": "the model (train deeponet)",
+        "data": "--data",
+        "dim": "--data (dimension)",
+        "n_train": "--data (train sources)",
+        "n_valid": "--data (valid sources)",
+        **{f"training.training.{k}": f"--{k.replace('_', '-')}"
+           for k in ("ensemble", "epochs", "batch_size", "lr", "seed")},
+        "training.training.n_points": "--points",
+        "training.training.max_time": "--max-seconds",
+        **{f"training.model.{k}": f"--{k.replace('_', '-')}"
+           for k in ("width", "depth", "latent", "architecture", "activation", "encoding",
+                     "trunk", "rank", "source_input")},
+    },
+    tables={"training.model.": "[model] ", "training.training.": "[training] "},
+    training="training.training.",
+)  # fmt: skip
+
+
+def deeponet_run_record(data, config: DeepONetConfig, n_train: int, n_valid: int) -> dict:
+    """The settings part of a DeepONet run's ``run.json`` (what ``predict``/``evaluate``
+    read, and a resume is checked against)."""
+    from pdesurrogates.datasets import open_dataset
+
+    setup = json.loads(open_dataset(data).attrs.get("source", "") or "{}")
+    return {
+        "kind": "deeponet",
+        "data": str(Path(data).resolve()),
+        "input": ["source"],
+        "target": "p",
+        "dim": len(setup.get("lengths", ())) or None,
+        "ensemble": config.ensemble,
+        "n_train": n_train,
+        "n_valid": n_valid,
+        "training": config.to_dict(),
+    }
+
+
 def train_deeponet(
     data,
     out_dir,
@@ -227,23 +276,30 @@ def train_deeponet(
     resume: bool = False,
     **overrides,
 ):
-    """Train a DeepONet (or a deep ensemble) on an acoustics file.
+    """Train a DeepONet (or a deep ensemble) on an acoustics file into a run directory.
 
     Uses :class:`pdesurrogates.training.Trainer` with :class:`FieldPointStep`, the loss,
     schedule and gradient clipping of ``config``; the model is saved to
-    ``out_dir/model``. With ``evaluate=True`` the test split is scored by
+    ``out_dir/model`` and the run recorded in ``out_dir/run.json`` (which ``predict`` and
+    ``evaluate`` read). With ``evaluate=True`` the test split is scored by
     :func:`evaluate_deeponet` (report and plots in ``out_dir``).
+
+    A directory that already holds a run is refused (:func:`new_run_dir`) unless
+    ``resume=True`` continues it: then ``config=None`` means the run's own settings, and
+    every setting asked for must be the run's, except those a resumed run may change
+    (:meth:`ResumeRules.may_change`); a differing one is refused naming it, before
+    anything is written. ``run.json`` records the settings used and each resume.
 
     Parameters
     ----------
     data : path
         Acoustics dataset (``pdesurrogates generate acoustics1d|acoustics2d|acoustics3d``).
     out_dir : path
-        Run directory.
+        Run directory (new, or the run to continue with ``resume=True``).
     config : DeepONetConfig, optional
-        All settings (default ``DeepONetConfig()``).
+        All settings (default ``DeepONetConfig()``; on resume, the run's).
     progress, evaluate, resume : bool
-        Show progress; score the test split; continue an interrupted run.
+        Show progress; score the test split; continue the run in ``out_dir``.
     **overrides
         Changes to ``config``: its training fields by name (``epochs=...``), anything
         else a :class:`~pdesurrogates.surrogates.DeepONet` argument (``width=...``).
@@ -255,11 +311,19 @@ def train_deeponet(
         Training time (s), the histories, the configuration and, if evaluated, the test
         metrics.
     """
+    check_deeponet_model((config or DeepONetConfig()).with_overrides(**overrides).model)
+    with new_run_dir(out_dir, resume=resume, inputs=[data]) as out_dir:
+        old = read_run_record(out_dir) if resume else None
+        resume_record(out_dir, old, {"kind": "deeponet"}, DEEPONET_RULES)
+        if config is None and old is not None:  # continue with the run's own settings
+            config = DeepONetConfig.from_dict(old["training"], source=str(out_dir / RUN_FILE))
+        config = (config or DeepONetConfig()).with_overrides(**overrides)
+        return _train_in(data, out_dir, config, old, progress, evaluate, resume)
+
+
+def _train_in(data, out_dir, config, old, progress, evaluate, resume):
     from pdesurrogates.io import atomic_write_text, save
 
-    config = (config or DeepONetConfig()).with_overrides(**overrides)
-    check_deeponet_model(config.model)
-    out_dir = Path(out_dir)
     train, info = load_source_fields(data, "train")
     try:
         valid, _ = load_source_fields(data, "valid")
@@ -269,6 +333,9 @@ def train_deeponet(
     dim = len(setup["lengths"])
     # the rate this run uses, recorded in summary.json / run.json (None: by dimension)
     config = config.with_overrides(lr=config.peak_lr(dim))
+    record = deeponet_run_record(data, config, len(train), 0 if valid is None else len(valid))
+    record = resume_record(out_dir, old, record, DEEPONET_RULES, members=config.ensemble)
+    atomic_write_text(out_dir / RUN_FILE, json.dumps(record, indent=2, default=float))
     step = FieldPointStep(
         query_grid(info["coords"], dim),
         dim,
@@ -300,6 +367,10 @@ def train_deeponet(
     if evaluate:
         summary["test"] = evaluate_deeponet(model, data, out_dir=out_dir)
     atomic_write_text(out_dir / "summary.json", json.dumps(summary, indent=2, default=float))
+    record["train_seconds"] = train_seconds
+    if "test" in summary:
+        record["test"] = summary["test"]
+    atomic_write_text(out_dir / RUN_FILE, json.dumps(record, indent=2, default=float))
     return model, summary
 
 
