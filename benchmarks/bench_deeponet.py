@@ -46,6 +46,8 @@ import numpy as np
 import torch
 
 from pdesurrogates.datasets import generate_acoustics
+from pdesurrogates.errors import TrainingError
+from pdesurrogates.runs import refuse_existing_run
 from pdesurrogates.solvers.reference import Room, modal_wave, solve_room, solve_wave
 from pdesurrogates.training import impulse_response_scores, load_source_fields, train_deeponet
 
@@ -506,7 +508,16 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(args.work or tmp)
         work.mkdir(parents=True, exist_ok=True)
-        for name in [] if args.latency else args.cases.split(","):
+        cases = [] if args.latency else args.cases.split(",")
+        for name in cases if args.train_only or not args.reuse else []:
+            try:  # before any simulation: a run an earlier call left is never replaced
+                refuse_existing_run(work / f"run_{name}")
+            except TrainingError:
+                raise SystemExit(
+                    f"error: {work / f'run_{name}'} holds a run of an earlier call; pass "
+                    "--reuse to score it again, or choose another --work (or delete it)"
+                ) from None
+        for name in cases:
             if args.train_only:
                 cfg = CASES[name]
                 data = work / f"{name}.h5"

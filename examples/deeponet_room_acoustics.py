@@ -34,6 +34,8 @@ import numpy as np
 import torch
 
 from pdesurrogates.datasets import generate_acoustics
+from pdesurrogates.errors import TrainingError
+from pdesurrogates.runs import refuse_existing_run
 from pdesurrogates.solvers.reference import solve_wave
 from pdesurrogates.training import DeepONetConfig, train_deeponet
 
@@ -55,6 +57,10 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=400, help="training epochs")
     args = parser.parse_args()
     out = Path(args.output)
+    try:  # before the simulation: the run of an earlier call is never replaced
+        refuse_existing_run(out / "run")
+    except TrainingError as e:
+        raise SystemExit(f"error: {e}") from None
     out.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(1)
 

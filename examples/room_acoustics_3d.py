@@ -36,6 +36,8 @@ import torch
 
 import pdesurrogates
 from pdesurrogates.datasets import generate_acoustics
+from pdesurrogates.errors import TrainingError
+from pdesurrogates.runs import refuse_existing_run
 from pdesurrogates.solvers.reference import Room, solve_room
 from pdesurrogates.training import (
     DeepONetConfig,
@@ -113,6 +115,11 @@ def main() -> None:
     parser.add_argument("--model", default=None, help="existing trained model directory")
     args = parser.parse_args()
     out = Path(args.output)
+    if not args.model:
+        try:  # before the simulation: the run of an earlier call is never replaced
+            refuse_existing_run(out / "run")
+        except TrainingError as e:
+            raise SystemExit(f"error: {e}; or pass --model {out / 'run' / 'model'}") from None
     out.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(1)
     data, model = _data_and_model(args, out)
