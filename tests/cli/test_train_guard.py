@@ -18,7 +18,7 @@ import pytest
 from safetensors.torch import load_file
 
 from pdesurrogates.cli import main
-from pdesurrogates.errors import DatasetError, TrainingError
+from pdesurrogates.errors import CheckpointError, DatasetError, TrainingError
 from pdesurrogates.runs import train_run
 from pdesurrogates.solvers import gallery
 from pdesurrogates.solvers.reference import forrester
@@ -388,6 +388,27 @@ def test_train_deeponet_takes_the_run_guard(files, tmp_path):
     _, summary = train_deeponet(tube, out, resume=True, progress=False, evaluate=False)
     assert summary["config"]["model"] == {"width": 8, "depth": 1, "latent": 4}
     assert len(json.loads((out / "run.json").read_text())["resumes"]) == 1
+
+
+def test_a_run_without_its_record_is_recorded_only_once_its_checkpoint_agrees(files, tmp_path):
+    """An interrupted run of an older version holds its checkpoint but no run.json: a
+    resume with other settings is refused by the checkpoint and writes no record (a
+    record of the wrong settings would then refuse the right ones); the right ones
+    continue it and record it."""
+    tube, _, _ = files
+    out = tmp_path / "don"
+    kw = dict(epochs=1, width=8, depth=1, latent=4, progress=False, evaluate=False)
+    train_deeponet(tube, out, **kw)
+    for name in ("run.json", "summary.json"):
+        (out / name).unlink()
+    before = _hashes(out)
+    with pytest.raises(CheckpointError, match="checkpoint was written for a DeepONet with another"):
+        train_deeponet(tube, out, **{**kw, "width": 16}, resume=True)
+    assert not (out / "run.json").exists() and _hashes(out) == before
+    _, summary = train_deeponet(tube, out, **kw, resume=True)
+    assert summary["epochs_run"] == [1]
+    record = json.loads((out / "run.json").read_text())
+    assert record["training"]["model"] == {"width": 8, "depth": 1, "latent": 4}
 
 
 def test_train_run_takes_the_run_guard(files, tmp_path):

@@ -335,7 +335,11 @@ def _train_in(data, out_dir, config, old, progress, evaluate, resume):
     config = config.with_overrides(lr=config.peak_lr(dim))
     record = deeponet_run_record(data, config, len(train), 0 if valid is None else len(valid))
     record = resume_record(out_dir, old, record, DEEPONET_RULES, members=config.ensemble)
-    atomic_write_text(out_dir / RUN_FILE, json.dumps(record, indent=2, default=float))
+    if not (resume and old is None):
+        # recorded before training, so an interrupted run is checked on resume; a run
+        # without a record (an older version's, interrupted) gets one only once its
+        # checkpoint has accepted these settings, so a wrong guess never becomes the record
+        atomic_write_text(out_dir / RUN_FILE, json.dumps(record, indent=2, default=float))
     step = FieldPointStep(
         query_grid(info["coords"], dim),
         dim,
