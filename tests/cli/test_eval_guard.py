@@ -327,3 +327,32 @@ def test_uq_evaluate_overwrite_removes_the_figures_it_no_longer_writes(
     (out / "uq_report.json").write_text(json.dumps(doc))
     assert main([*args, "--overwrite", "--no-figures"]) == 0
     assert (tmp_path / "outside.txt").is_file() and (out / "sub" / "a.png").is_file()
+
+
+def test_overwrite_never_removes_an_input_or_a_file_no_report_writes(field_run, tmp_path):
+    """A listing edited by hand cannot make --overwrite remove the data file the command
+    reads, a prediction file it scores, or a file of a kind no report writes."""
+    run, data = field_run
+    out = tmp_path / "rep"
+    out.mkdir()
+    mine = out / "mydata.h5"
+    mine.write_bytes(data.read_bytes())
+    (out / "notes.txt").write_text("mine")
+    assert main(["evaluate", str(run), "--data", str(mine), "-o", str(out)]) == 0
+    doc = json.loads((out / "metrics.json").read_text())
+    doc["files"] += ["mydata.h5", "notes.txt"]
+    (out / "metrics.json").write_text(json.dumps(doc))
+    before = hashlib.sha256(mine.read_bytes()).hexdigest()
+    assert main(["evaluate", str(run), "--data", str(mine), "-o", str(out), "--overwrite"]) == 0
+    assert hashlib.sha256(mine.read_bytes()).hexdigest() == before
+    assert (out / "notes.txt").read_text() == "mine"
+    # uq evaluate: a truth file saved under a figure's name, listed by hand, is its input
+    truth = out / "truth.png"
+    truth.write_bytes(data.read_bytes())
+    doc = json.loads((out / "uq_report.json").read_text())
+    doc["meta"]["files"] += ["truth.png"]
+    (out / "uq_report.json").write_text(json.dumps(doc))
+    pred = out / "predictions.h5"
+    args = ["uq", "evaluate", str(pred), str(truth), "-o", str(out), "--overwrite"]
+    assert main(args) == 0
+    assert truth.is_file() and pred.is_file()

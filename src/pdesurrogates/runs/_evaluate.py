@@ -59,18 +59,22 @@ def recorded_files(out: Path, name: str) -> set[str]:
         files = list(doc["figures"].values())
     if not isinstance(files, list):
         return set()
-    return {f for f in files if isinstance(f, str) and f not in ("", ".", "..")
-            and Path(f).name == f and "\\" not in f}  # fmt: skip
+    return {f for f in files if isinstance(f, str) and Path(f).name == f and "\\" not in f
+            and (f in RUN_REPORT_FILES or f.endswith(".png"))}  # fmt: skip
 
 
-def remove_stale(out: Path, old: set[str], new: Sequence[str]) -> None:
+def remove_stale(out: Path, old: set[str], new: Sequence[str], inputs: Sequence = ()) -> None:
     """Remove the files ``old`` that an earlier report in ``out`` wrote and the new one
-    (which wrote ``new``) did not: ``out`` then holds exactly the new report, and every
-    file the reports did not write is kept."""
+    (which wrote ``new``) did not: ``out`` then holds exactly the new report. Only names a
+    report writes count (:func:`recorded_files`), and never one of the command's
+    ``inputs``: every file the reports did not write is kept, whatever a listing says."""
     for name in sorted(old.difference(new)):
         path = out / name
-        if path.is_file() and not path.is_symlink():
-            path.unlink()
+        if not path.is_file() or path.is_symlink():
+            continue
+        if any(p is not None and same_file(path, p) for p in inputs):
+            continue
+        path.unlink()
 
 
 def grid_coords(ds, field: str) -> list | None:
@@ -221,7 +225,7 @@ def evaluate_files(
                       time_axis=time_axis, times=times)  # fmt: skip
     if out is not None:
         _write(report, pred, y, Path(out), figures, _labels(rows, field, y.shape))
-        remove_stale(Path(out), earlier, report.meta["files"])
+        remove_stale(Path(out), earlier, report.meta["files"], (pred_path, truth_path))
     return report
 
 
@@ -326,5 +330,5 @@ def evaluate_run(
     report = evaluate_files(pred_file, data, levels=levels, out=out, name=Path(run_dir).name,
                             overwrite=True)  # fmt: skip
     metrics = write_run_report(run_dir, data, pred_file, report, out)
-    remove_stale(out, earlier, metrics["files"])
+    remove_stale(out, earlier, metrics["files"], (data, pred_file))
     return metrics
