@@ -31,9 +31,12 @@ def warn_outside_box(model, x: torch.Tensor, *, stacklevel: int = 4) -> None:
     """:func:`warn_outside` for a multi-fidelity model's prediction input ``x`` ``(n, d)``:
     ``model.input_box()`` is its input box ``(d, 2)``, checked when
     ``model.bounds_declared`` (the box of undeclared bounds is the training data's range)."""
-    if getattr(model, "bounds_declared", False) and x.ndim == 2 and len(x):
-        xa = x.detach().cpu().to(torch.float64).numpy()
-        warn_outside(xa, model.input_box(), "prediction input", stacklevel=stacklevel + 1)
+    if not getattr(model, "bounds_declared", False) or x.ndim != 2 or not len(x):
+        return
+    if torch._C._functorch.is_functorch_wrapped_tensor(x):  # under torch.func: no values
+        return
+    xa = x.detach().cpu().to(torch.float64).numpy()
+    warn_outside(xa, model.input_box(), "prediction input", stacklevel=stacklevel + 1)
 
 
 def check_level(level, n_levels: int) -> int:
