@@ -122,7 +122,14 @@ def propagate_cmd(
         ),
     ),
     inputs: Path = typer.Option(
-        ..., "--inputs", "-i", help="TOML file of input distributions ([inputs.<name>])."
+        ...,
+        "--inputs",
+        "-i",
+        help=(
+            "TOML file of input distributions ([inputs.<name>]). For a run that records its "
+            "input names (mf fit: x0, x1, ...) exactly those, in any order; for a "
+            "module:function in the order of the file."
+        ),
     ),
     n_samples: int = typer.Option(10000, "--n-samples", "-n", min=4, help="Model evaluations."),
     out: Path = typer.Option(
@@ -145,13 +152,16 @@ def propagate_cmd(
 ) -> None:
     """Propagate input uncertainty through a surrogate or simulator.
 
-    The model receives a (B, D) batch of inputs in the order of the TOML file and returns
-    one output (scalar or array) per row. Prints the output's mean, std, skewness and
-    excess kurtosis (0 for a normal distribution) with Monte Carlo standard errors, and
-    its quantiles; an optional [output] table in the TOML file (name, units, long_name)
-    labels them. Writes OUTPUT/propagation.json (the same numbers), OUTPUT/outputs.npz
-    (the samples) and OUTPUT/propagation.png (scalar outputs); with --sobol also
-    sobol.json and sobol.png.
+    The model receives a (B, D) batch of inputs and returns one output (scalar or array)
+    per row. A saved run that records its input names (run.json "input", as mf fit
+    writes) gets them in its own order: the TOML file must name exactly those inputs, in
+    any order, or the command stops naming the missing and unknown ones. A
+    module:function gets them in the order of the TOML file. Prints the output's mean,
+    std, skewness and excess kurtosis (0 for a normal distribution) with Monte Carlo
+    standard errors, and its quantiles; an optional [output] table in the TOML file
+    (name, units, long_name) labels them. Writes OUTPUT/propagation.json (the same
+    numbers), OUTPUT/outputs.npz (the samples) and OUTPUT/propagation.png (scalar
+    outputs); with --sobol also sobol.json and sobol.png.
     """
     from pdesurrogates.runs import propagate_from_files
 

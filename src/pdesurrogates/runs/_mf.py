@@ -86,11 +86,55 @@ def load_mf_data(problem: str | None, data, n_lo: int, n_hi: int, seed: int):
         missing = [k for k in ("x_lo", "y_lo", "x_hi", "y_hi") if k not in f]
         if missing:
             raise ValueError(f"{path}: missing arrays {missing}; expected x_lo, y_lo, x_hi, y_hi")
-        arrs = {k: np.asarray(f[k], dtype=np.float64) for k in f.files}
-    x_lo = arrs["x_lo"].reshape(len(arrs["x_lo"]), -1)
-    x_hi = arrs["x_hi"].reshape(len(arrs["x_hi"]), -1)
+        arrs = {}
+        for k in f.files:
+            try:
+                arrs[k] = np.asarray(f[k], dtype=np.float64)
+            except (TypeError, ValueError) as exc:
+                raise DatasetError(f"{path}: array {k} is not numeric ({exc})") from exc
+    xs, ys = _npz_levels(path, arrs)
     bounds = arrs.get("bounds")
-    return None, [x_lo, x_hi], [arrs["y_lo"].reshape(-1), arrs["y_hi"].reshape(-1)], bounds
+    if bounds is not None and bounds.shape != (xs[0].shape[1], 2):
+        raise DatasetError(
+            f"{path}: bounds must have shape ({xs[0].shape[1]}, 2), one (low, high) row per "
+            f"input column of x_lo; got {bounds.shape}"
+        )
+    return None, xs, ys, bounds
+
+
+def _npz_levels(path: Path, arrs: dict[str, np.ndarray]):
+    """``[x_lo, x_hi], [y_lo, y_hi]`` of an ``.npz``, or a :class:`DatasetError` naming the
+    file, the array and its first bad row."""
+    xs, ys = [], []
+    for lv in ("lo", "hi"):
+        x, y = arrs[f"x_{lv}"], arrs[f"y_{lv}"]
+        if x.ndim not in (1, 2):
+            raise DatasetError(f"{path}: x_{lv} must have shape (n, d) or (n,); got {x.shape}")
+        x = x[:, None] if x.ndim == 1 else x
+        if y.ndim == 2 and y.shape[1] == 1:
+            y = y[:, 0]
+        if y.ndim != 1 or len(y) != len(x):
+            raise DatasetError(
+                f"{path}: y_{lv} must have shape ({len(x)},), one output per row of x_{lv}; "
+                f"got {y.shape}"
+            )
+        if xs and x.shape[1] != xs[0].shape[1]:
+            raise DatasetError(
+                f"{path}: x_hi has {x.shape[1]} input column(s) and x_lo {xs[0].shape[1]}; "
+                "both levels need the same inputs"
+            )
+        for name, a in ((f"x_{lv}", x), (f"y_{lv}", y)):
+            bad = ~np.isfinite(a.reshape(len(a), -1)).all(1)
+            if bad.any():
+                i = int(np.argmax(bad))
+                raise DatasetError(
+                    f"{path}: {name} row {i} is NaN or infinite ({name}[{i}] = {a[i]}; "
+                    f"{int(bad.sum())} such row(s)); remove those points from x_{lv} and "
+                    f"y_{lv} or fix them"
+                )
+        xs.append(x)
+        ys.append(y)
+    return xs, ys
 
 
 def write_mf_test_data(path, x, y, bounds, *, problem: str = "", overwrite: bool = False) -> Path:

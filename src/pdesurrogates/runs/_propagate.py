@@ -20,6 +20,7 @@ __all__ = [
     "output_quantity",
     "propagate_from_files",
     "read_inputs",
+    "recorded_inputs",
 ]
 
 #: where ``uq propagate`` writes without ``-o``
@@ -36,7 +37,9 @@ def _read_toml(path: Path) -> dict[str, Any]:
         raise ConfigError(f"{path}: not valid TOML ({exc})") from exc
 
 
-def read_inputs(path: str | os.PathLike) -> dict[str, Any]:
+def read_inputs(
+    path: str | os.PathLike, names: list[str] | None = None, *, model: str = "the model"
+) -> dict[str, Any]:
     """Read input distributions from a TOML file into scipy.stats frozen distributions.
 
     Each input is a table ``[inputs.<name>]`` (or a top-level ``[<name>]``) with ``dist``
@@ -49,6 +52,10 @@ def read_inputs(path: str | os.PathLike) -> dict[str, Any]:
 
     An optional ``[output]`` table names the output for tables and figures (see
     :func:`output_quantity`); it is never an input.
+
+    The distributions come in the order of the file, or with ``names`` (the model's
+    input names, :func:`recorded_inputs`) in that order: the file must then name exactly
+    those inputs, in any order (a ``ConfigError`` names the missing and unknown ones).
     """
     from pdesurrogates.uq import make_distribution
 
@@ -65,7 +72,44 @@ def read_inputs(path: str | os.PathLike) -> dict[str, Any]:
             out[k] = make_distribution(spec, name=f"{path}: inputs.{k}")
         except ValueError as exc:
             raise ConfigError(str(exc)) from exc
-    return out
+    if names is None:
+        return out
+    missing = [n for n in names if n not in out]
+    unknown = [k for k in out if k not in names]
+    if missing or unknown:
+        raise ConfigError(
+            f"{path}: {model} takes the inputs {list(names)}; give exactly those tables "
+            "[inputs.<name>] (in any order)"
+            + (f"; missing {missing}" if missing else "")
+            + (f"; unknown {unknown}" if unknown else "")
+        )
+    return {n: out[n] for n in names}
+
+
+def recorded_inputs(spec: str | os.PathLike) -> list[str] | None:
+    """The input names a saved model's run records, in the model's order (the ``input``
+    list of ``run.json`` in the run directory ``spec``, or in its parent for
+    ``RUN/model``, else of the model's metadata); None for a ``module:function`` or a
+    model that records none."""
+    import json
+
+    from pdesurrogates.runs._train import RUN_FILE
+
+    p = Path(spec)
+    if not p.exists():
+        return None
+    for run in (p / RUN_FILE, p.parent / RUN_FILE if p.name == "model" else None):
+        if run is not None and run.is_file():
+            try:
+                names = json.loads(run.read_text()).get("input")
+            except (json.JSONDecodeError, UnicodeDecodeError, AttributeError):
+                names = None
+            break
+    else:
+        names = _model_metadata(str(p)).get("input")
+    if isinstance(names, list) and names and all(isinstance(n, str) for n in names):
+        return names
+    return None
 
 
 def output_quantity(inputs: str | os.PathLike, model: str | None = None):
@@ -223,7 +267,7 @@ def propagate_from_files(
     if out.suffix in (".json", ".png", ".npz"):
         raise ValueError(f"-o {out}: give a directory; propagation.json and figures go in it")
     fn = load_model_or_function(model)
-    dists = read_inputs(inputs)
+    dists = read_inputs(inputs, recorded_inputs(model), model=f"--model {model}")
     output = output_quantity(inputs, model)
     out.mkdir(parents=True, exist_ok=True)
     common = dict(seed=seed, batch_size=batch_size, scheduler=scheduler, progress=progress)

@@ -68,6 +68,7 @@ from pdesurrogates.surrogates._cokriging_gp import (
 )
 from pdesurrogates.surrogates._cokriging_kernels import build_level, check_kernel, screen_pairs
 from pdesurrogates.surrogates._limits import MAX_LEVELS, check_at_most
+from pdesurrogates.surrogates._mf_checks import check_inputs, check_level
 
 __all__ = ["CoKrigingGP"]
 
@@ -135,6 +136,9 @@ class CoKrigingGP(nn.Module):
         Per level, whether its constant mean is fixed at the outputs' mode; set by :meth:`fit`.
     centred : list of bool, optional
         Per level, whether its AR(1) link is centred (:mod:`._cokriging_centre`); set by fit.
+    bounds_declared : bool
+        Whether :meth:`fit` was given ``bounds``; set by fit. Then inputs outside them
+        (to ``predict``, ``forward``, ...) get a ``UserWarning`` naming the dimension.
 
     Examples
     --------
@@ -172,6 +176,7 @@ class CoKrigingGP(nn.Module):
         kernel: str = "auto",
         pairs: Sequence | None = None,
         var_scale: Sequence[float] | None = None,
+        bounds_declared: bool = False,
     ) -> None:
         super().__init__()
         import_gpytorch()
@@ -208,6 +213,7 @@ class CoKrigingGP(nn.Module):
         self.fixed_mean = _fit.level_flags("fixed_mean", fixed_mean, self.n_levels)
         self.centred = _fit.level_flags("centred", centred, self.n_levels)
         self.kernel, self.pairs = kernel, check_kernel(kernel, pairs)
+        self.bounds_declared = bool(bounds_declared)
         self.var_scale = [1.0] * self.n_levels
         if var_scale is not None:
             vs = [float(v) for v in var_scale]
@@ -264,6 +270,7 @@ class CoKrigingGP(nn.Module):
             "kernel": self.kernel,
             "pairs": None if self.pairs is None else [list(p) for p in self.pairs],
             "var_scale": list(self.var_scale),
+            "bounds_declared": self.bounds_declared,
         }
 
     def to(self, *args, **kwargs):
@@ -389,6 +396,7 @@ class CoKrigingGP(nn.Module):
             (fewer than 2, or fewer than 3 at the highest level), or a non-nested design
             when ``require_nested=True``.
         """
+        bounds_in = bounds
         xs_np, ys_np, bounds = _fit.check_levels(xs, ys, self.in_dim, self.n_levels, bounds)
         for k in range(1, self.n_levels):
             if self.require_nested and _fit.nested_index(xs_np[k], xs_np[k - 1]) is None:
@@ -398,6 +406,7 @@ class CoKrigingGP(nn.Module):
                     "lower-fidelity runs, or pass require_nested=False to use the lower "
                     "level's posterior mean there (approximate)."
                 )
+        self.bounds_declared = bounds_in is not None
         self.x_lo.copy_(torch.as_tensor(bounds[:, 0]))
         self.x_span.copy_(torch.as_tensor(bounds[:, 1] - bounds[:, 0]))
         for k, y in enumerate(ys_np):
@@ -479,21 +488,13 @@ class CoKrigingGP(nn.Module):
                 cal = self.var_scale[k] * dv.mean(0) + ratio * dm.var(0)
         return mean, (cal if calibrated else var)
 
-    def _check_x(self, x) -> torch.Tensor:
-        if not self.is_fitted:
-            raise ValueError("this CoKrigingGP is not fitted; call fit(...) first")
-        xt = torch.as_tensor(np.asarray(x, dtype=np.float64)) if not torch.is_tensor(x) else x
-        xt = xt.detach().to(_DT)
-        if xt.ndim == 1 and self.in_dim == 1:
-            xt = xt[:, None]
-        if xt.ndim != 2 or xt.shape[1] != self.in_dim:
-            raise ValueError(f"X must have shape (n, {self.in_dim}); got {tuple(xt.shape)}")
-        if not torch.isfinite(xt).all():
-            raise ValueError("X contains NaN or infinite values")
-        return xt
+    def input_box(self) -> np.ndarray:
+        """The input box ``(d, 2)`` of the fit: its ``bounds``, or the data's range."""
+        return torch.stack([self.x_lo, self.x_lo + self.x_span], 1).numpy()
 
     def predict(self, X, *, level: int | None = None):
-        """Predictive mean and standard deviation at ``X`` ``(n, d)``.
+        """Predictive mean and standard deviation at ``X`` ``(n, d)`` of the highest level
+        (or of ``level``: 0 the lowest, -1 the highest; others raise ``ValueError``).
 
         Returns
         -------
@@ -502,8 +503,8 @@ class CoKrigingGP(nn.Module):
         """
         from pdesurrogates.uq import Prediction
 
-        xt = self._check_x(X)
-        k = self.n_levels - 1 if level is None else level % self.n_levels
+        xt = check_inputs(self, X)
+        k = check_level(level, self.n_levels)
         with torch.no_grad():
             mean, var = self._predict_scaled(self._scale_x(xt), k, calibrated=True)
         mean = mean * self.y_std[k] + self.y_mean[k]
@@ -562,7 +563,7 @@ class CoKrigingGP(nn.Module):
         """
         if self.kind != "ar1":
             raise ValueError("variance_contributions is defined for kind='ar1' only")
-        xs = self._scale_x(self._check_x(X))
+        xs = self._scale_x(check_inputs(self, X))
         with torch.no_grad():
             mean, var = self._level_posterior(0, xs)
             parts = [var * self.var_scale[0]]
@@ -577,7 +578,7 @@ class CoKrigingGP(nn.Module):
         """Joint posterior covariance ``(n, n)`` of the highest level at ``X`` (AR(1))."""
         if self.kind != "ar1":
             raise ValueError("posterior_covariance is defined for kind='ar1' only")
-        xs = self._scale_x(self._check_x(X))
+        xs = self._scale_x(check_inputs(self, X))
         with torch.no_grad(), gp_settings():
             gp = self.levels[0]
             self._level_posterior(0, xs[:1])  # make sure the training data are attached
@@ -593,7 +594,6 @@ class CoKrigingGP(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Posterior mean of the highest level at ``x`` ``(n, d)``, shape ``(n,)``."""
-        if not self.is_fitted:
-            raise ValueError("this CoKrigingGP is not fitted; call fit(...) first")
-        mean, _ = self._predict_scaled(self._scale_x(x), self.n_levels - 1)
+        xs = self._scale_x(check_inputs(self, x, keep_grad=True))
+        mean, _ = self._predict_scaled(xs, self.n_levels - 1)
         return (mean * self.y_std[-1] + self.y_mean[-1]).to(x.dtype)

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import math
 import time
-import warnings
 
 import numpy as np
 import torch
@@ -32,6 +31,7 @@ from pdesurrogates.surrogates._cokriging_gp import (
     loo_variance_ratio,
 )
 from pdesurrogates.surrogates._cokriging_optim import adam, lbfgs
+from pdesurrogates.surrogates._mf_checks import warn_outside
 
 __all__ = [
     "check_levels",
@@ -134,22 +134,6 @@ def input_box(allx: np.ndarray, in_dim: int, bounds, *, stacklevel: int = 3) -> 
         )
     warn_outside(allx, bounds, "training input", stacklevel=stacklevel + 1)
     return bounds
-
-
-def warn_outside(x: np.ndarray, bounds: np.ndarray, what: str, *, stacklevel: int = 3) -> None:
-    """``UserWarning`` naming each input dimension where ``x`` leaves the declared box."""
-    span = bounds[:, 1] - bounds[:, 0]
-    below = (x < bounds[:, 0] - 1e-9 * span).any(0)
-    above = (x > bounds[:, 1] + 1e-9 * span).any(0)
-    for j in np.flatnonzero(below | above):
-        col = x[:, j]
-        warnings.warn(
-            f"{what} dimension {j} has values in [{col.min():g}, {col.max():g}], outside the "
-            f"declared bounds [{bounds[j, 0]:g}, {bounds[j, 1]:g}]; the model extrapolates "
-            "there (widen bounds if that range is intended)",
-            UserWarning,
-            stacklevel=stacklevel,
-        )
 
 
 def check_outputs(ys) -> None:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -81,8 +83,20 @@ class Ensemble(nn.Module):
         return len(self.members)
 
     def member_outputs(self, *args, **kwargs) -> torch.Tensor:
-        """Stacked member outputs, shape ``(K, *output_shape)`` (member axis first)."""
-        return torch.stack([m(*args, **kwargs) for m in self.members])
+        """Stacked member outputs, shape ``(K, *output_shape)`` (member axis first).
+
+        A warning several members give (the same category and text, such as an input
+        outside a multi-fidelity net's declared bounds) is given once.
+        """
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            outs = torch.stack([m(*args, **kwargs) for m in self.members])
+        seen = set()
+        for w in caught:
+            if (w.category, str(w.message)) not in seen:
+                seen.add((w.category, str(w.message)))
+                warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+        return outs
 
     def forward(self, *args, **kwargs) -> torch.Tensor:
         """The ensemble mean."""
@@ -97,8 +111,24 @@ class Ensemble(nn.Module):
         with ``a, u = ds.load("a"), ds.load("u")`` needs no reshaping.
         :func:`pdesurrogates.uq.evaluate` also accepts a target ``(N, X, Y)`` (a channel
         axis of length 1 may be left out).
+
+        Runs without autograd. Numpy inputs are converted to tensors of the members'
+        dtype and device; the prediction then holds numpy arrays (numpy in, numpy out),
+        otherwise tensors.
         """
         from pdesurrogates.uq import Prediction
 
-        samples = self.member_outputs(*args, **kwargs)
-        return Prediction(samples.mean(dim=0), samples=samples)
+        p = next(self.parameters(), None)
+        like = {"dtype": p.dtype, "device": p.device} if p is not None else {}
+        as_numpy = any(isinstance(a, np.ndarray) for a in (*args, *kwargs.values()))
+
+        def tensor(a):
+            return torch.as_tensor(a, **like) if isinstance(a, np.ndarray) else a
+
+        with torch.no_grad():
+            samples = self.member_outputs(
+                *map(tensor, args), **{k: tensor(v) for k, v in kwargs.items()}
+            )
+        if as_numpy:
+            samples = samples.cpu().numpy()
+        return Prediction(samples.mean(0), samples=samples)

@@ -46,6 +46,7 @@ from torch import nn
 
 from pdesurrogates.io import register_model
 from pdesurrogates.surrogates._limits import MAX_LEVELS, MAX_REPEAT, check_at_most
+from pdesurrogates.surrogates._mf_checks import check_level, warn_outside_box
 
 __all__ = ["LOW_ARCHS", "MultiFidelityNet"]
 
@@ -234,6 +235,10 @@ class MultiFidelityNet(nn.Module):
         only there).
     pair_units : int
         Hidden units of each two-input net of the pairs branch.
+    bounds_declared : bool
+        Whether the input box of :meth:`set_scaling` was declared (not the training data's
+        range); set when fitted. Then inputs outside it get a ``UserWarning`` naming the
+        dimension from :meth:`forward` (an :class:`Ensemble` of nets warns once).
 
     Notes
     -----
@@ -268,6 +273,7 @@ class MultiFidelityNet(nn.Module):
         additive_units: int = 8,
         pairs: Sequence[Sequence[int]] | None = None,
         pair_units: int = 24,
+        bounds_declared: bool = False,
     ) -> None:
         super().__init__()
         self.in_dim = _check_positive_int("in_dim", in_dim)
@@ -290,6 +296,7 @@ class MultiFidelityNet(nn.Module):
         self.additive_units = _check_positive_int("additive_units", additive_units)
         self.pair_units = _check_positive_int("pair_units", pair_units)
         self.pairs = _check_pairs(pairs, self.in_dim, low_arch)
+        self.bounds_declared = bool(bounds_declared)
         # NN_L = low (MLP) and/or low_additive (first-order ANOVA branch), summed
         self.low = (
             _mlp(self.in_dim, self.low_width, self.low_depth, 1, activation)
@@ -324,6 +331,7 @@ class MultiFidelityNet(nn.Module):
             "additive_units": self.additive_units,
             "pairs": [list(q) for q in self.pairs] or None,
             "pair_units": self.pair_units,
+            "bounds_declared": self.bounds_declared,
         }
 
     # ------------------------------------------------------------------ math
@@ -344,14 +352,22 @@ class MultiFidelityNet(nn.Module):
             out.append(self.corrections[k - 1](torch.cat([xs, out[-1]], dim=-1)))
         return out
 
+    def input_box(self) -> np.ndarray:
+        """The input box ``(d, 2)`` of :meth:`set_scaling` (declared bounds or data range)."""
+        lo, hi = self.x_center - self.x_half, self.x_center + self.x_half
+        return torch.stack([lo, hi], 1).detach().cpu().double().numpy()
+
     def forward_levels(self, x: torch.Tensor) -> list[torch.Tensor]:
         """Every level's prediction, lowest first: list of ``n_levels`` tensors ``(n,)``."""
+        warn_outside_box(self, x, stacklevel=3)
         scaled = self._scaled_levels(x)
         return [s[..., 0] * self.y_half[k] + self.y_center[k] for k, s in enumerate(scaled)]
 
     def forward(self, x: torch.Tensor, level: int | None = None) -> torch.Tensor:
-        """Prediction ``(n,)`` of the highest level (or of ``level``) at ``x`` ``(n, in_dim)``."""
-        k = self.n_levels - 1 if level is None else level % self.n_levels
+        """Prediction ``(n,)`` of the highest level (or of ``level``: 0 the lowest, -1 the
+        highest; others raise ``ValueError``) at ``x`` ``(n, in_dim)``."""
+        k = check_level(level, self.n_levels)
+        warn_outside_box(self, x, stacklevel=3)
         s = self._scaled_levels(x, upto=k)[k]
         return s[..., 0] * self.y_half[k] + self.y_center[k]
 

@@ -25,7 +25,7 @@ import torch
 
 from pdesurrogates._progress import logger
 from pdesurrogates.surrogates import CoKrigingGP
-from pdesurrogates.surrogates._cokriging_fit import check_levels, warn_outside
+from pdesurrogates.surrogates._cokriging_fit import check_levels
 
 __all__ = [
     "METHODS",
@@ -61,7 +61,8 @@ class MultiFidelityModel:
     bounds : ndarray ``(d, 2)``
         Input box the inputs were scaled with (declared or the data's range).
     bounds_declared : bool
-        Whether ``bounds`` was given (predictions outside it then warn).
+        Whether ``bounds`` was given (predictions outside it then warn: the model warns,
+        :attr:`model` used directly and a saved and loaded model too).
     seconds : dict
         Fit time of every candidate (s).
     cv_detail : dict
@@ -91,18 +92,16 @@ class MultiFidelityModel:
         xa = np.asarray(x.detach().cpu() if torch.is_tensor(x) else x, dtype=np.float64)
         if xa.ndim == 1 and self.bounds is not None and self.bounds.shape[0] == 1:
             xa = xa[:, None]
-        if self.bounds_declared and xa.ndim == 2 and xa.shape[1] == self.bounds.shape[0]:
-            warn_outside(xa, self.bounds, "prediction input")
         if isinstance(self.model, CoKrigingGP):
             return self.model.predict(xa)
-        xt = torch.as_tensor(xa)
+        if len(self.members) > 1:  # the Ensemble of the members (warns once)
+            samples = self.model.predict(xa).samples
+            return Prediction(None, samples=np.asarray(samples, dtype=np.float64))
+        m = self.members[0]
         with torch.no_grad():
-            outs = torch.stack(
-                [m(xt.to(next(m.parameters()).dtype)).double() for m in self.members]
+            return Prediction(
+                m(torch.as_tensor(xa, dtype=next(m.parameters()).dtype)).double().numpy()
             )
-        if len(self.members) == 1:
-            return Prediction(outs[0].numpy())
-        return Prediction(None, samples=outs.numpy())
 
 
 #: Up to this many highest-fidelity points the MF-DNN candidate uses :data:`SMALL_MFDNN`.

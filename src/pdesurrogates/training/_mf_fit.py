@@ -235,7 +235,8 @@ def fit_mfnet(
     ys : sequence of arrays, each ``(n_k,)``
         Outputs of each level.
     bounds : array (in_dim, 2), optional
-        Input box used for the [−1, 1] scaling; default the range of all ``xs``.
+        Input box used for the [−1, 1] scaling; default the range of all ``xs``. When
+        given, the net's predictions at inputs outside it warn (``bounds_declared``).
     l2 : float
         Weight λ of the L2 penalty on the nonlinear corrections' weights (scaled units).
     linear_l2 : float
@@ -271,6 +272,7 @@ def fit_mfnet(
         "low_val_rmse": ...}`` (errors in scaled units; ``low_val_rmse`` is NN_L's RMS
         error on the held-out points, ``nan`` without a hold-out).
     """
+    declared = net.bounds_declared if top_only else bounds is not None
     xs_t, ys_t, bounds = prepare_mf_data(xs, ys, net.in_dim, net.n_levels, bounds)
     _check_fit_args(l2, linear_l2, adam_steps, lbfgs_steps, lm_steps, stagewise, joint, low_holdout)
     dtype = next(net.parameters()).dtype
@@ -278,6 +280,7 @@ def fit_mfnet(
     gen = torch.Generator().manual_seed(int(seed))
     if not top_only:
         net.set_scaling(bounds, [y.numpy() for y in ys_t])
+    net.bounds_declared = False  # the fit's own calls check no bounds (set again below)
     net.reset_parameters(gen, top_only=top_only)
     xs_t = [x.to(dtype) for x in xs_t]
     ys_t = [y.to(dtype) for y in ys_t]
@@ -311,6 +314,7 @@ def fit_mfnet(
             for k in range(net.n_levels)
         ]
         total = float(residuals(list(range(net.n_levels))).square().sum())
+    net.bounds_declared = declared  # from now on predictions outside declared bounds warn
     if not math.isfinite(total):
         raise TrainingError(
             "MultiFidelityNet training diverged (non-finite loss); lower lr or check the data"

@@ -80,11 +80,11 @@ class MultiFidelityFit:
         xt = torch.as_tensor(np.asarray(x, dtype=np.float64))
         if xt.ndim == 1:
             xt = xt[:, None]
+        if len(self.members) > 1:  # the Ensemble of the members (warns once)
+            samples = self.model.predict(xt.numpy()).samples
+            return Prediction(None, samples=np.asarray(samples, dtype=np.float64))
         with torch.no_grad():
-            outs = torch.stack([m(xt.to(_dtype_of(m))).double() for m in self.members])
-        if len(self.members) == 1:
-            return Prediction(outs[0].numpy())
-        return Prediction(None, samples=outs.numpy())
+            return Prediction(self.members[0](xt.to(_dtype_of(self.members[0]))).double().numpy())
 
 
 def _dtype_of(m: nn.Module) -> torch.dtype:
@@ -365,6 +365,8 @@ def fit_multifidelity_net(
         scores = ms.consensus_scores(members, histories, seed)
     kept = [int(i) for i in np.argsort(scores)][:keep]
     kept_members = [members[i].eval() for i in kept]
+    for m in kept_members:  # fitted on the box; it warns only where bounds were declared
+        m.bounds_declared = bounds is not None
     model = Ensemble(kept_members) if len(kept_members) > 1 else kept_members[0]
     return MultiFidelityFit(
         model=model,
