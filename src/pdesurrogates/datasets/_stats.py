@@ -7,6 +7,7 @@ from collections.abc import Sequence
 import h5py
 import numpy as np
 
+from pdesurrogates._files import check_interrupt
 from pdesurrogates.errors import DatasetError
 
 __all__ = ["compute_stats", "contiguous_splits"]
@@ -36,7 +37,8 @@ def compute_stats(
     """Mean and std of a field over the given samples (per component if it has one).
 
     Streams blocks of samples and accumulates in float64 (Chan's parallel update), so the
-    memory use is bounded whatever the file size.
+    memory use is bounded whatever the file size. Between blocks it raises a Ctrl-C held
+    back by :class:`~pdesurrogates._files.DeferredInterrupt`.
     """
     if "sample" not in dims:
         data = ds[()].astype(np.float64)
@@ -51,6 +53,7 @@ def compute_stats(
     step = max(1, (16 * 2**20) // (4 * max(per_sample, 1)))
     indices = np.sort(np.asarray(indices, dtype=np.int64))
     for start in range(0, len(indices), step):
+        check_interrupt()
         block_idx = indices[start : start + step]
         raw = _read_rows(ds, block_idx)
         if raw.size == 0:
