@@ -23,7 +23,13 @@ import numpy as np
 
 from pdesurrogates._files import DeferredInterrupt, check_interrupt, check_not_input
 from pdesurrogates._progress import ProgressBar, logger
-from pdesurrogates.datasets._schema import SCHEMA_NAME, SPATIAL_DIMS, FieldSpec, ParamSpec
+from pdesurrogates.datasets._schema import (
+    SCHEMA_NAME,
+    SPATIAL_DIMS,
+    FieldSpec,
+    ParamSpec,
+    open_error,
+)
 from pdesurrogates.datasets._writer import DatasetWriter, contiguous_splits
 from pdesurrogates.errors import DatasetError, SchemaError
 
@@ -52,11 +58,7 @@ def open_source_h5(path: str | os.PathLike) -> h5py.File:
     try:
         return h5py.File(p, "r")
     except OSError as exc:
-        size = p.stat().st_size
-        raise DatasetError(
-            f"{p}: cannot open as HDF5 ({size} bytes; {exc}). The file is truncated, corrupt "
-            "or not HDF5; download or copy it again"
-        ) from exc
+        raise open_error(p, exc, "download or copy it again") from exc
 
 
 def check_storage(path, ds: h5py.Dataset) -> None:
