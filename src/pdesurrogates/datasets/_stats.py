@@ -37,7 +37,7 @@ def compute_stats(
     """Mean and std of a field over the given samples (per component if it has one).
 
     Streams blocks of samples and accumulates in float64 (Chan's parallel update), so the
-    memory use is bounded whatever the file size. Between blocks it raises a Ctrl-C held
+    memory use is bounded whatever the file size. After each block it raises a Ctrl-C held
     back by :class:`~pdesurrogates._files.DeferredInterrupt`.
     """
     if "sample" not in dims:
@@ -53,7 +53,6 @@ def compute_stats(
     step = max(1, (16 * 2**20) // (4 * max(per_sample, 1)))
     indices = np.sort(np.asarray(indices, dtype=np.int64))
     for start in range(0, len(indices), step):
-        check_interrupt()
         block_idx = indices[start : start + step]
         raw = _read_rows(ds, block_idx)
         if raw.size == 0:
@@ -72,6 +71,7 @@ def compute_stats(
         mean = mean + delta * k / total
         m2 = m2 + b_m2 + delta**2 * count * k / total
         count = total
+        check_interrupt()
     if count == 0:
         raise DatasetError(f"cannot compute statistics of {ds.name}: the train split is empty")
     std = np.sqrt(m2 / count)
