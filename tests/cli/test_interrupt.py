@@ -17,6 +17,11 @@ import pdesurrogates.datasets.backends._arrays as arrays_module
 from pdesurrogates.cli import main
 from pdesurrogates.datasets import DatasetWriter
 
+_LINE = (
+    "interrupted (Ctrl-C): the command stopped before it finished (files are only put in "
+    "place complete; rerun an interrupted generate or train with --resume to continue it)"
+)
+
 
 def _default_sigint_in_child() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)  # a background runner may ignore it
@@ -48,9 +53,7 @@ def test_ctrl_c_stops_generate_with_130_and_keeps_the_resumable_partial(tmp_path
             proc.communicate()
     text = " ".join(stderr.split())
     assert proc.returncode == 130, text
-    assert text.endswith(
-        "interrupted (Ctrl-C): the command stopped; no output it had not finished was put in place"
-    )
+    assert text.endswith(_LINE)
     assert f"are kept in {partial}" in text and "--resume" in text
     assert "Traceback" not in text
     assert sorted(os.listdir(tmp_path)) == ["d.h5.partial"]  # no output, no lock
@@ -84,9 +87,7 @@ def test_ctrl_c_during_import_arrays_returns_130_and_writes_nothing(
     finally:
         signal.signal(signal.SIGINT, old)
     err = " ".join(capsys.readouterr().err.split())
-    assert err.endswith(
-        "interrupted (Ctrl-C): the command stopped; no output it had not finished was put in place"
-    )
+    assert err.endswith(_LINE)
     assert f"nothing was written to {out}" in caplog.text
     assert sorted(os.listdir(tmp_path)) == ["src.h5"]
 

@@ -150,8 +150,9 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     if code == _INTERRUPTED:
         err.print(
-            "[bold red]interrupted[/bold red] (Ctrl-C): the command stopped; no output it had "
-            "not finished was put in place",
+            "[bold red]interrupted[/bold red] (Ctrl-C): the command stopped before it finished "
+            "(files are only put in place complete; rerun an interrupted generate or train "
+            "with --resume to continue it)",
             highlight=False,
             soft_wrap=True,
         )
