@@ -27,6 +27,7 @@ from pdesurrogates.datasets import (
     FieldSpec,
     generate_dataset,
     import_arrays,
+    migrate,
     open_dataset,
     validate,
 )
@@ -185,6 +186,28 @@ def test_ctrl_c_during_the_statistics_of_finalize_keeps_every_sample(tmp_path, m
     monkeypatch.setattr(DatasetWriter, "write", lambda *a, **k: calls.append(a))
     report = validate(_generate(out, resume=True))  # finalize only: nothing written again
     assert calls == [] and report.n_samples == 6
+
+
+def test_ctrl_c_during_migrate_keeps_the_original_and_leaves_no_copy(tmp_path, monkeypatch):
+    path = build_base(tmp_path, version=1)
+    before = path.read_bytes()
+    real = h5py.Dataset.__setitem__
+    copied = []
+
+    def setitem(self, key, value):
+        if self.name == "/u":
+            copied.append(key)
+            _sigint_in_a_weakref_callback()
+        real(self, key, value)
+
+    monkeypatch.setattr(h5py.Dataset, "__setitem__", setitem)
+    with pytest.raises(KeyboardInterrupt):
+        migrate(path)
+    assert len(copied) == 1  # the one block of u was copied, then it stopped
+    monkeypatch.setattr(h5py.Dataset, "__setitem__", real)
+    assert path.read_bytes() == before
+    assert os.listdir(tmp_path) == [path.name]  # no copy, no lock
+    assert migrate(path).changed and validate(path).n_samples == 6
 
 
 # --- a file another process holds open -----------------------------------------------------
