@@ -27,6 +27,7 @@ from pdesurrogates.datasets import (
     FieldSpec,
     generate_dataset,
     import_arrays,
+    import_dataset,
     migrate,
     open_dataset,
     validate,
@@ -225,7 +226,8 @@ def test_a_file_held_open_by_another_process_is_named_as_such_not_as_corrupt(tmp
     )
     try:
         assert holder.stdout.readline().strip() == "open"
-        for read in (validate, open_dataset, open_source_h5):
+        out = tmp_path / "out.h5"
+        for read in (validate, open_dataset, open_source_h5, lambda p: import_dataset(p, out)):
             with pytest.raises(DatasetError) as info:
                 read(path)
             message = str(info.value)
