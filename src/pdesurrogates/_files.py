@@ -18,6 +18,11 @@ While a writer holds the lock it may use a deterministic temporary name (the dat
 writer uses ``<output>.partial``, so an interrupted run can be resumed): the lock makes
 that name private to one writer. Writers without a lock use :func:`unique_partial`.
 
+Ctrl-C during a long write is held back by :class:`DeferredInterrupt` and raised as
+:class:`KeyboardInterrupt` at the next block boundary (:func:`check_interrupt`). Raised in
+the middle of an HDF5 call it could land in a callback of the HDF5 library's object
+registry, where Python prints and drops it, and the write would carry on to the end.
+
 Examples
 --------
 >>> import os, tempfile
@@ -37,10 +42,13 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import signal
 import socket
 import sys
+import threading
 import time
 from collections.abc import Iterable
+from contextlib import ContextDecorator
 from pathlib import Path
 from typing import Any
 
@@ -48,8 +56,10 @@ from pdesurrogates.errors import OutputError
 
 __all__ = [
     "LOCK_SUFFIX",
+    "DeferredInterrupt",
     "WriteLock",
     "atomic_replace",
+    "check_interrupt",
     "check_not_input",
     "fsync_dir",
     "lock_path",
@@ -301,3 +311,67 @@ class WriteLock:
 
     def __repr__(self) -> str:
         return f"<WriteLock {self.path} {'held' if self.held else 'free'}>"
+
+
+# --- Ctrl-C during long writes ----------------------------------------------------------------
+_SIGINT = {"pending": False, "depth": 0}
+
+
+def _hold_sigint(signum: int, frame: Any) -> None:
+    if _SIGINT["pending"]:  # pressed again before a block boundary: stop at once
+        raise KeyboardInterrupt
+    _SIGINT["pending"] = True
+
+
+def check_interrupt() -> None:
+    """Raise :class:`KeyboardInterrupt` if Ctrl-C was pressed inside a
+    :class:`DeferredInterrupt` block (call it between the blocks of a long loop)."""
+    if _SIGINT["pending"] and threading.current_thread() is threading.main_thread():
+        _SIGINT["pending"] = False
+        raise KeyboardInterrupt
+
+
+class DeferredInterrupt(ContextDecorator):
+    """Within the block (or the decorated function), Ctrl-C (SIGINT) sets a flag instead
+    of raising at once.
+
+    The flag is raised as :class:`KeyboardInterrupt` by :func:`check_interrupt` (called
+    between the blocks of a write loop) or, at the latest, when the block ends; a second
+    Ctrl-C before that raises at once. Blocks nest. The handler is installed only in the
+    main thread and only when Ctrl-C has Python's default handler (a caller that ignores
+    or handles SIGINT itself keeps its handler); the old handler is restored on exit.
+
+    Examples
+    --------
+    ``with DeferredInterrupt(): for block in blocks: write(block); check_interrupt()``
+    stops after the block being written when Ctrl-C is pressed, with
+    :class:`KeyboardInterrupt`, so the caller's clean-up (deleting or keeping a partial
+    file) runs.
+    """
+
+    def _recreate_cm(self) -> DeferredInterrupt:  # a fresh state for each decorated call
+        return type(self)()
+
+    def __enter__(self) -> DeferredInterrupt:
+        self._installed = False
+        self._active = threading.current_thread() is threading.main_thread() and (
+            _SIGINT["depth"] > 0 or signal.getsignal(signal.SIGINT) is signal.default_int_handler
+        )
+        if self._active:
+            if _SIGINT["depth"] == 0:
+                self._old = signal.signal(signal.SIGINT, _hold_sigint)
+                self._installed = True
+                _SIGINT["pending"] = False
+            _SIGINT["depth"] += 1
+        return self
+
+    def __exit__(self, exc_type: Any, *exc: Any) -> None:
+        if not self._active:
+            return
+        _SIGINT["depth"] -= 1
+        if self._installed:
+            signal.signal(signal.SIGINT, self._old)
+        if exc_type is None:
+            check_interrupt()
+        elif self._installed:
+            _SIGINT["pending"] = False  # the block fails anyway

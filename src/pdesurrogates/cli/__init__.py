@@ -39,6 +39,7 @@ def _version_callback(value: bool) -> None:
 
 
 _STATE = {"debug": False}
+_INTERRUPTED = 130  # the exit code of a command stopped by Ctrl-C (128 + SIGINT)
 
 
 @app.callback()
@@ -96,15 +97,16 @@ def main(argv: list[str] | None = None) -> int:
     _show_logs(err)
     _STATE["debug"] = False
     try:
-        app(args=argv, prog_name="pdesurrogates", standalone_mode=False)
+        # Without standalone mode typer returns (does not raise) the code of an Exit,
+        # including the Exit(130) it makes of a KeyboardInterrupt (Ctrl-C).
+        code = app(args=argv, prog_name="pdesurrogates", standalone_mode=False)
     except typer.Exit as exc:
-        return exc.exit_code
+        code = exc.exit_code
     except typer.Abort:
         err.print("[red]Aborted.[/red]")
-        return 130
+        return _INTERRUPTED
     except KeyboardInterrupt:
-        err.print("[red]Interrupted.[/red]")
-        return 130
+        code = _INTERRUPTED
     except NoSuchOption as exc:
         exc.show()
         owners = _commands_taking(exc.option_name)
@@ -146,7 +148,16 @@ def main(argv: list[str] | None = None) -> int:
             highlight=False,
         )
         return 1
-    return 0
+    if code == _INTERRUPTED:
+        err.print(
+            "[bold red]interrupted[/bold red] (Ctrl-C): the command stopped before it finished "
+            "(files are only put in place complete; rerun an interrupted generate or train "
+            "with --resume to continue it)",
+            highlight=False,
+            soft_wrap=True,
+        )
+        return _INTERRUPTED
+    return code if isinstance(code, int) and not isinstance(code, bool) else 0
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -23,6 +23,7 @@ _MARKUP = None
 app = typer.Typer(
     name="pdesurrogates",
     help="Learned surrogates for operators and PDEs: generate data, train, solve, run UQ.",
+    epilog="Exit codes: 0 success, 1 error, 2 usage error, 130 interrupted (Ctrl-C).",
     no_args_is_help=True,
     add_completion=False,
     context_settings=_SETTINGS,

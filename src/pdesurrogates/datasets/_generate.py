@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from pdesurrogates._files import DeferredInterrupt
 from pdesurrogates._progress import ProgressBar, logger
 from pdesurrogates.datasets._schema import FieldSpec, ParamSpec
 from pdesurrogates.datasets._writer import DatasetWriter
@@ -75,7 +76,9 @@ def generate_dataset(
         Address of an existing dask scheduler (``tcp://host:8786``); overrides ``workers``.
     resume : bool
         Continue ``<path>.partial`` from an interrupted run with the same arguments; if
-        ``path`` is already complete with the same arguments, do nothing.
+        ``path`` is already complete with the same arguments, do nothing. Ctrl-C stops a
+        run after the sample being written (:class:`KeyboardInterrupt`) and keeps the
+        partial file, logging how many samples it holds.
     progress : bool
         Show a progress bar.
     chunk_size : int, optional
@@ -105,27 +108,42 @@ def generate_dataset(
         resume=resume,
         overwrite=overwrite,
     )
-    with writer:
-        if writer.already_complete:
-            logger.info("%s is already complete (same arguments); nothing to do", path)
-            return writer.finalize()
-        todo = writer.missing()
-        with ProgressBar(enabled=progress) as bar:
-            task = bar.add_task(
-                f"generating {Path(path).name}", total=n_samples, completed=n_samples - len(todo)
+    done = [0]  # samples in the partial file
+    try:
+        with writer:
+            if writer.already_complete:
+                logger.info("%s is already complete (same arguments); nothing to do", path)
+                return writer.finalize()
+            todo = writer.missing()
+            done[0] = n_samples - len(todo)
+            with ProgressBar(enabled=progress) as bar:
+                task = bar.add_task(
+                    f"generating {Path(path).name}", total=n_samples, completed=done[0]
+                )
+
+                def store(results: list[tuple]) -> None:
+                    with DeferredInterrupt():  # Ctrl-C in an HDF5 write is raised after it
+                        for index, sample_fields, sample_params in results:
+                            writer.write(index, sample_fields, sample_params)
+                            done[0] += 1
+                    bar.advance(task, len(results))
+
+                if scheduler is None and workers == 1:
+                    for i in todo:
+                        store(_run_chunk(sample_fn, [i], seed))
+                else:
+                    _run_distributed(sample_fn, todo, seed, workers, scheduler, chunk_size, store)
+            return writer.finalize(split=split, extra_attrs=extra_attrs)
+    except KeyboardInterrupt:
+        if writer.partial.exists():
+            logger.warning(
+                "interrupted: %d of %d samples are kept in %s; run again with resume=True "
+                "(--resume) to continue",
+                done[0],
+                n_samples,
+                writer.partial,
             )
-
-            def store(results: list[tuple]) -> None:
-                for index, sample_fields, sample_params in results:
-                    writer.write(index, sample_fields, sample_params)
-                bar.advance(task, len(results))
-
-            if scheduler is None and workers == 1:
-                for i in todo:
-                    store(_run_chunk(sample_fn, [i], seed))
-            else:
-                _run_distributed(sample_fn, todo, seed, workers, scheduler, chunk_size, store)
-        return writer.finalize(split=split, extra_attrs=extra_attrs)
+        raise
 
 
 def _run_distributed(sample_fn, todo, seed, workers, scheduler, chunk_size, store) -> None:

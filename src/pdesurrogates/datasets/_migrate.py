@@ -4,7 +4,8 @@
 version-2 layout beside it (a private ``.<name>.<pid>.<random>.partial``), validates the
 new file and checks every value against the old one, and only then renames it over the
 original (:func:`pdesurrogates._files.atomic_replace`). The original is untouched on any
-failure, and a file another writer holds (its ``.lock``) is refused.
+failure and on Ctrl-C (raised after the block being copied or compared), and a file
+another writer holds (its ``.lock``) is refused.
 """
 
 from __future__ import annotations
@@ -18,7 +19,13 @@ import h5py
 import numpy as np
 
 import pdesurrogates.datasets._layout as _layout
-from pdesurrogates._files import WriteLock, atomic_replace, unique_partial
+from pdesurrogates._files import (
+    DeferredInterrupt,
+    WriteLock,
+    atomic_replace,
+    check_interrupt,
+    unique_partial,
+)
 from pdesurrogates._version import __version__
 from pdesurrogates.datasets._schema import (
     DIM_ORDER,
@@ -109,7 +116,7 @@ def migrate(path: str | os.PathLike, *, dry_run: bool = False) -> Migration:
     lock.acquire()
     tmp = unique_partial(p)
     try:
-        with reading(p, "migrate it"):
+        with reading(p, "migrate it"), DeferredInterrupt():  # Ctrl-C: after a block
             with h5py.File(p, "r") as src, h5py.File(tmp, "w", track_order=True) as dst:
                 _rewrite(src, dst, meta)
             validate(tmp, check_values=True)
@@ -195,6 +202,7 @@ def _blocks(ds: h5py.Dataset):
 def _copy_values(old: h5py.Dataset, new: h5py.Dataset) -> None:
     for block in _blocks(old):
         new[block] = old[block]
+        check_interrupt()
 
 
 def _compare(old_path: Path, new_path: Path, meta: dict[str, Any]) -> None:
@@ -211,6 +219,7 @@ def _compare(old_path: Path, new_path: Path, meta: dict[str, Any]) -> None:
             same = x.shape == y.shape and x.dtype == y.dtype
             for block in _blocks(x) if same else ():
                 same = same and np.array_equal(x[block], y[block])
+                check_interrupt()
             if not same:
                 raise DatasetError(
                     f"{old_path}: the migrated copy of /{old} differs from the original; the "

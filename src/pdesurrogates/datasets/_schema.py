@@ -23,6 +23,7 @@ fields in ``/fields/<name>`` (always float32) and the parameters in ``/params/<n
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import stat
@@ -52,6 +53,8 @@ __all__ = [
     "ValidationReport",
     "check_file",
     "field_key",
+    "held_open",
+    "open_error",
     "open_h5",
     "param_key",
     "read_bounded",
@@ -228,6 +231,8 @@ def reading(path: Any, action: str = "read") -> Iterator[None]:
             "is corrupt or not meant to be read whole. Run `pdesurrogates validate` on it"
         ) from exc
     except _LOW_LEVEL as exc:
+        if held_open(exc):
+            raise open_error(Path(path), exc, "") from exc
         raise DatasetError(
             f"{path}: cannot {action} ({type(exc).__name__}: {exc}); the file is corrupt or "
             "not a valid dataset. Run `pdesurrogates validate` on it, then regenerate it or "
@@ -290,11 +295,32 @@ def open_h5(path: str | os.PathLike, mode: str = "r") -> h5py.File:
     try:
         return h5py.File(p, mode)
     except Exception as exc:  # h5py raises OSError, but a hostile superblock may give more
-        size = p.stat().st_size if p.exists() else 0
-        raise DatasetError(
-            f"{p}: cannot open as HDF5 ({size} bytes; {exc}). The file is truncated, corrupt "
-            "or not HDF5; regenerate it or copy it again"
-        ) from exc
+        raise open_error(p, exc, "regenerate it or copy it again") from exc
+
+
+def open_error(path: Path, exc: BaseException, remedy: str) -> DatasetError:
+    """Why ``h5py.File(path)`` failed with ``exc``: the file is held open by another
+    process (HDF5's file lock), or it is truncated, corrupt or not HDF5 (``remedy`` says
+    what to do then)."""
+    if held_open(exc):
+        return DatasetError(
+            f"{path}: is open in another process (HDF5 could not lock it: errno 11, resource "
+            "temporarily unavailable); a running simulation or another pdesurrogates command "
+            "may be writing it. Wait for that process to finish (or close the file there), "
+            "or work on a copy of the file"
+        )
+    size = path.stat().st_size if path.exists() else 0
+    return DatasetError(
+        f"{path}: cannot open as HDF5 ({size} bytes; {exc}). The file is truncated, corrupt "
+        f"or not HDF5; {remedy}"
+    )
+
+
+def held_open(exc: BaseException) -> bool:
+    """Whether ``exc`` is HDF5 refusing a file because another process has locked it."""
+    return (
+        isinstance(exc, OSError) and exc.errno in (errno.EAGAIN, errno.EWOULDBLOCK)
+    ) or "unable to lock file" in str(exc)
 
 
 def read_bounded(

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 import h5py
 import numpy as np
 
+from pdesurrogates._files import check_interrupt
 from pdesurrogates.errors import DatasetError
 
 __all__ = ["compute_stats", "contiguous_splits"]
@@ -36,7 +37,8 @@ def compute_stats(
     """Mean and std of a field over the given samples (per component if it has one).
 
     Streams blocks of samples and accumulates in float64 (Chan's parallel update), so the
-    memory use is bounded whatever the file size.
+    memory use is bounded whatever the file size. After each block it raises a Ctrl-C held
+    back by :class:`~pdesurrogates._files.DeferredInterrupt`.
     """
     if "sample" not in dims:
         data = ds[()].astype(np.float64)
@@ -69,6 +71,7 @@ def compute_stats(
         mean = mean + delta * k / total
         m2 = m2 + b_m2 + delta**2 * count * k / total
         count = total
+        check_interrupt()
     if count == 0:
         raise DatasetError(f"cannot compute statistics of {ds.name}: the train split is empty")
     std = np.sqrt(m2 / count)

@@ -73,10 +73,10 @@ def read_structure(f: h5py.File, path) -> dict[str, Any]:
     out = _Findings(path)
     n, spatial, version = _check_root(f, out)
     coords, coord_attrs = _read_coords(f, out, n, spatial, version)
-    fields, shapes, checksums = _read_fields(f, out, coords, version)
+    fields, shapes, checksums, found = _read_fields(f, out, coords, version)
     params, param_values = _read_params(f, out, n, version)
     splits = _read_splits(f, out, n)
-    stats = _read_stats(f, out, fields, coords, splits)
+    stats = _read_stats(f, out, fields, found, coords, splits)
     out.raise_if_any()
     return {
         "version": version,
@@ -337,7 +337,7 @@ def _read_fields(f: h5py.File, out: _Findings, coords, version: int):
         checksums = checksums and bool(ds.fletcher32)
         fields[name] = spec
         shapes[name] = tuple(ds.shape)
-    return fields, shapes, checksums
+    return fields, shapes, checksums, {name for name, _, _ in members}
 
 
 def _field_spec(ds: h5py.Dataset, where: str, out: _Findings) -> FieldSpec | None:
@@ -502,7 +502,9 @@ def _read_splits(f: h5py.File, out: _Findings, n: int) -> dict[str, np.ndarray]:
     return splits
 
 
-def _read_stats(f: h5py.File, out: _Findings, fields, coords, splits):
+def _read_stats(f: h5py.File, out: _Findings, fields, found, coords, splits):
+    """The statistics of the valid ``fields``; those of a field ``found`` in the file but
+    invalid are skipped (its own error says what is wrong), any other one is an error."""
     stats: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     grp = _member(f, "stats", "/stats", out, kind=h5py.Group)
     if grp is not None and len(grp) and "train" in splits and not splits["train"].size:
@@ -513,7 +515,8 @@ def _read_stats(f: h5py.File, out: _Findings, fields, coords, splits):
         if sub is None:
             continue
         if name not in fields:
-            out.error(where, f"belongs to no field (fields: {sorted(fields)})", "delete it")
+            if name not in found:
+                out.error(where, f"belongs to no field (fields: {sorted(found)})", "delete it")
             continue
         has_comp = fields[name].dims[-1] == "component"
         want = (len(coords["component"]),) if has_comp else ()

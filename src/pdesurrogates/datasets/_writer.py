@@ -16,7 +16,9 @@ field and parameter is a root variable with attached dimension scales, so plain
 ``xr.open_dataset(path, engine="h5netcdf")`` reads it. Field datasets are stored in the
 dtype of the data written (or the ``dtype`` asked for), with one sample per chunk and
 HDF5's Fletcher32 checksum (after the shuffle and compression filters when compression is
-chosen), so a damaged chunk fails its read instead of returning wrong values.
+chosen), so a damaged chunk fails its read instead of returning wrong values. Ctrl-C during
+:meth:`~DatasetWriter.finalize` stops it between statistics blocks (the partial file stays
+resumable) or, once the file is being completed, right after the rename.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ import h5py
 import numpy as np
 
 import pdesurrogates.datasets._layout as _layout
-from pdesurrogates._files import WriteLock, atomic_replace, check_not_input
+from pdesurrogates._files import DeferredInterrupt, WriteLock, atomic_replace, check_not_input
 from pdesurrogates._version import __version__
 from pdesurrogates.datasets._schema import (
     DIM_ORDER,
@@ -42,6 +44,7 @@ from pdesurrogates.datasets._schema import (
     SPATIAL_DIMS,
     FieldSpec,
     ParamSpec,
+    _text,
     source_text,
 )
 from pdesurrogates.datasets._stats import compute_stats, contiguous_splits
@@ -492,6 +495,7 @@ class DatasetWriter:
         self.file[name][...] = self._array(name, arr, f"field {name!r}")
 
     # --- finishing --------------------------------------------------------------------
+    @DeferredInterrupt()
     def finalize(
         self,
         *,
@@ -594,7 +598,3 @@ class DatasetWriter:
 
     def __exit__(self, *exc) -> None:
         self.close()
-
-
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)

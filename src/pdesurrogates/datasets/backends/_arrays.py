@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from pdesurrogates._files import check_not_input
+from pdesurrogates._files import DeferredInterrupt, check_interrupt, check_not_input
 from pdesurrogates._progress import ProgressBar, logger
 from pdesurrogates.datasets._schema import FieldSpec, ParamSpec
 from pdesurrogates.datasets._stats import contiguous_splits
@@ -103,8 +103,14 @@ def write_plan(
             note = "contiguous blocks" if seed is None else f"random, seed {seed}"
             attrs = {"split_convention": f"{tuple(split)} of the samples ({note})"}
             return writer.finalize(splits=splits, extra_attrs=attrs)
-    except BaseException:
+    except BaseException as exc:
+        unfinished = writer.partial.exists()
         writer.abort()
+        if isinstance(exc, KeyboardInterrupt) and unfinished:
+            logger.warning(
+                "interrupted: nothing was written to %s (its unfinished partial file is removed)",
+                path,
+            )
         raise
 
 
@@ -115,7 +121,7 @@ def _stream(plan: ArrayPlan, store: ArrayStore, writer: DatasetWriter, progress:
         for fp in plan.fields.values()
     )
     step = max(1, _BLOCK_BYTES // max(per_sample, 1))
-    with ProgressBar(enabled=progress) as bar:
+    with ProgressBar(enabled=progress) as bar, DeferredInterrupt():
         task = bar.add_task(f"importing {Path(store.where).name}", total=n)
         for start in range(0, n, step):
             stop = min(n, start + step)
@@ -125,6 +131,7 @@ def _stream(plan: ArrayPlan, store: ArrayStore, writer: DatasetWriter, progress:
                 _check_finite(store, plan.params[name].name, value[:, None], start, "param")
             writer.write_batch(start, block, values)
             bar.advance(task, stop - start)
+            check_interrupt()
 
 
 def _read(store: ArrayStore, fp: FieldPlan, start: int, stop: int) -> np.ndarray:

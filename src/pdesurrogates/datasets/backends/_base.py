@@ -21,9 +21,15 @@ from typing import Any, ClassVar
 import h5py
 import numpy as np
 
-from pdesurrogates._files import check_not_input
-from pdesurrogates._progress import ProgressBar
-from pdesurrogates.datasets._schema import SCHEMA_NAME, SPATIAL_DIMS, FieldSpec, ParamSpec
+from pdesurrogates._files import DeferredInterrupt, check_interrupt, check_not_input
+from pdesurrogates._progress import ProgressBar, logger
+from pdesurrogates.datasets._schema import (
+    SCHEMA_NAME,
+    SPATIAL_DIMS,
+    FieldSpec,
+    ParamSpec,
+    open_error,
+)
 from pdesurrogates.datasets._writer import DatasetWriter, contiguous_splits
 from pdesurrogates.errors import DatasetError, SchemaError
 
@@ -52,11 +58,7 @@ def open_source_h5(path: str | os.PathLike) -> h5py.File:
     try:
         return h5py.File(p, "r")
     except OSError as exc:
-        size = p.stat().st_size
-        raise DatasetError(
-            f"{p}: cannot open as HDF5 ({size} bytes; {exc}). The file is truncated, corrupt "
-            "or not HDF5; download or copy it again"
-        ) from exc
+        raise open_error(p, exc, "download or copy it again") from exc
 
 
 def check_storage(path, ds: h5py.Dataset) -> None:
@@ -280,7 +282,8 @@ def convert(
 
     Memory use is bounded by about ``3 * block_bytes`` whatever the source size. The output
     is written under its lock as :class:`DatasetWriter` does, and is never one of the source's
-    files (:class:`~pdesurrogates.errors.OutputError`). On any error the unfinished
+    files (:class:`~pdesurrogates.errors.OutputError`). On any error, and on Ctrl-C (raised
+    as :class:`KeyboardInterrupt` after the block being copied), the unfinished
     ``output.partial`` is removed.
     """
     if limit is not None and (not isinstance(limit, int | np.integer) or limit < 1):
@@ -325,7 +328,7 @@ def convert(
                 f["sample"][...] = np.asarray(source.sample_ids[:n], dtype=np.int64)
             source.write_extras(f, n)
             step = max(1, block_bytes // source.sample_bytes(sample_names))
-            with ProgressBar(enabled=progress) as bar:
+            with ProgressBar(enabled=progress) as bar, DeferredInterrupt():
                 task = bar.add_task(f"importing {source.path.name}", total=n)
                 for start in range(0, n, step):
                     stop = min(n, start + step)
@@ -333,6 +336,7 @@ def convert(
                     values = {k: v[start:stop] for k, v in source.param_values.items()}
                     writer.write_batch(start, block, values)
                     bar.advance(task, stop - start)
+                    check_interrupt()
             splits = source.splits(n)
             attrs = {
                 "split_convention": source.split_note or "contiguous 80/10/10 blocks",
@@ -341,8 +345,14 @@ def convert(
             if splits is None:
                 return writer.finalize(split=(0.8, 0.1, 0.1), extra_attrs=attrs)
             return writer.finalize(splits=splits, extra_attrs=attrs)
-    except BaseException:
+    except BaseException as exc:
+        unfinished = writer.partial.exists()
         writer.abort()
+        if isinstance(exc, KeyboardInterrupt) and unfinished:
+            logger.warning(
+                "interrupted: nothing was written to %s (its unfinished partial file is removed)",
+                output,
+            )
         raise
 
 

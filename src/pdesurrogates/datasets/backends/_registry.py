@@ -22,9 +22,10 @@ from pathlib import Path
 import h5py
 
 from pdesurrogates._progress import logger
+from pdesurrogates.datasets._schema import held_open, open_error
 from pdesurrogates.datasets.backends._array_stores import plain_arrays_hint
 from pdesurrogates.datasets.backends._base import ImporterBackend
-from pdesurrogates.errors import SchemaError
+from pdesurrogates.errors import DatasetError, SchemaError
 
 __all__ = [
     "get_backend",
@@ -133,13 +134,17 @@ def unknown_layout(
     layouts: Mapping[str, str] | None = None,
     *,
     backend: str | None = None,
-) -> SchemaError:
-    """The error for a file whose layout is not recognised.
+) -> DatasetError:
+    """The error for a file whose layout is not recognised (or, when HDF5 refuses it
+    because another process holds it open, the error that says so).
 
     ``layouts``: the layouts that were expected, with descriptions (default: every
     backend's). ``backend``: the backend that tried; when another backend recognises the
     file, the message names its command.
     """
+    held = _held_open(path)
+    if held is not None:  # every backend failed to open it: not a layout problem
+        return held
     if layouts is None:
         layouts = {k: v for b in list_backends() for k, v in b.layouts.items()}
     lines = "; ".join(f"{k} ({v})" for k, v in layouts.items())
@@ -154,6 +159,18 @@ def unknown_layout(
     return SchemaError(
         f"{path}: unknown layout: found {found}. Recognised layouts: {lines}. {todo}"
     )
+
+
+def _held_open(path: str | os.PathLike) -> DatasetError | None:
+    """The error for an HDF5 file another process holds locked, else None."""
+    p = Path(path)
+    try:
+        if _is_special(p) or not (p.is_file() and h5py.is_hdf5(p)):
+            return None
+        h5py.File(p, "r").close()
+    except Exception as exc:
+        return open_error(p, exc, "") if held_open(exc) else None
+    return None
 
 
 def _plain_arrays(path: str | os.PathLike) -> str:
