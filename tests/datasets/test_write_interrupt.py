@@ -144,6 +144,29 @@ def _generate(path, **kw):
     )
 
 
+def test_ctrl_c_while_dcdm_training_vectors_are_written_leaves_no_file(tmp_path, monkeypatch):
+    """A Ctrl-C dropped inside h5py while the training vectors are written is raised
+    after that sample's write, and the writer's clean-up leaves no output."""
+    from pdesurrogates.solvers import gallery
+    from pdesurrogates.training._dcdm import write_ritz_dataset
+
+    real = DatasetWriter._array
+    calls = []
+
+    def array(self, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:
+            _sigint_in_a_weakref_callback()
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(DatasetWriter, "_array", array)
+    out = tmp_path / "ritz.h5"
+    with pytest.raises(KeyboardInterrupt):
+        write_ritz_dataset(out, gallery.dirichlet_box((8, 8)), n_samples=6, m=8)
+    assert len(calls) == 3  # raised at the end of the third sample's write
+    assert os.listdir(tmp_path) == []
+
+
 def test_ctrl_c_while_a_generator_writes_keeps_a_resumable_partial(tmp_path, monkeypatch, caplog):
     out = tmp_path / "g.h5"
     real = DatasetWriter.write

@@ -35,6 +35,7 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
+from pdesurrogates._files import DeferredInterrupt, check_interrupt
 from pdesurrogates.errors import DatasetError, TrainingError
 from pdesurrogates.training._configs import DCDMConfig
 from pdesurrogates.training._steps import BatchSource, TrainingStep
@@ -161,6 +162,9 @@ def ritz_training_vectors(
     return X.astype(np.float32)
 
 
+_RITZ_PDE = "A r = b training residuals for the deep conjugate-direction method"
+
+
 def write_ritz_dataset(
     path: str | os.PathLike,
     problem,
@@ -207,8 +211,7 @@ def write_ritz_dataset(
     n_valid = max(1, round(valid_fraction * n_samples)) if n_samples > 1 else 0
     idx = np.arange(n_samples)
     splits = {"train": idx[: n_samples - n_valid], "valid": idx[n_samples - n_valid :]}
-    if n_valid == 0:
-        splits = {"train": idx}
+    splits = splits if n_valid else {"train": idx}
     source = {
         "generator": "pdesurrogates.training.write_ritz_dataset",
         "problem": getattr(problem, "name", "problem"),
@@ -218,18 +221,17 @@ def write_ritz_dataset(
         "low_weight": float(low_weight),
         "seed": int(seed),
     }
-    with DatasetWriter(
-        path,
-        n_samples=n_samples,
-        coords=coords,
-        fields=fields,
-        dataset_name="dcdm_ritz",
-        pde="A r = b training residuals for the deep conjugate-direction method",
-        source=source,
-    ) as w:
-        for i in range(n_samples):
-            w.write(i, {"r": X[i].reshape(shape)})
-        w.finalize(splits=splits)
+    w = DatasetWriter(path, n_samples=n_samples, coords=coords, fields=fields, source=source,
+                      dataset_name="dcdm_ritz", pde=_RITZ_PDE)  # fmt: skip
+    try:  # a failed or interrupted write leaves nothing: the vectors are made in seconds
+        with w, DeferredInterrupt():  # Ctrl-C inside h5py is raised after a sample's write
+            for i in range(n_samples):
+                w.write(i, {"r": X[i].reshape(shape)})
+                check_interrupt()
+            w.finalize(splits=splits)
+    except BaseException:
+        w.abort()
+        raise
     return Path(path)
 
 
