@@ -35,6 +35,7 @@ from pdesurrogates.datasets import (
 from pdesurrogates.datasets.backends._base import open_source_h5
 from pdesurrogates.errors import DatasetError, SchemaError
 from pdesurrogates.testing._fuzz_datasets import build_base
+from pdesurrogates.uq import read_prediction_info
 
 
 @pytest.fixture(autouse=True)
@@ -250,7 +251,8 @@ def test_a_file_held_open_by_another_process_is_named_as_such_not_as_corrupt(tmp
     try:
         assert holder.stdout.readline().strip() == "open"
         out = tmp_path / "out.h5"
-        for read in (validate, open_dataset, open_source_h5, lambda p: import_dataset(p, out)):
+        readers = (validate, open_dataset, open_source_h5, read_prediction_info)
+        for read in (*readers, lambda p: import_dataset(p, out)):
             with pytest.raises(DatasetError) as info:
                 read(path)
             message = str(info.value)
