@@ -152,3 +152,64 @@ def test_ensemble_predict_numpy_equals_torch_without_autograd(mfdnn):
     np.testing.assert_array_equal(p_np.samples, members)
     np.testing.assert_allclose(p_np.mean, members.mean(0), rtol=1e-12)
     np.testing.assert_allclose(p_np.std, members.std(0, ddof=1), rtol=1e-12)
+
+
+# ------------------------------------------------------------------ edges, threads, auto
+def test_a_float32_net_is_silent_on_the_edges_of_its_declared_box():
+    """The box of a float32 net is stored rounded (-1.3 comes back as -1.29999995):
+    inputs exactly on the declared bounds are inside, just beyond them is not."""
+    bounds = np.array([[0.1, 0.7], [-1.3, 2.9]])
+    x = np.stack(np.meshgrid(*bounds, indexing="ij"), -1).reshape(-1, 2)  # the 4 corners
+    grid = np.linspace(bounds[:, 0], bounds[:, 1], 5)
+    x_lo = np.stack(np.meshgrid(grid[:, 0], grid[:, 1], indexing="ij"), -1).reshape(-1, 2)
+    f = lambda x: np.sin(3 * x[:, 0]) + x[:, 1]  # noqa: E731
+    fit = fit_multifidelity_net(
+        [x_lo, x], [0.8 * f(x_lo), f(x)], bounds=bounds, n_members=2, keep=2,
+        fit_kwargs=FAST, dtype=torch.float32,
+    )  # fmt: skip
+    assert fit.members[0].box_dtype == torch.float32
+    _silent(lambda: fit.predict(x))
+    beyond = x + np.array([0.0, 1e-3])
+    with pytest.warns(UserWarning, match="dimension 1 has values in"):
+        fit.predict(beyond)
+
+
+def test_ensemble_warning_check_leaves_the_warnings_state_alone(mfdnn):
+    """Members after the first are quiet through a context variable, not by catching
+    warnings: from several threads at once, the process's warnings machinery (filters,
+    display) is left as it was, and each thread's prediction is right."""
+    import threading
+
+    ens = mfdnn.model
+    filters, show = list(warnings.filters), warnings.showwarning
+    want = ens.predict(INSIDE).mean
+    got, errors = [], []
+
+    def work():
+        try:
+            for _ in range(50):
+                got.append(ens.predict(INSIDE).mean)
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors and len(got) == 200
+    for g in got:
+        np.testing.assert_array_equal(g, want)
+    assert warnings.filters == filters and warnings.showwarning is show
+    _one_warning(lambda: ens.predict(OUTSIDE))  # and the one warning still comes
+
+
+@pytest.mark.parametrize("method", ["ar1", "mfdnn"])
+def test_fit_multifidelity_without_bounds_never_warns(method):
+    """Without bounds the box is the data's range, not declared: no route warns."""
+    m = fit_multifidelity(
+        X_LO, P.low(X_LO), X_HI, P.high(X_HI), method=method, seed=0,
+        mfdnn_kwargs={"fit_kwargs": FAST},
+    )  # fmt: skip
+    _silent(lambda: m.predict(OUTSIDE))
+    _silent(lambda: m.model.predict(OUTSIDE))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -12,6 +11,7 @@ from torch import nn
 
 from pdesurrogates.io import build_model, estimate_parameters, model_spec, register_model
 from pdesurrogates.surrogates._limits import MAX_REPEAT, check_at_most
+from pdesurrogates.surrogates._mf_checks import quiet_box
 
 __all__ = ["Ensemble"]
 
@@ -85,18 +85,12 @@ class Ensemble(nn.Module):
     def member_outputs(self, *args, **kwargs) -> torch.Tensor:
         """Stacked member outputs, shape ``(K, *output_shape)`` (member axis first).
 
-        A warning several members give (the same category and text, such as an input
-        outside a multi-fidelity net's declared bounds) is given once.
+        An input outside a multi-fidelity net's declared bounds is reported by the first
+        member only: the members share the input box (:func:`quiet_box`).
         """
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            outs = torch.stack([m(*args, **kwargs) for m in self.members])
-        seen = set()
-        for w in caught:
-            if (w.category, str(w.message)) not in seen:
-                seen.add((w.category, str(w.message)))
-                warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
-        return outs
+        first = self.members[0](*args, **kwargs)
+        with quiet_box():
+            return torch.stack([first, *(m(*args, **kwargs) for m in self.members[1:])])
 
     def forward(self, *args, **kwargs) -> torch.Tensor:
         """The ensemble mean."""

@@ -3,19 +3,41 @@ fidelity level asked for, and prediction inputs outside the declared input box."
 
 from __future__ import annotations
 
+import contextvars
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import numpy as np
 import torch
 
-__all__ = ["check_inputs", "check_level", "warn_outside", "warn_outside_box"]
+__all__ = ["check_inputs", "check_level", "quiet_box", "warn_outside", "warn_outside_box"]
+
+_QUIET = contextvars.ContextVar("pdesurrogates_quiet_box", default=False)
 
 
-def warn_outside(x: np.ndarray, bounds: np.ndarray, what: str, *, stacklevel: int = 3) -> None:
-    """``UserWarning`` naming each input dimension where ``x`` leaves the declared box."""
+@contextmanager
+def quiet_box() -> Iterator[None]:
+    """Within the block, :func:`warn_outside_box` says nothing (in this thread or task
+    only): the members of an ensemble after the first share its input check."""
+    token = _QUIET.set(True)
+    try:
+        yield
+    finally:
+        _QUIET.reset(token)
+
+
+def warn_outside(
+    x: np.ndarray, bounds: np.ndarray, what: str, *, stacklevel: int = 3, eps: float = 0.0
+) -> None:
+    """``UserWarning`` naming each input dimension where ``x`` leaves the declared box.
+
+    A point on the box's edge is inside: the edge is widened by ``1e-9`` of the span and
+    by ``4 eps |bound|`` for a box stored at machine epsilon ``eps`` (float32 nets)."""
     span = bounds[:, 1] - bounds[:, 0]
-    below = (x < bounds[:, 0] - 1e-9 * span).any(0)
-    above = (x > bounds[:, 1] + 1e-9 * span).any(0)
+    slack = 1e-9 * span + 4 * eps * np.abs(bounds).max(1)
+    below = (x < bounds[:, 0] - slack).any(0)
+    above = (x > bounds[:, 1] + slack).any(0)
     for j in np.flatnonzero(below | above):
         col = x[:, j]
         warnings.warn(
@@ -30,13 +52,15 @@ def warn_outside(x: np.ndarray, bounds: np.ndarray, what: str, *, stacklevel: in
 def warn_outside_box(model, x: torch.Tensor, *, stacklevel: int = 4) -> None:
     """:func:`warn_outside` for a multi-fidelity model's prediction input ``x`` ``(n, d)``:
     ``model.input_box()`` is its input box ``(d, 2)``, checked when
-    ``model.bounds_declared`` (the box of undeclared bounds is the training data's range)."""
+    ``model.bounds_declared`` (the box of undeclared bounds is the training data's range),
+    stored in ``model.box_dtype`` (default float64); nothing within :func:`quiet_box`."""
     if not getattr(model, "bounds_declared", False) or x.ndim != 2 or not len(x):
         return
-    if torch._C._functorch.is_functorch_wrapped_tensor(x):  # under torch.func: no values
+    if _QUIET.get() or torch._C._functorch.is_functorch_wrapped_tensor(x):  # torch.func
         return
     xa = x.detach().cpu().to(torch.float64).numpy()
-    warn_outside(xa, model.input_box(), "prediction input", stacklevel=stacklevel + 1)
+    eps = float(torch.finfo(getattr(model, "box_dtype", torch.float64)).eps)
+    warn_outside(xa, model.input_box(), "prediction input", stacklevel=stacklevel + 1, eps=eps)
 
 
 def check_level(level, n_levels: int) -> int:

@@ -352,6 +352,11 @@ class MultiFidelityNet(nn.Module):
             out.append(self.corrections[k - 1](torch.cat([xs, out[-1]], dim=-1)))
         return out
 
+    @property
+    def box_dtype(self) -> torch.dtype:
+        """The dtype :meth:`input_box` is stored in (the net's)."""
+        return self.x_center.dtype
+
     def input_box(self) -> np.ndarray:
         """The input box ``(d, 2)`` of :meth:`set_scaling` (declared bounds or data range)."""
         lo, hi = self.x_center - self.x_half, self.x_center + self.x_half

@@ -355,6 +355,10 @@ def fit_multifidelity_levels(
             fits[m] = _fit_gp(m, xs, ys, box, seed, folds, progress)
             scores[m] = fits[m][1]
         seconds[m] = time.perf_counter() - t0
+    for m in todo:  # each fit took the box; only declared bounds make predictions warn
+        for obj in (fits[m][0], *fits[m][2]):
+            for member in getattr(obj, "members", [obj]):
+                member.bounds_declared = bounds is not None
     best = select_method(scores)
     logger.info(
         "fit_multifidelity: %s (cross-validated error %s)",
