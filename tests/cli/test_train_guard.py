@@ -420,3 +420,27 @@ def test_train_run_takes_the_run_guard(files, tmp_path):
     with pytest.raises(TrainingError, match=r"already holds a run"):
         train_run("fno", darcy, out, config={"training": {"epochs": 1}}, progress=False)
     assert _hashes(out) == before
+
+
+def test_a_toml_run_without_a_scheduler_says_none(files, tmp_path, capsys):
+    """TOML has no None: ``scheduler = "none"`` is a constant rate, recorded as null, so
+    the run may take more epochs on resume; an unknown schedule is refused before the
+    run directory is made, naming the file and the choices."""
+    _, _, darcy = files
+    cfg = tmp_path / "cfg.toml"
+    model = "\n".join(f"{k} = {v}" for k, v in MODEL.items())
+    cfg.write_text(
+        f'[model]\n{model}\n[training]\nepochs = 1\nbatch_size = 4\nscheduler = "none"\n'
+    )
+    run = tmp_path / "run"
+    args = ["train", "mgno", "--data", str(darcy), "-c", str(cfg), "-o", str(run), "-q"]
+    assert main(args) == 0, capsys.readouterr().err
+    assert json.loads((run / "run.json").read_text())["training"]["scheduler"] is None
+    assert main([*args[:6], "-o", str(run), "--resume", "--epochs", "2", "-q"]) == 0
+    saved = json.loads((run / "run.json").read_text())
+    assert saved["resumes"][-1]["changed"] == {"training.epochs": [1, 2]}
+    cfg.write_text(cfg.read_text().replace('"none"', '"linear"'))
+    bad = tmp_path / "bad"
+    _refused([*args[:6], "-o", str(bad), "-q"], capsys, str(cfg), "scheduler must be",
+             "'none' (a constant rate), got 'linear'")  # fmt: skip
+    assert not bad.exists()

@@ -46,6 +46,23 @@ class _Config:
         return cls(**dict(values))
 
 
+SCHEDULERS = ("onecycle", "cosine", None)
+
+
+def scheduler_setting(owner: str, value: Any) -> str | None:
+    """The learning-rate schedule ``value`` as the Trainer takes it: ``"onecycle"``,
+    ``"cosine"`` or None (a constant rate), which a TOML file, having no None, writes
+    ``"none"``; ``ValueError`` naming ``owner`` otherwise."""
+    if isinstance(value, str) and value.lower() == "none":
+        return None
+    if value not in SCHEDULERS:
+        raise ValueError(
+            f"{owner}: scheduler must be 'onecycle', 'cosine' or 'none' (a constant rate), "
+            f"got {value!r}"
+        )
+    return value
+
+
 def _check_int(owner: str, name: str, value: Any, minimum: int) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         raise ValueError(f"{owner}: {name} must be an integer >= {minimum}, got {value!r}")

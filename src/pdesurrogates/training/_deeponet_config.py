@@ -35,10 +35,10 @@ from pathlib import Path
 from typing import Any
 
 from pdesurrogates.errors import ConfigError
+from pdesurrogates.training._configs import scheduler_setting
 
 __all__ = ["DeepONetConfig"]
 
-_SCHEDULERS = ("onecycle", "cosine", None)
 _LOSSES = ("mse", "rel_l2", "rel_h1")
 
 
@@ -113,10 +113,11 @@ class DeepONetConfig:
             _positive("grad_clip", self.grad_clip)
         if not (isinstance(self.pct_start, (int, float)) and 0 < self.pct_start < 1):
             raise ConfigError(f"DeepONetConfig.pct_start must be in (0, 1); got {self.pct_start!r}")
-        if self.scheduler not in _SCHEDULERS:
-            raise ConfigError(
-                f"DeepONetConfig.scheduler must be one of {_SCHEDULERS}; got {self.scheduler!r}"
-            )
+        try:
+            scheduler = scheduler_setting("DeepONetConfig", self.scheduler)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+        object.__setattr__(self, "scheduler", scheduler)
         if self.loss not in _LOSSES:
             raise ConfigError(f"DeepONetConfig.loss must be one of {_LOSSES}; got {self.loss!r}")
         if not isinstance(self.model, dict):

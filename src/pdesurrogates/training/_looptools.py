@@ -15,11 +15,11 @@ from torch.utils.data import DataLoader, DistributedSampler
 
 from pdesurrogates._progress import ProgressBar, TimeBudget
 from pdesurrogates.errors import TrainingError
+from pdesurrogates.training._configs import scheduler_setting
 from pdesurrogates.training._steps import BatchSource
 
 __all__: list[str] = []
 
-SCHEDULERS = ("onecycle", "cosine", None)
 OPTIMIZERS = ("adam", "lbfgs")
 
 
@@ -35,10 +35,7 @@ def check_arguments(trainer_args: Mapping[str, Any], metric_names) -> None:
         v = a[name]
         if not isinstance(v, int) or isinstance(v, bool) or v < 1:
             raise ValueError(f"Trainer: {name} must be an integer >= 1, got {v!r}")
-    if a["scheduler"] not in SCHEDULERS:
-        raise ValueError(
-            f"Trainer: scheduler must be 'onecycle', 'cosine' or None, got {a['scheduler']!r}"
-        )
+    scheduler_setting("Trainer", a["scheduler"])
     if a["optimizer"] not in OPTIMIZERS:
         raise ValueError(f"Trainer: optimizer must be 'adam' or 'lbfgs', got {a['optimizer']!r}")
     if a["optimizer"] == "lbfgs" and a["weight_decay"]:

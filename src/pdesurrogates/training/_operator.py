@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pdesurrogates.errors import ConfigError
+from pdesurrogates.training._configs import scheduler_setting
 
 __all__ = ["OperatorConfig"]
 
@@ -36,7 +37,7 @@ class OperatorConfig:
     batch_size : int
         Samples per optimiser step.
     scheduler : str or None
-        ``"onecycle"``, ``"cosine"`` or None (constant rate).
+        ``"onecycle"``, ``"cosine"`` or None (constant rate; ``"none"`` in a TOML file).
     patience : int or None
         Stop after this many epochs without a better validation error.
     seed : int
@@ -82,6 +83,7 @@ class OperatorConfig:
                 raise ValueError(f"OperatorConfig: {name} must be an integer >= 1, got {v!r}")
         if not (isinstance(self.lr, int | float) and self.lr > 0 and math.isfinite(self.lr)):
             raise ValueError(f"OperatorConfig: lr must be a positive number, got {self.lr!r}")
+        object.__setattr__(self, "scheduler", scheduler_setting("OperatorConfig", self.scheduler))
 
     @classmethod
     def types(cls) -> dict[str, tuple[type, ...]]:

@@ -42,7 +42,7 @@ from pdesurrogates.training._checkpoint import (
     restore,
     write_checkpoint,
 )
-from pdesurrogates.training._configs import TrainerConfig
+from pdesurrogates.training._configs import TrainerConfig, scheduler_setting
 from pdesurrogates.training._looptools import (
     Bars,
     Clock,
@@ -246,7 +246,7 @@ class Trainer:
         self.min_lr = float(min_lr)
         self.epochs = epochs
         self.batch_size = batch_size
-        self.scheduler_name = scheduler
+        self.scheduler_name = scheduler_setting("Trainer", scheduler)
         self.patience = patience
         self.out_dir = None if out_dir is None else Path(out_dir)
         self.seed = int(seed)
