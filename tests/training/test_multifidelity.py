@@ -107,7 +107,7 @@ def test_bad_fit_input():
     p, x_lo, x_hi = _forrester(11)
     net = MultiFidelityNet()
     y_lo, y_hi = p.low(x_lo), p.high(x_hi)
-    with pytest.raises(ValueError, match=r"ys\[0\] must have shape \(11,\)"):
+    with pytest.raises(ValueError, match=r"y of level 0 must have shape \(11,\)"):
         fit_mfnet(net, [x_lo, x_hi], [y_lo[:5], y_hi])
     with pytest.raises(ValueError, match="NaN"):
         fit_mfnet(net, [x_lo, x_hi], [y_lo, np.array([1.0, np.nan, 2.0, 3.0])])

@@ -92,7 +92,7 @@ def check_n_train(n_train) -> list[int]:
     return [int(n) for n in values]
 
 
-def _as_level(k: int, x, y, in_dim: int, need: int) -> tuple[np.ndarray, np.ndarray]:
+def _as_level(k: int, x, y, in_dim: int, need: int, who: str) -> tuple[np.ndarray, np.ndarray]:
     x = np.asarray(x.detach().cpu() if torch.is_tensor(x) else x, dtype=np.float64)
     y = np.asarray(y.detach().cpu() if torch.is_tensor(y) else y, dtype=np.float64)
     if x.ndim == 1 and in_dim == 1:
@@ -108,7 +108,7 @@ def _as_level(k: int, x, y, in_dim: int, need: int) -> tuple[np.ndarray, np.ndar
     if not (np.isfinite(x).all() and np.isfinite(y).all()):
         raise ValueError(f"level {k} data contain NaN or infinite values; remove them")
     if len(x) < need:
-        raise ValueError(f"level {k} has {len(x)} point(s); co-kriging needs at least {need} there")
+        raise ValueError(f"level {k} has {len(x)} point(s); {who} needs at least {need} there")
     return x, y
 
 
@@ -148,8 +148,12 @@ def check_outputs(ys) -> None:
             )
 
 
-def check_levels(xs, ys, in_dim: int, n_levels: int, bounds):
-    """Validate per-level data; returns float64 ``xs``, ``ys`` and the input box ``(d, 2)``."""
+def check_levels(
+    xs, ys, in_dim: int, n_levels: int, bounds, *, top: int = 3, who: str = "co-kriging",
+    stacklevel: int = 4,
+):  # fmt: skip
+    """Validate per-level data (every model's one check): returns float64 ``xs``, ``ys``
+    and the input box ``(d, 2)``. Each level needs 2 points, the highest ``top``."""
     if not isinstance(xs, list | tuple) or not isinstance(ys, list | tuple):
         raise ValueError("xs and ys must be lists with one array per level, lowest fidelity first")
     if len(xs) != n_levels or len(ys) != n_levels:
@@ -157,13 +161,13 @@ def check_levels(xs, ys, in_dim: int, n_levels: int, bounds):
             f"expected {n_levels} levels of data; got {len(xs)} input and {len(ys)} output arrays"
         )
     levels = [
-        _as_level(k, x, y, in_dim, 3 if k == n_levels - 1 else 2)
+        _as_level(k, x, y, in_dim, top if k == n_levels - 1 else 2, who)
         for k, (x, y) in enumerate(zip(xs, ys, strict=True))
     ]
     xs_np = [x for x, _ in levels]
     ys_np = [y for _, y in levels]
     check_outputs(ys_np)
-    return xs_np, ys_np, input_box(np.concatenate(xs_np), in_dim, bounds, stacklevel=4)
+    return xs_np, ys_np, input_box(np.concatenate(xs_np), in_dim, bounds, stacklevel=stacklevel)
 
 
 def init_hypers(gp, k: int, z, y, gen, restart: int, *, in_dim: int, noise_floor: float) -> None:

@@ -13,7 +13,7 @@ import torch
 from pdesurrogates._progress import ProgressBar
 from pdesurrogates.errors import TrainingError
 from pdesurrogates.surrogates import MultiFidelityNet
-from pdesurrogates.surrogates._cokriging_fit import check_outputs, input_box
+from pdesurrogates.surrogates._cokriging_fit import check_levels
 from pdesurrogates.training._configs import MultiFidelityConfig
 from pdesurrogates.training._mf_optim import minimise_residuals
 
@@ -29,41 +29,12 @@ def check_positive_int(name: str, value, minimum: int = 1) -> int:
 
 
 def prepare_mf_data(xs, ys, in_dim: int, n_levels: int, bounds):
-    """Checked float64 tensors per level and the input box ``(d, 2)``."""
-    if not isinstance(xs, list | tuple) or not isinstance(ys, list | tuple):
-        raise ValueError("xs and ys must be lists with one array per fidelity level, lowest first")
-    if len(xs) != n_levels or len(ys) != n_levels:
-        raise ValueError(
-            f"expected {n_levels} levels of data (lowest fidelity first); got {len(xs)} "
-            f"input arrays and {len(ys)} output arrays"
-        )
-    xs_t, ys_t = [], []
-    for k, (x, y) in enumerate(zip(xs, ys, strict=True)):
-        x = torch.as_tensor(np.asarray(x, dtype=np.float64) if not torch.is_tensor(x) else x)
-        y = torch.as_tensor(np.asarray(y, dtype=np.float64) if not torch.is_tensor(y) else y)
-        x = x.detach().cpu().to(torch.float64)
-        y = y.detach().cpu().to(torch.float64)
-        if x.ndim == 1 and in_dim == 1:
-            x = x[:, None]
-        if y.ndim == 2 and y.shape[1] == 1:
-            y = y[:, 0]
-        if x.ndim != 2 or x.shape[1] != in_dim:
-            raise ValueError(f"xs[{k}] must have shape (n, {in_dim}); got {tuple(x.shape)}")
-        if y.ndim != 1 or y.shape[0] != x.shape[0]:
-            raise ValueError(
-                f"ys[{k}] must have shape ({x.shape[0]},) to match xs[{k}]; got {tuple(y.shape)}"
-            )
-        if not (torch.isfinite(x).all() and torch.isfinite(y).all()):
-            raise ValueError(f"level {k} data contain NaN or infinite values; remove them")
-        if x.shape[0] < 2:
-            raise ValueError(
-                f"level {k} has {x.shape[0]} point(s); at least 2 are needed per level"
-            )
-        xs_t.append(x)
-        ys_t.append(y)
-    check_outputs([y.numpy() for y in ys_t])
-    bounds = input_box(torch.cat(xs_t).numpy(), in_dim, bounds, stacklevel=4)
-    return xs_t, ys_t, bounds
+    """Checked float64 tensors per level and the input box ``(d, 2)``
+    (:func:`~pdesurrogates.surrogates._cokriging_fit.check_levels`: 2 points a level)."""
+    xs_np, ys_np, box = check_levels(
+        xs, ys, in_dim, n_levels, bounds, top=2, who="the MF-DNN", stacklevel=5
+    )
+    return [torch.as_tensor(x) for x in xs_np], [torch.as_tensor(y) for y in ys_np], box
 
 
 def _warm_start_low(net, x, y, x_val=None, y_val=None) -> None:
