@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -107,3 +108,31 @@ def test_read_inputs_reorders_to_the_recorded_names(run, tmp_path):
     dists = read_inputs(toml, recorded_inputs(run))
     assert list(dists) == ["a", "b"]
     assert dists["a"].mean() == pytest.approx(1.0) and dists["b"].mean() == pytest.approx(0.5)
+
+
+def test_inputs_beyond_declared_bounds_warn_once_for_the_whole_sample(tmp_path):
+    """Forrester co-kriging declared on [0, 1], x0 ~ U(0, 1.5), 8 batches: one warning,
+    over the whole sample's range, not one per batch; inside the box none."""
+    from pdesurrogates.runs import propagate_from_files
+    from pdesurrogates.solvers.reference import forrester
+    from pdesurrogates.surrogates import CoKrigingGP
+
+    p = forrester()
+    x_lo = np.linspace(0, 1, 11)[:, None]
+    x_hi = x_lo[[0, 4, 6, 10]]
+    gp = CoKrigingGP(n_restarts=1).fit(x_lo, p.low(x_lo), x_hi, p.high(x_hi), bounds=p.bounds)
+    save(gp, tmp_path / "gp")
+    wide = tmp_path / "wide.toml"
+    wide.write_text('[inputs.x0]\ndist = "uniform"\nlow = 0.0\nhigh = 1.5\n')
+    kw = dict(n_samples=2048, batch_size=256, progress=False, sobol_base=64)
+    with pytest.warns(UserWarning) as record:
+        propagate_from_files(str(tmp_path / "gp"), wide, out=tmp_path / "o1", **kw)
+    msgs = [str(w.message) for w in record if "declared bounds" in str(w.message)]
+    assert len(msgs) == 1, msgs
+    x = np.load(tmp_path / "o1" / "outputs.npz")["inputs"]
+    assert f"values in [{x.min():g}, {x.max():g}]" in msgs[0] and x.max() > 1.4
+    inside = tmp_path / "in.toml"
+    inside.write_text('[inputs.x0]\ndist = "uniform"\nlow = 0.0\nhigh = 1.0\n')
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        propagate_from_files(str(tmp_path / "gp"), inside, out=tmp_path / "o2", **kw)

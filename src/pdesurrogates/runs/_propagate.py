@@ -261,6 +261,7 @@ def propagate_from_files(
         :class:`~pdesurrogates._figures.Quantity` (:func:`output_quantity`).
     """
     from pdesurrogates.io import atomic_write_bytes
+    from pdesurrogates.surrogates._mf_checks import quiet_box
     from pdesurrogates.uq import plots, propagate, sobol_indices
 
     out = Path(out)
@@ -271,7 +272,9 @@ def propagate_from_files(
     output = output_quantity(inputs, model)
     out.mkdir(parents=True, exist_ok=True)
     common = dict(seed=seed, batch_size=batch_size, scheduler=scheduler, progress=progress)
-    res = propagate(fn, dists, n_samples, method=method, **common)
+    with quiet_box():  # the samples' range is checked once below, not once per batch
+        res = propagate(fn, dists, n_samples, method=method, **common)
+    _warn_outside(fn, res.inputs)
     res.meta.update(
         {
             "model": str(model),
@@ -290,12 +293,26 @@ def propagate_from_files(
         written["figure"] = out / "propagation.png"
     sob = None
     if sobol_base:
-        sob = sobol_indices(fn, dists, sobol_base, **common)
+        with quiet_box():  # the same distributions: checked above
+            sob = sobol_indices(fn, dists, sobol_base, **common)
         written["sobol"] = out / "sobol.json"
         sob.to_json(written["sobol"])
         _save_and_close(plots.plot_sobol(sob), out / "sobol.png")
         written["sobol_figure"] = out / "sobol.png"
     return {"written": written, "result": res, "sobol": sob, "output": output}
+
+
+def _warn_outside(fn, x) -> None:
+    """One warning, for the whole sample ``x``, where it leaves the declared bounds of a
+    multi-fidelity model ``fn`` (or of its ensemble's members)."""
+    import torch
+
+    from pdesurrogates.surrogates._mf_checks import warn_outside_box
+
+    model = getattr(fn, "members", [fn])[0]
+    if x is not None and getattr(model, "bounds_declared", False):
+        x = torch.as_tensor(np.asarray(x, dtype=np.float64).reshape(len(x), -1))
+        warn_outside_box(model, x, stacklevel=4)
 
 
 def _save_and_close(fig, path: Path) -> None:
