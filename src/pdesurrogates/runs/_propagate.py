@@ -272,9 +272,9 @@ def propagate_from_files(
     output = output_quantity(inputs, model)
     out.mkdir(parents=True, exist_ok=True)
     common = dict(seed=seed, batch_size=batch_size, scheduler=scheduler, progress=progress)
-    with quiet_box():  # the samples' range is checked once below, not once per batch
+    with quiet_box() as seen:  # one bounds warning for the whole sample, not per batch
         res = propagate(fn, dists, n_samples, method=method, **common)
-    _warn_outside(fn, res.inputs)
+    seen.warn()
     res.meta.update(
         {
             "model": str(model),
@@ -293,26 +293,14 @@ def propagate_from_files(
         written["figure"] = out / "propagation.png"
     sob = None
     if sobol_base:
-        with quiet_box():  # the same distributions: checked above
+        with quiet_box() as seen:  # Sobol's own sample: many more points
             sob = sobol_indices(fn, dists, sobol_base, **common)
+        seen.warn()
         written["sobol"] = out / "sobol.json"
         sob.to_json(written["sobol"])
         _save_and_close(plots.plot_sobol(sob), out / "sobol.png")
         written["sobol_figure"] = out / "sobol.png"
     return {"written": written, "result": res, "sobol": sob, "output": output}
-
-
-def _warn_outside(fn, x) -> None:
-    """One warning, for the whole sample ``x``, where it leaves the declared bounds of a
-    multi-fidelity model ``fn`` (or of its ensemble's members)."""
-    import torch
-
-    from pdesurrogates.surrogates._mf_checks import warn_outside_box
-
-    model = getattr(fn, "members", [fn])[0]
-    if x is not None and getattr(model, "bounds_declared", False):
-        x = torch.as_tensor(np.asarray(x, dtype=np.float64).reshape(len(x), -1))
-        warn_outside_box(model, x, stacklevel=4)
 
 
 def _save_and_close(fig, path: Path) -> None:

@@ -13,16 +13,40 @@ import torch
 
 __all__ = ["check_inputs", "check_level", "quiet_box", "warn_outside", "warn_outside_box"]
 
-_QUIET = contextvars.ContextVar("pdesurrogates_quiet_box", default=False)
+_QUIET = contextvars.ContextVar("pdesurrogates_quiet_box", default=None)
+
+
+class _Seen:
+    """The inputs :func:`warn_outside_box` was given within a :func:`quiet_box` block:
+    the model and the range of every input dimension."""
+
+    def __init__(self) -> None:
+        self.model, self.lo, self.hi = None, None, None
+
+    def add(self, model, xa: np.ndarray) -> None:
+        lo, hi = xa.min(0), xa.max(0)
+        if self.model is None:
+            self.model, self.lo, self.hi = model, lo, hi
+        elif len(lo) == len(self.lo):
+            self.lo, self.hi = np.minimum(self.lo, lo), np.maximum(self.hi, hi)
+
+    def warn(self, *, stacklevel: int = 3) -> None:
+        """One warning for everything seen (nothing if it stayed in the box)."""
+        if self.model is not None:
+            box = torch.as_tensor(np.stack([self.lo, self.hi]))
+            warn_outside_box(self.model, box, stacklevel=stacklevel + 1)
 
 
 @contextmanager
-def quiet_box() -> Iterator[None]:
+def quiet_box() -> Iterator[_Seen]:
     """Within the block, :func:`warn_outside_box` says nothing (in this thread or task
-    only): the members of an ensemble after the first share its input check."""
-    token = _QUIET.set(True)
+    only) but records the range it was given: the members of an ensemble after the
+    first share its check, and a caller evaluating a model in many batches warns once,
+    for the whole range, with ``seen.warn()`` after the block."""
+    seen = _Seen()
+    token = _QUIET.set(seen)
     try:
-        yield
+        yield seen
     finally:
         _QUIET.reset(token)
 
@@ -56,9 +80,13 @@ def warn_outside_box(model, x: torch.Tensor, *, stacklevel: int = 4) -> None:
     stored in ``model.box_dtype`` (default float64); nothing within :func:`quiet_box`."""
     if not getattr(model, "bounds_declared", False) or x.ndim != 2 or not len(x):
         return
-    if _QUIET.get() or torch._C._functorch.is_functorch_wrapped_tensor(x):  # torch.func
+    if torch._C._functorch.is_functorch_wrapped_tensor(x):  # under torch.func: no values
         return
     xa = x.detach().cpu().to(torch.float64).numpy()
+    seen = _QUIET.get()
+    if seen is not None:
+        seen.add(model, xa)
+        return
     eps = float(torch.finfo(getattr(model, "box_dtype", torch.float64)).eps)
     warn_outside(xa, model.input_box(), "prediction input", stacklevel=stacklevel + 1, eps=eps)
 
