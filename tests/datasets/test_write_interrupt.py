@@ -288,3 +288,48 @@ def test_the_stats_of_an_invalid_field_are_not_called_orphans(tmp_path, defect):
     expected = "/u has dtype int32" if defect == "dtype" else "/u has shape (6, 4, 4)"
     assert expected in message
     assert "belongs to no field" not in message and "/stats/u" not in message
+
+
+def test_a_filesystem_without_locks_is_named_as_such_not_as_a_held_file(tmp_path, monkeypatch):
+    """HDF5 says "unable to lock file" for every failed lock; only errno 11 is another
+    process holding the file. ENOLCK (e.g. NFS without a lock service) says how to read
+    without locks."""
+    import errno
+
+    import pdesurrogates.datasets._schema as schema
+
+    path = build_base(tmp_path)
+    nolock = OSError(errno.ENOLCK, "Unable to synchronously open file (unable to lock file)")
+    held = OSError(errno.EAGAIN, "Unable to synchronously open file (unable to lock file)")
+    assert not schema.held_open(nolock) and schema.lock_failed(nolock)
+    assert schema.held_open(held) and schema.lock_failed(held)
+
+    def refuse(*args, **kwargs):
+        raise nolock
+
+    monkeypatch.setattr(schema.h5py, "File", refuse)
+    with pytest.raises(DatasetError) as info:
+        schema.open_h5(path)
+    message = str(info.value)
+    assert "HDF5_USE_FILE_LOCKING=FALSE" in message and "another process" not in message
+
+
+def test_ctrl_c_during_the_value_scan_stops_after_the_block(tmp_path, monkeypatch):
+    """The value check reads a file block by block; a held-back Ctrl-C is raised after
+    the block being read, not after the whole file (migrate checks its copy this way)."""
+    import pdesurrogates.datasets._validate as validate_module
+
+    path = build_base(tmp_path)
+    monkeypatch.setattr(validate_module, "_BLOCK_BYTES", 1)  # one sample a block
+    real, reads = validate_module._read, []
+
+    def read(*args, **kwargs):
+        reads.append(1)
+        if len(reads) == 2:
+            _sigint_in_a_weakref_callback()
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(validate_module, "_read", read)
+    with h5py.File(path) as f, pytest.raises(KeyboardInterrupt), DeferredInterrupt():
+        validate_module.scan_values(f, path)
+    assert len(reads) == 2  # of 6 samples a field

@@ -54,6 +54,7 @@ __all__ = [
     "check_file",
     "field_key",
     "held_open",
+    "lock_failed",
     "open_error",
     "open_h5",
     "param_key",
@@ -231,7 +232,7 @@ def reading(path: Any, action: str = "read") -> Iterator[None]:
             "is corrupt or not meant to be read whole. Run `pdesurrogates validate` on it"
         ) from exc
     except _LOW_LEVEL as exc:
-        if held_open(exc):
+        if lock_failed(exc):
             raise open_error(Path(path), exc, "") from exc
         raise DatasetError(
             f"{path}: cannot {action} ({type(exc).__name__}: {exc}); the file is corrupt or "
@@ -309,6 +310,12 @@ def open_error(path: Path, exc: BaseException, remedy: str) -> DatasetError:
             "may be writing it. Wait for that process to finish (or close the file there), "
             "or work on a copy of the file"
         )
+    if isinstance(exc, OSError) and exc.errno == errno.ENOLCK:
+        return DatasetError(
+            f"{path}: HDF5 cannot lock files on this filesystem (errno {errno.ENOLCK}, no "
+            "locks available: e.g. NFS without a lock service); set the environment variable "
+            "HDF5_USE_FILE_LOCKING=FALSE, or work on a copy on a local disk"
+        )
     size = path.stat().st_size if path.exists() else 0
     return DatasetError(
         f"{path}: cannot open as HDF5 ({size} bytes; {exc}). The file is truncated, corrupt "
@@ -317,10 +324,16 @@ def open_error(path: Path, exc: BaseException, remedy: str) -> DatasetError:
 
 
 def held_open(exc: BaseException) -> bool:
-    """Whether ``exc`` is HDF5 refusing a file because another process has locked it."""
-    return (
-        isinstance(exc, OSError) and exc.errno in (errno.EAGAIN, errno.EWOULDBLOCK)
-    ) or "unable to lock file" in str(exc)
+    """Whether ``exc`` is HDF5 refusing a file because another process has locked it
+    (errno 11; HDF5 says "unable to lock file" for other lock failures too)."""
+    return isinstance(exc, OSError) and exc.errno in (errno.EAGAIN, errno.EWOULDBLOCK)
+
+
+def lock_failed(exc: BaseException) -> bool:
+    """Whether ``exc`` is HDF5 failing to lock a file: held by another process
+    (:func:`held_open`) or a filesystem without locks (ENOLCK); :func:`open_error` says
+    which, and what to do."""
+    return held_open(exc) or (isinstance(exc, OSError) and exc.errno == errno.ENOLCK)
 
 
 def read_bounded(

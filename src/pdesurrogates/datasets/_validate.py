@@ -14,6 +14,7 @@ from typing import Any
 import h5py
 import numpy as np
 
+from pdesurrogates._files import check_interrupt
 from pdesurrogates.datasets._schema import (
     ValidationReport,
     check_file,
@@ -123,6 +124,7 @@ def scan_values(f: h5py.File, path: Any, meta: dict[str, Any] | None = None) -> 
             stop = min(start + step, ds.shape[0])
             block = _read(ds, path, name, (start, stop))
             _check_block(path, ds.name, block, start, has_sample=True)
+            check_interrupt()  # a held-back Ctrl-C (DeferredInterrupt): after each block
 
 
 def _read(ds: h5py.Dataset, path: Any, name: str, rows: tuple[int, int] | None) -> np.ndarray:

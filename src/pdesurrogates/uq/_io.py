@@ -250,9 +250,9 @@ def read_prediction_info(path: str | os.PathLike) -> PredictionInfo:
                 if "source_index" in grp:
                     index = np.asarray(grp["source_index"][()], dtype=np.int64)
     except OSError as exc:
-        from pdesurrogates.datasets._schema import held_open, open_error
+        from pdesurrogates.datasets._schema import lock_failed, open_error
 
-        if held_open(exc):  # a predict still writing it, or another process holding it
+        if lock_failed(exc):  # a predict still writing it, or another process holding it
             raise open_error(path, exc, _REGENERATE) from exc
         raise SchemaError(f"{path}: not an HDF5 file ({exc}); {_REGENERATE}") from exc
     version = attrs.get("prediction_format_version")

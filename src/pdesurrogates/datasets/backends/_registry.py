@@ -22,7 +22,7 @@ from pathlib import Path
 import h5py
 
 from pdesurrogates._progress import logger
-from pdesurrogates.datasets._schema import held_open, open_error
+from pdesurrogates.datasets._schema import lock_failed, open_error
 from pdesurrogates.datasets.backends._array_stores import plain_arrays_hint
 from pdesurrogates.datasets.backends._base import ImporterBackend
 from pdesurrogates.errors import DatasetError, SchemaError
@@ -162,14 +162,15 @@ def unknown_layout(
 
 
 def _held_open(path: str | os.PathLike) -> DatasetError | None:
-    """The error for an HDF5 file another process holds locked, else None."""
+    """The error for an HDF5 file that cannot be locked (another process holds it, or
+    the filesystem has no locks), else None."""
     p = Path(path)
     try:
         if _is_special(p) or not (p.is_file() and h5py.is_hdf5(p)):
             return None
         h5py.File(p, "r").close()
     except Exception as exc:
-        return open_error(p, exc, "") if held_open(exc) else None
+        return open_error(p, exc, "") if lock_failed(exc) else None
     return None
 
 
