@@ -53,7 +53,7 @@ def test_toml_round_trip_and_errors_name_file_and_key(tmp_path):
     cases = [
         ("[training]\nepochs = 0\n", "epochs must be an integer >= 1"),
         ("[training]\nlr = -1.0\n", "lr must be a positive number"),
-        ("[training]\nscheduler = 'step'\n", "scheduler must be one of"),
+        ("[training]\nscheduler = 'step'\n", "scheduler must be 'onecycle', 'cosine' or 'none'"),
         ("[training]\nbatch = 3\n", "unknown key"),
         ("[optimiser]\nlr = 1.0\n", "unknown table"),
         ("[training\n", "not valid TOML"),
