@@ -403,3 +403,42 @@ def test_separable_options_are_checked_and_old_configs_load_as_joint():
     }
     legacy = DeepONet.from_config(old)
     assert legacy.trunk_kind == "joint" and hasattr(legacy, "trunk")
+
+
+def test_one_source_or_several_in_1d_and_empty_or_misshapen_points():
+    """In 1D a scalar (or [x]) is one source, (R, T); a flat list of S positions is S
+    sources, (S, R, T) (before, the first source's response was returned alone). Empty
+    receivers or sources are named, and a wrong shape is reported as it was given."""
+    torch.manual_seed(0)
+    tube = DeepONet(lengths=[2.0], duration=0.02, width=16, depth=2, latent=8).eval()
+    rec, times = [[0.3], [1.7]], tube.native_times()
+    one = tube.impulse_response(0.8, rec, times)
+    assert one.shape == (2, len(times))
+    np.testing.assert_array_equal(tube.impulse_response([0.8], rec, times), one)
+    both = tube.impulse_response([0.8, 1.2], rec, times)
+    assert both.shape == (2, 2, len(times))
+    np.testing.assert_array_equal(both[0], one)
+    np.testing.assert_array_equal(both[1], tube.impulse_response(1.2, rec, times))
+    assert np.abs(both[1] - both[0]).max() > 0  # another source, another response
+    room = _room_model()
+    for name, args in (
+        ("receivers", ([1.0, 0.7], np.zeros((0, 2)), room.native_times())),
+        ("source", (np.zeros((0, 2)), [[0.5, 0.5]], room.native_times())),
+    ):
+        with pytest.raises(ValueError, match=f"{name} is empty"):
+            room.impulse_response(*args)
+    with pytest.raises(ValueError, match=r"source must have shape \(n, 2\) in m; got \(3,\)"):
+        room.impulse_response([1.0, 0.9, 0.5], [[0.5, 0.5]], room.native_times())
+
+
+def test_an_ensemble_names_the_member_methods_it_does_not_have():
+    """`train deeponet --ensemble N` saves an Ensemble: the physical-units methods are
+    each member's, and asking the ensemble says so (a bare AttributeError before)."""
+    from pdesurrogates.surrogates import Ensemble
+
+    ens = Ensemble([_room_model(), _room_model()])
+    with pytest.raises(AttributeError, match=r"ens\.members\[k\]\.impulse_response"):
+        ens.impulse_response([1.0, 0.7], [[0.5, 0.5]], [0.0])
+    assert not hasattr(ens, "native_times") and hasattr(ens.members[0], "native_times")
+    with pytest.raises(AttributeError, match=r"has no attribute 'no_such_thing'$"):
+        ens.no_such_thing  # noqa: B018 - an attribute no member has: the plain error

@@ -48,14 +48,23 @@ class DeepONetChecks:
     fall back to the full checks (with their messages) otherwise.
     """
 
+    def one_point(self, value) -> bool:
+        """Whether ``value`` is one point (a scalar in 1D, or shape ``(dim,)``), not a list
+        of them: one source gives an ``(R, T)`` response, several ``(S, R, T)``."""
+        shape = np.shape(value)
+        return len(shape) == 0 or (len(shape) == 1 and shape[0] == self.dim)
+
     def _as_points(self, name, value) -> np.ndarray:
         if torch.is_tensor(value):
             value = value.detach().cpu().numpy()
         arr = np.ascontiguousarray(value, dtype=float)
-        if arr.ndim == 1:
-            arr = arr[None, :] if arr.shape[0] == self.dim else arr[:, None]
+        given = arr.shape
+        if arr.ndim <= 1:  # one point (dim,), or in 1D a scalar or a list of positions
+            arr = arr.reshape(1, -1) if self.one_point(arr) and arr.ndim else arr.reshape(-1, 1)
         if arr.ndim != 2 or arr.shape[1] != self.dim:
-            raise ValueError(f"{name} must have shape (n, {self.dim}) in m; got {arr.shape}")
+            raise ValueError(f"{name} must have shape (n, {self.dim}) in m; got {given}")
+        if not len(arr):
+            raise ValueError(f"{name} is empty: give at least one position, shape (n, {self.dim})")
         if not np.all(np.isfinite(arr)):
             raise ValueError(f"{name} contains NaN or Inf")
         bad = np.any((arr < 0) | (arr > np.asarray(self.lengths)), axis=1)
@@ -143,7 +152,8 @@ class DeepONetChecks:
             if arr.ndim == 1 and arr.shape[0] == self.dim:
                 arr = arr[None, :]
             lo, hi, _ = self._bounds_np
-            if arr.ndim == 2 and arr.shape[1] == self.dim and ((arr >= lo) & (arr <= hi)).all():
+            ok = arr.ndim == 2 and arr.shape[1] == self.dim and len(arr)
+            if ok and ((arr >= lo) & (arr <= hi)).all():
                 if self._in_air is None or self._in_air(arr):
                     return arr
         src = self._as_points("source", source)
@@ -153,7 +163,7 @@ class DeepONetChecks:
     def _fast_points(self, name, value) -> np.ndarray:
         if not torch.is_tensor(value):
             arr = np.ascontiguousarray(value, dtype=float)
-            if arr.ndim == 2 and arr.shape[1] == self.dim:
+            if arr.ndim == 2 and arr.shape[1] == self.dim and len(arr):
                 if ((arr >= 0.0) & (arr <= self._bounds_np[2])).all():
                     if self._in_air is None or self._in_air(arr):
                         return arr

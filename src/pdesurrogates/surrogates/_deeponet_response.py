@@ -117,10 +117,10 @@ class DeepONetResponses:
             if receivers is None or times is None:
                 raise ValueError("give receivers and times, or a basis from response_basis()")
             out = self._numpy_response(plan, source, receivers, times)
-            return out[0] if np.ndim(source) == 1 else out
+            return out[0] if self.one_point(source) else out
         with torch.no_grad():
             out = self._lean_response(plan, source, receivers, times, basis)
-        return out[0] if np.ndim(source) == 1 else out
+        return out[0] if self.one_point(source) else out
 
     def _lean_response(self, plan, source, receivers, times, basis) -> np.ndarray:
         """:meth:`impulse_response` (S, R, T) with a basis, or on the torch lean path."""

@@ -58,6 +58,20 @@ class Ensemble(nn.Module):
                 raise ValueError(f"Ensemble: member {i} is a {type(m).__name__}, not an nn.Module")
         self.members = nn.ModuleList(members)
 
+    def __getattr__(self, name: str):
+        try:
+            return super().__getattr__(name)
+        except AttributeError:
+            members = self.__dict__.get("_modules", {}).get("members")
+            kind = type(members[0]) if members is not None and len(members) else None
+            if kind is None or name.startswith("_") or name not in dir(kind):
+                raise
+            raise AttributeError(
+                f"'Ensemble' object has no attribute {name!r}: it is one of each member's "
+                f"({kind.__name__}); call ens.members[k].{name} for member k, or "
+                "ens.predict(...) for the ensemble's mean and spread"
+            ) from None
+
     def get_config(self) -> dict[str, Any]:
         return {"members": [model_spec(m) for m in self.members]}
 
