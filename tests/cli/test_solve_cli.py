@@ -108,8 +108,8 @@ def test_model_with_a_method_that_takes_none_is_an_error(tmp_path, capsys, metho
 def test_solve_errors(capsys, tmp_path):
     assert main(["solve", "--method", "dcdm", "--n", "8"]) == 1
     assert "--model" in capsys.readouterr().err
-    assert main(["solve", "--problem", "nope", "--n", "8"]) == 1
-    assert "unknown --problem" in capsys.readouterr().err
+    assert main(["solve", "--problem", "nope", "--n", "8"]) == 2
+    assert "unknown problem 'nope'" in capsys.readouterr().err
     plot = str(tmp_path / "x.png")
     assert main(["solve", "--n", "8", "--method", "cg", "--maxiter", "2", "--rtol", "1e-12",
                  "--plot", plot]) == 1  # fmt: skip
@@ -119,11 +119,14 @@ def test_solve_errors(capsys, tmp_path):
 
 def test_solve_tolerances(capsys, tmp_path):
     plot = str(tmp_path / "x.png")
-    assert main(["solve", "--n", "8", "--rtol", "-1", "--plot", plot]) == 1
+    assert main(["solve", "--n", "8", "--rtol", "-1", "--plot", plot]) == 2
     err = capsys.readouterr().err
-    assert "rtol must be a finite number >= 0" in err and "Traceback" not in err
-    assert main(["solve", "--n", "8", "--maxiter", "-2", "--plot", plot]) == 1
-    assert "maxiter must be >= 0" in capsys.readouterr().err
+    assert "'--rtol'" in err and "rtol must be a finite number >= 0" in err
+    assert "Traceback" not in err
+    assert main(["solve", "--n", "8", "--maxiter", "-2", "--plot", plot]) == 2
+    err = capsys.readouterr().err
+    assert "'--maxiter'" in err and "maxiter must be >= 0" in err
+    assert not Path(plot).exists()
     # rtol 0 is allowed: CG stops at the floating-point floor with a status, quickly
     assert main(["solve", "--n", "16", "--rtol", "0", "--plot", plot]) == 1
     cap = capsys.readouterr()
@@ -243,3 +246,85 @@ def test_neural_amg_refusals_on_the_cli(tmp_path, capsys):
     assert "NOT converged (nonsymmetric)" in cap.out and "A is not symmetric" in cap.err
     assert main(["solve", "--matrix", str(path), "--method", "sa", "--model", str(tmp_path)]) == 1
     assert "--model is not used by --method sa" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("args", "option", "words"),
+    [
+        (["--method", "foo"], "--method", ["'foo'", "cg, jacobi", "neural_amg"]),
+        (["--problem", "foo"], "--problem", ["'foo'", "poisson2d, poisson3d"]),
+        (["--n", "2"], "--n", [">= 4; got 2"]),
+        (["--threads", "0"], "--threads", [">= 1; got 0"]),
+        (["--maxiter", "-1"], "--maxiter", [">= 0", "got -1"]),
+        (["--rtol", "-1"], "--rtol", [">= 0", "got -1.0"]),
+        (["--rtol", "nan"], "--rtol", ["finite"]),
+        (["--rhs", "bumpy"], "--rhs", ["'random' or 'smooth'"]),
+    ],
+)
+def test_solve_bad_option_values_are_usage_errors(tmp_path, capsys, args, option, words):
+    plot = tmp_path / "p.png"
+    assert main(["solve", "--n", "8", *args, "--plot", str(plot)]) == 2
+    cap = capsys.readouterr()
+    assert f"Invalid value for '{option}'" in cap.err, cap.err
+    assert all(w in cap.err for w in words), cap.err
+    assert "iterations=" not in cap.out and not plot.exists()  # refused before the solve
+
+
+def test_solve_plot_suffix_is_checked_before_the_solve(tmp_path, capsys):
+    plot = tmp_path / "out.xyz"
+    assert main(["solve", "--n", "8", "--plot", str(plot)]) == 2
+    cap = capsys.readouterr()
+    assert "Invalid value for '--plot'" in cap.err and "'.xyz'" in cap.err
+    assert ".png" in cap.err and ".pdf" in cap.err and ".svg" in cap.err
+    assert "iterations=" not in cap.out and list(tmp_path.iterdir()) == []
+    # a supported suffix other than .png is written in its own format
+    svg = tmp_path / "out.svg"
+    assert main(["solve", "--n", "8", "--plot", str(svg)]) == 0
+    assert svg.read_text().lstrip().startswith("<?xml") and "<svg" in svg.read_text()
+
+
+def test_solve_refuses_a_complex_matrix(tmp_path, capsys):
+    import warnings
+
+    import scipy.sparse as sp
+
+    from pdesurrogates.solvers import gallery
+
+    A = sp.csr_matrix(gallery.poisson2d(8), dtype=complex) * (1 + 1j)
+    path = tmp_path / "C.npz"
+    sp.save_npz(path, A)
+    before = path.read_bytes()
+    plot = tmp_path / "p.png"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no ComplexWarning: refused before any cast
+        code = main(["solve", "--matrix", str(path), "--plot", str(plot)])
+    cap = capsys.readouterr()
+    assert code == 1 and f"--matrix {path}" in cap.err
+    assert "complex" in cap.err and "real symmetric positive definite" in cap.err
+    assert "iterations=" not in cap.out and not plot.exists()
+    assert path.read_bytes() == before
+
+
+def test_solve_refuses_a_malformed_npz_naming_the_file(tmp_path, capsys):
+    import zipfile
+
+    path = tmp_path / "obj.npz"
+    with zipfile.ZipFile(path, "w") as zf:  # a zip whose format.npy is empty
+        zf.writestr("format.npy", b"")
+    before = path.read_bytes()
+    assert main(["solve", "--matrix", str(path), "--plot", str(tmp_path / "p.png")]) == 1
+    err = capsys.readouterr().err
+    assert f"--matrix {path}: cannot read a sparse matrix" in err
+    assert "scipy.sparse.save_npz" in err and "unexpected" not in err and "bug" not in err
+    assert path.read_bytes() == before
+
+
+@pytest.mark.parametrize(
+    ("args", "option"),
+    [(["--dim", "4"], "--dim"), (["--grid", "4"], "--grid"), (["--boundary", "x"], "--boundary")],
+)
+def test_train_dcdm_bad_option_values_are_usage_errors(tmp_path, capsys, args, option):
+    run = tmp_path / "run"
+    assert main(["train", "dcdm", "-o", str(run), *args, "-q"]) == 2
+    assert f"Invalid value for '{option}'" in capsys.readouterr().err
+    assert not run.exists()

@@ -105,10 +105,21 @@ def read_matrix(path: Path):
             f"--matrix {path}: unknown format {suffix!r}; give a .npz file written by "
             "scipy.sparse.save_npz or a Matrix Market .mtx file"
         )
-    try:
+    try:  # any failure of a malformed file is the file's fault, never a bug (no unpickling)
         A = sp.load_npz(path) if suffix == ".npz" else scipy.io.mmread(path)
+    except Exception as exc:
+        raise DatasetError(
+            f"--matrix {path}: cannot read a sparse matrix ({type(exc).__name__}: {exc}); "
+            "give a .npz file written by scipy.sparse.save_npz or a Matrix Market .mtx file"
+        ) from exc
+    if np.dtype(A.dtype).kind == "c":  # a float cast would drop the imaginary part
+        raise DatasetError(
+            f"--matrix {path}: the matrix is complex ({A.dtype}); the solvers take real "
+            "symmetric positive definite matrices"
+        )
+    try:
         A = sp.csr_matrix(A, dtype=float)
-    except (OSError, ValueError, KeyError, TypeError) as exc:
+    except (ValueError, TypeError) as exc:
         raise DatasetError(f"--matrix {path}: cannot read a sparse matrix ({exc})") from exc
     if A.ndim != 2 or A.shape[0] != A.shape[1] or A.shape[0] == 0:
         raise DatasetError(f"--matrix {path}: the matrix is {A.shape[0]}x{A.shape[1]}, not square")
@@ -128,6 +139,51 @@ def _system(problem: str, n: int, matrix: Path | None, rhs: str, seed: int, obst
     A = read_matrix(matrix)
     b = np.random.default_rng(seed).standard_normal(A.shape[0])
     return A, b, f"{matrix.name} ({A.shape[0]} unknowns)"
+
+
+def _bad(option: str, message: str) -> typer.BadParameter:
+    """A usage error (exit code 2) naming ``option``."""
+    return typer.BadParameter(message, param_hint=f"'{option}'")
+
+
+def _plot_formats() -> tuple[str, ...]:
+    """The file suffixes matplotlib can write (without the dot)."""
+    from matplotlib.backend_bases import FigureCanvasBase
+
+    return tuple(sorted(FigureCanvasBase.get_supported_filetypes()))
+
+
+def _check_solve_options(problem, method, rhs, threads, n, rtol, maxiter, plot) -> None:
+    """Refuse a bad option value of ``solve`` before any work, as a usage error."""
+    if problem not in _PROBLEMS:
+        raise _bad(
+            "--problem", f"unknown problem {problem!r}; choose one of {', '.join(_PROBLEMS)}"
+        )
+    if method not in _METHODS:
+        raise _bad("--method", f"unknown method {method!r}; choose one of {', '.join(_METHODS)}")
+    if rhs not in ("random", "smooth"):
+        raise _bad("--rhs", f"must be 'random' or 'smooth'; got {rhs!r}")
+    if threads < 1:
+        raise _bad("--threads", f"must be >= 1; got {threads}")
+    if n < 4:
+        raise _bad("--n", f"must be >= 4; got {n}")
+    from pdesurrogates.errors import SolverError
+    from pdesurrogates.solvers._checks import check_maxiter, check_tolerances
+
+    for option, check in (("--rtol", lambda: check_tolerances(rtol, 0.0)),
+                          ("--maxiter", lambda: check_maxiter(maxiter, 1))):  # fmt: skip
+        try:
+            check()
+        except SolverError as exc:
+            raise _bad(option, str(exc)) from exc
+    if plot is not None and plot.suffix:
+        formats = _plot_formats()
+        if plot.suffix[1:].lower() not in formats:
+            raise _bad(
+                "--plot",
+                f"{plot}: matplotlib cannot write {plot.suffix!r} files; use one of "
+                f"{', '.join('.' + f for f in formats)}",
+            )
 
 
 @app.command("solve")
@@ -172,16 +228,7 @@ def solve_command(
 
     Example: pdesurrogates solve --matrix A.npz --method neural_amg --model runs/namg
     """
-    if problem not in _PROBLEMS:
-        raise ValueError(f"unknown --problem {problem!r}; choose one of {', '.join(_PROBLEMS)}")
-    if method not in _METHODS:
-        raise ValueError(f"unknown --method {method!r}; choose one of {', '.join(_METHODS)}")
-    if rhs not in ("random", "smooth"):
-        raise ValueError(f"--rhs must be 'random' or 'smooth'; got {rhs!r}")
-    if threads < 1:
-        raise ValueError(f"--threads must be >= 1; got {threads}")
-    if n < 4:
-        raise ValueError(f"--n must be >= 4; got {n}")
+    _check_solve_options(problem, method, rhs, threads, n, rtol, maxiter, plot)
     import torch
 
     from pdesurrogates.errors import SolverError
@@ -283,6 +330,12 @@ def train_dcdm_command(
     made with the same grid, boundary, samples, Lanczos steps and seed; else it is refused
     naming the difference.
     """
+    if dim not in (2, 3):
+        raise _bad("--dim", f"must be 2 or 3; got {dim}")
+    if grid < 8:
+        raise _bad("--grid", f"must be >= 8; got {grid}")
+    if boundary not in ("dirichlet", "smoke"):
+        raise _bad("--boundary", f"must be 'dirichlet' or 'smoke'; got {boundary!r}")
     from pdesurrogates.runs import new_run_dir
     from pdesurrogates.solvers import gallery
     from pdesurrogates.training import DCDMConfig, check_ritz_dataset, write_ritz_dataset
@@ -290,13 +343,6 @@ def train_dcdm_command(
     given = dict(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, max_seconds=max_seconds)
     cfg = DCDMConfig.from_dict({k: v for k, v in given.items() if v is not None})
     seed = cfg.seed
-
-    if dim not in (2, 3):
-        raise ValueError(f"--dim must be 2 or 3; got {dim}")
-    if grid < 8:
-        raise ValueError(f"--grid must be >= 8; got {grid}")
-    if boundary not in ("dirichlet", "smoke"):
-        raise ValueError(f"--boundary must be 'dirichlet' or 'smoke'; got {boundary!r}")
     shape = (grid,) * dim
     prob = gallery.dirichlet_box(shape) if boundary == "dirichlet" else gallery.smoke_domain(shape)
     if data is not None:  # a file of the user's: the settings asked for must be its own
